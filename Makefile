@@ -1,0 +1,49 @@
+# edgekd: `make demo` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+EXTRAS ?= train,export,onnx,dev
+DEMO_OUT ?= runs/demo
+# Debian packages the tests and demo use, installed only when root and missing.
+APT_PACKAGES ?=
+
+.PHONY: help install apt-deps demo test lint kd-study clean
+
+help:
+	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
+	@echo "make test      install, then run the import contracts and the whole test suite"
+	@echo "make kd-study  KD vs no-teacher over 3 seeds, full data and a 10% subset (bench/results/kd_study.json)"
+
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "apt-get install$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (run as root or install them)"; fi; fi
+
+$(VENV)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	set -o pipefail; $(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]" 2>&1 | grep -v "^WARNING: Location" || test $${PIPESTATUS[0]} = 0
+	touch $@
+
+comma := ,
+install: apt-deps $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+demo: install
+	$(VENV)/bin/edgekd demo --out $(DEMO_OUT)
+
+lint: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check edgekd firmware_bridge tests bench
+
+test: install
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+kd-study: install
+	$(PY) bench/kd_study.py --out bench/results/kd_study.json
+
+clean:
+	rm -rf $(VENV) runs .edgekd-cache .pytest_cache

@@ -1,0 +1,5 @@
+"""Measuring on the device. Same import rules as the runtime: stdlib and numpy only at import time."""
+
+from edgekd.bench.machine import cpu_model, machine_facts
+
+__all__ = ["cpu_model", "machine_facts"]

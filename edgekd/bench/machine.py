@@ -1,0 +1,46 @@
+"""Facts about the machine a number was measured on (recorded in every result file)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cpu_model", "machine_facts"]
+
+_LIBS = ("numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime", "torch", "onnx", "edgekd")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (x86 "model name", ARM "Model"/"Hardware"), else platform's guess."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for key in ("model name", "Model", "Hardware"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPU, cores, arch, OS, Python and the versions of the libraries that matter, plus the date (UTC)."""
+    versions = {}
+    for lib in _LIBS:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "arch": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": versions,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

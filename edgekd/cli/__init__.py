@@ -1,0 +1,71 @@
+"""The ``edgekd`` command. Sub-apps per verb; heavy imports (torch, onnx) live inside command bodies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgekd import __version__
+from edgekd.cli import data, export, train
+from edgekd.cli.common import friendly_errors
+from edgekd.cli.evaluate import evaluate
+from edgekd.cli.run import run
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="edgekd",
+    help="Distil, quantize and run always-on audio models (keyword spotting) on small boards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(export.app, name="export")
+app.command("run")(run)
+app.command("eval")(evaluate)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """edgekd: data -> teacher -> distilled student -> ONNX bundle -> streaming runtime."""
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the architectures in the registry (students and teacher)."""
+    from edgekd.train.students import STUDENTS
+
+    for a in STUDENTS.values():
+        print(f"{a.name:12s} {a.role:8s} {a.summary}")
+
+
+@app.command("demo")
+@friendly_errors
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for data, checkpoints, bundles and report.md.")] = Path("runs/demo"),
+    per_word: Annotated[int, typer.Option(help="Synthesized utterances per keyword.")] = 1000,
+    teacher_epochs: Annotated[int, typer.Option(help="Teacher epochs.")] = 5,
+    student_epochs: Annotated[int, typer.Option(help="Student epochs.")] = 6,
+    threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
+) -> None:
+    """Run the whole path on synthesized data: data, teacher, distilled and plain students, export, eval, stream."""
+    from edgekd.demo import DemoConfig, run_demo
+
+    run_demo(out, DemoConfig(per_word=per_word, unknown=2 * per_word, silence=max(1, per_word * 4 // 5),
+                             teacher_epochs=teacher_epochs, student_epochs=student_epochs, threads=threads))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,136 @@
+"""Waveform augmentation in numpy: make one synthesizer sound like many speakers, rooms and microphones.
+
+Each function takes and returns float32 mono; ``augment_clip`` chains them with random parameters.
+SpecAugment (time/frequency masks on features) lives with training, where it runs per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgekd.runtime.wav import fast_fft_len
+
+__all__ = ["AugmentConfig", "augment_clip", "colored_noise", "fit_to_length", "add_noise", "warp_speed", "random_eq", "reverb"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    speed_range: tuple[float, float] = (0.88, 1.12)  # resampling factor: pitch, formants (tract length) and tempo
+    p_eq: float = 0.6
+    p_reverb: float = 0.4
+    p_noise: float = 0.8
+    snr_db: tuple[float, float] = (0.0, 30.0)
+    gain_db: tuple[float, float] = (-18.0, 0.0)
+    max_shift_s: float = 0.1
+
+
+def fit_to_length(x: np.ndarray, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Pad (at a random place, or at the end without ``rng``) or centre-cut ``x`` to ``n`` samples."""
+    if x.shape[0] >= n:
+        start = (x.shape[0] - n) // 2
+        return x[start : start + n].astype(np.float32)
+    pad = n - x.shape[0]
+    left = int(rng.integers(0, pad + 1)) if rng is not None else 0
+    return np.pad(x, (left, pad - left)).astype(np.float32)
+
+
+def colored_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Noise with power spectrum 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(spec.shape[0], dtype=np.float64)
+    f[0] = 1.0
+    spec /= f ** (exponent / 2.0)
+    x = np.fft.irfft(spec, n=n)
+    return (x / (np.sqrt(np.mean(x * x)) + 1e-12)).astype(np.float32)
+
+
+def warp_speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``factor`` times faster: shifts pitch and formants (a vocal-tract-length change) and tempo."""
+    n = fast_fft_len(x.shape[0])
+    m = fast_fft_len(max(1, int(round(n / factor))))
+    spec = np.fft.rfft(x.astype(np.float64), n=n)
+    out = np.zeros(m // 2 + 1, dtype=np.complex128)
+    keep = min(spec.shape[0], out.shape[0])
+    out[:keep] = spec[:keep]
+    y = np.fft.irfft(out, n=m) * (m / n)
+    return y[: int(round(x.shape[0] * m / n))].astype(np.float32)
+
+
+def random_eq(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
+    """A smooth random EQ curve (+-9 dB at log-spaced knots) with random band limits (phone, cheap mic)."""
+    spec = np.fft.rfft(x)
+    f = np.linspace(0.0, sample_rate / 2.0, spec.shape[0])
+    knots_hz = np.geomspace(60.0, sample_rate / 2.0, 8)
+    gains_db = rng.uniform(-9.0, 9.0, size=knots_hz.shape[0])
+    curve_db = np.interp(np.log(np.maximum(f, 1.0)), np.log(knots_hz), gains_db)
+    lo = rng.uniform(0.0, 300.0)
+    hi = rng.uniform(3400.0, sample_rate / 2.0)
+    curve = 10.0 ** (curve_db / 20.0) / (1.0 + (lo / np.maximum(f, 1.0)) ** 4) / (1.0 + (f / hi) ** 8)
+    return np.fft.irfft(spec * curve, n=x.shape[0]).astype(np.float32)
+
+
+def reverb(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
+    """Convolve with a synthetic room: a direct path plus exponentially decaying noise (RT60 0.1-0.9 s)."""
+    rt60 = rng.uniform(0.1, 0.9)
+    n_ir = int(rt60 * sample_rate)
+    t = np.arange(n_ir) / sample_rate
+    ir = rng.standard_normal(n_ir) * np.exp(-6.9 * t / rt60)
+    ir[: int(0.002 * sample_rate)] = 0.0
+    ir *= rng.uniform(0.1, 0.6) / (np.sqrt(np.sum(ir * ir)) + 1e-12)
+    ir[0] = 1.0
+    n = x.shape[0] + n_ir - 1
+    nfft = 1 << (n - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(ir, nfft), nfft)[: x.shape[0]]
+    peak = np.max(np.abs(y)) + 1e-12
+    return (y * (np.max(np.abs(x)) / peak)).astype(np.float32)
+
+
+def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    ps = float(np.mean(x * x)) + 1e-10
+    pn = float(np.mean(noise * noise)) + 1e-10
+    return (x + noise * np.sqrt(ps / (pn * 10.0 ** (snr_db / 10.0)))).astype(np.float32)
+
+
+def augment_clip(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    cfg: AugmentConfig = AugmentConfig(),
+    *,
+    babble: list[np.ndarray] | None = None,
+    speech: bool = True,
+    sample_rate: int = 16000,
+) -> np.ndarray:
+    """One random view of a clip (same length). ``babble``: other utterances to mix as background talk."""
+    n = x.shape[0]
+    y = x.astype(np.float32)
+    if speech:
+        y = fit_to_length(np.trim_zeros(warp_speed(np.trim_zeros(y), float(rng.uniform(*cfg.speed_range)))), n, rng)
+    if rng.random() < cfg.p_eq:
+        y = random_eq(y, rng, sample_rate)
+    if rng.random() < cfg.p_reverb:
+        y = reverb(y, rng, sample_rate)
+    if rng.random() < cfg.p_noise:
+        kind = int(rng.integers(0, 4 if babble else 3))
+        if kind < 3:
+            noise = colored_noise(n, float(kind), rng)
+        else:
+            picks = [babble[int(i)] for i in rng.integers(0, len(babble), size=int(rng.integers(2, 6)))]  # type: ignore[index]
+            noise = np.sum([fit_to_length(b, n, rng) for b in picks], axis=0)
+        if speech and np.any(y):
+            y = add_noise(y, noise, float(rng.uniform(*cfg.snr_db)))
+        else:
+            y = y + noise * np.float32(10.0 ** (rng.uniform(-60.0, -15.0) / 20.0))
+    shift = int(rng.integers(-int(cfg.max_shift_s * sample_rate), int(cfg.max_shift_s * sample_rate) + 1))
+    if shift:
+        y = np.roll(y, shift)
+        if shift > 0:
+            y[:shift] = 0.0
+        else:
+            y[shift:] = 0.0
+    peak = float(np.max(np.abs(y))) + 1e-9
+    target = 10.0 ** (rng.uniform(*cfg.gain_db) / 20.0)
+    if speech or peak > target:
+        y = y * np.float32(target / peak)
+    return np.clip(y, -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,76 @@
+"""espeak-ng through ctypes, from the PyPI package ``espeakng-loader`` (no Debian espeak-ng needed).
+
+The library keeps global state: one ``Espeak`` per process; parallelise with processes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import ConfigError
+
+__all__ = ["Espeak", "ACCENTS", "list_variants"]
+
+# English accents shipped in espeak-ng's data (lang/gmw).
+ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_ESPEAK_CHARS_UTF8 = 1
+_PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+def _loader():  # type: ignore[no-untyped-def]
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise ConfigError('speech synthesis needs espeakng-loader; run: pip install "edgekd[train]"') from None
+    return espeakng_loader
+
+
+def list_variants() -> list[str]:
+    """Voice variants that exist in the data (an unknown name would silently fall back to the base voice)."""
+    vdir = Path(_loader().get_data_path()) / "voices" / "!v"
+    return sorted(p.name for p in vdir.iterdir() if p.is_file() and " " not in p.name)
+
+
+class Espeak:
+    """A synthesizer bound to this process. ``synth(text, voice, ...)`` returns int16 mono at ``sample_rate``."""
+
+    def __init__(self) -> None:
+        loader = _loader()
+        self._lib = ctypes.CDLL(loader.get_library_path())
+        self._chunks: list[np.ndarray] = []
+
+        def _cb(wav, n, _events):  # type: ignore[no-untyped-def]
+            if n > 0 and wav:
+                self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            return 0
+
+        self._cb = _CALLBACK(_cb)  # keep a reference: the C side holds the pointer
+        self._lib.espeak_Initialize.restype = ctypes.c_int
+        rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, loader.get_data_path().encode(), 0)
+        if rate <= 0:
+            raise ConfigError("espeak-ng failed to initialise (its data folder may be damaged); reinstall espeakng-loader")
+        self.sample_rate = int(rate)
+        self._lib.espeak_SetSynthCallback(self._cb)
+        self._variants = set(list_variants())
+
+    def synth(self, text: str, voice: str, variant: str | None = None, *, rate_wpm: int = 175, pitch: int = 50, pitch_range: int = 50) -> np.ndarray:
+        if variant is not None and variant not in self._variants:
+            raise ConfigError(f"unknown espeak voice variant {variant!r}")
+        name = f"{voice}+{variant}" if variant else voice
+        if self._lib.espeak_SetVoiceByName(name.encode()) != 0:
+            raise ConfigError(f"espeak-ng has no voice {name!r}")
+        self._lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        self._lib.espeak_SetParameter(_PARAM_RANGE, int(pitch_range), 0)
+        self._chunks.clear()
+        data = text.encode("utf-8")
+        self._lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None)
+        self._lib.espeak_Synchronize()
+        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)

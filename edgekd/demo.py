@@ -1,0 +1,158 @@
+"""``edgekd demo``: the whole KWS path on the embedded synthesized data, ending in runs/<out>/report.md."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_demo", "DemoConfig"]
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    per_word: int = 1000
+    unknown: int = 2000
+    silence: int = 800
+    views: int = 3
+    teacher_epochs: int = 5
+    student_epochs: int = 6
+    student_arch: str = "dscnn"
+    threads: int = 2
+    seed: int = 0
+
+
+def _say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
+    from edgekd.data.synth_kws import SynthKwsConfig, synth_keyword_stream, synth_kws
+    from edgekd.evaluate import evaluate_kws
+    from edgekd.export.bundle import update_manifest
+    from edgekd.export.onnx import export_onnx
+    from edgekd.runtime.detector import load_model
+    from edgekd.runtime.wav import load_audio, write_wav
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.pipeline import load_kws_data, train_kws
+
+    t_start = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data"
+    cache = out / "cache"
+    timings: dict[str, float] = {}
+
+    t = time.time()
+    if not (data / "synth_meta.json").is_file():
+        _say(f"synthesizing the dataset into {data}")
+        if data.exists():
+            import shutil
+
+            shutil.rmtree(data)
+        synth_kws(data, SynthKwsConfig(per_word=cfg.per_word, unknown_total=cfg.unknown, silence_total=cfg.silence, seed=cfg.seed))
+    else:
+        _say(f"reusing dataset {data}")
+    timings["data"] = time.time() - t
+
+    t = time.time()
+    kd = load_kws_data(data, views=cfg.views, seed=cfg.seed, cache_dir=cache)
+    timings["features"] = time.time() - t
+    _say(f"features: {len(kd.train)} training views, {len(kd.validation)} validation, {len(kd.test)} test clips")
+
+    results: dict[str, dict[str, Any]] = {}
+    teacher = out / "teacher.pt"
+    t = time.time()
+    _say("training the teacher")
+    tc = train_kws(kd, teacher, TrainConfig(arch="cnn-teacher", epochs=cfg.teacher_epochs, threads=cfg.threads, seed=cfg.seed,
+                                            alpha=0.0, label_smoothing=0.1), cache_dir=cache)
+    timings["teacher"] = time.time() - t
+    results["teacher (cnn-teacher)"] = {"accuracy": tc.metrics["test_accuracy_torch"], "params": tc.metrics["params"],
+                                        "macs": tc.metrics["macs_per_inference"], "bytes": teacher.stat().st_size, "format": "torch checkpoint"}
+
+    stream_wav = out / "keywords.wav"
+    words = ("yes", "stop", "go", "left", "no", "right")
+    audio, truth = synth_keyword_stream(words, seed=cfg.seed + 7)
+    write_wav(stream_wav, audio, 16000)
+    (out / "keywords_truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+
+    bundles: dict[str, Path] = {}
+    for tag, use_teacher in (("kd", True), ("ce", False)):
+        ck = out / f"{cfg.student_arch}-{tag}.pt"
+        t = time.time()
+        _say(f"training {cfg.student_arch} " + ("distilled from the teacher" if use_teacher else "without the teacher"))
+        sc = train_kws(kd, ck, TrainConfig(arch=cfg.student_arch, epochs=cfg.student_epochs, threads=cfg.threads, seed=cfg.seed,
+                                           alpha=0.7 if use_teacher else 0.0), teacher=teacher if use_teacher else None, cache_dir=cache)
+        timings[f"student-{tag}"] = time.time() - t
+        b = out / "bundles" / f"kws12-{cfg.student_arch}-{tag}"
+        export_onnx(ck, b, golden_wav=stream_wav)
+        det = load_model(b)
+        ev = evaluate_kws(det, data, "test")
+        (out / f"eval-{tag}.json").write_text(json.dumps(ev, indent=1) + "\n")
+        update_manifest(b, metrics=dict(det.manifest.metrics, test_accuracy=ev["accuracy"], test_n=ev["n"],
+                                        test_split="synthesized espeak-ng, voice variants unseen in training"))
+        bundles[tag] = b
+        name = f"{cfg.student_arch} " + ("distilled (KD)" if use_teacher else "no teacher")
+        results[name] = {"accuracy": ev["accuracy"], "accuracy_torch": sc.metrics["test_accuracy_torch"], "params": sc.metrics["params"],
+                         "macs": sc.metrics["macs_per_inference"], "bytes": (b / "model.onnx").stat().st_size, "format": "ONNX fp32"}
+
+    _say(f"streaming {stream_wav.name} through the distilled bundle (edgekd run)")
+    det = load_model(bundles["kd"])
+    stream = det.create_stream()
+    x = load_audio(stream_wav, 16000)
+    detections = []
+    for i in range(0, x.shape[0], 1280):
+        detections += [d.to_dict() for d in stream.accept_waveform(x[i : i + 1280])]
+    for d in detections:
+        print(json.dumps(d), flush=True)
+    timings["total"] = time.time() - t_start
+    report = _report(out, cfg, results, truth, detections, timings)
+    _say(f"report: {report}")
+    print(report.read_text())
+    return report
+
+
+def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], truth: list[dict[str, Any]],
+            detections: list[dict[str, Any]], timings: dict[str, float]) -> Path:
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from edgekd.bench.machine import cpu_model
+
+    lines = [
+        "# edgekd demo report (KWS, Speech Commands v2-12 labels)",
+        "",
+        f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
+        f"- machine: {platform.machine()}, {cpu_model()}, Python {platform.python_version()}; torch {torch.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}, numpy {np.__version__}",
+        f"- data: espeak-ng synthesized, {cfg.per_word} per keyword, {cfg.unknown} _unknown_, {cfg.silence} _silence_; "
+        "test split = voice variants never used in training",
+        f"- command: `edgekd demo --out {out}`",
+        "",
+        "| model | test accuracy | params | MACs / inference | model bytes | format |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(f"| {name} | {100 * r['accuracy']:.2f}% | {r['params']:,} | {r['macs'] / 1e6:.2f} M | {r['bytes']:,} | {r['format']} |")
+    kd = next(v for k, v in results.items() if "distilled" in k)
+    ce = next(v for k, v in results.items() if "no teacher" in k)
+    diff = 100 * (kd["accuracy"] - ce["accuracy"])
+    lines += ["", f"Distillation vs the same student without the teacher (one seed): {diff:+.2f} points. "
+              "See bench/README.md (`make kd-study`) for means over seeds.", "",
+              "## Streaming a WAV through `edgekd run`", "", "Spoken (held-out voices):", ""]
+    lines += [f"- {t['label']} at {t['onset_ms']}-{t['offset_ms']} ms" for t in truth]
+    lines += ["", "Detections:", ""]
+    lines += [f"- {d['label']} at {d['t_ms']} ms (score {d['score']:.3f})" for d in detections] or ["- none"]
+    hits = sum(any(d["label"] == t["label"] and t["onset_ms"] <= d["t_ms"] <= t["offset_ms"] + 1000 for d in detections) for t in truth)
+    lines += ["", f"{hits} of {len(truth)} spoken keywords detected, {len(detections)} detections in all.", "",
+              "## Time", "", *[f"- {k}: {v:.0f} s" for k, v in timings.items()], ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    (out / "report.json").write_text(json.dumps({"results": results, "truth": truth, "detections": detections, "timings_s": timings}, indent=1) + "\n")
+    return path
+

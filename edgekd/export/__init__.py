@@ -1,0 +1,1 @@
+"""Host-side export: checkpoints to bundles (model file + manifest + golden files)."""

@@ -1,0 +1,61 @@
+"""Writing bundles atomically: build in a temporary sibling folder, then swap it into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from edgekd.manifest import MANIFEST_NAME, ModelManifest, sha256_file
+
+__all__ = ["staging_dir", "finalize_manifest", "update_manifest"]
+
+
+@contextmanager
+def staging_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temp folder beside ``out``; on success it replaces ``out``; on error it is removed."""
+    dest = Path(out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+    try:
+        yield tmp
+        old = None
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def finalize_manifest(bundle: Path, manifest: ModelManifest) -> ModelManifest:
+    """Hash every file in the bundle (except the manifest) into ``files`` and write manifest.json."""
+    files = {
+        str(p.relative_to(bundle)): sha256_file(p)
+        for p in sorted(bundle.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+    m = manifest.replace(files=files)
+    _write_text(bundle / MANIFEST_NAME, m.to_json())
+    return m
+
+
+def update_manifest(bundle: str | os.PathLike[str], **changes: Any) -> ModelManifest:
+    """Rewrite manifest.json with some fields changed (e.g. ``metrics``); the model files are untouched."""
+    m = ModelManifest.load(bundle).replace(**changes)
+    _write_text(Path(bundle) / MANIFEST_NAME, m.to_json())
+    return m
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

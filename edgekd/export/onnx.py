@@ -1,0 +1,160 @@
+"""Checkpoint -> ONNX bundle: model.onnx (fp32), manifest.json, golden/ (input, expected output, a WAV and its detections)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import ConfigError
+from edgekd.export.bundle import finalize_manifest, staging_dir
+from edgekd.manifest import ModelManifest, TensorSpec
+from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+from edgekd.runtime.postprocess import KwsPostprocessConfig
+
+__all__ = ["export_onnx", "INPUT_NAME", "OUTPUT_NAME"]
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "logits"
+MANIFEST_METADATA_KEY = "edgekd_manifest"
+
+
+def _torch_to_onnx(model: Any, window_frames: int, n_mels: int, path: Path) -> None:
+    import torch
+
+    example = torch.zeros(2, window_frames, n_mels)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    prog = torch.onnx.export(
+        model,
+        (example,),
+        dynamo=True,
+        opset_version=18,
+        external_data=False,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes={"x": {0: batch}},
+        verbose=False,
+    )
+    prog.save(str(path))
+
+
+def _golden_inputs(fp: FrontendParams, window_frames: int, wav: np.ndarray | None) -> np.ndarray:
+    n = (window_frames - 1) * fp.hop_samples + fp.window_samples
+    fe = LogMelFrontend(fp)
+    if wav is not None and wav.shape[0] >= n:
+        starts = np.linspace(0, wav.shape[0] - n, 4).astype(int)
+        return np.stack([fe.features(wav[s : s + n]) for s in starts]).astype(np.float32)
+    rng = np.random.default_rng(0)
+    return np.stack([fe.features(0.1 * rng.standard_normal(n).astype(np.float32)) for _ in range(4)])
+
+
+def export_onnx(
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    golden_wav: str | os.PathLike[str] | None = None,
+    postprocess: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> ModelManifest:
+    """Export a checkpoint as a bundle folder ``out`` (replaced atomically if it exists)."""
+    import onnx
+    import torch
+
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.profile import count_macs, count_params
+
+    ckpt = Checkpoint.load(checkpoint)
+    if ckpt.config.get("qat"):
+        raise ConfigError(f"{checkpoint}: a QAT checkpoint; fp32 export of it is not supported yet")
+    model = ckpt.build()
+    fp = FrontendParams.from_dict(ckpt.frontend)
+    T, M = ckpt.window_frames, ckpt.n_mels
+    pp = KwsPostprocessConfig.from_dict(postprocess or {})
+    wav = load_audio(golden_wav, fp.sample_rate) if golden_wav is not None else None
+    golden_in = _golden_inputs(fp, T, wav)
+    with torch.no_grad():
+        golden_torch = model(torch.from_numpy(golden_in)).numpy()
+    bundle_name = name or Path(out).name
+    manifest = ModelManifest(
+        name=bundle_name,
+        task="kws",
+        labels=ckpt.labels,
+        sample_rate=fp.sample_rate,
+        frontend=fp.to_dict(),
+        model_file="model.onnx",
+        inputs=(TensorSpec(INPUT_NAME, (-1, T, M)),),
+        outputs=(TensorSpec(OUTPUT_NAME, (-1, len(ckpt.labels))),),
+        window_frames=T,
+        quantization="fp32",
+        postprocess=pp.to_dict(),
+        provenance={
+            "arch": ckpt.arch,
+            "params": count_params(model),
+            "macs_per_inference": count_macs(model, (1, T, M)),
+            "checkpoint": Path(checkpoint).name,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "host": f"{platform.system()} {platform.machine()}",
+            **ckpt.provenance,
+            "train_config": ckpt.config,
+        },
+        metrics=dict(ckpt.metrics, **(metrics or {})),
+        golden={
+            "input": "golden/input.npy",
+            "output": "golden/output.npy",
+            "atol": 1e-4,
+            "rtol": 1e-4,
+        },
+    )
+    with staging_dir(out) as tmp:
+        model_path = tmp / "model.onnx"
+        _torch_to_onnx(model, T, M, model_path)
+        proto = onnx.load(str(model_path))
+        meta = manifest.to_dict()
+        meta.pop("files", None)
+        entry = proto.metadata_props.add()
+        entry.key = MANIFEST_METADATA_KEY
+        entry.value = json.dumps(meta, sort_keys=True)
+        proto.producer_name = "edgekd"
+        onnx.save(proto, str(model_path))
+        (tmp / "golden").mkdir()
+        np.save(tmp / "golden" / "input.npy", golden_in)
+        golden_out = _run_onnx(model_path, golden_in)
+        err = float(np.max(np.abs(golden_out - golden_torch)))
+        if err > 1e-3:
+            raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
+        np.save(tmp / "golden" / "output.npy", golden_out)
+        manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err))
+        if wav is not None:
+            _write_golden_stream(tmp, manifest, wav)
+            manifest = manifest.replace(golden=dict(manifest.golden, wav="golden/clip.wav", detections="golden/detections.json"))
+        manifest = finalize_manifest(tmp, manifest)
+    return manifest
+
+
+def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    from edgekd.runtime.backends.onnx import OnnxBackend
+
+    return OnnxBackend(path).run({INPUT_NAME: x})[OUTPUT_NAME]
+
+
+def _write_golden_stream(tmp: Path, manifest: ModelManifest, wav: np.ndarray) -> None:
+    from edgekd.runtime.backends.onnx import OnnxBackend
+    from edgekd.runtime.detector import Detector
+    from edgekd.runtime.wav import write_wav
+
+    from edgekd.runtime.wav import load_audio
+
+    write_wav(tmp / "golden" / "clip.wav", wav, manifest.sample_rate)
+    audio = load_audio(tmp / "golden" / "clip.wav", manifest.sample_rate)  # exactly what a reader will see
+    det = Detector(manifest, OnnxBackend(tmp / manifest.model_file), KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=tmp)
+    found = [d.to_dict() for d in det.create_stream().accept_waveform(audio)]
+    (tmp / "golden" / "detections.json").write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,143 @@
+"""``ModelManifest``: what a bundle is, stored as ``manifest.json`` beside the model (stdlib only)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import BundleError
+
+__all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "ModelManifest", "TensorSpec", "sha256_file"]
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+TASKS = ("kws", "wakeword", "sed")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (``-1`` for a dynamic axis) and dtype of one model input or output."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TensorSpec:
+        return cls(name=str(d["name"]), shape=tuple(int(x) for x in d["shape"]), dtype=str(d.get("dtype", "float32")))
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """Everything the runtime needs to know about a bundle; nothing is guessed at run time."""
+
+    name: str
+    task: str
+    labels: tuple[str, ...]
+    sample_rate: int
+    frontend: dict[str, Any]
+    model_file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    window_frames: int
+    quantization: str = "fp32"
+    postprocess: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    golden: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    # ---- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["labels"] = list(self.labels)
+        d["inputs"] = [dict(dataclasses.asdict(t), shape=list(t.shape)) for t in self.inputs]
+        d["outputs"] = [dict(dataclasses.asdict(t), shape=list(t.shape)) for t in self.outputs]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelManifest:
+        try:
+            version = int(d.get("schema_version", 0))
+            if version != SCHEMA_VERSION:
+                raise BundleError(
+                    f"manifest schema_version {version} is not supported by this edgekd "
+                    f"(expects {SCHEMA_VERSION}); re-export the bundle or upgrade edgekd"
+                )
+            task = str(d["task"])
+            if task not in TASKS:
+                raise BundleError(f"manifest task {task!r} is not one of {', '.join(TASKS)}")
+            return cls(
+                name=str(d["name"]),
+                task=task,
+                labels=tuple(str(x) for x in d["labels"]),
+                sample_rate=int(d["sample_rate"]),
+                frontend=dict(d["frontend"]),
+                model_file=str(d["model_file"]),
+                inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
+                outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
+                window_frames=int(d["window_frames"]),
+                quantization=str(d.get("quantization", "fp32")),
+                postprocess=dict(d.get("postprocess", {})),
+                files=dict(d.get("files", {})),
+                provenance=dict(d.get("provenance", {})),
+                metrics=dict(d.get("metrics", {})),
+                golden=dict(d.get("golden", {})),
+                schema_version=version,
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"manifest is malformed ({type(e).__name__}: {e}); re-export the bundle") from None
+
+    @classmethod
+    def load(cls, bundle_dir: str | os.PathLike[str]) -> ModelManifest:
+        path = Path(bundle_dir) / MANIFEST_NAME
+        if not path.is_file():
+            raise BundleError(f"{bundle_dir}: no {MANIFEST_NAME}; is this an edgekd bundle folder?")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BundleError(f"{path}: unreadable manifest ({e}); re-export the bundle") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> ModelManifest:
+        return dataclasses.replace(self, **changes)
+
+    # ---- integrity -----------------------------------------------------------------------
+    def verify_files(self, bundle_dir: str | os.PathLike[str]) -> None:
+        """Check every file listed in ``files`` against its sha256; raise ``BundleError`` naming the first bad one."""
+        root = Path(bundle_dir)
+        if self.model_file not in self.files:
+            raise BundleError(f"{root}: manifest lists no sha256 for {self.model_file}; re-export the bundle")
+        for rel, want in sorted(self.files.items()):
+            p = root / rel
+            if not p.is_file():
+                raise BundleError(f"{p}: file named in the manifest is missing; re-copy the bundle")
+            got = sha256_file(p)
+            if got != want:
+                raise BundleError(
+                    f"{p}: sha256 {got[:12]}... does not match the manifest ({want[:12]}...); "
+                    "the file is corrupt or was changed; re-copy or re-export the bundle"
+                )
+
+    @property
+    def keyword_labels(self) -> tuple[str, ...]:
+        """Labels that can fire a detection (not ``_silence_`` / ``_unknown_``)."""
+        return tuple(lab for lab in self.labels if not (lab.startswith("_") and lab.endswith("_")))

@@ -1,0 +1,56 @@
+"""``OnnxBackend``: onnxruntime, imported here and only here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import BackendError
+from edgekd.manifest import TensorSpec
+
+__all__ = ["OnnxBackend"]
+
+
+def _spec(arg: object) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else -1 for d in arg.shape)  # type: ignore[attr-defined]
+    dtype = str(arg.type).removeprefix("tensor(").removesuffix(")")  # type: ignore[attr-defined]
+    return TensorSpec(name=arg.name, shape=shape, dtype="float32" if dtype == "float" else dtype)  # type: ignore[attr-defined]
+
+
+class OnnxBackend:
+    """Runs an ONNX model on the CPU with a fixed thread count (1 by default: always-on work)."""
+
+    name = "onnx"
+
+    def __init__(self, model_path: Path, *, threads: int = 1) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendError('onnxruntime is not installed; run: pip install "edgekd[onnx]"') from None
+        self.version = str(ort.__version__)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3
+        try:
+            self._sess = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise BackendError(f"{model_path}: onnxruntime cannot load the model ({first})") from None
+        self._inputs = tuple(_spec(a) for a in self._sess.get_inputs())
+        self._outputs = tuple(_spec(a) for a in self._sess.get_outputs())
+        self._output_names = [o.name for o in self._outputs]
+
+    @property
+    def input_specs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    @property
+    def output_specs(self) -> tuple[TensorSpec, ...]:
+        return self._outputs
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self._sess.run(self._output_names, feeds)
+        return dict(zip(self._output_names, outs, strict=True))

@@ -1,0 +1,169 @@
+"""``Detector`` (loaded once, shared, immutable) and ``Stream`` (all per-session state)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import AudioFormatError, BundleError
+from edgekd.manifest import ModelManifest
+from edgekd.runtime.backends import Backend, create_backend
+from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+from edgekd.runtime.postprocess import Detection, KwsPostprocessConfig, KwsPostprocessor, softmax
+
+__all__ = ["Detector", "Stream", "load_model"]
+
+
+def load_model(
+    bundle: str | os.PathLike[str],
+    *,
+    backend: str = "auto",
+    threads: int = 1,
+    postprocess: dict[str, Any] | None = None,
+    verify: bool = True,
+) -> Detector:
+    """Open a bundle folder: check its files against the manifest, load the model, return a ``Detector``.
+
+    ``postprocess`` overrides keys of the manifest's post-processing block (e.g. ``{"threshold": 0.8}``).
+    """
+    root = Path(bundle)
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a folder; give the path of a bundle (a folder with manifest.json)")
+    manifest = ModelManifest.load(root)
+    if verify:
+        manifest.verify_files(root)
+    model = create_backend(backend, root / manifest.model_file, threads=threads)
+    pp = KwsPostprocessConfig.from_dict({**manifest.postprocess, **(postprocess or {})})
+    return Detector(manifest, model, pp, bundle_dir=root)
+
+
+class Detector:
+    """A loaded model with its frontend and post-processing settings. Safe to share between streams."""
+
+    def __init__(
+        self, manifest: ModelManifest, backend: Backend, postprocess: KwsPostprocessConfig, *, bundle_dir: Path
+    ) -> None:
+        self.manifest = manifest
+        self.backend = backend
+        self.postprocess = postprocess
+        self.bundle_dir = bundle_dir
+        self.frontend_params = FrontendParams.from_dict(manifest.frontend)
+        self._frontend = LogMelFrontend(self.frontend_params)
+        self._check_tensors()
+        self._in = manifest.inputs[0].name
+        self._out = manifest.outputs[0].name
+
+    def _check_tensors(self) -> None:
+        m = self.manifest
+        want_in = {t.name: t.shape for t in m.inputs}
+        got_in = {t.name: t.shape for t in self.backend.input_specs}
+        want_out = {t.name for t in m.outputs}
+        got_out = {t.name for t in self.backend.output_specs}
+        if set(want_in) != set(got_in) or not want_out <= got_out:
+            raise BundleError(
+                f"{m.model_file}: model tensors {sorted(got_in)} -> {sorted(got_out)} do not match the manifest "
+                f"{sorted(want_in)} -> {sorted(want_out)}; re-export the bundle"
+            )
+        for name, shape in want_in.items():
+            got = got_in[name]
+            ok = len(got) == len(shape) and all(a == b or a == -1 or b == -1 for a, b in zip(got, shape))
+            if not ok:
+                raise BundleError(
+                    f"{m.model_file}: input {name} has shape {list(got)}, manifest says {list(shape)}; re-export the bundle"
+                )
+        n_mels = self.frontend_params.n_mels
+        if tuple(want_in[m.inputs[0].name][1:]) != (m.window_frames, n_mels):
+            raise BundleError(f"manifest input shape does not match window_frames={m.window_frames} x n_mels={n_mels}")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.manifest.labels
+
+    @property
+    def window_samples(self) -> int:
+        p = self.frontend_params
+        return (self.manifest.window_frames - 1) * p.hop_samples + p.window_samples
+
+    # ---- clip-level --------------------------------------------------------------------
+    def clip_features(self, audio: np.ndarray) -> np.ndarray:
+        """Features of a clip padded with zeros (or cut) to exactly one model window: ``(T, n_mels)``."""
+        x = np.asarray(audio, dtype=np.float32).reshape(-1)
+        n = self.window_samples
+        x = x[:n] if x.shape[0] >= n else np.pad(x, (0, n - x.shape[0]))
+        return self._frontend.features(x)
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """Raw model outputs for a batch of feature windows ``(B, T, n_mels)`` -> ``(B, n_labels)``."""
+        feats = np.ascontiguousarray(features, dtype=np.float32)
+        if feats.ndim == 2:
+            feats = feats[None]
+        return self.backend.run({self._in: feats})[self._out]
+
+    def predict_clip(self, audio: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n_labels,)`` for one clip (padded or cut to the model window)."""
+        x = np.asarray(audio, dtype=np.float32)
+        if x.size == 0:
+            raise AudioFormatError("empty audio; give at least one sample")
+        if not np.all(np.isfinite(x)):
+            raise AudioFormatError("audio contains NaN or Inf samples")
+        return softmax(self.logits(self.clip_features(x))[0].astype(np.float64)).astype(np.float32)
+
+    # ---- streaming ---------------------------------------------------------------------
+    def create_stream(self) -> Stream:
+        return Stream(self)
+
+
+class Stream:
+    """Per-session state: frontend remainder, the last window of frames, smoothing and refractory state.
+
+    Results depend only on the audio, never on how it is chunked.
+    """
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+        p = detector.frontend_params
+        self._frontend = LogMelFrontend(p)
+        self._window = detector.manifest.window_frames
+        hop_ms = 1000.0 * p.hop_samples / p.sample_rate
+        self._stride_frames = max(1, round(detector.postprocess.stride_ms / hop_ms))
+        self._hop_ms = hop_ms
+        self._win_ms = 1000.0 * p.window_samples / p.sample_rate
+        self._post = KwsPostprocessor(detector.labels, detector.manifest.keyword_labels, detector.postprocess)
+        self.inferences = 0
+        self.reset()
+
+    def reset(self) -> None:
+        p = self.detector.frontend_params
+        self._frontend.reset()
+        self._frames = np.full((self._window, p.n_mels), p.floor_value, dtype=np.float32)
+        self._n_frames = 0
+        self._samples = 0
+        self._post.reset()
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._samples / float(self.detector.frontend_params.sample_rate)
+
+    def accept_waveform(self, samples: np.ndarray) -> list[Detection]:
+        """Feed float32 samples in [-1, 1] (any length); return the detections they complete."""
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if x.size and not np.all(np.isfinite(x)):
+            raise AudioFormatError("audio chunk contains NaN or Inf samples")
+        self._samples += x.shape[0]
+        new = self._frontend.push(x)
+        out: list[Detection] = []
+        for frame in new:
+            self._frames = np.roll(self._frames, -1, axis=0)
+            self._frames[-1] = frame
+            self._n_frames += 1
+            if self._n_frames % self._stride_frames == 0:
+                probs = softmax(self.detector.logits(self._frames)[0].astype(np.float64))
+                self.inferences += 1
+                t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
+                det = self._post.update(probs, t_ms)
+                if det is not None:
+                    out.append(det)
+        return out

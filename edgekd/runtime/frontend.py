@@ -1,0 +1,142 @@
+"""``LogMelFrontend``: the one log-mel implementation, used by training and by the runtime.
+
+Numbers (DESIGN.md section 6): 16 kHz mono float32; a 30 ms periodic Hann window (480 samples)
+zero-padded to a 512-point FFT; 10 ms hop; 40 Slaney mel bands from 20 to 7600 Hz on the power
+spectrum; ``log(mel + 1e-6)``; no centring. A 1 s clip gives 98 frames.
+
+The streaming path keeps only the samples that the next frame still needs, so ``push`` over any
+chunking emits exactly the frames that ``features`` gives for the whole signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FrontendParams", "LogMelFrontend", "mel_filterbank"]
+
+
+@dataclass(frozen=True)
+class FrontendParams:
+    """Every number that defines the features; stored in each bundle's manifest."""
+
+    sample_rate: int = 16000
+    window_samples: int = 480
+    hop_samples: int = 160
+    n_fft: int = 512
+    n_mels: int = 40
+    fmin_hz: float = 20.0
+    fmax_hz: float = 7600.0
+    log_floor: float = 1e-6
+    window: str = "hann_periodic"
+    mel_scale: str = "slaney"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrontendParams:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        p = cls(**known)
+        if p.window != "hann_periodic" or p.mel_scale != "slaney":
+            raise ValueError(f"unsupported frontend window/mel scale: {p.window}/{p.mel_scale}")
+        return p
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames a batch computation gives for ``num_samples`` samples (no centring)."""
+        if num_samples < self.window_samples:
+            return 0
+        return 1 + (num_samples - self.window_samples) // self.hop_samples
+
+    @property
+    def floor_value(self) -> float:
+        """The feature value of digital silence: ``log(0 + floor)``."""
+        return float(np.log(self.log_floor))
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    # Slaney: linear below 1 kHz, logarithmic above.
+    f_sp = 200.0 / 3.0
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / f_sp
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep, mel)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    f_sp = 200.0 / 3.0
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_filterbank(p: FrontendParams) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape ``(n_fft // 2 + 1, n_mels)``."""
+    n_bins = p.n_fft // 2 + 1
+    fft_hz = np.linspace(0.0, p.sample_rate / 2.0, n_bins)
+    mel_pts = np.linspace(_hz_to_mel(np.array(p.fmin_hz)), _hz_to_mel(np.array(p.fmax_hz)), p.n_mels + 2)
+    hz_pts = _mel_to_hz(mel_pts)
+    fdiff = np.diff(hz_pts)
+    ramps = hz_pts[:, None] - fft_hz[None, :]
+    weights = np.zeros((p.n_mels, n_bins))
+    for i in range(p.n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_pts[2 : p.n_mels + 2] - hz_pts[: p.n_mels]))[:, None]
+    return weights.T.astype(np.float32)
+
+
+class LogMelFrontend:
+    """Log-mel features for a whole clip (``features``) or a stream (``push`` / ``reset``)."""
+
+    def __init__(self, params: FrontendParams | None = None) -> None:
+        self.params = params or FrontendParams()
+        p = self.params
+        if p.window_samples > p.n_fft:
+            raise ValueError("window_samples must not exceed n_fft")
+        n = np.arange(p.window_samples)
+        self._window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / p.window_samples)
+        # float64 inside: BLAS sums a 1-frame and a 98-frame product in different orders; in float64 the
+        # difference is ~1e-16 and vanishes in the float32 result, so streaming equals batch exactly.
+        self._mel = mel_filterbank(p).astype(np.float64)
+        self._buf = np.zeros(0, dtype=np.float32)
+
+    # ---- batch -------------------------------------------------------------------------
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """Log-mel of a clip: ``(num_frames, n_mels)`` float32 (zero frames for audio shorter than a window)."""
+        x = np.asarray(audio, dtype=np.float32).reshape(-1)
+        p = self.params
+        n = p.num_frames(x.shape[0])
+        if n == 0:
+            return np.zeros((0, p.n_mels), dtype=np.float32)
+        frames = np.lib.stride_tricks.as_strided(
+            x, shape=(n, p.window_samples), strides=(x.strides[0] * p.hop_samples, x.strides[0]), writeable=False
+        )
+        spec = np.fft.rfft(frames * self._window, n=p.n_fft, axis=-1)
+        power = spec.real * spec.real + spec.imag * spec.imag
+        return np.log(power @ self._mel + p.log_floor).astype(np.float32)
+
+    # ---- streaming ---------------------------------------------------------------------
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Feed samples; return the frames they complete, ``(k, n_mels)``, exactly as ``features`` would."""
+        p = self.params
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        buf = np.concatenate([self._buf, x]) if self._buf.size else x
+        n = p.num_frames(buf.shape[0])
+        if n == 0:
+            self._buf = buf.copy()
+            return np.zeros((0, p.n_mels), dtype=np.float32)
+        out = self.features(buf[: (n - 1) * p.hop_samples + p.window_samples])
+        self._buf = buf[n * p.hop_samples :].copy()
+        return out
+
+    def reset(self) -> None:
+        """Forget buffered samples (start of a new stream)."""
+        self._buf = np.zeros(0, dtype=np.float32)

@@ -1,0 +1,96 @@
+"""KWS post-processing: posterior smoothing, per-label thresholds and a refractory time."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import ConfigError
+
+__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "softmax"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One event: a keyword at audio time ``t_ms`` (end of the window that fired) with its smoothed score."""
+
+    label: str
+    score: float
+    t_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t_ms": self.t_ms, "label": self.label, "score": round(float(self.score), 4)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+@dataclass(frozen=True)
+class KwsPostprocessConfig:
+    """How posteriors become detections. Stored in the manifest; overridable per run."""
+
+    stride_ms: int = 40
+    smooth_ms: int = 120
+    threshold: float = 0.7
+    thresholds: dict[str, float] = field(default_factory=dict)
+    refractory_ms: int = 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KwsPostprocessConfig:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        cfg = cls(**known)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.stride_ms <= 0 or self.smooth_ms < 0 or self.refractory_ms < 0:
+            raise ConfigError("postprocess: stride_ms must be > 0, smooth_ms and refractory_ms >= 0")
+        for lab, thr in {"default": self.threshold, **self.thresholds}.items():
+            if not 0.0 < float(thr) <= 1.0:
+                raise ConfigError(f"postprocess: threshold for {lab} is {thr}; it must be in (0, 1]")
+
+    def threshold_for(self, label: str) -> float:
+        return float(self.thresholds.get(label, self.threshold))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class KwsPostprocessor:
+    """Per-stream state: the last few posteriors and the refractory clock."""
+
+    def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig) -> None:
+        self.labels = labels
+        self.cfg = cfg
+        self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.int64)
+        self._thr = np.array([cfg.threshold_for(k) for k in keyword_labels], dtype=np.float32)
+        self._n_smooth = max(1, round(cfg.smooth_ms / cfg.stride_ms) if cfg.smooth_ms else 1)
+        self._history: deque[np.ndarray] = deque(maxlen=self._n_smooth)
+        self._last_fire_ms: int | None = None
+
+    def reset(self) -> None:
+        self._history.clear()
+        self._last_fire_ms = None
+
+    def update(self, probs: np.ndarray, t_ms: int) -> Detection | None:
+        """Add one posterior vector observed at ``t_ms``; return a detection if one fires."""
+        self._history.append(probs[self._kw_idx])
+        smoothed = np.mean(self._history, axis=0)
+        if self._last_fire_ms is not None and t_ms - self._last_fire_ms < self.cfg.refractory_ms:
+            return None
+        over = smoothed >= self._thr
+        if not over.any():
+            return None
+        best = int(np.argmax(np.where(over, smoothed, -1.0)))
+        self._last_fire_ms = t_ms
+        return Detection(label=self.labels[int(self._kw_idx[best])], score=float(smoothed[best]), t_ms=t_ms)

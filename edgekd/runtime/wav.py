@@ -1,0 +1,186 @@
+"""WAV reading/writing with the standard library, plus the checks and fixes the runtime applies.
+
+Reads PCM 8/16/24/32-bit integer and 32-bit float (WAVE_FORMAT_EXTENSIBLE too), downmixes stereo,
+resamples other rates (with a notice) or refuses them with ``strict=True``. Every failure is an
+``AudioFormatError`` with one line that names the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import AudioFormatError
+
+__all__ = ["Audio", "read_wav", "write_wav", "resample", "load_audio", "fast_fft_len"]
+
+
+@dataclass(frozen=True)
+class Audio:
+    samples: np.ndarray  # float32 mono in [-1, 1]
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.shape[0] / float(self.sample_rate)
+
+
+def _parse_chunks(data: bytes, name: str) -> tuple[int, int, int, int, bytes]:
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioFormatError(f"{name}: not a RIFF/WAVE file; convert it to WAV (e.g. sox in.mp3 out.wav)")
+    pos = 12
+    fmt: tuple[int, int, int, int] | None = None
+    pcm: bytes | None = None
+    while pos + 8 <= len(data):
+        cid = data[pos : pos + 4]
+        size = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        body = data[pos + 8 : pos + 8 + size]
+        if cid == b"fmt ":
+            if len(body) < 16:
+                raise AudioFormatError(f"{name}: truncated fmt chunk; the file is damaged")
+            tag, ch, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+            if tag == 0xFFFE and len(body) >= 26:
+                tag = struct.unpack("<H", body[24:26])[0]
+            fmt = (tag, ch, rate, bits)
+        elif cid == b"data":
+            if len(body) < size:
+                raise AudioFormatError(
+                    f"{name}: truncated WAV (data chunk says {size} bytes, file holds {len(body)}); re-record or re-copy it"
+                )
+            pcm = body
+            break
+        pos += 8 + size + (size & 1)
+    if fmt is None:
+        raise AudioFormatError(f"{name}: WAV has no fmt chunk; the file is damaged")
+    if pcm is None:
+        raise AudioFormatError(f"{name}: WAV has no data chunk (truncated?); re-record or re-copy it")
+    return (*fmt, pcm)
+
+
+def read_wav(path: str | os.PathLike[str]) -> Audio:
+    """Read a WAV file as float32 mono (stereo is averaged). Raises ``AudioFormatError``."""
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise AudioFormatError(f"{name}: cannot read ({e.strerror or e})") from None
+    if not data:
+        raise AudioFormatError(f"{name}: file is empty; give a WAV with audio in it")
+    tag, ch, rate, bits, pcm = _parse_chunks(data, name)
+    if ch < 1 or rate <= 0:
+        raise AudioFormatError(f"{name}: WAV header says {ch} channels at {rate} Hz; the file is damaged")
+    width = bits // 8
+    if tag == 1 and bits in (8, 16, 24, 32):
+        usable = len(pcm) - len(pcm) % (width * ch)
+        raw = np.frombuffer(pcm[:usable], dtype=np.uint8)
+        if bits == 8:
+            x = (raw.astype(np.float32) - 128.0) / 128.0
+        elif bits == 16:
+            x = raw.view("<i2").astype(np.float32) / 32768.0
+        elif bits == 24:
+            b = raw.reshape(-1, 3).astype(np.int32)
+            v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+            v = np.where(v >= 1 << 23, v - (1 << 24), v)
+            x = v.astype(np.float32) / float(1 << 23)
+        else:
+            x = raw.view("<i4").astype(np.float32) / float(1 << 31)
+    elif tag == 3 and bits in (32, 64):
+        usable = len(pcm) - len(pcm) % (width * ch)
+        x = np.frombuffer(pcm[:usable], dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
+    else:
+        raise AudioFormatError(
+            f"{name}: unsupported WAV encoding (format tag {tag}, {bits} bits); convert to 16-bit PCM"
+        )
+    if ch > 1:
+        x = x.reshape(-1, ch).mean(axis=1)
+    return Audio(np.ascontiguousarray(x, dtype=np.float32), int(rate))
+
+
+def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM mono atomically (temp file in the same folder, then rename)."""
+    x = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    pcm = np.round(x * 32767.0).astype("<i2").tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    header += b"data" + struct.pack("<I", len(pcm))
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header + pcm)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited resampling of a whole clip in the frequency domain (no scipy on the board)."""
+    if sr_in == sr_out:
+        return np.asarray(x, dtype=np.float32)
+    n_in = x.shape[0]
+    n_out = int(round(n_in * sr_out / sr_in))
+    if n_in == 0 or n_out == 0:
+        return np.zeros(n_out, dtype=np.float32)
+    # Zero-pad to a length whose FFT and resampled FFT are both fast (prime sizes are 10x slower).
+    g = math.gcd(int(sr_in), int(sr_out))
+    step_in, step_out = sr_in // g, sr_out // g
+    k = _fast_len(-(-n_in // step_in))
+    n_pad, m = k * step_in, k * step_out
+    spec = np.fft.rfft(x.astype(np.float64), n=n_pad)
+    n_keep = min(spec.shape[0], m // 2 + 1)
+    out_spec = np.zeros(m // 2 + 1, dtype=np.complex128)
+    out_spec[:n_keep] = spec[:n_keep]
+    y = np.fft.irfft(out_spec, n=m) * (m / n_pad)
+    return y[:n_out].astype(np.float32)
+
+
+def _is_smooth(n: int) -> bool:
+    for p in (2, 3, 5, 7):
+        while n % p == 0 and n > 1:
+            n //= p
+    return n == 1
+
+
+def _fast_len(n: int) -> int:
+    """The smallest 7-smooth integer >= n (an FFT size pocketfft computes quickly)."""
+    while not _is_smooth(n):
+        n += 1
+    return n
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int,
+    *,
+    strict: bool = False,
+    notice: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """Read a WAV for a model: mono, at ``sample_rate``, finite, non-empty. Raises ``AudioFormatError``."""
+    audio = read_wav(path)
+    x = audio.samples
+    if x.size == 0:
+        raise AudioFormatError(f"{path}: WAV holds no samples; give a WAV with audio in it")
+    if not np.all(np.isfinite(x)):
+        raise AudioFormatError(f"{path}: audio contains NaN or Inf samples; fix the file")
+    if audio.sample_rate != sample_rate:
+        if strict:
+            raise AudioFormatError(
+                f"{path}: sample rate {audio.sample_rate} Hz, the model needs {sample_rate} Hz "
+                "(drop --strict to resample, or convert with: sox in.wav -r 16000 out.wav)"
+            )
+        if notice is not None:
+            notice(f"notice: {path}: resampling {audio.sample_rate} Hz -> {sample_rate} Hz")
+        x = resample(x, audio.sample_rate, sample_rate)
+    return x
+
+
+fast_fft_len = _fast_len

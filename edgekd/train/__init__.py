@@ -1,0 +1,1 @@
+"""Host-side training: students, teachers, distillation, the training loop, checkpoints (imports torch)."""

@@ -1,0 +1,30 @@
+"""``TrainConfig``: every hyper-parameter of one training run, typed, saved inside the checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    arch: str = "dscnn"
+    epochs: int = 6
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    seed: int = 0
+    threads: int = 2
+    alpha: float = 0.7  # KD weight; 0 = no teacher
+    temperature: float = 3.0
+    label_smoothing: float = 0.0
+    specaugment: bool = True
+    time_masks: int = 2
+    time_mask_frames: int = 10
+    freq_masks: int = 2
+    freq_mask_bands: int = 5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

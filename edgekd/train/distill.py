@@ -1,0 +1,35 @@
+"""The distillation loss (Hinton et al., 2015), a pure function."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["kd_loss"]
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    alpha: float = 0.7,
+    temperature: float = 3.0,
+) -> torch.Tensor:
+    """``alpha * T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) * CE(y, z_s)``, batch mean.
+
+    The teacher side is detached. Rows with ``targets < 0`` (unlabelled transfer audio) get only the
+    KD term. ``teacher_logits=None`` or ``alpha=0`` is plain cross-entropy (the no-teacher baseline).
+    """
+    labelled = targets >= 0
+    if labelled.any():
+        ce = F.cross_entropy(student_logits[labelled], targets[labelled], reduction="sum") / student_logits.shape[0]
+    else:
+        ce = student_logits.sum() * 0.0
+    if teacher_logits is None or alpha == 0.0:
+        return ce
+    t = float(temperature)
+    log_p_s = F.log_softmax(student_logits / t, dim=-1)
+    p_t = F.softmax(teacher_logits.detach() / t, dim=-1)
+    kl = F.kl_div(log_p_s, p_t, reduction="batchmean")
+    return alpha * t * t * kl + (1.0 - alpha) * ce

@@ -1,0 +1,128 @@
+"""Feature sets: a split of a Speech Commands-layout folder turned into log-mel arrays, with augmented views.
+
+Training clips get ``views`` random augmentations each (view 0 is augmented too), computed once and
+kept, so a frozen teacher's logits can be cached per view and the student sees exactly the input the
+teacher scored ("consistent" distillation). Sets are cached as .npz under ``cache_dir``, keyed by a
+hash of everything that defines them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.data import SILENCE
+from edgekd.data.augment import AugmentConfig, augment_clip, fit_to_length
+from edgekd.data.speech_commands import Clip, SpeechCommands
+from edgekd.data.synth_kws import single_threaded_blas
+from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+
+__all__ = ["FeatureSet", "build_feature_set"]
+
+
+@dataclass
+class FeatureSet:
+    x: np.ndarray  # (N, T, M) float16
+    y: np.ndarray  # (N,) int64
+    clip: np.ndarray  # (N,) index of the source clip
+    labels: tuple[str, ...]
+    key: str
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, fraction: float, seed: int) -> FeatureSet:
+        """Keep a random ``fraction`` of the source clips (all views of each kept clip)."""
+        clips = np.unique(self.clip)
+        rng = np.random.default_rng(seed)
+        keep = rng.choice(clips, size=max(1, int(round(fraction * clips.shape[0]))), replace=False)
+        m = np.isin(self.clip, keep)
+        return FeatureSet(self.x[m], self.y[m], self.clip[m], self.labels, f"{self.key}-sub{fraction}-{seed}")
+
+
+_W: dict[str, object] = {}
+
+
+def _worker_init(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samples: int) -> None:
+    _W.update(babble=babble, fe=LogMelFrontend(FrontendParams.from_dict(params)), views=views, seed=seed, n=n_samples)
+
+
+def _featurize(item: tuple[int, Clip]) -> np.ndarray:
+    i, clip = item
+    fe: LogMelFrontend = _W["fe"]  # type: ignore[assignment]
+    n: int = _W["n"]  # type: ignore[assignment]
+    sr = fe.params.sample_rate
+    x = fit_to_length(clip.load(sr), n)
+    views: int = _W["views"]  # type: ignore[assignment]
+    if views == 0:
+        return fe.features(x)[None].astype(np.float16)
+    rng = np.random.default_rng([_W["seed"], i])  # type: ignore[list-item]
+    speech = clip.label != SILENCE
+    out = [fe.features(augment_clip(x, rng, AugmentConfig(), babble=_W["babble"], speech=speech, sample_rate=sr)) for _ in range(views)]  # type: ignore[arg-type]
+    return np.stack(out).astype(np.float16)
+
+
+def build_feature_set(
+    data_dir: str | os.PathLike[str],
+    labels: tuple[str, ...],
+    split: str,
+    *,
+    views: int = 0,
+    seed: int = 0,
+    params: FrontendParams = FrontendParams(),
+    window_frames: int = 98,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> FeatureSet:
+    """Features of one split; ``views > 0`` makes that many augmented views per clip (training)."""
+    ds = SpeechCommands(data_dir)
+    clips = ds.clips(labels, split, sample_rate=params.sample_rate, seed=seed)
+    ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": str(clips[0].path), "last": str(clips[-1].path),
+             "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 3}
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"features-{split}-{key}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        z = np.load(cache)
+        return FeatureSet(z["x"], z["y"], z["clip"], labels, key)
+    n_samples = (window_frames - 1) * params.hop_samples + params.window_samples
+    babble: list[np.ndarray] = []
+    if views:
+        rng = np.random.default_rng(seed)
+        speech = [c for c in clips if c.label != SILENCE]
+        for j in rng.choice(len(speech), size=min(64, len(speech)), replace=False):
+            babble.append(np.trim_zeros(speech[int(j)].load(params.sample_rate)))
+    init = (babble, params.to_dict(), views, seed, n_samples)
+    items = list(enumerate(clips))
+    chunks: list[np.ndarray] = []
+    if workers > 1:
+        with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_worker_init, initargs=init) as pool:
+            for k, arr in enumerate(pool.imap(_featurize, items, chunksize=64)):
+                chunks.append(arr)
+                if progress:
+                    progress(k + 1, len(items))
+    else:
+        _worker_init(*init)
+        for k, item in enumerate(items):
+            chunks.append(_featurize(item))
+            if progress:
+                progress(k + 1, len(items))
+    per = chunks[0].shape[0]
+    x = np.concatenate(chunks)
+    lab_idx = {lab: i for i, lab in enumerate(labels)}
+    y = np.repeat(np.array([lab_idx[c.label] for c in clips], dtype=np.int64), per)
+    clip_idx = np.repeat(np.arange(len(clips), dtype=np.int64), per)
+    fs = FeatureSet(x, y, clip_idx, labels, key)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, x=x, y=y, clip=clip_idx)
+        os.replace(tmp, cache)
+    return fs

@@ -1,0 +1,123 @@
+"""One training run from a data folder to a checkpoint: features, cached teacher logits, training, test accuracy."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.data import KWS12_LABELS
+from edgekd.errors import ConfigError
+from edgekd.runtime.frontend import FrontendParams
+from edgekd.train.checkpoint import Checkpoint
+from edgekd.train.config import TrainConfig
+from edgekd.train.features import FeatureSet, build_feature_set
+
+__all__ = ["KwsData", "load_kws_data", "train_kws"]
+
+WINDOW_FRAMES = 98
+
+
+@dataclass
+class KwsData:
+    root: Path
+    train: FeatureSet
+    validation: FeatureSet
+    test: FeatureSet
+    views: int
+
+
+def _bar(desc: str, enabled: bool):  # type: ignore[no-untyped-def]
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="clip", dynamic_ncols=True)
+
+    def cb(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, cb
+
+
+def load_kws_data(
+    data_dir: str | os.PathLike[str],
+    *,
+    labels: tuple[str, ...] = KWS12_LABELS,
+    views: int = 3,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> KwsData:
+    """Features of the train (augmented views), validation and test splits."""
+    sets = {}
+    for split, v in (("train", views), ("validation", 0), ("test", 0)):
+        bar, cb = _bar(f"features {split}", progress)
+        sets[split] = build_feature_set(data_dir, labels, split, views=v, seed=seed, window_frames=WINDOW_FRAMES,
+                                        cache_dir=cache_dir, workers=workers, progress=cb)
+        if bar is not None:
+            bar.close()
+    return KwsData(Path(data_dir), sets["train"], sets["validation"], sets["test"], views)
+
+
+def train_kws(
+    data: KwsData,
+    out: str | os.PathLike[str],
+    cfg: TrainConfig,
+    *,
+    teacher: str | os.PathLike[str] | None = None,
+    subset: float = 1.0,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Checkpoint:
+    """Train one model and save its checkpoint (with test accuracy measured in torch)."""
+    from edgekd.train.loop import accuracy, train_model
+    from edgekd.train.profile import count_macs, count_params
+    from edgekd.train.teachers import CachedTeacher, TorchTeacher
+
+    if not 0.0 < subset <= 1.0:
+        raise ConfigError(f"--subset must be in (0, 1], got {subset}")
+    train = data.train if subset == 1.0 else data.train.subset(subset, cfg.seed)
+    t_logits = None
+    provenance: dict[str, Any] = {"data": str(data.root), "views": data.views, "subset": subset}
+    meta = data.root / "synth_meta.json"
+    if meta.is_file():
+        provenance["data_generator"] = json.loads(meta.read_text())["generator"]
+    if teacher is not None:
+        tt = TorchTeacher(teacher, threads=cfg.threads)
+        cache_file = Path(cache_dir) / f"teacher-{tt.identity[:16]}-{data.train.key}.npz" if cache_dir else None
+        cached = CachedTeacher.build(tt, data.train, cache_file)
+        full = cached.for_set(data.train)
+        t_logits = full if subset == 1.0 else full[np.isin(data.train.clip, np.unique(train.clip))]
+        provenance["teacher_sha256"] = tt.identity
+        provenance["teacher"] = Path(teacher).name
+    model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress)
+    test_acc = accuracy(model, data.test)
+    n_mels = data.train.x.shape[2]
+    ckpt = Checkpoint(
+        arch=cfg.arch,
+        labels=tuple(data.train.labels),
+        n_mels=n_mels,
+        frontend=FrontendParams().to_dict(),
+        window_frames=WINDOW_FRAMES,
+        state_dict={k: v.contiguous() for k, v in model.state_dict().items()},
+        config=dict(cfg.to_dict(), distilled=t_logits is not None),
+        metrics={
+            "val_accuracy": history["best_val_accuracy"],
+            "test_accuracy_torch": test_acc,
+            "params": count_params(model),
+            "macs_per_inference": count_macs(model, (1, WINDOW_FRAMES, n_mels)),
+            "train_seconds": history["train_seconds"],
+            "train_examples_seen": history["train_examples_seen"],
+        },
+        provenance=provenance,
+    )
+    ckpt.save(out)
+    return ckpt

@@ -1,0 +1,41 @@
+"""Parameter and multiply-accumulate counts of a torch model (conv and linear layers)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["count_params", "count_macs"]
+
+
+def count_params(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """MACs of one forward pass on a single example of ``input_shape`` (batch 1 included in the shape)."""
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, _inp: tuple[torch.Tensor], out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += int(out.numel() * (m.in_channels // m.groups) * kh * kw)
+
+    def linear_hook(m: nn.Linear, _inp: tuple[torch.Tensor], out: torch.Tensor) -> None:
+        nonlocal total
+        total += int(out.numel() * m.in_features)
+
+    hooks = []
+    for mod in model.modules():
+        if isinstance(mod, nn.Conv2d):
+            hooks.append(mod.register_forward_hook(conv_hook))
+        elif isinstance(mod, nn.Linear):
+            hooks.append(mod.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    model(torch.zeros(input_shape))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return total

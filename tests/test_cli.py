@@ -1,0 +1,142 @@
+"""The CLI through typer's CliRunner: happy paths and every bad input named in the spine issue."""
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgekd.cli import app
+from edgekd.runtime.wav import read_wav, write_wav
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _assert_one_line_error(res, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("error: "), res.stderr
+    assert "Traceback" not in res.output
+    for f in fragments:
+        assert f in err[0]
+
+
+def _golden(shipped: Path) -> Path:
+    return shipped / "golden" / "clip.wav"
+
+
+def test_run_prints_json_lines(shipped_bundle: Path) -> None:
+    res = _invoke("run", shipped_bundle, "--wav", _golden(shipped_bundle))
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(ln) for ln in res.stdout.splitlines()]
+    assert len(lines) >= 3 and all(set(d) == {"t_ms", "label", "score"} for d in lines)
+    want = json.loads((shipped_bundle / "golden" / "detections.json").read_text())
+    assert [d["label"] for d in lines] == [d["label"] for d in want]
+
+
+@pytest.mark.parametrize("sr", [8000, 44100])
+def test_run_resamples_other_rates_with_a_notice(shipped_bundle: Path, tmp_path: Path, sr: int) -> None:
+    from edgekd.runtime.wav import resample
+
+    a = read_wav(_golden(shipped_bundle))
+    write_wav(tmp_path / "r.wav", resample(a.samples, 16000, sr), sr)
+    res = _invoke("run", shipped_bundle, "--wav", tmp_path / "r.wav")
+    assert res.exit_code == 0
+    assert f"resampling {sr} Hz -> 16000 Hz" in res.stderr
+    assert len(res.stdout.splitlines()) >= 2
+
+
+def test_run_strict_refuses_other_rates(shipped_bundle: Path, tmp_path: Path) -> None:
+    write_wav(tmp_path / "r.wav", np.zeros(8000, np.float32), 8000)
+    _assert_one_line_error(_invoke("run", shipped_bundle, "--wav", tmp_path / "r.wav", "--strict"), "8000 Hz")
+
+
+def test_run_downmixes_stereo(shipped_bundle: Path, tmp_path: Path) -> None:
+    x = read_wav(_golden(shipped_bundle)).samples
+    pcm = np.round(np.stack([x, x], axis=1).reshape(-1) * 32767).astype("<i2").tobytes()
+    hdr = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, 16000, 64000, 4, 16)
+    (tmp_path / "st.wav").write_bytes(hdr + b"data" + struct.pack("<I", len(pcm)) + pcm)
+    mono = _invoke("run", shipped_bundle, "--wav", _golden(shipped_bundle))
+    stereo = _invoke("run", shipped_bundle, "--wav", tmp_path / "st.wav")
+    assert stereo.exit_code == 0
+    assert [json.loads(a)["label"] for a in stereo.stdout.splitlines()] == [json.loads(a)["label"] for a in mono.stdout.splitlines()]
+
+
+def test_run_truncated_wav(shipped_bundle: Path, tmp_path: Path) -> None:
+    data = _golden(shipped_bundle).read_bytes()
+    (tmp_path / "t.wav").write_bytes(data[: len(data) // 3])
+    _assert_one_line_error(_invoke("run", shipped_bundle, "--wav", tmp_path / "t.wav"), "t.wav", "truncated")
+
+
+def test_run_empty_and_unreadable_files(shipped_bundle: Path, tmp_path: Path) -> None:
+    (tmp_path / "e.wav").write_bytes(b"")
+    _assert_one_line_error(_invoke("run", shipped_bundle, "--wav", tmp_path / "e.wav"), "empty")
+    _assert_one_line_error(_invoke("run", shipped_bundle, "--wav", tmp_path / "missing.wav"), "cannot read")
+
+
+def test_run_tampered_bundle(shipped_bundle: Path, tmp_path: Path) -> None:
+    b = tmp_path / "bundle"
+    shutil.copytree(shipped_bundle, b)
+    p = b / "golden" / "output.npy"
+    p.write_bytes(p.read_bytes()[:-4] + b"\0\0\0\0")
+    _assert_one_line_error(_invoke("run", b, "--wav", _golden(shipped_bundle)), "output.npy", "sha256")
+
+
+def test_run_not_a_bundle(tmp_path: Path) -> None:
+    _assert_one_line_error(_invoke("run", tmp_path, "--wav", tmp_path / "x.wav"), "manifest.json")
+
+
+def test_eval_writes_full_json(shipped_bundle: Path, tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res.json"
+    res = _invoke("eval", shipped_bundle, "--data", tiny_data, "--split", "all", "--json", out)
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert r["n"] == 10 * 8 + 16 + 8
+    assert 0.0 <= r["accuracy"] <= 1.0 and set(r["per_label"]) == set(r["labels"])
+    conf = np.array(r["confusion"])
+    assert conf.shape == (12, 12) and conf.sum() == r["n"]
+    assert abs(np.trace(conf) / conf.sum() - r["accuracy"]) < 1e-9
+
+
+def test_eval_missing_label_folder_writes_nothing(shipped_bundle: Path, tiny_data: Path, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    shutil.copytree(tiny_data, data)
+    shutil.rmtree(data / "stop")
+    out = tmp_path / "res.json"
+    _assert_one_line_error(_invoke("eval", shipped_bundle, "--data", data, "--json", out), "stop")
+    assert not out.exists()
+
+
+def test_student_needs_exactly_one_teacher_choice(tiny_data: Path, tmp_path: Path) -> None:
+    _assert_one_line_error(_invoke("train", "student", "--data", tiny_data, "--out", tmp_path / "s.pt"), "--no-teacher")
+
+
+def test_export_bad_checkpoint_leaves_no_bundle(tmp_path: Path) -> None:
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    _assert_one_line_error(_invoke("export", "onnx", tmp_path / "bad.pt", "--out", tmp_path / "b"), "checkpoint")
+    assert not (tmp_path / "b").exists()
+
+
+def test_real_process_exit_code_and_stderr(shipped_bundle: Path, tmp_path: Path) -> None:
+    (tmp_path / "e.wav").write_bytes(b"")
+    p = subprocess.run([sys.executable, "-m", "edgekd", "run", str(shipped_bundle), "--wav", str(tmp_path / "e.wav")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("error: ")
+
+
+def test_help_explains_commands() -> None:
+    res = _invoke("--help")
+    assert res.exit_code == 0
+    for cmd in ("data", "train", "export", "run", "eval", "demo"):
+        assert cmd in res.stdout

@@ -1,0 +1,65 @@
+"""Export boundary: torch vs ONNX, manifest integrity, golden files."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export extra")
+onnx = pytest.importorskip("onnx", reason="export extra")
+
+from edgekd.errors import BundleError  # noqa: E402
+from edgekd.manifest import ModelManifest  # noqa: E402
+from edgekd.runtime.detector import load_model  # noqa: E402
+from edgekd.train.checkpoint import Checkpoint  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_torch_and_onnx_logits_agree(tiny_checkpoint: Path, tiny_bundle: Path) -> None:
+    model = Checkpoint.load(tiny_checkpoint).build()
+    x = np.random.default_rng(1).normal(-4.0, 3.0, size=(5, 98, 40)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = load_model(tiny_bundle).logits(x)
+    assert got.shape == (5, 12)
+    assert np.max(np.abs(got - want)) <= 1e-4
+
+
+def test_manifest_hashes_and_onnx_metadata(tiny_bundle: Path) -> None:
+    m = ModelManifest.load(tiny_bundle)
+    assert set(m.files) >= {"model.onnx", "golden/input.npy", "golden/output.npy", "golden/clip.wav", "golden/detections.json"}
+    m.verify_files(tiny_bundle)
+    meta = {p.key: p.value for p in onnx.load(str(tiny_bundle / "model.onnx")).metadata_props}
+    embedded = json.loads(meta["edgekd_manifest"])
+    assert embedded["labels"] == list(m.labels) and embedded["frontend"] == m.frontend
+    assert m.provenance["params"] > 0 and m.provenance["macs_per_inference"] > 0
+
+
+def test_golden_output_reproduces(tiny_bundle: Path) -> None:
+    m = ModelManifest.load(tiny_bundle)
+    det = load_model(tiny_bundle)
+    got = det.logits(np.load(tiny_bundle / m.golden["input"]))
+    assert np.allclose(got, np.load(tiny_bundle / m.golden["output"]), atol=m.golden["atol"], rtol=m.golden["rtol"])
+
+
+def test_tampered_file_is_refused_naming_it(tiny_bundle: Path, tmp_path: Path) -> None:
+    b = tmp_path / "b"
+    shutil.copytree(tiny_bundle, b)
+    data = bytearray((b / "model.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (b / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="model.onnx: sha256"):
+        load_model(b)
+
+
+def test_export_refuses_garbage_checkpoint(tmp_path: Path) -> None:
+    from edgekd.errors import ConfigError
+    from edgekd.export.onnx import export_onnx
+
+    (tmp_path / "x.pt").write_bytes(b"nope")
+    with pytest.raises(ConfigError, match="not an edgekd checkpoint"):
+        export_onnx(tmp_path / "x.pt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

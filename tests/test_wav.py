@@ -1,0 +1,86 @@
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekd.errors import AudioFormatError
+from edgekd.runtime.wav import load_audio, read_wav, resample, write_wav
+
+
+def _tone(sr: int, seconds: float = 0.5, f: float = 440.0) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+
+def _write_pcm16(path: Path, x: np.ndarray, sr: int, channels: int = 1) -> None:
+    pcm = np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+    hdr = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE"
+    hdr += b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sr, sr * 2 * channels, 2 * channels, 16)
+    path.write_bytes(hdr + b"data" + struct.pack("<I", len(pcm)) + pcm)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    x = _tone(16000)
+    write_wav(tmp_path / "a.wav", x, 16000)
+    a = read_wav(tmp_path / "a.wav")
+    assert a.sample_rate == 16000 and np.max(np.abs(a.samples - x)) < 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == ["a.wav"]  # no temp file left behind
+
+
+def test_stereo_is_downmixed(tmp_path: Path) -> None:
+    left, right = _tone(16000), np.zeros(8000, np.float32)
+    _write_pcm16(tmp_path / "s.wav", np.stack([left, right], axis=1).reshape(-1), 16000, channels=2)
+    a = read_wav(tmp_path / "s.wav")
+    assert a.samples.shape == (8000,) and np.max(np.abs(a.samples - left / 2)) < 1e-4
+
+
+@pytest.mark.parametrize("sr", [8000, 44100])
+def test_other_rates_are_resampled_with_a_notice(tmp_path: Path, sr: int) -> None:
+    _write_pcm16(tmp_path / "r.wav", _tone(sr), sr)
+    notes: list[str] = []
+    x = load_audio(tmp_path / "r.wav", 16000, notice=notes.append)
+    assert x.shape == (8000,) and len(notes) == 1 and f"{sr} Hz -> 16000 Hz" in notes[0]
+    ref = _tone(16000)
+    assert np.max(np.abs(x[200:-200] - ref[200:-200])) < 2e-3
+
+
+def test_strict_refuses_other_rates(tmp_path: Path) -> None:
+    _write_pcm16(tmp_path / "r.wav", _tone(8000), 8000)
+    with pytest.raises(AudioFormatError, match="8000 Hz"):
+        load_audio(tmp_path / "r.wav", 16000, strict=True)
+
+
+def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    write_wav(tmp_path / "a.wav", _tone(16000), 16000)
+    data = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "t.wav").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioFormatError, match="truncated"):
+        read_wav(tmp_path / "t.wav")
+
+
+@pytest.mark.parametrize("content,match", [(b"", "empty"), (b"not a wav file at all", "RIFF")])
+def test_empty_and_garbage_files_are_refused(tmp_path: Path, content: bytes, match: str) -> None:
+    (tmp_path / "bad.wav").write_bytes(content)
+    with pytest.raises(AudioFormatError, match=match):
+        read_wav(tmp_path / "bad.wav")
+
+
+def test_wav_without_samples_is_refused(tmp_path: Path) -> None:
+    write_wav(tmp_path / "z.wav", np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioFormatError, match="no samples"):
+        load_audio(tmp_path / "z.wav", 16000)
+
+
+def test_nan_float_wav_is_refused(tmp_path: Path) -> None:
+    x = np.array([0.0, np.nan, 0.1], dtype="<f4").tobytes()
+    hdr = b"RIFF" + struct.pack("<I", 36 + len(x)) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 3, 1, 16000, 64000, 4, 32)
+    (tmp_path / "n.wav").write_bytes(hdr + b"data" + struct.pack("<I", len(x)) + x)
+    with pytest.raises(AudioFormatError, match="NaN"):
+        load_audio(tmp_path / "n.wav", 16000)
+
+
+def test_resample_keeps_a_tone() -> None:
+    y = resample(_tone(22050, 1.0), 22050, 16000)
+    assert y.shape == (16000,)
+    assert np.max(np.abs(y[100:-100] - _tone(16000, 1.0)[100:-100])) < 1e-4
