@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= train,export,onnx,dev
+EXTRAS ?= train,export,onnx,litert,tflite,dev
 DEMO_OUT ?= runs/demo
 # Debian packages the tests and demo use, installed only when root and missing.
 APT_PACKAGES ?=
@@ -40,6 +40,7 @@ lint: install
 
 test: install
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check edgekd firmware_bridge tests bench
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 kd-study: install

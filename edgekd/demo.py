@@ -6,12 +6,13 @@ import datetime as _dt
 import json
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_demo", "DemoConfig"]
+from edgekd.fsutil import atomic_write_text
 
-from dataclasses import dataclass
+__all__ = ["run_demo", "DemoConfig"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class DemoConfig:
     teacher_epochs: int = 5
     student_epochs: int = 6
     student_arch: str = "dscnn"
+    qat_epochs: int = 2
     threads: int = 2
     seed: int = 0
 
@@ -38,6 +40,7 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     from edgekd.export.onnx import export_onnx
     from edgekd.runtime.detector import load_model
     from edgekd.runtime.wav import load_audio, write_wav
+    from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import load_kws_data, train_kws
 
@@ -67,9 +70,13 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     results: dict[str, dict[str, Any]] = {}
     teacher = out / "teacher.pt"
     t = time.time()
-    _say("training the teacher")
-    tc = train_kws(kd, teacher, TrainConfig(arch="cnn-teacher", epochs=cfg.teacher_epochs, threads=cfg.threads, seed=cfg.seed,
-                                            alpha=0.0, label_smoothing=0.1), cache_dir=cache)
+    if teacher.is_file():
+        _say(f"reusing teacher {teacher} (delete it to retrain)")
+        tc = Checkpoint.load(teacher)
+    else:
+        _say("training the teacher")
+        tc = train_kws(kd, teacher, TrainConfig(arch="cnn-teacher", epochs=cfg.teacher_epochs, threads=cfg.threads, seed=cfg.seed,
+                                                alpha=0.0, label_smoothing=0.1), cache_dir=cache)
     timings["teacher"] = time.time() - t
     results["teacher (cnn-teacher)"] = {"accuracy": tc.metrics["test_accuracy_torch"], "params": tc.metrics["params"],
                                         "macs": tc.metrics["macs_per_inference"], "bytes": teacher.stat().st_size, "format": "torch checkpoint"}
@@ -78,27 +85,35 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     words = ("yes", "stop", "go", "left", "no", "right")
     audio, truth = synth_keyword_stream(words, seed=cfg.seed + 7)
     write_wav(stream_wav, audio, 16000)
-    (out / "keywords_truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+    atomic_write_text(out / "keywords_truth.json", json.dumps(truth, indent=1) + "\n")
 
     bundles: dict[str, Path] = {}
     for tag, use_teacher in (("kd", True), ("ce", False)):
         ck = out / f"{cfg.student_arch}-{tag}.pt"
         t = time.time()
-        _say(f"training {cfg.student_arch} " + ("distilled from the teacher" if use_teacher else "without the teacher"))
-        sc = train_kws(kd, ck, TrainConfig(arch=cfg.student_arch, epochs=cfg.student_epochs, threads=cfg.threads, seed=cfg.seed,
-                                           alpha=0.7 if use_teacher else 0.0), teacher=teacher if use_teacher else None, cache_dir=cache)
+        if ck.is_file():
+            _say(f"reusing {ck} (delete it to retrain)")
+            sc = Checkpoint.load(ck)
+        else:
+            _say(f"training {cfg.student_arch} " + ("distilled from the teacher" if use_teacher else "without the teacher"))
+            sc = train_kws(kd, ck, TrainConfig(arch=cfg.student_arch, epochs=cfg.student_epochs, threads=cfg.threads, seed=cfg.seed,
+                                               alpha=0.7 if use_teacher else 0.0), teacher=teacher if use_teacher else None, cache_dir=cache)
         timings[f"student-{tag}"] = time.time() - t
         b = out / "bundles" / f"kws12-{cfg.student_arch}-{tag}"
         export_onnx(ck, b, golden_wav=stream_wav)
         det = load_model(b)
         ev = evaluate_kws(det, data, "test")
-        (out / f"eval-{tag}.json").write_text(json.dumps(ev, indent=1) + "\n")
+        atomic_write_text(out / f"eval-{tag}.json", json.dumps(ev, indent=1) + "\n")
         update_manifest(b, metrics=dict(det.manifest.metrics, test_accuracy=ev["accuracy"], test_n=ev["n"],
                                         test_split="synthesized espeak-ng, voice variants unseen in training"))
         bundles[tag] = b
         name = f"{cfg.student_arch} " + ("distilled (KD)" if use_teacher else "no teacher")
         results[name] = {"accuracy": ev["accuracy"], "accuracy_torch": sc.metrics["test_accuracy_torch"], "params": sc.metrics["params"],
                          "macs": sc.metrics["macs_per_inference"], "bytes": (b / "model.onnx").stat().st_size, "format": "ONNX fp32"}
+
+    t = time.time()
+    quant = _quantization(out, kd, data, teacher, stream_wav, out / f"{cfg.student_arch}-kd.pt", bundles, cfg)
+    timings["quantization"] = time.time() - t
 
     _say(f"streaming {stream_wav.name} through the distilled bundle (edgekd run)")
     det = load_model(bundles["kd"])
@@ -110,14 +125,72 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     for d in detections:
         print(json.dumps(d), flush=True)
     timings["total"] = time.time() - t_start
-    report = _report(out, cfg, results, truth, detections, timings)
+    report = _report(out, cfg, results, truth, detections, timings, quant)
     _say(f"report: {report}")
     print(report.read_text())
     return report
 
 
+def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Path, float_ckpt: Path,
+                  bundles: dict[str, Path], cfg: DemoConfig) -> dict[str, Any]:
+    """QAT int8 and PTQ int8 bundles beside fp32, TFLite for each when the converter is installed; one table."""
+    from edgekd.bench.latency import inference_latency_ms
+    from edgekd.bench.machine import machine_facts
+    from edgekd.evaluate import evaluate_kws
+    from edgekd.export.bundle import update_manifest
+    from edgekd.export.int8 import calibration_features
+    from edgekd.export.onnx import export_onnx
+    from edgekd.export.tflite import add_tflite_to_bundle, tflite_available
+    from edgekd.manifest import ModelManifest
+    from edgekd.runtime.backends.litert import litert_available
+    from edgekd.runtime.detector import load_model
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.pipeline import train_qat
+
+    qat_ckpt = out / f"{cfg.student_arch}-kd-qat.pt"
+    if qat_ckpt.is_file():
+        _say(f"reusing {qat_ckpt} (delete it to retrain)")
+    else:
+        _say("quantization-aware training (int8) of the distilled student, KD still on")
+        train_qat(kd, float_ckpt, qat_ckpt, teacher=teacher, epochs=cfg.qat_epochs, threads=cfg.threads, cache_dir=out / "cache")
+    ck = Checkpoint.load(float_ckpt)
+    calib = calibration_features(data, ck.frontend, ck.window_frames)
+    bundles["qat"] = out / "bundles" / f"kws12-{cfg.student_arch}-kd-int8"
+    bundles["ptq"] = out / "bundles" / f"kws12-{cfg.student_arch}-kd-ptq"
+    _say("exporting the QAT int8 and the PTQ int8 bundles")
+    export_onnx(qat_ckpt, bundles["qat"], golden_wav=stream_wav, int8=True)
+    export_onnx(float_ckpt, bundles["ptq"], golden_wav=stream_wav, ptq_calibration=calib)
+    have_tflite = tflite_available() and litert_available()
+    if have_tflite:
+        _say("converting to TFLite (fp32 for fp32, full-integer int8 for the int8 bundles)")
+        add_tflite_to_bundle(float_ckpt, bundles["kd"])
+        add_tflite_to_bundle(qat_ckpt, bundles["qat"], calibration=calib)
+        add_tflite_to_bundle(float_ckpt, bundles["ptq"], calibration=calib)
+    else:
+        _say("TFLite converter or LiteRT not installed: TFLite columns left empty")
+    rows = []
+    for tag, name in (("kd", "fp32"), ("ptq", "PTQ int8 (onnxruntime quantize_static)"), ("qat", "QAT int8")):
+        b = bundles[tag]
+        row: dict[str, Any] = {"variant": name, "bundle": b.name}
+        for backend in ("onnx", "litert"):
+            if backend == "litert" and not have_tflite:
+                continue
+            det = load_model(b, backend=backend)
+            file = det.manifest.tflite_file if backend == "litert" else det.manifest.model_file
+            row[backend] = {"accuracy": evaluate_kws(det, data, "test")["accuracy"], "model_bytes": (b / file).stat().st_size,
+                            "latency_ms": inference_latency_ms(det)}
+        accs = {f"test_accuracy_{k}": v["accuracy"] for k, v in row.items() if isinstance(v, dict)}
+        update_manifest(b, metrics=dict(ModelManifest.load(b).metrics, **accs, test_accuracy=row["onnx"]["accuracy"],
+                                        test_split="synthesized espeak-ng, voice variants unseen in training"))
+        rows.append(row)
+    result = {"what": "fp32 vs PTQ int8 vs QAT int8, test split = unseen espeak-ng voice variants, 1 thread",
+              "command": "make demo", "machine": machine_facts(), "rows": rows}
+    atomic_write_text(out / "quantization.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], truth: list[dict[str, Any]],
-            detections: list[dict[str, Any]], timings: dict[str, float]) -> Path:
+            detections: list[dict[str, Any]], timings: dict[str, float], quant: dict[str, Any]) -> Path:
     import numpy as np
     import onnxruntime
     import torch
@@ -144,6 +217,14 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
     diff = 100 * (kd["accuracy"] - ce["accuracy"])
     lines += ["", f"Distillation vs the same student without the teacher (one seed): {diff:+.2f} points. "
               "See bench/README.md (`make kd-study`) for means over seeds.", "",
+              "## int8: fp32 vs PTQ vs QAT (1 thread; latency = one 1 s window, p50)", "",
+              "| variant | ORT accuracy | ORT bytes | ORT p50 ms | LiteRT accuracy | TFLite bytes | LiteRT p50 ms |",
+              "|---|---|---|---|---|---|---|"]
+    for r in quant["rows"]:
+        o, li = r["onnx"], r.get("litert")
+        lt = (f"{100 * li['accuracy']:.2f}% | {li['model_bytes']:,} | {li['latency_ms']['p50']:.3f}" if li else "- | - | -")
+        lines.append(f"| {r['variant']} | {100 * o['accuracy']:.2f}% | {o['model_bytes']:,} | {o['latency_ms']['p50']:.3f} | {lt} |")
+    lines += ["", "(also in quantization.json, with machine facts)", "",
               "## Streaming a WAV through `edgekd run`", "", "Spoken (held-out voices):", ""]
     lines += [f"- {t['label']} at {t['onset_ms']}-{t['offset_ms']} ms" for t in truth]
     lines += ["", "Detections:", ""]
@@ -152,7 +233,7 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
     lines += ["", f"{hits} of {len(truth)} spoken keywords detected, {len(detections)} detections in all.", "",
               "## Time", "", *[f"- {k}: {v:.0f} s" for k, v in timings.items()], ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
-    (out / "report.json").write_text(json.dumps({"results": results, "truth": truth, "detections": detections, "timings_s": timings}, indent=1) + "\n")
+    atomic_write_text(path, "\n".join(lines))
+    atomic_write_text(out / "report.json", json.dumps({"results": results, "truth": truth, "detections": detections, "timings_s": timings}, indent=1) + "\n")
     return path
 

@@ -55,6 +55,7 @@ class ModelManifest:
     outputs: tuple[TensorSpec, ...]
     window_frames: int
     quantization: str = "fp32"
+    tflite_file: str = ""
     postprocess: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +97,7 @@ class ModelManifest:
                 outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
                 window_frames=int(d["window_frames"]),
                 quantization=str(d.get("quantization", "fp32")),
+                tflite_file=str(d.get("tflite_file", "")),
                 postprocess=dict(d.get("postprocess", {})),
                 files=dict(d.get("files", {})),
                 provenance=dict(d.get("provenance", {})),

@@ -33,14 +33,43 @@ def tiny_checkpoint(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgekd.data.synth_kws import synth_keyword_stream
     from edgekd.export.onnx import export_onnx
+    from edgekd.runtime.wav import write_wav
 
-    out = tmp_path_factory.mktemp("bundle") / "tiny"
-    export_onnx(tiny_checkpoint, out, golden_wav=SHIPPED / "golden" / "clip.wav")
-    return out
+    root = tmp_path_factory.mktemp("bundle")
+    audio, _ = synth_keyword_stream(("yes", "stop"), seed=3)
+    write_wav(root / "clip.wav", audio, 16000)
+    export_onnx(tiny_checkpoint, root / "tiny", golden_wav=root / "clip.wav")
+    return root / "tiny"
 
 
 @pytest.fixture(scope="session")
 def shipped_bundle() -> Path:
     assert (SHIPPED / "manifest.json").is_file(), f"the shipped bundle {SHIPPED} is missing"
     return SHIPPED
+
+
+@pytest.fixture(scope="session")
+def tiny_kws_data(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from edgekd.train.pipeline import load_kws_data
+
+    return load_kws_data(tiny_data, views=1, cache_dir=tmp_path_factory.mktemp("cache"), workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_qat_checkpoint(tiny_kws_data, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    from edgekd.train.pipeline import train_qat
+
+    out = tmp_path_factory.mktemp("qat") / "tiny-qat.pt"
+    train_qat(tiny_kws_data, tiny_checkpoint, out, epochs=1, threads=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_bundle(tiny_qat_checkpoint: Path, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgekd.export.onnx import export_onnx
+
+    out = tmp_path_factory.mktemp("int8") / "tiny-int8"
+    export_onnx(tiny_qat_checkpoint, out, golden_wav=tiny_bundle / "golden" / "clip.wav", int8=True)
+    return out

@@ -7,7 +7,7 @@ HEAVY = ("torch", "onnx", "librosa", "scipy", "sklearn", "tensorflow", "onnxscri
 
 
 def _loaded_after(code: str) -> set[str]:
-    probe = code + "\nimport sys\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (HEAVY,)
+    probe = code + f"\nimport sys\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return {m.split(".")[0] for m in out.stdout.split()}
 

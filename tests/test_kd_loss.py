@@ -19,10 +19,10 @@ def _softmax(z: list[float]) -> list[float]:
 def _by_hand(s_rows, t_rows, ys, alpha, T):  # type: ignore[no-untyped-def]
     kl = ce = 0.0
     n = len(s_rows)
-    for s, t, y in zip(s_rows, t_rows, ys):
+    for s, t, y in zip(s_rows, t_rows, ys, strict=False):
         ps = _softmax([v / T for v in s])
         pt = _softmax([v / T for v in t])
-        kl += sum(p * (math.log(p) - math.log(q)) for p, q in zip(pt, ps))
+        kl += sum(p * (math.log(p) - math.log(q)) for p, q in zip(pt, ps, strict=False))
         if y >= 0:
             ce += -math.log(_softmax(s)[y])
     return alpha * T * T * kl / n + (1 - alpha) * ce / n

@@ -12,6 +12,7 @@ from edgekd.cli import data, export, train
 from edgekd.cli.common import friendly_errors
 from edgekd.cli.evaluate import evaluate
 from edgekd.cli.run import run
+from edgekd.cli.selftest import selftest_cmd
 
 __all__ = ["app", "main"]
 
@@ -27,6 +28,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(export.app, name="export")
 app.command("run")(run)
 app.command("eval")(evaluate)
+app.command("selftest")(selftest_cmd)
 
 
 def _version(value: bool) -> None:

@@ -6,14 +6,13 @@ import functools
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
 from edgekd.errors import EdgeKDError
+from edgekd.fsutil import atomic_write_text
 
 __all__ = ["friendly_errors", "write_json", "notice", "EXIT_USER_ERROR"]
 
@@ -44,14 +43,4 @@ def friendly_errors(fn: F) -> F:
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write JSON atomically (temp file in the same folder, then rename)."""
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

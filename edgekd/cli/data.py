@@ -39,8 +39,7 @@ def synth_kws_cmd(
 
         def progress(done: int, total: int) -> None:
             bar.total = total
-            bar.n = done
-            bar.refresh()
+            bar.update(done - bar.n)  # tqdm throttles the redraws
 
         counts = synth_kws(out, cfg, progress=progress)
     notice(f"wrote {sum(counts.values())} clips in {len(counts)} folders to {out}")

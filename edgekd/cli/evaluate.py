@@ -18,7 +18,7 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Speech Commands-layout folder (one folder per word).")],
     split: Annotated[str, typer.Option(help="train, validation, test or all (a folder without split lists is evaluated whole).")] = "test",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full result (accuracy, per_label, confusion) here.")] = None,
-    backend: Annotated[str, typer.Option(help="Inference backend: onnx or auto.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
     threads: Annotated[int, typer.Option(help="Inference threads.")] = 1,
 ) -> None:
     """Top-1 accuracy, per-label recall and confusion matrix of BUNDLE on a data folder.

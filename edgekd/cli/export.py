@@ -19,12 +19,50 @@ def onnx_cmd(
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write (replaced atomically).")],
     golden_wav: Annotated[Optional[Path], typer.Option(help="A WAV to store with its detections as the bundle's stream self-test.")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Detection threshold stored in the manifest.")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="int8 QDQ model from a QAT checkpoint (`edgekd train qat`).")] = False,
+    ptq: Annotated[Optional[Path], typer.Option(help="Post-training int8 quantization (onnxruntime), calibrated on WAVs in this folder.")] = None,
 ) -> None:
-    """Write BUNDLE: model.onnx (fp32, dynamic batch), manifest.json (sha256 of every file), golden/."""
+    """Write BUNDLE: model.onnx (fp32, or int8 with --int8 / --ptq), manifest.json (sha256 of every file), golden/."""
     from edgekd.export.onnx import export_onnx
 
     pp = {"threshold": threshold} if threshold is not None else None
-    m = export_onnx(checkpoint, out, golden_wav=golden_wav, postprocess=pp)
+    calib = None
+    if ptq is not None:
+        from edgekd.export.int8 import calibration_features
+        from edgekd.train.checkpoint import Checkpoint
+
+        ck = Checkpoint.load(checkpoint)
+        calib = calibration_features(ptq, ck.frontend, ck.window_frames)
+    m = export_onnx(checkpoint, out, golden_wav=golden_wav, postprocess=pp, int8=int8, ptq_calibration=calib)
     size = (out / m.model_file).stat().st_size
-    notice(f"wrote {out}: {m.model_file} {size / 1024:.1f} KiB, {m.provenance['params']} params, "
+    notice(f"wrote {out}: {m.model_file} ({m.quantization}) {size / 1024:.1f} KiB, {m.provenance['params']} params, "
            f"torch vs ONNX max abs {m.provenance['torch_vs_onnx_max_abs']:.1e}")
+
+
+@app.command("tflite")
+@friendly_errors
+def tflite_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint the bundle was exported from.")],
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder to add model.tflite to (rewritten atomically).")],
+    int8: Annotated[bool, typer.Option("--int8", help="Full-integer int8 (int8 input and output), calibrated on --calib.")] = False,
+    calib: Annotated[Optional[Path], typer.Option(help="Folder of WAVs for int8 calibration (e.g. the training data).")] = None,
+) -> None:
+    """Add model.tflite (LiteRT) to BUNDLE: fp32, or full-integer int8 with a representative dataset.
+
+    Needs the host-only converter extra: pip install -c constraints.txt "edgekd[tflite]".
+    """
+    from edgekd.errors import ConfigError
+    from edgekd.export.tflite import add_tflite_to_bundle
+
+    calibration = None
+    if int8:
+        if calib is None:
+            raise ConfigError("--int8 needs --calib DIR (WAVs for the representative dataset)")
+        from edgekd.export.int8 import calibration_features
+        from edgekd.train.checkpoint import Checkpoint
+
+        ck = Checkpoint.load(checkpoint)
+        calibration = calibration_features(calib, ck.frontend, ck.window_frames)
+    m = add_tflite_to_bundle(checkpoint, bundle, calibration=calibration)
+    size = (bundle / m.tflite_file).stat().st_size
+    notice(f"wrote {bundle / m.tflite_file} ({'int8' if int8 else 'fp32'}) {size / 1024:.1f} KiB")

@@ -23,7 +23,7 @@ def postprocess_overrides(
 def run(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder (holds manifest.json).")],
     wav: Annotated[Optional[Path], typer.Option("--wav", help="WAV file to stream through the model.")] = None,
-    backend: Annotated[str, typer.Option(help="Inference backend: onnx or auto.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
     threads: Annotated[int, typer.Option(help="Inference threads (1 suits always-on work).")] = 1,
     chunk_ms: Annotated[int, typer.Option(help="Feed the stream in chunks of this many ms (results do not depend on it).")] = 80,
     threshold: Annotated[Optional[float], typer.Option(help="Override the detection threshold for every keyword.")] = None,

@@ -81,3 +81,26 @@ def student_cmd(
                       alpha=alpha if teacher is not None else 0.0, temperature=temperature)
     kd = load_kws_data(data, views=views, seed=0, cache_dir=cache_dir)
     _summary(out, train_kws(kd, out, cfg, teacher=teacher, subset=subset, cache_dir=cache_dir).metrics)
+
+
+@app.command("qat")
+@friendly_errors
+def qat_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Trained float student checkpoint.")],
+    data: DataOpt,
+    out: OutOpt,
+    teacher: Annotated[Optional[Path], typer.Option(help="Keep distilling from this teacher during QAT (cached logits).")] = None,
+    epochs: EpochsOpt = 2,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (lower than float training).")] = 5e-4,
+    views: ViewsOpt = 3,
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = 2,
+    cache_dir: CacheOpt = Path(".edgekd-cache"),
+) -> None:
+    """Quantization-aware fine-tuning: BatchNorm folded, int8 per-channel weights, uint8 activations (EMA ranges)."""
+    from edgekd.train.pipeline import load_kws_data, train_qat
+
+    kd = load_kws_data(data, views=views, seed=0, cache_dir=cache_dir)
+    c = train_qat(kd, checkpoint, out, teacher=teacher, epochs=epochs, lr=lr, seed=seed, threads=threads, cache_dir=cache_dir)
+    notice(f"saved {out}: QAT val {c.metrics['val_accuracy']:.4f}, test {c.metrics['test_accuracy_torch']:.4f} "
+           f"(float test {c.metrics.get('float_test_accuracy_torch') or float('nan'):.4f})")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.data import BACKGROUND_NOISE, KWS12_KEYWORDS, SILENCE, UNKNOWN
+from edgekd.data import BACKGROUND_NOISE, KWS12_KEYWORDS, SILENCE
 from edgekd.data.augment import colored_noise, fit_to_length
 from edgekd.errors import ConfigError
 from edgekd.runtime.wav import resample, write_wav

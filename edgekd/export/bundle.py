@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from edgekd.fsutil import atomic_write_text
 from edgekd.manifest import MANIFEST_NAME, ModelManifest, sha256_file
 
 __all__ = ["staging_dir", "finalize_manifest", "update_manifest"]
@@ -21,6 +22,9 @@ def staging_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
     dest = Path(out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; a bundle is meant to be shared
     try:
         yield tmp
         old = None
@@ -43,19 +47,14 @@ def finalize_manifest(bundle: Path, manifest: ModelManifest) -> ModelManifest:
         if p.is_file() and p.name != MANIFEST_NAME
     }
     m = manifest.replace(files=files)
-    _write_text(bundle / MANIFEST_NAME, m.to_json())
+    atomic_write_text(bundle / MANIFEST_NAME, m.to_json())
     return m
 
 
 def update_manifest(bundle: str | os.PathLike[str], **changes: Any) -> ModelManifest:
     """Rewrite manifest.json with some fields changed (e.g. ``metrics``); the model files are untouched."""
     m = ModelManifest.load(bundle).replace(**changes)
-    _write_text(Path(bundle) / MANIFEST_NAME, m.to_json())
+    atomic_write_text(Path(bundle) / MANIFEST_NAME, m.to_json())
     return m
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -61,8 +61,14 @@ def export_onnx(
     golden_wav: str | os.PathLike[str] | None = None,
     postprocess: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    int8: bool = False,
+    ptq_calibration: np.ndarray | None = None,
 ) -> ModelManifest:
-    """Export a checkpoint as a bundle folder ``out`` (replaced atomically if it exists)."""
+    """Export a checkpoint as a bundle folder ``out`` (replaced atomically if it exists).
+
+    fp32 by default; ``int8=True`` for a QAT checkpoint (QDQ graph with int8 weights);
+    ``ptq_calibration`` (feature windows) for onnxruntime's post-training quantization of a float one.
+    """
     import onnx
     import torch
 
@@ -71,9 +77,19 @@ def export_onnx(
     from edgekd.train.profile import count_macs, count_params
 
     ckpt = Checkpoint.load(checkpoint)
-    if ckpt.config.get("qat"):
-        raise ConfigError(f"{checkpoint}: a QAT checkpoint; fp32 export of it is not supported yet")
+    if int8 and not ckpt.is_qat:
+        raise ConfigError(f"{checkpoint}: not QAT-trained, so --int8 has no ranges to use; run `edgekd train qat {checkpoint}` "
+                          "first, or use --ptq DATA_DIR for post-training quantization")
+    if ckpt.is_qat and not int8:
+        raise ConfigError(f"{checkpoint}: a QAT checkpoint; export it with --int8")
+    if int8 and ptq_calibration is not None:
+        raise ConfigError("--int8 (QAT) and --ptq are two different int8 paths; give one")
     model = ckpt.build()
+    quantization = "int8-qat" if int8 else "int8-ptq" if ptq_calibration is not None else "fp32"
+    if int8:
+        from edgekd.train.qat import freeze
+
+        freeze(model)
     fp = FrontendParams.from_dict(ckpt.frontend)
     T, M = ckpt.window_frames, ckpt.n_mels
     pp = KwsPostprocessConfig.from_dict(postprocess or {})
@@ -92,7 +108,7 @@ def export_onnx(
         inputs=(TensorSpec(INPUT_NAME, (-1, T, M)),),
         outputs=(TensorSpec(OUTPUT_NAME, (-1, len(ckpt.labels))),),
         window_frames=T,
-        quantization="fp32",
+        quantization=quantization,
         postprocess=pp.to_dict(),
         provenance={
             "arch": ckpt.arch,
@@ -116,7 +132,19 @@ def export_onnx(
     )
     with staging_dir(out) as tmp:
         model_path = tmp / "model.onnx"
-        _torch_to_onnx(model, T, M, model_path)
+        if int8:
+            from edgekd.export.int8 import export_qat_onnx
+
+            export_qat_onnx(model, T, M, model_path, INPUT_NAME, OUTPUT_NAME)
+        elif ptq_calibration is not None:
+            from edgekd.export.int8 import ptq_quantize
+
+            fp32 = tmp / "fp32.onnx"
+            _torch_to_onnx(model, T, M, fp32)
+            ptq_quantize(fp32, model_path, ptq_calibration, INPUT_NAME)
+            fp32.unlink()
+        else:
+            _torch_to_onnx(model, T, M, model_path)
         proto = onnx.load(str(model_path))
         meta = manifest.to_dict()
         meta.pop("files", None)
@@ -129,8 +157,15 @@ def export_onnx(
         np.save(tmp / "golden" / "input.npy", golden_in)
         golden_out = _run_onnx(model_path, golden_in)
         err = float(np.max(np.abs(golden_out - golden_torch)))
-        if err > 1e-3:
-            raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
+        if quantization == "fp32":
+            if err > 1e-3:
+                raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
+        else:
+            # int8: the same answer on another CPU is exact in practice; allow one step of the output quantizer.
+            step = output_quant_step(model_path)
+            manifest = manifest.replace(golden=dict(manifest.golden, atol=1.01 * step, rtol=0.0))
+            if quantization == "int8-qat" and err > 2.01 * step:
+                raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> 2 steps of {step:.3g}); export is broken")
         np.save(tmp / "golden" / "output.npy", golden_out)
         manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err))
         if wav is not None:
@@ -138,6 +173,28 @@ def export_onnx(
             manifest = manifest.replace(golden=dict(manifest.golden, wav="golden/clip.wav", detections="golden/detections.json"))
         manifest = finalize_manifest(tmp, manifest)
     return manifest
+
+
+def output_quant_step(path: Path) -> float:
+    """Scale of the DequantizeLinear that produces the model output (one int8 step of the logits)."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant" and n.attribute:
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    producer = {o: n for n in g.node for o in n.output}
+    name = g.output[0].name
+    while name in producer:
+        n = producer[name]
+        if n.op_type == "DequantizeLinear":
+            return float(np.max(consts[n.input[1]]))
+        if n.op_type not in ("Identity", "Reshape", "Flatten", "Squeeze"):
+            break
+        name = n.input[0]
+    raise ConfigError(f"{path}: the output is not produced by a DequantizeLinear; not an int8 QDQ model")
 
 
 def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
@@ -149,9 +206,7 @@ def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
 def _write_golden_stream(tmp: Path, manifest: ModelManifest, wav: np.ndarray) -> None:
     from edgekd.runtime.backends.onnx import OnnxBackend
     from edgekd.runtime.detector import Detector
-    from edgekd.runtime.wav import write_wav
-
-    from edgekd.runtime.wav import load_audio
+    from edgekd.runtime.wav import load_audio, write_wav
 
     write_wav(tmp / "golden" / "clip.wav", wav, manifest.sample_rate)
     audio = load_audio(tmp / "golden" / "clip.wav", manifest.sample_rate)  # exactly what a reader will see

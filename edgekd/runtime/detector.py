@@ -35,7 +35,7 @@ def load_model(
     manifest = ModelManifest.load(root)
     if verify:
         manifest.verify_files(root)
-    model = create_backend(backend, root / manifest.model_file, threads=threads)
+    model = create_backend(backend, root, manifest, threads=threads)
     pp = KwsPostprocessConfig.from_dict({**manifest.postprocess, **(postprocess or {})})
     return Detector(manifest, model, pp, bundle_dir=root)
 
@@ -69,7 +69,7 @@ class Detector:
             )
         for name, shape in want_in.items():
             got = got_in[name]
-            ok = len(got) == len(shape) and all(a == b or a == -1 or b == -1 for a, b in zip(got, shape))
+            ok = len(got) == len(shape) and all(a == b or a == -1 or b == -1 for a, b in zip(got, shape, strict=False))
             if not ok:
                 raise BundleError(
                     f"{m.model_file}: input {name} has shape {list(got)}, manifest says {list(shape)}; re-export the bundle"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import AudioFormatError
+from edgekd.fsutil import atomic_write_bytes
 
 __all__ = ["Audio", "read_wav", "write_wav", "resample", "load_audio", "fast_fft_len"]
 
@@ -110,16 +110,7 @@ def write_wav(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: in
     header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE"
     header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
     header += b"data" + struct.pack("<I", len(pcm))
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header + pcm)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, header + pcm)
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import ConfigError
+from edgekd.fsutil import atomic_write
 from edgekd.train.students import build_model
 
 __all__ = ["Checkpoint"]
@@ -33,22 +33,21 @@ class Checkpoint:
 
     def build(self) -> nn.Module:
         m = build_model(self.arch, n_labels=len(self.labels), n_mels=self.n_mels)
+        if self.is_qat:
+            from edgekd.train.qat import to_qat
+
+            m = to_qat(m)
         m.load_state_dict(self.state_dict)
         return m.eval()
 
+    @property
+    def is_qat(self) -> bool:
+        return bool(self.config.get("qat"))
+
     def save(self, path: str | os.PathLike[str]) -> None:
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format": FORMAT, **{k: getattr(self, k) for k in self.__dataclass_fields__}}
         payload["labels"] = list(self.labels)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Checkpoint:

@@ -22,6 +22,7 @@ from edgekd.data import SILENCE
 from edgekd.data.augment import AugmentConfig, augment_clip, fit_to_length
 from edgekd.data.speech_commands import Clip, SpeechCommands
 from edgekd.data.synth_kws import single_threaded_blas
+from edgekd.fsutil import atomic_write
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 
 __all__ = ["FeatureSet", "build_feature_set"]
@@ -121,8 +122,9 @@ def build_feature_set(
     clip_idx = np.repeat(np.arange(len(clips), dtype=np.int64), per)
     fs = FeatureSet(x, y, clip_idx, labels, key)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, x=x, y=y, clip=clip_idx)
-        os.replace(tmp, cache)
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, x=x, y=y, clip=clip_idx)
+
+        atomic_write(cache, write)
     return fs

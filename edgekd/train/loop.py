@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,17 +57,23 @@ def train_model(
     *,
     teacher_logits: np.ndarray | None = None,
     progress: bool = True,
+    model: nn.Module | None = None,
+    before_epoch: Callable[[nn.Module, int], None] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train ``cfg.arch`` on ``train``; keep the weights with the best validation accuracy."""
+    """Train ``cfg.arch`` on ``train`` (or go on training ``model``); keep the best validation epoch.
+
+    ``before_epoch(model, epoch)`` is called before each epoch (QAT uses it to freeze observers late).
+    """
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(max(1, cfg.threads))
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     n_labels = len(train.labels)
-    model = build_model(cfg.arch, n_labels=n_labels, n_mels=train.x.shape[2])
     stats = train.x[rng.choice(len(train), size=min(len(train), 4000), replace=False)].astype(np.float32)
     mean = torch.from_numpy(stats.mean(axis=(0, 1)))
-    model.norm.set_stats(mean, torch.from_numpy(stats.std(axis=(0, 1))))  # type: ignore[operator]
+    if model is None:
+        model = build_model(cfg.arch, n_labels=n_labels, n_mels=train.x.shape[2])
+        model.norm.set_stats(mean, torch.from_numpy(stats.std(axis=(0, 1))))  # type: ignore[operator]
     model = model.to(memory_format=torch.channels_last)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -83,6 +90,8 @@ def train_model(
         bar = tqdm(total=total, desc=f"train {cfg.arch}", unit="step", dynamic_ncols=True)
     t0 = time.time()
     for epoch in range(cfg.epochs):
+        if before_epoch is not None:
+            before_epoch(model, epoch)
         model.train()
         perm = rng.permutation(len(train))
         run_loss = 0.0

@@ -40,8 +40,7 @@ def _bar(desc: str, enabled: bool):  # type: ignore[no-untyped-def]
 
     def cb(done: int, total: int) -> None:
         bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)  # tqdm throttles the redraws
 
     return bar, cb
 
@@ -117,6 +116,67 @@ def train_kws(
             "train_seconds": history["train_seconds"],
             "train_examples_seen": history["train_examples_seen"],
         },
+        provenance=provenance,
+    )
+    ckpt.save(out)
+    return ckpt
+
+
+def train_qat(
+    data: KwsData,
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    teacher: str | os.PathLike[str] | None = None,
+    epochs: int = 2,
+    lr: float = 5e-4,
+    freeze_observers_epoch: int | None = None,
+    seed: int = 0,
+    threads: int = 2,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Checkpoint:
+    """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given."""
+    import torch
+
+    from edgekd.train.loop import accuracy, train_model
+    from edgekd.train.qat import ActQuant, calibrate, to_qat
+    from edgekd.train.teachers import CachedTeacher, TorchTeacher
+
+    src = Checkpoint.load(checkpoint)
+    if src.config.get("qat"):
+        raise ConfigError(f"{checkpoint}: already QAT-trained; give the float checkpoint")
+    torch.manual_seed(seed)
+    model = to_qat(src.build())
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(data.train), size=min(len(data.train), 1024), replace=False)
+    calibrate(model, [torch.from_numpy(data.train.x[np.sort(idx[i : i + 256])].astype(np.float32)) for i in range(0, idx.shape[0], 256)])
+    t_logits = None
+    provenance = dict(src.provenance, qat_from=Path(checkpoint).name)
+    if teacher is not None:
+        tt = TorchTeacher(teacher, threads=threads)
+        cache_file = Path(cache_dir) / f"teacher-{tt.identity[:16]}-{data.train.key}.npz" if cache_dir else None
+        t_logits = CachedTeacher.build(tt, data.train, cache_file).for_set(data.train)
+        provenance["qat_teacher_sha256"] = tt.identity
+    freeze_at = epochs - 1 if freeze_observers_epoch is None else freeze_observers_epoch
+
+    def before_epoch(m: torch.nn.Module, epoch: int) -> None:
+        if epoch >= freeze_at:
+            for q in m.modules():
+                if isinstance(q, ActQuant):
+                    q.observe = False
+
+    cfg = TrainConfig(arch=src.arch, epochs=epochs, lr=lr, seed=seed, threads=threads,
+                      alpha=float(src.config.get("alpha", 0.7)) if t_logits is not None else 0.0,
+                      temperature=float(src.config.get("temperature", 3.0)), specaugment=False)
+    model, history = train_model(cfg, data.train, data.validation, teacher_logits=t_logits, progress=progress,
+                                 model=model, before_epoch=before_epoch)
+    ckpt = Checkpoint(
+        arch=src.arch, labels=src.labels, n_mels=src.n_mels, frontend=src.frontend, window_frames=src.window_frames,
+        state_dict={k: v.contiguous() for k, v in model.state_dict().items()},
+        config=dict(cfg.to_dict(), qat=True, distilled=t_logits is not None, float_config=src.config),
+        metrics=dict(src.metrics, val_accuracy=history["best_val_accuracy"], test_accuracy_torch=accuracy(model, data.test),
+                     float_test_accuracy_torch=src.metrics.get("test_accuracy_torch"), qat_train_seconds=history["train_seconds"]),
         provenance=provenance,
     )
     ckpt.save(out)

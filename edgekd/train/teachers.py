@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -11,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from edgekd.errors import ConfigError
+from edgekd.fsutil import atomic_write
 from edgekd.manifest import sha256_file
 from edgekd.train.features import FeatureSet
 
@@ -73,10 +73,9 @@ class CachedTeacher:
             raise ConfigError(f"teacher labels {teacher.labels} differ from the data labels {fs.labels}")
         ct = cls(teacher.logits(fs.x).astype(np.float32), teacher.identity, fs.key, tuple(teacher.labels))
         if cache_file is not None:
-            dest = Path(cache_file)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".npz")
-            os.close(fd)
-            np.savez(tmp, logits=ct.logits_, identity=ct.identity, features_key=ct.features_key)
-            os.replace(tmp, dest)
+            def write(tmp: str) -> None:
+                with open(tmp, "wb") as f:
+                    np.savez(f, logits=ct.logits_, identity=ct.identity, features_key=ct.features_key)
+
+            atomic_write(cache_file, write)
         return ct

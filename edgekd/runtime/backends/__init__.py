@@ -8,11 +8,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from edgekd.errors import BackendError
-from edgekd.manifest import TensorSpec
+from edgekd.manifest import ModelManifest, TensorSpec
 
-__all__ = ["Backend", "BACKENDS", "create_backend"]
+__all__ = ["Backend", "BACKENDS", "create_backend", "model_path_for"]
 
-BACKENDS = ("onnx", "auto")
+BACKENDS = ("auto", "onnx", "litert")
 
 
 @runtime_checkable
@@ -31,13 +31,44 @@ class Backend(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
-def create_backend(name: str, model_path: Path, *, threads: int = 1) -> Backend:
-    """Open ``model_path`` with the named backend (``onnx`` or ``auto``)."""
+def _onnxruntime_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def resolve_backend(name: str, manifest: ModelManifest) -> str:
+    """``auto`` -> ``onnx`` when onnxruntime is installed and the bundle has an ONNX model, else ``litert``."""
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
-    suffix = model_path.suffix.lower()
-    if suffix != ".onnx":
-        raise BackendError(f"{model_path}: no backend for {suffix or 'extensionless'} model files")
+    if name != "auto":
+        return name
+    if manifest.model_file and _onnxruntime_available():
+        return "onnx"
+    if manifest.tflite_file:
+        from edgekd.runtime.backends.litert import litert_available
+
+        if litert_available():
+            return "litert"
+    raise BackendError('no inference engine for this bundle is installed; run: pip install "edgekd[onnx]" (or "edgekd[litert]")')
+
+
+def model_path_for(backend: str, root: Path, manifest: ModelManifest) -> Path:
+    if backend == "litert":
+        if not manifest.tflite_file:
+            raise BackendError(f"{root}: the bundle has no model.tflite; export one with `edgekd export tflite`, or use --backend onnx")
+        return root / manifest.tflite_file
+    return root / manifest.model_file
+
+
+def create_backend(name: str, root: Path, manifest: ModelManifest, *, threads: int = 1) -> Backend:
+    """Open the bundle's model with the named backend (``auto``, ``onnx`` or ``litert``)."""
+    chosen = resolve_backend(name, manifest)
+    path = model_path_for(chosen, root, manifest)
+    if chosen == "litert":
+        from edgekd.runtime.backends.litert import LiteRTBackend
+
+        return LiteRTBackend(path, threads=threads)
     from edgekd.runtime.backends.onnx import OnnxBackend
 
-    return OnnxBackend(model_path, threads=threads)
+    return OnnxBackend(path, threads=threads)

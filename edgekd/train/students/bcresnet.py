@@ -57,7 +57,7 @@ class BCResNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(1, 2 * c[0], 5, stride=(2, 2), padding=2, bias=False), nn.BatchNorm2d(2 * c[0]), nn.ReLU(inplace=True))
         layers: list[nn.Module] = []
         cin = 2 * c[0]
-        for stage, (width, repeat, fstride, dil) in enumerate(zip(c, (2, 2, 4, 4), (1, 2, 2, 1), (1, 2, 4, 8))):
+        for _stage, (width, repeat, fstride, dil) in enumerate(zip(c, (2, 2, 4, 4), (1, 2, 2, 1), (1, 2, 4, 8), strict=False)):
             for r in range(repeat):
                 layers.append(_BCBlock(cin, width, fstride if r == 0 else 1, dil, dropout))
                 cin = width

@@ -1,0 +1,97 @@
+"""Does distillation earn its keep? Each student with and without the teacher, several seeds, full data and a subset.
+
+    python bench/kd_study.py --data runs/demo/data --teacher runs/demo/teacher.pt --out bench/results/kd_study.json
+
+Without --data/--teacher it runs `edgekd demo`'s data and teacher steps first (runs/demo). Writes mean +- std
+of test accuracy (unseen voices) per cell to the JSON file, with machine facts, and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=REPO / "runs/demo/data")
+    ap.add_argument("--teacher", type=Path, default=REPO / "runs/demo/teacher.pt")
+    ap.add_argument("--cache-dir", type=Path, default=REPO / "runs/demo/cache")
+    ap.add_argument("--work", type=Path, default=REPO / "runs/kd-study")
+    ap.add_argument("--out", type=Path, default=REPO / "bench/results/kd_study.json")
+    ap.add_argument("--students", nargs="+", default=["dscnn", "bcresnet1"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--subsets", type=float, nargs="+", default=[1.0, 0.1])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--views", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    from edgekd.bench.machine import machine_facts
+    from edgekd.cli.common import write_json
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.pipeline import load_kws_data, train_kws
+
+    if not (args.data / "synth_meta.json").is_file() or not args.teacher.is_file():
+        from edgekd.demo import DemoConfig, run_demo
+
+        print("no data/teacher yet: running the demo first", flush=True)
+        run_demo(REPO / "runs/demo", DemoConfig())
+    kd = load_kws_data(args.data, views=args.views, cache_dir=args.cache_dir)
+    runs = []
+    if args.out.is_file():  # resume: keep finished runs of the same study
+        prev = json.loads(args.out.read_text())
+        if prev.get("epochs") == args.epochs:
+            runs = prev.get("runs", [])
+    done = {(r["student"], r["teacher"], r["subset"], r["seed"]) for r in runs}
+    t0 = time.time()
+    for subset in args.subsets:
+        for student in args.students:
+            for seed in args.seeds:
+                for use_teacher in (True, False):
+                    key = (student, use_teacher, subset, seed)
+                    if key in done:
+                        continue
+                    ck = args.work / f"{student}-{'kd' if use_teacher else 'ce'}-s{seed}-sub{subset}.pt"
+                    cfg = TrainConfig(arch=student, epochs=args.epochs, seed=seed, threads=args.threads, alpha=0.7 if use_teacher else 0.0)
+                    c = train_kws(kd, ck, cfg, teacher=args.teacher if use_teacher else None, subset=subset, cache_dir=args.cache_dir)
+                    runs.append({"student": student, "teacher": use_teacher, "subset": subset, "seed": seed,
+                                 "test_accuracy": c.metrics["test_accuracy_torch"], "val_accuracy": c.metrics["val_accuracy"],
+                                 "params": c.metrics["params"], "train_seconds": c.metrics["train_seconds"]})
+                    print(json.dumps(runs[-1]), flush=True)
+                    write_json(args.out, _summary(args, runs, machine_facts()))
+    res = _summary(args, runs, machine_facts())
+    write_json(args.out, res)
+    print(res["table_md"])
+    print(f"total {time.time() - t0:.0f} s")
+
+
+def _summary(args: argparse.Namespace, runs: list[dict], facts: dict) -> dict:
+    cells = {}
+    for r in runs:
+        cells.setdefault((r["student"], r["subset"], r["teacher"]), []).append(100 * r["test_accuracy"])
+    rows = ["| student | training data | no teacher (acc %) | distilled (acc %) | KD gain (points) |", "|---|---|---|---|---|"]
+    table = []
+    for (student, subset) in sorted({(k[0], k[1]) for k in cells}, key=lambda k: (k[0], -k[1])):
+        ce, kd = cells.get((student, subset, False), []), cells.get((student, subset, True), [])
+
+        def ms(v: list[float]) -> str:
+            return f"{statistics.mean(v):.2f} +- {statistics.stdev(v) if len(v) > 1 else 0.0:.2f} (n={len(v)})" if v else "-"
+
+        gain = statistics.mean(kd) - statistics.mean(ce) if kd and ce else None
+        rows.append(f"| {student} | {int(round(100 * subset))}% | {ms(ce)} | {ms(kd)} | {'' if gain is None else f'{gain:+.2f}'} |")
+        table.append({"student": student, "subset": subset, "no_teacher": ce, "distilled": kd, "gain_points": gain})
+    return {"study": "KD vs no teacher, test split = unseen espeak-ng voice variants", "command": "make kd-study",
+            "epochs": args.epochs, "views": args.views, "teacher": str(args.teacher), "data": str(args.data),
+            "machine": facts, "runs": runs, "table": table, "table_md": "\n".join(rows)}
+
+
+if __name__ == "__main__":
+    main()

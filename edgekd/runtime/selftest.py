@@ -1,0 +1,78 @@
+"""``selftest``: prove a bundle gives its golden answers on this machine (runtime only; runs on the board)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgeKDError
+from edgekd.manifest import ModelManifest, sha256_file
+from edgekd.runtime.backends import resolve_backend
+
+__all__ = ["Check", "selftest"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def selftest(bundle: str | Path, *, backend: str = "auto", threads: int = 1) -> list[Check]:
+    """Every check, in order: file hashes, model load, golden output, golden stream. Stops at the first
+    check that makes the rest meaningless (a bad hash or a model that does not load)."""
+    from edgekd.runtime.detector import load_model
+    from edgekd.runtime.wav import load_audio
+
+    root = Path(bundle)
+    checks: list[Check] = []
+    try:
+        m = ModelManifest.load(root)
+    except EdgeKDError as e:
+        return [Check("manifest", False, str(e))]
+    for rel, want in sorted(m.files.items()):
+        p = root / rel
+        if not p.is_file():
+            checks.append(Check(f"sha256 {rel}", False, f"{p} is missing"))
+            continue
+        got = sha256_file(p)
+        bad = f"{p} was changed or corrupted (sha256 {got[:12]}..., manifest {want[:12]}...)"
+        checks.append(Check(f"sha256 {rel}", got == want, "ok" if got == want else bad))
+    if not all(c.ok for c in checks):
+        return checks
+    try:
+        chosen = resolve_backend(backend, m)
+        det = load_model(root, backend=chosen, threads=threads, verify=False)
+    except EdgeKDError as e:
+        return [*checks, Check("load", False, str(e))]
+    checks.append(Check("load", True, f"{det.backend.name} {det.backend.version}, {m.quantization}"))
+    g = m.golden
+    if chosen == "litert":
+        out_key, atol, rtol = g.get("tflite_output"), float(g.get("tflite_atol", 1e-4)), 0.0
+    else:
+        out_key, atol, rtol = g.get("output"), float(g.get("atol", 1e-4)), float(g.get("rtol", 0.0))
+    if g.get("input") and out_key:
+        x = np.load(root / g["input"])
+        want = np.load(root / out_key)
+        got = det.logits(x)
+        err = float(np.max(np.abs(got - want)))
+        ok = bool(np.allclose(got, want, atol=atol, rtol=rtol))
+        checks.append(Check("golden output", ok, f"max abs diff {err:.3g} (tolerance {atol:.3g})"))
+    else:
+        checks.append(Check("golden output", False, "the manifest names no golden input/output for this backend"))
+    expected = g.get("tflite_detections") if chosen == "litert" else g.get("detections")
+    if g.get("wav") and expected:
+        audio = load_audio(root / g["wav"], m.sample_rate)
+        want_d = [(d["label"], int(d["t_ms"])) for d in json.loads((root / expected).read_text(encoding="utf-8"))]
+        stream = det.create_stream()
+        got_d = [(d.label, d.t_ms) for d in stream.accept_waveform(audio)]
+        checks.append(Check("golden stream", got_d == want_d, f"{len(got_d)} detection(s), expected {len(want_d)}"
+                            + ("" if got_d == want_d else f": got {got_d}, expected {want_d}")))
+    return checks

@@ -1,0 +1,177 @@
+"""Quantization-aware training by hand-written fake quantization (DESIGN.md section 8, the verified path).
+
+- BatchNorm is folded into the preceding conv (weights and a bias) before QAT starts.
+- Weights: int8 symmetric per output channel (``fake_quantize_per_channel_affine``, -128..127, zero point 0).
+- Activations: uint8 asymmetric per tensor with an EMA min/max observer (``fake_quantize_per_tensor_affine``).
+- ``freeze()`` turns every observed range into Python constants, so the ONNX exporter sees fixed
+  QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into QLinearConv / QGemm.
+
+The transform works on the building blocks the registry's students use: ``Sequential(Conv2d, BatchNorm2d
+[, ReLU])`` runs become ``QConv2d``; ``Linear`` becomes ``QLinear``; an input quantizer follows ``norm``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ActQuant", "QConv2d", "QLinear", "to_qat", "freeze", "is_qat", "calibrate", "output_step", "weight_scale"]
+
+EMA = 0.01
+
+
+class ActQuant(nn.Module):
+    """uint8 per-tensor fake quantization with an EMA min/max observer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("lo", torch.tensor(0.0))
+        self.register_buffer("hi", torch.tensor(0.0))
+        self.register_buffer("initialised", torch.tensor(False))
+        self.observe = True
+        self.frozen: tuple[float, int] | None = None
+
+    def qparams(self) -> tuple[float, int]:
+        lo, hi = min(float(self.lo), 0.0), max(float(self.hi), 0.0)
+        scale = max((hi - lo) / 255.0, 1e-8)
+        zp = int(round(-lo / scale))
+        return scale, min(255, max(0, zp))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frozen is not None:
+            scale, zp = self.frozen
+            return torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255)
+        if self.observe and self.training or not bool(self.initialised):
+            with torch.no_grad():
+                lo, hi = x.detach().min(), x.detach().max()
+                if not bool(self.initialised):
+                    self.lo.copy_(lo)
+                    self.hi.copy_(hi)
+                    self.initialised.fill_(True)
+                elif self.observe:
+                    self.lo.mul_(1 - EMA).add_(EMA * lo)
+                    self.hi.mul_(1 - EMA).add_(EMA * hi)
+        scale, zp = self.qparams()
+        return torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255)
+
+
+def weight_scale(w: torch.Tensor) -> torch.Tensor:
+    """Per-output-channel symmetric int8 scale: max |w| / 127."""
+    return (w.detach().abs().amax(dim=tuple(range(1, w.dim()))) / 127.0).clamp_min(1e-8)
+
+
+def _weight_fq(w: torch.Tensor, frozen_scale: torch.Tensor | None = None) -> torch.Tensor:
+    scale = weight_scale(w) if frozen_scale is None else frozen_scale
+    zp = torch.zeros(w.shape[0], dtype=torch.int32)
+    return torch.fake_quantize_per_channel_affine(w, scale, zp, 0, -128, 127)
+
+
+class QConv2d(nn.Module):
+    """Conv2d with BatchNorm folded in, int8 per-channel weights, optional ReLU, uint8 output."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, relu: bool) -> None:
+        super().__init__()
+        w = conv.weight.detach().clone()
+        b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
+        if bn is not None:
+            inv = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+            w = w * inv[:, None, None, None]
+            b = (b - bn.running_mean) * inv + bn.bias.detach()
+        self.weight = nn.Parameter(w)
+        self.bias = nn.Parameter(b)
+        self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
+        self.relu = relu
+        self.out_q = ActQuant()
+        self.frozen_scale: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.conv2d(x, _weight_fq(self.weight, self.frozen_scale), self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.relu:
+            y = torch.relu(y)
+        return self.out_q(y)
+
+
+class QLinear(nn.Module):
+    """Linear with int8 per-channel weights; quantizes its input and its output (uint8)."""
+
+    def __init__(self, lin: nn.Linear) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(lin.weight.detach().clone())
+        self.bias = nn.Parameter(lin.bias.detach().clone() if lin.bias is not None else torch.zeros(lin.out_features))
+        self.in_q = ActQuant()
+        self.out_q = ActQuant()
+        self.frozen_scale: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_q(nn.functional.linear(self.in_q(x), _weight_fq(self.weight, self.frozen_scale), self.bias))
+
+
+def _convert(mod: nn.Module) -> nn.Module:
+    if isinstance(mod, nn.Sequential):
+        items = list(mod)
+        out: list[nn.Module] = []
+        i = 0
+        while i < len(items):
+            m = items[i]
+            if isinstance(m, nn.Conv2d):
+                bn = items[i + 1] if i + 1 < len(items) and isinstance(items[i + 1], nn.BatchNorm2d) else None
+                j = i + 1 + (bn is not None)
+                relu = j < len(items) and isinstance(items[j], nn.ReLU)
+                out.append(QConv2d(m, bn, relu))
+                i = j + relu
+            else:
+                out.append(_convert(m))
+                i += 1
+        return nn.Sequential(*out)
+    if isinstance(mod, nn.Linear):
+        return QLinear(mod)
+    if isinstance(mod, (nn.Conv2d, nn.BatchNorm2d)):
+        raise NotImplementedError(f"QAT: a {type(mod).__name__} outside a Sequential(Conv, BN, ReLU) run")
+    for name, child in list(mod.named_children()):
+        setattr(mod, name, _convert(child))
+    return mod
+
+
+def to_qat(model: nn.Module) -> nn.Module:
+    """Return a fake-quantized copy-in-place of a trained float student (eval-mode BN statistics are folded)."""
+    model.eval()
+    if not hasattr(model, "norm"):
+        raise NotImplementedError("QAT needs a model with a `norm` input stage")
+    model.norm = nn.Sequential(model.norm, ActQuant())  # type: ignore[assignment]
+    for name, child in list(model.named_children()):
+        if name != "norm":
+            setattr(model, name, _convert(child))
+    model.qat = True  # type: ignore[assignment]
+    return model
+
+
+def is_qat(model: nn.Module) -> bool:
+    return bool(getattr(model, "qat", False))
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Initialise the observers on a few batches (min/max of the first, EMA after)."""
+    model.train()
+    for b in batches:
+        model(b)
+    model.eval()
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Fix every activation range and weight scale as constants (call before export)."""
+    for m in model.modules():
+        if isinstance(m, ActQuant):
+            m.frozen = m.qparams()
+            m.observe = False
+        elif isinstance(m, (QConv2d, QLinear)):
+            m.frozen_scale = weight_scale(m.weight)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
+def output_step(model: nn.Module) -> float:
+    """The quantization step of the model's output (one int8 step of the logits)."""
+    last = [m for m in model.modules() if isinstance(m, ActQuant)][-1]
+    return float(last.qparams()[0])

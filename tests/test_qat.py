@@ -1,0 +1,110 @@
+"""QAT and int8 export: fake-quant torch vs int8 ONNX, integer kernels in the ORT graph, size, PTQ, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training extra")
+pytest.importorskip("onnx", reason="export extra")
+
+from edgekd.errors import ConfigError  # noqa: E402
+from edgekd.manifest import ModelManifest  # noqa: E402
+from edgekd.runtime.detector import load_model  # noqa: E402
+from edgekd.train.checkpoint import Checkpoint  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_qat_model_and_int8_onnx_agree_on_the_test_split(tiny_qat_checkpoint: Path, tiny_int8_bundle: Path, tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
+    from edgekd.train.qat import freeze
+
+    model = freeze(Checkpoint.load(tiny_qat_checkpoint).build())
+    x = np.concatenate([tiny_kws_data.test.x, tiny_kws_data.validation.x]).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = load_model(tiny_int8_bundle).logits(x)
+    assert x.shape[0] >= 20
+    assert np.mean(want.argmax(1) == got.argmax(1)) >= 0.99
+    step = ModelManifest.load(tiny_int8_bundle).golden["atol"]
+    assert np.max(np.abs(want - got)) <= 2.02 * step
+
+
+def test_onnxruntime_runs_integer_kernels(tiny_int8_bundle: Path) -> None:
+    from edgekd.export.int8 import optimized_op_counts
+
+    ops = optimized_op_counts(tiny_int8_bundle / "model.onnx")
+    assert ops.get("QLinearConv", 0) + ops.get("ConvInteger", 0) >= 5, ops
+    assert ops.get("Conv", 0) == 0, ops  # no float convolution left
+
+
+def test_int8_bundle_is_at_least_3x_smaller(tiny_int8_bundle: Path, tiny_bundle: Path) -> None:
+    fp32 = (tiny_bundle / "model.onnx").stat().st_size
+    int8 = (tiny_int8_bundle / "model.onnx").stat().st_size
+    assert fp32 / int8 >= 3.0, (fp32, int8)
+    m = ModelManifest.load(tiny_int8_bundle)
+    assert m.quantization == "int8-qat" and 0 < m.golden["atol"] < 1.0
+
+
+def test_golden_and_stream_selfcheck_of_int8_bundle(tiny_int8_bundle: Path) -> None:
+    import json
+
+    from edgekd.runtime.wav import load_audio
+
+    m = ModelManifest.load(tiny_int8_bundle)
+    det = load_model(tiny_int8_bundle)
+    assert np.allclose(det.logits(np.load(tiny_int8_bundle / m.golden["input"])), np.load(tiny_int8_bundle / m.golden["output"]),
+                       atol=m.golden["atol"], rtol=0)
+    want = json.loads((tiny_int8_bundle / "golden" / "detections.json").read_text())
+    s = det.create_stream()
+    got = [d.to_dict() for d in s.accept_waveform(load_audio(tiny_int8_bundle / "golden" / "clip.wav", 16000))]
+    assert [(d["label"], d["t_ms"]) for d in got] == [(d["label"], d["t_ms"]) for d in want]
+
+
+def test_ptq_baseline_exports_int8(tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    from edgekd.export.int8 import calibration_features, optimized_op_counts
+    from edgekd.export.onnx import export_onnx
+
+    ck = Checkpoint.load(tiny_checkpoint)
+    calib = calibration_features(tiny_data, ck.frontend, ck.window_frames, n=32)
+    m = export_onnx(tiny_checkpoint, tmp_path / "ptq", ptq_calibration=calib)
+    assert m.quantization == "int8-ptq"
+    assert optimized_op_counts(tmp_path / "ptq" / "model.onnx").get("QLinearConv", 0) >= 5
+    load_model(tmp_path / "ptq").logits(calib[:4])
+
+
+def test_int8_export_of_a_float_checkpoint_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from edgekd.export.onnx import export_onnx
+
+    with pytest.raises(ConfigError, match="edgekd train qat"):
+        export_onnx(tiny_checkpoint, tmp_path / "x", int8=True)
+    assert not (tmp_path / "x").exists()
+
+
+def test_qat_checkpoint_needs_int8_flag(tiny_qat_checkpoint: Path, tmp_path: Path) -> None:
+    from edgekd.export.onnx import export_onnx
+
+    with pytest.raises(ConfigError, match="--int8"):
+        export_onnx(tiny_qat_checkpoint, tmp_path / "x")
+
+
+def test_bn_folding_keeps_the_float_function(tiny_checkpoint: Path) -> None:
+    from edgekd.train.qat import ActQuant, to_qat
+
+    float_model = Checkpoint.load(tiny_checkpoint).build()
+    x = torch.randn(4, 98, 40) * 3 - 5
+    with torch.no_grad():
+        want = float_model(x)
+        q = to_qat(Checkpoint.load(tiny_checkpoint).build())
+        for m in q.modules():  # with quantization bypassed, folding must not change the function
+            if isinstance(m, ActQuant):
+                m.forward = lambda t: t  # type: ignore[method-assign]
+        import edgekd.train.qat as qat_mod
+
+        orig = qat_mod._weight_fq
+        qat_mod._weight_fq = lambda w, s=None: w
+        try:
+            got = q(x)
+        finally:
+            qat_mod._weight_fq = orig
+    assert torch.allclose(got, want, atol=1e-4)
