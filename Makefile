@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EXTRAS ?= train,export,onnx,litert,tflite,dev
 DEMO_OUT ?= runs/demo
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
 APT_PACKAGES ?=
 
@@ -22,14 +24,13 @@ apt-deps:
 	  if [ "$$(id -u)" = 0 ]; then echo "apt-get install$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing Debian packages:$$missing (run as root or install them)"; fi; fi
 
-$(VENV)/.installed-$(subst $(comma),-,$(EXTRAS)): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	set -o pipefail; $(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]" 2>&1 | grep -v "^WARNING: Location" || test $${PIPESTATUS[0]} = 0
 	touch $@
 
-comma := ,
-install: apt-deps $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+install: apt-deps $(STAMP)
 
 demo: install
 	$(VENV)/bin/edgekd demo --out $(DEMO_OUT)

@@ -86,7 +86,7 @@ def build_feature_set(
     """Features of one split; ``views > 0`` makes that many augmented views per clip (training)."""
     ds = SpeechCommands(data_dir)
     clips = ds.clips(labels, split, sample_rate=params.sample_rate, seed=seed)
-    ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": str(clips[0].path), "last": str(clips[-1].path),
+    ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": clips[0].path.name, "last": clips[-1].path.name,
              "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 3}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"features-{split}-{key}.npz" if cache_dir else None
