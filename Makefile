@@ -11,11 +11,12 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
 APT_PACKAGES ?=
 
-.PHONY: help install apt-deps demo test lint kd-study clean
+.PHONY: help install apt-deps demo test lint kd-study bench clean
 
 help:
 	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
 	@echo "make test      install, then run the import contracts and the whole test suite"
+	@echo "make bench     cost of the shipped bundles (ORT/LiteRT) and the openWakeWord peer comparison (bench/results/<machine>/)"
 	@echo "make kd-study  KD vs no-teacher over 3 seeds, full data and a 10% subset (bench/results/kd_study.json)"
 
 apt-deps:
@@ -43,6 +44,9 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check edgekd firmware_bridge tests bench
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: install
+	bash bench/run_bench.sh
 
 kd-study: install
 	$(PY) bench/kd_study.py --out bench/results/kd_study.json

@@ -44,3 +44,12 @@ def machine_facts() -> dict[str, Any]:
         "libraries": versions,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def machine_slug() -> str:
+    """A folder name for this machine's results: arch plus a short CPU name, e.g. ``x86_64-intel-xeon-processor``."""
+    import re
+
+    cpu = re.sub(r"\(r\)|\(tm\)|cpu|@.*$", "", cpu_model().lower())
+    cpu = re.sub(r"[^a-z0-9]+", "-", cpu).strip("-")[:40] or "cpu"
+    return f"{platform.machine()}-{cpu}"

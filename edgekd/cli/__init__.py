@@ -9,6 +9,7 @@ import typer
 
 from edgekd import __version__
 from edgekd.cli import data, export, train
+from edgekd.cli.bench import bench_cmd
 from edgekd.cli.common import friendly_errors
 from edgekd.cli.evaluate import evaluate
 from edgekd.cli.run import run
@@ -29,6 +30,7 @@ app.add_typer(export.app, name="export")
 app.command("run")(run)
 app.command("eval")(evaluate)
 app.command("selftest")(selftest_cmd)
+app.command("bench")(bench_cmd)
 
 
 def _version(value: bool) -> None:

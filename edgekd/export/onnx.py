@@ -167,7 +167,11 @@ def export_onnx(
             if quantization == "int8-qat" and err > 2.01 * step:
                 raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> 2 steps of {step:.3g}); export is broken")
         np.save(tmp / "golden" / "output.npy", golden_out)
-        manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err))
+        from edgekd.export.graph_stats import graph_stats
+
+        stats = graph_stats(model_path)
+        manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err, graph_params=stats["params"],
+                                                    graph_macs_per_inference=stats["macs_per_inference"]))
         if wav is not None:
             _write_golden_stream(tmp, manifest, wav)
             manifest = manifest.replace(golden=dict(manifest.golden, wav="golden/clip.wav", detections="golden/detections.json"))

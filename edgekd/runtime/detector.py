@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +134,16 @@ class Stream:
         self._win_ms = 1000.0 * p.window_samples / p.sample_rate
         self._post = KwsPostprocessor(detector.labels, detector.manifest.keyword_labels, detector.postprocess)
         self.inferences = 0
+        self.inference_ms: list[float] | None = None  # set to [] to record each inference's wall time (bench)
         self.reset()
 
     def reset(self) -> None:
         p = self.detector.frontend_params
         self._frontend.reset()
-        self._frames = np.full((self._window, p.n_mels), p.floor_value, dtype=np.float32)
+        # Every frame is written twice, at i and i + window, so the last `window` frames are always the
+        # contiguous rows [i + 1, i + 1 + window): no copy per frame, no copy per inference.
+        self._ring = np.full((2 * self._window, p.n_mels), p.floor_value, dtype=np.float32)
+        self._head = self._window - 1
         self._n_frames = 0
         self._samples = 0
         self._post.reset()
@@ -155,12 +160,22 @@ class Stream:
         self._samples += x.shape[0]
         new = self._frontend.push(x)
         out: list[Detection] = []
+        w = self._window
         for frame in new:
-            self._frames = np.roll(self._frames, -1, axis=0)
-            self._frames[-1] = frame
+            i = (self._head + 1) % w
+            self._ring[i] = frame
+            self._ring[i + w] = frame
+            self._head = i
             self._n_frames += 1
             if self._n_frames % self._stride_frames == 0:
-                probs = softmax(self.detector.logits(self._frames)[0].astype(np.float64))
+                window = self._ring[i + 1 : i + 1 + w]
+                if self.inference_ms is None:
+                    logits = self.detector.logits(window)
+                else:
+                    t0 = time.perf_counter()
+                    logits = self.detector.logits(window)
+                    self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
+                probs = softmax(logits[0].astype(np.float64))
                 self.inferences += 1
                 t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
                 det = self._post.update(probs, t_ms)

@@ -1,0 +1,196 @@
+"""edgekd's runtime vs openWakeWord 0.4.0, CPU per second of audio, alternating in one process, 1 thread.
+
+    python bench/peers/openwakeword_peer.py --bundle models/kws12-dscnn-kd-int8 --wav runs/bench/stream60.wav --out OUT.json
+
+The first call creates bench/peers/.venv-oww (openwakeword==0.4.0 from PyPI, the last release that ships
+its ONNX models, plus edgekd's runtime) and re-runs itself there; nothing of openWakeWord is vendored.
+openWakeWord runs two ways: through its own ``Model.predict`` (how users run it) and with its three ONNX
+models driven directly (melspectrogram -> embedding -> hey_jarvis head, same 80 ms cadence), which is the
+floor of its pipeline. Each round measures all three on the same audio, in turn; medians are reported.
+Also reported: where edgekd's time goes (frontend, model, glue) and a compute floor (a 1-thread matmul's
+MAC/s vs the student's MACs per audio second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # 1 thread everywhere, numpy's BLAS included
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / "bench" / "peers" / ".venv-oww"
+OWW_VERSION = "0.4.0"
+
+
+def _in_peer_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def _setup() -> None:
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        print(f"creating {VENV} (openwakeword=={OWW_VERSION})", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    ok = subprocess.run([str(py), "-c", f"import openwakeword, edgekd; assert openwakeword.__version__ == '{OWW_VERSION}'"],
+                        capture_output=True).returncode == 0 if hasattr(sys, "prefix") else False
+    if not ok:
+        subprocess.run([str(py), "-m", "pip", "install", "-q", f"openwakeword=={OWW_VERSION}", "typer"], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)], check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", type=Path, default=REPO / "models" / "kws12-dscnn-kd-int8")
+    ap.add_argument("--wav", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--wakeword", default="hey_jarvis")
+    args = ap.parse_args()
+    if not _in_peer_venv():
+        _setup()
+        os.execv(str(VENV / "bin" / "python"), [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
+    _measure(args)
+
+
+def _measure(args: argparse.Namespace) -> None:
+    import numpy as np
+    import onnxruntime as ort
+    import openwakeword
+    from openwakeword.model import Model
+
+    import edgekd
+    from edgekd.bench.machine import machine_facts
+    from edgekd.fsutil import atomic_write_text
+    from edgekd.runtime.frontend import LogMelFrontend
+    from edgekd.runtime.wav import load_audio
+
+    audio = load_audio(args.wav, 16000)
+    seconds = audio.shape[0] / 16000
+    pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
+    chunk = 1280  # openWakeWord's 80 ms frame; edgekd gets the same chunks
+    res_dir = Path(openwakeword.__file__).parent / "resources" / "models"
+    head_path = str(res_dir / f"{args.wakeword}_v0.1.onnx")
+
+    def run_oww_predict() -> tuple[float, int]:
+        m = Model(wakeword_model_paths=[head_path])
+        c0 = time.process_time()
+        n = 0
+        for i in range(0, pcm.shape[0] - chunk + 1, chunk):
+            m.predict(pcm[i : i + chunk])
+            n += 1
+        return time.process_time() - c0, n
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    mel = ort.InferenceSession(str(res_dir / "melspectrogram.onnx"), so, providers=["CPUExecutionProvider"])
+    emb = ort.InferenceSession(str(res_dir / "embedding_model.onnx"), so, providers=["CPUExecutionProvider"])
+    head = ort.InferenceSession(head_path, so, providers=["CPUExecutionProvider"])
+    mel_in, emb_in, head_in = mel.get_inputs()[0].name, emb.get_inputs()[0].name, head.get_inputs()[0].name
+
+    def run_oww_direct() -> float:
+        """The same three models at the same cadence, with the least Python around them."""
+        mels = np.ones((76, 32), np.float32)
+        feats = np.zeros((16, 96), np.float32)
+        c0 = time.process_time()
+        for i in range(chunk, pcm.shape[0] + 1, chunk):
+            x = pcm[max(0, i - chunk - 480) : i].astype(np.float32)[None]
+            m = mel.run(None, {mel_in: x})[0].squeeze() / 10 + 2
+            mels = np.vstack((mels, m))[-76:]
+            e = emb.run(None, {emb_in: mels[None, :, :, None]})[0].reshape(1, 96)
+            feats = np.vstack((feats, e))[-16:]
+            head.run(None, {head_in: feats[None]})
+        return time.process_time() - c0
+
+    det = edgekd.load_model(args.bundle, backend="onnx", threads=1)
+    det80 = edgekd.load_model(args.bundle, backend="onnx", threads=1, postprocess={"stride_ms": 80})
+
+    def run_edgekd(d: edgekd.Detector = det) -> tuple[float, list[float], int]:
+        s = d.create_stream()
+        s.inference_ms = []
+        c0 = time.process_time()
+        for i in range(0, audio.shape[0], chunk):
+            s.accept_waveform(audio[i : i + chunk])
+        return time.process_time() - c0, s.inference_ms, s.inferences
+
+    def run_frontend_only() -> float:
+        fe = LogMelFrontend(det.frontend_params)
+        c0 = time.process_time()
+        for i in range(0, audio.shape[0], chunk):
+            fe.push(audio[i : i + chunk])
+        return time.process_time() - c0
+
+    def model_only_cpu() -> float:
+        """CPU of the model alone: as many 1-window runs as the stream makes."""
+        x = np.random.default_rng(0).normal(-6, 3, (1, det.manifest.window_frames, det.frontend_params.n_mels)).astype(np.float32)
+        n = int(round(seconds * 1000 / det.postprocess.stride_ms))
+        c0 = time.process_time()
+        for _ in range(n):
+            det.logits(x)
+        return time.process_time() - c0
+
+    run_oww_predict(), run_oww_direct(), run_edgekd()  # warm-up round, not measured
+    rounds: list[dict[str, float]] = []
+    for r in range(args.rounds):
+        op, _ = run_oww_predict()
+        od = run_oww_direct()
+        ek, _, infer = run_edgekd()
+        ek80, _, _ = run_edgekd(det80)
+        fe = run_frontend_only()
+        mo = model_only_cpu()
+        rounds.append({"oww_predict": op, "oww_direct": od, "edgekd": ek, "edgekd_stride80": ek80, "edgekd_frontend": fe, "edgekd_model": mo})
+        print(f"round {r + 1}: openWakeWord predict {1000 * op / seconds:.2f}, direct {1000 * od / seconds:.2f}, "
+              f"edgekd {1000 * ek / seconds:.2f} (stride {det.postprocess.stride_ms} ms), {1000 * ek80 / seconds:.2f} (stride 80 ms) "
+              "CPU ms per audio s", flush=True)
+
+    def med(key: str) -> float:
+        return 1000.0 * statistics.median(r[key] for r in rounds) / seconds
+
+    # compute floor: 1-thread float32 matmul throughput
+    a = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
+    a @ a
+    reps, c0 = 50, time.process_time()
+    for _ in range(reps):
+        a @ a
+    gmacs = reps * 512**3 / (time.process_time() - c0) / 1e9
+    macs = int(det.manifest.provenance.get("graph_macs_per_inference") or det.manifest.provenance.get("macs_per_inference"))
+    macs_per_s = macs * 1000.0 / det.postprocess.stride_ms
+    ek, op, od = med("edgekd"), med("oww_predict"), med("oww_direct")
+    fe_ms, mo_ms = med("edgekd_frontend"), med("edgekd_model")
+    result = {
+        "what": "CPU ms per second of audio, 1 thread, same WAV, same 80 ms chunks, alternating in one process",
+        "command": "make bench",
+        "wav": str(args.wav), "audio_seconds": seconds, "rounds": args.rounds,
+        "openwakeword": {"version": openwakeword.__version__ if hasattr(openwakeword, "__version__") else OWW_VERSION,
+                         "wakeword_model": Path(head_path).name,
+                         "cpu_ms_per_audio_s_model_predict": op, "cpu_ms_per_audio_s_onnx_direct": od},
+        "edgekd": {"bundle": det.manifest.name, "quantization": det.manifest.quantization, "backend": "onnx", "threads": 1,
+                   "stride_ms": det.postprocess.stride_ms, "cpu_ms_per_audio_s": ek,
+                   "profile_cpu_ms_per_audio_s": {"frontend": fe_ms, "model": mo_ms, "glue_and_postprocess": max(0.0, ek - fe_ms - mo_ms)}},
+        "edgekd_stride80_cpu_ms_per_audio_s": med("edgekd_stride80"),
+        "ratio_edgekd_to_oww_model_predict": ek / op,
+        "ratio_edgekd_to_oww_onnx_direct": ek / od,
+        "ratio_edgekd_stride80_to_oww_model_predict": med("edgekd_stride80") / op,
+        "goal_ratio": 0.1,
+        "floor": {"matmul_gmacs_1thread": gmacs, "student_macs_per_audio_s": macs_per_s,
+                  "fraction_of_machine": macs_per_s / (gmacs * 1e9),
+                  "pure_compute_cpu_ms_per_audio_s": 1000.0 * macs_per_s / (gmacs * 1e9),
+                  "runtime_over_pure_compute": ek / (1000.0 * macs_per_s / (gmacs * 1e9))},
+        "rounds_raw_s": rounds,
+        "machine": machine_facts(),
+    }
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: round(v, 3) for k, v in result.items() if k.startswith("ratio_")}))
+    print(f"edgekd {ek:.2f} vs openWakeWord {op:.2f} (Model.predict) / {od:.2f} (ONNX direct) CPU ms per audio s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

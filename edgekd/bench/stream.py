@@ -1,0 +1,100 @@
+"""``bench_stream``: what a bundle costs on this machine, streaming a WAV exactly as ``edgekd run`` does.
+
+CPU time is process CPU (``time.process_time``) over the streaming loop only; the first repeat's first
+second is a warm-up that is not measured; several repeats, medians reported. Runtime only (no torch).
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.bench.machine import machine_facts
+from edgekd.errors import AudioFormatError, ConfigError
+from edgekd.manifest import MANIFEST_NAME, sha256_file
+from edgekd.runtime.detector import load_model
+from edgekd.runtime.wav import load_audio
+
+__all__ = ["bench_stream", "REQUIRED_FIELDS"]
+
+REQUIRED_FIELDS = ("cpu_ms_per_audio_s", "latency_ms", "rtf", "peak_rss_mb", "model_bytes", "params", "macs_per_inference",
+                   "macs_per_audio_s", "backend", "backend_version", "threads", "machine", "bundle_sha256", "audio_seconds")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+
+
+def bench_stream(
+    bundle: str | Path,
+    wav: str | Path,
+    *,
+    backend: str = "auto",
+    threads: int = 1,
+    repeats: int = 5,
+    chunk_ms: int = 80,
+    notice: Any = None,
+) -> dict[str, Any]:
+    det = load_model(bundle, backend=backend, threads=threads)
+    m = det.manifest
+    if m.task not in ("kws", "wakeword"):
+        raise ConfigError(f"{bundle}: task {m.task!r} is not supported by this bench (kws, wakeword)")
+    if repeats < 1:
+        raise ConfigError("--repeats must be >= 1")
+    audio = load_audio(wav, m.sample_rate, notice=notice)
+    seconds = audio.shape[0] / m.sample_rate
+    if audio.shape[0] < det.window_samples:
+        raise AudioFormatError(
+            f"{wav}: {seconds:.2f} s of audio is shorter than one inference window ({det.window_samples / m.sample_rate:.2f} s); give a longer WAV"
+        )
+    step = max(1, m.sample_rate * chunk_ms // 1000)
+    warm = det.create_stream()
+    warm.accept_waveform(audio[: m.sample_rate])  # warm-up: first allocations, ORT's first runs
+    cpu, wall, lat_all, infer = [], [], [], 0
+    for _ in range(repeats):
+        stream = det.create_stream()
+        stream.inference_ms = []
+        c0, w0 = time.process_time(), time.perf_counter()
+        for start in range(0, audio.shape[0], step):
+            stream.accept_waveform(audio[start : start + step])
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+        lat_all.extend(stream.inference_ms)
+        infer = stream.inferences
+    lat = np.asarray(lat_all)
+    file = m.tflite_file if det.backend.name == "litert" else m.model_file
+    macs = int(m.provenance.get("graph_macs_per_inference") or m.provenance.get("macs_per_inference") or 0)
+    params = int(m.provenance.get("graph_params") or m.provenance.get("params") or 0)
+    hist_counts, hist_edges = np.histogram(lat, bins=40)
+    return {
+        "bundle": m.name,
+        "bundle_sha256": sha256_file(Path(bundle) / MANIFEST_NAME),
+        "quantization": m.quantization if det.backend.name == "onnx" else m.provenance.get("tflite_quantization", m.quantization),
+        "wav": str(wav),
+        "audio_seconds": seconds,
+        "repeats": repeats,
+        "chunk_ms": chunk_ms,
+        "cpu_ms_per_audio_s": 1000.0 * statistics.median(cpu) / seconds,
+        "cpu_ms_per_audio_s_all": [1000.0 * c / seconds for c in cpu],
+        "rtf": statistics.median(wall) / seconds,
+        "inferences_per_audio_s": infer / seconds,
+        "latency_ms": {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)), "p99": float(np.percentile(lat, 99)),
+                       "max": float(lat.max()), "mean": float(lat.mean()), "n": int(lat.size),
+                       "histogram": {"counts": hist_counts.tolist(), "edges_ms": hist_edges.tolist()}},
+        "model_cpu_ms_per_audio_s": float(lat.sum() / repeats / seconds),
+        "peak_rss_mb": _peak_rss_mb(),
+        "model_bytes": (Path(bundle) / file).stat().st_size,
+        "params": params,
+        "macs_per_inference": macs,
+        "macs_per_audio_s": macs * infer / seconds,
+        "backend": det.backend.name,
+        "backend_version": det.backend.version,
+        "threads": threads,
+        "stride_ms": det.postprocess.stride_ms,
+        "machine": machine_facts(),
+    }

@@ -1,0 +1,55 @@
+"""``edgekd bench``: measure a bundle on this machine; ``edgekd bench compare``: tables and plots of results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgekd.cli.common import friendly_errors, notice, write_json
+
+__all__ = ["bench_cmd"]
+
+
+@friendly_errors
+def bench_cmd(
+    targets: Annotated[list[str], typer.Argument(help="BUNDLE to measure, or: compare RESULT.json RESULT.json ...", show_default=False)],
+    wav: Annotated[Optional[Path], typer.Option("--wav", help="WAV to stream (at least one inference window long).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result JSON here.")] = None,
+    backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
+    threads: Annotated[int, typer.Option(help="Inference threads (1 = the always-on setting).")] = 1,
+    repeats: Annotated[int, typer.Option(help="Streaming passes over the WAV; medians are reported.")] = 5,
+    plots: Annotated[Path, typer.Option(help="compare: folder for the PNG plots.")] = Path("bench/plots"),
+) -> None:
+    """Measure BUNDLE streaming --wav exactly as `edgekd run` does: CPU ms per audio second, per-inference
+    latency p50/p90/p99/max, real-time factor, peak RSS, model bytes, params and MACs (from the ONNX graph),
+    backend, threads and machine facts. Runs with the runtime only (no torch).
+
+    `edgekd bench compare A.json B.json ...` prints a markdown table and writes PNG plots (needs matplotlib).
+    """
+    from edgekd.errors import ConfigError
+
+    if targets and targets[0] == "compare":
+        from edgekd.bench.compare import compare
+
+        if len(targets) < 2:
+            raise ConfigError("give at least one result file: edgekd bench compare A.json [B.json ...]")
+        table, written = compare([Path(t) for t in targets[1:]], plots)
+        print(table)
+        for p in written:
+            notice(f"wrote {p}")
+        return
+    if len(targets) != 1:
+        raise ConfigError("give one BUNDLE to measure (or: edgekd bench compare A.json B.json)")
+    if wav is None:
+        raise ConfigError("give the audio to stream: --wav FILE")
+    from edgekd.bench.stream import bench_stream
+
+    res = bench_stream(targets[0], wav, backend=backend, threads=threads, repeats=repeats, notice=notice)
+    if json_out is not None:
+        write_json(json_out, res)
+    lat = res["latency_ms"]
+    notice(f"{res['bundle']} [{res['backend']} {res['quantization']}, {threads} thread(s)]: {res['cpu_ms_per_audio_s']:.2f} CPU ms per audio s, "
+           f"latency p50 {lat['p50']:.3f} ms p99 {lat['p99']:.3f} ms, RTF {res['rtf']:.4f}, peak RSS {res['peak_rss_mb']:.1f} MB")
+    print(f"{res['cpu_ms_per_audio_s']:.3f}")
