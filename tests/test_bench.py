@@ -41,8 +41,7 @@ def test_bench_smoke_schema(shipped_bundle: Path, tmp_path: Path) -> None:
     assert lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     assert r["backend"] == "onnx" and r["backend_version"] and len(r["bundle_sha256"]) == 64
     assert {"cpu", "arch", "cores", "os", "python", "libraries", "date"} <= set(r["machine"])
-    assert r["macs_per_inference"] == r["macs_per_audio_s"] / r["inferences_per_audio_s"] or abs(
-        r["macs_per_inference"] * r["inferences_per_audio_s"] - r["macs_per_audio_s"]) < 1.0
+    assert abs(r["macs_per_inference"] * r["inferences_per_audio_s"] - r["macs_per_audio_s"]) < 1.0
 
 
 def test_compare_renders_two_results(shipped_bundle: Path, tmp_path: Path) -> None:
@@ -51,7 +50,8 @@ def test_compare_renders_two_results(shipped_bundle: Path, tmp_path: Path) -> No
     files = []
     for i, threads in enumerate((1, 2)):
         f = tmp_path / f"r{i}.json"
-        assert runner.invoke(app, ["bench", str(shipped_bundle), "--wav", str(wav), "--repeats", "1", "--threads", str(threads), "--json", str(f)]).exit_code == 0
+        args = ["bench", str(shipped_bundle), "--wav", str(wav), "--repeats", "1", "--threads", str(threads), "--json", str(f)]
+        assert runner.invoke(app, args).exit_code == 0
         files.append(str(f))
     res = runner.invoke(app, ["bench", "compare", *files, "--plots", str(tmp_path / "plots")])
     assert res.exit_code == 0, res.output
