@@ -9,7 +9,7 @@ DEMO_OUT ?= runs/demo
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
-APT_PACKAGES ?=
+APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot
 
 .PHONY: help install apt-deps demo test lint kd-study bench clean
 

@@ -1,0 +1,40 @@
+"""Runs INSIDE the emulated arm64 rootfs: selftest + `edgekd run --wav` on every bundle, both backends.
+
+Prints one JSON object on the last line of stdout. Uses only what a board has: the kit's wheel and
+its runtime dependencies.
+"""
+
+import contextlib
+import io
+import json
+import platform
+import sys
+from pathlib import Path
+
+from edgekd.cli import app
+from edgekd.runtime.selftest import selftest
+
+out = {"machine": platform.machine(), "python": platform.python_version(), "results": []}
+for bundle in sorted(p.parent for p in Path(sys.argv[1]).glob("*/manifest.json")):
+    golden = json.loads((bundle / "manifest.json").read_text())["golden"]
+    for backend in ("onnx", "litert"):
+        checks = selftest(bundle, backend=backend)
+        buf = io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(buf):
+            try:
+                app(["run", str(bundle), "--wav", str(bundle / golden["wav"]), "--backend", backend], standalone_mode=False)
+            except SystemExit as e:
+                code = int(e.code or 0)
+        got = [json.loads(ln) for ln in buf.getvalue().splitlines() if ln.startswith("{")]
+        want_file = golden.get("tflite_detections") if backend == "litert" else golden.get("detections")
+        want = json.loads((bundle / want_file).read_text())
+        out["results"].append({
+            "bundle": bundle.name, "backend": backend,
+            "selftest_ok": all(c.ok for c in checks), "selftest": [c.line() for c in checks],
+            "run_exit": code, "run_detections": [(d["label"], d["t_ms"]) for d in got],
+            "expected_detections": [(d["label"], d["t_ms"]) for d in want],
+        })
+heavy = [m for m in ("torch", "onnx", "scipy", "librosa", "tensorflow") if m in sys.modules]
+out["heavy_modules_loaded"] = heavy
+print(json.dumps(out))

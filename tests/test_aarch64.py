@@ -1,0 +1,69 @@
+"""The board runtime on emulated aarch64 (Raspberry Pi 4 = cortex-a72, Pi 5 = cortex-a76).
+
+Builds a Debian bookworm arm64 rootfs in a temporary folder, installs only the kit's wheel and its
+runtime dependencies (numpy, onnxruntime, ai-edge-litert, typer), and runs `edgekd selftest` and
+`edgekd run --wav` on every shipped bundle with both backends. Outputs must match the x86 golden files
+within each manifest's tolerances. Speed under emulation means nothing and is not looked at.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.aarch64.rootfs import Rootfs, emulation_mode
+
+REPO = Path(__file__).resolve().parents[1]
+MODE, REASON = emulation_mode()
+pytestmark = [pytest.mark.aarch64, pytest.mark.skipif(MODE is None, reason=REASON)]
+
+
+@pytest.fixture(scope="module")
+def rootfs():  # type: ignore[no-untyped-def]
+    with tempfile.TemporaryDirectory(prefix="edgekd-arm64-") as d:
+        base = Path(d)
+        wheels = base / "wheels"
+        wheels.mkdir()
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)],
+                       check=True, capture_output=True)
+        fs = Rootfs(base, MODE)  # type: ignore[arg-type]
+        try:
+            fs.build(wheels, ["edgekd[onnx,litert]"])
+            fs.add(REPO / "models", "/bundles")
+            fs.add(REPO / "tests" / "aarch64", "/driver")
+            fs.prepare()
+            yield fs
+        finally:
+            fs.close()
+
+
+def test_rootfs_has_no_host_libraries(rootfs: Rootfs) -> None:
+    site = rootfs.root / "opt" / "site"
+    names = {p.name.split("-")[0].lower() for p in site.iterdir()}
+    assert {"numpy", "onnxruntime", "ai_edge_litert", "edgekd"} <= names
+    assert not names & {"torch", "scipy", "librosa", "tensorflow", "onnx"}, names & {"torch", "scipy", "librosa", "tensorflow", "onnx"}
+    assert not list(rootfs.root.glob("**/site-packages/torch"))
+
+
+def test_selftest_and_run_on_pi4_and_pi5(rootfs: Rootfs) -> None:
+    cpus = ("cortex-a72", "cortex-a76")
+    with ThreadPoolExecutor(len(cpus)) as pool:
+        procs = list(pool.map(lambda cpu: rootfs.python(["/driver/driver.py", "/bundles"], cpu), cpus))
+    bundles = sorted(p.parent.name for p in (REPO / "models").glob("*/manifest.json"))
+    for cpu, p in zip(cpus, procs, strict=True):
+        assert p.returncode == 0, f"{cpu}: {p.stderr[-2000:]}"
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+        assert out["machine"] == "aarch64"
+        assert out["heavy_modules_loaded"] == []
+        assert sorted({r["bundle"] for r in out["results"]}) == bundles
+        assert len(out["results"]) == 2 * len(bundles)  # both backends everywhere
+        for r in out["results"]:
+            where = f"{cpu} {r['bundle']} {r['backend']}"
+            assert r["selftest_ok"], (where, r["selftest"])
+            assert r["run_exit"] == 0, where
+            assert r["run_detections"] == r["expected_detections"], where
+            assert len(r["run_detections"]) >= 3, where
