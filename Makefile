@@ -4,12 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= train,export,onnx,litert,tflite,dev
+EXTRAS ?= train,export,onnx,litert,tflite,mic,dev
 DEMO_OUT ?= runs/demo
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
-APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot
+APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
 
 .PHONY: help install apt-deps demo test lint kd-study bench clean
 

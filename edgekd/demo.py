@@ -21,8 +21,8 @@ class DemoConfig:
     unknown: int = 2000
     silence: int = 800
     views: int = 3
-    teacher_epochs: int = 5
-    student_epochs: int = 6
+    teacher_epochs: int = 4
+    student_epochs: int = 5
     student_arch: str = "dscnn"
     qat_epochs: int = 2
     threads: int = 2

@@ -39,7 +39,8 @@ def test_run_prints_json_lines(shipped_bundle: Path) -> None:
     res = _invoke("run", shipped_bundle, "--wav", _golden(shipped_bundle))
     assert res.exit_code == 0, res.output
     lines = [json.loads(ln) for ln in res.stdout.splitlines()]
-    assert len(lines) >= 3 and all(set(d) == {"t_ms", "label", "score"} for d in lines)
+    assert len(lines) >= 3 and all(set(d) == {"t_ms", "label", "score", "latency_ms"} for d in lines)
+    assert all(d["latency_ms"] >= 0 for d in lines)
     want = json.loads((shipped_bundle / "golden" / "detections.json").read_text())
     assert [d["label"] for d in lines] == [d["label"] for d in want]
 

@@ -12,7 +12,7 @@ from edgekd.cli import data, export, train
 from edgekd.cli.bench import bench_cmd
 from edgekd.cli.common import friendly_errors
 from edgekd.cli.evaluate import evaluate
-from edgekd.cli.run import run
+from edgekd.cli.run import devices, run
 from edgekd.cli.selftest import selftest_cmd
 
 __all__ = ["app", "main"]
@@ -28,6 +28,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(export.app, name="export")
 app.command("run")(run)
+app.command("devices")(devices)
 app.command("eval")(evaluate)
 app.command("selftest")(selftest_cmd)
 app.command("bench")(bench_cmd)
@@ -60,8 +61,8 @@ def models_cmd() -> None:
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for data, checkpoints, bundles and report.md.")] = Path("runs/demo"),
     per_word: Annotated[int, typer.Option(help="Synthesized utterances per keyword.")] = 1000,
-    teacher_epochs: Annotated[int, typer.Option(help="Teacher epochs.")] = 5,
-    student_epochs: Annotated[int, typer.Option(help="Student epochs.")] = 6,
+    teacher_epochs: Annotated[int, typer.Option(help="Teacher epochs.")] = 4,
+    student_epochs: Annotated[int, typer.Option(help="Student epochs.")] = 5,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
 ) -> None:
     """Run the whole path on synthesized data: data, teacher, distilled and plain students, export, eval, stream."""

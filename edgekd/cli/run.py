@@ -1,7 +1,10 @@
-"""``edgekd run``: stream audio through a bundle and print detections as JSON lines."""
+"""``edgekd run``: stream audio (WAV, stdin or a microphone) through a bundle; print detections as JSON lines."""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -9,7 +12,7 @@ import typer
 
 from edgekd.cli.common import friendly_errors, notice
 
-__all__ = ["run", "postprocess_overrides"]
+__all__ = ["run", "devices", "postprocess_overrides"]
 
 
 def postprocess_overrides(
@@ -23,35 +26,77 @@ def postprocess_overrides(
 def run(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder (holds manifest.json).")],
     wav: Annotated[Optional[Path], typer.Option("--wav", help="WAV file to stream through the model.")] = None,
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read raw s16le mono PCM at the model's rate from stdin (arecord | edgekd run).")] = False,
+    mic: Annotated[bool, typer.Option("--mic", help="Listen to a microphone (PyAudio) until Ctrl-C or --duration.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="Microphone: index or part of the name (see `edgekd devices`).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of audio (mic/stdin).")] = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
     threads: Annotated[int, typer.Option(help="Inference threads (1 suits always-on work).")] = 1,
-    chunk_ms: Annotated[int, typer.Option(help="Feed the stream in chunks of this many ms (results do not depend on it).")] = 80,
+    chunk_ms: Annotated[int, typer.Option(help="Audio chunk size in ms (results do not depend on it).")] = 80,
     threshold: Annotated[Optional[float], typer.Option(help="Override the detection threshold for every keyword.")] = None,
     stride_ms: Annotated[Optional[int], typer.Option(help="Override the inference stride.")] = None,
     smooth_ms: Annotated[Optional[int], typer.Option(help="Override the posterior smoothing window.")] = None,
     refractory_ms: Annotated[Optional[int], typer.Option(help="Override the time after a detection during which none fires.")] = None,
-    strict: Annotated[bool, typer.Option(help="Refuse audio at another sample rate instead of resampling it.")] = False,
+    strict: Annotated[bool, typer.Option(help="Refuse a WAV at another sample rate instead of resampling it.")] = False,
 ) -> None:
-    """Stream a WAV through BUNDLE; print one JSON line per detection: {"t_ms":..., "label":..., "score":...}."""
-    import sys
+    """Stream audio through BUNDLE; print one JSON line per detection:
+    {"t_ms": audio time, "label": ..., "score": ..., "latency_ms": compute time from the chunk's arrival}.
 
+    A summary (audio seconds, detections, overflows, CPU ms per audio second) goes to stderr at the end
+    and on Ctrl-C.
+    """
     from edgekd.errors import ConfigError
+    from edgekd.runtime.audio import MicSource, RawPcmSource, WavSource, stdin_binary
     from edgekd.runtime.detector import load_model
     from edgekd.runtime.wav import load_audio
 
-    if wav is None:
-        raise ConfigError("give an audio source: --wav FILE")
+    if sum((wav is not None, stdin, mic)) != 1:
+        raise ConfigError("give exactly one audio source: --wav FILE, --stdin or --mic")
     if chunk_ms <= 0:
         raise ConfigError("--chunk-ms must be > 0")
     det = load_model(bundle, backend=backend, threads=threads,
                      postprocess=postprocess_overrides(threshold, stride_ms, smooth_ms, refractory_ms))
-    audio = load_audio(wav, det.manifest.sample_rate, strict=strict, notice=notice)
+    sr = det.manifest.sample_rate
+    chunk = max(1, sr * chunk_ms // 1000)
+    if wav is not None:
+        source: Any = WavSource(load_audio(wav, sr, strict=strict, notice=notice), sr, chunk)
+    elif stdin:
+        source = RawPcmSource(stdin_binary(), sr, chunk)
+    else:
+        source = MicSource(sr, chunk, device=device)
+        notice(f"listening on {source.device_name} at {sr} Hz; Ctrl-C to stop")
     stream = det.create_stream()
-    step = max(1, det.manifest.sample_rate * chunk_ms // 1000)
     count = 0
-    for start in range(0, audio.shape[0], step):
-        for d in stream.accept_waveform(audio[start : start + step]):
-            sys.stdout.write(d.to_json() + "\n")
-            sys.stdout.flush()
-            count += 1
-    notice(f"{stream.audio_seconds:.2f} s of audio, {count} detection(s)")
+    limit = int(duration * sr) if duration else None
+    cpu0 = time.process_time()
+    interrupted = False
+    try:
+        for piece in source:
+            x = piece.samples if limit is None else piece.samples[: max(0, limit - int(stream.audio_seconds * sr))]
+            for d in stream.accept_waveform(x):
+                out = dict(d.to_dict(), latency_ms=round((time.perf_counter() - piece.arrived) * 1000.0, 3))
+                sys.stdout.write(json.dumps(out) + "\n")
+                sys.stdout.flush()
+                count += 1
+            if limit is not None and stream.audio_seconds * sr >= limit:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        source.close()
+    secs = stream.audio_seconds
+    cpu_ms = 1000.0 * (time.process_time() - cpu0) / secs if secs > 0 else 0.0
+    notice(f"{'stopped: ' if interrupted else ''}{secs:.2f} s of audio, {count} detection(s), {source.overflows} overflow(s), "
+           f"{cpu_ms:.2f} CPU ms per audio second")
+
+
+@friendly_errors
+def devices() -> None:
+    """List the audio input devices PortAudio sees (index, channels, default rate, name)."""
+    from edgekd.runtime.audio import list_input_devices
+
+    devs = list_input_devices()
+    if not devs:
+        notice("no input devices found (is a microphone connected? is the user in the 'audio' group?)")
+    for d in devs:
+        print(f"{d['index']:3d}  {d['channels']} ch  {d['default_rate']} Hz  {d['name']}")
