@@ -26,3 +26,4 @@ for bundle in models/*/; do
 done
 $EDGEKD bench compare "${results[@]}" --plots "$out" | tee "$out/quantization_table.md"
 $PY bench/peers/openwakeword_peer.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --out "$out/peer_openwakeword.json" --rounds 5
+$PY bench/soak.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --minutes 60 --out "$out/soak.json"

@@ -59,6 +59,7 @@ def test_selftest_and_run_on_pi4_and_pi5(rootfs: Rootfs) -> None:
         out = json.loads(p.stdout.strip().splitlines()[-1])
         assert out["machine"] == "aarch64"
         assert out["heavy_modules_loaded"] == []
+        assert out["bench_fields_ok"], "edgekd bench did not produce a full result on aarch64"
         assert sorted({r["bundle"] for r in out["results"]}) == bundles
         assert len(out["results"]) == 2 * len(bundles)  # both backends everywhere
         for r in out["results"]:

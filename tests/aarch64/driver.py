@@ -35,6 +35,11 @@ for bundle in sorted(p.parent for p in Path(sys.argv[1]).glob("*/manifest.json")
             "run_exit": code, "run_detections": [(d["label"], d["t_ms"]) for d in got],
             "expected_detections": [(d["label"], d["t_ms"]) for d in want],
         })
+from edgekd.bench.stream import REQUIRED_FIELDS, bench_stream  # noqa: E402
+
+first = sorted(p.parent for p in Path(sys.argv[1]).glob("*/manifest.json"))[0]
+b = bench_stream(first, first / "golden" / "clip.wav", backend="onnx", repeats=1)
+out["bench_fields_ok"] = all(k in b for k in REQUIRED_FIELDS) and b["cpu_ms_per_audio_s"] > 0 and b["machine"]["arch"] == "aarch64"
 heavy = [m for m in ("torch", "onnx", "scipy", "librosa", "tensorflow") if m in sys.modules]
 out["heavy_modules_loaded"] = heavy
 print(json.dumps(out))
