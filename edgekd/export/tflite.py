@@ -42,14 +42,9 @@ _AXIS_NCHW_TO_NHWC = {0: 0, 1: 3, 2: 1, 3: 2, -1: 2, -2: 1, -3: 3}
 
 
 def _fold(conv: Any, bn: Any | None) -> tuple[np.ndarray, np.ndarray]:
-    import torch
+    from edgekd.train.qat import fold_conv_bn
 
-    w = conv.weight.detach().clone()
-    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
-    if bn is not None:
-        inv = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-        w = w * inv[:, None, None, None]
-        b = (b - bn.running_mean) * inv + bn.bias.detach()
+    w, b = fold_conv_bn(conv, bn)
     return w.numpy(), b.numpy()
 
 

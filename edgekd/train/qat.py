@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ActQuant", "QConv2d", "QLinear", "to_qat", "freeze", "is_qat", "calibrate", "output_step", "weight_scale"]
+__all__ = ["ActQuant", "QConv2d", "QLinear", "to_qat", "freeze", "is_qat", "calibrate", "fold_conv_bn", "output_step", "weight_scale"]
 
 EMA = 0.01
 
@@ -55,6 +55,17 @@ class ActQuant(nn.Module):
         return torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255)
 
 
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights and bias of ``conv`` with an eval-mode BatchNorm folded in (a plain copy without one)."""
+    w = conv.weight.detach().clone()
+    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
+    if bn is not None:
+        inv = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        w = w * inv[:, None, None, None]
+        b = (b - bn.running_mean) * inv + bn.bias.detach()
+    return w, b
+
+
 def weight_scale(w: torch.Tensor) -> torch.Tensor:
     """Per-output-channel symmetric int8 scale: max |w| / 127."""
     return (w.detach().abs().amax(dim=tuple(range(1, w.dim()))) / 127.0).clamp_min(1e-8)
@@ -71,12 +82,7 @@ class QConv2d(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, relu: bool) -> None:
         super().__init__()
-        w = conv.weight.detach().clone()
-        b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
-        if bn is not None:
-            inv = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-            w = w * inv[:, None, None, None]
-            b = (b - bn.running_mean) * inv + bn.bias.detach()
+        w, b = fold_conv_bn(conv, bn)
         self.weight = nn.Parameter(w)
         self.bias = nn.Parameter(b)
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
