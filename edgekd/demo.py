@@ -36,13 +36,14 @@ def _say(msg: str) -> None:
 def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     from edgekd.data.synth_kws import SynthKwsConfig, synth_keyword_stream, synth_kws
     from edgekd.evaluate import evaluate_kws
-    from edgekd.export.bundle import update_manifest
+    from edgekd.export.bundle import apply_postprocess, update_manifest
     from edgekd.export.onnx import export_onnx
     from edgekd.runtime.detector import load_model
     from edgekd.runtime.wav import load_audio, write_wav
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import load_kws_data, train_kws
+    from edgekd.tune import sweep_postprocess
 
     t_start = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,7 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     atomic_write_text(out / "keywords_truth.json", json.dumps(truth, indent=1) + "\n")
 
     bundles: dict[str, Path] = {}
+    tuned: dict[str, Any] | None = None
     for tag, use_teacher in (("kd", True), ("ce", False)):
         ck = out / f"{cfg.student_arch}-{tag}.pt"
         t = time.time()
@@ -100,7 +102,13 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
                                                alpha=0.7 if use_teacher else 0.0), teacher=teacher if use_teacher else None, cache_dir=cache)
         timings[f"student-{tag}"] = time.time() - t
         b = out / "bundles" / f"kws12-{cfg.student_arch}-{tag}"
-        export_onnx(ck, b, golden_wav=stream_wav)
+        export_onnx(ck, b, golden_wav=stream_wav, postprocess=tuned)
+        if tuned is None:  # the first (distilled) bundle: choose post-processing on the validation split
+            _say("choosing stride / smoothing / threshold on the validation split (edgekd tune)")
+            res = sweep_postprocess(load_model(b), data)
+            tuned = res.postprocess()
+            apply_postprocess(b, tuned, postprocess_tuned_on="validation split")
+            _say(f"chosen {tuned}: recall {res.recall:.3f}, {res.false_alarms} false alarms in {res.audio_seconds:.0f} s")
         det = load_model(b)
         ev = evaluate_kws(det, data, "test")
         atomic_write_text(out / f"eval-{tag}.json", json.dumps(ev, indent=1) + "\n")
@@ -112,7 +120,7 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
                          "macs": sc.metrics["macs_per_inference"], "bytes": (b / "model.onnx").stat().st_size, "format": "ONNX fp32"}
 
     t = time.time()
-    quant = _quantization(out, kd, data, teacher, stream_wav, out / f"{cfg.student_arch}-kd.pt", bundles, cfg)
+    quant = _quantization(out, kd, data, teacher, stream_wav, out / f"{cfg.student_arch}-kd.pt", bundles, cfg, tuned)
     timings["quantization"] = time.time() - t
 
     _say(f"streaming {stream_wav.name} through the distilled bundle (edgekd run)")
@@ -125,14 +133,14 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     for d in detections:
         print(json.dumps(d), flush=True)
     timings["total"] = time.time() - t_start
-    report = _report(out, cfg, results, truth, detections, timings, quant)
+    report = _report(out, cfg, results, truth, detections, timings, quant, tuned)
     _say(f"report: {report}")
     print(report.read_text())
     return report
 
 
 def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Path, float_ckpt: Path,
-                  bundles: dict[str, Path], cfg: DemoConfig) -> dict[str, Any]:
+                  bundles: dict[str, Path], cfg: DemoConfig, postprocess: dict[str, Any] | None) -> dict[str, Any]:
     """QAT int8 and PTQ int8 bundles beside fp32, TFLite for each when the converter is installed; one table."""
     from edgekd.bench.latency import inference_latency_ms
     from edgekd.bench.machine import machine_facts
@@ -158,8 +166,8 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
     bundles["qat"] = out / "bundles" / f"kws12-{cfg.student_arch}-kd-int8"
     bundles["ptq"] = out / "bundles" / f"kws12-{cfg.student_arch}-kd-ptq"
     _say("exporting the QAT int8 and the PTQ int8 bundles")
-    export_onnx(qat_ckpt, bundles["qat"], golden_wav=stream_wav, int8=True)
-    export_onnx(float_ckpt, bundles["ptq"], golden_wav=stream_wav, ptq_calibration=calib)
+    export_onnx(qat_ckpt, bundles["qat"], golden_wav=stream_wav, int8=True, postprocess=postprocess)
+    export_onnx(float_ckpt, bundles["ptq"], golden_wav=stream_wav, ptq_calibration=calib, postprocess=postprocess)
     have_tflite = tflite_available() and litert_available()
     if have_tflite:
         _say("converting to TFLite (fp32 for fp32, full-integer int8 for the int8 bundles)")
@@ -190,7 +198,7 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
 
 
 def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], truth: list[dict[str, Any]],
-            detections: list[dict[str, Any]], timings: dict[str, float], quant: dict[str, Any]) -> Path:
+            detections: list[dict[str, Any]], timings: dict[str, float], quant: dict[str, Any], tuned: dict[str, Any] | None) -> Path:
     import numpy as np
     import onnxruntime
     import torch
@@ -225,7 +233,8 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
         lt = (f"{100 * li['accuracy']:.2f}% | {li['model_bytes']:,} | {li['latency_ms']['p50']:.3f}" if li else "- | - | -")
         lines.append(f"| {r['variant']} | {100 * o['accuracy']:.2f}% | {o['model_bytes']:,} | {o['latency_ms']['p50']:.3f} | {lt} |")
     lines += ["", "(also in quantization.json, with machine facts)", "",
-              "## Streaming a WAV through `edgekd run`", "", "Spoken (held-out voices):", ""]
+              "## Streaming a WAV through `edgekd run`", "",
+              f"Post-processing chosen on the validation split (`edgekd tune`): {tuned}", "", "Spoken (held-out voices):", ""]
     lines += [f"- {t['label']} at {t['onset_ms']}-{t['offset_ms']} ms" for t in truth]
     lines += ["", "Detections:", ""]
     lines += [f"- {d['label']} at {d['t_ms']} ms (score {d['score']:.3f})" for d in detections] or ["- none"]

@@ -14,6 +14,7 @@ from edgekd.cli.common import friendly_errors
 from edgekd.cli.evaluate import evaluate
 from edgekd.cli.run import devices, run
 from edgekd.cli.selftest import selftest_cmd
+from edgekd.cli.tune import tune_cmd
 
 __all__ = ["app", "main"]
 
@@ -32,6 +33,7 @@ app.command("devices")(devices)
 app.command("eval")(evaluate)
 app.command("selftest")(selftest_cmd)
 app.command("bench")(bench_cmd)
+app.command("tune")(tune_cmd)
 
 
 def _version(value: bool) -> None:

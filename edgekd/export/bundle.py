@@ -58,3 +58,30 @@ def update_manifest(bundle: str | os.PathLike[str], **changes: Any) -> ModelMani
     return m
 
 
+
+
+def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any], **extra_provenance: Any) -> ModelManifest:
+    """Store new post-processing in a bundle and regenerate its golden detections (ONNX and TFLite), atomically."""
+    import json
+
+    from edgekd.runtime.backends import create_backend
+    from edgekd.runtime.detector import Detector
+    from edgekd.runtime.postprocess import KwsPostprocessConfig
+    from edgekd.runtime.wav import load_audio
+
+    root = Path(bundle)
+    m = ModelManifest.load(root)
+    m.verify_files(root)
+    pp = KwsPostprocessConfig.from_dict({**m.postprocess, **postprocess})
+    m = m.replace(postprocess=pp.to_dict(), provenance=dict(m.provenance, **extra_provenance))
+    with staging_dir(root) as tmp:
+        shutil.copytree(root, tmp, dirs_exist_ok=True)
+        if m.golden.get("wav"):
+            audio = load_audio(tmp / m.golden["wav"], m.sample_rate)
+            targets = [("onnx", "detections")] + ([("litert", "tflite_detections")] if m.tflite_file else [])
+            for backend, key in targets:
+                det = Detector(m, create_backend(backend, tmp, m), pp, bundle_dir=tmp)
+                found = [d.to_dict() for d in det.create_stream().accept_waveform(audio)]
+                (tmp / m.golden[key]).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+        m = finalize_manifest(tmp, m)
+    return m

@@ -1,0 +1,126 @@
+"""Choose post-processing from data: a sweep of smoothing windows and thresholds on a validation stream.
+
+The validation clips are laid end to end (with short gaps of low noise) into one long stream; a keyword
+clip counts as detected when a detection with its label lands between the clip's start and its end +
+0.5 s; every other detection is a false alarm. Posteriors are computed once, exactly as a ``Stream``
+computes them (same frames, same windows, same stride), then every (smoothing, threshold) pair is
+replayed. The score is recall minus false alarms per keyword clip; ties go to the higher threshold.
+Runtime only (numpy): it can run on a board as well.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgekd.data.speech_commands import SpeechCommands
+from edgekd.runtime.detector import Detector
+from edgekd.runtime.postprocess import softmax
+
+__all__ = ["validation_stream", "stream_posteriors", "sweep_postprocess", "TuneResult"]
+
+HIT_TAIL_MS = 500
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    stride_ms: int
+    smooth_ms: int
+    threshold: float
+    refractory_ms: int
+    recall: float
+    false_alarms: int
+    keyword_clips: int
+    audio_seconds: float
+    table: list[dict[str, Any]]
+
+    def postprocess(self) -> dict[str, Any]:
+        return {"stride_ms": self.stride_ms, "smooth_ms": self.smooth_ms, "threshold": self.threshold, "refractory_ms": self.refractory_ms}
+
+
+def validation_stream(detector: Detector, data_dir: str | os.PathLike[str], split: str = "validation", *, max_clips: int = 600,
+                      gap_s: float = 0.4, seed: int = 0) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    sr = detector.manifest.sample_rate
+    clips = SpeechCommands(data_dir).clips(detector.labels, split, sample_rate=sr, seed=seed)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(clips))[:max_clips]
+    pieces, truth, pos = [], [], 0
+    keywords = set(detector.manifest.keyword_labels)
+    for i in order:
+        c = clips[int(i)]
+        x = c.load(sr)[:sr]
+        gap = (0.001 * rng.standard_normal(int(gap_s * sr))).astype(np.float32)
+        if c.label in keywords:
+            truth.append((c.label, int(1000 * pos / sr), int(1000 * (pos + x.shape[0]) / sr)))
+        pieces += [x, gap]
+        pos += x.shape[0] + gap.shape[0]
+    return np.concatenate(pieces).astype(np.float32), truth
+
+
+def stream_posteriors(detector: Detector, audio: np.ndarray, stride_ms: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Keyword posteriors at every stride step and their t_ms, identical to what a Stream computes."""
+    p = detector.frontend_params
+    w = detector.manifest.window_frames
+    feats = detector._frontend.features(audio)  # the same frames push() yields, whatever the chunking
+    padded = np.concatenate([np.full((w, p.n_mels), p.floor_value, np.float32), feats])
+    hop_ms = 1000.0 * p.hop_samples / p.sample_rate
+    stride = max(1, round(stride_ms / hop_ms))
+    ends = np.arange(stride, feats.shape[0] + 1, stride)  # frames seen when each inference runs
+    kw = [detector.labels.index(k) for k in detector.manifest.keyword_labels]
+    out = []
+    for s in range(0, ends.shape[0], batch):
+        wins = np.stack([padded[e : e + w] for e in ends[s : s + batch]])
+        out.append(softmax(detector.logits(wins).astype(np.float64))[:, kw])
+    t_ms = np.round((ends - 1) * hop_ms + 1000.0 * p.window_samples / p.sample_rate).astype(np.int64)
+    return np.concatenate(out), t_ms
+
+
+def _replay(probs: np.ndarray, t_ms: np.ndarray, n_smooth: int, thr: float, refractory_ms: int) -> list[tuple[int, int]]:
+    csum = np.cumsum(np.vstack([np.zeros((1, probs.shape[1])), probs]), axis=0)
+    idx = np.arange(probs.shape[0])
+    lo = np.maximum(0, idx + 1 - n_smooth)
+    smoothed = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo)[:, None]
+    best = smoothed.argmax(axis=1)
+    over = smoothed[idx, best] >= thr
+    fired, last = [], -(10**12)
+    for i in np.flatnonzero(over):
+        if t_ms[i] - last >= refractory_ms:
+            fired.append((int(best[i]), int(t_ms[i])))
+            last = int(t_ms[i])
+    return fired
+
+
+def sweep_postprocess(detector: Detector, data_dir: str | os.PathLike[str], *, strides_ms: tuple[int, ...] = (40, 80), refractory_ms: int = 1000,
+                      smooth_ms: tuple[int, ...] = (40, 80, 120, 200, 320), thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.4, 0.96, 0.05), 2)),
+                      split: str = "validation", max_clips: int = 600) -> TuneResult:
+    audio, truth = validation_stream(detector, data_dir, split, max_clips=max_clips)
+    kw_names = detector.manifest.keyword_labels
+    table, best = [], None
+    for stride_ms, sm in ((st, sm) for st in strides_ms for sm in smooth_ms if sm >= st):
+        if not table or table[-1]["stride_ms"] != stride_ms:
+            probs, t_ms = stream_posteriors(detector, audio, stride_ms)
+        n = max(1, round(sm / stride_ms))
+        for thr in thresholds:
+            fired = _replay(probs, t_ms, n, float(thr), refractory_ms)
+            hit = np.zeros(len(truth), bool)
+            false = 0
+            for lab, t in fired:
+                k = next((j for j, (name, a, b) in enumerate(truth) if a <= t <= b + HIT_TAIL_MS and name == kw_names[lab] and not hit[j]), None)
+                if k is None:
+                    false += 1
+                else:
+                    hit[k] = True
+            recall = float(hit.mean()) if truth else 0.0
+            score = recall - false / max(1, len(truth))
+            row = {"stride_ms": stride_ms, "smooth_ms": sm, "threshold": float(thr), "recall": recall, "false_alarms": false, "score": score}
+            table.append(row)
+            # ties (within half a percent) go to the cheaper stride, then to the higher threshold
+            key = (round(score / 0.005), stride_ms, thr)
+            if best is None or key > (round(best["score"] / 0.005), best["stride_ms"], best["threshold"]):
+                best = row
+    assert best is not None
+    return TuneResult(int(best["stride_ms"]), int(best["smooth_ms"]), float(best["threshold"]), refractory_ms, best["recall"], best["false_alarms"],
+                      len(truth), audio.shape[0] / detector.manifest.sample_rate, table)

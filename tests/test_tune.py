@@ -1,0 +1,49 @@
+"""Post-processing chosen from data: the sweep replays exactly what a Stream does, and --write stores it."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+import edgekd
+from edgekd.cli import app
+from edgekd.manifest import ModelManifest
+from edgekd.runtime.wav import load_audio
+from edgekd.tune import _replay, stream_posteriors
+
+
+def test_offline_replay_equals_the_stream(shipped_bundle: Path) -> None:
+    """The sweep's shortcut (posteriors once, then replay) must give the runtime's own detections."""
+    det = edgekd.load_model(shipped_bundle)
+    pp = det.postprocess
+    x = load_audio(shipped_bundle / "golden" / "clip.wav", 16000)
+    probs, t_ms = stream_posteriors(det, x, pp.stride_ms)
+    fired = _replay(probs, t_ms, max(1, round(pp.smooth_ms / pp.stride_ms)), pp.threshold, pp.refractory_ms)
+    want = [(d.label, d.t_ms) for d in det.create_stream().accept_waveform(x)]
+    assert [(det.manifest.keyword_labels[k], t) for k, t in fired] == want and len(want) >= 3
+
+
+def test_tune_writes_settings_and_regenerates_golden(shipped_bundle: Path, tiny_data: Path, tmp_path: Path) -> None:
+    b = tmp_path / "b"
+    shutil.copytree(shipped_bundle, b)
+    out = tmp_path / "sweep.json"
+    res = CliRunner().invoke(app, ["tune", str(b), "--data", str(tiny_data), "--split", "all", "--write", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    sweep = json.loads(out.read_text())
+    assert sweep["keyword_clips"] == 80 and len(sweep["sweep"]) > 20
+    best = max(r["score"] for r in sweep["sweep"])
+    chosen = next(r for r in sweep["sweep"] if all(r[k] == sweep["chosen"][k] for k in ("stride_ms", "smooth_ms", "threshold")))
+    assert chosen["score"] >= best - 0.005
+    m = ModelManifest.load(b)
+    assert {k: m.postprocess[k] for k in sweep["chosen"]} == sweep["chosen"]
+    from edgekd.runtime.selftest import selftest
+
+    assert all(c.ok for c in selftest(b, backend="onnx"))  # golden detections follow the new settings
+    assert np.isfinite(sweep["recall"])
+
+
+def test_tune_refuses_the_test_split(shipped_bundle: Path, tiny_data: Path) -> None:
+    res = CliRunner().invoke(app, ["tune", str(shipped_bundle), "--data", str(tiny_data), "--split", "test"])
+    assert res.exit_code == 2 and "validation" in res.stderr
