@@ -56,6 +56,7 @@ class ModelManifest:
     window_frames: int
     quantization: str = "fp32"
     tflite_file: str = ""
+    streaming: dict[str, Any] = field(default_factory=dict)
     postprocess: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +99,7 @@ class ModelManifest:
                 window_frames=int(d["window_frames"]),
                 quantization=str(d.get("quantization", "fp32")),
                 tflite_file=str(d.get("tflite_file", "")),
+                streaming=dict(d.get("streaming", {})),
                 postprocess=dict(d.get("postprocess", {})),
                 files=dict(d.get("files", {})),
                 provenance=dict(d.get("provenance", {})),

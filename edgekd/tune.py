@@ -96,6 +96,8 @@ def _replay(probs: np.ndarray, t_ms: np.ndarray, n_smooth: int, thr: float, refr
 def sweep_postprocess(detector: Detector, data_dir: str | os.PathLike[str], *, strides_ms: tuple[int, ...] = (40, 80), refractory_ms: int = 1000,
                       smooth_ms: tuple[int, ...] = (40, 80, 120, 200, 320), thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.4, 0.96, 0.05), 2)),
                       split: str = "validation", max_clips: int = 600) -> TuneResult:
+    if detector.mode == "stream":  # a streaming-state model infers once per hop: the stride is fixed
+        strides_ms = (detector.postprocess.stride_ms,)
     audio, truth = validation_stream(detector, data_dir, split, max_clips=max_clips)
     kw_names = detector.manifest.keyword_labels
     table, best = [], None

@@ -73,3 +73,17 @@ def tiny_int8_bundle(tiny_qat_checkpoint: Path, tiny_bundle: Path, tmp_path_fact
     out = tmp_path_factory.mktemp("int8") / "tiny-int8"
     export_onnx(tiny_qat_checkpoint, out, golden_wav=tiny_bundle / "golden" / "clip.wav", int8=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_stream_bundle(tiny_kws_data, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """A briefly trained dscnn-stream student exported with its streaming-state graph (80 ms hop)."""
+    from edgekd.export.onnx import export_onnx
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.pipeline import train_kws
+
+    root = tmp_path_factory.mktemp("stream")
+    train_kws(tiny_kws_data, root / "s.pt", TrainConfig(arch="dscnn-stream", epochs=1, batch_size=32, threads=1), progress=False)
+    export_onnx(root / "s.pt", root / "b", golden_wav=tiny_bundle / "golden" / "clip.wav",
+                postprocess={"stride_ms": 80, "threshold": 0.3, "smooth_ms": 160})
+    return root / "b"

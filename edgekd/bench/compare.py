@@ -23,7 +23,7 @@ def load_result(path: Path) -> dict[str, Any]:
 
 
 def _label(r: dict[str, Any]) -> str:
-    return f"{r['bundle']} [{r['backend']} {r.get('quantization', '')}]".strip()
+    return f"{r['bundle']} [{r['backend']} {r.get('quantization', '')} {r.get('mode', '')}]".replace(" ]", "]")
 
 
 def compare(paths: list[Path], plot_dir: Path) -> tuple[str, list[Path]]:

@@ -39,8 +39,9 @@ def bench_stream(
     repeats: int = 5,
     chunk_ms: int = 80,
     notice: Any = None,
+    mode: str = "auto",
 ) -> dict[str, Any]:
-    det = load_model(bundle, backend=backend, threads=threads)
+    det = load_model(bundle, backend=backend, threads=threads, mode=mode)
     m = det.manifest
     if m.task not in ("kws", "wakeword"):
         raise ConfigError(f"{bundle}: task {m.task!r} is not supported by this bench (kws, wakeword)")
@@ -69,6 +70,8 @@ def bench_stream(
     lat = np.asarray(lat_all)
     file = m.tflite_file if det.backend.name == "litert" else m.model_file
     macs = int(m.provenance.get("graph_macs_per_inference") or m.provenance.get("macs_per_inference") or 0)
+    if det.mode == "stream":
+        macs = int(m.streaming.get("graph_macs_per_hop") or 0)
     params = int(m.provenance.get("graph_params") or m.provenance.get("params") or 0)
     hist_counts, hist_edges = np.histogram(lat, bins=40)
     return {
@@ -93,6 +96,7 @@ def bench_stream(
         "macs_per_inference": macs,
         "macs_per_audio_s": macs * infer / seconds,
         "backend": det.backend.name,
+        "mode": det.mode,
         "backend_version": det.backend.version,
         "threads": threads,
         "stride_ms": det.postprocess.stride_ms,

@@ -18,6 +18,7 @@ def bench_cmd(
     wav: Annotated[Optional[Path], typer.Option("--wav", help="WAV to stream (at least one inference window long).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result JSON here.")] = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
+    mode: Annotated[str, typer.Option(help="auto, stream (streaming-state model) or whole (whole window per inference).")] = "auto",
     threads: Annotated[int, typer.Option(help="Inference threads (1 = the always-on setting).")] = 1,
     repeats: Annotated[int, typer.Option(help="Streaming passes over the WAV; medians are reported.")] = 5,
     plots: Annotated[Path, typer.Option(help="compare: folder for the PNG plots.")] = Path("bench/plots"),
@@ -46,10 +47,10 @@ def bench_cmd(
         raise ConfigError("give the audio to stream: --wav FILE")
     from edgekd.bench.stream import bench_stream
 
-    res = bench_stream(targets[0], wav, backend=backend, threads=threads, repeats=repeats, notice=notice)
+    res = bench_stream(targets[0], wav, backend=backend, threads=threads, repeats=repeats, notice=notice, mode=mode)
     if json_out is not None:
         write_json(json_out, res)
     lat = res["latency_ms"]
-    notice(f"{res['bundle']} [{res['backend']} {res['quantization']}, {threads} thread(s)]: {res['cpu_ms_per_audio_s']:.2f} CPU ms per audio s, "
+    notice(f"{res['bundle']} [{res['backend']} {res['quantization']} {res['mode']}, {threads} thread(s)]: {res['cpu_ms_per_audio_s']:.2f} CPU ms per audio s, "
            f"latency p50 {lat['p50']:.3f} ms p99 {lat['p99']:.3f} ms, RTF {res['rtf']:.4f}, peak RSS {res['peak_rss_mb']:.1f} MB")
     print(f"{res['cpu_ms_per_audio_s']:.3f}")

@@ -31,6 +31,7 @@ def run(
     device: Annotated[Optional[str], typer.Option(help="Microphone: index or part of the name (see `edgekd devices`).")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of audio (mic/stdin).")] = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
+    mode: Annotated[str, typer.Option(help="auto (streaming-state model when the bundle has one), stream, or whole (whole window per inference).")] = "auto",
     threads: Annotated[int, typer.Option(help="Inference threads (1 suits always-on work).")] = 1,
     chunk_ms: Annotated[int, typer.Option(help="Audio chunk size in ms (results do not depend on it).")] = 80,
     threshold: Annotated[Optional[float], typer.Option(help="Override the detection threshold for every keyword.")] = None,
@@ -54,7 +55,7 @@ def run(
         raise ConfigError("give exactly one audio source: --wav FILE, --stdin or --mic")
     if chunk_ms <= 0:
         raise ConfigError("--chunk-ms must be > 0")
-    det = load_model(bundle, backend=backend, threads=threads,
+    det = load_model(bundle, backend=backend, threads=threads, mode=mode,
                      postprocess=postprocess_overrides(threshold, stride_ms, smooth_ms, refractory_ms))
     sr = det.manifest.sample_rate
     chunk = max(1, sr * chunk_ms // 1000)

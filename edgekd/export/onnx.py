@@ -85,13 +85,14 @@ def export_onnx(
     if int8 and ptq_calibration is not None:
         raise ConfigError("--int8 (QAT) and --ptq are two different int8 paths; give one")
     model = ckpt.build()
+    streamable = hasattr(model, "input_frames") and not int8 and ptq_calibration is None
     quantization = "int8-qat" if int8 else "int8-ptq" if ptq_calibration is not None else "fp32"
     if int8:
         from edgekd.train.qat import freeze
 
         freeze(model)
     fp = FrontendParams.from_dict(ckpt.frontend)
-    T, M = ckpt.window_frames, ckpt.n_mels
+    T, M = int(getattr(model, "input_frames", ckpt.window_frames)), ckpt.n_mels
     pp = KwsPostprocessConfig.from_dict(postprocess or {})
     wav = load_audio(golden_wav, fp.sample_rate) if golden_wav is not None else None
     golden_in = _golden_inputs(fp, T, wav)
@@ -172,11 +173,43 @@ def export_onnx(
         stats = graph_stats(model_path)
         manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err, graph_params=stats["params"],
                                                     graph_macs_per_inference=stats["macs_per_inference"]))
+        if streamable:
+            manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, M))
         if wav is not None:
             _write_golden_stream(tmp, manifest, wav)
             manifest = manifest.replace(golden=dict(manifest.golden, wav="golden/clip.wav", detections="golden/detections.json"))
         manifest = finalize_manifest(tmp, manifest)
     return manifest
+
+
+def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostprocessConfig, n_mels: int) -> dict[str, Any]:
+    """model_stream.onnx: (frames, state_0..n) -> (logits, state_out_0..n), one hop per call; its initial state."""
+    import torch
+
+    from edgekd.train.students.dscnn_stream import StreamingStep
+
+    hop_ms = 1000.0 * fp.hop_samples / fp.sample_rate
+    hop = max(1, round(pp.stride_ms / hop_ms))
+    step = StreamingStep(model).eval()
+    shapes = step.state_shapes(hop)
+    floor = torch.full((1, hop, n_mels), fp.floor_value)
+    with torch.no_grad():  # the state after a long run of silence: what the whole-window buffer starts with
+        states = [torch.zeros(sh) for sh in shapes]
+        for _ in range(-(-model.input_frames // hop) + 1):
+            states = list(step(floor, *states)[1:])
+    names_in = [f"state_{i}" for i in range(len(shapes))]
+    names_out = [f"state_out_{i}" for i in range(len(shapes))]
+    path = tmp / "model_stream.onnx"
+    with torch.no_grad():
+        torch.onnx.export(step, (floor, *states), str(path), dynamo=False, opset_version=18,
+                          input_names=["frames", *names_in], output_names=[OUTPUT_NAME, *names_out])
+    np.savez(tmp / "state_init.npz", **{n: s.numpy() for n, s in zip(names_in, states, strict=True)})
+    from edgekd.export.graph_stats import graph_stats
+
+    return {"model_file": "model_stream.onnx", "hop_frames": hop,
+            "graph_macs_per_hop": graph_stats(path)["macs_per_inference"], "frames_input": "frames", "logits_output": OUTPUT_NAME,
+            "states": [{"input": i, "output": o, "shape": list(sh)} for i, o, sh in zip(names_in, names_out, shapes, strict=True)],
+            "init": "state_init.npz"}
 
 
 def output_quant_step(path: Path) -> float:

@@ -9,13 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import AudioFormatError, BundleError
+from edgekd.errors import AudioFormatError, BundleError, ConfigError
 from edgekd.manifest import ModelManifest
 from edgekd.runtime.backends import Backend, create_backend
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.postprocess import Detection, KwsPostprocessConfig, KwsPostprocessor, softmax
 
-__all__ = ["Detector", "Stream", "load_model"]
+__all__ = ["Detector", "Stream", "load_model", "MODES"]
+
+MODES = ("auto", "stream", "whole")
 
 
 def load_model(
@@ -25,6 +27,7 @@ def load_model(
     threads: int = 1,
     postprocess: dict[str, Any] | None = None,
     verify: bool = True,
+    mode: str = "auto",
 ) -> Detector:
     """Open a bundle folder: check its files against the manifest, load the model, return a ``Detector``.
 
@@ -38,16 +41,39 @@ def load_model(
         manifest.verify_files(root)
     model = create_backend(backend, root, manifest, threads=threads)
     pp = KwsPostprocessConfig.from_dict({**manifest.postprocess, **(postprocess or {})})
-    return Detector(manifest, model, pp, bundle_dir=root)
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    step = None
+    if manifest.streaming and mode != "whole" and model.name == "onnx":
+        from edgekd.runtime.backends.onnx import OnnxBackend
+
+        step = OnnxBackend(root / manifest.streaming["model_file"], threads=threads)
+    elif mode == "stream":
+        raise ConfigError(f"{root}: no streaming-state model for this backend; use --mode whole (or auto)")
+    return Detector(manifest, model, pp, bundle_dir=root, step_backend=step)
 
 
 class Detector:
     """A loaded model with its frontend and post-processing settings. Safe to share between streams."""
 
     def __init__(
-        self, manifest: ModelManifest, backend: Backend, postprocess: KwsPostprocessConfig, *, bundle_dir: Path
+        self, manifest: ModelManifest, backend: Backend, postprocess: KwsPostprocessConfig, *, bundle_dir: Path,
+        step_backend: Backend | None = None,
     ) -> None:
         self.manifest = manifest
+        self.step_backend = step_backend
+        self.state_init: dict[str, np.ndarray] = {}
+        if step_backend is not None:
+            st = manifest.streaming
+            hop_ms = int(st["hop_frames"]) * 1000 * int(manifest.frontend["hop_samples"]) // int(manifest.frontend["sample_rate"])
+            if postprocess.stride_ms != hop_ms:
+                raise ConfigError(f"this bundle streams one hop of {hop_ms} ms per inference; the stride must be {hop_ms} ms "
+                                  "(or use --mode whole)")
+            with np.load(bundle_dir / st["init"]) as z:
+                self.state_init = {k: z[k].astype(np.float32) for k in z.files}
+            want = {st["frames_input"], *(x["input"] for x in st["states"])}
+            if {t.name for t in step_backend.input_specs} != want:
+                raise BundleError(f"{st['model_file']}: inputs do not match the manifest's streaming block; re-export the bundle")
         self.backend = backend
         self.postprocess = postprocess
         self.bundle_dir = bundle_dir
@@ -84,6 +110,11 @@ class Detector:
         return self.manifest.labels
 
     @property
+    def mode(self) -> str:
+        """``stream`` (new frames + state per hop) or ``whole`` (the whole window per inference)."""
+        return "stream" if self.step_backend is not None else "whole"
+
+    @property
     def window_samples(self) -> int:
         p = self.frontend_params
         return (self.manifest.window_frames - 1) * p.hop_samples + p.window_samples
@@ -92,8 +123,11 @@ class Detector:
     def clip_features(self, audio: np.ndarray) -> np.ndarray:
         """Features of a clip padded with zeros (or cut) to exactly one model window: ``(T, n_mels)``."""
         x = np.asarray(audio, dtype=np.float32).reshape(-1)
-        n = self.window_samples
-        x = x[:n] if x.shape[0] >= n else np.pad(x, (0, n - x.shape[0]))
+        p = self.frontend_params
+        clip = p.sample_rate  # clips are 1 s, padded at the end (as in training) ...
+        x = x[:clip] if x.shape[0] >= clip else np.pad(x, (0, clip - x.shape[0]))
+        n = self.window_samples  # ... and a longer window gets silence before them (what a stream starts with)
+        x = x[clip - n :] if n <= clip else np.pad(x, (n - clip, 0))
         return self._frontend.features(x)
 
     def logits(self, features: np.ndarray) -> np.ndarray:
@@ -135,11 +169,14 @@ class Stream:
         self._post = KwsPostprocessor(detector.labels, detector.manifest.keyword_labels, detector.postprocess)
         self.inferences = 0
         self.inference_ms: list[float] | None = None  # set to [] to record each inference's wall time (bench)
+        self.logits_log: list[np.ndarray] | None = None  # set to [] to keep every inference's logits (parity tests)
         self.reset()
 
     def reset(self) -> None:
         p = self.detector.frontend_params
         self._frontend.reset()
+        self._states = {k: v.copy() for k, v in self.detector.state_init.items()}
+        self._pending: list[np.ndarray] = []
         # Every frame is written twice, at i and i + window, so the last `window` frames are always the
         # contiguous rows [i + 1, i + 1 + window): no copy per frame, no copy per inference.
         self._ring = np.full((2 * self._window, p.n_mels), p.floor_value, dtype=np.float32)
@@ -159,6 +196,8 @@ class Stream:
             raise AudioFormatError("audio chunk contains NaN or Inf samples")
         self._samples += x.shape[0]
         new = self._frontend.push(x)
+        if self.detector.step_backend is not None:
+            return self._accept_frames_streaming(new)
         out: list[Detection] = []
         w = self._window
         for frame in new:
@@ -175,10 +214,40 @@ class Stream:
                     t0 = time.perf_counter()
                     logits = self.detector.logits(window)
                     self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
+                if self.logits_log is not None:
+                    self.logits_log.append(logits[0].copy())
                 probs = softmax(logits[0].astype(np.float64))
                 self.inferences += 1
                 t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
                 det = self._post.update(probs, t_ms)
                 if det is not None:
                     out.append(det)
+        return out
+
+    def _accept_frames_streaming(self, new: np.ndarray) -> list[Detection]:
+        st = self.detector.manifest.streaming
+        hop = int(st["hop_frames"])
+        backend = self.detector.step_backend
+        assert backend is not None
+        self._pending.extend(new)
+        out: list[Detection] = []
+        while len(self._pending) >= hop:
+            frames = np.stack(self._pending[:hop])[None]
+            del self._pending[:hop]
+            self._n_frames += hop
+            feeds = {st["frames_input"]: frames, **self._states}
+            t0 = time.perf_counter() if self.inference_ms is not None else 0.0
+            res = backend.run(feeds)
+            if self.inference_ms is not None:
+                self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
+            for spec in st["states"]:
+                self._states[spec["input"]] = res[spec["output"]]
+            if self.logits_log is not None:
+                self.logits_log.append(res[st["logits_output"]][0].copy())
+            probs = softmax(res[st["logits_output"]][0].astype(np.float64))
+            self.inferences += 1
+            t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
+            det = self._post.update(probs, t_ms)
+            if det is not None:
+                out.append(det)
         return out

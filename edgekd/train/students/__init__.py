@@ -11,6 +11,7 @@ from edgekd.errors import ConfigError
 from edgekd.train.students.bcresnet import BCResNet
 from edgekd.train.students.cnn_teacher import CNNTeacher
 from edgekd.train.students.dscnn import DSCNN
+from edgekd.train.students.dscnn_stream import DSCNNStream
 
 __all__ = ["STUDENTS", "Architecture", "build_model"]
 
@@ -27,6 +28,7 @@ STUDENTS: dict[str, Architecture] = {
     a.name: a
     for a in (
         Architecture("dscnn", "student", DSCNN, "DS-CNN, width 64, 4 depthwise-separable blocks (~23k params)"),
+        Architecture("dscnn-stream", "student", DSCNNStream, "DS-CNN, width 32, valid time kernels: also a streaming graph with state (~7.5k params)"),
         Architecture("bcresnet1", "student", BCResNet, "BC-ResNet-1 style, broadcasted residual blocks, width 1.25 (~11k params)"),
         Architecture("cnn-teacher", "teacher", CNNTeacher, "wide VGG-style CNN teacher (~0.6M params)"),
     )

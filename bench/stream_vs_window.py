@@ -1,0 +1,68 @@
+"""Whole-window vs streaming-state inference: CPU ms per second of audio, same bundle, same WAV, one run.
+
+    python bench/stream_vs_window.py --bundle models/kws12-dscnn-stream-kd --wav runs/bench/stream.wav --out OUT.json
+
+Both modes run alternately (5 rounds, 1 thread, 80 ms chunks); medians reported; detections compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", type=Path, required=True)
+    ap.add_argument("--wav", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+
+    import edgekd
+    from edgekd.bench.machine import machine_facts
+    from edgekd.fsutil import atomic_write_text
+    from edgekd.runtime.wav import load_audio
+
+    x = load_audio(args.wav, 16000)
+    seconds = x.shape[0] / 16000
+    dets = {m: edgekd.load_model(args.bundle, mode=m, threads=1) for m in ("whole", "stream")}
+
+    def run(det: edgekd.Detector) -> tuple[float, list[tuple[str, int]]]:
+        s = det.create_stream()
+        c0 = time.process_time()
+        found = [d for i in range(0, x.shape[0], 1280) for d in s.accept_waveform(x[i : i + 1280])]
+        return time.process_time() - c0, [(d.label, d.t_ms) for d in found]
+
+    for det in dets.values():
+        run(det)  # warm-up
+    cpu: dict[str, list[float]] = {m: [] for m in dets}
+    found: dict[str, list[tuple[str, int]]] = {}
+    for _ in range(args.rounds):
+        for m, det in dets.items():
+            c, found[m] = run(det)
+            cpu[m].append(1000.0 * c / seconds)
+    med = {m: statistics.median(v) for m, v in cpu.items()}
+    st = dets["stream"].manifest.streaming
+    res = {"what": "CPU ms per audio second, whole-window vs streaming-state, same bundle and WAV, alternating, 1 thread",
+           "command": "python bench/stream_vs_window.py (make bench)", "bundle": dets["stream"].manifest.name,
+           "stride_ms": dets["stream"].postprocess.stride_ms, "audio_seconds": seconds,
+           "cpu_ms_per_audio_s": med, "rounds": cpu, "speedup_stream_over_whole": med["whole"] / med["stream"],
+           "macs_per_inference": {"whole": dets["whole"].manifest.provenance.get("graph_macs_per_inference"), "stream": st.get("graph_macs_per_hop")},
+           "same_detections": found["whole"] == found["stream"], "detections": len(found["stream"]), "machine": machine_facts()}
+    atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
+    print(f"whole window {med['whole']:.2f} vs streaming state {med['stream']:.2f} CPU ms per audio s "
+          f"({res['speedup_stream_over_whole']:.1f}x), same detections: {res['same_detections']} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
