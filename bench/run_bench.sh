@@ -26,4 +26,10 @@ for bundle in models/*/; do
 done
 $EDGEKD bench compare "${results[@]}" --plots "$out" | tee "$out/quantization_table.md"
 $PY bench/peers/openwakeword_peer.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --out "$out/peer_openwakeword.json" --rounds 5
+for bundle in models/*/; do
+  if grep -q '"model_stream.onnx"' "$bundle/manifest.json"; then
+    $PY bench/stream_vs_window.py --bundle "$bundle" --wav "$wav" --out "$out/stream_vs_window_$(basename "$bundle").json"
+    $PY bench/peers/openwakeword_peer.py --bundle "$bundle" --wav "$wav" --out "$out/peer_openwakeword_$(basename "$bundle").json" --rounds 5
+  fi
+done
 $PY bench/soak.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --minutes 60 --out "$out/soak.json"

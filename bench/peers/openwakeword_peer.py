@@ -111,7 +111,7 @@ def _measure(args: argparse.Namespace) -> None:
         return time.process_time() - c0
 
     det = edgekd.load_model(args.bundle, backend="onnx", threads=1)
-    det80 = edgekd.load_model(args.bundle, backend="onnx", threads=1, postprocess={"stride_ms": 80})
+    det80 = edgekd.load_model(args.bundle, backend="onnx", threads=1, postprocess={"stride_ms": 80}, mode="whole" if det.mode == "whole" else "auto")
 
     def run_edgekd(d: edgekd.Detector = det) -> tuple[float, list[float], int]:
         s = d.create_stream()
@@ -129,9 +129,16 @@ def _measure(args: argparse.Namespace) -> None:
         return time.process_time() - c0
 
     def model_only_cpu() -> float:
-        """CPU of the model alone: as many 1-window runs as the stream makes."""
-        x = np.random.default_rng(0).normal(-6, 3, (1, det.manifest.window_frames, det.frontend_params.n_mels)).astype(np.float32)
+        """CPU of the model alone: as many runs (whole windows, or streaming hops) as the stream makes."""
         n = int(round(seconds * 1000 / det.postprocess.stride_ms))
+        if det.mode == "stream":
+            st = det.manifest.streaming
+            feeds = {st["frames_input"]: np.full((1, st["hop_frames"], det.frontend_params.n_mels), -6.0, np.float32), **det.state_init}
+            c0 = time.process_time()
+            for _ in range(n):
+                det.step_backend.run(feeds)
+            return time.process_time() - c0
+        x = np.random.default_rng(0).normal(-6, 3, (1, det.manifest.window_frames, det.frontend_params.n_mels)).astype(np.float32)
         c0 = time.process_time()
         for _ in range(n):
             det.logits(x)
@@ -162,6 +169,8 @@ def _measure(args: argparse.Namespace) -> None:
         a @ a
     gmacs = reps * 512**3 / (time.process_time() - c0) / 1e9
     macs = int(det.manifest.provenance.get("graph_macs_per_inference") or det.manifest.provenance.get("macs_per_inference"))
+    if det.mode == "stream":
+        macs = int(det.manifest.streaming["graph_macs_per_hop"])
     macs_per_s = macs * 1000.0 / det.postprocess.stride_ms
     ek, op, od = med("edgekd"), med("oww_predict"), med("oww_direct")
     fe_ms, mo_ms = med("edgekd_frontend"), med("edgekd_model")
@@ -172,7 +181,7 @@ def _measure(args: argparse.Namespace) -> None:
         "openwakeword": {"version": openwakeword.__version__ if hasattr(openwakeword, "__version__") else OWW_VERSION,
                          "wakeword_model": Path(head_path).name,
                          "cpu_ms_per_audio_s_model_predict": op, "cpu_ms_per_audio_s_onnx_direct": od},
-        "edgekd": {"bundle": det.manifest.name, "quantization": det.manifest.quantization, "backend": "onnx", "threads": 1,
+        "edgekd": {"bundle": det.manifest.name, "quantization": det.manifest.quantization, "backend": "onnx", "mode": det.mode, "threads": 1,
                    "stride_ms": det.postprocess.stride_ms, "cpu_ms_per_audio_s": ek,
                    "profile_cpu_ms_per_audio_s": {"frontend": fe_ms, "model": mo_ms, "glue_and_postprocess": max(0.0, ek - fe_ms - mo_ms)}},
         "edgekd_stride80_cpu_ms_per_audio_s": med("edgekd_stride80"),

@@ -19,13 +19,14 @@ def onnx_cmd(
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write (replaced atomically).")],
     golden_wav: Annotated[Optional[Path], typer.Option(help="A WAV to store with its detections as the bundle's stream self-test.")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Detection threshold stored in the manifest.")] = None,
+    stride_ms: Annotated[Optional[int], typer.Option(help="Inference stride stored in the manifest (the hop of a streaming-state model).")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="int8 QDQ model from a QAT checkpoint (`edgekd train qat`).")] = False,
     ptq: Annotated[Optional[Path], typer.Option(help="Post-training int8 quantization (onnxruntime), calibrated on WAVs in this folder.")] = None,
 ) -> None:
     """Write BUNDLE: model.onnx (fp32, or int8 with --int8 / --ptq), manifest.json (sha256 of every file), golden/."""
     from edgekd.export.onnx import export_onnx
 
-    pp = {"threshold": threshold} if threshold is not None else None
+    pp = {k: v for k, v in (("threshold", threshold), ("stride_ms", stride_ms)) if v is not None} or None
     calib = None
     if ptq is not None:
         from edgekd.export.int8 import calibration_features
