@@ -33,6 +33,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: apt-deps $(STAMP)
 
+demo: APT_PACKAGES := portaudio19-dev
 demo: install
 	$(VENV)/bin/edgekd demo --out $(DEMO_OUT)
 
@@ -50,6 +51,7 @@ bench: install
 
 kd-study: install
 	$(PY) bench/kd_study.py --out bench/results/kd_study.json
+	$(PY) bench/summarize.py
 
 clean:
 	rm -rf $(VENV) runs .edgekd-cache .pytest_cache

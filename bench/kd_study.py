@@ -53,10 +53,10 @@ def main() -> None:
     CachedTeacher.build(tt, kd.train, args.cache_dir / f"teacher-{tt.identity[:16]}-{kd.train.key}.npz")
     del kd, tt
     runs = []
-    if args.out.is_file():  # resume: keep finished runs of the same study
+    if args.out.is_file():  # resume: keep finished runs of the same study (same epochs, steps matched on subsets)
         prev = json.loads(args.out.read_text())
         if prev.get("epochs") == args.epochs:
-            runs = prev.get("runs", [])
+            runs = [r for r in prev.get("runs", []) if r.get("epochs") == max(1, round(args.epochs / r["subset"]))]
     done = {(r["student"], r["teacher"], r["subset"], r["seed"]) for r in runs}
     tasks = [(student, use_teacher, subset, seed) for subset in args.subsets for student in args.students
              for seed in args.seeds for use_teacher in (True, False) if (student, use_teacher, subset, seed) not in done]
@@ -81,9 +81,11 @@ def _one_run(a: dict, student: str, use_teacher: bool, subset: float, seed: int)
 
     kd = load_kws_data(a["data"], views=a["views"], cache_dir=a["cache_dir"], progress=False)
     ck = Path(a["work"]) / f"{student}-{'kd' if use_teacher else 'ce'}-s{seed}-sub{subset}.pt"
-    cfg = TrainConfig(arch=student, epochs=a["epochs"], seed=seed, threads=a["threads"], alpha=0.7 if use_teacher else 0.0)
+    # the same number of optimizer steps on a subset as on the full data (more epochs over fewer clips)
+    epochs = max(1, round(a["epochs"] / subset))
+    cfg = TrainConfig(arch=student, epochs=epochs, seed=seed, threads=a["threads"], alpha=0.7 if use_teacher else 0.0)
     c = train_kws(kd, ck, cfg, teacher=a["teacher"] if use_teacher else None, subset=subset, cache_dir=a["cache_dir"], progress=False)
-    return {"student": student, "teacher": use_teacher, "subset": subset, "seed": seed,
+    return {"student": student, "teacher": use_teacher, "subset": subset, "seed": seed, "epochs": epochs,
             "test_accuracy": c.metrics["test_accuracy_torch"], "val_accuracy": c.metrics["val_accuracy"],
             "params": c.metrics["params"], "train_seconds": c.metrics["train_seconds"]}
 
@@ -103,7 +105,8 @@ def _summary(args: argparse.Namespace, runs: list[dict], facts: dict) -> dict:
         gain = statistics.mean(kd) - statistics.mean(ce) if kd and ce else None
         rows.append(f"| {student} | {int(round(100 * subset))}% | {ms(ce)} | {ms(kd)} | {'' if gain is None else f'{gain:+.2f}'} |")
         table.append({"student": student, "subset": subset, "no_teacher": ce, "distilled": kd, "gain_points": gain})
-    return {"study": "KD vs no teacher, test split = unseen espeak-ng voice variants", "command": "make kd-study",
+    return {"study": "KD vs no teacher, test split = unseen espeak-ng voice variants; subsets train for the same number of steps "
+                     "(epochs / fraction)", "command": "make kd-study",
             "epochs": args.epochs, "views": args.views, "jobs": args.jobs, "threads_per_job": args.threads,
             "teacher": str(args.teacher), "data": str(args.data),
             "machine": facts, "runs": runs, "table": table, "table_md": "\n".join(rows)}

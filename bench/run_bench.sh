@@ -33,3 +33,4 @@ for bundle in models/*/; do
   fi
 done
 $PY bench/soak.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --minutes 60 --out "$out/soak.json"
+$PY bench/summarize.py

@@ -1,0 +1,92 @@
+"""Write bench/README.md from the committed result files (so every number there comes from a file).
+
+    python bench/summarize.py        # run by `make bench` after the measurements
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+def _load(p: Path) -> dict:
+    return json.loads(p.read_text())
+
+
+def _machine(d: dict) -> str:
+    m = d.get("machine", {})
+    libs = ", ".join(f"{k} {v}" for k, v in sorted(m.get("libraries", {}).items()))
+    return f"{m.get('cpu', '?')} ({m.get('arch', '?')}, {m.get('cores', '?')} cores), Python {m.get('python', '?')}; {libs}; {m.get('date', '?')}"
+
+
+def main() -> None:
+    out = ["# Benchmarks and studies", "",
+           "Every number below is read from a JSON file in `bench/results/` by `python bench/summarize.py`; each file",
+           "records the command, the machine, the library versions and the date. Rerun with `make bench` and",
+           "`make kd-study`. These machines are shared and noisy: compare numbers measured side by side in one run.", ""]
+    kd = RESULTS / "kd_study.json"
+    if kd.is_file():
+        d = _load(kd)
+        out += ["## Does distillation help? (`make kd-study`)", "",
+                f"Each student trained with the teacher (KD, T = 3, alpha = 0.7) and without it, same data, same steps, "
+                f"seeds {sorted({r['seed'] for r in d['runs']})}; {d['epochs']} epochs over {d['views']} augmented views on the full "
+                "data, and the same number of optimizer steps on a 10% subset of the training clips. Test accuracy on "
+                "espeak-ng voice variants never used in training (mean +- std over seeds).", "", d["table_md"], "",
+                f"Teacher: `{Path(d['teacher']).name}` (cnn-teacher). Machine: {_machine(d)}.", ""]
+    for mdir in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
+        out += [f"## Cost on `{mdir.name}` (`make bench`)", ""]
+        table = mdir / "quantization_table.md"
+        if table.is_file():
+            out += ["Shipped bundles streaming the same 40 s WAV (held-out voices, keywords every ~1.4 s), 1 thread, "
+                    "80 ms chunks, medians of 5 passes:", "", table.read_text().strip(), ""]
+            pngs = sorted(p.name for p in mdir.glob("*.png"))
+            out += [f"![{p}](results/{mdir.name}/{p})" for p in pngs] + [""]
+        for peer in sorted(mdir.glob("peer_openwakeword*.json")):
+            d = _load(peer)
+            e, o, f = d["edgekd"], d["openwakeword"], d["floor"]
+            prof = e["profile_cpu_ms_per_audio_s"]
+            out += [f"### edgekd `{e['bundle']}` ({e.get('mode', 'whole')}) vs openWakeWord {o['version']} `{o['wakeword_model']}`", "",
+                    "| pipeline | CPU ms per second of audio |", "|---|---|",
+                    f"| openWakeWord, its own `Model.predict` | {o['cpu_ms_per_audio_s_model_predict']:.2f} |",
+                    f"| openWakeWord, its 3 ONNX models driven directly | {o['cpu_ms_per_audio_s_onnx_direct']:.2f} |",
+                    f"| edgekd `{e['bundle']}`, stride {e['stride_ms']} ms | {e['cpu_ms_per_audio_s']:.2f} |", "",
+                    f"Ratio edgekd / openWakeWord `Model.predict`: **{d['ratio_edgekd_to_oww_model_predict']:.3f}** "
+                    f"(goal <= {d['goal_ratio']}); / ONNX direct: {d['ratio_edgekd_to_oww_onnx_direct']:.3f}.",
+                    f"Where edgekd's time goes (CPU ms per audio s): frontend {prof['frontend']:.2f}, model {prof['model']:.2f}, "
+                    f"glue and post-processing {prof['glue_and_postprocess']:.2f}.",
+                    f"Floor: a 1-thread float32 matmul runs at {f['matmul_gmacs_1thread']:.1f} GMAC/s; the student needs "
+                    f"{f['student_macs_per_audio_s'] / 1e6:.1f} M MACs per audio second = {100 * f['fraction_of_machine']:.2f}% of that "
+                    f"({f['pure_compute_cpu_ms_per_audio_s']:.2f} ms of pure compute); the runtime spends "
+                    f"{f['runtime_over_pure_compute']:.1f}x that.", "", f"Measured: {_machine(d)}.", ""]
+        for svw in sorted(mdir.glob("stream_vs_window_*.json")):
+            d = _load(svw)
+            c = d["cpu_ms_per_audio_s"]
+            out += [f"### Whole window vs streaming state, `{d['bundle']}` (same bundle, same WAV, one run)", "",
+                    f"Whole window {c['whole']:.2f}, streaming state {c['stream']:.2f} CPU ms per audio second: "
+                    f"**{d['speedup_stream_over_whole']:.1f}x** cheaper; MACs per inference {d['macs_per_inference']['whole']:,} vs "
+                    f"{d['macs_per_inference']['stream']:,}; identical detections: {d['same_detections']}.", ""]
+        soak = mdir / "soak.json"
+        if soak.is_file():
+            d = _load(soak)
+            out += ["### Soak", "", f"{d['audio_minutes']} minutes of audio through one Stream of `{d['bundle']}` "
+                    f"({d['speed_x_realtime']:.0f}x real time): RSS grew {d['rss_growth_mb_minute5_to_end']:+.2f} MB between minute 5 "
+                    f"and the end (goal < {d['goal_mb']:.0f} MB); {d['cpu_ms_per_audio_s']:.2f} CPU ms per audio s.", ""]
+    q = RESULTS / "quantization_demo.json"
+    if q.is_file():
+        d = _load(q)
+        out += ["## fp32 vs PTQ int8 vs QAT int8 (`make demo`)", "",
+                "| variant | ORT accuracy | ORT bytes | ORT p50 ms | LiteRT accuracy | TFLite bytes | LiteRT p50 ms |", "|---|---|---|---|---|---|---|"]
+        for r in d["rows"]:
+            o, li = r["onnx"], r.get("litert")
+            lt = f"{100 * li['accuracy']:.2f}% | {li['model_bytes']:,} | {li['latency_ms']['p50']:.3f}" if li else "- | - | -"
+            out.append(f"| {r['variant']} | {100 * o['accuracy']:.2f}% | {o['model_bytes']:,} | {o['latency_ms']['p50']:.3f} | {lt} |")
+        out += ["", f"Test split: unseen espeak-ng voices. Measured: {_machine(d)}.", ""]
+    (HERE / "README.md").write_text("\n".join(out))
+    print(f"wrote {HERE / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
