@@ -62,8 +62,13 @@ def _build_tf_function(model: Any, window_frames: int, n_mels: int):  # type: ig
         def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
             return isinstance(m, leaves) or super().is_leaf_module(m, qualname)
 
+    from edgekd.train.students.dscnn_stream import pad_to
+
     model = model.eval()
-    graph = Tracer().trace(model)
+    try:
+        graph = Tracer().trace(model)
+    except Exception as e:  # torch.fx raises several types for untraceable code
+        raise ConfigError(f"TFLite export: cannot trace this model with torch.fx ({type(e).__name__}: {e})") from None
     mods = dict(model.named_modules())
     nodes = list(graph.nodes)
     users = {n: list(n.users) for n in nodes}
@@ -135,6 +140,13 @@ def _build_tf_function(model: Any, window_frames: int, n_mels: int):  # type: ig
                 dims = dims if isinstance(dims, (tuple, list)) else (dims,)
                 keep = bool(n.kwargs.get("keepdim", False))
                 env[n] = tf.reduce_mean(a[0], axis=[_AXIS_NCHW_TO_NHWC[d] for d in dims], keepdims=keep)
+            elif n.op == "call_function" and n.target is operator.getitem and isinstance(a[1], tuple) and len(a[1]) == 4:
+                idx = a[1]
+                env[n] = a[0][idx[0], idx[2], idx[3], idx[1]]  # NCHW index -> NHWC
+            elif n.op == "call_function" and n.target is pad_to:
+                if a[1] != window_frames:
+                    raise ConfigError(f"TFLite export: the model needs {a[1]} input frames, the signature has {window_frames}")
+                env[n] = a[0]
             elif n.op == "call_function" and n.target in (operator.add, torch.add):
                 env[n] = a[0] + a[1]
             elif n.op == "call_function" and n.target in (torch.relu, nn.functional.relu):
@@ -161,7 +173,13 @@ def convert_to_tflite(model: Any, window_frames: int, n_mels: int, out: Path, *,
         return {"logits": fn(x)}
 
     sig = tf.function(named, input_signature=fn.input_signature)
-    conc = sig.get_concrete_function()
+    try:
+        conc = sig.get_concrete_function()
+    except ConfigError:
+        raise
+    except Exception as e:  # tf.function re-wraps errors raised while tracing; keep ours as one line
+        msg = next((ln.strip() for ln in str(e).splitlines() if "ConfigError:" in ln), None)
+        raise ConfigError(msg.split("ConfigError:", 1)[1].strip() if msg else f"TFLite export failed: {type(e).__name__}") from None
     conv = tf.lite.TFLiteConverter.from_concrete_functions([conc], holder)
     if representative is not None:
         rep = representative.astype(np.float32)
@@ -206,7 +224,7 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
     with staging_dir(root) as tmp:
         shutil.copytree(root, tmp, dirs_exist_ok=True)
         path = tmp / "model.tflite"
-        convert_to_tflite(model, ckpt.window_frames, ckpt.n_mels, path, representative=calibration)
+        convert_to_tflite(model, manifest.window_frames, ckpt.n_mels, path, representative=calibration)
         backend = LiteRTBackend(path)
         golden_in = np.load(tmp / manifest.golden["input"])
         out = backend.run({manifest.inputs[0].name: golden_in})[manifest.outputs[0].name]

@@ -19,12 +19,18 @@ from torch import nn
 
 from edgekd.train.students.common import FeatureNorm
 
-__all__ = ["DSCNNStream", "StreamingStep", "CONTEXT", "POOL_FRAMES"]
+__all__ = ["DSCNNStream", "StreamingStep", "CONTEXT", "POOL_FRAMES", "pad_to"]
 
 STEM_T = 10
 BLOCK_T = 3
 POOL_FRAMES = 98
 FLOOR = math.log(1e-6)
+
+
+@torch.fx.wrap
+def pad_to(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """Left-pad ``(B, T, M)`` features with the silence value up to ``frames`` (a no-op for full windows)."""
+    return F.pad(x, (0, 0, frames - x.shape[1], 0), value=FLOOR) if x.shape[1] < frames else x
 
 
 def _cbr(conv: nn.Conv2d) -> nn.Sequential:
@@ -48,8 +54,7 @@ class DSCNNStream(nn.Module):
         self.input_frames = POOL_FRAMES + (STEM_T - 1) + blocks * (BLOCK_T - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, M)
-        if x.shape[1] < self.input_frames:
-            x = F.pad(x, (0, 0, self.input_frames - x.shape[1], 0), value=FLOOR)
+        x = pad_to(x, self.input_frames)
         h = self.blocks(self.stem(self.norm(x).unsqueeze(1)))  # (B, C, T', F')
         h = h[:, :, -POOL_FRAMES:, :]
         return self.head(h.mean(dim=(2, 3)))
