@@ -208,21 +208,22 @@ class Stream:
             self._n_frames += 1
             if self._n_frames % self._stride_frames == 0:
                 window = self._ring[i + 1 : i + 1 + w]
-                if self.inference_ms is None:
-                    logits = self.detector.logits(window)
-                else:
-                    t0 = time.perf_counter()
-                    logits = self.detector.logits(window)
-                    self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
-                if self.logits_log is not None:
-                    self.logits_log.append(logits[0].copy())
-                probs = softmax(logits[0].astype(np.float64))
-                self.inferences += 1
-                t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
-                det = self._post.update(probs, t_ms)
-                if det is not None:
-                    out.append(det)
+                t0 = time.perf_counter() if self.inference_ms is not None else 0.0
+                logits = self.detector.logits(window)[0]
+                self._emit(logits, t0, out)
         return out
+
+    def _emit(self, logits: np.ndarray, t0: float, out: list[Detection]) -> None:
+        """Book-keeping after one inference: timing, logits log, posteriors, post-processing."""
+        if self.inference_ms is not None:
+            self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
+        if self.logits_log is not None:
+            self.logits_log.append(logits.copy())
+        self.inferences += 1
+        t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
+        det = self._post.update(softmax(logits.astype(np.float64)), t_ms)
+        if det is not None:
+            out.append(det)
 
     def _accept_frames_streaming(self, new: np.ndarray) -> list[Detection]:
         st = self.detector.manifest.streaming
@@ -238,16 +239,7 @@ class Stream:
             feeds = {st["frames_input"]: frames, **self._states}
             t0 = time.perf_counter() if self.inference_ms is not None else 0.0
             res = backend.run(feeds)
-            if self.inference_ms is not None:
-                self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
             for spec in st["states"]:
                 self._states[spec["input"]] = res[spec["output"]]
-            if self.logits_log is not None:
-                self.logits_log.append(res[st["logits_output"]][0].copy())
-            probs = softmax(res[st["logits_output"]][0].astype(np.float64))
-            self.inferences += 1
-            t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
-            det = self._post.update(probs, t_ms)
-            if det is not None:
-                out.append(det)
+            self._emit(res[st["logits_output"]][0], t0, out)
         return out
