@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekd.data.speech_commands import SpeechCommands
 from edgekd.runtime.detector import Detector
+from edgekd.runtime.frontend import LogMelFrontend
 from edgekd.runtime.postprocess import softmax
 
 __all__ = ["validation_stream", "stream_posteriors", "sweep_postprocess", "TuneResult"]
@@ -64,7 +65,7 @@ def stream_posteriors(detector: Detector, audio: np.ndarray, stride_ms: int, bat
     """Keyword posteriors at every stride step and their t_ms, identical to what a Stream computes."""
     p = detector.frontend_params
     w = detector.manifest.window_frames
-    feats = detector._frontend.features(audio)  # the same frames push() yields, whatever the chunking
+    feats = LogMelFrontend(p).features(audio)  # the same frames push() yields, whatever the chunking
     padded = np.concatenate([np.full((w, p.n_mels), p.floor_value, np.float32), feats])
     hop_ms = 1000.0 * p.hop_samples / p.sample_rate
     stride = max(1, round(stride_ms / hop_ms))

@@ -102,12 +102,19 @@ def _render(job: _Job) -> tuple[str, int]:
     pcm = _ENGINE.synth(job.text, job.accent, job.variant, rate_wpm=job.rate, pitch=job.pitch, pitch_range=job.pitch_range)
     x = resample(pcm.astype(np.float32) / 32768.0, _ENGINE.sample_rate, SAMPLE_RATE)
     rng = np.random.default_rng(job.seed)
-    keep = np.flatnonzero(np.abs(x) > 0.02 * (np.max(np.abs(x)) + 1e-9))
-    if keep.size:
-        x = x[max(0, keep[0] - 160) : keep[-1] + 160]
+    x = _trim_silence(x, before=160, end=160)
     x = fit_to_length(x, SAMPLE_RATE, rng)
     x = x * np.float32(rng.uniform(0.25, 0.95) / (np.max(np.abs(x)) + 1e-9))
     return job.relpath, _write(job.relpath, x)
+
+
+def _trim_silence(x: np.ndarray, before: int, end: int) -> np.ndarray:
+    """Cut what lies below 2% of the peak: keep from ``before`` samples ahead of the first loud one to ``end``
+    samples past the last loud one (exclusive)."""
+    keep = np.flatnonzero(np.abs(x) > 0.02 * (np.max(np.abs(x)) + 1e-9))
+    if not keep.size:
+        return x
+    return x[max(0, keep[0] - before) : keep[-1] + end]
 
 
 _OUT: Path | None = None
@@ -235,8 +242,7 @@ def synth_keyword_stream(
     for w in words:
         pcm = eng.synth(w, str(rng.choice(ACCENTS)), str(rng.choice(held_out)), rate_wpm=int(rng.integers(140, 200)), pitch=int(rng.integers(30, 70)))
         x = resample(pcm.astype(np.float32) / 32768.0, eng.sample_rate, SAMPLE_RATE)
-        keep = np.flatnonzero(np.abs(x) > 0.02 * (np.max(np.abs(x)) + 1e-9))
-        x = x[keep[0] : keep[-1] + 1] if keep.size else x
+        x = _trim_silence(x, before=0, end=1)
         x = x * np.float32(0.6 / (np.max(np.abs(x)) + 1e-9))
         truth.append({"label": w, "onset_ms": int(1000 * pos / SAMPLE_RATE), "offset_ms": int(1000 * (pos + x.shape[0]) / SAMPLE_RATE)})
         gap = np.zeros(int(gap_s * SAMPLE_RATE), dtype=np.float32)

@@ -13,7 +13,7 @@ from typing import Any
 from edgekd.fsutil import atomic_write_text
 from edgekd.manifest import MANIFEST_NAME, ModelManifest, sha256_file
 
-__all__ = ["staging_dir", "finalize_manifest", "update_manifest"]
+__all__ = ["staging_dir", "finalize_manifest", "update_manifest", "apply_postprocess", "write_golden_detections"]
 
 
 @contextmanager
@@ -60,14 +60,25 @@ def update_manifest(bundle: str | os.PathLike[str], **changes: Any) -> ModelMani
 
 
 
-def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any], **extra_provenance: Any) -> ModelManifest:
-    """Store new post-processing in a bundle and regenerate its golden detections (ONNX and TFLite), atomically."""
+def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: Any, rel: str) -> str:
+    """Run the runtime over the bundle's golden WAV with ``backend`` and write what it detects to ``rel``."""
     import json
 
-    from edgekd.runtime.backends import create_backend
     from edgekd.runtime.detector import Detector
     from edgekd.runtime.postprocess import KwsPostprocessConfig
     from edgekd.runtime.wav import load_audio
+
+    audio = load_audio(bundle_dir / manifest.golden["wav"], manifest.sample_rate)  # exactly what a reader will see
+    det = Detector(manifest, backend, KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=bundle_dir)
+    found = [d.to_dict() for d in det.create_stream().accept_waveform(audio)]
+    (bundle_dir / rel).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+    return rel
+
+
+def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any], **extra_provenance: Any) -> ModelManifest:
+    """Store new post-processing in a bundle and regenerate its golden detections (ONNX and TFLite), atomically."""
+    from edgekd.runtime.backends import create_backend
+    from edgekd.runtime.postprocess import KwsPostprocessConfig
 
     root = Path(bundle)
     m = ModelManifest.load(root)
@@ -77,11 +88,8 @@ def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any
     with staging_dir(root) as tmp:
         shutil.copytree(root, tmp, dirs_exist_ok=True)
         if m.golden.get("wav"):
-            audio = load_audio(tmp / m.golden["wav"], m.sample_rate)
             targets = [("onnx", "detections")] + ([("litert", "tflite_detections")] if m.tflite_file else [])
             for backend, key in targets:
-                det = Detector(m, create_backend(backend, tmp, m), pp, bundle_dir=tmp)
-                found = [d.to_dict() for d in det.create_stream().accept_waveform(audio)]
-                (tmp / m.golden[key]).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+                write_golden_detections(tmp, m, create_backend(backend, tmp, m), m.golden[key])
         m = finalize_manifest(tmp, m)
     return m

@@ -47,7 +47,6 @@ def fold_weight_quantization(path: Path) -> int:
     for n in g.node:
         if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
             consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-    consumers = Counter(name for n in g.node for name in n.input)
     folded = 0
     keep = []
     new_inits = []
@@ -80,7 +79,6 @@ def fold_weight_quantization(path: Path) -> int:
     nodes = [n for n in g.node if not (n.op_type == "Constant" and not used[n.output[0]])]
     del g.node[:]
     g.node.extend(nodes)
-    del consumers
     _shorten_names(g)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

@@ -176,8 +176,7 @@ def export_onnx(
         if streamable:
             manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, M))
         if wav is not None:
-            _write_golden_stream(tmp, manifest, wav)
-            manifest = manifest.replace(golden=dict(manifest.golden, wav="golden/clip.wav", detections="golden/detections.json"))
+            manifest = _write_golden_stream(tmp, manifest, wav)
         manifest = finalize_manifest(tmp, manifest)
     return manifest
 
@@ -240,13 +239,12 @@ def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     return OnnxBackend(path).run({INPUT_NAME: x})[OUTPUT_NAME]
 
 
-def _write_golden_stream(tmp: Path, manifest: ModelManifest, wav: np.ndarray) -> None:
+def _write_golden_stream(tmp: Path, manifest: ModelManifest, wav: np.ndarray) -> ModelManifest:
+    from edgekd.export.bundle import write_golden_detections
     from edgekd.runtime.backends.onnx import OnnxBackend
-    from edgekd.runtime.detector import Detector
-    from edgekd.runtime.wav import load_audio, write_wav
+    from edgekd.runtime.wav import write_wav
 
     write_wav(tmp / "golden" / "clip.wav", wav, manifest.sample_rate)
-    audio = load_audio(tmp / "golden" / "clip.wav", manifest.sample_rate)  # exactly what a reader will see
-    det = Detector(manifest, OnnxBackend(tmp / manifest.model_file), KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=tmp)
-    found = [d.to_dict() for d in det.create_stream().accept_waveform(audio)]
-    (tmp / "golden" / "detections.json").write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+    manifest = manifest.replace(golden=dict(manifest.golden, wav="golden/clip.wav", detections="golden/detections.json"))
+    write_golden_detections(tmp, manifest, OnnxBackend(tmp / manifest.model_file), "golden/detections.json")
+    return manifest

@@ -208,7 +208,7 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
     """
     import shutil
 
-    from edgekd.export.bundle import finalize_manifest, staging_dir
+    from edgekd.export.bundle import finalize_manifest, staging_dir, write_golden_detections
     from edgekd.manifest import ModelManifest
     from edgekd.runtime.backends.litert import LiteRTBackend
     from edgekd.train.checkpoint import Checkpoint
@@ -236,24 +236,9 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
             atol = 1e-4
         golden = dict(manifest.golden, tflite_output="golden/output_tflite.npy", tflite_atol=atol)
         if manifest.golden.get("wav"):
-            golden["tflite_detections"] = _golden_stream(tmp, manifest, backend)
+            golden["tflite_detections"] = write_golden_detections(tmp, manifest, backend, "golden/detections_tflite.json")
         quant = "int8" if calibration is not None else "fp32"
         m = manifest.replace(tflite_file="model.tflite", golden=golden,
                              provenance=dict(manifest.provenance, tflite_quantization=quant, tflite_converter=f"tensorflow {_import_tf().__version__}"))
         m = finalize_manifest(tmp, m)
     return m
-
-
-def _golden_stream(tmp: Path, manifest: Any, backend: Any) -> str:
-    """What the runtime reports for the golden WAV through LiteRT (int8 TFLite may differ from int8 ONNX)."""
-    import json
-
-    from edgekd.runtime.detector import Detector
-    from edgekd.runtime.postprocess import KwsPostprocessConfig
-    from edgekd.runtime.wav import load_audio
-
-    det = Detector(manifest, backend, KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=tmp)
-    found = [d.to_dict() for d in det.create_stream().accept_waveform(load_audio(tmp / manifest.golden["wav"], manifest.sample_rate))]
-    rel = "golden/detections_tflite.json"
-    (tmp / rel).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
-    return rel

@@ -36,13 +36,13 @@ def load_model(
     root = Path(bundle)
     if not root.is_dir():
         raise BundleError(f"{root}: not a folder; give the path of a bundle (a folder with manifest.json)")
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     manifest = ModelManifest.load(root)
     if verify:
         manifest.verify_files(root)
     model = create_backend(backend, root, manifest, threads=threads)
     pp = KwsPostprocessConfig.from_dict({**manifest.postprocess, **(postprocess or {})})
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     step = None
     if manifest.streaming and mode != "whole" and model.name == "onnx":
         from edgekd.runtime.backends.onnx import OnnxBackend
