@@ -9,14 +9,21 @@ DEMO_OUT ?= runs/demo
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
-APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
+APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils openssh-server openssh-client
+# Wheels for an offline board (edgekd deploy --wheelhouse): the kit plus its runtime extra, for this machine's
+# platform by default; WHEEL_PLATFORM=manylinux2014_aarch64 WHEEL_PYTHON=3.11 fetches a board's instead.
+WHEELHOUSE ?= .edgekd-cache/wheelhouse
+WHEEL_EXTRA ?= onnx
+WHEEL_PLATFORM ?=
+WHEEL_PYTHON ?= 3.11
 
-.PHONY: help install apt-deps demo test lint kd-study bench clean
+.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse
 
 help:
 	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
 	@echo "make test      install, then run the import contracts and the whole test suite"
 	@echo "make bench     cost of the shipped bundles (ORT/LiteRT) and the openWakeWord peer comparison (bench/results/<machine>/)"
+	@echo "make wheelhouse  wheels of the kit + its runtime extra for edgekd deploy --wheelhouse (WHEEL_PLATFORM=... for a board)"
 	@echo "make kd-study  KD vs no-teacher over 3 seeds, full data and a 10% subset (bench/results/kd_study.json)"
 
 apt-deps:
@@ -33,6 +40,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: apt-deps $(STAMP)
 
+$(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM): pyproject.toml | $(STAMP)
+	mkdir -p $(WHEELHOUSE)
+	$(PIP) wheel -q --no-deps --no-build-isolation -w $(WHEELHOUSE) .
+	$(PIP) download -q -d $(WHEELHOUSE) --only-binary=:all: $(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM) --python-version $(WHEEL_PYTHON)) \
+	  $$($(PY) -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(' '.join(x for x in d['dependencies'] + d['optional-dependencies']['$(WHEEL_EXTRA)']))")
+	touch $@
+
+wheelhouse: $(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM)
+
 demo: APT_PACKAGES := portaudio19-dev
 demo: install
 	$(VENV)/bin/edgekd demo --out $(DEMO_OUT)
@@ -41,7 +57,7 @@ lint: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check edgekd firmware_bridge tests bench
 
-test: install
+test: install wheelhouse
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check edgekd firmware_bridge tests bench
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc

@@ -10,6 +10,7 @@ import typer
 from edgekd import __version__
 from edgekd.cli import data, export, train
 from edgekd.cli.bench import bench_cmd
+from edgekd.cli.board import board_app, deploy_cmd, rollback_cmd, service_app
 from edgekd.cli.common import friendly_errors
 from edgekd.cli.evaluate import evaluate
 from edgekd.cli.run import devices, run
@@ -20,7 +21,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="edgekd",
-    help="Distil, quantize and run always-on audio models (keyword spotting) on small boards.",
+    help="Distil, quantize and run always-on audio models (keyword spotting) on small boards, and deploy them there over SSH.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +35,10 @@ app.command("eval")(evaluate)
 app.command("selftest")(selftest_cmd)
 app.command("bench")(bench_cmd)
 app.command("tune")(tune_cmd)
+app.command("deploy")(deploy_cmd)
+app.command("rollback")(rollback_cmd)
+app.add_typer(board_app, name="board")
+app.add_typer(service_app, name="service")
 
 
 def _version(value: bool) -> None:

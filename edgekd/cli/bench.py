@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgekd.cli.board import AcceptNewOpt, IdentityOpt, KnownHostsOpt, PortOpt, RemoteDirOpt, ssh_target
 from edgekd.cli.common import friendly_errors, notice, write_json
 
 __all__ = ["bench_cmd"]
@@ -22,6 +23,14 @@ def bench_cmd(
     threads: Annotated[int, typer.Option(help="Inference threads (1 = the always-on setting).")] = 1,
     repeats: Annotated[int, typer.Option(help="Streaming passes over the WAV; medians are reported.")] = 5,
     plots: Annotated[Path, typer.Option(help="compare: folder for the PNG plots.")] = Path("bench/plots"),
+    remote: Annotated[Optional[str], typer.Option("--remote", help="Run on this board (user@host) instead: BUNDLE is a local bundle folder "
+                                                  "(uploaded for the run) or `current` (what is deployed). Needs `edgekd deploy` first.")] = None,
+    results_dir: Annotated[Path, typer.Option(help="--remote: the JSON is also saved under RESULTS_DIR/<host>/.")] = Path("bench/results"),
+    remote_dir: RemoteDirOpt = "~/edgekd",
+    port: PortOpt = None,
+    identity: IdentityOpt = None,
+    known_hosts: KnownHostsOpt = None,
+    accept_new_host_key: AcceptNewOpt = False,
 ) -> None:
     """Measure BUNDLE streaming --wav exactly as `edgekd run` does: CPU ms per audio second, per-inference
     latency p50/p90/p99/max, real-time factor, peak RSS, model bytes, params and MACs (from the ONNX graph),
@@ -45,9 +54,19 @@ def bench_cmd(
         raise ConfigError("give one BUNDLE to measure (or: edgekd bench compare A.json B.json)")
     if wav is None:
         raise ConfigError("give the audio to stream: --wav FILE")
-    from edgekd.bench.stream import bench_stream
+    if remote is not None:
+        from firmware_bridge.remote_bench import bench_remote, host_slug
 
-    res = bench_stream(targets[0], wav, backend=backend, threads=threads, repeats=repeats, notice=notice, mode=mode)
+        res = bench_remote(ssh_target(remote, port, identity, known_hosts, accept_new_host_key), targets[0], wav, remote_dir,
+                           backend=backend, mode=mode, threads=threads, repeats=repeats)
+        name = f"{Path(res['bundle']).name or 'current'}-{res['backend']}-{res['mode']}.json"
+        saved = results_dir / host_slug(remote) / name
+        write_json(saved, res)
+        notice(f"wrote {saved}")
+    else:
+        from edgekd.bench.stream import bench_stream
+
+        res = bench_stream(targets[0], wav, backend=backend, threads=threads, repeats=repeats, notice=notice, mode=mode)
     if json_out is not None:
         write_json(json_out, res)
     lat = res["latency_ms"]

@@ -67,3 +67,23 @@ def tflite_cmd(
     m = add_tflite_to_bundle(checkpoint, bundle, calibration=calibration)
     size = (bundle / m.tflite_file).stat().st_size
     notice(f"wrote {bundle / m.tflite_file} ({'int8' if int8 else 'fp32'}) {size / 1024:.1f} KiB")
+
+
+@app.command("c-array")
+@friendly_errors
+def c_array_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder holding a .tflite model (int8 for microcontrollers).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for model_data.h, model_data.cc and model_settings.h.")],
+    symbol: Annotated[str, typer.Option(help="C symbol of the model array (its length is SYMBOL_len).")] = "g_model",
+) -> None:
+    """Write the bundle's .tflite as a 16-byte aligned C array (model_data.h/.cc) plus model_settings.h (frontend
+    parameters, labels, tensor shapes, int8 scale and zero point) for TensorFlow Lite Micro firmware."""
+    from edgekd.errors import ConfigError
+    from firmware_bridge.firmware import write_firmware_sources
+
+    try:
+        written = write_firmware_sources(bundle, out, symbol)
+    except ValueError as e:
+        raise ConfigError(f"--symbol: {e}") from None
+    for p in written:
+        notice(f"wrote {p}")
