@@ -24,8 +24,10 @@ def systemd_quote(word: str, executable: bool = False) -> str:
     return f'"{esc if executable else esc.replace("$", "$$")}"'
 
 
-def unit_text(edgekd_dir: str, user: str, backend: str = "onnx", device: str | None = None, threads: int = 1) -> str:
-    """The unit file. ``edgekd_dir`` is the absolute folder holding ``venv/`` and ``current``."""
+def unit_text(edgekd_dir: str, user: str, backend: str = "onnx", device: str | None = None, threads: int = 1,
+              ort_providers: tuple[str, ...] = ()) -> str:
+    """The unit file. ``edgekd_dir`` is the absolute folder holding ``venv/`` and ``current``; ``ort_providers``
+    (a preset's GPU providers) become ``EDGEKD_ORT_PROVIDERS``, used only where that onnxruntime has them."""
     argv = [f"{edgekd_dir}/venv/bin/python", "-m", "edgekd", "run", f"{edgekd_dir}/current", "--mic", "--backend", backend, "--threads", str(threads)]
     if device is not None:
         argv += ["--device", device]
@@ -42,6 +44,7 @@ def unit_text(edgekd_dir: str, user: str, backend: str = "onnx", device: str | N
         f"WorkingDirectory={edgekd_dir.replace('%', '%%')}",  # taken literally apart from % specifiers
         "ExecStart=" + " ".join(systemd_quote(a, executable=i == 0) for i, a in enumerate(argv)),
         "Environment=PYTHONUNBUFFERED=1",
+        *([f"Environment=EDGEKD_ORT_PROVIDERS={','.join(ort_providers)}"] if ort_providers else []),
         "Restart=on-failure",
         "RestartSec=2",
         "Nice=-5",

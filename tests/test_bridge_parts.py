@@ -41,6 +41,19 @@ def test_unit_text_rejects_nothing_silently() -> None:
                          '"--backend" "onnx" "--threads" "1"')
 
 
+def test_jetson_unit_asks_for_gpu_providers_and_the_runtime_filters_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgekd.runtime.backends.onnx import providers
+    from firmware_bridge.targets import TARGETS
+
+    text = unit_text("/opt/edgekd", "nvidia", ort_providers=TARGETS["jetson-orin"].providers)
+    assert "Environment=EDGEKD_ORT_PROVIDERS=TensorrtExecutionProvider,CUDAExecutionProvider" in text
+    monkeypatch.setenv("EDGEKD_ORT_PROVIDERS", "TensorrtExecutionProvider,CUDAExecutionProvider")
+    assert providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    monkeypatch.delenv("EDGEKD_ORT_PROVIDERS")
+    assert providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
 def _bundle(root: Path, name: str) -> str:
     (root / "bundles" / name).mkdir(parents=True)
     (root / "bundles" / name / "manifest.json").write_text("{}")

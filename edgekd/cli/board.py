@@ -66,7 +66,8 @@ def deploy_cmd(
         from firmware_bridge.service import install_service, unit_text
 
         try:
-            unit = unit_text(res.board.edgekd_dir, res.board.user, opts.backend or (preset.backend if preset else "onnx"), device, threads)
+            unit = unit_text(res.board.edgekd_dir, res.board.user, opts.backend or (preset.backend if preset else "onnx"), device, threads,
+                             preset.providers if preset else ())
             install_service(t, unit, res.board.edgekd_dir)
         except BoardError as e:
             raise BoardError(f"the bundle is deployed and current, but the service was not installed: {e}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,15 @@ def _spec(arg: object) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) else -1 for d in arg.shape)  # type: ignore[attr-defined]
     dtype = str(arg.type).removeprefix("tensor(").removesuffix(")")  # type: ignore[attr-defined]
     return TensorSpec(name=arg.name, shape=shape, dtype="float32" if dtype == "float" else dtype)  # type: ignore[attr-defined]
+
+
+def providers(available: list[str]) -> list[str]:
+    """Execution providers: ``EDGEKD_ORT_PROVIDERS`` (comma separated, e.g. TensorrtExecutionProvider,CUDAExecutionProvider
+    on a Jetson with onnxruntime-gpu) filtered to what this onnxruntime has, always ending with the CPU one. The default is
+    CPU only: for models of tens of thousands of parameters a GPU launch costs more than the compute."""
+    wanted = [p.strip() for p in os.environ.get("EDGEKD_ORT_PROVIDERS", "").split(",") if p.strip()]
+    chosen = [p for p in wanted if p in available and p != "CPUExecutionProvider"]
+    return chosen + ["CPUExecutionProvider"]
 
 
 class OnnxBackend:
@@ -35,7 +45,7 @@ class OnnxBackend:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3
         try:
-            self._sess = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+            self._sess = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers(ort.get_available_providers()))
         except Exception as e:  # onnxruntime raises its own exception types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BackendError(f"{model_path}: onnxruntime cannot load the model ({first})") from None
