@@ -47,11 +47,12 @@ def main() -> None:
         print("no data/teacher yet: running the demo first", flush=True)
         run_demo(REPO / "runs/demo", DemoConfig())
     kd = load_kws_data(args.data, views=args.views, cache_dir=args.cache_dir)
-    from edgekd.train.teachers import CachedTeacher, TorchTeacher
+    from edgekd.runtime.frontend import FrontendParams
+    from edgekd.train.logit_cache import teacher_logits
 
-    tt = TorchTeacher(args.teacher, threads=args.threads)  # fill the teacher-logit cache once, before the workers start
-    CachedTeacher.build(tt, kd.train, args.cache_dir / f"teacher-{tt.identity[:16]}-{kd.train.key}.npz")
-    del kd, tt
+    # fill the teacher-logit cache once, before the workers start
+    teacher_logits(kd.train, FrontendParams().to_dict(), teacher=args.teacher, cache_root=args.cache_dir, threads=args.threads)
+    del kd
     runs = []
     if args.out.is_file():  # resume: keep finished runs of the same study (same epochs, steps matched on subsets)
         prev = json.loads(args.out.read_text())

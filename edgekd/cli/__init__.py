@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from edgekd import __version__
-from edgekd.cli import data, export, train
+from edgekd.cli import data, export, teacher, train
 from edgekd.cli.bench import bench_cmd
 from edgekd.cli.board import board_app, deploy_cmd, rollback_cmd, service_app
 from edgekd.cli.common import friendly_errors
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
+app.add_typer(teacher.app, name="teacher")
 app.add_typer(export.app, name="export")
 app.command("run")(run)
 app.command("devices")(devices)

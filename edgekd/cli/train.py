@@ -16,8 +16,33 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Checkpoint file to write.")
 EpochsOpt = Annotated[int, typer.Option(help="Passes over the augmented training views.")]
 ViewsOpt = Annotated[int, typer.Option(help="Augmented views per training clip (computed once, cached).")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
-ThreadsOpt = Annotated[int, typer.Option(help="torch threads.")]
-CacheOpt = Annotated[Path, typer.Option(help="Where feature and teacher-logit caches go.")]
+ThreadsOpt = Annotated[int, typer.Option(help="torch threads (per process under torchrun).")]
+BatchOpt = Annotated[int, typer.Option(help="Global batch size (split evenly over torchrun processes).")]
+CacheOpt = Annotated[Path, typer.Option(help="Where feature and teacher-logit caches go (a shared file system under torchrun).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run saved in OUT.state (model, optimizer, "
+                                         "scheduler, sampler position, RNG), to the same step count.")]
+SaveEveryOpt = Annotated[int, typer.Option(help="Also save OUT.state every this many steps (it is always saved at each epoch's end).")]
+TeacherCacheOpt = Annotated[Optional[Path], typer.Option(help="A teacher-logit cache from `edgekd teacher cache` (checked against "
+                                                          "--teacher when both are given).")]
+
+
+def _state(out: Path, resume: bool, save_every: int):  # type: ignore[no-untyped-def]
+    from edgekd.train.loop import Resume
+
+    path = out.with_name(out.name + ".state")
+    if path.is_file() and not resume:
+        notice(f"{path} holds an interrupted run; starting over (pass --resume to continue it)")
+    elif resume and not path.is_file():
+        notice(f"--resume: no {path}; starting from step 0")
+    return Resume(path, every=max(0, save_every), resume=resume)
+
+
+def _load(data: Path, views: int, cache_dir: Path, d):  # type: ignore[no-untyped-def]
+    """Features on every rank; rank 0 builds (or reads) the cache first, then the others read it."""
+    from edgekd.train.pipeline import load_kws_data
+
+    with d.main_first():
+        return load_kws_data(data, views=views, seed=0, cache_dir=cache_dir, progress=d.is_main)
 
 
 def _summary(ckpt_path: Path, metrics: dict) -> None:
@@ -39,14 +64,24 @@ def teacher_cmd(
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 2,
     cache_dir: CacheOpt = Path(".edgekd-cache"),
+    batch_size: BatchOpt = 128,
+    resume: ResumeOpt = False,
+    save_every: SaveEveryOpt = 0,
 ) -> None:
-    """Train the teacher (label smoothing 0.1, SpecAugment, augmented views)."""
+    """Train the teacher (label smoothing 0.1, SpecAugment, augmented views). Runs unchanged under torchrun (DDP)."""
     from edgekd.train.config import TrainConfig
-    from edgekd.train.pipeline import load_kws_data, train_kws
+    from edgekd.train.dist import DistContext
+    from edgekd.train.pipeline import train_kws
 
-    cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, alpha=0.0, label_smoothing=0.1)
-    kd = load_kws_data(data, views=views, seed=0, cache_dir=cache_dir)
-    _summary(out, train_kws(kd, out, cfg, cache_dir=cache_dir).metrics)
+    cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, alpha=0.0, label_smoothing=0.1, batch_size=batch_size)
+    d = DistContext.from_env()
+    try:
+        ck = train_kws(_load(data, views, cache_dir, d), out, cfg, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every),
+                       progress=d.is_main)
+        if d.is_main:
+            _summary(out, ck.metrics)
+    finally:
+        d.close()
 
 
 @app.command("student")
@@ -55,6 +90,7 @@ def student_cmd(
     data: DataOpt,
     out: OutOpt,
     teacher: Annotated[Optional[Path], typer.Option(help="Teacher checkpoint to distil from (logits cached once).")] = None,
+    teacher_cache: TeacherCacheOpt = None,
     no_teacher: Annotated[bool, typer.Option("--no-teacher", help="Train the same student on hard labels only (the baseline).")] = False,
     arch: Annotated[str, typer.Option(help="Student architecture: dscnn or bcresnet1.")] = "dscnn",
     alpha: Annotated[float, typer.Option(help="Weight of the distillation term.")] = 0.7,
@@ -66,21 +102,33 @@ def student_cmd(
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 2,
     cache_dir: CacheOpt = Path(".edgekd-cache"),
+    batch_size: BatchOpt = 128,
+    resume: ResumeOpt = False,
+    save_every: SaveEveryOpt = 0,
 ) -> None:
-    """Train a student: distilled from --teacher, or --no-teacher for the hard-label baseline."""
+    """Train a student: distilled from --teacher (or a prebuilt --teacher-cache), or --no-teacher for the hard-label
+    baseline. Runs unchanged under torchrun (DDP; same global batch, so the same steps as one process)."""
     from edgekd.errors import ConfigError
     from edgekd.train.config import TrainConfig
-    from edgekd.train.pipeline import load_kws_data, train_kws
+    from edgekd.train.dist import DistContext
+    from edgekd.train.pipeline import train_kws
     from edgekd.train.students import STUDENTS
 
-    if (teacher is None) == (not no_teacher):
-        raise ConfigError("give exactly one of --teacher CKPT or --no-teacher")
+    distil = teacher is not None or teacher_cache is not None
+    if distil == no_teacher:
+        raise ConfigError("give --teacher CKPT (and/or --teacher-cache DIR) or --no-teacher")
     if arch in STUDENTS and STUDENTS[arch].role != "student":
         raise ConfigError(f"{arch} is a teacher architecture; use `edgekd train teacher`")
-    cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads,
-                      alpha=alpha if teacher is not None else 0.0, temperature=temperature)
-    kd = load_kws_data(data, views=views, seed=0, cache_dir=cache_dir)
-    _summary(out, train_kws(kd, out, cfg, teacher=teacher, subset=subset, cache_dir=cache_dir).metrics)
+    cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, batch_size=batch_size,
+                      alpha=alpha if distil else 0.0, temperature=temperature)
+    d = DistContext.from_env()
+    try:
+        ck = train_kws(_load(data, views, cache_dir, d), out, cfg, teacher=teacher, teacher_cache=teacher_cache, subset=subset,
+                       cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every), progress=d.is_main)
+        if d.is_main:
+            _summary(out, ck.metrics)
+    finally:
+        d.close()
 
 
 @app.command("qat")
@@ -90,17 +138,28 @@ def qat_cmd(
     data: DataOpt,
     out: OutOpt,
     teacher: Annotated[Optional[Path], typer.Option(help="Keep distilling from this teacher during QAT (cached logits).")] = None,
+    teacher_cache: TeacherCacheOpt = None,
     epochs: EpochsOpt = 2,
     lr: Annotated[float, typer.Option(help="Peak learning rate (lower than float training).")] = 5e-4,
     views: ViewsOpt = 3,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 2,
     cache_dir: CacheOpt = Path(".edgekd-cache"),
+    resume: ResumeOpt = False,
+    save_every: SaveEveryOpt = 0,
 ) -> None:
-    """Quantization-aware fine-tuning: BatchNorm folded, int8 per-channel weights, uint8 activations (EMA ranges)."""
-    from edgekd.train.pipeline import load_kws_data, train_qat
+    """Quantization-aware fine-tuning: BatchNorm folded, int8 per-channel weights, uint8 activations (EMA ranges).
+    Runs unchanged under torchrun."""
+    from edgekd.train.dist import DistContext
+    from edgekd.train.pipeline import train_qat
 
-    kd = load_kws_data(data, views=views, seed=0, cache_dir=cache_dir)
-    c = train_qat(kd, checkpoint, out, teacher=teacher, epochs=epochs, lr=lr, seed=seed, threads=threads, cache_dir=cache_dir)
+    d = DistContext.from_env()
+    try:
+        c = train_qat(_load(data, views, cache_dir, d), checkpoint, out, teacher=teacher, teacher_cache=teacher_cache, epochs=epochs, lr=lr,
+                      seed=seed, threads=threads, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every), progress=d.is_main)
+    finally:
+        d.close()
+    if not d.is_main:
+        return
     notice(f"saved {out}: QAT val {c.metrics['val_accuracy']:.4f}, test {c.metrics['test_accuracy_torch']:.4f} "
            f"(float test {c.metrics.get('float_test_accuracy_torch') or float('nan'):.4f})")

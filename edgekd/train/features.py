@@ -35,6 +35,7 @@ class FeatureSet:
     clip: np.ndarray  # (N,) index of the source clip
     labels: tuple[str, ...]
     key: str
+    files: tuple[str, ...] = ()  # source clip of each ``clip`` index, relative to the data folder ("@offset+length" for slices)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -45,7 +46,7 @@ class FeatureSet:
         rng = np.random.default_rng(seed)
         keep = rng.choice(clips, size=max(1, int(round(fraction * clips.shape[0]))), replace=False)
         m = np.isin(self.clip, keep)
-        return FeatureSet(self.x[m], self.y[m], self.clip[m], self.labels, f"{self.key}-sub{fraction}-{seed}")
+        return FeatureSet(self.x[m], self.y[m], self.clip[m], self.labels, f"{self.key}-sub{fraction}-{seed}", self.files)
 
 
 _W: dict[str, object] = {}
@@ -70,6 +71,12 @@ def _featurize(item: tuple[int, Clip]) -> np.ndarray:
     return np.stack(out).astype(np.float16)
 
 
+def _relname(clip: Clip, root: Path) -> str:
+    p = clip.path.resolve()
+    name = str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+    return f"{name}@{clip.offset}+{clip.length}" if clip.length else name
+
+
 def build_feature_set(
     data_dir: str | os.PathLike[str],
     labels: tuple[str, ...],
@@ -87,12 +94,14 @@ def build_feature_set(
     ds = SpeechCommands(data_dir)
     clips = ds.clips(labels, split, sample_rate=params.sample_rate, seed=seed)
     ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": clips[0].path.name, "last": clips[-1].path.name,
-             "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 3}
+             "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 4}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    root = Path(data_dir).resolve()
+    files = tuple(_relname(c, root) for c in clips)
     cache = Path(cache_dir) / f"features-{split}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
-        return FeatureSet(z["x"], z["y"], z["clip"], labels, key)
+        return FeatureSet(z["x"], z["y"], z["clip"], labels, key, files)
     n_samples = (window_frames - 1) * params.hop_samples + params.window_samples
     babble: list[np.ndarray] = []
     if views:
@@ -120,7 +129,7 @@ def build_feature_set(
     lab_idx = {lab: i for i, lab in enumerate(labels)}
     y = np.repeat(np.array([lab_idx[c.label] for c in clips], dtype=np.int64), per)
     clip_idx = np.repeat(np.arange(len(clips), dtype=np.int64), per)
-    fs = FeatureSet(x, y, clip_idx, labels, key)
+    fs = FeatureSet(x, y, clip_idx, labels, key, files)
     if cache is not None:
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:

@@ -15,7 +15,9 @@ from edgekd.errors import ConfigError
 from edgekd.runtime.frontend import FrontendParams
 from edgekd.train.checkpoint import Checkpoint
 from edgekd.train.config import TrainConfig
+from edgekd.train.dist import DistContext
 from edgekd.train.features import FeatureSet, build_feature_set
+from edgekd.train.loop import Resume
 
 __all__ = ["KwsData", "load_kws_data", "train_kws"]
 
@@ -72,14 +74,18 @@ def train_kws(
     cfg: TrainConfig,
     *,
     teacher: str | os.PathLike[str] | None = None,
+    teacher_cache: str | os.PathLike[str] | None = None,
     subset: float = 1.0,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    dist: DistContext | None = None,
+    state: Resume | None = None,
 ) -> Checkpoint:
-    """Train one model and save its checkpoint (with test accuracy measured in torch)."""
+    """Train one model and save its checkpoint (with test accuracy measured in torch). Under torchrun (``dist``)
+    every rank trains its share and only rank 0 writes; ``state`` makes the run resumable."""
+    from edgekd.train.logit_cache import teacher_logits
     from edgekd.train.loop import accuracy, train_model
     from edgekd.train.profile import count_macs, count_params
-    from edgekd.train.teachers import CachedTeacher, TorchTeacher
 
     if not 0.0 < subset <= 1.0:
         raise ConfigError(f"--subset must be in (0, 1], got {subset}")
@@ -89,16 +95,15 @@ def train_kws(
     meta = data.root / "synth_meta.json"
     if meta.is_file():
         provenance["data_generator"] = json.loads(meta.read_text())["generator"]
-    if teacher is not None:
-        tt = TorchTeacher(teacher, threads=cfg.threads)
-        cache_file = Path(cache_dir) / f"teacher-{tt.identity[:16]}-{data.train.key}.npz" if cache_dir else None
-        cached = CachedTeacher.build(tt, data.train, cache_file)
-        full = cached.for_set(data.train)
-        t_logits = full if subset == 1.0 else full[np.isin(data.train.clip, np.unique(train.clip))]
-        provenance["teacher_sha256"] = tt.identity
-        provenance["teacher"] = Path(teacher).name
-    model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress)
-    test_acc = accuracy(model, data.test)
+    d = dist or DistContext()
+    if teacher is not None or teacher_cache is not None:
+        cache = teacher_logits(data.train, FrontendParams().to_dict(), teacher=teacher, cache=teacher_cache, cache_root=cache_dir,
+                               threads=cfg.threads, dist=d)
+        t_logits = cache if subset == 1.0 else cache[np.nonzero(np.isin(data.train.clip, np.unique(train.clip)))[0]]
+        provenance["teacher_sha256"] = cache.index["teacher"]["sha256"]
+        provenance["teacher"] = cache.index["teacher"]["name"]
+    model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress, dist=d, state=state)
+    test_acc = accuracy(model, data.test, d)
     n_mels = data.train.x.shape[2]
     ckpt = Checkpoint(
         arch=cfg.arch,
@@ -115,11 +120,23 @@ def train_kws(
             "macs_per_inference": count_macs(model, (1, WINDOW_FRAMES, n_mels)),
             "train_seconds": history["train_seconds"],
             "train_examples_seen": history["train_examples_seen"],
+            "train_steps": history["steps"],
+            "final_train_loss": history["final_loss"],
+            "processes": d.world_size,
         },
         provenance=provenance,
     )
-    ckpt.save(out)
+    _finish(ckpt, out, d, state)
     return ckpt
+
+
+def _finish(ckpt: Checkpoint, out: str | os.PathLike[str], d: DistContext, state: Resume | None) -> None:
+    """Rank 0 writes the checkpoint, then drops the resumable state (the run is complete)."""
+    if d.is_main:
+        ckpt.save(out)
+        if state is not None:
+            state.path.unlink(missing_ok=True)
+    d.barrier()
 
 
 def train_qat(
@@ -135,13 +152,16 @@ def train_qat(
     threads: int = 2,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    teacher_cache: str | os.PathLike[str] | None = None,
+    dist: DistContext | None = None,
+    state: Resume | None = None,
 ) -> Checkpoint:
     """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given."""
     import torch
 
+    from edgekd.train.logit_cache import teacher_logits
     from edgekd.train.loop import accuracy, train_model
     from edgekd.train.qat import ActQuant, calibrate, to_qat
-    from edgekd.train.teachers import CachedTeacher, TorchTeacher
 
     src = Checkpoint.load(checkpoint)
     if src.config.get("qat"):
@@ -153,11 +173,11 @@ def train_qat(
     calibrate(model, [torch.from_numpy(data.train.x[np.sort(idx[i : i + 256])].astype(np.float32)) for i in range(0, idx.shape[0], 256)])
     t_logits = None
     provenance = dict(src.provenance, qat_from=Path(checkpoint).name)
-    if teacher is not None:
-        tt = TorchTeacher(teacher, threads=threads)
-        cache_file = Path(cache_dir) / f"teacher-{tt.identity[:16]}-{data.train.key}.npz" if cache_dir else None
-        t_logits = CachedTeacher.build(tt, data.train, cache_file).for_set(data.train)
-        provenance["qat_teacher_sha256"] = tt.identity
+    d = dist or DistContext()
+    if teacher is not None or teacher_cache is not None:
+        t_logits = teacher_logits(data.train, FrontendParams().to_dict(), teacher=teacher, cache=teacher_cache, cache_root=cache_dir,
+                                  threads=threads, dist=d)
+        provenance["qat_teacher_sha256"] = t_logits.index["teacher"]["sha256"]
     freeze_at = epochs - 1 if freeze_observers_epoch is None else freeze_observers_epoch
 
     def before_epoch(m: torch.nn.Module, epoch: int) -> None:
@@ -170,14 +190,15 @@ def train_qat(
                       alpha=float(src.config.get("alpha", 0.7)) if t_logits is not None else 0.0,
                       temperature=float(src.config.get("temperature", 3.0)), specaugment=False)
     model, history = train_model(cfg, data.train, data.validation, teacher_logits=t_logits, progress=progress,
-                                 model=model, before_epoch=before_epoch)
+                                 model=model, before_epoch=before_epoch, dist=d, state=state)
     ckpt = Checkpoint(
         arch=src.arch, labels=src.labels, n_mels=src.n_mels, frontend=src.frontend, window_frames=src.window_frames,
         state_dict={k: v.contiguous() for k, v in model.state_dict().items()},
         config=dict(cfg.to_dict(), qat=True, distilled=t_logits is not None, float_config=src.config),
-        metrics=dict(src.metrics, val_accuracy=history["best_val_accuracy"], test_accuracy_torch=accuracy(model, data.test),
-                     float_test_accuracy_torch=src.metrics.get("test_accuracy_torch"), qat_train_seconds=history["train_seconds"]),
+        metrics=dict(src.metrics, val_accuracy=history["best_val_accuracy"], test_accuracy_torch=accuracy(model, data.test, d),
+                     float_test_accuracy_torch=src.metrics.get("test_accuracy_torch"), qat_train_seconds=history["train_seconds"],
+                     qat_train_steps=history["steps"], qat_final_train_loss=history["final_loss"]),
         provenance=provenance,
     )
-    ckpt.save(out)
+    _finish(ckpt, out, d, state)
     return ckpt

@@ -1,0 +1,235 @@
+"""The teacher-logit cache: a dataset scored once by a frozen teacher, in shards, read memory-mapped.
+
+Layout of a cache folder::
+
+    index.json                     written last: format, teacher sha256 + labels, frontend parameters,
+                                   the feature set's key, row count and source file list, one entry per shard
+    shard-00000-of-00002.npy       float32 logits for rows [start, stop) of the feature set
+    shard-00001-of-00002.npy
+
+Shards are scored in parallel: one per rank under torchrun, or one per worker process (``workers``). Each
+shard file is written atomically, the index after all of them, so a half-built cache is never mistaken for
+a whole one. ``LogitCache.open`` refuses a cache made by another teacher, frontend or data, with one line.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import ConfigError
+from edgekd.fsutil import atomic_write, atomic_write_text
+from edgekd.manifest import sha256_file
+from edgekd.train.dist import DistContext
+from edgekd.train.features import FeatureSet
+
+__all__ = ["LogitCache", "build_logit_cache", "default_cache_dir", "teacher_logits"]
+
+FORMAT = "edgekd-logit-cache-1"
+INDEX = "index.json"
+
+
+def _files_digest(files: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join(files).encode()).hexdigest()
+
+
+def default_cache_dir(cache_root: str | os.PathLike[str], teacher_sha256: str, fs: FeatureSet) -> Path:
+    """Where ``edgekd train --teacher`` keeps the cache it builds itself."""
+    return Path(cache_root) / f"teacher-{teacher_sha256[:16]}-{fs.key}"
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any]) -> str:
+    keys = sorted(set(a) | set(b))
+    return ", ".join(f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in keys if a.get(k) != b.get(k))
+
+
+class LogitCache:
+    """Memory-mapped teacher logits for every row of one feature set; ``cache[rows]`` reads only those rows."""
+
+    def __init__(self, root: Path, index: dict[str, Any]) -> None:
+        self.root = root
+        self.index = index
+        self._shards = [np.load(root / s["file"], mmap_mode="r") for s in index["shards"]]
+        self._starts = np.array([s["start"] for s in index["shards"]], dtype=np.int64)
+        self.rows = int(index["features"]["rows"])
+        self.n_labels = len(index["teacher"]["labels"])
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.n_labels)
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        idx = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        if idx.size and (idx.min() < 0 or idx.max() >= self.rows):
+            raise IndexError(f"row out of range 0..{self.rows - 1}")
+        out = np.empty((idx.shape[0], self.n_labels), dtype=np.float32)
+        which = np.searchsorted(self._starts, idx, side="right") - 1
+        for k in np.unique(which):
+            m = which == k
+            out[m] = self._shards[int(k)][idx[m] - self._starts[k]]
+        return out
+
+    def to_array(self) -> np.ndarray:
+        return np.concatenate([np.asarray(s) for s in self._shards]) if self._shards else np.zeros((0, self.n_labels), np.float32)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str], fs: FeatureSet, frontend: dict[str, Any], teacher_sha256: str | None = None) -> LogitCache:
+        """Open and check a cache against the data, frontend and (if given) teacher it is about to be used with."""
+        root = Path(root)
+        fix = "rebuild it with `edgekd teacher cache` (or delete it and let training rebuild it)"
+        try:
+            index = json.loads((root / INDEX).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{root}: no {INDEX}, so no complete teacher-logit cache here; {fix}") from None
+        except ValueError as e:
+            raise ConfigError(f"{root / INDEX}: unreadable ({e}); {fix}") from None
+        if index.get("format") != FORMAT:
+            raise ConfigError(f"{root}: not an edgekd teacher-logit cache (format {index.get('format')!r}); {fix}")
+        t = index["teacher"]
+        if teacher_sha256 is not None and t["sha256"] != teacher_sha256:
+            raise ConfigError(f"{root}: this teacher-logit cache was made by another teacher ({t.get('name')}, sha256 {t['sha256'][:12]}..., "
+                              f"not {teacher_sha256[:12]}...); {fix}")
+        if index["frontend"] != frontend:
+            raise ConfigError(f"{root}: this teacher-logit cache was made with another frontend ({_diff(index['frontend'], frontend)}); {fix}")
+        f = index["features"]
+        if f["key"] != fs.key or f["rows"] != len(fs) or f["files_sha256"] != _files_digest(fs.files):
+            raise ConfigError(f"{root}: this teacher-logit cache was made for other data (features {f['key']}, {f['rows']} rows; "
+                              f"here {fs.key}, {len(fs)} rows); {fix}")
+        if tuple(t["labels"]) != tuple(fs.labels):
+            raise ConfigError(f"{root}: teacher labels {tuple(t['labels'])} differ from the data labels {tuple(fs.labels)}")
+        for s in index["shards"]:
+            p = root / s["file"]
+            if not p.is_file():
+                raise ConfigError(f"{p}: shard missing from the teacher-logit cache; {fix}")
+        return cls(root, index)
+
+
+def _score(teacher_path: str, x: np.ndarray, threads: int) -> np.ndarray:
+    from edgekd.train.teachers import TorchTeacher
+
+    return TorchTeacher(teacher_path, threads=threads).logits(x).astype(np.float32)
+
+
+def _write_shard(path: Path, logits: np.ndarray) -> str:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, logits)
+
+    atomic_write(path, write)
+    return sha256_file(path)
+
+
+def _shard_name(k: int, n: int) -> str:
+    return f"shard-{k:05d}-of-{n:05d}.npy"
+
+
+def _score_shard_job(args: tuple[str, np.ndarray, int, str]) -> str:
+    teacher_path, x, threads, out = args
+    return _write_shard(Path(out), _score(teacher_path, x, threads))
+
+
+def build_logit_cache(
+    teacher: str | os.PathLike[str],
+    fs: FeatureSet,
+    out: str | os.PathLike[str],
+    *,
+    frontend: dict[str, Any],
+    workers: int = 1,
+    threads: int = 1,
+    dist: DistContext | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> LogitCache:
+    """Score every row of ``fs`` with the checkpoint ``teacher`` into ``out``: one shard per torchrun rank, else one
+    per worker process. Every rank returns the opened cache."""
+    d = dist or DistContext()
+    out = Path(out)
+    teacher = str(teacher)
+    sha = sha256_file(teacher)
+    from edgekd.train.checkpoint import Checkpoint
+
+    labels = Checkpoint.load(teacher).labels
+    if tuple(labels) != tuple(fs.labels):
+        raise ConfigError(f"teacher labels {tuple(labels)} differ from the data labels {tuple(fs.labels)}")
+    n = d.world_size if d.enabled else max(1, int(workers))
+    bounds = np.linspace(0, len(fs), n + 1).round().astype(int)
+    out.mkdir(parents=True, exist_ok=True)
+    if d.is_main:
+        (out / INDEX).unlink(missing_ok=True)  # the cache is incomplete from here until the new index is written
+    d.barrier()
+    if d.enabled:
+        k = d.rank
+        _write_shard(out / _shard_name(k, n), _score(teacher, np.asarray(fs.x[bounds[k] : bounds[k + 1]]), threads))
+    elif n == 1:
+        _write_shard(out / _shard_name(0, 1), _score(teacher, np.asarray(fs.x), threads))
+    else:
+        jobs = [(teacher, np.asarray(fs.x[bounds[k] : bounds[k + 1]]), threads, str(out / _shard_name(k, n))) for k in range(n)]
+        with get_context("spawn").Pool(n) as pool:
+            pool.map(_score_shard_job, jobs)
+    d.barrier()
+    if d.is_main:
+        shards = [{"file": _shard_name(k, n), "start": int(bounds[k]), "stop": int(bounds[k + 1]),
+                   "sha256": sha256_file(out / _shard_name(k, n))} for k in range(n)]
+        for stale in out.glob("shard-*.npy"):
+            if stale.name not in {s["file"] for s in shards}:
+                stale.unlink()
+        index = {
+            "format": FORMAT,
+            "teacher": {"sha256": sha, "name": Path(teacher).name, "labels": list(labels)},
+            "frontend": frontend,
+            "features": {"key": fs.key, "rows": len(fs), "files": list(fs.files), "files_sha256": _files_digest(fs.files)},
+            "dtype": "float32",
+            "shards": shards,
+            "built_by": {"processes": n, "mode": "torchrun" if d.enabled else "workers"},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        atomic_write_text(out / INDEX, json.dumps(index, indent=1) + "\n")
+        if notice is not None:
+            notice(f"teacher-logit cache {out}: {len(fs)} rows in {n} shard(s)")
+    d.barrier()
+    return LogitCache.open(out, fs, frontend, sha)
+
+
+def teacher_logits(
+    fs: FeatureSet,
+    frontend: dict[str, Any],
+    *,
+    teacher: str | os.PathLike[str] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    cache_root: str | os.PathLike[str] | None = None,
+    threads: int = 1,
+    dist: DistContext | None = None,
+) -> LogitCache:
+    """The logits a student distils from: a given ``cache`` (checked against ``teacher`` when both are given), or the
+    cache of ``teacher`` under ``cache_root``, built (in shards under torchrun) when it is not there yet."""
+    d = dist or DistContext()
+    sha = sha256_file(teacher) if teacher is not None else None
+    if cache is not None:
+        return LogitCache.open(cache, fs, frontend, sha)
+    if teacher is None or sha is None:
+        raise ConfigError("distillation needs --teacher CKPT or --teacher-cache DIR")
+    if cache_root is None:
+        if d.enabled:
+            raise ConfigError("under torchrun give --cache-dir on a shared file system for the teacher-logit cache")
+        import tempfile
+
+        cache_root = tempfile.mkdtemp(prefix="edgekd-logits-")
+    root = default_cache_dir(cache_root, sha, fs)
+    complete = (root / INDEX).is_file()
+    d.barrier()  # every rank has looked before anyone starts rebuilding
+    if complete:
+        try:
+            return LogitCache.open(root, fs, frontend, sha)
+        except ConfigError:
+            pass  # a damaged cache under our own name: rebuild it below
+    return build_logit_cache(teacher, fs, root, frontend=frontend, threads=threads, dist=d)
