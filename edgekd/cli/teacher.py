@@ -41,3 +41,24 @@ def cache_cmd(
         d.close()
     if d.is_main:
         print(f"{out}: {len(cache)} rows x {cache.n_labels} labels, {len(cache.index['shards'])} shard(s)")
+
+
+@app.command("score")
+@friendly_errors
+def score_cmd(
+    wav: Annotated[Path, typer.Argument(help="16 kHz mono WAV (other rates are resampled).")],
+    teacher: Annotated[str, typer.Option("--teacher", help="oww:NAME, an openWakeWord 0.4.0 head (needs the `oww` extra).")] = "oww:hey_jarvis",
+    threads: Annotated[int, typer.Option(help="onnxruntime threads.")] = 1,
+) -> None:
+    """Print the teacher's score every 80 ms as `t_ms score` lines (t_ms: end of the chunk), exactly the numbers
+    openwakeword's Model.predict gives for the same chunks."""
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher
+
+    t = OnnxTeacher(teacher, threads=threads)
+    scores = t.scores(load_audio(wav, 16000))
+    for i, s in enumerate(scores):
+        print(f"{(i + 1) * CHUNK * 1000 // 16000} {s:.6f}")
+    if len(scores):
+        best = int(scores.argmax())
+        notice(f"{wav}: {len(scores)} scores, max {scores[best]:.4f} at {(best + 1) * 80} ms ({teacher}, sha256 {t.identity[:12]}...)")

@@ -170,13 +170,20 @@ class Stream:
         self.inferences = 0
         self.inference_ms: list[float] | None = None  # set to [] to record each inference's wall time (bench)
         self.logits_log: list[np.ndarray] | None = None  # set to [] to keep every inference's logits (parity tests)
+        self._stepper = None
+        if detector.step_backend is not None:
+            st = detector.manifest.streaming
+            self._stepper = detector.step_backend.state_stepper(  # type: ignore[attr-defined]
+                st["frames_input"], (1, int(st["hop_frames"]), p.n_mels), [(x["input"], x["output"]) for x in st["states"]],
+                st["logits_output"], detector.state_init)
         self.reset()
 
     def reset(self) -> None:
         p = self.detector.frontend_params
         self._frontend.reset()
-        self._states = {k: v.copy() for k, v in self.detector.state_init.items()}
-        self._pending: list[np.ndarray] = []
+        if self._stepper is not None:
+            self._stepper.reset()
+        self._pending = 0  # frames already in the stepper's input buffer
         # Every frame is written twice, at i and i + window, so the last `window` frames are always the
         # contiguous rows [i + 1, i + 1 + window): no copy per frame, no copy per inference.
         self._ring = np.full((2 * self._window, p.n_mels), p.floor_value, dtype=np.float32)
@@ -226,20 +233,21 @@ class Stream:
             out.append(det)
 
     def _accept_frames_streaming(self, new: np.ndarray) -> list[Detection]:
-        st = self.detector.manifest.streaming
-        hop = int(st["hop_frames"])
-        backend = self.detector.step_backend
-        assert backend is not None
-        self._pending.extend(new)
+        """Collect frames straight into the stepper's bound input buffer; one model call per full hop."""
+        stepper = self._stepper
+        assert stepper is not None
+        buf = stepper.frames[0]
+        hop = buf.shape[0]
         out: list[Detection] = []
-        while len(self._pending) >= hop:
-            frames = np.stack(self._pending[:hop])[None]
-            del self._pending[:hop]
-            self._n_frames += hop
-            feeds = {st["frames_input"]: frames, **self._states}
-            t0 = time.perf_counter() if self.inference_ms is not None else 0.0
-            res = backend.run(feeds)
-            for spec in st["states"]:
-                self._states[spec["input"]] = res[spec["output"]]
-            self._emit(res[st["logits_output"]][0], t0, out)
+        k, n = 0, new.shape[0]
+        while k < n:
+            m = min(hop - self._pending, n - k)
+            buf[self._pending : self._pending + m] = new[k : k + m]
+            self._pending += m
+            k += m
+            if self._pending == hop:
+                self._pending = 0
+                self._n_frames += hop
+                t0 = time.perf_counter() if self.inference_ms is not None else 0.0
+                self._emit(stepper.step(), t0, out)
         return out

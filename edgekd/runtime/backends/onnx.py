@@ -10,7 +10,7 @@ import numpy as np
 from edgekd.errors import BackendError
 from edgekd.manifest import TensorSpec
 
-__all__ = ["OnnxBackend"]
+__all__ = ["OnnxBackend", "StateStepper", "providers"]
 
 
 def _spec(arg: object) -> TensorSpec:
@@ -64,3 +64,55 @@ class OnnxBackend:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self._sess.run(self._output_names, feeds)
         return dict(zip(self._output_names, outs, strict=True))
+
+    def state_stepper(self, frames_input: str, frames_shape: tuple[int, ...], states: list[tuple[str, str]], logits_output: str,
+                      init: dict[str, np.ndarray]) -> StateStepper:
+        """A per-stream stepper for a streaming-state model (see ``StateStepper``)."""
+        return StateStepper(self, frames_input, frames_shape, states, logits_output, init)
+
+
+class StateStepper:
+    """One streaming-state model, stepped hop by hop with no per-call allocation.
+
+    Inputs and outputs are bound once through ONNX Runtime's IOBinding to preallocated numpy buffers: the caller
+    writes the new frames into ``frames`` and calls ``step()``, which returns the logits buffer (overwritten by the
+    next step). States are double-buffered: step *n* reads set A and writes set B, step *n+1* the reverse, so an
+    output never aliases an input of the same call.
+    """
+
+    def __init__(self, backend: OnnxBackend, frames_input: str, frames_shape: tuple[int, ...], states: list[tuple[str, str]],
+                 logits_output: str, init: dict[str, np.ndarray]) -> None:
+        import onnxruntime as ort
+
+        sess = backend._sess
+        self.frames = np.zeros(frames_shape, dtype=np.float32)
+        n_logits = next(o for o in backend.output_specs if o.name == logits_output).shape[-1]
+        self._logits = np.zeros((1, n_logits), dtype=np.float32)
+        self._init = {i: np.ascontiguousarray(init[i], dtype=np.float32) for i, _ in states}
+        self._sets = [{i: v.copy() for i, v in self._init.items()} for _ in range(2)]
+        self._keep = []  # OrtValues wrap the numpy buffers without copying: keep both alive together
+        self._bindings = []
+        for a in range(2):
+            src, dst = self._sets[a], self._sets[1 - a]
+            io = sess.io_binding()
+            for name, arr in ((frames_input, self.frames), *((i, src[i]) for i, _ in states)):
+                v = ort.OrtValue.ortvalue_from_numpy(arr)
+                io.bind_ortvalue_input(name, v)
+                self._keep.append(v)
+            for name, arr in ((logits_output, self._logits), *((o, dst[i]) for i, o in states)):
+                v = ort.OrtValue.ortvalue_from_numpy(arr)
+                io.bind_ortvalue_output(name, v)
+                self._keep.append(v)
+            self._bindings.append(io)
+        self._run = sess.run_with_iobinding
+        self._parity = 0
+
+    def reset(self) -> None:
+        for i, v in self._init.items():
+            self._sets[0][i][...] = v
+        self._parity = 0
+
+    def step(self) -> np.ndarray:
+        self._run(self._bindings[self._parity])
+        self._parity ^= 1
+        return self._logits[0]
