@@ -12,6 +12,7 @@ from edgekd.cli import data, export, teacher, train
 from edgekd.cli.bench import bench_cmd
 from edgekd.cli.board import board_app, deploy_cmd, rollback_cmd, service_app
 from edgekd.cli.common import friendly_errors
+from edgekd.cli.eval_stream import eval_stream_cmd
 from edgekd.cli.evaluate import evaluate
 from edgekd.cli.run import devices, run
 from edgekd.cli.selftest import selftest_cmd
@@ -33,6 +34,7 @@ app.add_typer(export.app, name="export")
 app.command("run")(run)
 app.command("devices")(devices)
 app.command("eval")(evaluate)
+app.command("eval-stream")(eval_stream_cmd)
 app.command("selftest")(selftest_cmd)
 app.command("bench")(bench_cmd)
 app.command("tune")(tune_cmd)

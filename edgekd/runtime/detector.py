@@ -170,6 +170,7 @@ class Stream:
         self.inferences = 0
         self.inference_ms: list[float] | None = None  # set to [] to record each inference's wall time (bench)
         self.logits_log: list[np.ndarray] | None = None  # set to [] to keep every inference's logits (parity tests)
+        self.t_log: list[int] = []  # audio time (ms) of each logged inference, filled while logits_log is on
         self._stepper = None
         if detector.step_backend is not None:
             st = detector.manifest.streaming
@@ -224,10 +225,11 @@ class Stream:
         """Book-keeping after one inference: timing, logits log, posteriors, post-processing."""
         if self.inference_ms is not None:
             self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
-        if self.logits_log is not None:
-            self.logits_log.append(logits.copy())
         self.inferences += 1
         t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
+        if self.logits_log is not None:
+            self.logits_log.append(logits.copy())
+            self.t_log.append(t_ms)
         det = self._post.update(softmax(logits.astype(np.float64)), t_ms)
         if det is not None:
             out.append(det)

@@ -1,0 +1,113 @@
+"""``edgekd eval-stream``: FRR at FA/h of a bundle or an ONNX teacher on positives + long negative audio."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgekd.cli.common import friendly_errors, notice, write_json
+
+__all__ = ["eval_stream_cmd"]
+
+
+@friendly_errors
+def eval_stream_cmd(
+    bundle: Annotated[Optional[Path], typer.Argument(help="Bundle to evaluate (or give --teacher).", show_default=False)] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="Evaluate a teacher instead: oww:NAME (openWakeWord 0.4.0 head).")] = None,
+    positives: Annotated[Path, typer.Option(help="Folder of WAVs holding the wake phrase.")] = Path("positives"),
+    annotations: Annotated[Path, typer.Option(help="DCASE-style tsv: filename, onset, offset, event_label (seconds).")] = Path("positives.tsv"),
+    negatives: Annotated[list[Path], typer.Option("--negatives", help="Negative audio (repeat for several WAVs; streamed back to back).")] = [],  # noqa: B006
+    json_out: Annotated[Path, typer.Option("--json", help="Write the sweep and the chosen threshold here.")] = Path("eval_stream.json"),
+    det: Annotated[Optional[Path], typer.Option(help="Also draw the DET curve (FRR vs FA/h) to this PNG.")] = None,
+    label: Annotated[Optional[str], typer.Option(help="Bundle label to score (default: its only keyword).")] = None,
+    target_fa_per_hour: Annotated[float, typer.Option(help="Pick the threshold with the lowest FRR at or under this FA/h.")] = 0.5,
+    write_threshold: Annotated[bool, typer.Option("--write-threshold", help="Store the chosen threshold for LABEL in the bundle's manifest.")] = False,
+    backend: Annotated[str, typer.Option(help="Bundle backend: auto, onnx or litert.")] = "auto",
+) -> None:
+    """Stream every positive file and the negative audio through the model; a positive counts if a detection
+    lands between its onset and offset + 1 s; false accepts are counted on the negatives with a 1 s debounce
+    (MLPerf Tiny streaming rules). Prints FRR at the target FA/h and writes the whole threshold sweep."""
+    import numpy as np
+
+    from edgekd import wakeword_eval as we
+    from edgekd.errors import ConfigError, DataError
+    from edgekd.runtime.wav import load_audio
+
+    if (bundle is None) == (teacher is None):
+        raise ConfigError("give a BUNDLE or --teacher oww:NAME (one of them)")
+    if not negatives:
+        raise ConfigError("give the negative audio: --negatives WAV [--negatives WAV ...]")
+    for n in negatives:
+        if not n.is_file():
+            raise DataError(f"--negatives {n}: no such file")
+    if not positives.is_dir():
+        raise DataError(f"--positives {positives}: not a folder of WAVs")
+    if teacher is not None:
+        from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher, parse_teacher_spec
+
+        name = parse_teacher_spec(teacher)[1]
+        target = label or name
+        t = OnnxTeacher(teacher)
+
+        def scorer(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            s = t.scores(audio)
+            return (np.arange(1, s.shape[0] + 1) * CHUNK * 1000.0 / 16000.0), s.astype(np.float64)
+
+        system = teacher
+    else:
+        from edgekd.runtime.detector import load_model
+
+        detector = load_model(bundle, backend=backend)
+        kws = detector.manifest.keyword_labels
+        if label is None and len(kws) != 1:
+            raise ConfigError(f"the bundle has {len(kws)} keywords; choose one with --label ({', '.join(kws)})")
+        target = label or kws[0]
+        scorer = we.bundle_scorer(detector, target)
+        system = detector.manifest.name
+    rows = we.read_annotations(annotations, labels=[target])
+    wavs = sorted(positives.glob("*.wav"))
+    if not wavs:
+        raise DataError(f"--positives {positives}: no .wav files")
+    annotated = {a.filename for a in rows}
+    for w in wavs:
+        if w.name not in annotated:
+            raise DataError(f"{w}: positive file has no row in {annotations}; annotate it (filename onset offset {target}) or remove it")
+    missing = sorted(annotated - {w.name for w in wavs})
+    if missing:
+        raise DataError(f"{annotations}: names {missing[0]} (and {len(missing) - 1} more), not found in {positives}")
+
+    def load(p: Path) -> np.ndarray:
+        return load_audio(p, 16000)
+
+    pos, pos_s = we.score_files(scorer, wavs, load)
+    neg, neg_s = we.score_files(scorer, list(negatives), load, concatenate=True)
+    if neg_s < 60.0:
+        notice(f"warning: only {neg_s:.1f} s of negative audio; FA/h from less than a minute is meaningless (use an hour or more)")
+    thresholds = [round(x, 3) for x in np.arange(0.01, 1.0, 0.01)]
+    sweep = we.sweep(pos, rows, neg[""], neg_s, thresholds)
+    chosen = we.pick_threshold(sweep, target_fa_per_hour)
+    res = {"system": system, "label": target, "positives": len(rows), "positive_seconds": pos_s, "negative_seconds": neg_s,
+           "negative_files": [str(n) for n in negatives], "target_fa_per_hour": target_fa_per_hour, "chosen": chosen, "sweep": sweep,
+           "rules": {"tail_ms": we.TAIL_MS, "debounce_ms": we.DEBOUNCE_MS, "negatives": "streamed back to back"}}
+    write_json(json_out, res)
+    if det is not None:
+        we.det_plot({system: sweep}, det, target_fa_per_hour)
+        notice(f"wrote {det}")
+    if chosen is None:
+        notice(f"{system}: no threshold reaches {target_fa_per_hour} FA/h (lowest: {min(r['fa_per_hour'] for r in sweep):.2f}) -> {json_out}")
+        raise typer.Exit(1)
+    fa = chosen["fa_per_hour"]
+    notice(f"{system} [{target}]: FRR {100 * chosen['frr']:.1f}% ({chosen['hits']}/{chosen['positives']} detected) at "
+           f"{fa:.2f} FA/h (threshold {chosen['threshold']:.2f}) on {neg_s / 3600:.2f} h of negatives -> {json_out}")
+    if write_threshold:
+        if bundle is None:
+            raise ConfigError("--write-threshold needs a BUNDLE")
+        from edgekd.export.bundle import apply_postprocess
+
+        thr = dict(detector.postprocess.thresholds, **{target: chosen["threshold"]})
+        apply_postprocess(bundle, {"thresholds": thr}, eval_stream_threshold={"label": target, "fa_per_hour": fa if math.isfinite(fa) else None})
+        notice(f"{bundle}: threshold for {target} set to {chosen['threshold']:.2f}")
+    print(f"{chosen['frr']:.4f} {fa:.4f} {chosen['threshold']:.2f}")

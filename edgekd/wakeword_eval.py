@@ -1,0 +1,186 @@
+"""Streaming wake-word evaluation: false-reject rate (FRR) at false accepts per hour (FA/h), over a threshold sweep.
+
+Counting rules (those of MLPerf Tiny's streaming wake-word benchmark):
+
+- A score timeline becomes detections at a threshold: a detection fires at the first score >= threshold, and
+  no other fires within the debounce (1 s) after it.
+- A positive (an annotated phrase: file, onset, offset) is detected if a detection lands in
+  ``[onset, offset + 1 s]`` (both ends included) of its own file.
+- False accepts are counted on the negative audio only, streamed back to back as one continuous stream, so a
+  detection that straddles two negative files counts once; FA/h = false accepts / negative hours.
+
+The scorer is a function from audio to ``(t_ms, score)`` arrays, so the same counting serves a bundle (its
+smoothed posterior of one label, as the runtime thresholds it) and a teacher given as ONNX models.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import ConfigError, DataError
+
+__all__ = ["Annotation", "read_annotations", "detections", "count_hits", "count_false_accepts", "sweep", "pick_threshold",
+           "Scorer", "score_files", "bundle_scorer", "det_plot", "DEBOUNCE_MS", "TAIL_MS"]
+
+DEBOUNCE_MS = 1000
+TAIL_MS = 1000
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Annotation:
+    filename: str
+    onset_s: float
+    offset_s: float
+    label: str
+
+
+def read_annotations(path: Path, labels: Sequence[str] | None = None) -> list[Annotation]:
+    """DCASE-style tsv: a header ``filename onset offset event_label``, then one row per event (seconds)."""
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found; give a tsv with columns filename, onset, offset, event_label")
+    out: list[Annotation] = []
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    if not rows or [c.strip() for c in rows[0][:4]] != ["filename", "onset", "offset", "event_label"]:
+        raise DataError(f"{path}:1: the header must be: filename<TAB>onset<TAB>offset<TAB>event_label")
+    for n, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) < 4:
+            raise DataError(f"{path}:{n}: expected 4 tab-separated columns, got {len(row)}")
+        try:
+            onset, offset = float(row[1]), float(row[2])
+        except ValueError:
+            raise DataError(f"{path}:{n}: onset and offset must be numbers of seconds, got {row[1]!r} and {row[2]!r}") from None
+        if not (math.isfinite(onset) and math.isfinite(offset)) or onset < 0 or offset < onset:
+            raise DataError(f"{path}:{n}: onset {onset} and offset {offset} must satisfy 0 <= onset <= offset")
+        label = row[3].strip()
+        if labels is not None and label not in labels:
+            raise DataError(f"{path}:{n}: unknown label {label!r}; expected one of: {', '.join(labels)}")
+        out.append(Annotation(row[0].strip(), onset, offset, label))
+    return out
+
+
+def detections(t_ms: np.ndarray, scores: np.ndarray, threshold: float, debounce_ms: int = DEBOUNCE_MS) -> np.ndarray:
+    """Detection times (ms): the first score at or over ``threshold``, then nothing for ``debounce_ms``."""
+    out: list[float] = []
+    last = -math.inf
+    for t in np.asarray(t_ms)[np.asarray(scores) >= threshold]:
+        if t - last >= debounce_ms:
+            out.append(float(t))
+            last = float(t)
+    return np.asarray(out, dtype=np.float64)
+
+
+def count_hits(dets_by_file: dict[str, np.ndarray], annotations: Sequence[Annotation], tail_ms: int = TAIL_MS) -> int:
+    """Positives with a detection in ``[onset, offset + tail]`` of their own file."""
+    hits = 0
+    for a in annotations:
+        d = dets_by_file.get(a.filename, np.zeros(0))
+        lo, hi = a.onset_s * 1000.0, a.offset_s * 1000.0 + tail_ms
+        hits += bool(np.any((d >= lo) & (d <= hi)))
+    return hits
+
+
+def count_false_accepts(t_ms: np.ndarray, scores: np.ndarray, threshold: float, debounce_ms: int = DEBOUNCE_MS) -> int:
+    """False accepts on the (concatenated) negative stream."""
+    return int(detections(t_ms, scores, threshold, debounce_ms).shape[0])
+
+
+def sweep(pos: dict[str, tuple[np.ndarray, np.ndarray]], annotations: Sequence[Annotation], neg: tuple[np.ndarray, np.ndarray],
+          neg_seconds: float, thresholds: Sequence[float]) -> list[dict[str, float]]:
+    """FRR and FA/h at each threshold."""
+    rows = []
+    hours = neg_seconds / 3600.0
+    for thr in thresholds:
+        dets = {f: detections(t, s, thr) for f, (t, s) in pos.items()}
+        hits = count_hits(dets, annotations)
+        fa = count_false_accepts(neg[0], neg[1], thr)
+        rows.append({"threshold": float(thr), "frr": 1.0 - hits / max(1, len(annotations)), "false_accepts": fa,
+                     "fa_per_hour": fa / hours if hours > 0 else math.inf, "hits": hits, "positives": len(annotations)})
+    return rows
+
+
+def pick_threshold(rows: list[dict[str, float]], target_fa_per_hour: float) -> dict[str, float] | None:
+    """The lowest-FRR row with FA/h at or under the target (the lowest such threshold on ties)."""
+    ok = [r for r in rows if r["fa_per_hour"] <= target_fa_per_hour]
+    return min(ok, key=lambda r: (r["frr"], r["threshold"])) if ok else None
+
+
+def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
+    """A bundle's score timeline for ``label``: its posterior, smoothed exactly as the runtime's post-processing
+    smooths it (same stride and window), at each inference's audio time."""
+    from edgekd.runtime.postprocess import softmax
+
+    if label not in detector.labels:
+        raise ConfigError(f"--label {label!r} is not one of the bundle's labels: {', '.join(detector.labels)}")
+    k = detector.labels.index(label)
+    pp = detector.postprocess
+    n_smooth = max(1, round(pp.smooth_ms / pp.stride_ms) if pp.smooth_ms else 1)
+
+    def score(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = detector.create_stream()
+        s.logits_log = []
+        for i in range(0, audio.shape[0], chunk):
+            s.accept_waveform(audio[i : i + chunk])
+        if not s.logits_log:
+            return np.zeros(0), np.zeros(0)
+        post = softmax(np.asarray(s.logits_log, dtype=np.float64))[:, k]
+        csum = np.concatenate([[0.0], np.cumsum(post)])
+        idx = np.arange(post.shape[0])
+        lo = np.maximum(0, idx - n_smooth + 1)
+        smoothed = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo)
+        return np.asarray(s.t_log, dtype=np.float64), smoothed
+
+    return score
+
+
+def score_files(scorer: Scorer, files: Sequence[Path], load: Callable[[Path], np.ndarray], sample_rate: int = 16000,
+                concatenate: bool = False) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
+    """Score each file (each from a fresh stream), or, with ``concatenate``, the files back to back as one stream
+    (returned under the key ``""``). Also returns the total audio seconds."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    seconds = 0.0
+    if concatenate:
+        audio = np.concatenate([load(f) for f in files]) if files else np.zeros(0, np.float32)
+        out[""] = scorer(audio)
+        return out, audio.shape[0] / sample_rate
+    for f in files:
+        x = load(f)
+        seconds += x.shape[0] / sample_rate
+        out[f.name] = scorer(x)
+    return out, seconds
+
+
+def det_plot(curves: dict[str, list[dict[str, Any]]], path: Path, target_fa_per_hour: float) -> None:
+    """DET curve (FRR vs FA/h, log x) of one or more systems to a PNG (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("--det needs matplotlib: pip install matplotlib") from None
+    from edgekd.fsutil import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, rows in curves.items():
+        pts = sorted((max(r["fa_per_hour"], 1e-2), 100.0 * r["frr"]) for r in rows if math.isfinite(r["fa_per_hour"]))
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
+    ax.axvline(target_fa_per_hour, color="grey", linestyle=":", label=f"{target_fa_per_hour} FA/h")
+    ax.set_xscale("log")
+    ax.set_xlabel("false accepts per hour (0 drawn at 0.01)")
+    ax.set_ylabel("false-reject rate (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
