@@ -33,4 +33,5 @@ for bundle in models/*/; do
   fi
 done
 $PY bench/soak.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --minutes 60 --out "$out/soak.json"
+$PY bench/soak.py --bundle models/kws12-dscnn-stream-kd --wav "$wav" --minutes 60 --out "$out/soak_kws12-dscnn-stream-kd.json"
 $PY bench/summarize.py

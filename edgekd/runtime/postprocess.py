@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -75,17 +74,22 @@ class KwsPostprocessor:
         self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.int64)
         self._thr = np.array([cfg.threshold_for(k) for k in keyword_labels], dtype=np.float32)
         self._n_smooth = max(1, round(cfg.smooth_ms / cfg.stride_ms) if cfg.smooth_ms else 1)
-        self._history: deque[np.ndarray] = deque(maxlen=self._n_smooth)
+        # the last n_smooth keyword posteriors in a fixed ring (no allocation per update)
+        self._ring = np.zeros((self._n_smooth, self._kw_idx.shape[0]), dtype=np.float64)
+        self._count = 0
         self._last_fire_ms: int | None = None
 
     def reset(self) -> None:
-        self._history.clear()
+        self._ring[...] = 0.0
+        self._count = 0
         self._last_fire_ms = None
 
     def update(self, probs: np.ndarray, t_ms: int) -> Detection | None:
         """Add one posterior vector observed at ``t_ms``; return a detection if one fires."""
-        self._history.append(probs[self._kw_idx])
-        smoothed = np.mean(self._history, axis=0)
+        self._ring[self._count % self._n_smooth] = probs[self._kw_idx]
+        self._count += 1
+        n = min(self._count, self._n_smooth)
+        smoothed = (self._ring.sum(axis=0) if n == self._n_smooth else self._ring[:n].sum(axis=0)) / n
         if self._last_fire_ms is not None and t_ms - self._last_fire_ms < self.cfg.refractory_ms:
             return None
         over = smoothed >= self._thr
