@@ -127,3 +127,24 @@ def test_eval_stream_counts_real_detections(shipped_bundle: Path, tmp_path: Path
     assert at_runtime_thr["hits"] == len(rows) and at_runtime_thr["false_accepts"] == 0
     assert (tmp_path / "det.png").read_bytes()[:4] == b"\x89PNG"
     assert res["negative_seconds"] == pytest.approx(61.0)
+
+
+def test_write_threshold_stores_it_and_the_bundle_still_selftests(shipped_bundle: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    bundle = Path(shutil.copytree(shipped_bundle, tmp_path / "b"))
+    pos = tmp_path / "pos"
+    pos.mkdir()
+    _wav(pos / "p.wav", 2.0)
+    tsv = tmp_path / "pos.tsv"
+    tsv.write_text("filename\tonset\toffset\tevent_label\np.wav\t0.5\t1.0\tyes\n")
+    neg = _wav(tmp_path / "neg.wav", 5.0, seed=2)
+    p = _eval(bundle, "--positives", pos, "--annotations", tsv, "--negatives", neg, "--label", "yes", "--json", tmp_path / "r.json",
+              "--target-fa-per-hour", "1000", "--write-threshold")
+    assert p.returncode == 0, p.stderr
+    chosen = json.loads((tmp_path / "r.json").read_text())["chosen"]["threshold"]
+    man = json.loads((bundle / "manifest.json").read_text())
+    assert man["postprocess"]["thresholds"]["yes"] == chosen
+    st = subprocess.run([sys.executable, "-m", "edgekd", "selftest", str(bundle)], capture_output=True, text=True)
+    assert st.returncode == 0, st.stdout + st.stderr

@@ -168,10 +168,10 @@ def _plan(cfg: SynthKwsConfig, variants: dict[str, str]) -> tuple[list[_Job], di
 
     for w in cfg.keywords:
         for _ in range(cfg.per_word):
-            add(w, w)
+            add(w, w.replace(" ", "_"))
     for i in range(cfg.unknown_total):
         w = cfg.other_words[i % len(cfg.other_words)]
-        add(w, w)
+        add(w, w.replace(" ", "_"))
     return jobs, lists
 
 

@@ -80,9 +80,12 @@ def train_kws(
     progress: bool = True,
     dist: DistContext | None = None,
     state: Resume | None = None,
+    soft_targets: np.ndarray | None = None,
+    extra_provenance: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """Train one model and save its checkpoint (with test accuracy measured in torch). Under torchrun (``dist``)
-    every rank trains its share and only rank 0 writes; ``state`` makes the run resumable."""
+    every rank trains its share and only rank 0 writes; ``state`` makes the run resumable. ``soft_targets``:
+    teacher logits per training row computed elsewhere (e.g. by an ONNX teacher on raw audio)."""
     from edgekd.train.logit_cache import teacher_logits
     from edgekd.train.loop import accuracy, train_model
     from edgekd.train.profile import count_macs, count_params
@@ -95,8 +98,13 @@ def train_kws(
     meta = data.root / "synth_meta.json"
     if meta.is_file():
         provenance["data_generator"] = json.loads(meta.read_text())["generator"]
+    provenance.update(extra_provenance or {})
     d = dist or DistContext()
-    if teacher is not None or teacher_cache is not None:
+    if soft_targets is not None:
+        if soft_targets.shape[0] != len(data.train) or subset != 1.0:
+            raise ConfigError(f"soft targets for {soft_targets.shape[0]} rows, but the training set has {len(data.train)} (and no --subset)")
+        t_logits = soft_targets
+    elif teacher is not None or teacher_cache is not None:
         cache = teacher_logits(data.train, FrontendParams().to_dict(), teacher=teacher, cache=teacher_cache, cache_root=cache_dir,
                                threads=cfg.threads, dist=d)
         t_logits = cache if subset == 1.0 else cache[np.nonzero(np.isin(data.train.clip, np.unique(train.clip)))[0]]

@@ -1,0 +1,179 @@
+"""Wake word: distil openWakeWord's hey_jarvis into a tiny student; FRR at 0.5 FA/h and CPU, side by side.
+
+    python bench/wakeword.py --out runs/wakeword --json bench/results/wakeword.json     (make wakeword)
+
+Steps: synthesize a clip set (phrase / confusables + words / noise, voices split by variant) -> features ->
+teacher scores for every training clip and for an unlabelled transfer set of running speech (train voices)
+-> DS-CNN student distilled from those scores (and the same student on hard labels only) -> ONNX bundles ->
+streaming evaluation on held-out material: positives by test voices (with a tsv) and an hour of running
+speech by test voices with confusables (negatives) -> FRR at the target FA/h for teacher and students, and
+CPU ms per audio second of each on the same WAV in one run.
+
+Licence: openWakeWord's heads are CC BY-NC-SA 4.0. The students made here are distilled from one, so they
+stay under --out (runs/, git-ignored) and are never copied into models/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+LABELS = ("hey_jarvis", "_unknown_", "_silence_")
+
+
+def _cpu_ms_per_s(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
+    c0 = time.process_time()
+    fn()
+    return 1000.0 * (time.process_time() - c0) / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "wakeword")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "wakeword.json")
+    ap.add_argument("--per-word", type=int, default=500, help="positive clips synthesized (confusables/words: twice that)")
+    ap.add_argument("--transfer-minutes", type=float, default=20.0)
+    ap.add_argument("--negative-minutes", type=float, default=60.0)
+    ap.add_argument("--positives", type=int, default=200)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--arch", default="dscnn")
+    ap.add_argument("--target-fa-per-hour", type=float, default=0.5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--teacher", default="oww:hey_jarvis")
+    args = ap.parse_args()
+
+    import numpy as np
+
+    from edgekd import load_model
+    from edgekd import wakeword_eval as we
+    from edgekd.bench.machine import machine_facts
+    from edgekd.cli.common import write_json
+    from edgekd.data.speech_commands import SpeechCommands
+    from edgekd.data.synth_kws import synth_kws
+    from edgekd.data.synth_wakeword import positive_files, speech_stream, wakeword_config
+    from edgekd.export.onnx import export_onnx
+    from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+    from edgekd.runtime.wav import load_audio, write_wav
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher
+    from edgekd.train.pipeline import load_kws_data, train_kws
+    from edgekd.train.wakeword import clip_targets, prob_logits, transfer_windows, with_transfer
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    data = out / "data"
+    if not (data / "synth_meta.json").is_file():
+        print(f"synthesizing the clip set into {data}", flush=True)
+        synth_kws(data, wakeword_config(per_word=args.per_word, workers=args.workers))
+    kd = load_kws_data(data, labels=LABELS, views=2, cache_dir=out / "cache", workers=args.workers)
+    teacher = OnnxTeacher(args.teacher)
+    tcache = out / "cache" / f"teacher-{teacher.identity[:12]}-{kd.train.key}.npz"
+    if tcache.is_file():
+        z = np.load(tcache)
+        p_clip, tx, tp = z["p_clip"], z["tx"], z["tp"]
+    else:
+        clips = SpeechCommands(data).clips(LABELS, "train", sample_rate=16000, seed=0)
+        print(f"teacher scores for {len(clips)} training clips", flush=True)
+        p_clip = clip_targets(args.teacher, clips, workers=args.workers)
+        print(f"transfer set: {args.transfer_minutes} min of running speech (train voices), scored by the teacher", flush=True)
+        transfer = speech_stream(60 * args.transfer_minutes, split="train", seed=11)
+        tx, tp = transfer_windows(teacher, transfer, LogMelFrontend(FrontendParams()))
+        np.savez(tcache, p_clip=p_clip, tx=tx, tp=tp)
+    kw = LABELS.index("hey_jarvis")
+    pos_mask = kd.train.y[np.unique(kd.train.clip, return_index=True)[1]] == kw
+    teacher_on = {"positive_clips_mean_score": float(p_clip[pos_mask].mean()), "negative_clips_mean_score": float(p_clip[~pos_mask].mean()),
+                  "transfer_windows": int(tx.shape[0]), "transfer_windows_over_0.5": int((tp > 0.5).sum())}
+    print(f"teacher on the training clips: {teacher_on}", flush=True)
+
+    train_x = with_transfer(kd.train, tx)
+    logits = prob_logits(np.concatenate([p_clip[kd.train.clip], tp]), kw, len(LABELS))
+    students = {}
+    for name, use_teacher in (("distilled", True), ("no_teacher", False)):
+        ckpt = out / f"student-{name}.pt"
+        if not ckpt.is_file():
+            cfg = TrainConfig(arch=args.arch, epochs=args.epochs, threads=args.workers, alpha=0.7 if use_teacher else 0.0, temperature=1.0)
+            if use_teacher:
+                train_kws(type(kd)(kd.root, train_x, kd.validation, kd.test, kd.views), ckpt, cfg, soft_targets=logits,
+                          extra_provenance={"teacher": args.teacher, "teacher_sha256": teacher.identity,
+                                            "licence": "distilled from a CC BY-NC-SA 4.0 openWakeWord head: do not redistribute"})
+            else:
+                train_kws(kd, ckpt, cfg)
+        bundle = out / f"bundle-{name}"
+        if not (bundle / "manifest.json").is_file():
+            export_onnx(ckpt, bundle, name=f"hey-jarvis-{args.arch}-{name}", postprocess={"stride_ms": 80, "smooth_ms": 160})
+        students[name] = bundle
+
+    # held-out material: test voices only
+    pos_dir = out / "eval" / "positives"
+    tsv = out / "eval" / "positives.tsv"
+    if not tsv.is_file():
+        positive_files(pos_dir, args.positives, split="test", seed=21)
+    neg_wav = out / "eval" / f"negatives_{int(args.negative_minutes)}min.wav"
+    if not neg_wav.is_file():
+        print(f"negatives: {args.negative_minutes} min of running speech with confusables (test voices)", flush=True)
+        write_wav(neg_wav, speech_stream(60 * args.negative_minutes, split="test", seed=31, confusable_rate=0.15), 16000)
+    rows = we.read_annotations(tsv, labels=["hey_jarvis"])
+    wavs = sorted(pos_dir.glob("*.wav"))
+
+    def load(p: Path) -> np.ndarray:
+        return load_audio(p, 16000)
+
+    def teacher_scorer(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = teacher.scores(audio)
+        return (np.arange(1, s.shape[0] + 1) * CHUNK * 1000.0 / 16000.0), s.astype(np.float64)
+
+    systems = {"teacher (openWakeWord hey_jarvis)": teacher_scorer}
+    dets = {}
+    for name, bundle in students.items():
+        dets[name] = load_model(bundle, threads=1)
+        systems[f"student {name} ({args.arch})"] = we.bundle_scorer(dets[name], "hey_jarvis")
+    results = {}
+    thresholds = [round(x, 3) for x in np.arange(0.01, 1.0, 0.01)]
+    for label, scorer in systems.items():
+        print(f"evaluating {label}", flush=True)
+        pos, _ = we.score_files(scorer, wavs, load)
+        neg, neg_s = we.score_files(scorer, [neg_wav], load, concatenate=True)
+        sweep = we.sweep(pos, rows, neg[""], neg_s, thresholds)
+        results[label] = {"chosen": we.pick_threshold(sweep, args.target_fa_per_hour), "sweep": sweep}
+    we.det_plot({k: v["sweep"] for k, v in results.items()}, args.json.with_suffix(".png"), args.target_fa_per_hour)
+
+    # CPU per audio second, same 60 s of the negative WAV, one run, 1 thread, alternating, median of 3
+    clip = load(neg_wav)[: 60 * 16000]
+    cpu: dict[str, list[float]] = {k: [] for k in systems}
+    for _ in range(3):
+        cpu["teacher (openWakeWord hey_jarvis)"].append(_cpu_ms_per_s(lambda: teacher.scores(clip), 60.0))
+        for name, det in dets.items():
+            def run(d=det) -> None:
+                s = d.create_stream()
+                for i in range(0, clip.shape[0], CHUNK):
+                    s.accept_waveform(clip[i : i + CHUNK])
+            cpu[f"student {name} ({args.arch})"].append(_cpu_ms_per_s(run, 60.0))
+    for k, v in cpu.items():
+        results[k]["cpu_ms_per_audio_s"] = float(np.median(v))
+    for name, det in dets.items():
+        results[f"student {name} ({args.arch})"]["params"] = det.manifest.provenance.get("params")
+    summary = {"what": "FRR at a target FA/h on held-out synthesized material; teacher vs distilled student vs no-teacher student",
+               "command": "python bench/wakeword.py (make wakeword)", "target_fa_per_hour": args.target_fa_per_hour,
+               "positives": len(rows), "negative_hours": neg_s / 3600.0, "teacher": args.teacher, "teacher_sha256": teacher.identity,
+               "teacher_on_training_clips": teacher_on, "config": {k: str(v) for k, v in vars(args).items()},
+               "systems": {k: {kk: vv for kk, vv in v.items() if kk != "sweep"} | {"sweep": v["sweep"]} for k, v in results.items()},
+               "wall_seconds": time.time() - t_start, "machine": machine_facts(),
+               "limits": "one TTS engine (espeak-ng) for train and test; test voices are held-out espeak variants, not other engines"}
+    write_json(args.json, summary)
+    for k, v in results.items():
+        c = v["chosen"]
+        frr = f"FRR {100 * c['frr']:.1f}% at {c['fa_per_hour']:.2f} FA/h (thr {c['threshold']:.2f})" if c else "target FA/h not reached"
+        print(f"{k}: {frr}; {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
+    print(f"-> {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Wake-word material synthesized with espeak-ng: a labelled clip set, running speech, held-out positives.
+
+- ``wakeword_config``: a Speech Commands-layout set whose one keyword is the phrase (folder ``hey_jarvis``)
+  and whose ``_unknown_`` words are confusable phrases ("hey travis", "hey marvin", "jarvis", ...) plus
+  ordinary words; voices are split by variant, so validation and test speakers are never trained on.
+- ``speech_stream``: minutes to hours of running speech (random sentences, some confusables, no phrase)
+  from one split's voices, with pauses and a noise floor: negatives (test voices) or an unlabelled
+  transfer set (train voices) that only the teacher labels.
+- ``positive_files``: one WAV per phrase (noise, phrase, noise) by held-out voices, with a DCASE tsv.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.data.augment import colored_noise
+from edgekd.data.synth_kws import OTHER_WORDS, SAMPLE_RATE, SynthKwsConfig, _trim_silence, split_variants
+from edgekd.runtime.wav import resample, write_wav
+
+__all__ = ["CONFUSABLES", "wakeword_config", "speech_stream", "positive_files"]
+
+CONFUSABLES = ("hey travis", "hey marvin", "jarvis", "hey", "hey jeeves", "harvest", "hey service", "jar of this", "hey darling",
+               "okay jarvis", "hey mavis", "car keys")
+_SENTENCE_WORDS = OTHER_WORDS + ("the", "a", "to", "and", "we", "can", "it", "is", "was", "for", "on", "with", "they", "at", "this",
+                                 "weather", "today", "please", "music", "light", "kitchen", "door", "open", "close", "water", "time")
+
+
+def wakeword_config(phrase: str = "hey jarvis", per_word: int = 600, seed: int = 0, workers: int = 2) -> SynthKwsConfig:
+    """The clip set: the phrase as the one keyword, confusables and words as ``_unknown_``."""
+    others = tuple(w for w in CONFUSABLES + OTHER_WORDS if w != phrase)
+    return replace(SynthKwsConfig(), keywords=(phrase,), other_words=others, per_word=per_word, unknown_total=2 * per_word,
+                   silence_total=max(1, per_word // 2), seed=seed, workers=workers)
+
+
+def _voices(split: str, seed: int) -> list[str]:
+    from edgekd.data.espeak import list_variants
+
+    return sorted(v for v, s in split_variants(list_variants(), replace(SynthKwsConfig(), seed=seed)).items() if s == split)
+
+
+def _say(eng, text: str, rng: np.random.Generator, voices: list[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    from edgekd.data.espeak import ACCENTS
+
+    pcm = eng.synth(text, str(rng.choice(ACCENTS)), str(rng.choice(voices)), rate_wpm=int(rng.integers(130, 220)),
+                    pitch=int(rng.integers(20, 80)), pitch_range=int(rng.integers(20, 80)))
+    x = resample(pcm.astype(np.float32) / 32768.0, eng.sample_rate, SAMPLE_RATE)
+    x = _trim_silence(x, before=0, end=1)
+    return (x * np.float32(rng.uniform(0.2, 0.8) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
+
+
+def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase: str = "hey jarvis", confusable_rate: float = 0.1) -> np.ndarray:
+    """Running speech without ``phrase``: random sentences, a confusable now and then, pauses, a noise floor."""
+    from edgekd.data.espeak import Espeak
+
+    rng = np.random.default_rng(seed)
+    voices = _voices(split, 0)
+    eng = Espeak()
+    n = int(seconds * SAMPLE_RATE)
+    out = np.zeros(n, dtype=np.float32)
+    pos = int(rng.uniform(0.2, 1.0) * SAMPLE_RATE)
+    while pos < n:
+        if rng.random() < confusable_rate:
+            text = str(rng.choice([c for c in CONFUSABLES if c != phrase]))
+        else:
+            text = " ".join(str(w) for w in rng.choice(_SENTENCE_WORDS, size=int(rng.integers(3, 12))))
+        x = _say(eng, text, rng, voices)[: n - pos]
+        out[pos : pos + x.shape[0]] += x
+        pos += x.shape[0] + int(rng.uniform(0.1, 1.5) * SAMPLE_RATE)
+    floor = colored_noise(n, float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -35) / 20))
+    return (out + floor).astype(np.float32)
+
+
+def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: str = "hey_jarvis", split: str = "test", seed: int = 0) -> Path:
+    """``n`` WAVs, each: 0.5-1.5 s of noise, the phrase, 1.5 s of noise; returns the annotation tsv written beside them."""
+    from edgekd.data.espeak import Espeak
+
+    rng = np.random.default_rng(seed)
+    voices = _voices(split, 0)
+    eng = Espeak()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        x = _say(eng, phrase, rng, voices)
+        lead = int(rng.uniform(0.5, 1.5) * SAMPLE_RATE)
+        audio = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(int(1.5 * SAMPLE_RATE), np.float32)])
+        audio += colored_noise(audio.shape[0], float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -30) / 20))
+        name = f"pos_{i:04d}.wav"
+        write_wav(out_dir / name, audio, SAMPLE_RATE)
+        rows.append((name, f"{lead / SAMPLE_RATE:.3f}", f"{(lead + x.shape[0]) / SAMPLE_RATE:.3f}", label))
+    tsv = out_dir.parent / f"{out_dir.name}.tsv"
+    with tsv.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(["filename", "onset", "offset", "event_label"])
+        w.writerows(rows)
+    return tsv

@@ -1,0 +1,43 @@
+"""Wake-word distillation targets: teacher scores -> pseudo-logits, transfer windows aligned with the teacher's hops."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+from edgekd.runtime.postprocess import softmax
+from edgekd.train.features import FeatureSet
+from edgekd.train.wakeword import prob_logits, transfer_windows, with_transfer
+
+
+def test_pseudo_logits_put_the_teacher_score_on_the_keyword() -> None:
+    p = np.array([0.001, 0.2, 0.5, 0.93, 0.9999])
+    probs = softmax(prob_logits(p, keyword_index=0, n_labels=3).astype(np.float64))
+    np.testing.assert_allclose(probs[:, 0], np.clip(p, 1e-4, 1 - 1e-4), rtol=1e-5)
+    np.testing.assert_allclose(probs[:, 1], probs[:, 2])  # the rest split evenly
+
+
+class _StepTeacher:
+    """A stand-in scorer with a known timeline: score = index of the 80 ms hop / 1000."""
+
+    def scores(self, audio: np.ndarray) -> np.ndarray:
+        return np.arange(audio.shape[0] // 1280, dtype=np.float32) / 1000.0
+
+
+def test_transfer_windows_take_the_teacher_score_at_the_window_end() -> None:
+    fe = LogMelFrontend(FrontendParams())
+    audio = (np.random.default_rng(0).standard_normal(16000 * 5) * 0.1).astype(np.float32)
+    x, p = transfer_windows(_StepTeacher(), audio, fe, window_frames=98, stride_frames=25)  # type: ignore[arg-type]
+    feats = fe.features(audio)
+    assert x.shape[1:] == (98, 40) and x.shape[0] == (feats.shape[0] - 98) // 25 + 1
+    np.testing.assert_array_equal(x[2], feats[50:148].astype(np.float16))
+    # window 0 ends at frame 97: (97 * 160 + 480) / 16 = 1000 ms -> the hop that ends at 1040 ms is hop 12 (0-based)
+    assert p[0] == np.float32(12 / 1000.0)
+    assert np.all(np.diff(p) > 0)
+
+
+def test_transfer_rows_are_unlabelled_clips_of_their_own() -> None:
+    fs = FeatureSet(np.zeros((4, 98, 40), np.float16), np.array([0, 1, 1, 2]), np.array([0, 0, 1, 1]), ("a", "b", "c"), "k")
+    out = with_transfer(fs, np.ones((3, 98, 40), np.float32))
+    assert len(out) == 7 and out.y[4:].tolist() == [-1, -1, -1] and out.clip[4:].tolist() == [2, 3, 4]
+    assert out.key != fs.key and out.x.dtype == np.float16
