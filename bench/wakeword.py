@@ -97,7 +97,7 @@ def main() -> None:
     logits = prob_logits(np.concatenate([p_clip[kd.train.clip], tp]), kw, len(LABELS))
     students = {}
     for name, use_teacher in (("distilled", True), ("no_teacher", False)):
-        ckpt = out / f"student-{name}.pt"
+        ckpt = out / f"student-{args.arch}-{name}.pt"
         if not ckpt.is_file():
             cfg = TrainConfig(arch=args.arch, epochs=args.epochs, threads=args.workers, alpha=0.7 if use_teacher else 0.0, temperature=1.0)
             if use_teacher:
@@ -106,7 +106,7 @@ def main() -> None:
                                             "licence": "distilled from a CC BY-NC-SA 4.0 openWakeWord head: do not redistribute"})
             else:
                 train_kws(kd, ckpt, cfg)
-        bundle = out / f"bundle-{name}"
+        bundle = out / f"bundle-{args.arch}-{name}"
         if not (bundle / "manifest.json").is_file():
             export_onnx(ckpt, bundle, name=f"hey-jarvis-{args.arch}-{name}", postprocess={"stride_ms": 80, "smooth_ms": 160})
         students[name] = bundle
@@ -120,8 +120,14 @@ def main() -> None:
     if not neg_wav.is_file():
         print(f"negatives: {args.negative_minutes} min of running speech with confusables (test voices)", flush=True)
         write_wav(neg_wav, speech_stream(60 * args.negative_minutes, split="test", seed=31, confusable_rate=0.15), 16000)
+    flite_dir = out / "eval" / "positives_flite"
+    flite_tsv = out / "eval" / "positives_flite.tsv"
+    if not flite_tsv.is_file():
+        positive_files(flite_dir, args.positives // 2, engine="flite", seed=41)
     rows = we.read_annotations(tsv, labels=["hey_jarvis"])
     wavs = sorted(pos_dir.glob("*.wav"))
+    flite_rows = we.read_annotations(flite_tsv, labels=["hey_jarvis"])
+    flite_wavs = sorted(flite_dir.glob("*.wav"))
 
     def load(p: Path) -> np.ndarray:
         return load_audio(p, 16000)
@@ -142,13 +148,39 @@ def main() -> None:
         pos, _ = we.score_files(scorer, wavs, load)
         neg, neg_s = we.score_files(scorer, [neg_wav], load, concatenate=True)
         sweep = we.sweep(pos, rows, neg[""], neg_s, thresholds)
-        results[label] = {"chosen": we.pick_threshold(sweep, args.target_fa_per_hour), "sweep": sweep}
+        chosen = we.pick_threshold(sweep, args.target_fa_per_hour)
+        fpos, _ = we.score_files(scorer, flite_wavs, load)  # the phrase spoken by another engine (flite), never trained on
+
+        def flite_frr(row: dict | None, fpos: dict = fpos) -> float | None:
+            if row is None:
+                return None
+            hits = we.count_hits({f: we.detections(t, s, row["threshold"]) for f, (t, s) in fpos.items()}, flite_rows)
+            return 1.0 - hits / len(flite_rows)
+
+        targets = (0.5, 1, 2, 5, 10, 20, 50)
+        results[label] = {"chosen": chosen, "sweep": sweep,
+                          "frr_at_fa_per_hour": {str(t): (lambda r: None if r is None else r["frr"])(we.pick_threshold(sweep, t)) for t in targets},
+                          "frr_flite_voices_at_fa_per_hour": {str(t): flite_frr(we.pick_threshold(sweep, t)) for t in targets}}
     we.det_plot({k: v["sweep"] for k, v in results.items()}, args.json.with_suffix(".png"), args.target_fa_per_hour)
 
     # CPU per audio second, same 60 s of the negative WAV, one run, 1 thread, alternating, median of 3
     clip = load(neg_wav)[: 60 * 16000]
     cpu: dict[str, list[float]] = {k: [] for k in systems}
+    cpu["openWakeWord Model.predict (hey_jarvis)"] = []
+    from openwakeword.model import Model
+
+    from edgekd.train.onnx_teacher import oww_models_dir
+
+    pcm = np.clip(np.round(clip * 32767), -32768, 32767).astype(np.int16)
+
     for _ in range(3):
+        m = Model(wakeword_model_paths=[str(oww_models_dir() / "hey_jarvis_v0.1.onnx")])  # built outside the timed loop
+
+        def oww_predict(m=m) -> None:  # type: ignore[no-untyped-def]
+            for i in range(0, pcm.shape[0] - CHUNK + 1, CHUNK):
+                m.predict(pcm[i : i + CHUNK])
+
+        cpu["openWakeWord Model.predict (hey_jarvis)"].append(_cpu_ms_per_s(oww_predict, 60.0))
         cpu["teacher (openWakeWord hey_jarvis)"].append(_cpu_ms_per_s(lambda: teacher.scores(clip), 60.0))
         for name, det in dets.items():
             def run(d=det) -> None:
@@ -157,21 +189,28 @@ def main() -> None:
                     s.accept_waveform(clip[i : i + CHUNK])
             cpu[f"student {name} ({args.arch})"].append(_cpu_ms_per_s(run, 60.0))
     for k, v in cpu.items():
-        results[k]["cpu_ms_per_audio_s"] = float(np.median(v))
+        results.setdefault(k, {})["cpu_ms_per_audio_s"] = float(np.median(v))
     for name, det in dets.items():
         results[f"student {name} ({args.arch})"]["params"] = det.manifest.provenance.get("params")
     summary = {"what": "FRR at a target FA/h on held-out synthesized material; teacher vs distilled student vs no-teacher student",
                "command": "python bench/wakeword.py (make wakeword)", "target_fa_per_hour": args.target_fa_per_hour,
-               "positives": len(rows), "negative_hours": neg_s / 3600.0, "teacher": args.teacher, "teacher_sha256": teacher.identity,
+               "positives": len(rows), "positives_flite": len(flite_rows), "negative_hours": neg_s / 3600.0, "teacher": args.teacher,
+               "teacher_sha256": teacher.identity,
                "teacher_on_training_clips": teacher_on, "config": {k: str(v) for k, v in vars(args).items()},
-               "systems": {k: {kk: vv for kk, vv in v.items() if kk != "sweep"} | {"sweep": v["sweep"]} for k, v in results.items()},
+               "systems": results,
                "wall_seconds": time.time() - t_start, "machine": machine_facts(),
-               "limits": "one TTS engine (espeak-ng) for train and test; test voices are held-out espeak variants, not other engines"}
+               "limits": ("training speech is espeak-ng only; test positives are held-out espeak voices plus flite (CMU) voices; "
+                          "negatives are espeak running speech by held-out voices")}
     write_json(args.json, summary)
     for k, v in results.items():
+        if "sweep" not in v:
+            print(f"{k}: {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
+            continue
         c = v["chosen"]
         frr = f"FRR {100 * c['frr']:.1f}% at {c['fa_per_hour']:.2f} FA/h (thr {c['threshold']:.2f})" if c else "target FA/h not reached"
         print(f"{k}: {frr}; {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
+        for key, what in (("frr_at_fa_per_hour", "FRR"), ("frr_flite_voices_at_fa_per_hour", "FRR, flite voices,")):
+            print(f"    {what} at FA/h " + ", ".join(f"{t}: {'-' if f is None else f'{100 * f:.1f}%'}" for t, f in v[key].items()))
     print(f"-> {args.json}")
 
 

@@ -74,8 +74,33 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
     return (out + floor).astype(np.float32)
 
 
-def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: str = "hey_jarvis", split: str = "test", seed: int = 0) -> Path:
-    """``n`` WAVs, each: 0.5-1.5 s of noise, the phrase, 1.5 s of noise; returns the annotation tsv written beside them."""
+FLITE_VOICES = ("kal16", "awb", "rms", "slt")
+
+
+def _say_flite(text: str, rng: np.random.Generator) -> np.ndarray:
+    """The phrase from another engine (flite, CMU voices), slowed or sped up a little."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from edgekd.errors import ConfigError
+    from edgekd.runtime.wav import load_audio
+
+    if shutil.which("flite") is None:
+        raise ConfigError("flite is not installed (apt install flite); it provides the voices from another engine")
+    with tempfile.TemporaryDirectory() as d:
+        wav = Path(d) / "x.wav"
+        subprocess.run(["flite", "-voice", str(rng.choice(FLITE_VOICES)), "--setf", f"duration_stretch={rng.uniform(0.8, 1.3):.2f}",
+                        "--setf", f"int_f0_target_mean={rng.uniform(90, 180):.0f}", "-t", text, "-o", str(wav)], check=True, capture_output=True)
+        x = load_audio(wav, SAMPLE_RATE)
+    x = _trim_silence(x, before=0, end=1)
+    return (x * np.float32(rng.uniform(0.2, 0.8) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
+
+
+def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: str = "hey_jarvis", split: str = "test", seed: int = 0,
+                   engine: str = "espeak") -> Path:
+    """``n`` WAVs, each: 0.5-1.5 s of noise, the phrase, 1.5 s of noise; returns the annotation tsv written beside them.
+    ``engine="flite"`` speaks with another TTS engine's voices (never used for training)."""
     from edgekd.data.espeak import Espeak
 
     rng = np.random.default_rng(seed)
@@ -84,7 +109,7 @@ def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        x = _say(eng, phrase, rng, voices)
+        x = _say_flite(phrase, rng) if engine == "flite" else _say(eng, phrase, rng, voices)
         lead = int(rng.uniform(0.5, 1.5) * SAMPLE_RATE)
         audio = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(int(1.5 * SAMPLE_RATE), np.float32)])
         audio += colored_noise(audio.shape[0], float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -30) / 20))
