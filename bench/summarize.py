@@ -83,6 +83,24 @@ def main() -> None:
                         f"({d['speed_x_realtime']:.0f}x real time): RSS grew {d['rss_growth_mb_minute5_to_end']:+.2f} MB between minute 5 "
                         f"and the end (goal < {d['goal_mb']:.0f} MB); {d['cpu_ms_per_audio_s']:.2f} CPU ms per audio s."]
             out.append("")
+    for ww in sorted(RESULTS.glob("wakeword*.json")):
+        d = _load(ww)
+        targets = sorted(next(iter(v for v in d["systems"].values() if "frr_at_fa_per_hour" in v))["frr_at_fa_per_hour"], key=float)
+        out += [f"## Wake word: openWakeWord hey_jarvis vs distilled students (`{ww.name}`, `make wakeword`)", "",
+                f"{d['positives']} held-out positives (test espeak voices) and {d.get('positives_flite', 0)} by flite voices (another engine), "
+                f"{d['negative_hours']:.2f} h of running speech with confusables by test voices. FRR (%) at each FA/h "
+                "(`-`: not reachable); CPU ms per audio second measured side by side on the same 60 s.", "",
+                "| system | CPU ms/s | " + " | ".join(f"FRR @ {t} FA/h" for t in targets) + " | flite FRR @ 10 FA/h |",
+                "|---|---|" + "---|" * len(targets) + "---|"]
+        for name, v in d["systems"].items():
+            frr = v.get("frr_at_fa_per_hour")
+            if frr:
+                cells = [("-" if frr.get(t) is None else f"{100 * frr[t]:.1f}") for t in targets]
+            else:
+                cells = ["same scores as the teacher row"] + [""] * (len(targets) - 1)
+            fl = (v.get("frr_flite_voices_at_fa_per_hour") or {}).get("10")
+            out.append(f"| {name} | {v['cpu_ms_per_audio_s']:.2f} | " + " | ".join(cells) + f" | {'-' if fl is None else f'{100 * fl:.1f}'} |")
+        out += ["", f"Measured: {_machine(d)}. {d.get('limits', '')}", ""]
     q = RESULTS / "quantization_demo.json"
     if q.is_file():
         d = _load(q)

@@ -11,7 +11,7 @@ from typing import Any
 
 __all__ = ["cpu_model", "machine_facts"]
 
-_LIBS = ("numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime", "torch", "onnx", "edgekd")
+_LIBS = ("numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime", "torch", "onnx", "openwakeword", "edgekd")
 
 
 def cpu_model() -> str:
