@@ -1,0 +1,63 @@
+"""SED metrics on hand-worked cases (every expected number below was counted by hand from the definitions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgekd.sed_metrics import event_based, segment_based
+from edgekd.wakeword_eval import Annotation as E
+
+LABELS = ("bell", "door", "glass")
+
+
+def test_event_collars_onset_and_offset() -> None:
+    ref = [E("a", 1.0, 2.0, "bell"), E("a", 5.0, 10.0, "door")]
+    est = [
+        E("a", 1.2, 2.2, "bell"),   # onset +0.2 (at the collar), offset +0.2 (collar 0.2) -> match
+        E("a", 5.1, 11.0, "door"),  # onset ok; offset +1.0 = 20% of 5 s -> match
+    ]
+    r = event_based(ref, est, LABELS)
+    assert r["overall"]["tp"] == 2 and r["overall"]["fp"] == 0 and r["error_rate"] == 0.0
+    est_bad = [E("a", 1.25, 2.0, "bell"), E("a", 5.0, 11.1, "door")]  # onset 0.25 > 0.2; offset 1.1 > 1.0
+    r = event_based(ref, est_bad, LABELS)
+    assert (r["overall"]["tp"], r["overall"]["fp"], r["overall"]["fn"]) == (0, 2, 2)
+    assert r["substitutions"] == 0 and r["error_rate"] == pytest.approx((0 + 2 + 2) / 2)
+
+
+def test_event_matching_is_one_to_one_and_maximal() -> None:
+    # two refs, two ests; greedy (first est to first ref) would leave one unmatched, the maximal matching takes both
+    ref = [E("a", 1.0, 1.5, "bell"), E("a", 1.15, 1.6, "bell")]
+    est = [E("a", 1.1, 1.55, "bell"), E("a", 0.85, 1.45, "bell")]
+    r = event_based(ref, est, LABELS)
+    assert r["overall"]["tp"] == 2
+    # one est cannot match two refs
+    r = event_based(ref, est[:1], LABELS)
+    assert (r["overall"]["tp"], r["overall"]["fn"]) == (1, 1)
+
+
+def test_event_substitution_error_rate_and_macro_f1() -> None:
+    ref = [E("a", 1.0, 2.0, "bell"), E("a", 4.0, 5.0, "door"), E("b", 0.5, 1.0, "glass")]
+    est = [E("a", 1.0, 2.0, "bell"), E("a", 4.0, 5.0, "glass"), E("b", 3.0, 3.5, "glass")]
+    r = event_based(ref, est, LABELS)
+    # bell: TP 1; door: FN 1; glass: FP 2 (a 4-5 wrong label, b 3.0 wrong time), FN 1 (b 0.5)
+    assert (r["overall"]["tp"], r["overall"]["fp"], r["overall"]["fn"]) == (1, 2, 2)
+    assert r["substitutions"] == 1 and r["deletions"] == 1 and r["insertions"] == 1
+    assert r["error_rate"] == pytest.approx(3 / 3)
+    assert r["overall"]["f1"] == pytest.approx(2 * 1 / (2 * 1 + 2 + 2))
+    assert r["macro_f1"] == pytest.approx((1.0 + 0.0 + 0.0) / 3)
+
+
+def test_segment_based_counts() -> None:
+    ref = [E("a", 0.2, 1.5, "bell"), E("a", 2.5, 2.8, "door")]  # bell in segments 0,1; door in segment 2
+    est = [E("a", 0.9, 1.2, "bell"), E("a", 2.1, 2.4, "glass")]  # bell in 0,1; glass in 2
+    r = segment_based(ref, est, LABELS, durations={"a": 4.0})
+    # 4 segments; bell TP 2; segment 2: door FN, glass FP -> one substitution
+    assert (r["overall"]["tp"], r["overall"]["fp"], r["overall"]["fn"]) == (2, 1, 1)
+    assert (r["substitutions"], r["deletions"], r["insertions"]) == (1, 0, 0)
+    assert r["error_rate"] == pytest.approx(1 / 3)
+    assert r["class_wise"]["bell"]["f1"] == 1.0
+
+
+def test_event_ending_exactly_on_a_segment_boundary_does_not_spill() -> None:
+    r = segment_based([E("a", 0.0, 1.0, "bell")], [E("a", 0.5, 2.0, "bell")], LABELS, durations={"a": 3.0})
+    assert (r["overall"]["tp"], r["overall"]["fp"], r["overall"]["fn"]) == (1, 1, 0)
