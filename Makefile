@@ -9,7 +9,7 @@ DEMO_OUT ?= runs/demo
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
-APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils openssh-server openssh-client flite
+APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils openssh-server openssh-client flite sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio
 # Wheels for an offline board (edgekd deploy --wheelhouse): the kit plus its runtime extra, for this machine's
 # platform by default; WHEEL_PLATFORM=manylinux2014_aarch64 WHEEL_PYTHON=3.11 fetches a board's instead.
 WHEELHOUSE ?= .edgekd-cache/wheelhouse
