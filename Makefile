@@ -17,7 +17,7 @@ WHEEL_EXTRA ?= onnx
 WHEEL_PLATFORM ?=
 WHEEL_PYTHON ?= 3.11
 
-.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword
+.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed
 
 help:
 	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench     cost of the shipped bundles (ORT/LiteRT) and the openWakeWord peer comparison (bench/results/<machine>/)"
 	@echo "make wheelhouse  wheels of the kit + its runtime extra for edgekd deploy --wheelhouse (WHEEL_PLATFORM=... for a board)"
 	@echo "make wakeword  distil openWakeWord hey_jarvis into a DS-CNN; FRR at 0.5 FA/h + CPU, teacher vs students (bench/results/wakeword.json)"
+	@echo "make sed       SED: teacher CRNN vs distilled causal student on held-out soundscapes (bench/results/sed.json)"
 	@echo "make kd-study  KD vs no-teacher over 3 seeds, full data and a 10% subset (bench/results/kd_study.json)"
 
 apt-deps:
@@ -68,6 +69,9 @@ bench: install
 
 wakeword: install
 	$(PY) bench/wakeword.py --out runs/wakeword --json bench/results/wakeword.json
+
+sed: install
+	$(PY) bench/sed.py --out runs/sed --json bench/results/sed.json
 
 kd-study: install
 	$(PY) bench/kd_study.py --out bench/results/kd_study.json

@@ -26,10 +26,26 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         nonlocal total
         total += int(out.numel() * m.in_features)
 
+    def conv1d_hook(m: nn.Conv1d, _inp: tuple[torch.Tensor], out: torch.Tensor) -> None:
+        nonlocal total
+        total += int(out.numel() * (m.in_channels // m.groups) * m.kernel_size[0])
+
+    def gru_hook(m: nn.GRU, inp: tuple[torch.Tensor], _out: object) -> None:
+        nonlocal total
+        steps = inp[0].shape[1] if m.batch_first else inp[0].shape[0]
+        dirs = 2 if m.bidirectional else 1
+        for layer in range(m.num_layers):
+            n_in = m.input_size if layer == 0 else m.hidden_size * dirs
+            total += int(steps * dirs * 3 * (n_in + m.hidden_size) * m.hidden_size)
+
     hooks = []
     for mod in model.modules():
         if isinstance(mod, nn.Conv2d):
             hooks.append(mod.register_forward_hook(conv_hook))
+        elif isinstance(mod, nn.Conv1d):
+            hooks.append(mod.register_forward_hook(conv1d_hook))
+        elif isinstance(mod, nn.GRU):
+            hooks.append(mod.register_forward_hook(gru_hook))
         elif isinstance(mod, nn.Linear):
             hooks.append(mod.register_forward_hook(linear_hook))
     was_training = model.training

@@ -12,6 +12,7 @@ from edgekd.train.students.bcresnet import BCResNet
 from edgekd.train.students.cnn_teacher import CNNTeacher
 from edgekd.train.students.dscnn import DSCNN
 from edgekd.train.students.dscnn_stream import DSCNNStream
+from edgekd.train.students.sed import SedCausalCNN, SedCRNN
 
 __all__ = ["STUDENTS", "Architecture", "build_model"]
 
@@ -22,6 +23,7 @@ class Architecture:
     role: str  # "student" or "teacher"
     builder: Callable[..., nn.Module]
     summary: str
+    task: str = "kws"  # kws: one logit vector per window; sed: one per frame
 
 
 STUDENTS: dict[str, Architecture] = {
@@ -31,6 +33,8 @@ STUDENTS: dict[str, Architecture] = {
         Architecture("dscnn-stream", "student", DSCNNStream, "DS-CNN, width 32, valid time kernels: also a streaming graph with state (~7.5k params)"),
         Architecture("bcresnet1", "student", BCResNet, "BC-ResNet-1 style, broadcasted residual blocks, width 1.25 (~11k params)"),
         Architecture("cnn-teacher", "teacher", CNNTeacher, "wide VGG-style CNN teacher (~0.6M params)"),
+        Architecture("sed-crnn", "teacher", SedCRNN, "SED teacher: CNN (frequency pooling) + bidirectional GRU, frame logits (~0.3M params)", "sed"),
+        Architecture("sed-causal-cnn", "student", SedCausalCNN, "SED student: causal depthwise-separable CNN, frame logits, streamable (~18k params)", "sed"),
     )
 }
 

@@ -1,0 +1,73 @@
+"""SED training pieces: frame targets, the frame-level KD loss (golden values), causality of the student, a tiny run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.train.sed import pool_targets, sed_kd_loss
+
+
+def test_pool_targets_marks_an_output_frame_active_if_any_input_frame_is() -> None:
+    y = np.zeros((10, 2), np.float32)
+    y[5, 0] = 1.0
+    assert pool_targets(y).tolist() == [[0.0, 0.0], [1.0, 0.0]]  # 10 frames -> 2 groups of 4 (the last 2 dropped)
+
+
+def _bce(z: float, t: float) -> float:
+    p = 1 / (1 + math.exp(-z))
+    return -(t * math.log(p) + (1 - t) * math.log(1 - p))
+
+
+def test_kd_loss_golden_values() -> None:
+    zs = torch.tensor([[[1.5, -2.0]]])
+    zt = torch.tensor([[[3.0, 0.5]]])
+    y = torch.tensor([[[1.0, 0.0]]])
+    hard = (_bce(1.5, 1.0) + _bce(-2.0, 0.0)) / 2
+    t = 2.0
+    soft = (_bce(1.5 / t, 1 / (1 + math.exp(-3.0 / t))) + _bce(-2.0 / t, 1 / (1 + math.exp(-0.5 / t)))) / 2 * t * t
+    assert float(sed_kd_loss(zs, None, y, 0.7, t)) == pytest.approx(hard, rel=1e-6)
+    assert float(sed_kd_loss(zs, zt, y, 0.7, t)) == pytest.approx(0.7 * soft + 0.3 * hard, rel=1e-6)
+    assert float(sed_kd_loss(zs, zt, y, 0.0, t)) == pytest.approx(hard, rel=1e-6)
+
+
+def test_causal_student_frames_do_not_depend_on_the_future() -> None:
+    from edgekd.train.students import build_model
+
+    torch.manual_seed(0)
+    m = build_model("sed-causal-cnn", n_labels=5, n_mels=40).eval()
+    x = torch.randn(1, 400, 40)
+    with torch.no_grad():
+        whole = m(x)
+        prefix = m(x[:, :200])
+        changed = m(torch.cat([x[:, :200], x[:, 200:] + 3.0], dim=1))
+    torch.testing.assert_close(prefix, whole[:, :50], atol=1e-5, rtol=0)
+    torch.testing.assert_close(changed[:, :50], whole[:, :50], atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_a_tiny_run_trains_and_scores(tmp_path: Path) -> None:
+    from edgekd.data.synth_sed import SynthSedConfig, folder_sources, synth_sed
+    from edgekd.runtime.sed_post import SedPostprocessConfig
+    from edgekd.runtime.wav import write_wav
+    from edgekd.train.sed import evaluate_sed, load_sed_split, predict_frames, train_sed
+
+    ev = tmp_path / "ev"
+    for k, cls in enumerate(("low", "high")):
+        (ev / cls).mkdir(parents=True)
+        for j in range(3):
+            t = np.arange(8000) / 16000
+            write_wav(ev / cls / f"{j}.wav", (0.5 * np.sin(2 * np.pi * (300 + 2500 * k + 50 * j) * t)).astype(np.float32), 16000)
+    synth_sed(tmp_path / "d", SynthSedConfig(scapes_train=8, scapes_validation=2, scapes_test=2, seconds=4.0), sources=folder_sources(ev),
+              synthesized=())
+    labels = ["high", "low"]
+    tr, va, te = (load_sed_split(tmp_path / "d", s, labels) for s in ("train", "validation", "test"))
+    assert tr.targets[0].shape == (tr.feats[0].shape[0], 2) and tr.targets[0].sum() > 0
+    model, hist = train_sed("sed-causal-cnn", tr, va, labels, epochs=2, batch=4, crop_frames=200, threads=1)
+    assert len(hist["epochs"]) == 2 and all(math.isfinite(e["loss"]) for e in hist["epochs"])
+    r = evaluate_sed(predict_frames(model, te.feats), te, labels, 40.0, SedPostprocessConfig())
+    assert r["events_reference"] == len(te.rows) > 0 and 0.0 <= r["segment_based"]["overall"]["f1"] <= 1.0
