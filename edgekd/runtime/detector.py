@@ -42,6 +42,10 @@ def load_model(
     if verify:
         manifest.verify_files(root)
     model = create_backend(backend, root, manifest, threads=threads)
+    if manifest.task == "sed":
+        from edgekd.runtime.sed_runtime import SedDetector
+
+        return SedDetector(manifest, model, postprocess, bundle_dir=root)  # type: ignore[return-value]
     pp = KwsPostprocessConfig.from_dict({**manifest.postprocess, **(postprocess or {})})
     step = None
     if manifest.streaming and mode != "whole" and model.name == "onnx":

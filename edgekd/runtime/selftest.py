@@ -67,6 +67,14 @@ def selftest(bundle: str | Path, *, backend: str = "auto", threads: int = 1) -> 
         checks.append(Check("golden output", ok, f"max abs diff {err:.3g} (tolerance {atol:.3g})"))
     else:
         checks.append(Check("golden output", False, "the manifest names no golden input/output for this backend"))
+    if m.task == "sed" and g.get("wav") and g.get("events"):
+        audio = load_audio(root / g["wav"], m.sample_rate)
+        want_e = [(e["label"], e["onset_ms"], e["offset_ms"]) for e in json.loads((root / g["events"]).read_text(encoding="utf-8"))]
+        stream = det.create_stream()
+        lines = stream.accept_waveform(audio) + stream.finish()  # type: ignore[attr-defined]
+        got_e = sorted((e.label, e.onset_ms, e.offset_ms) for e in lines if e.offset_ms is not None)
+        checks.append(Check("golden stream", got_e == sorted(want_e), f"{len(got_e)} event(s), expected {len(want_e)}"))
+        return checks
     expected = g.get("tflite_detections") if chosen == "litert" else g.get("detections")
     if g.get("wav") and expected:
         audio = load_audio(root / g["wav"], m.sample_rate)

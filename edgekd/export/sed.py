@@ -1,0 +1,84 @@
+"""Export a frame-level SED model as a bundle (task ``sed``): ONNX with a dynamic number of frames, manifest with
+labels, output frame hop, receptive field and post-processing, golden input/output and golden events."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.export.bundle import finalize_manifest, staging_dir
+from edgekd.manifest import ModelManifest, TensorSpec
+from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+from edgekd.runtime.sed_post import SedPostprocessConfig
+from edgekd.train.students.sed import TIME_POOL
+
+__all__ = ["export_sed", "receptive_field"]
+
+
+@torch.no_grad()
+def receptive_field(model: nn.Module, n_mels: int, max_frames: int = 256) -> int:
+    """How many past output frames an output frame depends on (measured: perturb one input group, see how far it reaches)."""
+    model.eval()
+    n = max_frames
+    x = torch.randn(1, n * TIME_POOL, n_mels)
+    base = model(x)
+    future = x.clone()
+    future[:, -TIME_POOL:] += 5.0
+    if (model(future) - base)[:, :-1].abs().max() > 0:
+        raise ValueError("earlier frames change when the last input changes: not a causal model, so it cannot stream")
+    past = x.clone()
+    past[:, :TIME_POOL] += 5.0
+    reach = (model(past) - base).abs().amax(dim=(0, 2)).ne(0).nonzero()
+    last = int(reach.max()) if reach.numel() else 0
+    if last >= n // 2:
+        raise ValueError(f"an input still changes output frames {last} frames later: not a finite-context model")
+    return last + 1
+
+
+def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str], *, name: str, arch: str,
+               postprocess: SedPostprocessConfig, golden_audio: np.ndarray | None = None, stride_frames: int = 5,
+               metrics: dict[str, Any] | None = None) -> ModelManifest:
+    """Write the bundle folder ``out`` (replaced atomically)."""
+    import onnxruntime as ort
+
+    model = model.eval()
+    params = FrontendParams()
+    context = receptive_field(model, params.n_mels)
+    with staging_dir(out) as tmp:
+        x = torch.randn(1, 64 * TIME_POOL, params.n_mels)
+        torch.onnx.export(model, (x,), str(tmp / "model.onnx"), dynamo=False, opset_version=18, input_names=["features"],
+                          output_names=["frame_logits"], dynamic_axes={"features": {1: "frames"}, "frame_logits": {1: "out_frames"}})
+        golden: dict[str, Any] = {}
+        if golden_audio is not None:
+            feats = LogMelFrontend(params).features(golden_audio)[None].astype(np.float32)
+            (tmp / "golden").mkdir()
+            np.save(tmp / "golden" / "input.npy", feats)
+            sess = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
+            onnx_out = sess.run(None, {"features": feats})[0]
+            with torch.no_grad():
+                torch_out = model(torch.from_numpy(feats)).numpy()
+            np.save(tmp / "golden" / "output.npy", onnx_out)
+            from edgekd.runtime.sed_post import sed_events
+            from edgekd.runtime.wav import write_wav
+
+            write_wav(tmp / "golden" / "clip.wav", golden_audio, params.sample_rate)
+            hop_ms = 1000.0 * TIME_POOL * params.hop_samples / params.sample_rate
+            ev = sed_events(1.0 / (1.0 + np.exp(-onnx_out[0].astype(np.float64))), tuple(labels), hop_ms, postprocess)
+            (tmp / "golden" / "events.json").write_text(json.dumps([e.to_dict() for e in ev], indent=1) + "\n")
+            golden = {"input": "golden/input.npy", "output": "golden/output.npy", "atol": 1e-4, "rtol": 0.0, "wav": "golden/clip.wav",
+                      "events": "golden/events.json", "torch_vs_onnx_max_abs": float(np.max(np.abs(onnx_out - torch_out)))}
+        n_params = sum(p.numel() for p in model.parameters())
+        m = ModelManifest(
+            name=name, task="sed", labels=tuple(labels), sample_rate=params.sample_rate, frontend=params.to_dict(), model_file="model.onnx",
+            inputs=(TensorSpec("features", (1, -1, params.n_mels)),), outputs=(TensorSpec("frame_logits", (1, -1, len(labels))),),
+            window_frames=(context + stride_frames) * TIME_POOL, quantization="fp32",
+            streaming={"time_pool": TIME_POOL, "context_frames": context, "stride_frames": stride_frames},
+            postprocess=postprocess.to_dict(), provenance={"arch": arch, "params": n_params}, metrics=metrics or {}, golden=golden,
+        )
+        finalize_manifest(tmp, m)
+    return ModelManifest.load(out)
