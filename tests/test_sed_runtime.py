@@ -82,3 +82,12 @@ def test_a_model_that_sees_the_future_is_not_exported_as_a_stream(tmp_path: Path
         export_sed(build_model("sed-crnn", n_labels=3, n_mels=40), LABELS, tmp_path / "b", name="t", arch="sed-crnn",
                    postprocess=SedPostprocessConfig())
     assert not (tmp_path / "b").exists()
+
+
+def test_bench_measures_a_sed_bundle(sed_bundle: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    bundle, _ = sed_bundle
+    p = subprocess.run([sys.executable, "-m", "edgekd", "bench", str(bundle), "--wav", str(bundle / "golden" / "clip.wav"), "--repeats", "1",
+                        "--json", str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    r = json.loads((tmp_path / "b.json").read_text())
+    assert r["cpu_ms_per_audio_s"] > 0 and r["mode"] == "stream" and r["stride_ms"] == pytest.approx(200.0) and r["latency_ms"]["n"] > 0

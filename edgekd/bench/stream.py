@@ -43,8 +43,8 @@ def bench_stream(
 ) -> dict[str, Any]:
     det = load_model(bundle, backend=backend, threads=threads, mode=mode)
     m = det.manifest
-    if m.task not in ("kws", "wakeword"):
-        raise ConfigError(f"{bundle}: task {m.task!r} is not supported by this bench (kws, wakeword)")
+    if m.task not in ("kws", "wakeword", "sed"):
+        raise ConfigError(f"{bundle}: task {m.task!r} is not supported by this bench (kws, wakeword, sed)")
     if repeats < 1:
         raise ConfigError("--repeats must be >= 1")
     audio = load_audio(wav, m.sample_rate, notice=notice)
@@ -70,7 +70,7 @@ def bench_stream(
     lat = np.asarray(lat_all)
     file = m.tflite_file if det.backend.name == "litert" else m.model_file
     macs = int(m.provenance.get("graph_macs_per_inference") or m.provenance.get("macs_per_inference") or 0)
-    if det.mode == "stream":
+    if det.mode == "stream" and m.task != "sed":
         macs = int(m.streaming.get("graph_macs_per_hop") or 0)
     params = int(m.provenance.get("graph_params") or m.provenance.get("params") or 0)
     hist_counts, hist_edges = np.histogram(lat, bins=40)
@@ -99,6 +99,6 @@ def bench_stream(
         "mode": det.mode,
         "backend_version": det.backend.version,
         "threads": threads,
-        "stride_ms": det.postprocess.stride_ms,
+        "stride_ms": getattr(det.postprocess, "stride_ms", None) or getattr(det, "stride_ms", None),
         "machine": machine_facts(),
     }

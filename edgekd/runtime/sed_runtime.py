@@ -54,6 +54,17 @@ class SedDetector:
     def mode(self) -> str:
         return "stream"
 
+    @property
+    def stride_ms(self) -> float:
+        """Audio between two model calls."""
+        return self.stride * self.hop_ms
+
+    @property
+    def window_samples(self) -> int:
+        """Audio one model call reads (its receptive field plus one stride)."""
+        p = self.frontend_params
+        return ((self.context + self.stride) * self.pool - 1) * p.hop_samples + p.window_samples
+
     def frame_logits(self, features: np.ndarray) -> np.ndarray:
         """``(T, n_mels)`` -> ``(T // pool, n_labels)``."""
         if features.shape[0] < self.pool:
