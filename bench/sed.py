@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--teacher-epochs", type=int, default=25)
     ap.add_argument("--student-epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
+    ap.add_argument("--temperature", type=float, default=1.0)
     args = ap.parse_args()
 
     import numpy as np
@@ -61,7 +63,8 @@ def main() -> None:
             m.load_state_dict(torch.load(path, weights_only=True))
             return m.eval()
         m, hist = train_sed(arch, tr, va, labels, teacher_logits=teacher_logits, epochs=epochs, threads=args.threads, postprocess=pp,
-                            alpha=0.7 if teacher_logits is not None else 0.0, progress=lambda s: print(f"  {name}: {s}", flush=True))
+                            alpha=args.alpha if teacher_logits is not None else 0.0, temperature=args.temperature,
+                            progress=lambda s: print(f"  {name}: {s}", flush=True))
         torch.save(m.state_dict(), path)
         return m
 
@@ -82,7 +85,8 @@ def main() -> None:
         print(f"{name}: event-F1 {results[name]['event_f1']:.3f}, segment-F1 {results[name]['segment_f1']:.3f}, "
               f"{results[name]['params']} params", flush=True)
     summary = {"what": "SED on held-out soundscapes (test recordings never heard in training)", "command": "python bench/sed.py (make sed)",
-               "labels": labels, "test_soundscapes": len(te.files), "test_events": len(te.rows), "postprocess": pp.to_dict(),
+               "labels": labels, "test_soundscapes": len(te.files), "alpha": args.alpha, "temperature": args.temperature,
+               "epochs": {"teacher": args.teacher_epochs, "students": args.student_epochs}, "test_events": len(te.rows), "postprocess": pp.to_dict(),
                "models": results, "wall_seconds": time.time() - t0, "machine": machine_facts(),
                "not_yet": "QAT int8 of the student, ONNX export and the runtime's SED stream are the next step"}
     write_json(args.json, summary)

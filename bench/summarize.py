@@ -101,6 +101,17 @@ def main() -> None:
             fl = (v.get("frr_flite_voices_at_fa_per_hour") or {}).get("10")
             out.append(f"| {name} | {v['cpu_ms_per_audio_s']:.2f} | " + " | ".join(cells) + f" | {'-' if fl is None else f'{100 * fl:.1f}'} |")
         out += ["", f"Measured: {_machine(d)}. {d.get('limits', '')}", ""]
+    sed = RESULTS / "sed.json"
+    if sed.is_file():
+        d = _load(sed)
+        out += ["## Sound-event detection (`sed.json`, `make sed`)", "",
+                f"{d['test_soundscapes']} held-out 10 s soundscapes ({d['test_events']} events; recordings never heard in training); "
+                f"distillation alpha {d.get('alpha')}, temperature {d.get('temperature')}, epochs {d.get('epochs')}.", "",
+                "| model | params | MACs per audio s | event-F1 | event ER | segment-F1 | segment ER |", "|---|---|---|---|---|---|---|"]
+        for name, r in d["models"].items():
+            out.append(f"| {name} | {r['params']:,} | {r['macs_per_second_of_audio']:,} | {r['event_f1']:.3f} | {r['event_error_rate']:.2f} | "
+                       f"{r['segment_f1']:.3f} | {r['segment_error_rate']:.2f} |")
+        out += ["", f"Measured: {_machine(d)}. {d.get('not_yet', '')}", ""]
     q = RESULTS / "quantization_demo.json"
     if q.is_file():
         d = _load(q)
