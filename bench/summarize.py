@@ -106,7 +106,8 @@ def main() -> None:
         d = _load(sed)
         out += ["## Sound-event detection (`sed.json`, `make sed`)", "",
                 f"{d['test_soundscapes']} held-out 10 s soundscapes ({d['test_events']} events; recordings never heard in training); "
-                f"distillation alpha {d.get('alpha')}, temperature {d.get('temperature')}, epochs {d.get('epochs')}.", "",
+                f"distillation alpha {d.get('alpha')}, temperature {d.get('temperature')}, epochs: "
+                + ", ".join(f"{k} {v}" for k, v in sorted((d.get("epochs") or {}).items())) + ".", "",
                 "| model | params | MACs per audio s | event-F1 | event ER | segment-F1 | segment ER |", "|---|---|---|---|---|---|---|"]
         for name, r in d["models"].items():
             out.append(f"| {name} | {r['params']:,} | {r['macs_per_second_of_audio']:,} | {r['event_f1']:.3f} | {r['event_error_rate']:.2f} | "
