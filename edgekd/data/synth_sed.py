@@ -72,6 +72,18 @@ def _split_of(name: str, seed: int, test_fraction: float) -> str:
     return "test" if h < test_fraction else "train"
 
 
+def _split_files(files: list[Path], seed: int, test_fraction: float) -> dict[str, list[Path]]:
+    """Train/test by a stable hash of the file name; each side gets at least one recording."""
+    split: dict[str, list[Path]] = {"train": [], "test": []}
+    for p in files:
+        split[_split_of(p.name, seed, test_fraction)].append(p)
+    if not split["test"]:  # every class needs unseen recordings: move one
+        split["test"].append(split["train"].pop())
+    if not split["train"]:
+        split["train"].append(split["test"].pop())
+    return split
+
+
 def source_recordings(roots: tuple[Path, ...] = ROOTS, seed: int = 0, test_fraction: float = 0.3) -> dict[str, dict[str, list[Path]]]:
     """``{class: {"train": [...], "test": [...]}}`` for the recorded classes, and ``"_background_"`` likewise."""
     files = sorted(p for r in roots if r.is_dir() for p in r.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".oga", ".ogg")
@@ -80,16 +92,8 @@ def source_recordings(roots: tuple[Path, ...] = ROOTS, seed: int = 0, test_fract
     for cls, pat in {**SED_CLASSES, "_background_": BACKGROUND}.items():
         rx = re.compile(pat)
         mine = [p for p in files if rx.search(p.stem)]
-        if not mine:
-            continue
-        split: dict[str, list[Path]] = {"train": [], "test": []}
-        for p in mine:
-            split[_split_of(p.name, seed, test_fraction)].append(p)
-        if not split["test"]:  # every class needs unseen recordings: move one
-            split["test"].append(split["train"].pop())
-        if not split["train"]:
-            split["train"].append(split["test"].pop())
-        out[cls] = split
+        if mine:
+            out[cls] = _split_files(mine, seed, test_fraction)
     return out
 
 
@@ -121,14 +125,7 @@ def folder_sources(root: Path, seed: int = 0, test_fraction: float = 0.3) -> dic
         files = sorted(p for p in d.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".oga"))
         if len(files) < 2:
             raise ConfigError(f"{d}: a class needs at least two recordings (one for training, one unseen for testing)")
-        split: dict[str, list[Path]] = {"train": [], "test": []}
-        for p in files:
-            split[_split_of(p.name, seed, test_fraction)].append(p)
-        if not split["test"]:
-            split["test"].append(split["train"].pop())
-        if not split["train"]:
-            split["train"].append(split["test"].pop())
-        out[d.name] = split
+        out[d.name] = _split_files(files, seed, test_fraction)
     if not out:
         raise ConfigError(f"{root}: no class folders with recordings")
     return out
