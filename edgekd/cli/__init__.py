@@ -22,7 +22,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="edgekd",
-    help="Distil, quantize and run always-on audio models (keyword spotting) on small boards, and deploy them there over SSH.",
+    help="Distil, quantize and run always-on audio models (keywords, wake words, sound events) on small boards, and deploy them there over SSH.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

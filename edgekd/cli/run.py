@@ -42,6 +42,8 @@ def run(
 ) -> None:
     """Stream audio through BUNDLE; print one JSON line per detection:
     {"t_ms": audio time, "label": ..., "score": ..., "latency_ms": compute time from the chunk's arrival}.
+    A sound-event (sed) bundle prints {"onset_ms", "label", "score", "event": "onset"} when an event opens and
+    {"onset_ms", "offset_ms", "label", "score"} when it closes.
 
     A summary (audio seconds, detections, overflows, CPU ms per audio second) goes to stderr at the end
     and on Ctrl-C.
