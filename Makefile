@@ -62,7 +62,7 @@ lint: install
 test: install wheelhouse
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check edgekd firmware_bridge tests bench
-	$(PY) -m pytest -q; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	$(PY) -m pytest -q --durations=15; rc=$$?; if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: install
 	bash bench/run_bench.sh

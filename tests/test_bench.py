@@ -80,14 +80,15 @@ def test_unknown_backend(shipped_bundle: Path, tmp_path: Path) -> None:
     _one_line_error(runner.invoke(app, ["bench", str(shipped_bundle), "--wav", str(wav), "--backend", "cuda"]), "unknown backend")
 
 
-def test_bundle_for_another_task(shipped_bundle: Path, tmp_path: Path) -> None:
+def test_bundle_relabelled_as_another_task(shipped_bundle: Path, tmp_path: Path) -> None:
+    """A KWS bundle whose manifest claims task sed lacks the SED streaming block: one clear line, no traceback."""
     from edgekd.export.bundle import update_manifest
 
     b = tmp_path / "sed"
     shutil.copytree(shipped_bundle, b)
     update_manifest(b, task="sed")
     wav = _short_wav(shipped_bundle, tmp_path, 2.0)
-    _one_line_error(runner.invoke(app, ["bench", str(b), "--wav", str(wav)]), "task 'sed'")
+    _one_line_error(runner.invoke(app, ["bench", str(b), "--wav", str(wav)]), "a sed bundle needs streaming.time_pool")
 
 
 def test_compare_refuses_a_non_result(tmp_path: Path) -> None:

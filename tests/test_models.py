@@ -11,10 +11,14 @@ def test_registry_sizes_match_their_descriptions() -> None:
     assert 20_000 <= sizes["dscnn"] <= 40_000
     assert 8_000 <= sizes["bcresnet1"] <= 12_000
     assert sizes["cnn-teacher"] >= 20 * sizes["dscnn"]
+    assert sizes["sed-crnn"] >= 10 * sizes["sed-causal-cnn"]  # the SED student is at least 10x smaller
 
 
 @pytest.mark.parametrize("name", list(STUDENTS))
 def test_forward_shape_and_macs(name: str) -> None:
     m = build_model(name, 12, 40).eval()
-    assert m(torch.zeros(3, 98, 40)).shape == (3, 12)
-    assert count_macs(m, (1, 98, 40)) > count_params(m)
+    if STUDENTS[name].task == "sed":  # one logit vector per 4 input frames
+        assert m(torch.zeros(3, 100, 40)).shape == (3, 25, 12)
+    else:
+        assert m(torch.zeros(3, 98, 40)).shape == (3, 12)
+    assert count_macs(m, (1, 100 if STUDENTS[name].task == "sed" else 98, 40)) > count_params(m)
