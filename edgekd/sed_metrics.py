@@ -9,7 +9,7 @@
   FN over (segment, class) cells; per segment S = min(FN, FP), D = max(0, FN - FP), I = max(0, FP - FN);
   ER = sum(S + D + I) / number of active reference cells.
 
-Events are ``(filename, onset_s, offset_s, label)`` tuples (``Annotation`` from ``edgekd.wakeword_eval`` fits).
+Events are ``(filename, onset_s, offset_s, label)`` tuples (``edgekd.data.annotations.Annotation`` fits).
 """
 
 from __future__ import annotations

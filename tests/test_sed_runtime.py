@@ -91,3 +91,25 @@ def test_bench_measures_a_sed_bundle(sed_bundle: tuple[Path, np.ndarray], tmp_pa
     assert p.returncode == 0, p.stderr
     r = json.loads((tmp_path / "b.json").read_text())
     assert r["cpu_ms_per_audio_s"] > 0 and r["mode"] == "stream" and r["stride_ms"] == pytest.approx(200.0) and r["latency_ms"]["n"] > 0
+
+
+def test_eval_scores_the_runtime_events_against_a_tsv(sed_bundle: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    bundle, audio = sed_bundle
+    from edgekd.runtime.detector import load_model
+    from edgekd.runtime.wav import write_wav
+
+    (tmp_path / "a").mkdir()
+    write_wav(tmp_path / "a" / "x.wav", audio, 16000)
+    events = load_model(bundle).events(audio)
+    tsv = tmp_path / "ref.tsv"
+    # the reference is the bundle's own events: event- and segment-based F1 must be exactly 1
+    tsv.write_text("filename\tonset\toffset\tevent_label\n" + "".join(f"x.wav\t{e.onset_ms / 1000}\t{e.offset_ms / 1000}\t{e.label}\n" for e in events))
+    p = subprocess.run([sys.executable, "-m", "edgekd", "eval", str(bundle), "--sed-annotations", str(tsv), "--audio", str(tmp_path / "a"),
+                        "--json", str(tmp_path / "r.json")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["event_based"]["overall"]["f1"] == 1.0 and r["segment_based"]["overall"]["f1"] == 1.0 and r["events_reference"] == len(events)
+    tsv.write_text("filename\tonset\toffset\tevent_label\nx.wav\t1.0\t2.0\twhistle\n")
+    p = subprocess.run([sys.executable, "-m", "edgekd", "eval", str(bundle), "--sed-annotations", str(tsv), "--audio", str(tmp_path / "a")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "ref.tsv:2: unknown label 'whistle'" in p.stderr and "Traceback" not in p.stderr

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgekd.data.annotations import Annotation, read_annotations
 from edgekd.errors import DataError
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.sed_post import SedPostprocessConfig, sed_events
@@ -28,7 +29,6 @@ from edgekd.runtime.wav import load_audio
 from edgekd.sed_metrics import event_based, segment_based
 from edgekd.train.students import build_model
 from edgekd.train.students.sed import TIME_POOL
-from edgekd.wakeword_eval import Annotation, read_annotations
 
 __all__ = ["SedSplit", "load_sed_split", "sed_kd_loss", "pool_targets", "train_sed", "predict_frames", "evaluate_sed"]
 

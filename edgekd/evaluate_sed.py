@@ -1,0 +1,36 @@
+"""Score a sound-event bundle on annotated audio with the runtime's own events (``edgekd eval --sed-annotations``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekd.data.annotations import Annotation, read_annotations
+from edgekd.errors import DataError
+from edgekd.runtime.wav import load_audio
+from edgekd.sed_metrics import event_based, segment_based
+
+__all__ = ["evaluate_sed_bundle"]
+
+
+def evaluate_sed_bundle(detector: Any, annotations: Path, audio_dir: Path) -> dict[str, Any]:
+    """Every WAV of ``audio_dir`` through the bundle; events scored against the tsv (whose labels must be the bundle's)."""
+    labels = list(detector.labels)
+    ref = read_annotations(annotations, labels=labels)
+    if not audio_dir.is_dir():
+        raise DataError(f"--audio {audio_dir}: not a folder of WAVs")
+    wavs = sorted(audio_dir.glob("*.wav"))
+    if not wavs:
+        raise DataError(f"--audio {audio_dir}: no .wav files")
+    missing = sorted({r.filename for r in ref} - {w.name for w in wavs})
+    if missing:
+        raise DataError(f"{annotations} names {missing[0]} (and {len(missing) - 1} more), not found in {audio_dir}")
+    est: list[Annotation] = []
+    durations: dict[str, float] = {}
+    for w in wavs:
+        x = load_audio(w, detector.manifest.sample_rate)
+        durations[w.name] = x.shape[0] / detector.manifest.sample_rate
+        est += [Annotation(w.name, e.onset_ms / 1000.0, (e.offset_ms or e.onset_ms) / 1000.0, e.label) for e in detector.events(x)]
+    return {"bundle": detector.manifest.name, "files": len(wavs), "events_reference": len(ref), "events_estimated": len(est),
+            "event_based": event_based(ref, est, labels), "segment_based": segment_based(ref, est, labels, durations=durations),
+            "postprocess": detector.postprocess.to_dict()}
