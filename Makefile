@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EXTRAS ?= train,export,onnx,litert,tflite,mic,oww,dev
 DEMO_OUT ?= runs/demo
+TASK ?= kws
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
@@ -21,6 +22,7 @@ WHEEL_PYTHON ?= 3.11
 
 help:
 	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
+	@echo "               TASK=sed: the sound-event study (make sed); TASK=wakeword: the wake-word study (make wakeword)"
 	@echo "make test      install, then run the import contracts and the whole test suite"
 	@echo "make bench     cost of the shipped bundles (ORT/LiteRT) and the openWakeWord peer comparison (bench/results/<machine>/)"
 	@echo "make wheelhouse  wheels of the kit + its runtime extra for edgekd deploy --wheelhouse (WHEEL_PLATFORM=... for a board)"
@@ -51,9 +53,15 @@ $(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM): pyproject.toml | $(STAMP)
 
 wheelhouse: $(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM)
 
-demo: APT_PACKAGES := portaudio19-dev
+demo: APT_PACKAGES := portaudio19-dev sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio flite
 demo: install
+ifeq ($(TASK),sed)
+	$(PY) bench/sed.py --out runs/sed --json bench/results/sed.json
+else ifeq ($(TASK),wakeword)
+	$(PY) bench/wakeword.py --out runs/wakeword --json bench/results/wakeword.json
+else
 	$(VENV)/bin/edgekd demo --out $(DEMO_OUT)
+endif
 
 lint: install
 	$(VENV)/bin/lint-imports
