@@ -35,7 +35,6 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     args = ap.parse_args()
 
-    import numpy as np
     import torch
 
     from edgekd.bench.machine import machine_facts
@@ -102,7 +101,6 @@ def main() -> None:
                "not_yet": "QAT int8 of the SED student is the next step"}
     write_json(args.json, summary)
     print(f"-> {args.json}")
-    del np
 
 
 if __name__ == "__main__":

@@ -132,11 +132,7 @@ def main() -> None:
     def load(p: Path) -> np.ndarray:
         return load_audio(p, 16000)
 
-    def teacher_scorer(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = teacher.scores(audio)
-        return (np.arange(1, s.shape[0] + 1) * CHUNK * 1000.0 / 16000.0), s.astype(np.float64)
-
-    systems = {"teacher (openWakeWord hey_jarvis)": teacher_scorer}
+    systems = {"teacher (openWakeWord hey_jarvis)": teacher.timeline}
     dets = {}
     for name, bundle in students.items():
         dets[name] = load_model(bundle, threads=1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekd.data.annotations import Annotation, read_annotations
+from edgekd.data.annotations import read_annotations
 from edgekd.errors import DataError
 from edgekd.runtime.wav import load_audio
-from edgekd.sed_metrics import event_based, segment_based
+from edgekd.sed_metrics import score_events
 
 __all__ = ["evaluate_sed_bundle"]
 
@@ -25,12 +25,10 @@ def evaluate_sed_bundle(detector: Any, annotations: Path, audio_dir: Path) -> di
     missing = sorted({r.filename for r in ref} - {w.name for w in wavs})
     if missing:
         raise DataError(f"{annotations} names {missing[0]} (and {len(missing) - 1} more), not found in {audio_dir}")
-    est: list[Annotation] = []
-    durations: dict[str, float] = {}
+    events, durations = {}, {}
     for w in wavs:
         x = load_audio(w, detector.manifest.sample_rate)
         durations[w.name] = x.shape[0] / detector.manifest.sample_rate
-        est += [Annotation(w.name, e.onset_ms / 1000.0, (e.offset_ms or e.onset_ms) / 1000.0, e.label) for e in detector.events(x)]
-    return {"bundle": detector.manifest.name, "files": len(wavs), "events_reference": len(ref), "events_estimated": len(est),
-            "event_based": event_based(ref, est, labels), "segment_based": segment_based(ref, est, labels, durations=durations),
+        events[w.name] = detector.events(x)
+    return {"bundle": detector.manifest.name, "files": len(wavs), **score_events(ref, events, labels, durations),
             "postprocess": detector.postprocess.to_dict()}

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-__all__ = ["event_based", "segment_based", "Event"]
+__all__ = ["event_based", "segment_based", "score_events", "Event"]
 
 
 class Event(Protocol):
@@ -115,25 +115,29 @@ def segment_based(reference: Sequence[Event], estimated: Sequence[Event], labels
                   durations: dict[str, float] | None = None) -> dict[str, Any]:
     """Segment-based P/R/F1 per class and overall, and error rate. ``durations`` (s) per file sets the segment count;
     otherwise the last event's offset does."""
-    files = sorted({e.filename for e in reference} | {e.filename for e in estimated} | set(durations or {}))
+    ref_by: dict[str, list[Event]] = defaultdict(list)
+    est_by: dict[str, list[Event]] = defaultdict(list)
+    for e in reference:
+        ref_by[e.filename].append(e)
+    for e in estimated:
+        est_by[e.filename].append(e)
+    files = sorted(set(ref_by) | set(est_by) | set(durations or {}))
     per = {lab: {"tp": 0, "fp": 0, "fn": 0} for lab in labels}
     s_tot = d_tot = i_tot = n_active = 0
     for f in files:
-        ends = [e.offset_s for e in [*reference, *estimated] if e.filename == f]
+        ends = [e.offset_s for e in (*ref_by[f], *est_by[f])]
         dur = (durations or {}).get(f, max(ends, default=0.0))
         n_seg = max(1, math.ceil(dur / segment_s - 1e-9))
 
-        def activity(events: Sequence[Event], f: str = f, n_seg: int = n_seg) -> dict[str, set[int]]:
+        def activity(events: Sequence[Event], n_seg: int = n_seg) -> dict[str, set[int]]:
             act: dict[str, set[int]] = defaultdict(set)
             for e in events:
-                if e.filename != f:
-                    continue
                 first = int(math.floor(e.onset_s / segment_s))
                 last = int(math.ceil(e.offset_s / segment_s - 1e-9)) - 1
                 act[e.label].update(range(max(0, first), min(n_seg - 1, max(first, last)) + 1))
             return act
 
-        ra, ea = activity(reference), activity(estimated)
+        ra, ea = activity(ref_by[f]), activity(est_by[f])
         for seg in range(n_seg):
             fn_seg = fp_seg = 0
             for lab in labels:
@@ -160,3 +164,14 @@ def segment_based(reference: Sequence[Event], estimated: Sequence[Event], labels
         "class_wise": class_wise,
         "params": {"segment_s": segment_s},
     }
+
+
+def score_events(reference: Sequence[Event], events_by_file: dict[str, Iterable[Any]], labels: Sequence[str],
+                 durations: dict[str, float] | None = None) -> dict[str, Any]:
+    """Event- and segment-based metrics of post-processed events (``SedEvent``: ``onset_ms``, ``offset_ms``, ``label``) per file."""
+    from edgekd.data.annotations import Annotation
+
+    est = [Annotation(name, e.onset_ms / 1000.0, (e.offset_ms or e.onset_ms) / 1000.0, e.label)
+           for name, events in events_by_file.items() for e in events]
+    return {"event_based": event_based(reference, est, labels), "segment_based": segment_based(reference, est, labels, durations=durations),
+            "events_estimated": len(est), "events_reference": len(reference)}

@@ -27,7 +27,7 @@ from firmware_bridge.ssh import SshTarget, last_line, rpath
 from firmware_bridge.targets import Target, check_board
 from firmware_bridge.wheels import check_wheelhouse, kit_version, kit_wheel
 
-__all__ = ["DeployOptions", "DeployResult", "deploy", "rollback", "upload", "bundle_items", "bundle_id", "venv_bin", "edgekd_cmd"]
+__all__ = ["DeployOptions", "DeployResult", "deploy", "rollback", "upload", "bundle_items", "bundle_id", "venv_bin", "edgekd_cmd", "require_runtime"]
 
 VENV_BYTES = 300 * 1024**2  # a venv with numpy + onnxruntime (or ai-edge-litert) and the kit, with headroom
 NO_VENV_EXIT = 45
@@ -195,11 +195,16 @@ def deploy(bundle: Path, target: SshTarget, opts: DeployOptions, log: Callable[[
     return DeployResult(bundle=bid, board=info, current=links["current"], previous=links.get("previous", ""), installed=install, selftest=lines)
 
 
+def require_runtime(target: SshTarget, remote_dir: str, what: str) -> None:
+    """Refuse (one line) when the board has no edgekd venv under ``remote_dir``."""
+    res = target.run(f"[ -x {venv_bin(remote_dir, 'python')} ] || exit {NO_VENV_EXIT}", check=False, what=what)
+    if res.returncode == NO_VENV_EXIT:
+        raise BoardError(f"the edgekd runtime is not installed under {remote_dir} on {target.destination}; run edgekd deploy first")
+
+
 def rollback(target: SshTarget, remote_dir: str, backend: str = "onnx", threads: int = 1) -> dict[str, str]:
     """Switch ``current`` back to ``previous`` on the board and self-test it."""
-    res = target.run(f"[ -x {venv_bin(remote_dir, 'python')} ] || exit {NO_VENV_EXIT}", check=False, what="rollback")
-    if res.returncode == NO_VENV_EXIT:
-        raise BoardError(f"nothing is deployed under {remote_dir} on {target.destination}; run edgekd deploy first")
+    require_runtime(target, remote_dir, "rollback")
     cmd = f"{venv_bin(remote_dir, 'python')} -m firmware_bridge.board_ops rollback {rpath(remote_dir)}"
     res = target.run(cmd, check=False, what="rollback")
     if res.returncode != 0:

@@ -17,14 +17,11 @@ __all__ = ["tensor_details", "settings_header", "write_firmware_sources"]
 
 def tensor_details(tflite_path: Path) -> dict[str, Any] | None:
     """Input/output dtype, shape and (scale, zero point) read by LiteRT's interpreter; None when LiteRT is not installed."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            return None
-    interp = Interpreter(model_path=str(tflite_path))
+    from edgekd.runtime.backends.litert import interpreter_class, litert_available
+
+    if not litert_available():
+        return None
+    interp = interpreter_class()[0](model_path=str(tflite_path))
 
     def one(d: dict[str, Any]) -> dict[str, Any]:
         scale, zero = d.get("quantization", (0.0, 0))

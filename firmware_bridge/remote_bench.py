@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.manifest import ModelManifest
-from firmware_bridge.deploy import NO_VENV_EXIT, bundle_items, edgekd_cmd, upload, venv_bin
+from firmware_bridge.deploy import bundle_items, edgekd_cmd, require_runtime, upload
 from firmware_bridge.errors import BoardError
 from firmware_bridge.ssh import SshTarget, last_line, rpath
 
@@ -31,9 +31,7 @@ def bench_remote(target: SshTarget, bundle: str, wav: Path, remote_dir: str = "~
     verified by the board's bench, removed afterwards). Returns the board's result dict with ``board`` added."""
     if not wav.is_file():
         raise BoardError(f"--wav {wav} does not exist")
-    res = target.run(f"[ -x {venv_bin(remote_dir, 'python')} ] || exit {NO_VENV_EXIT}", check=False, what="bench")
-    if res.returncode == NO_VENV_EXIT:
-        raise BoardError(f"the edgekd runtime is not installed under {remote_dir} on {target.destination}; run edgekd deploy first")
+    require_runtime(target, remote_dir, "bench")
     staging = f"{remote_dir.rstrip('/')}/staging/bench.{secrets.token_hex(4)}"
     items = [(wav, "audio.wav")]
     if bundle == "current":

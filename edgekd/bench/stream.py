@@ -99,6 +99,6 @@ def bench_stream(
         "mode": det.mode,
         "backend_version": det.backend.version,
         "threads": threads,
-        "stride_ms": getattr(det.postprocess, "stride_ms", None) or getattr(det, "stride_ms", None),
+        "stride_ms": det.stride_ms,
         "machine": machine_facts(),
     }

@@ -46,16 +46,11 @@ def eval_stream_cmd(
     if not positives.is_dir():
         raise DataError(f"--positives {positives}: not a folder of WAVs")
     if teacher is not None:
-        from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher, parse_teacher_spec
+        from edgekd.train.onnx_teacher import OnnxTeacher, parse_teacher_spec
 
         name = parse_teacher_spec(teacher)[1]
         target = label or name
-        t = OnnxTeacher(teacher)
-
-        def scorer(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            s = t.scores(audio)
-            return (np.arange(1, s.shape[0] + 1) * CHUNK * 1000.0 / 16000.0), s.astype(np.float64)
-
+        scorer = OnnxTeacher(teacher).timeline
         system = teacher
     else:
         from edgekd.runtime.detector import load_model

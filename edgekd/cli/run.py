@@ -83,10 +83,9 @@ def run(
                 count += 1
             if limit is not None and stream.audio_seconds * sr >= limit:
                 break
-        if hasattr(stream, "finish"):  # SED: close the events still open at the end of the audio
-            for d in stream.finish():
-                sys.stdout.write(json.dumps(d.to_dict()) + "\n")
-                count += 1
+        for d in stream.finish():  # SED: the events still open at the end of the audio
+            sys.stdout.write(json.dumps(d.to_dict()) + "\n")
+            count += 1
     except KeyboardInterrupt:
         interrupted = True
     finally:

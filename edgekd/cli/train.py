@@ -45,6 +45,21 @@ def _load(data: Path, views: int, cache_dir: Path, d):  # type: ignore[no-untype
         return load_kws_data(data, views=views, seed=0, cache_dir=cache_dir, progress=d.is_main)
 
 
+def _train_kws(data: Path, views: int, cache_dir: Path, out: Path, cfg, resume: bool, save_every: int, **kw) -> None:  # type: ignore[no-untyped-def]
+    """One training run, unchanged under torchrun: join the process group, train, summarise on rank 0, leave."""
+    from edgekd.train.dist import DistContext
+    from edgekd.train.pipeline import train_kws
+
+    d = DistContext.from_env()
+    try:
+        ck = train_kws(_load(data, views, cache_dir, d), out, cfg, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every),
+                       progress=d.is_main, **kw)
+        if d.is_main:
+            _summary(out, ck.metrics)
+    finally:
+        d.close()
+
+
 def _summary(ckpt_path: Path, metrics: dict) -> None:
     notice(
         f"saved {ckpt_path}: val {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy_torch']:.4f}, "
@@ -70,18 +85,9 @@ def teacher_cmd(
 ) -> None:
     """Train the teacher (label smoothing 0.1, SpecAugment, augmented views). Runs unchanged under torchrun (DDP)."""
     from edgekd.train.config import TrainConfig
-    from edgekd.train.dist import DistContext
-    from edgekd.train.pipeline import train_kws
 
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, alpha=0.0, label_smoothing=0.1, batch_size=batch_size)
-    d = DistContext.from_env()
-    try:
-        ck = train_kws(_load(data, views, cache_dir, d), out, cfg, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every),
-                       progress=d.is_main)
-        if d.is_main:
-            _summary(out, ck.metrics)
-    finally:
-        d.close()
+    _train_kws(data, views, cache_dir, out, cfg, resume, save_every)
 
 
 @app.command("student")
@@ -110,8 +116,6 @@ def student_cmd(
     baseline. Runs unchanged under torchrun (DDP; same global batch, so the same steps as one process)."""
     from edgekd.errors import ConfigError
     from edgekd.train.config import TrainConfig
-    from edgekd.train.dist import DistContext
-    from edgekd.train.pipeline import train_kws
     from edgekd.train.students import STUDENTS
 
     distil = teacher is not None or teacher_cache is not None
@@ -121,14 +125,7 @@ def student_cmd(
         raise ConfigError(f"{arch} is a teacher architecture; use `edgekd train teacher`")
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, batch_size=batch_size,
                       alpha=alpha if distil else 0.0, temperature=temperature)
-    d = DistContext.from_env()
-    try:
-        ck = train_kws(_load(data, views, cache_dir, d), out, cfg, teacher=teacher, teacher_cache=teacher_cache, subset=subset,
-                       cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every), progress=d.is_main)
-        if d.is_main:
-            _summary(out, ck.metrics)
-    finally:
-        d.close()
+    _train_kws(data, views, cache_dir, out, cfg, resume, save_every, teacher=teacher, teacher_cache=teacher_cache, subset=subset)
 
 
 @app.command("qat")

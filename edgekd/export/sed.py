@@ -63,12 +63,12 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
             with torch.no_grad():
                 torch_out = model(torch.from_numpy(feats)).numpy()
             np.save(tmp / "golden" / "output.npy", onnx_out)
-            from edgekd.runtime.sed_post import sed_events
+            from edgekd.runtime.sed_post import sed_events, sigmoid
             from edgekd.runtime.wav import write_wav
 
             write_wav(tmp / "golden" / "clip.wav", golden_audio, params.sample_rate)
             hop_ms = 1000.0 * TIME_POOL * params.hop_samples / params.sample_rate
-            ev = sed_events(1.0 / (1.0 + np.exp(-onnx_out[0].astype(np.float64))), tuple(labels), hop_ms, postprocess)
+            ev = sed_events(sigmoid(onnx_out[0]), tuple(labels), hop_ms, postprocess)
             (tmp / "golden" / "events.json").write_text(json.dumps([e.to_dict() for e in ev], indent=1) + "\n")
             golden = {"input": "golden/input.npy", "output": "golden/output.npy", "atol": 1e-4, "rtol": 0.0, "wav": "golden/clip.wav",
                       "events": "golden/events.json", "torch_vs_onnx_max_abs": float(np.max(np.abs(onnx_out - torch_out)))}

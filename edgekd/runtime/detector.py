@@ -114,6 +114,11 @@ class Detector:
         return self.manifest.labels
 
     @property
+    def stride_ms(self) -> int:
+        """Audio between two model calls."""
+        return self.postprocess.stride_ms
+
+    @property
     def mode(self) -> str:
         """``stream`` (new frames + state per hop) or ``whole`` (the whole window per inference)."""
         return "stream" if self.step_backend is not None else "whole"
@@ -225,6 +230,10 @@ class Stream:
                 logits = self.detector.logits(window)[0]
                 self._emit(logits, t0, out)
         return out
+
+    def finish(self) -> list[Detection]:
+        """End of the audio: a keyword detection never waits for later audio, so nothing is left to report."""
+        return []
 
     def _emit(self, logits: np.ndarray, t0: float, out: list[Detection]) -> None:
         """Book-keeping after one inference: timing, logits log, posteriors, post-processing."""

@@ -20,7 +20,12 @@ import numpy as np
 
 from edgekd.errors import ConfigError
 
-__all__ = ["SedPostprocessConfig", "SedEvent", "sed_events", "SedStream"]
+__all__ = ["SedPostprocessConfig", "SedEvent", "sed_events", "SedStream", "sigmoid"]
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Frame logits -> probabilities, in float64 (the thresholds compare against these)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,9 @@ from edgekd.errors import BundleError
 from edgekd.manifest import ModelManifest
 from edgekd.runtime.backends import Backend
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-from edgekd.runtime.sed_post import SedEvent, SedPostprocessConfig, SedStream
+from edgekd.runtime.sed_post import SedEvent, SedPostprocessConfig, SedStream, sigmoid
 
 __all__ = ["SedDetector", "SedRuntimeStream"]
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
 
 
 class SedDetector:
@@ -77,7 +73,7 @@ class SedDetector:
 
     def predict_clip(self, audio: np.ndarray) -> np.ndarray:
         """Frame probabilities of a whole clip, ``(frames, n_labels)``."""
-        return _sigmoid(self.frame_logits(LogMelFrontend(self.frontend_params).features(audio)))
+        return sigmoid(self.frame_logits(LogMelFrontend(self.frontend_params).features(audio)))
 
     def events(self, audio: np.ndarray, onsets: bool = False) -> list[SedEvent]:
         from edgekd.runtime.sed_post import sed_events
@@ -122,7 +118,7 @@ class SedRuntimeStream:
         if self.inference_ms is not None:
             self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
         self.inferences += 1
-        p = _sigmoid(z)
+        p = sigmoid(z)
         if self.probs_log is not None:
             self.probs_log.append(p)
         self._n_out += n_new

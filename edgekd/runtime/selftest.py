@@ -71,7 +71,7 @@ def selftest(bundle: str | Path, *, backend: str = "auto", threads: int = 1) -> 
         audio = load_audio(root / g["wav"], m.sample_rate)
         want_e = [(e["label"], e["onset_ms"], e["offset_ms"]) for e in json.loads((root / g["events"]).read_text(encoding="utf-8"))]
         stream = det.create_stream()
-        lines = stream.accept_waveform(audio) + stream.finish()  # type: ignore[attr-defined]
+        lines = stream.accept_waveform(audio) + stream.finish()
         got_e = sorted((e.label, e.onset_ms, e.offset_ms) for e in lines if e.offset_ms is not None)
         checks.append(Check("golden stream", got_e == sorted(want_e), f"{len(got_e)} event(s), expected {len(want_e)}"))
         return checks

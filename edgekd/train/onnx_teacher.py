@@ -47,21 +47,6 @@ def parse_teacher_spec(spec: str) -> tuple[str, str]:
     return kind, name
 
 
-def _session(path: Path, threads: int):  # type: ignore[no-untyped-def]
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ConfigError('onnxruntime is not installed; run: pip install "edgekd[onnx]"') from None
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = max(1, threads)
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime's own exception types
-        raise ConfigError(f"{path}: onnxruntime cannot load it ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
-
-
 class OwwAdapter:
     """openWakeWord's streaming pipeline for one head: ``predict(chunk)`` -> the score ``Model.predict`` gives."""
 
@@ -73,23 +58,27 @@ class OwwAdapter:
             raise ConfigError(f"no openWakeWord head {head!r} in {d}; choose one of: {', '.join(have)}")
         self.name = head_path.name.removesuffix(".onnx")
         self.paths = [d / "melspectrogram.onnx", d / "embedding_model.onnx", head_path]
-        self._mel, self._emb, self._head = (_session(p, threads) for p in self.paths)
+        from edgekd.runtime.backends.onnx import OnnxBackend
+
+        self._mel, self._emb, self._head = (OnnxBackend(p, threads=threads) for p in self.paths)
         self._check()
-        self._mel_in = self._mel.get_inputs()[0].name
-        self._emb_in = self._emb.get_inputs()[0].name
-        self._head_in = self._head.get_inputs()[0].name
         silence = self._embed_clip(np.zeros(160000, dtype=np.int16))
         self._primed = silence.astype(np.float32)
         self.reset()
 
     def _check(self) -> None:
         """The adapter's contract with the three models: refuse ONNX files whose tensors do not fit it."""
-        head_in = self._head.get_inputs()[0].shape
-        head_out = self._head.get_outputs()[0].shape
-        emb_out = self._emb.get_outputs()[0].shape
+        head_in = list(self._head.input_specs[0].shape)
+        head_out = list(self._head.output_specs[0].shape)
+        emb_out = list(self._emb.output_specs[0].shape)
         if len(head_in) != 3 or head_in[1:] != [N_FEATURES, EMB_DIM] or (emb_out and emb_out[-1] != EMB_DIM) or head_out[-1] != 1:
             raise ConfigError(f"{self.paths[2].name}: its input {head_in} / output {head_out} do not match the openWakeWord adapter "
                               f"(head input [batch, {N_FEATURES}, {EMB_DIM}], one score out, embeddings of {EMB_DIM})")
+
+    @staticmethod
+    def _run(model, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """The single output of one of the three models for input ``x``."""
+        return model.run({model.input_specs[0].name: x})[model.output_specs[0].name]
 
     @property
     def identity(self) -> str:
@@ -100,14 +89,14 @@ class OwwAdapter:
         return h.hexdigest()
 
     def _melspec(self, pcm: np.ndarray) -> np.ndarray:
-        out = self._mel.run(None, {self._mel_in: pcm.astype(np.float32)[None]})[0]
+        out = self._run(self._mel, pcm.astype(np.float32)[None])
         return np.squeeze(out) / 10 + 2
 
     def _embed_clip(self, pcm: np.ndarray) -> np.ndarray:
         spec = self._melspec(pcm)
         windows = [spec[i : i + MEL_WINDOW] for i in range(0, spec.shape[0], MEL_STEP) if spec[i : i + MEL_WINDOW].shape[0] == MEL_WINDOW]
         batch = np.asarray(windows)[..., None].astype(np.float32)
-        return self._emb.run(None, {self._emb_in: batch})[0].squeeze()
+        return self._run(self._emb, batch).squeeze()
 
     def reset(self) -> None:
         self._raw = np.zeros(0, dtype=np.int16)  # the last samples (enough for one chunk plus context)
@@ -123,8 +112,8 @@ class OwwAdapter:
         self._raw = np.concatenate([self._raw, pcm])[-(CHUNK + MEL_CONTEXT) :]
         self._mels = np.vstack((self._mels, self._melspec(self._raw)))[-970:]
         x = self._mels[-MEL_WINDOW:].astype(np.float32)[None, :, :, None]
-        self._feats = np.vstack((self._feats, self._emb.run(None, {self._emb_in: x})[0].squeeze()))[-120:]
-        score = float(self._head.run(None, {self._head_in: self._feats[-N_FEATURES:][None].astype(np.float32)})[0][0][0])
+        self._feats = np.vstack((self._feats, self._run(self._emb, x).squeeze()))[-120:]
+        score = float(self._run(self._head, self._feats[-N_FEATURES:][None].astype(np.float32))[0][0])
         self._n += 1
         return 0.0 if self._n <= ZERO_FIRST else score
 
@@ -150,3 +139,8 @@ class OnnxTeacher:
         x = np.asarray(audio)
         pcm = x if x.dtype == np.int16 else np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
         return self.adapter.score_pcm(pcm)
+
+    def timeline(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(t_ms, score)``: each score at the end of its 80 ms chunk (the scorer ``edgekd.wakeword_eval`` counts on)."""
+        s = self.scores(audio)
+        return (np.arange(1, s.shape[0] + 1) * self.hop_ms).astype(np.float64), s.astype(np.float64)

@@ -24,9 +24,9 @@ from torch import nn
 from edgekd.data.annotations import Annotation, read_annotations
 from edgekd.errors import DataError
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-from edgekd.runtime.sed_post import SedPostprocessConfig, sed_events
+from edgekd.runtime.sed_post import SedPostprocessConfig, sed_events, sigmoid
 from edgekd.runtime.wav import load_audio
-from edgekd.sed_metrics import event_based, segment_based
+from edgekd.sed_metrics import score_events
 from edgekd.train.students import build_model
 from edgekd.train.students.sed import TIME_POOL
 
@@ -91,13 +91,8 @@ def predict_frames(model: nn.Module, feats: list[np.ndarray]) -> list[np.ndarray
 
 def evaluate_sed(logits: list[np.ndarray], split: SedSplit, labels: list[str], hop_ms: float, cfg: SedPostprocessConfig) -> dict[str, Any]:
     """Post-process frame probabilities into events and score them: event-based and segment-based metrics."""
-    est: list[Annotation] = []
-    for name, z in zip(split.files, logits, strict=True):
-        probs = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
-        for e in sed_events(probs, tuple(labels), hop_ms, cfg):
-            est.append(Annotation(name, e.onset_ms / 1000.0, (e.offset_ms or e.onset_ms) / 1000.0, e.label))
-    return {"event_based": event_based(split.rows, est, labels), "segment_based": segment_based(split.rows, est, labels, durations=split.durations),
-            "events_estimated": len(est), "events_reference": len(split.rows)}
+    events = {name: sed_events(sigmoid(z), tuple(labels), hop_ms, cfg) for name, z in zip(split.files, logits, strict=True)}
+    return score_events(split.rows, events, labels, split.durations)
 
 
 def train_sed(

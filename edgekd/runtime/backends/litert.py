@@ -10,10 +10,10 @@ import numpy as np
 from edgekd.errors import BackendError
 from edgekd.manifest import TensorSpec
 
-__all__ = ["LiteRTBackend", "litert_available"]
+__all__ = ["LiteRTBackend", "litert_available", "interpreter_class"]
 
 
-def _interpreter_class() -> tuple[Any, str, str]:
+def interpreter_class() -> tuple[Any, str, str]:
     try:
         import ai_edge_litert
         from ai_edge_litert import interpreter as mod
@@ -32,7 +32,7 @@ def _interpreter_class() -> tuple[Any, str, str]:
 
 def litert_available() -> bool:
     try:
-        _interpreter_class()
+        interpreter_class()
     except BackendError:
         return False
     return True
@@ -50,7 +50,7 @@ class LiteRTBackend:
     name = "litert"
 
     def __init__(self, model_path: Path, *, threads: int = 1) -> None:
-        interp_cls, self.implementation, self.version = _interpreter_class()
+        interp_cls, self.implementation, self.version = interpreter_class()
         try:
             self._interp = interp_cls(model_path=str(model_path), num_threads=max(1, int(threads)))
             self._runner = self._interp.get_signature_runner()
