@@ -61,3 +61,67 @@ def test_segment_based_counts() -> None:
 def test_event_ending_exactly_on_a_segment_boundary_does_not_spill() -> None:
     r = segment_based([E("a", 0.0, 1.0, "bell")], [E("a", 0.5, 2.0, "bell")], LABELS, durations={"a": 3.0})
     assert (r["overall"]["tp"], r["overall"]["fp"], r["overall"]["fn"]) == (1, 1, 0)
+
+
+def _random_events(rng: object, files: list[str], n: int, dur: float) -> list[E]:
+    import numpy as np
+
+    assert isinstance(rng, np.random.Generator)
+    out = []
+    for _ in range(n):
+        f = files[int(rng.integers(len(files)))]
+        on = float(rng.uniform(0.0, dur - 2.0))
+        out.append(E(f, on, on + float(rng.uniform(0.1, 2.0)), LABELS[int(rng.integers(len(LABELS)))]))
+    return out
+
+
+def _jitter(rng: object, events: list[E], dur: float) -> list[E]:
+    """System events near the references (some within the collars, some not), some relabelled, plus insertions."""
+    import numpy as np
+
+    assert isinstance(rng, np.random.Generator)
+    out = []
+    for e in events:
+        if rng.random() < 0.15:
+            continue  # a deletion
+        on = max(0.0, e.onset_s + float(rng.normal(0, 0.15)))
+        off = min(dur, max(on + 0.05, e.offset_s + float(rng.normal(0, 0.3))))
+        lab = LABELS[int(rng.integers(len(LABELS)))] if rng.random() < 0.2 else e.label
+        out.append(E(e.filename, on, off, lab))
+    return out
+
+
+def test_metrics_agree_with_sed_eval_on_a_random_fixture() -> None:
+    """The same reference/system events scored by sed_eval 0.2.1 (the DCASE reference implementation), file by file."""
+    import numpy as np
+
+    sed_eval = pytest.importorskip("sed_eval", reason="sed_eval is in the dev extra (make test installs it); without it there is no cross-check")
+    import dcase_util
+
+    rng = np.random.default_rng(7)
+    files, dur = [f"f{i}.wav" for i in range(6)], 20.0
+    ref = _random_events(rng, files, 60, dur)
+    est = _jitter(rng, ref, dur) + _random_events(rng, files, 12, dur)
+    ours_ev = event_based(ref, est, LABELS)
+    ours_seg = segment_based(ref, est, LABELS, durations=dict.fromkeys(files, dur))
+
+    def container(events: list[E], f: str) -> object:
+        return dcase_util.containers.MetaDataContainer(
+            [{"filename": e.filename, "event_onset": e.onset_s, "event_offset": e.offset_s, "event_label": e.label} for e in events if e.filename == f])
+
+    ev = sed_eval.sound_event.EventBasedMetrics(list(LABELS), t_collar=0.2, percentage_of_length=0.2, event_matching_type="optimal")
+    seg = sed_eval.sound_event.SegmentBasedMetrics(list(LABELS), time_resolution=1.0)
+    for f in files:
+        ev.evaluate(container(ref, f), container(est, f))
+        seg.evaluate(container(ref, f), container(est, f))
+    theirs_ev, theirs_seg = ev.results(), seg.results()
+    assert ours_ev["overall"]["tp"] > 10 and ours_ev["overall"]["fp"] > 5  # the fixture exercises matches and misses
+    assert ours_ev["overall"]["f1"] == pytest.approx(theirs_ev["overall"]["f_measure"]["f_measure"], abs=1e-9)
+    assert ours_ev["error_rate"] == pytest.approx(theirs_ev["overall"]["error_rate"]["error_rate"], abs=1e-9)
+    assert ours_ev["substitutions"] / len(ref) == pytest.approx(theirs_ev["overall"]["error_rate"]["substitution_rate"], abs=1e-9)
+    for lab in LABELS:
+        assert ours_ev["class_wise"][lab]["f1"] == pytest.approx(theirs_ev["class_wise"][lab]["f_measure"]["f_measure"], abs=1e-9), lab
+    assert ours_seg["overall"]["f1"] == pytest.approx(theirs_seg["overall"]["f_measure"]["f_measure"], abs=1e-9)
+    assert ours_seg["error_rate"] == pytest.approx(theirs_seg["overall"]["error_rate"]["error_rate"], abs=1e-9)
+    for lab in LABELS:
+        assert ours_seg["class_wise"][lab]["f1"] == pytest.approx(theirs_seg["class_wise"][lab]["f_measure"]["f_measure"], abs=1e-9), lab

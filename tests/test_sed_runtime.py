@@ -16,9 +16,11 @@ from edgekd.runtime.sed_post import SedPostprocessConfig
 LABELS = ["alarm", "bell", "door"]
 
 
-@pytest.fixture(scope="module")
-def sed_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+@pytest.fixture(scope="module", params=["fp32", "int8"])
+def sed_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """An (untrained) sed-causal-cnn bundle, float or int8 through the QAT transform (observers calibrated on the clip)."""
     from edgekd.export.sed import export_sed
+    from edgekd.runtime.frontend import LogMelFrontend
     from edgekd.train.students import build_model
 
     torch.manual_seed(3)
@@ -26,14 +28,19 @@ def sed_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarr
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 6) / 16000
     audio = (0.02 * rng.standard_normal(t.shape[0]) + 0.3 * np.sin(2 * np.pi * 900 * t) * ((t > 2) & (t < 3.5))).astype(np.float32)
-    from edgekd.runtime.frontend import LogMelFrontend
+    feats = torch.from_numpy(LogMelFrontend().features(audio))[None]
+    if request.param == "int8":
+        from edgekd.train.qat import calibrate, to_qat
 
+        model = to_qat(model)
+        calibrate(model, [feats])
     with torch.no_grad():  # thresholds from this (untrained) model's own scores, so that events happen
-        p = torch.sigmoid(model.eval()(torch.from_numpy(LogMelFrontend().features(audio))[None]))[0].numpy()
+        p = torch.sigmoid(model.eval()(feats))[0].numpy()
     on, off = float(np.quantile(p, 0.9)), float(np.quantile(p, 0.7))
     pp = SedPostprocessConfig(onset_threshold=on, offset_threshold=off, median_frames=3, min_duration_ms=40, merge_gap_ms=40)
     out = tmp_path_factory.mktemp("sed") / "bundle"
-    export_sed(model, LABELS, out, name="sed-test", arch="sed-causal-cnn", postprocess=pp, golden_audio=audio)
+    man = export_sed(model, LABELS, out, name="sed-test", arch="sed-causal-cnn", postprocess=pp, golden_audio=audio)
+    assert man.quantization == ("int8-qat" if request.param == "int8" else "fp32")
     return out, audio
 
 

@@ -52,6 +52,8 @@ def synth_sed_cmd(
     train: Annotated[int, typer.Option(help="Training soundscapes (10 s each).")] = 400,
     validation: Annotated[int, typer.Option(help="Validation soundscapes.")] = 60,
     test: Annotated[int, typer.Option(help="Test soundscapes (events from recordings never used for training).")] = 120,
+    transfer: Annotated[int, typer.Option(help="Unlabelled soundscapes from the training recordings (audio/transfer/, no tsv) that "
+                                               "the teacher labels for distillation.")] = 0,
     esc50: Annotated[Optional[Path], typer.Option(help="Use ESC-50 (meta/esc50.csv + audio/) as the event source; fold 5 is unseen.")] = None,
     events: Annotated[Optional[Path], typer.Option(help="Use a folder per class of isolated recordings as the event source.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (also decides which recordings are held out).")] = 0,
@@ -67,11 +69,11 @@ def synth_sed_cmd(
 
     if esc50 is not None and events is not None:
         raise ConfigError("give --esc50 or --events, not both")
-    if min(train, validation, test) < 1:
-        raise ConfigError("--train, --validation and --test must be >= 1")
+    if min(train, validation, test) < 1 or transfer < 0:
+        raise ConfigError("--train, --validation and --test must be >= 1 (--transfer >= 0)")
     sources = esc50_sources(esc50) if esc50 is not None else folder_sources(events, seed) if events is not None else None
-    cfg = SynthSedConfig(scapes_train=train, scapes_validation=validation, scapes_test=test, seed=seed)
-    with tqdm(total=train + validation + test, desc="soundscapes", unit="scape", dynamic_ncols=True) as bar:
+    cfg = SynthSedConfig(scapes_train=train, scapes_validation=validation, scapes_test=test, scapes_transfer=transfer, seed=seed)
+    with tqdm(total=train + validation + test + transfer, desc="soundscapes", unit="scape", dynamic_ncols=True) as bar:
         meta = synth_sed(out, cfg, progress=lambda done, total: bar.update(done - bar.n), sources=sources,
                          synthesized=("speech", "beep") if sources is None else ())
-    notice(f"wrote {train + validation + test} soundscapes with {len(meta['labels'])} event classes to {out}")
+    notice(f"wrote {train + validation + test + transfer} soundscapes with {len(meta['labels'])} event classes to {out}")

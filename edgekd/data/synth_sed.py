@@ -50,6 +50,7 @@ class SynthSedConfig:
     scapes_train: int = 400
     scapes_validation: int = 60
     scapes_test: int = 120
+    scapes_transfer: int = 0  # unlabelled soundscapes for distillation (train recordings; audio/transfer/, no tsv)
     seconds: float = 10.0
     max_events: int = 5
     snr_db: tuple[float, float] = (0.0, 20.0)
@@ -188,8 +189,9 @@ def _background(n: int, rng: np.random.Generator, recs: list[np.ndarray]) -> np.
 
 def synth_sed(out_dir: str | Path, cfg: SynthSedConfig = SynthSedConfig(), progress: Callable[[int, int], None] | None = None,
               sources: dict[str, dict[str, list[Path]]] | None = None, synthesized: tuple[str, ...] = ("speech", "beep")) -> dict[str, object]:
-    """Write ``audio/{train,validation,test}/*.wav`` and ``{split}.tsv`` under ``out_dir`` (new or empty). ``sources``
-    (e.g. ``esc50_sources``) replaces the Debian recordings; ``synthesized`` classes are added to them."""
+    """Write ``audio/{train,validation,test}/*.wav`` and ``{split}.tsv`` under ``out_dir`` (new or empty), and with
+    ``cfg.scapes_transfer`` an unlabelled ``audio/transfer/`` (no tsv: the teacher labels it). ``sources`` (e.g.
+    ``esc50_sources``) replaces the Debian recordings; ``synthesized`` classes are added to them."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: folder is not empty; give a new folder (nothing was overwritten)")
@@ -207,7 +209,7 @@ def synth_sed(out_dir: str | Path, cfg: SynthSedConfig = SynthSedConfig(), progr
             cache[p] = load_any(p)
         return cache[p]
 
-    plan = {"train": cfg.scapes_train, "validation": cfg.scapes_validation, "test": cfg.scapes_test}
+    plan = {"train": cfg.scapes_train, "validation": cfg.scapes_validation, "test": cfg.scapes_test, "transfer": cfg.scapes_transfer}
     total, done = sum(plan.values()), 0
     counts: dict[str, dict[str, int]] = {}
     for split, n_scapes in plan.items():
@@ -250,6 +252,8 @@ def synth_sed(out_dir: str | Path, cfg: SynthSedConfig = SynthSedConfig(), progr
             done += 1
             if progress:
                 progress(done, total)
+        if split == "transfer":
+            continue  # unlabelled by design
         with (out / f"{split}.tsv").open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, delimiter="\t")
             w.writerow(["filename", "onset", "offset", "event_label"])

@@ -227,7 +227,7 @@ def output_quant_step(path: Path) -> float:
         n = producer[name]
         if n.op_type == "DequantizeLinear":
             return float(np.max(consts[n.input[1]]))
-        if n.op_type not in ("Identity", "Reshape", "Flatten", "Squeeze"):
+        if n.op_type not in ("Identity", "Reshape", "Flatten", "Squeeze", "Transpose"):
             break
         name = n.input[0]
     raise ConfigError(f"{path}: the output is not produced by a DequantizeLinear; not an int8 QDQ model")

@@ -1,5 +1,9 @@
 """Export a frame-level SED model as a bundle (task ``sed``): ONNX with a dynamic number of frames, manifest with
-labels, output frame hop, receptive field and post-processing, golden input/output and golden events."""
+labels, output frame hop, receptive field and post-processing, golden input/output and golden events.
+
+A QAT model (``edgekd.train.qat.to_qat``) is frozen and written as int8 ONNX (QuantizeLinear/DequantizeLinear with
+int8 weight initializers, fused by onnxruntime into QLinearConv), checked against the QAT model within two steps
+of the output quantizer, like the KWS int8 export."""
 
 from __future__ import annotations
 
@@ -46,13 +50,27 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
     """Write the bundle folder ``out`` (replaced atomically)."""
     import onnxruntime as ort
 
-    model = model.eval()
+    from edgekd.errors import ConfigError
+    from edgekd.train.qat import fake_quant_disabled, freeze, is_qat
+
+    int8 = is_qat(model)
+    model = freeze(model) if int8 else model.eval()
     params = FrontendParams()
-    context = receptive_field(model, params.n_mels)
+    with fake_quant_disabled(model):  # the structure, not rounding, decides how far back a frame sees
+        context = receptive_field(model, params.n_mels)
     with staging_dir(out) as tmp:
         x = torch.randn(1, 64 * TIME_POOL, params.n_mels)
-        torch.onnx.export(model, (x,), str(tmp / "model.onnx"), dynamo=False, opset_version=18, input_names=["features"],
-                          output_names=["frame_logits"], dynamic_axes={"features": {1: "frames"}, "frame_logits": {1: "out_frames"}})
+        with torch.no_grad():
+            torch.onnx.export(model, (x,), str(tmp / "model.onnx"), dynamo=False, opset_version=18, input_names=["features"],
+                              output_names=["frame_logits"], dynamic_axes={"features": {1: "frames"}, "frame_logits": {1: "out_frames"}})
+        atol = 1e-4
+        if int8:
+            from edgekd.export.int8 import fold_weight_quantization
+            from edgekd.export.onnx import output_quant_step
+
+            fold_weight_quantization(tmp / "model.onnx")
+            step = output_quant_step(tmp / "model.onnx")
+            atol = 1.01 * step  # the same answer on another CPU is exact in practice; allow one output step
         golden: dict[str, Any] = {}
         if golden_audio is not None:
             feats = LogMelFrontend(params).features(golden_audio)[None].astype(np.float32)
@@ -62,6 +80,11 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
             onnx_out = sess.run(None, {"features": feats})[0]
             with torch.no_grad():
                 torch_out = model(torch.from_numpy(feats)).numpy()
+            err = float(np.max(np.abs(onnx_out - torch_out)))
+            if int8 and err > 2.01 * step:
+                raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> 2 steps of {step:.3g}); export is broken")
+            if not int8 and err > 1e-3:
+                raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
             np.save(tmp / "golden" / "output.npy", onnx_out)
             from edgekd.runtime.sed_post import sed_events, sigmoid
             from edgekd.runtime.wav import write_wav
@@ -70,13 +93,13 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
             hop_ms = 1000.0 * TIME_POOL * params.hop_samples / params.sample_rate
             ev = sed_events(sigmoid(onnx_out[0]), tuple(labels), hop_ms, postprocess)
             (tmp / "golden" / "events.json").write_text(json.dumps([e.to_dict() for e in ev], indent=1) + "\n")
-            golden = {"input": "golden/input.npy", "output": "golden/output.npy", "atol": 1e-4, "rtol": 0.0, "wav": "golden/clip.wav",
-                      "events": "golden/events.json", "torch_vs_onnx_max_abs": float(np.max(np.abs(onnx_out - torch_out)))}
+            golden = {"input": "golden/input.npy", "output": "golden/output.npy", "atol": atol, "rtol": 0.0, "wav": "golden/clip.wav",
+                      "events": "golden/events.json", "torch_vs_onnx_max_abs": err}
         n_params = sum(p.numel() for p in model.parameters())
         m = ModelManifest(
             name=name, task="sed", labels=tuple(labels), sample_rate=params.sample_rate, frontend=params.to_dict(), model_file="model.onnx",
             inputs=(TensorSpec("features", (1, -1, params.n_mels)),), outputs=(TensorSpec("frame_logits", (1, -1, len(labels))),),
-            window_frames=(context + stride_frames) * TIME_POOL, quantization="fp32",
+            window_frames=(context + stride_frames) * TIME_POOL, quantization="int8-qat" if int8 else "fp32",
             streaming={"time_pool": TIME_POOL, "context_frames": context, "stride_frames": stride_frames},
             postprocess=postprocess.to_dict(), provenance={"arch": arch, "params": n_params}, metrics=metrics or {}, golden=golden,
         )

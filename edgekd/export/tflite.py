@@ -52,11 +52,11 @@ def _build_tf_function(model: Any, window_frames: int, n_mels: int):  # type: ig
     import torch
     from torch import fx, nn
 
-    from edgekd.train.qat import ActQuant, QConv2d, QLinear
+    from edgekd.train.qat import ActQuant, QConv, QLinear
     from edgekd.train.students.common import FeatureNorm
 
     tf = _import_tf()
-    leaves = (FeatureNorm, QConv2d, QLinear, ActQuant, nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.SiLU, nn.Dropout, nn.Identity)
+    leaves = (FeatureNorm, QConv, QLinear, ActQuant, nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.SiLU, nn.Dropout, nn.Identity)
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -83,8 +83,10 @@ def _build_tf_function(model: Any, window_frames: int, n_mels: int):  # type: ig
                 bn = mods[users[n][0].target]
                 folded_bn.add(users[n][0])
             plan[n] = ("conv", (mods[n.target], *_fold(mods[n.target], bn), False))
-        elif n.op == "call_module" and isinstance(mods[n.target], QConv2d):
+        elif n.op == "call_module" and isinstance(mods[n.target], QConv):
             q = mods[n.target]
+            if q.weight.dim() != 4 or q.left_pad or q.in_q is not None:
+                raise ConfigError("TFLite export: causal or 1-D quantized convolutions are not supported; export this model to ONNX")
             plan[n] = ("conv", (q, q.weight.detach().numpy(), q.bias.detach().numpy(), q.relu))
 
     def conv(x: Any, spec: Any) -> Any:

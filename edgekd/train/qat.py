@@ -6,16 +6,21 @@
 - ``freeze()`` turns every observed range into Python constants, so the ONNX exporter sees fixed
   QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into QLinearConv / QGemm.
 
-The transform works on the building blocks the registry's students use: ``Sequential(Conv2d, BatchNorm2d
-[, ReLU])`` runs become ``QConv2d``; ``Linear`` becomes ``QLinear``; an input quantizer follows ``norm``.
+The transform works on the building blocks the registry's students use: ``Sequential(Conv, BatchNorm
+[, ReLU])`` runs (1-D or 2-D) become ``QConv``; ``Linear`` becomes ``QLinear``; an input quantizer follows ``norm``;
+a block with its own ``to_qat()`` method (the causal convolutions of the SED student) converts itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
-__all__ = ["ActQuant", "QConv2d", "QLinear", "to_qat", "freeze", "is_qat", "calibrate", "fold_conv_bn", "output_step", "weight_scale"]
+__all__ = ["ActQuant", "QConv", "QLinear", "to_qat", "freeze", "is_qat", "calibrate", "fold_conv_bn", "output_step", "weight_scale",
+           "fake_quant_disabled"]
 
 EMA = 0.01
 
@@ -30,6 +35,7 @@ class ActQuant(nn.Module):
         self.register_buffer("initialised", torch.tensor(False))
         self.observe = True
         self.frozen: tuple[float, int] | None = None
+        self.enabled = True  # False only inside fake_quant_disabled()
 
     def qparams(self) -> tuple[float, int]:
         lo, hi = min(float(self.lo), 0.0), max(float(self.hi), 0.0)
@@ -38,6 +44,8 @@ class ActQuant(nn.Module):
         return scale, min(255, max(0, zp))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
         if self.frozen is not None:
             scale, zp = self.frozen
             return torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255)
@@ -55,13 +63,13 @@ class ActQuant(nn.Module):
         return torch.fake_quantize_per_tensor_affine(x, scale, zp, 0, 255)
 
 
-def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
+def fold_conv_bn(conv: nn.Conv1d | nn.Conv2d, bn: nn.BatchNorm1d | nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights and bias of ``conv`` with an eval-mode BatchNorm folded in (a plain copy without one)."""
     w = conv.weight.detach().clone()
     b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
     if bn is not None:
         inv = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-        w = w * inv[:, None, None, None]
+        w = w * inv.reshape(-1, *[1] * (w.dim() - 1))
         b = (b - bn.running_mean) * inv + bn.bias.detach()
     return w, b
 
@@ -77,21 +85,37 @@ def _weight_fq(w: torch.Tensor, frozen_scale: torch.Tensor | None = None) -> tor
     return torch.fake_quantize_per_channel_affine(w, scale, zp, 0, -128, 127)
 
 
-class QConv2d(nn.Module):
-    """Conv2d with BatchNorm folded in, int8 per-channel weights, optional ReLU, uint8 output."""
+class QConv(nn.Module):
+    """Conv1d or Conv2d with BatchNorm folded in, int8 per-channel weights, optional ReLU, uint8 output.
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, relu: bool) -> None:
+    ``left_pad`` zero-pads the time axis on the past side first (a causal convolution: time is the last axis of
+    a 1-D conv, the one before last of a 2-D conv); ``quantize_input`` adds a uint8 quantizer on the (padded) input
+    for inputs that are not already on a quantization grid (after a mean, or after a pad), so that onnxruntime can
+    fuse the convolution into QLinearConv.
+    """
+
+    def __init__(self, conv: nn.Conv1d | nn.Conv2d, bn: nn.BatchNorm1d | nn.BatchNorm2d | None, relu: bool, *, left_pad: int = 0,
+                 quantize_input: bool = False) -> None:
         super().__init__()
         w, b = fold_conv_bn(conv, bn)
         self.weight = nn.Parameter(w)
         self.bias = nn.Parameter(b)
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.relu = relu
+        self.left_pad = left_pad
+        self.in_q = ActQuant() if quantize_input else None
         self.out_q = ActQuant()
         self.frozen_scale: torch.Tensor | None = None
+        self.fake_quant = True  # False only inside fake_quant_disabled()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = nn.functional.conv2d(x, _weight_fq(self.weight, self.frozen_scale), self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.left_pad:
+            x = nn.functional.pad(x, (self.left_pad, 0) if self.weight.dim() == 3 else (0, 0, self.left_pad, 0))
+        if self.in_q is not None:
+            x = self.in_q(x)
+        w = _weight_fq(self.weight, self.frozen_scale) if self.fake_quant else self.weight
+        conv = nn.functional.conv1d if self.weight.dim() == 3 else nn.functional.conv2d
+        y = conv(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if self.relu:
             y = torch.relu(y)
         return self.out_q(y)
@@ -107,23 +131,32 @@ class QLinear(nn.Module):
         self.in_q = ActQuant()
         self.out_q = ActQuant()
         self.frozen_scale: torch.Tensor | None = None
+        self.fake_quant = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out_q(nn.functional.linear(self.in_q(x), _weight_fq(self.weight, self.frozen_scale), self.bias))
+        w = _weight_fq(self.weight, self.frozen_scale) if self.fake_quant else self.weight
+        return self.out_q(nn.functional.linear(self.in_q(x), w, self.bias))
+
+
+_CONV = (nn.Conv1d, nn.Conv2d)
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def _convert(mod: nn.Module) -> nn.Module:
+    to_q = getattr(mod, "to_qat", None)
+    if callable(to_q):
+        return to_q()
     if isinstance(mod, nn.Sequential):
         items = list(mod)
         out: list[nn.Module] = []
         i = 0
         while i < len(items):
             m = items[i]
-            if isinstance(m, nn.Conv2d):
-                bn = items[i + 1] if i + 1 < len(items) and isinstance(items[i + 1], nn.BatchNorm2d) else None
+            if isinstance(m, _CONV):
+                bn = items[i + 1] if i + 1 < len(items) and isinstance(items[i + 1], _BN) else None
                 j = i + 1 + (bn is not None)
                 relu = j < len(items) and isinstance(items[j], nn.ReLU)
-                out.append(QConv2d(m, bn, relu))
+                out.append(QConv(m, bn, relu))
                 i = j + relu
             else:
                 out.append(_convert(m))
@@ -131,8 +164,8 @@ def _convert(mod: nn.Module) -> nn.Module:
         return nn.Sequential(*out)
     if isinstance(mod, nn.Linear):
         return QLinear(mod)
-    if isinstance(mod, (nn.Conv2d, nn.BatchNorm2d)):
-        raise NotImplementedError(f"QAT: a {type(mod).__name__} outside a Sequential(Conv, BN, ReLU) run")
+    if isinstance(mod, (*_CONV, *_BN)):
+        raise NotImplementedError(f"QAT: a {type(mod).__name__} outside a Sequential(Conv, BN, ReLU) run or a block with to_qat()")
     for name, child in list(mod.named_children()):
         setattr(mod, name, _convert(child))
     return mod
@@ -170,7 +203,7 @@ def freeze(model: nn.Module) -> nn.Module:
         if isinstance(m, ActQuant):
             m.frozen = m.qparams()
             m.observe = False
-        elif isinstance(m, (QConv2d, QLinear)):
+        elif isinstance(m, (QConv, QLinear)):
             m.frozen_scale = weight_scale(m.weight)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -181,3 +214,21 @@ def output_step(model: nn.Module) -> float:
     """The quantization step of the model's output (one int8 step of the logits)."""
     last = [m for m in model.modules() if isinstance(m, ActQuant)][-1]
     return float(last.qparams()[0])
+
+
+@contextmanager
+def fake_quant_disabled(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a QAT model as plain float inside the block (used to measure structure, e.g. a receptive field)."""
+    acts = [m for m in model.modules() if isinstance(m, ActQuant)]
+    convs = [m for m in model.modules() if isinstance(m, (QConv, QLinear))]
+    for a in acts:
+        a.enabled = False
+    for m in convs:
+        m.fake_quant = False
+    try:
+        yield model
+    finally:
+        for a in acts:
+            a.enabled = True
+        for m in convs:
+            m.fake_quant = True

@@ -30,7 +30,8 @@ from edgekd.sed_metrics import score_events
 from edgekd.train.students import build_model
 from edgekd.train.students.sed import TIME_POOL
 
-__all__ = ["SedSplit", "load_sed_split", "sed_kd_loss", "pool_targets", "train_sed", "predict_frames", "evaluate_sed"]
+__all__ = ["SedSplit", "load_sed_split", "sed_kd_loss", "pool_targets", "train_sed", "qat_sed", "load_transfer", "predict_frames", "evaluate_sed",
+           "tune_postprocess"]
 
 
 @dataclass
@@ -67,19 +68,34 @@ def load_sed_split(root: Path, split: str, labels: list[str], params: FrontendPa
     return out
 
 
+def load_transfer(root: Path, params: FrontendParams = FrontendParams()) -> list[np.ndarray]:
+    """Features of the unlabelled soundscapes ``root/audio/transfer/*.wav`` (``edgekd data synth-sed --transfer N``)."""
+    wavs = sorted((root / "audio" / "transfer").glob("*.wav"))
+    if not wavs:
+        raise DataError(f"{root / 'audio' / 'transfer'}: no .wav soundscapes; make them with `edgekd data synth-sed --transfer N`")
+    fe = LogMelFrontend(params)
+    return [fe.features(load_audio(w, params.sample_rate)) for w in wavs]
+
+
 def pool_targets(y: np.ndarray) -> np.ndarray:
     """Frame targets at the models' output rate: a class is active in an output frame if it is in any of its inputs."""
     n = y.shape[0] // TIME_POOL
     return y[: n * TIME_POOL].reshape(n, TIME_POOL, -1).max(axis=1)
 
 
-def sed_kd_loss(student: torch.Tensor, teacher: torch.Tensor | None, target: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
-    hard = F.binary_cross_entropy_with_logits(student, target)
+def sed_kd_loss(student: torch.Tensor, teacher: torch.Tensor | None, target: torch.Tensor, alpha: float, temperature: float,
+                labelled: torch.Tensor | None = None) -> torch.Tensor:
+    """Batch mean of the frame-level KD loss. ``labelled`` (B,) bool: samples without labels (a transfer set) take
+    the soft term alone."""
     if teacher is None or alpha == 0.0:
-        return hard
+        return F.binary_cross_entropy_with_logits(student, target)
     t = float(temperature)
-    soft = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher.detach() / t)) * t * t
-    return alpha * soft + (1.0 - alpha) * hard
+    hard = F.binary_cross_entropy_with_logits(student, target, reduction="none").mean(dim=(1, 2))
+    soft = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher.detach() / t), reduction="none").mean(dim=(1, 2)) * t * t
+    per = alpha * soft + (1.0 - alpha) * hard
+    if labelled is not None:
+        per = torch.where(labelled, per, soft)
+    return per.mean()
 
 
 @torch.no_grad()
@@ -93,6 +109,33 @@ def evaluate_sed(logits: list[np.ndarray], split: SedSplit, labels: list[str], h
     """Post-process frame probabilities into events and score them: event-based and segment-based metrics."""
     events = {name: sed_events(sigmoid(z), tuple(labels), hop_ms, cfg) for name, z in zip(split.files, logits, strict=True)}
     return score_events(split.rows, events, labels, split.durations)
+
+
+def tune_postprocess(
+    logits: list[np.ndarray],
+    split: SedSplit,
+    labels: list[str],
+    hop_ms: float,
+    *,
+    median_frames: tuple[int, ...] = (1, 3, 5, 7, 9),
+    onset: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7),
+    offset_ratio: tuple[float, ...] = (0.5, 0.75),
+    min_duration_ms: tuple[int, ...] = (40, 80, 160),
+    merge_gap_ms: tuple[int, ...] = (0, 120, 240),
+) -> tuple[SedPostprocessConfig, float]:
+    """The post-processing (median, thresholds, minimum duration, merge gap) with the best event-based F1 on
+    ``split`` (a validation split, never the test split), by grid search; returns it and its F1."""
+    import itertools
+
+    best: tuple[float, SedPostprocessConfig] | None = None
+    for med, on, ratio, mind, gap in itertools.product(median_frames, onset, offset_ratio, min_duration_ms, merge_gap_ms):
+        cfg = SedPostprocessConfig(onset_threshold=on, offset_threshold=round(on * ratio, 4), median_frames=med, min_duration_ms=mind,
+                                   merge_gap_ms=gap)
+        f1 = evaluate_sed(logits, split, labels, hop_ms, cfg)["event_based"]["overall"]["f1"]
+        if best is None or f1 > best[0]:
+            best = (f1, cfg)
+    assert best is not None, "an empty grid"
+    return best[1], best[0]
 
 
 def train_sed(
@@ -113,42 +156,58 @@ def train_sed(
     hop_ms: float = 10.0 * TIME_POOL,
     postprocess: SedPostprocessConfig = SedPostprocessConfig(),
     progress: Callable[[str], None] | None = None,
+    model: nn.Module | None = None,
+    before_epoch: Callable[[nn.Module, int], None] | None = None,
+    transfer: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train ``arch`` on random crops; keep the epoch with the best validation event-based F1."""
+    """Train ``arch`` on random crops; keep the epoch with the best validation event-based F1.
+
+    ``model``: go on from this model (QAT fine-tuning) instead of a fresh ``arch``; ``before_epoch(model, epoch)``
+    runs before each epoch; ``transfer``: (features, teacher logits) of unlabelled soundscapes, mixed into the
+    batches with the soft term alone (needs ``teacher_logits``)."""
+    if transfer is not None and teacher_logits is None:
+        raise ValueError("a transfer set needs a teacher")
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, threads))
     rng = np.random.default_rng(seed)
-    allf = np.concatenate(train.feats)
-    model = build_model(arch, n_labels=len(labels), n_mels=allf.shape[1])
-    model.norm.set_stats(torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)))  # type: ignore[operator]
-    steps = max(1, len(train.feats) // batch)
+    if model is None:
+        allf = np.concatenate(train.feats)
+        model = build_model(arch, n_labels=len(labels), n_mels=allf.shape[1])
+        model.norm.set_stats(torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)))  # type: ignore[operator]
+    feats = list(train.feats) + (list(transfer[0]) if transfer else [])
+    t_all = list(teacher_logits) + list(transfer[1]) if transfer and teacher_logits is not None else teacher_logits
+    n_lab = len(train.feats)
+    steps = max(1, len(feats) // batch)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps * epochs, pct_start=0.15)
     use_t = teacher_logits is not None and alpha > 0
-    targets = [pool_targets(y) for y in train.targets]
+    targets = [pool_targets(y) for y in train.targets] + [np.zeros((f.shape[0] // TIME_POOL, len(labels)), np.float32) for f in feats[n_lab:]]
     crop_frames -= crop_frames % TIME_POOL
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     history: dict[str, Any] = {"epochs": []}
     t0 = time.time()
     for epoch in range(epochs):
+        if before_epoch is not None:
+            before_epoch(model, epoch)
         model.train()
-        order = rng.permutation(len(train.feats))
+        order = rng.permutation(len(feats))
         total = 0.0
         for s in range(steps):
             idx = order[s * batch : (s + 1) * batch]
             xs, ys, ts = [], [], []
             for i in idx:
-                n = train.feats[i].shape[0] // TIME_POOL
+                n = feats[i].shape[0] // TIME_POOL
                 a = int(rng.integers(0, max(1, n - crop_frames // TIME_POOL + 1)))  # in output frames
                 b = a + crop_frames // TIME_POOL
-                xs.append(train.feats[i][a * TIME_POOL : b * TIME_POOL])
+                xs.append(feats[i][a * TIME_POOL : b * TIME_POOL])
                 ys.append(targets[i][a:b])
                 if use_t:
-                    ts.append(teacher_logits[i][a:b])  # type: ignore[index]
+                    ts.append(t_all[i][a:b])  # type: ignore[index]
             x = torch.from_numpy(np.stack(xs).astype(np.float32))
             y = torch.from_numpy(np.stack(ys))
             z = model(x)
-            loss = sed_kd_loss(z, torch.from_numpy(np.stack(ts)) if use_t else None, y, alpha if use_t else 0.0, temperature)
+            labelled = torch.from_numpy(idx < n_lab) if transfer else None
+            loss = sed_kd_loss(z, torch.from_numpy(np.stack(ts)) if use_t else None, y, alpha if use_t else 0.0, temperature, labelled)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -167,3 +226,41 @@ def train_sed(
     history["best_val_event_f1"] = best[0]
     history["train_seconds"] = time.time() - t0
     return model.eval(), history
+
+
+def qat_sed(
+    model: nn.Module,
+    train: SedSplit,
+    val: SedSplit,
+    labels: list[str],
+    *,
+    teacher_logits: list[np.ndarray] | None = None,
+    epochs: int = 10,
+    lr: float = 5e-4,
+    alpha: float = 0.5,
+    temperature: float = 1.0,
+    seed: int = 0,
+    threads: int = 2,
+    postprocess: SedPostprocessConfig = SedPostprocessConfig(),
+    progress: Callable[[str], None] | None = None,
+    transfer: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Fine-tune a trained float SED student with fake int8 quantization (BN folded, observers calibrated on
+    training crops, frozen for the last epoch), with the same frame-level distillation loss. Returns the QAT model
+    (export it with ``export_sed``: it becomes int8 ONNX)."""
+    from edgekd.train.qat import ActQuant, calibrate, to_qat
+
+    q = to_qat(copy.deepcopy(model))
+    rng = np.random.default_rng(seed)
+    crops = [f[: 400 - 400 % TIME_POOL] for f in (train.feats[i] for i in rng.permutation(len(train.feats))[:64])]
+    calibrate(q, [torch.from_numpy(np.stack(crops[i : i + 16]).astype(np.float32)) for i in range(0, len(crops), 16)])
+
+    def freeze_observers(m: nn.Module, epoch: int) -> None:
+        if epoch >= epochs - 1:
+            for a in m.modules():
+                if isinstance(a, ActQuant):
+                    a.observe = False
+
+    return train_sed(f"QAT {type(model).__name__}", train, val, labels, teacher_logits=teacher_logits, epochs=epochs, lr=lr, alpha=alpha, temperature=temperature,
+                     seed=seed, threads=threads, postprocess=postprocess, progress=progress, model=q, before_epoch=freeze_observers,
+                     transfer=transfer)
