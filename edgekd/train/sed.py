@@ -261,6 +261,6 @@ def qat_sed(
                 if isinstance(a, ActQuant):
                     a.observe = False
 
-    return train_sed(f"QAT {type(model).__name__}", train, val, labels, teacher_logits=teacher_logits, epochs=epochs, lr=lr, alpha=alpha, temperature=temperature,
-                     seed=seed, threads=threads, postprocess=postprocess, progress=progress, model=q, before_epoch=freeze_observers,
-                     transfer=transfer)
+    return train_sed(f"QAT {type(model).__name__}", train, val, labels, teacher_logits=teacher_logits, epochs=epochs, lr=lr, alpha=alpha,
+                     temperature=temperature, seed=seed, threads=threads, postprocess=postprocess, progress=progress, model=q,
+                     before_epoch=freeze_observers, transfer=transfer)
