@@ -34,6 +34,15 @@ def test_hysteresis_opens_above_onset_and_closes_below_offset() -> None:
     assert ev[0].score == pytest.approx(0.7)
 
 
+def test_latency_moves_reported_times_earlier_and_stops_at_zero() -> None:
+    base = dict(onset_threshold=0.6, offset_threshold=0.3, median_frames=1, min_duration_ms=0, merge_gap_ms=0)
+    p = curve((2, 0.9), (8, 0.0), (4, 0.9), (6, 0.0))  # events at frames 0-2 and 10-14
+    assert spans(sed_events(two(p), LABELS, HOP, SedPostprocessConfig(**base))) == [("alarm", 0, 40), ("alarm", 200, 280)]
+    late = sed_events(two(p), LABELS, HOP, SedPostprocessConfig(**base, latency_ms=60), onsets=True)
+    assert spans(late) == [("alarm", 0, 0), ("alarm", 140, 220)]  # the first event cannot start before the stream
+    assert [e.onset_ms for e in late if e.offset_ms is None] == [0, 140]
+
+
 def test_median_filter_removes_a_one_frame_spike_and_a_one_frame_dropout() -> None:
     cfg = SedPostprocessConfig(onset_threshold=0.5, offset_threshold=0.5, median_frames=3, min_duration_ms=0, merge_gap_ms=0)
     spike = curve((10, 0.0), (1, 0.9), (10, 0.0))
@@ -85,6 +94,8 @@ def test_streaming_in_any_chunks_gives_the_clip_events_and_onsets_come_first(see
 
 
 def test_bad_configs_are_refused() -> None:
+    with pytest.raises(ConfigError, match="latency_ms"):
+        SedPostprocessConfig(latency_ms=-40).validate()
     with pytest.raises(ConfigError, match="median_frames must be odd"):
         SedPostprocessConfig.from_dict({"median_frames": 4})
     with pytest.raises(ConfigError, match="offset .* <= onset"):

@@ -71,3 +71,25 @@ def test_a_tiny_run_trains_and_scores(tmp_path: Path) -> None:
     assert len(hist["epochs"]) == 2 and all(math.isfinite(e["loss"]) for e in hist["epochs"])
     r = evaluate_sed(predict_frames(model, te.feats), te, labels, 40.0, SedPostprocessConfig())
     assert r["events_reference"] == len(te.rows) > 0 and 0.0 <= r["segment_based"]["overall"]["f1"] <= 1.0
+
+
+def test_postprocess_tuning_finds_the_latency_and_threshold_of_late_scores() -> None:
+    """Scores that rise 320 ms (8 frames) after each annotated onset (beyond the 200 ms collar) and reach only 0.45:
+    the tuned setting reports events earlier and opens below 0.5, which scores every event."""
+    from edgekd.data.annotations import Annotation
+    from edgekd.runtime.sed_post import SedPostprocessConfig
+    from edgekd.train.sed import SedSplit, evaluate_sed, tune_postprocess
+
+    labels = ["bell", "door"]
+    rows, logits = [], []
+    for i in range(4):
+        z = np.full((250, 2), -6.0)  # 10 s at 40 ms
+        for on, off, lab in ((1.0, 2.0, 0), (4.0, 4.8, 1), (7.2, 9.0, i % 2)):
+            rows.append(Annotation(f"f{i}.wav", on, off, labels[lab]))
+            z[int(on / 0.04) + 8 : int(off / 0.04) + 8, lab] = math.log(0.45 / 0.55)  # probability 0.45, 320 ms late
+        logits.append(z)
+    split = SedSplit([f"f{i}.wav" for i in range(4)], [], [], rows, {f"f{i}.wav": 10.0 for i in range(4)})
+    cfg, f1 = tune_postprocess(logits, split, labels, 40.0, median_frames=(1, 3), min_duration_ms=(40,), merge_gap_ms=(0,), latency_ms=(0, 160, 320))
+    assert f1 == 1.0 and cfg.latency_ms == 160 and cfg.onset_threshold < 0.45  # 160 is the first that lands every onset in the collar
+    untuned = evaluate_sed(logits, split, labels, 40.0, SedPostprocessConfig())
+    assert untuned["event_based"]["overall"]["f1"] == 0.0  # the default 0.5 onset never opens

@@ -3,7 +3,9 @@
 Per class, in this order: a median filter over ``median_frames`` frames (zeros before the stream starts and
 after it ends), hysteresis (an event opens at a frame >= the onset threshold and stays open while frames are
 >= the offset threshold), gap merging (an event that opens less than ``merge_gap_ms`` after the previous one of
-its class closed continues it), and a minimum duration. Frame ``t`` covers ``[t * hop, (t + 1) * hop)`` ms.
+its class closed continues it), and a minimum duration. Frame ``t`` covers ``[t * hop, (t + 1) * hop)`` ms;
+``latency_ms`` moves every reported time that much earlier (a causal model's scores rise and fall late; the value
+is tuned on validation data like the thresholds).
 
 ``sed_events`` does it for a whole clip; ``SedStream`` does the same incrementally and returns exactly the same
 events: an ``onset`` line as soon as an event has lasted the minimum duration (alarms that cannot wait), and the
@@ -36,6 +38,7 @@ class SedPostprocessConfig:
     median_frames: int = 5
     min_duration_ms: int = 100
     merge_gap_ms: int = 200
+    latency_ms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,8 +52,8 @@ class SedPostprocessConfig:
     def validate(self) -> None:
         if self.median_frames < 1 or self.median_frames % 2 == 0:
             raise ConfigError(f"postprocess: median_frames must be odd and >= 1, got {self.median_frames}")
-        if self.min_duration_ms < 0 or self.merge_gap_ms < 0:
-            raise ConfigError("postprocess: min_duration_ms and merge_gap_ms must be >= 0")
+        if self.min_duration_ms < 0 or self.merge_gap_ms < 0 or self.latency_ms < 0:
+            raise ConfigError("postprocess: min_duration_ms, merge_gap_ms and latency_ms must be >= 0")
         for lab, (on, off) in {"default": (self.onset_threshold, self.offset_threshold), **self.thresholds}.items():
             if not 0.0 < off <= on <= 1.0:
                 raise ConfigError(f"postprocess: thresholds for {lab} must satisfy 0 < offset ({off}) <= onset ({on}) <= 1")
@@ -79,9 +82,9 @@ class SedEvent:
 class _ClassTracker:
     """Hysteresis + merge + minimum duration for one class, frame by frame."""
 
-    def __init__(self, label: str, on: float, off: float, hop_ms: float, min_frames: int, gap_frames: int) -> None:
+    def __init__(self, label: str, on: float, off: float, hop_ms: float, min_frames: int, gap_frames: int, latency_ms: int = 0) -> None:
         self.label, self.on, self.off = label, on, off
-        self.hop_ms, self.min_frames, self.gap_frames = hop_ms, min_frames, gap_frames
+        self.hop_ms, self.min_frames, self.gap_frames, self.latency_ms = hop_ms, min_frames, gap_frames, latency_ms
         self.start: int | None = None  # first frame of the current (possibly merged) event
         self.end: int | None = None  # first frame after it, once it has closed
         self.active = False
@@ -89,7 +92,7 @@ class _ClassTracker:
         self.announced = False
 
     def _ms(self, frame: int) -> int:
-        return int(round(frame * self.hop_ms))
+        return max(0, int(round(frame * self.hop_ms)) - self.latency_ms)
 
     def _close(self, out: list[SedEvent]) -> None:
         assert self.start is not None and self.end is not None
@@ -136,7 +139,7 @@ class SedStream:
         self._t = 0  # next frame to post-process
         min_frames = int(np.ceil(cfg.min_duration_ms / hop_ms - 1e-9))
         gap_frames = int(np.ceil(cfg.merge_gap_ms / hop_ms - 1e-9))
-        self._trackers = [_ClassTracker(lab, *cfg.pair(lab), hop_ms, min_frames, gap_frames) for lab in labels]
+        self._trackers = [_ClassTracker(lab, *cfg.pair(lab), hop_ms, min_frames, gap_frames, cfg.latency_ms) for lab in labels]
 
     def _run(self, buf: np.ndarray, out: list[SedEvent]) -> None:
         m = self.cfg.median_frames
