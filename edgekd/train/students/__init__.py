@@ -34,7 +34,7 @@ STUDENTS: dict[str, Architecture] = {
         Architecture("bcresnet1", "student", BCResNet, "BC-ResNet-1 style, broadcasted residual blocks, width 1.25 (~11k params)"),
         Architecture("cnn-teacher", "teacher", CNNTeacher, "wide VGG-style CNN teacher (~0.6M params)"),
         Architecture("sed-crnn", "teacher", SedCRNN, "SED teacher: CNN (frequency pooling) + bidirectional GRU, frame logits (~0.3M params)", "sed"),
-        Architecture("sed-causal-cnn", "student", SedCausalCNN, "SED student: causal depthwise-separable CNN, frame logits, streamable (~18k params)", "sed"),
+        Architecture("sed-causal-cnn", "student", SedCausalCNN, "SED student: causal depthwise-separable CNN, frame logits, streamable (~27k params)", "sed"),
     )
 }
 
