@@ -7,7 +7,8 @@ Soundscapes from `edgekd data synth-sed` (Debian-shipped recordings + synthesize
 soundscapes use recordings never heard in training), plus unlabelled transfer soundscapes (training recordings)
 that only the teacher labels. Each model's post-processing (median, thresholds, minimum duration, merge gap) is
 tuned on the validation split by the same grid, then frozen for the test split. Reports event-based F1 (200 ms
-onset collar, offset max(200 ms, 20%)), segment-based F1 (1 s), error rates, params, MACs and ONNX bytes; the
+onset collar, offset max(200 ms, 20%)), segment-based F1 (1 s), error rates, PSDS1 (threshold-free, through
+sed_scores_eval: the psds extra), params, MACs and ONNX bytes; the
 student bundles (fp32 and int8) are also scored through the runtime, as `edgekd eval --sed-annotations` does.
 Trained models are kept under --out and reused on a rerun (delete them to retrain).
 """
@@ -53,8 +54,9 @@ def main() -> None:
     from edgekd.evaluate_sed import evaluate_sed_bundle
     from edgekd.export.sed import export_sed
     from edgekd.runtime.detector import load_model
-    from edgekd.runtime.sed_post import SedPostprocessConfig
+    from edgekd.runtime.sed_post import SedPostprocessConfig, sigmoid
     from edgekd.runtime.wav import load_audio
+    from edgekd.sed_metrics import psds1
     from edgekd.train.profile import count_macs, count_params
     from edgekd.train.qat import to_qat
     from edgekd.train.sed import evaluate_sed, load_sed_split, load_transfer, predict_frames, qat_sed, train_sed, tune_postprocess
@@ -114,7 +116,8 @@ def main() -> None:
         pp, val_f1 = tune_postprocess(predict_frames(m, va.feats), va, labels, 40.0)
         test_logits = predict_frames(m, te.feats)
         r = evaluate_sed(test_logits, te, labels, 40.0, pp)
-        results[name] = {**scores(r), "validation_event_f1": val_f1, "postprocess": pp.to_dict(),
+        psds = psds1({f: sigmoid(z) for f, z in zip(te.files, test_logits, strict=True)}, 0.04, te.rows, labels, te.durations)
+        results[name] = {**scores(r), "psds1": psds, "validation_event_f1": val_f1, "postprocess": pp.to_dict(),
                          "with_default_postprocess": scores(evaluate_sed(test_logits, te, labels, 40.0, default_pp)),
                          "params": count_params(m), "macs_per_second_of_audio": count_macs(m, (1, 100, 40)),
                          "class_wise_event_f1": {k: v["f1"] for k, v in r["event_based"]["class_wise"].items()}}

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-__all__ = ["event_based", "segment_based", "score_events", "Event"]
+__all__ = ["event_based", "segment_based", "score_events", "psds1", "Event"]
 
 
 class Event(Protocol):
@@ -175,3 +175,34 @@ def score_events(reference: Sequence[Event], events_by_file: dict[str, Iterable[
            for name, events in events_by_file.items() for e in events]
     return {"event_based": event_based(reference, est, labels), "segment_based": segment_based(reference, est, labels, durations=durations),
             "events_estimated": len(est), "events_reference": len(reference)}
+
+
+def psds1(frame_probs: dict[str, Any], hop_s: float, reference: Sequence[Event], labels: Sequence[str],
+          durations: dict[str, float]) -> float:
+    """PSDS scenario 1 (DTC 0.7, GTC 0.7, no cross-trigger term, alpha_st 1, max eFPR 100/h) of frame
+    probabilities (``(T, C)`` per file, frame ``t`` covering ``[t * hop_s, (t + 1) * hop_s)``), computed by
+    sed_scores_eval (the DCASE reference; extra ``psds``). Threshold-free, so no post-processing is involved.
+    Classes without a reference event are left out (PSDS is undefined for them)."""
+    try:
+        from sed_scores_eval import intersection_based
+        from sed_scores_eval.base_modules.scores import create_score_dataframe
+    except ImportError:
+        from edgekd.errors import ConfigError
+
+        raise ConfigError('PSDS needs sed_scores_eval: pip install -c constraints.txt "edgekd[psds]"') from None
+    import numpy as np
+
+    present = [lab for lab in labels if any(r.label == lab for r in reference)]
+    cols = [list(labels).index(lab) for lab in present]
+    scores = {}
+    for name, p in frame_probs.items():
+        p = np.asarray(p, dtype=np.float64)[:, cols]
+        scores[name] = create_score_dataframe(p, np.arange(p.shape[0] + 1) * hop_s, present)
+    truth: dict[str, list[tuple[float, float, str]]] = {name: [] for name in frame_probs}
+    for r in reference:
+        if r.filename in truth:
+            truth[r.filename].append((r.onset_s, r.offset_s, r.label))
+    value, *_ = intersection_based.psds(scores=scores, ground_truth=truth, audio_durations={k: durations[k] for k in frame_probs},
+                                        dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0.0, alpha_st=1.0,
+                                        unit_of_time="hour", max_efpr=100.0)
+    return float(value)

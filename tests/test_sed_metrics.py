@@ -125,3 +125,35 @@ def test_metrics_agree_with_sed_eval_on_a_random_fixture() -> None:
     assert ours_seg["error_rate"] == pytest.approx(theirs_seg["overall"]["error_rate"]["error_rate"], abs=1e-9)
     for lab in LABELS:
         assert ours_seg["class_wise"][lab]["f1"] == pytest.approx(theirs_seg["class_wise"][lab]["f_measure"]["f_measure"], abs=1e-9), lab
+
+
+def test_psds1_of_perfect_late_and_noisy_scores() -> None:
+    """PSDS through sed_scores_eval: 1 for scores that are exactly the references, lower when every score rises
+    half an event late (intersection 0.5 < DTC/GTC 0.7), lower still with false-alarm bumps."""
+    import numpy as np
+
+    pytest.importorskip("sed_scores_eval", reason="the psds extra (make test installs it); without it there is no PSDS")
+    from edgekd.sed_metrics import psds1
+
+    hop, files = 0.04, [f"f{i}.wav" for i in range(8)]
+    ref = [E(f, 1.0 + i % 3, 2.0 + i % 3, LABELS[i % 3]) for i, f in enumerate(files)] + [E(f, 6.0, 7.2, "door") for f in files]
+    durations = dict.fromkeys(files, 10.0)
+
+    def probs(late: float = 0.0, bumps: bool = False) -> dict[str, np.ndarray]:
+        out = {}
+        for f in files:
+            p = np.full((250, len(LABELS)), 0.01)
+            for r in ref:
+                if r.filename == f:
+                    shift = late * (r.offset_s - r.onset_s)
+                    p[round((r.onset_s + shift) / hop) : round((r.offset_s + shift) / hop), LABELS.index(r.label)] = 0.9
+            if bumps:
+                p[200:215, LABELS.index("glass")] = 0.95  # a false alarm above every true score
+            out[f] = p
+        return out
+
+    perfect = psds1(probs(), hop, ref, LABELS, durations)
+    late = psds1(probs(late=0.5), hop, ref, LABELS, durations)
+    noisy = psds1(probs(bumps=True), hop, ref, LABELS, durations)
+    assert perfect == pytest.approx(1.0, abs=1e-6)
+    assert late < 0.5 and noisy < perfect
