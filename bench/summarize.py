@@ -100,6 +100,13 @@ def main() -> None:
                 cells = ["same scores as the teacher row"] + [""] * (len(targets) - 1)
             fl = (v.get("frr_flite_voices_at_fa_per_hour") or {}).get("10")
             out.append(f"| {name} | {v['cpu_ms_per_audio_s']:.2f} | " + " | ".join(cells) + f" | {'-' if fl is None else f'{100 * fl:.1f}'} |")
+        ordinary = {k: v["ordinary_speech"]["frr_at_fa_per_hour"] for k, v in d["systems"].items() if v.get("ordinary_speech")}
+        if ordinary:
+            out += ["", f"The same positives against {d['ordinary_negative_hours']:.2f} h of ordinary running speech (no confusable phrases), "
+                    "FRR (%) at each FA/h:", "", "| system | " + " | ".join(f"FRR @ {t} FA/h" for t in targets) + " |",
+                    "|---|" + "---|" * len(targets)]
+            for name, frr in ordinary.items():
+                out.append(f"| {name} | " + " | ".join(("-" if frr.get(t) is None else f"{100 * frr[t]:.1f}") for t in targets) + " |")
         out += ["", f"Measured: {_machine(d)}. {d.get('limits', '')}", ""]
     sed = RESULTS / "sed.json"
     if sed.is_file():

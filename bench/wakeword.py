@@ -40,7 +40,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "wakeword.json")
     ap.add_argument("--per-word", type=int, default=500, help="positive clips synthesized (confusables/words: twice that)")
     ap.add_argument("--transfer-minutes", type=float, default=20.0)
-    ap.add_argument("--negative-minutes", type=float, default=60.0)
+    ap.add_argument("--negative-minutes", type=float, default=60.0, help="running speech with confusables (hey travis, jarvis, ...)")
+    ap.add_argument("--ordinary-minutes", type=float, default=120.0, help="running speech without confusables (ordinary audio)")
     ap.add_argument("--positives", type=int, default=200)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--arch", default="dscnn")
@@ -120,6 +121,10 @@ def main() -> None:
     if not neg_wav.is_file():
         print(f"negatives: {args.negative_minutes} min of running speech with confusables (test voices)", flush=True)
         write_wav(neg_wav, speech_stream(60 * args.negative_minutes, split="test", seed=31, confusable_rate=0.15), 16000)
+    ord_wav = out / "eval" / f"ordinary_{int(args.ordinary_minutes)}min.wav"
+    if not ord_wav.is_file():
+        print(f"negatives: {args.ordinary_minutes} min of ordinary running speech, no confusables (test voices)", flush=True)
+        write_wav(ord_wav, speech_stream(60 * args.ordinary_minutes, split="test", seed=51, confusable_rate=0.0), 16000)
     flite_dir = out / "eval" / "positives_flite"
     flite_tsv = out / "eval" / "positives_flite.tsv"
     if not flite_tsv.is_file():
@@ -138,13 +143,17 @@ def main() -> None:
         dets[name] = load_model(bundle, threads=1)
         systems[f"student {name} ({args.arch})"] = we.bundle_scorer(dets[name], "hey_jarvis")
     results = {}
-    thresholds = [round(x, 3) for x in np.arange(0.01, 1.0, 0.01)]
+    # 0.01 steps, then finer towards 1 (0.99 ... 0.9999): low FA/h lives in the last percent of the score range
+    thresholds = sorted({round(float(x), 6) for x in np.concatenate([np.arange(0.01, 1.0, 0.01), 1.0 - np.logspace(-2, -4, 9)])})
+    targets = (0.5, 1, 2, 5, 10, 20, 50)
     for label, scorer in systems.items():
         print(f"evaluating {label}", flush=True)
         pos, _ = we.score_files(scorer, wavs, load)
         neg, neg_s = we.score_files(scorer, [neg_wav], load, concatenate=True)
         sweep = we.sweep(pos, rows, neg[""], neg_s, thresholds)
         chosen = we.pick_threshold(sweep, args.target_fa_per_hour)
+        ordn, ord_s = we.score_files(scorer, [ord_wav], load, concatenate=True)
+        ord_sweep = we.sweep(pos, rows, ordn[""], ord_s, thresholds)
         fpos, _ = we.score_files(scorer, flite_wavs, load)  # the phrase spoken by another engine (flite), never trained on
 
         def flite_frr(row: dict | None, fpos: dict = fpos) -> float | None:
@@ -153,11 +162,18 @@ def main() -> None:
             hits = we.count_hits({f: we.detections(t, s, row["threshold"]) for f, (t, s) in fpos.items()}, flite_rows)
             return 1.0 - hits / len(flite_rows)
 
-        targets = (0.5, 1, 2, 5, 10, 20, 50)
+        def frr_at(sw: list, t: float) -> float | None:  # type: ignore[type-arg]
+            r = we.pick_threshold(sw, t)
+            return None if r is None else r["frr"]
+
         results[label] = {"chosen": chosen, "sweep": sweep,
-                          "frr_at_fa_per_hour": {str(t): (lambda r: None if r is None else r["frr"])(we.pick_threshold(sweep, t)) for t in targets},
+                          "ordinary_speech": {"chosen": we.pick_threshold(ord_sweep, args.target_fa_per_hour), "sweep": ord_sweep,
+                                              "frr_at_fa_per_hour": {str(t): frr_at(ord_sweep, t) for t in targets}},
+                          "frr_at_fa_per_hour": {str(t): frr_at(sweep, t) for t in targets},
                           "frr_flite_voices_at_fa_per_hour": {str(t): flite_frr(we.pick_threshold(sweep, t)) for t in targets}}
     we.det_plot({k: v["sweep"] for k, v in results.items()}, args.json.with_suffix(".png"), args.target_fa_per_hour)
+    we.det_plot({k: v["ordinary_speech"]["sweep"] for k, v in results.items()}, args.json.with_name(args.json.stem + "_ordinary.png"),
+                args.target_fa_per_hour)
 
     # CPU per audio second, same 60 s of the negative WAV, one run, 1 thread, alternating, median of 3
     clip = load(neg_wav)[: 60 * 16000]
@@ -190,13 +206,15 @@ def main() -> None:
         results[f"student {name} ({args.arch})"]["params"] = det.manifest.provenance.get("params")
     summary = {"what": "FRR at a target FA/h on held-out synthesized material; teacher vs distilled student vs no-teacher student",
                "command": "python bench/wakeword.py (make wakeword)", "target_fa_per_hour": args.target_fa_per_hour,
-               "positives": len(rows), "positives_flite": len(flite_rows), "negative_hours": neg_s / 3600.0, "teacher": args.teacher,
+               "positives": len(rows), "positives_flite": len(flite_rows), "negative_hours": neg_s / 3600.0,
+               "ordinary_negative_hours": ord_s / 3600.0, "teacher": args.teacher,
                "teacher_sha256": teacher.identity,
                "teacher_on_training_clips": teacher_on, "config": {k: str(v) for k, v in vars(args).items()},
                "systems": results,
                "wall_seconds": time.time() - t_start, "machine": machine_facts(),
                "limits": ("training speech is espeak-ng only; test positives are held-out espeak voices plus flite (CMU) voices; "
-                          "negatives are espeak running speech by held-out voices")}
+                          "negatives are espeak running speech by held-out voices: one hour with confusable phrases, "
+                          f"{args.ordinary_minutes / 60:g} hours without")}
     write_json(args.json, summary)
     for k, v in results.items():
         if "sweep" not in v:
@@ -205,8 +223,9 @@ def main() -> None:
         c = v["chosen"]
         frr = f"FRR {100 * c['frr']:.1f}% at {c['fa_per_hour']:.2f} FA/h (thr {c['threshold']:.2f})" if c else "target FA/h not reached"
         print(f"{k}: {frr}; {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
-        for key, what in (("frr_at_fa_per_hour", "FRR"), ("frr_flite_voices_at_fa_per_hour", "FRR, flite voices,")):
-            print(f"    {what} at FA/h " + ", ".join(f"{t}: {'-' if f is None else f'{100 * f:.1f}%'}" for t, f in v[key].items()))
+        for what, table in (("FRR", v["frr_at_fa_per_hour"]), ("FRR, flite voices,", v["frr_flite_voices_at_fa_per_hour"]),
+                            ("FRR, ordinary-speech negatives,", v["ordinary_speech"]["frr_at_fa_per_hour"])):
+            print(f"    {what} at FA/h " + ", ".join(f"{t}: {'-' if f is None else f'{100 * f:.1f}%'}" for t, f in table.items()))
     print(f"-> {args.json}")
 
 
