@@ -49,12 +49,10 @@ def test_causal_student_frames_do_not_depend_on_the_future() -> None:
     torch.testing.assert_close(changed[:, :50], whole[:, :50], atol=1e-5, rtol=0)
 
 
-@pytest.mark.slow
-def test_a_tiny_run_trains_and_scores(tmp_path: Path) -> None:
+def _tiny_soundscapes(tmp_path: Path, transfer: int = 0) -> Path:
+    """4 s soundscapes of two tone classes (3 recordings each) under tmp_path/d."""
     from edgekd.data.synth_sed import SynthSedConfig, folder_sources, synth_sed
-    from edgekd.runtime.sed_post import SedPostprocessConfig
     from edgekd.runtime.wav import write_wav
-    from edgekd.train.sed import evaluate_sed, load_sed_split, predict_frames, train_sed
 
     ev = tmp_path / "ev"
     for k, cls in enumerate(("low", "high")):
@@ -62,8 +60,17 @@ def test_a_tiny_run_trains_and_scores(tmp_path: Path) -> None:
         for j in range(3):
             t = np.arange(8000) / 16000
             write_wav(ev / cls / f"{j}.wav", (0.5 * np.sin(2 * np.pi * (300 + 2500 * k + 50 * j) * t)).astype(np.float32), 16000)
-    synth_sed(tmp_path / "d", SynthSedConfig(scapes_train=8, scapes_validation=2, scapes_test=2, seconds=4.0), sources=folder_sources(ev),
-              synthesized=())
+    synth_sed(tmp_path / "d", SynthSedConfig(scapes_train=8, scapes_validation=2, scapes_test=2, scapes_transfer=transfer, seconds=4.0),
+              sources=folder_sources(ev), synthesized=())
+    return tmp_path / "d"
+
+
+@pytest.mark.slow
+def test_a_tiny_run_trains_and_scores(tmp_path: Path) -> None:
+    from edgekd.runtime.sed_post import SedPostprocessConfig
+    from edgekd.train.sed import evaluate_sed, load_sed_split, predict_frames, train_sed
+
+    _tiny_soundscapes(tmp_path)
     labels = ["high", "low"]
     tr, va, te = (load_sed_split(tmp_path / "d", s, labels) for s in ("train", "validation", "test"))
     assert tr.targets[0].shape == (tr.feats[0].shape[0], 2) and tr.targets[0].sum() > 0
@@ -93,3 +100,39 @@ def test_postprocess_tuning_finds_the_latency_and_threshold_of_late_scores() -> 
     assert f1 == 1.0 and cfg.latency_ms == 160 and cfg.onset_threshold < 0.45  # 160 is the first that lands every onset in the collar
     untuned = evaluate_sed(logits, split, labels, 40.0, SedPostprocessConfig())
     assert untuned["event_based"]["overall"]["f1"] == 0.0  # the default 0.5 onset never opens
+
+
+@pytest.mark.slow
+def test_train_sed_command_gives_an_int8_bundle_and_a_report(tmp_path: Path) -> None:
+    """`edgekd train sed` on tiny soundscapes with a transfer set: teacher, distilled student, QAT, tuned
+    post-processing, two bundles (the int8 one passes selftest) and report.json; a rerun reuses the models."""
+    import json
+    import subprocess
+    import sys
+
+    data = _tiny_soundscapes(tmp_path, transfer=3)
+    assert len(list((data / "audio" / "transfer").glob("*.wav"))) == 3 and not (data / "transfer.tsv").exists()
+    cmd = [sys.executable, "-m", "edgekd", "train", "sed", str(data), "--out", str(tmp_path / "o"), "--teacher-epochs", "1",
+           "--student-epochs", "1", "--qat-epochs", "1", "--threads", "1"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert r["transfer_soundscapes"] == 3 and set(r["models"]) == {"teacher", "student", "student_qat"}
+    q = r["models"]["student_qat"]
+    assert q["quantization"] == "int8-qat" and q["onnx_bytes"] < r["models"]["student"]["onnx_bytes"]
+    assert 0.0 <= q["event_f1"] <= 1.0 and 0.0 <= q["runtime"]["event_f1"] <= 1.0 and q["params"] * 10 <= r["models"]["teacher"]["params"]
+    man = json.loads((tmp_path / "o" / "bundle-int8" / "manifest.json").read_text())
+    assert man["postprocess"] == q["postprocess"]  # the bundle carries the post-processing tuned on validation
+    st = subprocess.run([sys.executable, "-m", "edgekd", "selftest", str(tmp_path / "o" / "bundle-int8")], capture_output=True, text=True)
+    assert st.returncode == 0, st.stdout + st.stderr
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stderr.count("reusing") == 3
+
+
+def test_train_sed_command_without_soundscapes_says_how_to_make_them(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "edgekd", "train", "sed", str(tmp_path), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert p.returncode == 2 and "edgekd data synth-sed" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "o").exists()

@@ -160,3 +160,47 @@ def qat_cmd(
         return
     notice(f"saved {out}: QAT val {c.metrics['val_accuracy']:.4f}, test {c.metrics['test_accuracy_torch']:.4f} "
            f"(float test {c.metrics.get('float_test_accuracy_torch') or float('nan'):.4f})")
+
+
+@app.command("sed")
+@friendly_errors
+def sed_cmd(
+    data: Annotated[Path, typer.Argument(help="Soundscapes from `edgekd data synth-sed` (audio/<split>/ + <split>.tsv; audio/transfer/ "
+                                              "is used for distillation when present).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the models, bundle-int8/, bundle-fp32/ and report.json.")],
+    teacher_epochs: Annotated[int, typer.Option(help="Teacher (sed-crnn) epochs.")] = 20,
+    student_epochs: Annotated[int, typer.Option(help="Distilled student (sed-causal-cnn) epochs.")] = 60,
+    qat_epochs: Annotated[int, typer.Option(help="Quantization-aware fine-tuning epochs.")] = 6,
+    alpha: Annotated[float, typer.Option(help="Weight of the distillation term on labelled soundscapes (transfer ones use it alone).")] = 0.5,
+    temperature: Annotated[float, typer.Option(help="Sigmoid temperature of the distillation term.")] = 1.0,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Sound-event detection end to end: train the sed-crnn teacher, distil the causal sed-causal-cnn student
+    (frame-level loss; transfer soundscapes labelled by the teacher alone), fine-tune it with QAT, tune each model's
+    post-processing on the validation split, export OUT/bundle-int8 and OUT/bundle-fp32 (task sed) and score the
+    test split (event/segment F1, PSDS1 with the psds extra) into OUT/report.json. Models already under OUT are
+    reused: delete one to retrain it."""
+    from dataclasses import asdict
+
+    from edgekd.cli.common import write_json
+    from edgekd.errors import ConfigError
+    from edgekd.sed_pipeline import SedRecipe, export_scored_bundle, load_sed_data, score_sed_model, train_sed_models
+
+    if min(teacher_epochs, student_epochs, qat_epochs) < 1 or not 0.0 <= alpha <= 1.0 or temperature <= 0:
+        raise ConfigError("epochs must be >= 1, --alpha within [0, 1] and --temperature > 0")
+    d = load_sed_data(data)
+    recipe = SedRecipe(teacher_epochs=teacher_epochs, student_epochs=student_epochs, qat_epochs=qat_epochs, alpha=alpha,
+                       temperature=temperature, threads=threads)
+    models = train_sed_models(d, out, recipe, say=notice)
+    report: dict = {"data": str(data), "recipe": asdict(recipe), "transfer_soundscapes": len(d.transfer), "models": {}}  # type: ignore[type-arg]
+    for name, m in models.items():
+        notice(f"scoring {name} (post-processing tuned on validation)")
+        pp, report["models"][name] = score_sed_model(m, d)
+        if name != "teacher":
+            bundle = out / ("bundle-int8" if name == "student_qat" else "bundle-fp32")
+            report["models"][name].update(export_scored_bundle(m, d, data, bundle, f"sed-{bundle.name}", pp))
+    write_json(out / "report.json", report)
+    for name, r in report["models"].items():
+        notice(f"{name}: event-F1 {r['event_f1']:.3f}, segment-F1 {r['segment_f1']:.3f}, {r['params']:,} params"
+               + (f", bundle {r['bundle']} ({r['onnx_bytes']:,} B ONNX)" if "bundle" in r else ""))
+    notice(f"-> {out / 'report.json'}")
