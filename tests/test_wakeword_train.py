@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
@@ -41,3 +43,26 @@ def test_transfer_rows_are_unlabelled_clips_of_their_own() -> None:
     out = with_transfer(fs, np.ones((3, 98, 40), np.float32))
     assert len(out) == 7 and out.y[4:].tolist() == [-1, -1, -1] and out.clip[4:].tolist() == [2, 3, 4]
     assert out.key != fs.key and out.x.dtype == np.float16
+
+
+def test_synth_wakeword_command_writes_clips_transfer_and_eval_material(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from edgekd.data.annotations import read_annotations
+    from edgekd.runtime.wav import load_audio
+
+    out = tmp_path / "ww"
+    p = subprocess.run([sys.executable, "-m", "edgekd", "data", "synth-wakeword", str(out), "--per-word", "4", "--transfer-minutes", "0.1",
+                        "--positives", "2", "--negative-minutes", "0.1", "--ordinary-minutes", "0.1", "--workers", "1"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert len(list((out / "clips" / "hey_jarvis").glob("*.wav"))) == 4 and (out / "clips" / "testing_list.txt").is_file()
+    assert json.loads((out / "clips" / "synth_meta.json").read_text())
+    for wav in ("transfer.wav", "eval/negatives.wav", "eval/ordinary.wav"):
+        assert load_audio(out / wav, 16000).shape[0] == 6 * 16000, wav
+    rows = read_annotations(out / "eval" / "positives.tsv", labels=["hey_jarvis"])
+    assert sorted(r.filename for r in rows) == sorted(f.name for f in (out / "eval" / "positives").glob("*.wav")) and len(rows) == 2
+    again = subprocess.run([sys.executable, "-m", "edgekd", "data", "synth-wakeword", str(out)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr

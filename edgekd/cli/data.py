@@ -45,6 +45,65 @@ def synth_kws_cmd(
     notice(f"wrote {sum(counts.values())} clips in {len(counts)} folders to {out}")
 
 
+@app.command("synth-wakeword")
+@friendly_errors
+def synth_wakeword_cmd(
+    out: Annotated[Path, typer.Argument(help="New folder to write: clips/, transfer.wav, eval/.")],
+    phrase: Annotated[str, typer.Option(help="The wake phrase (espeak-ng must be able to say it).")] = "hey jarvis",
+    per_word: Annotated[int, typer.Option(help="Clips of the phrase in clips/ (confusables and other words: twice that).")] = 500,
+    transfer_minutes: Annotated[float, typer.Option(help="Minutes of unlabelled running speech (train voices) for the teacher to label.")] = 20.0,
+    positives: Annotated[int, typer.Option(help="Held-out positive files (test voices) for eval-stream; half as many by flite voices.")] = 200,
+    negative_minutes: Annotated[float, typer.Option(help="Minutes of held-out running speech with confusable phrases.")] = 60.0,
+    ordinary_minutes: Annotated[float, typer.Option(help="Minutes of held-out running speech without confusables (0: none).")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed (also decides which voices are held out).")] = 0,
+    workers: Annotated[int, typer.Option(help="Synthesis processes for clips/.")] = 2,
+) -> None:
+    """Wake-word material with espeak-ng (flite for the other-engine positives): clips/ (Speech Commands layout: the
+    phrase, confusables such as "hey travis" and "jarvis" plus other words as _unknown_, noise as _silence_; voices
+    split train/validation/test), transfer.wav (running speech by train voices, for distillation), and held-out
+    eval material: eval/positives/ + eval/positives.tsv (test voices), eval/positives_flite/ + tsv (another TTS
+    engine), eval/negatives.wav (running speech with confusables; the confusable list is made for "hey jarvis") and
+    optionally eval/ordinary.wav."""
+    import shutil
+
+    from tqdm import tqdm
+
+    from edgekd.data.synth_kws import synth_kws
+    from edgekd.data.synth_wakeword import positive_files, speech_stream, wakeword_config
+    from edgekd.errors import ConfigError
+    from edgekd.runtime.wav import write_wav
+
+    if per_word < 1 or positives < 2 or workers < 1 or min(transfer_minutes, negative_minutes) <= 0 or ordinary_minutes < 0:
+        raise ConfigError("--per-word and --workers must be >= 1, --positives >= 2, --transfer-minutes and --negative-minutes > 0")
+    if not phrase.strip() or any(c in phrase for c in "\t\n"):
+        raise ConfigError("--phrase must be a non-empty line of words")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out}: folder is not empty; give a new folder (nothing was overwritten)")
+    label = "_".join(phrase.lower().split())
+    if shutil.which("flite") is None:
+        notice("flite is not installed (apt install flite): no eval/positives_flite")
+    with tqdm(total=0, desc="clips", unit="clip", dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        synth_kws(out / "clips", wakeword_config(phrase=phrase, per_word=per_word, seed=seed, workers=workers), progress=progress)
+    notice(f"transfer.wav: {transfer_minutes:g} min of running speech (train voices)")
+    write_wav(out / "transfer.wav", speech_stream(60 * transfer_minutes, split="train", seed=seed + 11, phrase=phrase), 16000)
+    notice(f"eval/: {positives} positives (test voices), negatives.wav ({negative_minutes:g} min with confusables)")
+    positive_files(out / "eval" / "positives", positives, phrase=phrase, label=label, split="test", seed=seed + 21)
+    write_wav(out / "eval" / "negatives.wav", speech_stream(60 * negative_minutes, split="test", seed=seed + 31, phrase=phrase,
+                                                           confusable_rate=0.15), 16000)
+    if ordinary_minutes:
+        write_wav(out / "eval" / "ordinary.wav", speech_stream(60 * ordinary_minutes, split="test", seed=seed + 51, phrase=phrase,
+                                                               confusable_rate=0.0), 16000)
+    if shutil.which("flite") is not None:
+        positive_files(out / "eval" / "positives_flite", positives // 2, phrase=phrase, label=label, engine="flite", seed=seed + 41)
+    notice(f"wrote {out}: score with `edgekd eval-stream BUNDLE|--teacher oww:NAME --positives {out / 'eval' / 'positives'} "
+           f"--annotations {out / 'eval' / 'positives.tsv'} --negatives {out / 'eval' / 'negatives.wav'}`")
+
+
 @app.command("synth-sed")
 @friendly_errors
 def synth_sed_cmd(
