@@ -4,7 +4,8 @@
 
 Steps: synthesize a clip set (phrase / confusables + words / noise, voices split by variant) -> features ->
 teacher scores for every training clip and for an unlabelled transfer set of running speech (train voices)
--> DS-CNN student distilled from those scores (and the same student on hard labels only) -> ONNX bundles ->
+-> DS-CNN student distilled from those scores (and the same student on hard labels only; the distilled one also
+QAT int8) -> ONNX bundles ->
 streaming evaluation on held-out material: positives by test voices (with a tsv) and an hour of running
 speech by test voices with confusables (negatives) -> FRR at the target FA/h for teacher and students, and
 CPU ms per audio second of each on the same WAV in one run.
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--positives", type=int, default=200)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--arch", default="dscnn")
+    ap.add_argument("--qat-epochs", type=int, default=2, help="QAT int8 fine-tuning of the distilled student (0: none)")
     ap.add_argument("--target-fa-per-hour", type=float, default=0.5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--teacher", default="oww:hey_jarvis")
@@ -64,7 +66,7 @@ def main() -> None:
     from edgekd.runtime.wav import load_audio, write_wav
     from edgekd.train.config import TrainConfig
     from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher
-    from edgekd.train.pipeline import load_kws_data, train_kws
+    from edgekd.train.pipeline import load_kws_data, train_kws, train_qat
     from edgekd.train.wakeword import clip_targets, prob_logits, transfer_windows, with_transfer
 
     out: Path = args.out
@@ -111,6 +113,15 @@ def main() -> None:
         if not (bundle / "manifest.json").is_file():
             export_onnx(ckpt, bundle, name=f"hey-jarvis-{args.arch}-{name}", postprocess={"stride_ms": 80, "smooth_ms": 160})
         students[name] = bundle
+        if use_teacher and args.qat_epochs:  # the distilled student, fine-tuned with fake int8 on the same teacher targets
+            q_ckpt = out / f"student-{args.arch}-{name}-qat.pt"
+            if not q_ckpt.is_file():
+                train_qat(type(kd)(kd.root, train_x, kd.validation, kd.test, kd.views), ckpt, q_ckpt, epochs=args.qat_epochs,
+                          threads=args.workers, soft_targets=logits)
+            q_bundle = out / f"bundle-{args.arch}-{name}-int8"
+            if not (q_bundle / "manifest.json").is_file():
+                export_onnx(q_ckpt, q_bundle, name=f"hey-jarvis-{args.arch}-{name}-int8", int8=True, postprocess={"stride_ms": 80, "smooth_ms": 160})
+            students[f"{name} QAT int8"] = q_bundle
 
     # held-out material: test voices only
     pos_dir = out / "eval" / "positives"

@@ -108,3 +108,17 @@ def test_bn_folding_keeps_the_float_function(tiny_checkpoint: Path) -> None:
         finally:
             qat_mod._weight_fq = orig
     assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_qat_with_soft_targets_distils_and_checks_their_rows(tiny_kws_data, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """QAT on teacher logits computed elsewhere (the ONNX wake-word teacher's path): the checkpoint says distilled;
+    a row-count mismatch is one clear error."""
+    from edgekd.train.pipeline import train_qat
+
+    n, c = len(tiny_kws_data.train), len(tiny_kws_data.train.labels)
+    soft = np.random.default_rng(0).standard_normal((n, c)).astype(np.float32)
+    ck = train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "q.pt", epochs=1, threads=1, progress=False, soft_targets=soft)
+    assert ck.config["distilled"] and ck.config["qat"] and Checkpoint.load(tmp_path / "q.pt").is_qat
+    with pytest.raises(ConfigError, match="soft targets for 3 rows"):
+        train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "r.pt", epochs=1, threads=1, progress=False, soft_targets=soft[:3])
+    assert not (tmp_path / "r.pt").exists()

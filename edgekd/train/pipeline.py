@@ -163,8 +163,10 @@ def train_qat(
     teacher_cache: str | os.PathLike[str] | None = None,
     dist: DistContext | None = None,
     state: Resume | None = None,
+    soft_targets: np.ndarray | None = None,
 ) -> Checkpoint:
-    """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given."""
+    """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given, or on
+    ``soft_targets`` (teacher logits per training row computed elsewhere, as for ``train_kws``)."""
     import torch
 
     from edgekd.train.logit_cache import teacher_logits
@@ -182,7 +184,11 @@ def train_qat(
     t_logits = None
     provenance = dict(src.provenance, qat_from=Path(checkpoint).name)
     d = dist or DistContext()
-    if teacher is not None or teacher_cache is not None:
+    if soft_targets is not None:
+        if soft_targets.shape[0] != len(data.train):
+            raise ConfigError(f"soft targets for {soft_targets.shape[0]} rows, but the training set has {len(data.train)}")
+        t_logits = soft_targets
+    elif teacher is not None or teacher_cache is not None:
         t_logits = teacher_logits(data.train, FrontendParams().to_dict(), teacher=teacher, cache=teacher_cache, cache_root=cache_dir,
                                   threads=threads, dist=d)
         provenance["qat_teacher_sha256"] = t_logits.index["teacher"]["sha256"]
