@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "sed.json")
     ap.add_argument("--train", type=int, default=400)
     ap.add_argument("--validation", type=int, default=60)
-    ap.add_argument("--test", type=int, default=120)
+    ap.add_argument("--test", type=int, default=400)
     ap.add_argument("--transfer", type=int, default=800, help="unlabelled soundscapes for distillation (0: none)")
     ap.add_argument("--teacher-epochs", type=int, default=20)
     ap.add_argument("--student-epochs", type=int, default=60)

@@ -182,7 +182,8 @@ def psds1(frame_probs: dict[str, Any], hop_s: float, reference: Sequence[Event],
     """PSDS scenario 1 (DTC 0.7, GTC 0.7, no cross-trigger term, alpha_st 1, max eFPR 100/h) of frame
     probabilities (``(T, C)`` per file, frame ``t`` covering ``[t * hop_s, (t + 1) * hop_s)``), computed by
     sed_scores_eval (the DCASE reference; extra ``psds``). Threshold-free, so no post-processing is involved.
-    Classes without a reference event are left out (PSDS is undefined for them)."""
+    Classes without a reference event are left out (PSDS is undefined for them); overlapping or touching reference
+    events of one class in one file are merged first (sed_scores_eval refuses them, as DESED's evaluation does)."""
     try:
         from sed_scores_eval import intersection_based
         from sed_scores_eval.base_modules.scores import create_score_dataframe
@@ -199,9 +200,14 @@ def psds1(frame_probs: dict[str, Any], hop_s: float, reference: Sequence[Event],
         p = np.asarray(p, dtype=np.float64)[:, cols]
         scores[name] = create_score_dataframe(p, np.arange(p.shape[0] + 1) * hop_s, present)
     truth: dict[str, list[tuple[float, float, str]]] = {name: [] for name in frame_probs}
-    for r in reference:
-        if r.filename in truth:
-            truth[r.filename].append((r.onset_s, r.offset_s, r.label))
+    for (fname, lab), evs in sorted(_group(r for r in reference if r.filename in truth).items()):
+        merged: list[list[float]] = []
+        for e in sorted(evs, key=lambda e: e.onset_s):
+            if merged and e.onset_s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e.offset_s)
+            else:
+                merged.append([e.onset_s, e.offset_s])
+        truth[fname] += [(on, off, lab) for on, off in merged]
     value, *_ = intersection_based.psds(scores=scores, ground_truth=truth, audio_durations={k: durations[k] for k in frame_probs},
                                         dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0.0, alpha_st=1.0,
                                         unit_of_time="hour", max_efpr=100.0)

@@ -137,6 +137,7 @@ def test_psds1_of_perfect_late_and_noisy_scores() -> None:
 
     hop, files = 0.04, [f"f{i}.wav" for i in range(8)]
     ref = [E(f, 1.0 + i % 3, 2.0 + i % 3, LABELS[i % 3]) for i, f in enumerate(files)] + [E(f, 6.0, 7.2, "door") for f in files]
+    ref.append(E("f0.wav", 6.8, 8.0, "door"))  # overlaps f0's 6.0-7.2 door: scored as one 6.0-8.0 event
     durations = dict.fromkeys(files, 10.0)
 
     def probs(late: float = 0.0, bumps: bool = False) -> dict[str, np.ndarray]:
