@@ -116,12 +116,15 @@ def main() -> None:
                 f"{d.get('transfer_soundscapes', 0)} unlabelled transfer soundscapes for distillation; alpha {d.get('alpha')}, temperature "
                 f"{d.get('temperature')}, epochs: " + ", ".join(f"{k} {v}" for k, v in sorted((d.get("epochs") or {}).items())) + ". "
                 "Each model's post-processing is tuned on the validation split, then frozen for the test split.", "",
-                "| model | params | MACs per audio s | ONNX bytes | event-F1 | event ER | segment-F1 | segment ER | PSDS1 | event-F1 through the runtime |",
+                "| model | params | MACs per audio s | ONNX bytes | event-F1 | event ER | segment-F1 | segment ER | PSDS1 (alpha_st 0) "
+                "| event-F1 through the runtime |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in d["models"].items():
             size = f"{r['onnx_bytes']:,}" if r.get("onnx_bytes") else "-"
             rt = f"{r['runtime']['event_f1']:.3f}" if r.get("runtime") else "-"
-            psds = f"{r['psds1']:.3f}" if r.get("psds1") is not None else "-"
+            psds = f"{r['psds1']:.3f}" if isinstance(r.get("psds1"), float) else "-"
+            if isinstance(r.get("psds1_alpha_st0"), float):
+                psds += f" ({r['psds1_alpha_st0']:.3f})"
             out.append(f"| {name} | {r['params']:,} | {r['macs_per_second_of_audio']:,} | {size} | {r['event_f1']:.3f} | {r['event_error_rate']:.2f} | "
                        f"{r['segment_f1']:.3f} | {r['segment_error_rate']:.2f} | {psds} | {rt} |")
         g = d.get("int8_student_vs_teacher")

@@ -178,11 +178,12 @@ def score_events(reference: Sequence[Event], events_by_file: dict[str, Iterable[
 
 
 def psds1(frame_probs: dict[str, Any], hop_s: float, reference: Sequence[Event], labels: Sequence[str],
-          durations: dict[str, float]) -> float:
+          durations: dict[str, float], *, alpha_st: float = 1.0) -> float:
     """PSDS scenario 1 (DTC 0.7, GTC 0.7, no cross-trigger term, alpha_st 1, max eFPR 100/h) of frame
     probabilities (``(T, C)`` per file, frame ``t`` covering ``[t * hop_s, (t + 1) * hop_s)``), computed by
     sed_scores_eval (the DCASE reference; extra ``psds``). Threshold-free, so no post-processing is involved.
-    Classes without a reference event are left out (PSDS is undefined for them); overlapping or touching reference
+    ``alpha_st = 0`` drops the penalty on the spread of per-class TPR (one class the model never finds then no
+    longer pulls the score towards 0). Classes without a reference event are left out (PSDS is undefined for them); overlapping or touching reference
     events of one class in one file are merged first (sed_scores_eval refuses them, as DESED's evaluation does)."""
     try:
         from sed_scores_eval import intersection_based
@@ -209,6 +210,6 @@ def psds1(frame_probs: dict[str, Any], hop_s: float, reference: Sequence[Event],
                 merged.append([e.onset_s, e.offset_s])
         truth[fname] += [(on, off, lab) for on, off in merged]
     value, *_ = intersection_based.psds(scores=scores, ground_truth=truth, audio_durations={k: durations[k] for k in frame_probs},
-                                        dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0.0, alpha_st=1.0,
+                                        dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0.0, alpha_st=alpha_st,
                                         unit_of_time="hour", max_efpr=100.0)
     return float(value)

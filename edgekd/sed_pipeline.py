@@ -127,12 +127,13 @@ def score_sed_model(m: nn.Module, d: SedData) -> tuple[SedPostprocessConfig, dic
     logits = predict_frames(m, d.test.feats)
     r = evaluate_sed(logits, d.test, d.labels, HOP_MS, pp)
 
+    probs = {f: sigmoid(z) for f, z in zip(d.test.files, logits, strict=True)}
     try:
-        psds: float | str = psds1({f: sigmoid(z) for f, z in zip(d.test.files, logits, strict=True)}, HOP_MS / 1000, d.test.rows, d.labels,
-                                  d.test.durations)
+        psds: dict[str, float | str] = {"psds1": psds1(probs, HOP_MS / 1000, d.test.rows, d.labels, d.test.durations),
+                                        "psds1_alpha_st0": psds1(probs, HOP_MS / 1000, d.test.rows, d.labels, d.test.durations, alpha_st=0.0)}
     except ConfigError as e:  # the optional extra is not installed: the report says so
-        psds = f"not computed: {e}"
-    return pp, {**_scores(r), "psds1": psds, "validation_event_f1": val_f1, "postprocess": pp.to_dict(),
+        psds = {"psds1": f"not computed: {e}"}
+    return pp, {**_scores(r), **psds, "validation_event_f1": val_f1, "postprocess": pp.to_dict(),
                 "with_default_postprocess": _scores(evaluate_sed(logits, d.test, d.labels, HOP_MS, DEFAULT_POSTPROCESS)),
                 "params": count_params(m), "macs_per_second_of_audio": count_macs(m, (1, 100, 40)),
                 "class_wise_event_f1": {k: v["f1"] for k, v in r["event_based"]["class_wise"].items()}}

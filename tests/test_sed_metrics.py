@@ -158,3 +158,9 @@ def test_psds1_of_perfect_late_and_noisy_scores() -> None:
     noisy = psds1(probs(bumps=True), hop, ref, LABELS, durations)
     assert perfect == pytest.approx(1.0, abs=1e-6)
     assert late < 0.5 and noisy < perfect
+    # one class never found: with the class-spread penalty (alpha_st 1) PSDS1 falls further than the plain mean
+    blind = probs()
+    for p in blind.values():
+        p[:, LABELS.index("glass")] = 0.01
+    plain, penalised = (psds1(blind, hop, ref, LABELS, durations, alpha_st=a) for a in (0.0, 1.0))
+    assert penalised < plain < perfect
