@@ -43,6 +43,9 @@ def test_qat_transform_without_rounding_is_the_float_model() -> None:
             torch.testing.assert_close(q(x), ref, atol=1e-5, rtol=1e-4)
         rounded = q(x)
     assert 0 < float((rounded - ref).abs().max()) < 0.2 * float(ref.abs().max())  # rounding is on again, and small
+    from edgekd.train.profile import count_macs
+
+    assert count_macs(q, (1, 100, 40)) == count_macs(m, (1, 100, 40)) > 0  # the report's MACs column counts QConv too
 
 
 def test_int8_export_matches_the_qat_model_and_fuses_every_conv(tmp_path: Path) -> None:

@@ -38,9 +38,17 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
             n_in = m.input_size if layer == 0 else m.hidden_size * dirs
             total += int(steps * dirs * 3 * (n_in + m.hidden_size) * m.hidden_size)
 
+    def quantized_hook(m: nn.Module, _inp: tuple[torch.Tensor], out: torch.Tensor) -> None:
+        nonlocal total  # QAT convolutions and linears: every output reads one weight row
+        total += int(out.numel() * m.weight[0].numel())  # type: ignore[index]
+
+    from edgekd.train.qat import QConv, QLinear
+
     hooks = []
     for mod in model.modules():
-        if isinstance(mod, nn.Conv2d):
+        if isinstance(mod, (QConv, QLinear)):
+            hooks.append(mod.register_forward_hook(quantized_hook))
+        elif isinstance(mod, nn.Conv2d):
             hooks.append(mod.register_forward_hook(conv_hook))
         elif isinstance(mod, nn.Conv1d):
             hooks.append(mod.register_forward_hook(conv1d_hook))
