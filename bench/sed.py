@@ -96,6 +96,11 @@ def main() -> None:
                                            "within_5_points": gap <= 0.05, "at_least_10x_fewer_params": ratio >= 10},
                "wall_seconds": time.time() - t0, "machine": machine_facts()}
     write_json(args.json, summary)
+    print(f"\n{'model':<38} {'event-F1':>8} {'segment-F1':>10} {'params':>8} {'MMAC/s':>7} {'ONNX bytes':>10} {'runtime event-F1':>16}")
+    for name, r in results.items():
+        rt = f"{r['runtime']['event_f1']:.3f}" if "runtime" in r else "-"
+        print(f"{name:<38} {r['event_f1']:>8.3f} {r['segment_f1']:>10.3f} {r['params']:>8,} {r['macs_per_second_of_audio'] / 1e6:>7.1f} "
+              f"{r.get('onnx_bytes', 0):>10,} {rt:>16}")
     print(f"int8 student: {100 * gap:.1f} event-F1 points behind the teacher with {ratio:.1f}x fewer parameters -> {args.json}")
 
 
