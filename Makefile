@@ -10,7 +10,7 @@ TASK ?= kws
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
-APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils openssh-server openssh-client flite sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio
+APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils openssh-server openssh-client flite festival festvox-kallpc16k sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio
 # Wheels for an offline board (edgekd deploy --wheelhouse): the kit plus its runtime extra, for this machine's
 # platform by default; WHEEL_PLATFORM=manylinux2014_aarch64 WHEEL_PYTHON=3.11 fetches a board's instead.
 WHEELHOUSE ?= .edgekd-cache/wheelhouse
@@ -53,7 +53,7 @@ $(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM): pyproject.toml | $(STAMP)
 
 wheelhouse: $(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM)
 
-demo: APT_PACKAGES := portaudio19-dev sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio flite
+demo: APT_PACKAGES := portaudio19-dev sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio flite festival festvox-kallpc16k
 demo: install
 ifeq ($(TASK),sed)
 	$(PY) bench/sed.py --out runs/sed --json bench/results/sed.json

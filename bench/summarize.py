@@ -90,8 +90,8 @@ def main() -> None:
                 f"{d['positives']} held-out positives (test espeak voices) and {d.get('positives_flite', 0)} by flite voices (another engine), "
                 f"{d['negative_hours']:.2f} h of running speech with confusables by test voices. FRR (%) at each FA/h "
                 "(`-`: not reachable); CPU ms per audio second measured side by side on the same 60 s.", "",
-                "| system | CPU ms/s | " + " | ".join(f"FRR @ {t} FA/h" for t in targets) + " | flite FRR @ 10 FA/h |",
-                "|---|---|" + "---|" * len(targets) + "---|"]
+                "| system | CPU ms/s | " + " | ".join(f"FRR @ {t} FA/h" for t in targets) + " | flite FRR @ 10 FA/h | festival FRR @ 10 FA/h |",
+                "|---|---|" + "---|" * len(targets) + "---|---|"]
         for name, v in d["systems"].items():
             frr = v.get("frr_at_fa_per_hour")
             if frr:
@@ -99,14 +99,19 @@ def main() -> None:
             else:
                 cells = ["same scores as the teacher row"] + [""] * (len(targets) - 1)
             fl = (v.get("frr_flite_voices_at_fa_per_hour") or {}).get("10")
-            out.append(f"| {name} | {v['cpu_ms_per_audio_s']:.2f} | " + " | ".join(cells) + f" | {'-' if fl is None else f'{100 * fl:.1f}'} |")
+            fe = (v.get("frr_festival_voices_at_fa_per_hour") or {}).get("10")
+            out.append(f"| {name} | {v['cpu_ms_per_audio_s']:.2f} | " + " | ".join(cells) + f" | {'-' if fl is None else f'{100 * fl:.1f}'} | "
+                       f"{'-' if fe is None else f'{100 * fe:.1f}'} |")
         ordinary = {k: v["ordinary_speech"]["frr_at_fa_per_hour"] for k, v in d["systems"].items() if v.get("ordinary_speech")}
         if ordinary:
             out += ["", f"The same positives against {d['ordinary_negative_hours']:.2f} h of ordinary running speech (no confusable phrases), "
-                    "FRR (%) at each FA/h:", "", "| system | " + " | ".join(f"FRR @ {t} FA/h" for t in targets) + " |",
-                    "|---|" + "---|" * len(targets)]
+                    f"FRR (%) at each FA/h; the last columns: flite and festival phrases at the {d['target_fa_per_hour']} FA/h threshold:", "",
+                    "| system | " + " | ".join(f"FRR @ {t} FA/h" for t in targets) + " | flite | festival |", "|---|" + "---|" * (len(targets) + 2)]
             for name, frr in ordinary.items():
-                out.append(f"| {name} | " + " | ".join(("-" if frr.get(t) is None else f"{100 * frr[t]:.1f}") for t in targets) + " |")
+                other = d["systems"][name]["ordinary_speech"].get("frr_other_engines_at_target") or {}
+                cells = [("-" if frr.get(t) is None else f"{100 * frr[t]:.1f}") for t in targets]
+                cells += [("-" if other.get(e) is None else f"{100 * other[e]:.1f}") for e in ("flite", "festival")]
+                out.append(f"| {name} | " + " | ".join(cells) + " |")
         out += ["", f"Measured: {_machine(d)}. {d.get('limits', '')}", ""]
     sed = RESULTS / "sed.json"
     if sed.is_file():

@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--target-fa-per-hour", type=float, default=0.5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--teacher", default="oww:hey_jarvis")
+    ap.add_argument("--flite-train-clips", type=int, default=0,
+                    help="add this many training clips of the phrase by flite voices (then flite is no longer an unseen engine)")
     args = ap.parse_args()
 
     import numpy as np
@@ -60,7 +62,7 @@ def main() -> None:
     from edgekd.cli.common import write_json
     from edgekd.data.speech_commands import SpeechCommands
     from edgekd.data.synth_kws import synth_kws
-    from edgekd.data.synth_wakeword import positive_files, speech_stream, wakeword_config
+    from edgekd.data.synth_wakeword import engine_clips, positive_files, speech_stream, wakeword_config
     from edgekd.export.onnx import export_onnx
     from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
     from edgekd.runtime.wav import load_audio, write_wav
@@ -76,6 +78,9 @@ def main() -> None:
     if not (data / "synth_meta.json").is_file():
         print(f"synthesizing the clip set into {data}", flush=True)
         synth_kws(data, wakeword_config(per_word=args.per_word, workers=args.workers))
+    if args.flite_train_clips and not (data / "hey_jarvis" / "flite_00000.wav").is_file():
+        print(f"adding {args.flite_train_clips} flite training clips", flush=True)
+        engine_clips(data, args.flite_train_clips, engine="flite", seed=71)
     kd = load_kws_data(data, labels=LABELS, views=2, cache_dir=out / "cache", workers=args.workers)
     teacher = OnnxTeacher(args.teacher)
     tcache = out / "cache" / f"teacher-{teacher.identity[:12]}-{kd.train.key}.npz"
@@ -140,6 +145,12 @@ def main() -> None:
     flite_tsv = out / "eval" / "positives_flite.tsv"
     if not flite_tsv.is_file():
         positive_files(flite_dir, args.positives // 2, engine="flite", seed=41)
+    fest_dir = out / "eval" / "positives_festival"
+    fest_tsv = out / "eval" / "positives_festival.tsv"
+    if not fest_tsv.is_file():
+        positive_files(fest_dir, args.positives // 2, engine="festival", seed=61)
+    fest_rows = we.read_annotations(fest_tsv, labels=["hey_jarvis"])
+    fest_wavs = sorted(fest_dir.glob("*.wav"))
     rows = we.read_annotations(tsv, labels=["hey_jarvis"])
     wavs = sorted(pos_dir.glob("*.wav"))
     flite_rows = we.read_annotations(flite_tsv, labels=["hey_jarvis"])
@@ -165,23 +176,28 @@ def main() -> None:
         chosen = we.pick_threshold(sweep, args.target_fa_per_hour)
         ordn, ord_s = we.score_files(scorer, [ord_wav], load, concatenate=True)
         ord_sweep = we.sweep(pos, rows, ordn[""], ord_s, thresholds)
-        fpos, _ = we.score_files(scorer, flite_wavs, load)  # the phrase spoken by another engine (flite), never trained on
+        fpos, _ = we.score_files(scorer, flite_wavs, load)  # the phrase spoken by another engine (flite)
+        fest_pos, _ = we.score_files(scorer, fest_wavs, load)  # and by a third one (festival), never trained on
 
-        def flite_frr(row: dict | None, fpos: dict = fpos) -> float | None:
+        def engine_frr(row: dict | None, scored: dict, refs: list) -> float | None:  # type: ignore[type-arg]
             if row is None:
                 return None
-            hits = we.count_hits({f: we.detections(t, s, row["threshold"]) for f, (t, s) in fpos.items()}, flite_rows)
-            return 1.0 - hits / len(flite_rows)
+            hits = we.count_hits({f: we.detections(t, s, row["threshold"]) for f, (t, s) in scored.items()}, refs)
+            return 1.0 - hits / len(refs)
 
         def frr_at(sw: list, t: float) -> float | None:  # type: ignore[type-arg]
             r = we.pick_threshold(sw, t)
             return None if r is None else r["frr"]
 
+        ord_chosen = we.pick_threshold(ord_sweep, args.target_fa_per_hour)
         results[label] = {"chosen": chosen, "sweep": sweep,
-                          "ordinary_speech": {"chosen": we.pick_threshold(ord_sweep, args.target_fa_per_hour), "sweep": ord_sweep,
-                                              "frr_at_fa_per_hour": {str(t): frr_at(ord_sweep, t) for t in targets}},
+                          "ordinary_speech": {"chosen": ord_chosen, "sweep": ord_sweep,
+                                              "frr_at_fa_per_hour": {str(t): frr_at(ord_sweep, t) for t in targets},
+                                              "frr_other_engines_at_target": {"flite": engine_frr(ord_chosen, fpos, flite_rows),
+                                                                              "festival": engine_frr(ord_chosen, fest_pos, fest_rows)}},
                           "frr_at_fa_per_hour": {str(t): frr_at(sweep, t) for t in targets},
-                          "frr_flite_voices_at_fa_per_hour": {str(t): flite_frr(we.pick_threshold(sweep, t)) for t in targets}}
+                          "frr_flite_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), fpos, flite_rows) for t in targets},
+                          "frr_festival_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), fest_pos, fest_rows) for t in targets}}
     we.det_plot({k: v["sweep"] for k, v in results.items()}, args.json.with_suffix(".png"), args.target_fa_per_hour)
     we.det_plot({k: v["ordinary_speech"]["sweep"] for k, v in results.items()}, args.json.with_name(args.json.stem + "_ordinary.png"),
                 args.target_fa_per_hour)
@@ -217,13 +233,15 @@ def main() -> None:
         results[f"student {name} ({args.arch})"]["params"] = det.manifest.provenance.get("params")
     summary = {"what": "FRR at a target FA/h on held-out synthesized material; teacher vs distilled student vs no-teacher student",
                "command": "python bench/wakeword.py (make wakeword)", "target_fa_per_hour": args.target_fa_per_hour,
-               "positives": len(rows), "positives_flite": len(flite_rows), "negative_hours": neg_s / 3600.0,
+               "positives": len(rows), "positives_flite": len(flite_rows), "positives_festival": len(fest_rows),
+               "flite_train_clips": args.flite_train_clips, "negative_hours": neg_s / 3600.0,
                "ordinary_negative_hours": ord_s / 3600.0, "teacher": args.teacher,
                "teacher_sha256": teacher.identity,
                "teacher_on_training_clips": teacher_on, "config": {k: str(v) for k, v in vars(args).items()},
                "systems": results,
                "wall_seconds": time.time() - t_start, "machine": machine_facts(),
-               "limits": ("training speech is espeak-ng only; test positives are held-out espeak voices plus flite (CMU) voices; "
+               "limits": (("training speech is espeak-ng" + (f" plus {args.flite_train_clips} flite phrase clips" if args.flite_train_clips else " only"))
+                          + "; test positives are held-out espeak voices plus flite (CMU) and festival (kal) voices; "
                           "negatives are espeak running speech by held-out voices: one hour with confusable phrases, "
                           f"{args.ordinary_minutes / 60:g} hours without")}
     write_json(args.json, summary)
@@ -235,6 +253,7 @@ def main() -> None:
         frr = f"FRR {100 * c['frr']:.1f}% at {c['fa_per_hour']:.2f} FA/h (thr {c['threshold']:.2f})" if c else "target FA/h not reached"
         print(f"{k}: {frr}; {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
         for what, table in (("FRR", v["frr_at_fa_per_hour"]), ("FRR, flite voices,", v["frr_flite_voices_at_fa_per_hour"]),
+                            ("FRR, festival voice,", v["frr_festival_voices_at_fa_per_hour"]),
                             ("FRR, ordinary-speech negatives,", v["ordinary_speech"]["frr_at_fa_per_hour"])):
             print(f"    {what} at FA/h " + ", ".join(f"{t}: {'-' if f is None else f'{100 * f:.1f}%'}" for t, f in table.items()))
     print(f"-> {args.json}")

@@ -66,3 +66,28 @@ def test_synth_wakeword_command_writes_clips_transfer_and_eval_material(tmp_path
     assert sorted(r.filename for r in rows) == sorted(f.name for f in (out / "eval" / "positives").glob("*.wav")) and len(rows) == 2
     again = subprocess.run([sys.executable, "-m", "edgekd", "data", "synth-wakeword", str(out)], capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_other_engines_give_training_clips_and_annotated_positives(tmp_path: Path) -> None:
+    """flite clips join a Speech Commands training folder as 1 s clips; festival speaks held-out positives whose tsv
+    rows point at the phrase; an unknown engine is one clear error."""
+    import pytest
+
+    from edgekd.data.annotations import read_annotations
+    from edgekd.data.synth_wakeword import engine_clips, positive_files
+    from edgekd.errors import ConfigError
+    from edgekd.runtime.wav import load_audio
+
+    made = engine_clips(tmp_path / "clips", 2, engine="flite", seed=1)
+    assert [p.name for p in made] == ["flite_00000.wav", "flite_00001.wav"] and all(p.parent.name == "hey_jarvis" for p in made)
+    x = load_audio(made[0], 16000)
+    assert x.shape[0] == 16000 and float(np.abs(x).max()) > 0.2
+    tsv = positive_files(tmp_path / "fest", 1, engine="festival", seed=2)
+    (row,) = read_annotations(tsv, labels=["hey_jarvis"])
+    audio = load_audio(tmp_path / "fest" / row.filename, 16000)
+    inside = audio[int(row.onset_s * 16000) : int(row.offset_s * 16000)]
+    assert row.offset_s - row.onset_s > 0.3 and np.abs(inside).max() > 10 * np.abs(audio[: int(0.4 * 16000)]).max()
+    with pytest.raises(ConfigError, match="give one of"):
+        engine_clips(tmp_path / "clips", 1, engine="espeak")
+    with pytest.raises(ConfigError, match="give one of"):
+        positive_files(tmp_path / "x", 1, engine="pico")

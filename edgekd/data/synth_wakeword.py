@@ -21,7 +21,7 @@ from edgekd.data.augment import colored_noise
 from edgekd.data.synth_kws import OTHER_WORDS, SAMPLE_RATE, SynthKwsConfig, _trim_silence, split_variants
 from edgekd.runtime.wav import resample, write_wav
 
-__all__ = ["CONFUSABLES", "wakeword_config", "speech_stream", "positive_files"]
+__all__ = ["CONFUSABLES", "ENGINES", "wakeword_config", "speech_stream", "positive_files", "engine_clips"]
 
 CONFUSABLES = ("hey travis", "hey marvin", "jarvis", "hey", "hey jeeves", "harvest", "hey service", "jar of this", "hey darling",
                "okay jarvis", "hey mavis", "car keys")
@@ -77,8 +77,11 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
 FLITE_VOICES = ("kal16", "awb", "rms", "slt")
 
 
-def _say_flite(text: str, rng: np.random.Generator) -> np.ndarray:
-    """The phrase from another engine (flite, CMU voices), slowed or sped up a little."""
+ENGINES = ("espeak", "flite", "festival")
+
+
+def _say_other_engine(engine: str, text: str, rng: np.random.Generator) -> np.ndarray:
+    """``text`` from another TTS engine, slowed or sped up a little: flite (CMU voices) or festival (its kal voice)."""
     import shutil
     import subprocess
     import tempfile
@@ -86,21 +89,53 @@ def _say_flite(text: str, rng: np.random.Generator) -> np.ndarray:
     from edgekd.errors import ConfigError
     from edgekd.runtime.wav import load_audio
 
-    if shutil.which("flite") is None:
-        raise ConfigError("flite is not installed (apt install flite); it provides the voices from another engine")
+    tool, package = {"flite": ("flite", "flite"), "festival": ("text2wave", "festival festvox-kallpc16k")}[engine]
+    if shutil.which(tool) is None:
+        raise ConfigError(f"{engine} is not installed (apt install {package}); it provides the voices from another engine")
+    stretch = rng.uniform(0.8, 1.3)
     with tempfile.TemporaryDirectory() as d:
         wav = Path(d) / "x.wav"
-        subprocess.run(["flite", "-voice", str(rng.choice(FLITE_VOICES)), "--setf", f"duration_stretch={rng.uniform(0.8, 1.3):.2f}",
-                        "--setf", f"int_f0_target_mean={rng.uniform(90, 180):.0f}", "-t", text, "-o", str(wav)], check=True, capture_output=True)
+        if engine == "flite":
+            subprocess.run(["flite", "-voice", str(rng.choice(FLITE_VOICES)), "--setf", f"duration_stretch={stretch:.2f}",
+                            "--setf", f"int_f0_target_mean={rng.uniform(90, 180):.0f}", "-t", text, "-o", str(wav)], check=True, capture_output=True)
+        else:
+            subprocess.run(["text2wave", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.2f})", "-o", str(wav)], input=text.encode(),
+                           check=True, capture_output=True)
         x = load_audio(wav, SAMPLE_RATE)
     x = _trim_silence(x, before=0, end=1)
     return (x * np.float32(rng.uniform(0.2, 0.8) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
 
 
+def engine_clips(clips_dir: Path, n: int, *, engine: str = "flite", phrase: str = "hey jarvis", label: str = "hey_jarvis",
+                 seed: int = 0) -> list[Path]:
+    """Add ``n`` one-second training clips of ``phrase`` by another engine to ``clips_dir/label`` (a Speech Commands
+    folder from ``synth_kws``: files not in the validation/testing lists are training clips)."""
+    from edgekd.data.augment import fit_to_length
+    from edgekd.errors import ConfigError
+
+    if engine not in ENGINES[1:]:
+        raise ConfigError(f"engine {engine!r}: give one of {', '.join(ENGINES[1:])} (espeak clips come from synth_kws)")
+    rng = np.random.default_rng(seed)
+    folder = clips_dir / label
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        x = fit_to_length(_say_other_engine(engine, phrase, rng), SAMPLE_RATE, rng)
+        x = x * np.float32(rng.uniform(0.25, 0.95) / (np.max(np.abs(x)) + 1e-9))
+        path = folder / f"{engine}_{i:05d}.wav"
+        write_wav(path, x.astype(np.float32), SAMPLE_RATE)
+        out.append(path)
+    return out
+
+
 def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: str = "hey_jarvis", split: str = "test", seed: int = 0,
                    engine: str = "espeak") -> Path:
     """``n`` WAVs, each: 0.5-1.5 s of noise, the phrase, 1.5 s of noise; returns the annotation tsv written beside them.
-    ``engine="flite"`` speaks with another TTS engine's voices (never used for training)."""
+    ``engine="flite"`` or ``"festival"`` speaks with another TTS engine's voices."""
+    from edgekd.errors import ConfigError
+
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r}: give one of {', '.join(ENGINES)}")
     from edgekd.data.espeak import Espeak
 
     rng = np.random.default_rng(seed)
@@ -109,7 +144,7 @@ def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        x = _say_flite(phrase, rng) if engine == "flite" else _say(eng, phrase, rng, voices)
+        x = _say(eng, phrase, rng, voices) if engine == "espeak" else _say_other_engine(engine, phrase, rng)
         lead = int(rng.uniform(0.5, 1.5) * SAMPLE_RATE)
         audio = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(int(1.5 * SAMPLE_RATE), np.float32)])
         audio += colored_noise(audio.shape[0], float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -30) / 20))
