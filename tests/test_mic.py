@@ -40,11 +40,11 @@ def _three_keyword_clip(shipped: Path) -> tuple[np.ndarray, list[tuple[str, int]
     return clip, ends
 
 
-@needs_mic
-def test_keywords_through_a_real_portaudio_stream(vmic: VirtualMic, shipped_bundle: Path) -> None:
-    clip, ends = _three_keyword_clip(shipped_bundle)
+def _run_through_mic(vmic: VirtualMic, bundle: Path, clip: np.ndarray) -> tuple[str, str, float]:
+    """`edgekd run BUNDLE --mic` while the virtual microphone plays ``clip`` one second after it starts listening:
+    stdout, stderr, and where the clip starts on the stream's clock (ms)."""
     env = dict(os.environ, **vmic.env)
-    p = subprocess.Popen([*EDGEKD, "run", str(shipped_bundle), "--mic", "--duration", str(clip.shape[0] / 16000 + 2.0)],
+    p = subprocess.Popen([*EDGEKD, "run", str(bundle), "--mic", "--duration", str(clip.shape[0] / 16000 + 2.0)],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         t_listen = None
@@ -62,7 +62,13 @@ def test_keywords_through_a_real_portaudio_stream(vmic: VirtualMic, shipped_bund
         if p.poll() is None:
             p.kill()
     assert p.returncode == 0, err[-1000:]
-    offset_ms = 1000.0 * (vmic.started_at[0] - t_listen)
+    return out, err, 1000.0 * (vmic.started_at[0] - t_listen)
+
+
+@needs_mic
+def test_keywords_through_a_real_portaudio_stream(vmic: VirtualMic, shipped_bundle: Path) -> None:
+    clip, ends = _three_keyword_clip(shipped_bundle)
+    out, err, offset_ms = _run_through_mic(vmic, shipped_bundle, clip)
     dets = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
     assert [d["label"] for d in dets] == [label for label, _ in ends], dets
     for d, (label, end_ms) in zip(dets, ends, strict=True):
@@ -156,26 +162,7 @@ def _tone_sed_bundle(out: Path) -> tuple[np.ndarray, list[tuple[str, int, int]]]
 @needs_mic
 def test_sound_events_through_a_real_portaudio_stream(vmic: VirtualMic, tmp_path: Path) -> None:
     clip, want = _tone_sed_bundle(tmp_path / "sed")
-    env = dict(os.environ, **vmic.env)
-    p = subprocess.Popen([*EDGEKD, "run", str(tmp_path / "sed"), "--mic", "--duration", str(clip.shape[0] / 16000 + 2.0)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        t_listen = None
-        assert p.stderr is not None and p.stdout is not None
-        for line in p.stderr:
-            if line.startswith("listening on"):
-                t_listen = time.perf_counter()
-                break
-        assert t_listen is not None, "edgekd run --mic never started listening"
-        vmic.start()
-        time.sleep(1.0)
-        vmic.play(clip)
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 0, err[-1000:]
-    offset_ms = 1000.0 * (vmic.started_at[0] - t_listen)
+    out, _, offset_ms = _run_through_mic(vmic, tmp_path / "sed", clip)
     lines = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
     closed = [d for d in lines if "offset_ms" in d]
     onsets = [d for d in lines if d.get("event") == "onset"]

@@ -4,6 +4,7 @@ runs as QLinearConv, and the distillation loss handles unlabelled (transfer) sam
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_int8_export_matches_the_qat_model_and_fuses_every_conv(tmp_path: Path) 
     calibrate(q, [x])
     man = export_sed(q, LABELS, tmp_path / "int8", name="q", arch="sed-causal-cnn", postprocess=SedPostprocessConfig())
     assert man.quantization == "int8-qat"
-    fp32_ctx = __import__("json").loads((tmp_path / "fp32" / "manifest.json").read_text())["streaming"]["context_frames"]
+    fp32_ctx = json.loads((tmp_path / "fp32" / "manifest.json").read_text())["streaming"]["context_frames"]
     assert man.streaming["context_frames"] == fp32_ctx  # receptive field measured without rounding: same as float
     ops = optimized_op_counts(tmp_path / "int8" / "model.onnx")
     assert ops.get("QLinearConv") == 10 and "Conv" not in ops, ops

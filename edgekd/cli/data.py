@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from edgekd.cli.common import friendly_errors, notice
 
 app = typer.Typer(help="Make datasets (the embedded synthesizer).", no_args_is_help=True)
+
+
+def _bar_progress(bar: Any) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that drives a tqdm bar (tqdm throttles the redraws)."""
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return progress
 
 
 @app.command("synth-kws")
@@ -36,12 +47,7 @@ def synth_kws_cmd(
         raise ConfigError("--per-word, --unknown, --silence and --workers must be >= 1")
     cfg = SynthKwsConfig(per_word=per_word, unknown_total=unknown, silence_total=silence, seed=seed, workers=workers)
     with tqdm(total=0, desc="synthesize", unit="clip", dynamic_ncols=True) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)  # tqdm throttles the redraws
-
-        counts = synth_kws(out, cfg, progress=progress)
+        counts = synth_kws(out, cfg, progress=_bar_progress(bar))
     notice(f"wrote {sum(counts.values())} clips in {len(counts)} folders to {out}")
 
 
@@ -83,12 +89,7 @@ def synth_wakeword_cmd(
     if shutil.which("flite") is None:
         notice("flite is not installed (apt install flite): no eval/positives_flite")
     with tqdm(total=0, desc="clips", unit="clip", dynamic_ncols=True) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        synth_kws(out / "clips", wakeword_config(phrase=phrase, per_word=per_word, seed=seed, workers=workers), progress=progress)
+        synth_kws(out / "clips", wakeword_config(phrase=phrase, per_word=per_word, seed=seed, workers=workers), progress=_bar_progress(bar))
     notice(f"transfer.wav: {transfer_minutes:g} min of running speech (train voices)")
     write_wav(out / "transfer.wav", speech_stream(60 * transfer_minutes, split="train", seed=seed + 11, phrase=phrase), 16000)
     notice(f"eval/: {positives} positives (test voices), negatives.wav ({negative_minutes:g} min with confusables)")

@@ -171,7 +171,7 @@ def train_qat(
 
     from edgekd.train.logit_cache import teacher_logits
     from edgekd.train.loop import accuracy, train_model
-    from edgekd.train.qat import ActQuant, calibrate, to_qat
+    from edgekd.train.qat import calibrate, freeze_observers_from, to_qat
 
     src = Checkpoint.load(checkpoint)
     if src.config.get("qat"):
@@ -194,17 +194,11 @@ def train_qat(
         provenance["qat_teacher_sha256"] = t_logits.index["teacher"]["sha256"]
     freeze_at = epochs - 1 if freeze_observers_epoch is None else freeze_observers_epoch
 
-    def before_epoch(m: torch.nn.Module, epoch: int) -> None:
-        if epoch >= freeze_at:
-            for q in m.modules():
-                if isinstance(q, ActQuant):
-                    q.observe = False
-
     cfg = TrainConfig(arch=src.arch, epochs=epochs, lr=lr, seed=seed, threads=threads,
                       alpha=float(src.config.get("alpha", 0.7)) if t_logits is not None else 0.0,
                       temperature=float(src.config.get("temperature", 3.0)), specaugment=False)
     model, history = train_model(cfg, data.train, data.validation, teacher_logits=t_logits, progress=progress,
-                                 model=model, before_epoch=before_epoch, dist=d, state=state)
+                                 model=model, before_epoch=freeze_observers_from(freeze_at), dist=d, state=state)
     ckpt = Checkpoint(
         arch=src.arch, labels=src.labels, n_mels=src.n_mels, frontend=src.frontend, window_frames=src.window_frames,
         state_dict={k: v.contiguous() for k, v in model.state_dict().items()},

@@ -13,14 +13,14 @@ a block with its own ``to_qat()`` method (the causal convolutions of the SED stu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 __all__ = ["ActQuant", "QConv", "QLinear", "to_qat", "freeze", "is_qat", "calibrate", "fold_conv_bn", "output_step", "weight_scale",
-           "fake_quant_disabled"]
+           "fake_quant_disabled", "freeze_observers_from"]
 
 EMA = 0.01
 
@@ -195,6 +195,19 @@ def calibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
     for b in batches:
         model(b)
     model.eval()
+
+
+def freeze_observers_from(first_epoch: int) -> Callable[[nn.Module, int], None]:
+    """A ``before_epoch(model, epoch)`` callback that stops every observer from ``first_epoch`` on (the ranges
+    then stay fixed while the weights settle)."""
+
+    def before_epoch(model: nn.Module, epoch: int) -> None:
+        if epoch >= first_epoch:
+            for q in model.modules():
+                if isinstance(q, ActQuant):
+                    q.observe = False
+
+    return before_epoch
 
 
 def freeze(model: nn.Module) -> nn.Module:

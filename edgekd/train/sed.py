@@ -107,7 +107,11 @@ def predict_frames(model: nn.Module, feats: list[np.ndarray]) -> list[np.ndarray
 
 def evaluate_sed(logits: list[np.ndarray], split: SedSplit, labels: list[str], hop_ms: float, cfg: SedPostprocessConfig) -> dict[str, Any]:
     """Post-process frame probabilities into events and score them: event-based and segment-based metrics."""
-    events = {name: sed_events(sigmoid(z), tuple(labels), hop_ms, cfg) for name, z in zip(split.files, logits, strict=True)}
+    return _score_probs([sigmoid(z) for z in logits], split, labels, hop_ms, cfg)
+
+
+def _score_probs(probs: list[np.ndarray], split: SedSplit, labels: list[str], hop_ms: float, cfg: SedPostprocessConfig) -> dict[str, Any]:
+    events = {name: sed_events(p, tuple(labels), hop_ms, cfg) for name, p in zip(split.files, probs, strict=True)}
     return score_events(split.rows, events, labels, split.durations)
 
 
@@ -130,8 +134,10 @@ def tune_postprocess(
     import dataclasses
     import itertools
 
+    probs = [sigmoid(z) for z in logits]  # once, not once per setting tried
+
     def f1(cfg: SedPostprocessConfig) -> float:
-        return float(evaluate_sed(logits, split, labels, hop_ms, cfg)["event_based"]["overall"]["f1"])
+        return float(_score_probs(probs, split, labels, hop_ms, cfg)["event_based"]["overall"]["f1"])
 
     def grid(latency: int) -> tuple[float, SedPostprocessConfig]:
         best: tuple[float, SedPostprocessConfig] | None = None
@@ -267,19 +273,13 @@ def qat_sed(
     """Fine-tune a trained float SED student with fake int8 quantization (BN folded, observers calibrated on
     training crops, frozen for the last epoch), with the same frame-level distillation loss. Returns the QAT model
     (export it with ``export_sed``: it becomes int8 ONNX)."""
-    from edgekd.train.qat import ActQuant, calibrate, to_qat
+    from edgekd.train.qat import calibrate, freeze_observers_from, to_qat
 
     q = to_qat(copy.deepcopy(model))
     rng = np.random.default_rng(seed)
     crops = [f[: 400 - 400 % TIME_POOL] for f in (train.feats[i] for i in rng.permutation(len(train.feats))[:64])]
     calibrate(q, [torch.from_numpy(np.stack(crops[i : i + 16]).astype(np.float32)) for i in range(0, len(crops), 16)])
 
-    def freeze_observers(m: nn.Module, epoch: int) -> None:
-        if epoch >= epochs - 1:
-            for a in m.modules():
-                if isinstance(a, ActQuant):
-                    a.observe = False
-
     return train_sed(f"QAT {type(model).__name__}", train, val, labels, teacher_logits=teacher_logits, epochs=epochs, lr=lr, alpha=alpha,
                      temperature=temperature, seed=seed, threads=threads, postprocess=postprocess, progress=progress, model=q,
-                     before_epoch=freeze_observers, transfer=transfer)
+                     before_epoch=freeze_observers_from(epochs - 1), transfer=transfer)
