@@ -2,13 +2,19 @@
 
     python bench/wakeword.py --out runs/wakeword --json bench/results/wakeword.json     (make wakeword)
 
-Steps: synthesize a clip set (phrase / confusables + words / noise, voices split by variant) -> features ->
-teacher scores for every training clip and for an unlabelled transfer set of running speech (train voices)
--> DS-CNN student distilled from those scores (and the same student on hard labels only; the distilled one also
-QAT int8) -> ONNX bundles ->
-streaming evaluation on held-out material: positives by test voices (with a tsv) and an hour of running
-speech by test voices with confusables (negatives) -> FRR at the target FA/h for teacher and students, and
-CPU ms per audio second of each on the same WAV in one run.
+Steps: synthesize a clip set with espeak-ng (phrase / confusables + words / noise, voices split by variant),
+optionally add clips by flite's training voices (the phrase, and confusables + words) -> features -> teacher
+scores for every training clip and for an unlabelled transfer set of running speech (espeak train voices, and
+optionally flite train voices) -> DS-CNN student distilled from those scores (and the same student on hard
+labels only; the distilled one also QAT int8) -> ONNX bundles -> streaming evaluation on held-out material:
+positives by espeak test voices, by flite's held-out voice (rms) and by festival (an engine never trained on);
+negatives: an hour of running speech with confusables, two hours without (espeak test voices) and ordinary
+speech by flite's held-out voice and by festival -> FRR at the target FA/h for teacher and students, and CPU ms
+per audio second of each on the same WAV in one run.
+
+Layout under --out: data-w<per-word>/ (the espeak clip set) and eval/ (held-out material) are shared by every
+variant; each variant (its training options) gets variants/<tag>/ with its data copy, caches and models, so
+two variants never mix and a rerun reuses what exists.
 
 Licence: openWakeWord's heads are CC BY-NC-SA 4.0. The students made here are distilled from one, so they
 stay under --out (runs/, git-ignored) and are never copied into models/.
@@ -35,24 +41,124 @@ def _cpu_ms_per_s(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
     return 1000.0 * (time.process_time() - c0) / seconds
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "wakeword")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "wakeword.json")
-    ap.add_argument("--per-word", type=int, default=500, help="positive clips synthesized (confusables/words: twice that)")
-    ap.add_argument("--transfer-minutes", type=float, default=20.0)
+    ap.add_argument("--per-word", type=int, default=1000, help="positive clips synthesized (confusables/words: twice that)")
+    ap.add_argument("--transfer-minutes", type=float, default=30.0, help="unlabelled espeak running speech (train voices)")
     ap.add_argument("--negative-minutes", type=float, default=60.0, help="running speech with confusables (hey travis, jarvis, ...)")
     ap.add_argument("--ordinary-minutes", type=float, default=120.0, help="running speech without confusables (ordinary audio)")
+    ap.add_argument("--engine-negative-minutes", type=float, default=20.0,
+                    help="ordinary running speech by flite's held-out voice and by festival, each (0: none)")
     ap.add_argument("--positives", type=int, default=200)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--arch", default="dscnn")
     ap.add_argument("--qat-epochs", type=int, default=2, help="QAT int8 fine-tuning of the distilled student (0: none)")
+    ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                    help="also train the student on hard labels only (--no-baseline: skip it)")
     ap.add_argument("--target-fa-per-hour", type=float, default=0.5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--teacher", default="oww:hey_jarvis")
     ap.add_argument("--flite-train-clips", type=int, default=0,
-                    help="add this many training clips of the phrase by flite voices (then flite is no longer an unseen engine)")
-    args = ap.parse_args()
+                    help="training clips of the phrase by flite's training voices (awb, slt, kal16)")
+    ap.add_argument("--flite-negative-clips", type=int, default=0,
+                    help="training clips of confusables and other words by flite's training voices (_unknown_)")
+    ap.add_argument("--flite-transfer-minutes", type=float, default=0.0,
+                    help="unlabelled running speech by flite's training voices, labelled by the teacher")
+    return ap.parse_args()
+
+
+def _variant_tag(args: argparse.Namespace) -> str:
+    tag = f"w{args.per_word}-t{args.transfer_minutes:g}-e{args.epochs}-{args.arch}"
+    if args.flite_train_clips or args.flite_negative_clips or args.flite_transfer_minutes:
+        tag += f"-flite{args.flite_train_clips}p{args.flite_negative_clips}n{args.flite_transfer_minutes:g}t"
+    return tag
+
+
+def _train_data(args: argparse.Namespace, out: Path, variant: Path) -> Path:
+    """The espeak clip set (shared), hard-linked into the variant with its flite clips when it has any."""
+    import shutil
+
+    from edgekd.data.synth_kws import OTHER_WORDS, synth_kws
+    from edgekd.data.synth_wakeword import CONFUSABLES, engine_clips, wakeword_config
+
+    base = out / f"data-w{args.per_word}"
+    if not (base / "synth_meta.json").is_file():
+        print(f"synthesizing the clip set into {base}", flush=True)
+        if base.exists():
+            shutil.rmtree(base)  # an interrupted synthesis
+        synth_kws(base, wakeword_config(per_word=args.per_word, workers=args.workers))
+    if not (args.flite_train_clips or args.flite_negative_clips):
+        return base
+    data = variant / "data"
+    if not (data / "flite_done").is_file():
+        if data.exists():
+            shutil.rmtree(data)
+        shutil.copytree(base, data, copy_function=os.link)
+        print(f"adding {args.flite_train_clips} flite phrase clips and {args.flite_negative_clips} flite confusable/word clips", flush=True)
+        engine_clips(data, args.flite_train_clips, engine="flite", seed=71)
+        engine_clips(data, args.flite_negative_clips, engine="flite", words=CONFUSABLES + OTHER_WORDS, seed=73)
+        (data / "flite_done").write_text("ok\n", encoding="utf-8")
+    return data
+
+
+def _eval_material(args: argparse.Namespace, out: Path) -> dict[str, Path]:
+    """Held-out positives (tsv beside each folder) and negative WAVs, written once under out/eval."""
+    from edgekd.data.synth_wakeword import positive_files, speech_stream
+    from edgekd.runtime.wav import write_wav
+
+    ev = out / "eval"
+    m = {"positives": ev / "positives", "positives_flite": ev / "positives_flite", "positives_festival": ev / "positives_festival",
+         "negatives": ev / f"negatives_{int(args.negative_minutes)}min.wav", "ordinary": ev / f"ordinary_{int(args.ordinary_minutes)}min.wav"}
+    for key, n, engine, seed in (("positives", args.positives, "espeak", 21), ("positives_flite", args.positives // 2, "flite", 41),
+                                 ("positives_festival", args.positives // 2, "festival", 61)):
+        if not m[key].with_suffix(".tsv").is_file():
+            print(f"held-out positives: {n} by {engine} test voices", flush=True)
+            positive_files(m[key], n, split="test", seed=seed, engine=engine)
+    streams = [("negatives", args.negative_minutes, "espeak", 31, 0.15), ("ordinary", args.ordinary_minutes, "espeak", 51, 0.0)]
+    if args.engine_negative_minutes:
+        for engine, seed in (("flite", 81), ("festival", 91)):
+            m[f"ordinary_{engine}"] = ev / f"ordinary_{engine}_{int(args.engine_negative_minutes)}min.wav"
+            streams.append((f"ordinary_{engine}", args.engine_negative_minutes, engine, seed, 0.0))
+    for key, minutes, engine, seed, rate in streams:
+        if not m[key].is_file():
+            print(f"negatives: {minutes:g} min of running speech by {engine} test voices, confusable rate {rate}", flush=True)
+            write_wav(m[key], speech_stream(60 * minutes, split="test", seed=seed, confusable_rate=rate, engine=engine), 16000)
+    return m
+
+
+def _cpu_side_by_side(clip, teacher, dets: dict, arch: str) -> dict[str, float]:  # type: ignore[no-untyped-def,type-arg]
+    """CPU ms per audio second on the same audio, one thread, systems alternating, median of 3."""
+    import numpy as np
+    from openwakeword.model import Model
+
+    from edgekd.train.onnx_teacher import CHUNK, oww_models_dir
+
+    seconds = clip.shape[0] / 16000
+    oww = "openWakeWord Model.predict (hey_jarvis)"
+    cpu: dict[str, list[float]] = {oww: [], "teacher (openWakeWord hey_jarvis)": []}
+    pcm = np.clip(np.round(clip * 32767), -32768, 32767).astype(np.int16)
+    for _ in range(3):
+        m = Model(wakeword_model_paths=[str(oww_models_dir() / "hey_jarvis_v0.1.onnx")])  # built outside the timed loop
+
+        def oww_predict(m=m) -> None:  # type: ignore[no-untyped-def]
+            for i in range(0, pcm.shape[0] - CHUNK + 1, CHUNK):
+                m.predict(pcm[i : i + CHUNK])
+
+        cpu[oww].append(_cpu_ms_per_s(oww_predict, seconds))
+        cpu["teacher (openWakeWord hey_jarvis)"].append(_cpu_ms_per_s(lambda: teacher.scores(clip), seconds))
+        for name, det in dets.items():
+            def run(d=det) -> None:  # type: ignore[no-untyped-def]
+                s = d.create_stream()
+                for i in range(0, clip.shape[0], CHUNK):
+                    s.accept_waveform(clip[i : i + CHUNK])
+            cpu.setdefault(f"student {name} ({arch})", []).append(_cpu_ms_per_s(run, seconds))
+    return {k: float(np.median(v)) for k, v in cpu.items()}
+
+
+def main() -> None:
+    args = _args()
 
     import numpy as np
 
@@ -61,29 +167,24 @@ def main() -> None:
     from edgekd.bench.machine import machine_facts
     from edgekd.cli.common import write_json
     from edgekd.data.speech_commands import SpeechCommands
-    from edgekd.data.synth_kws import synth_kws
-    from edgekd.data.synth_wakeword import engine_clips, positive_files, speech_stream, wakeword_config
+    from edgekd.data.synth_wakeword import speech_stream
     from edgekd.export.onnx import export_onnx
     from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-    from edgekd.runtime.wav import load_audio, write_wav
+    from edgekd.runtime.wav import load_audio
     from edgekd.train.config import TrainConfig
-    from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher
+    from edgekd.train.onnx_teacher import OnnxTeacher
     from edgekd.train.pipeline import load_kws_data, train_kws, train_qat
     from edgekd.train.wakeword import clip_targets, prob_logits, transfer_windows, with_transfer
 
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    tag = _variant_tag(args)
+    variant = out / "variants" / tag
+    variant.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    data = out / "data"
-    if not (data / "synth_meta.json").is_file():
-        print(f"synthesizing the clip set into {data}", flush=True)
-        synth_kws(data, wakeword_config(per_word=args.per_word, workers=args.workers))
-    if args.flite_train_clips and not (data / "hey_jarvis" / "flite_00000.wav").is_file():
-        print(f"adding {args.flite_train_clips} flite training clips", flush=True)
-        engine_clips(data, args.flite_train_clips, engine="flite", seed=71)
+    data = _train_data(args, out, variant)
     kd = load_kws_data(data, labels=LABELS, views=2, cache_dir=out / "cache", workers=args.workers)
     teacher = OnnxTeacher(args.teacher)
-    tcache = out / "cache" / f"teacher-{teacher.identity[:12]}-{kd.train.key}.npz"
+    tcache = variant / f"teacher-{teacher.identity[:12]}-{kd.train.key}.npz"
     if tcache.is_file():
         z = np.load(tcache)
         p_clip, tx, tp = z["p_clip"], z["tx"], z["tp"]
@@ -91,9 +192,13 @@ def main() -> None:
         clips = SpeechCommands(data).clips(LABELS, "train", sample_rate=16000, seed=0)
         print(f"teacher scores for {len(clips)} training clips", flush=True)
         p_clip = clip_targets(args.teacher, clips, workers=args.workers)
-        print(f"transfer set: {args.transfer_minutes} min of running speech (train voices), scored by the teacher", flush=True)
-        transfer = speech_stream(60 * args.transfer_minutes, split="train", seed=11)
-        tx, tp = transfer_windows(teacher, transfer, LogMelFrontend(FrontendParams()))
+        frontend = LogMelFrontend(FrontendParams())
+        print(f"transfer set: {args.transfer_minutes:g} min of espeak running speech (train voices), scored by the teacher", flush=True)
+        tx, tp = transfer_windows(teacher, speech_stream(60 * args.transfer_minutes, split="train", seed=11), frontend)
+        if args.flite_transfer_minutes:
+            print(f"transfer set: {args.flite_transfer_minutes:g} min of flite running speech (train voices), scored by the teacher", flush=True)
+            fx, fp = transfer_windows(teacher, speech_stream(60 * args.flite_transfer_minutes, split="train", seed=13, engine="flite"), frontend)
+            tx, tp = np.concatenate([tx, fx]), np.concatenate([tp, fp])
         np.savez(tcache, p_clip=p_clip, tx=tx, tp=tp)
     kw = LABELS.index("hey_jarvis")
     pos_mask = kd.train.y[np.unique(kd.train.clip, return_index=True)[1]] == kw
@@ -103,9 +208,12 @@ def main() -> None:
 
     train_x = with_transfer(kd.train, tx)
     logits = prob_logits(np.concatenate([p_clip[kd.train.clip], tp]), kw, len(LABELS))
+    pp = {"stride_ms": 80, "smooth_ms": 160}
     students = {}
     for name, use_teacher in (("distilled", True), ("no_teacher", False)):
-        ckpt = out / f"student-{args.arch}-{name}.pt"
+        if not use_teacher and not args.baseline:
+            continue
+        ckpt = variant / f"student-{name}.pt"
         if not ckpt.is_file():
             cfg = TrainConfig(arch=args.arch, epochs=args.epochs, threads=args.workers, alpha=0.7 if use_teacher else 0.0, temperature=1.0)
             if use_teacher:
@@ -114,47 +222,24 @@ def main() -> None:
                                             "licence": "distilled from a CC BY-NC-SA 4.0 openWakeWord head: do not redistribute"})
             else:
                 train_kws(kd, ckpt, cfg)
-        bundle = out / f"bundle-{args.arch}-{name}"
+        bundle = variant / f"bundle-{name}"
         if not (bundle / "manifest.json").is_file():
-            export_onnx(ckpt, bundle, name=f"hey-jarvis-{args.arch}-{name}", postprocess={"stride_ms": 80, "smooth_ms": 160})
+            export_onnx(ckpt, bundle, name=f"hey-jarvis-{args.arch}-{name}", postprocess=pp)
         students[name] = bundle
         if use_teacher and args.qat_epochs:  # the distilled student, fine-tuned with fake int8 on the same teacher targets
-            q_ckpt = out / f"student-{args.arch}-{name}-qat.pt"
+            q_ckpt = variant / f"student-{name}-qat.pt"
             if not q_ckpt.is_file():
                 train_qat(type(kd)(kd.root, train_x, kd.validation, kd.test, kd.views), ckpt, q_ckpt, epochs=args.qat_epochs,
                           threads=args.workers, soft_targets=logits)
-            q_bundle = out / f"bundle-{args.arch}-{name}-int8"
+            q_bundle = variant / f"bundle-{name}-int8"
             if not (q_bundle / "manifest.json").is_file():
-                export_onnx(q_ckpt, q_bundle, name=f"hey-jarvis-{args.arch}-{name}-int8", int8=True, postprocess={"stride_ms": 80, "smooth_ms": 160})
+                export_onnx(q_ckpt, q_bundle, name=f"hey-jarvis-{args.arch}-{name}-int8", int8=True, postprocess=pp)
             students[f"{name} QAT int8"] = q_bundle
 
-    # held-out material: test voices only
-    pos_dir = out / "eval" / "positives"
-    tsv = out / "eval" / "positives.tsv"
-    if not tsv.is_file():
-        positive_files(pos_dir, args.positives, split="test", seed=21)
-    neg_wav = out / "eval" / f"negatives_{int(args.negative_minutes)}min.wav"
-    if not neg_wav.is_file():
-        print(f"negatives: {args.negative_minutes} min of running speech with confusables (test voices)", flush=True)
-        write_wav(neg_wav, speech_stream(60 * args.negative_minutes, split="test", seed=31, confusable_rate=0.15), 16000)
-    ord_wav = out / "eval" / f"ordinary_{int(args.ordinary_minutes)}min.wav"
-    if not ord_wav.is_file():
-        print(f"negatives: {args.ordinary_minutes} min of ordinary running speech, no confusables (test voices)", flush=True)
-        write_wav(ord_wav, speech_stream(60 * args.ordinary_minutes, split="test", seed=51, confusable_rate=0.0), 16000)
-    flite_dir = out / "eval" / "positives_flite"
-    flite_tsv = out / "eval" / "positives_flite.tsv"
-    if not flite_tsv.is_file():
-        positive_files(flite_dir, args.positives // 2, engine="flite", seed=41)
-    fest_dir = out / "eval" / "positives_festival"
-    fest_tsv = out / "eval" / "positives_festival.tsv"
-    if not fest_tsv.is_file():
-        positive_files(fest_dir, args.positives // 2, engine="festival", seed=61)
-    fest_rows = we.read_annotations(fest_tsv, labels=["hey_jarvis"])
-    fest_wavs = sorted(fest_dir.glob("*.wav"))
-    rows = we.read_annotations(tsv, labels=["hey_jarvis"])
-    wavs = sorted(pos_dir.glob("*.wav"))
-    flite_rows = we.read_annotations(flite_tsv, labels=["hey_jarvis"])
-    flite_wavs = sorted(flite_dir.glob("*.wav"))
+    m = _eval_material(args, out)
+    pos_sets = {k: (we.read_annotations(m[k].with_suffix(".tsv"), labels=["hey_jarvis"]), sorted(m[k].glob("*.wav")))
+                for k in ("positives", "positives_flite", "positives_festival")}
+    rows, wavs = pos_sets["positives"]
 
     def load(p: Path) -> np.ndarray:
         return load_audio(p, 16000)
@@ -168,93 +253,85 @@ def main() -> None:
     # 0.01 steps, then finer towards 1 (0.99 ... 0.9999): low FA/h lives in the last percent of the score range
     thresholds = sorted({round(float(x), 6) for x in np.concatenate([np.arange(0.01, 1.0, 0.01), 1.0 - np.logspace(-2, -4, 9)])})
     targets = (0.5, 1, 2, 5, 10, 20, 50)
+
+    def frr_at(sw: list, t: float) -> float | None:  # type: ignore[type-arg]
+        r = we.pick_threshold(sw, t)
+        return None if r is None else r["frr"]
+
     for label, scorer in systems.items():
         print(f"evaluating {label}", flush=True)
-        pos, _ = we.score_files(scorer, wavs, load)
-        neg, neg_s = we.score_files(scorer, [neg_wav], load, concatenate=True)
-        sweep = we.sweep(pos, rows, neg[""], neg_s, thresholds)
-        chosen = we.pick_threshold(sweep, args.target_fa_per_hour)
-        ordn, ord_s = we.score_files(scorer, [ord_wav], load, concatenate=True)
-        ord_sweep = we.sweep(pos, rows, ordn[""], ord_s, thresholds)
-        fpos, _ = we.score_files(scorer, flite_wavs, load)  # the phrase spoken by another engine (flite)
-        fest_pos, _ = we.score_files(scorer, fest_wavs, load)  # and by a third one (festival), never trained on
+        scored = {k: we.score_files(scorer, w, load)[0] for k, (_, w) in pos_sets.items()}
+        pos = scored["positives"]
 
-        def engine_frr(row: dict | None, scored: dict, refs: list) -> float | None:  # type: ignore[type-arg]
+        def engine_frr(row: dict | None, key: str, scored: dict = scored) -> float | None:  # type: ignore[type-arg]
             if row is None:
                 return None
-            hits = we.count_hits({f: we.detections(t, s, row["threshold"]) for f, (t, s) in scored.items()}, refs)
+            refs = pos_sets[key][0]
+            hits = we.count_hits({f: we.detections(t, s, row["threshold"]) for f, (t, s) in scored[key].items()}, refs)
             return 1.0 - hits / len(refs)
 
-        def frr_at(sw: list, t: float) -> float | None:  # type: ignore[type-arg]
-            r = we.pick_threshold(sw, t)
-            return None if r is None else r["frr"]
-
+        neg, neg_s = we.score_files(scorer, [m["negatives"]], load, concatenate=True)
+        sweep = we.sweep(pos, rows, neg[""], neg_s, thresholds)
+        ordn, ord_s = we.score_files(scorer, [m["ordinary"]], load, concatenate=True)
+        ord_sweep = we.sweep(pos, rows, ordn[""], ord_s, thresholds)
         ord_chosen = we.pick_threshold(ord_sweep, args.target_fa_per_hour)
-        results[label] = {"chosen": chosen, "sweep": sweep,
+        engine_fa = {}
+        for engine in ("flite", "festival"):
+            if f"ordinary_{engine}" in m and ord_chosen is not None:
+                eng_neg, eng_s = we.score_files(scorer, [m[f"ordinary_{engine}"]], load, concatenate=True)
+                fa = we.count_false_accepts(*eng_neg[""], ord_chosen["threshold"])
+                engine_fa[engine] = {"false_accepts": fa, "hours": eng_s / 3600.0, "fa_per_hour": fa / (eng_s / 3600.0)}
+        results[label] = {"chosen": we.pick_threshold(sweep, args.target_fa_per_hour), "sweep": sweep,
                           "ordinary_speech": {"chosen": ord_chosen, "sweep": ord_sweep,
                                               "frr_at_fa_per_hour": {str(t): frr_at(ord_sweep, t) for t in targets},
-                                              "frr_other_engines_at_target": {"flite": engine_frr(ord_chosen, fpos, flite_rows),
-                                                                              "festival": engine_frr(ord_chosen, fest_pos, fest_rows)}},
+                                              "frr_other_engines_at_target": {"flite": engine_frr(ord_chosen, "positives_flite"),
+                                                                              "festival": engine_frr(ord_chosen, "positives_festival")},
+                                              "other_engine_negatives_at_target": engine_fa},
                           "frr_at_fa_per_hour": {str(t): frr_at(sweep, t) for t in targets},
-                          "frr_flite_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), fpos, flite_rows) for t in targets},
-                          "frr_festival_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), fest_pos, fest_rows) for t in targets}}
+                          "frr_flite_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), "positives_flite") for t in targets},
+                          "frr_festival_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), "positives_festival")
+                                                                 for t in targets}}
     we.det_plot({k: v["sweep"] for k, v in results.items()}, args.json.with_suffix(".png"), args.target_fa_per_hour)
     we.det_plot({k: v["ordinary_speech"]["sweep"] for k, v in results.items()}, args.json.with_name(args.json.stem + "_ordinary.png"),
                 args.target_fa_per_hour)
 
-    # CPU per audio second, same 60 s of the negative WAV, one run, 1 thread, alternating, median of 3
-    clip = load(neg_wav)[: 60 * 16000]
-    cpu: dict[str, list[float]] = {k: [] for k in systems}
-    cpu["openWakeWord Model.predict (hey_jarvis)"] = []
-    from openwakeword.model import Model
-
-    from edgekd.train.onnx_teacher import oww_models_dir
-
-    pcm = np.clip(np.round(clip * 32767), -32768, 32767).astype(np.int16)
-
-    for _ in range(3):
-        m = Model(wakeword_model_paths=[str(oww_models_dir() / "hey_jarvis_v0.1.onnx")])  # built outside the timed loop
-
-        def oww_predict(m=m) -> None:  # type: ignore[no-untyped-def]
-            for i in range(0, pcm.shape[0] - CHUNK + 1, CHUNK):
-                m.predict(pcm[i : i + CHUNK])
-
-        cpu["openWakeWord Model.predict (hey_jarvis)"].append(_cpu_ms_per_s(oww_predict, 60.0))
-        cpu["teacher (openWakeWord hey_jarvis)"].append(_cpu_ms_per_s(lambda: teacher.scores(clip), 60.0))
-        for name, det in dets.items():
-            def run(d=det) -> None:
-                s = d.create_stream()
-                for i in range(0, clip.shape[0], CHUNK):
-                    s.accept_waveform(clip[i : i + CHUNK])
-            cpu[f"student {name} ({args.arch})"].append(_cpu_ms_per_s(run, 60.0))
-    for k, v in cpu.items():
-        results.setdefault(k, {})["cpu_ms_per_audio_s"] = float(np.median(v))
+    for k, v in _cpu_side_by_side(load(m["negatives"])[: 60 * 16000], teacher, dets, args.arch).items():
+        results.setdefault(k, {})["cpu_ms_per_audio_s"] = v
     for name, det in dets.items():
         results[f"student {name} ({args.arch})"]["params"] = det.manifest.provenance.get("params")
+    flite_training = [f"{n} {what}" for n, what in ((args.flite_train_clips, "phrase clips"), (args.flite_negative_clips, "confusable/word clips"),
+                                                    (f"{args.flite_transfer_minutes:g} min" if args.flite_transfer_minutes else 0, "transfer speech")) if n]
     summary = {"what": "FRR at a target FA/h on held-out synthesized material; teacher vs distilled student vs no-teacher student",
-               "command": "python bench/wakeword.py (make wakeword)", "target_fa_per_hour": args.target_fa_per_hour,
-               "positives": len(rows), "positives_flite": len(flite_rows), "positives_festival": len(fest_rows),
-               "flite_train_clips": args.flite_train_clips, "negative_hours": neg_s / 3600.0,
+               "command": "python bench/wakeword.py " + " ".join(sys.argv[1:]), "variant": tag, "target_fa_per_hour": args.target_fa_per_hour,
+               "positives": len(rows), "positives_flite": len(pos_sets["positives_flite"][0]),
+               "positives_festival": len(pos_sets["positives_festival"][0]),
+               "flite_train_clips": args.flite_train_clips, "flite_negative_clips": args.flite_negative_clips,
+               "flite_transfer_minutes": args.flite_transfer_minutes, "negative_hours": neg_s / 3600.0,
                "ordinary_negative_hours": ord_s / 3600.0, "teacher": args.teacher,
                "teacher_sha256": teacher.identity,
                "teacher_on_training_clips": teacher_on, "config": {k: str(v) for k, v in vars(args).items()},
                "systems": results,
                "wall_seconds": time.time() - t_start, "machine": machine_facts(),
-               "limits": (("training speech is espeak-ng" + (f" plus {args.flite_train_clips} flite phrase clips" if args.flite_train_clips else " only"))
-                          + "; test positives are held-out espeak voices plus flite (CMU) and festival (kal) voices; "
-                          "negatives are espeak running speech by held-out voices: one hour with confusable phrases, "
-                          f"{args.ordinary_minutes / 60:g} hours without")}
+               "limits": ("training speech is espeak-ng" + (" plus flite's awb/slt/kal16 voices (" + ", ".join(flite_training) + ")"
+                                                           if flite_training else " only")
+                          + "; test positives are held-out espeak voices, flite's held-out rms voice and festival (kal, never trained on); "
+                          "negatives are running speech by held-out voices: one espeak hour with confusable phrases, "
+                          f"{args.ordinary_minutes / 60:g} espeak hours without, and {args.engine_negative_minutes:g} min each by flite rms and festival")}
     write_json(args.json, summary)
     for k, v in results.items():
         if "sweep" not in v:
             print(f"{k}: {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
             continue
-        c = v["chosen"]
-        frr = f"FRR {100 * c['frr']:.1f}% at {c['fa_per_hour']:.2f} FA/h (thr {c['threshold']:.2f})" if c else "target FA/h not reached"
-        print(f"{k}: {frr}; {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
-        for what, table in (("FRR", v["frr_at_fa_per_hour"]), ("FRR, flite voices,", v["frr_flite_voices_at_fa_per_hour"]),
+        c = v["ordinary_speech"]["chosen"]
+        frr = f"FRR {100 * c['frr']:.1f}% at {c['fa_per_hour']:.2f} FA/h (thr {c['threshold']:.4g})" if c else "target FA/h not reached"
+        print(f"{k}: ordinary speech: {frr}; {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
+        o = v["ordinary_speech"]
+        print("    at that threshold: FRR by other engines " + ", ".join(f"{e} {'-' if f is None else f'{100 * f:.1f}%'}"
+                                                      for e, f in o["frr_other_engines_at_target"].items())
+              + "; FA/h on other engines' speech " + ", ".join(f"{e} {r['fa_per_hour']:.1f}" for e, r in o["other_engine_negatives_at_target"].items()))
+        for what, table in (("FRR, confusable hour,", v["frr_at_fa_per_hour"]), ("FRR, flite voice,", v["frr_flite_voices_at_fa_per_hour"]),
                             ("FRR, festival voice,", v["frr_festival_voices_at_fa_per_hour"]),
-                            ("FRR, ordinary-speech negatives,", v["ordinary_speech"]["frr_at_fa_per_hour"])):
+                            ("FRR, ordinary-speech negatives,", o["frr_at_fa_per_hour"])):
             print(f"    {what} at FA/h " + ", ".join(f"{t}: {'-' if f is None else f'{100 * f:.1f}%'}" for t, f in table.items()))
     print(f"-> {args.json}")
 

@@ -91,3 +91,44 @@ def test_other_engines_give_training_clips_and_annotated_positives(tmp_path: Pat
         engine_clips(tmp_path / "clips", 1, engine="espeak")
     with pytest.raises(ConfigError, match="give one of"):
         positive_files(tmp_path / "x", 1, engine="pico")
+    with pytest.raises(ConfigError, match="festival has no train voices"):  # festival stays a held-out engine
+        engine_clips(tmp_path / "clips", 1, engine="festival")
+
+
+def test_other_engine_negatives_land_in_word_folders_and_voices_are_split(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """flite confusable/word clips go to each word's own folder (the loader maps them to _unknown_); flite speaks
+    training material with its training voices only and held-out material with the held-out voice; running speech
+    by flite has the asked length and is not silent."""
+    import subprocess as sp
+
+    from edgekd.data import synth_wakeword as sw
+    from edgekd.data.speech_commands import SpeechCommands
+
+    made = sw.engine_clips(tmp_path / "clips", 3, engine="flite", words=("hey travis", "jarvis"), seed=1)
+    assert [(p.parent.name, p.name) for p in made] == [("hey_travis", "flite_00000.wav"), ("jarvis", "flite_00001.wav"),
+                                                       ("hey_travis", "flite_00002.wav")]
+    sw.engine_clips(tmp_path / "clips", 1, engine="flite", seed=2)
+    (tmp_path / "clips" / "validation_list.txt").write_text("jarvis/other_nohash_0.wav\n")  # as synth_kws writes: unlisted = train
+    clips = SpeechCommands(tmp_path / "clips").clips(("hey_jarvis", "_unknown_"), "train")
+    assert sorted(c.label for c in clips) == ["_unknown_"] * 3 + ["hey_jarvis"]
+
+    used: list[str] = []
+    real_run = sp.run
+
+    def spy(cmd, *a, **k):  # type: ignore[no-untyped-def]
+        if cmd[0] == "flite":
+            used.append(cmd[cmd.index("-voice") + 1])
+        return real_run(cmd, *a, **k)
+
+    monkeypatch.setattr(sp, "run", spy)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        sw._say_other_engine("flite", "hey", rng, "train")
+    assert set(used) <= set(sw.ENGINE_VOICES["flite"]["train"]) and len(set(used)) > 1
+    used.clear()
+    for _ in range(4):
+        sw._say_other_engine("flite", "hey", rng, "test")
+    assert set(used) == set(sw.ENGINE_VOICES["flite"]["test"])
+    assert not set(sw.ENGINE_VOICES["flite"]["train"]) & set(sw.ENGINE_VOICES["flite"]["test"])
+    x = sw.speech_stream(8.0, split="train", seed=3, engine="flite", confusable_rate=0.0)
+    assert x.shape[0] == 8 * 16000 and float(np.abs(x).max()) > 0.1

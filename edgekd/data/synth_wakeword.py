@@ -7,6 +7,10 @@
   from one split's voices, with pauses and a noise floor: negatives (test voices) or an unlabelled
   transfer set (train voices) that only the teacher labels.
 - ``positive_files``: one WAV per phrase (noise, phrase, noise) by held-out voices, with a DCASE tsv.
+- ``engine_clips``: training clips of the phrase, or of confusables and words, by another TTS engine.
+
+Other engines split their voices too (``ENGINE_VOICES``): flite trains on awb, slt and kal16 and holds out
+rms; festival (one voice, kal) is only ever a held-out engine.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from edgekd.data.augment import colored_noise
 from edgekd.data.synth_kws import OTHER_WORDS, SAMPLE_RATE, SynthKwsConfig, _trim_silence, split_variants
 from edgekd.runtime.wav import resample, write_wav
 
-__all__ = ["CONFUSABLES", "ENGINES", "wakeword_config", "speech_stream", "positive_files", "engine_clips"]
+__all__ = ["CONFUSABLES", "ENGINES", "ENGINE_VOICES", "wakeword_config", "speech_stream", "positive_files", "engine_clips"]
 
 CONFUSABLES = ("hey travis", "hey marvin", "jarvis", "hey", "hey jeeves", "harvest", "hey service", "jar of this", "hey darling",
                "okay jarvis", "hey mavis", "car keys")
@@ -52,10 +56,13 @@ def _say(eng, text: str, rng: np.random.Generator, voices: list[str]) -> np.ndar
     return (x * np.float32(rng.uniform(0.2, 0.8) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
 
 
-def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase: str = "hey jarvis", confusable_rate: float = 0.1) -> np.ndarray:
-    """Running speech without ``phrase``: random sentences, a confusable now and then, pauses, a noise floor."""
+def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase: str = "hey jarvis", confusable_rate: float = 0.1,
+                  engine: str = "espeak") -> np.ndarray:
+    """Running speech without ``phrase``: random sentences, a confusable now and then, pauses, a noise floor;
+    spoken by ``split``'s voices of ``engine``."""
     from edgekd.data.espeak import Espeak
 
+    _check_engine(engine, ENGINES)
     rng = np.random.default_rng(seed)
     voices = _voices(split, 0)
     eng = Espeak()
@@ -67,21 +74,29 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
             text = str(rng.choice([c for c in CONFUSABLES if c != phrase]))
         else:
             text = " ".join(str(w) for w in rng.choice(_SENTENCE_WORDS, size=int(rng.integers(3, 12))))
-        x = _say(eng, text, rng, voices)[: n - pos]
+        x = (_say(eng, text, rng, voices) if engine == "espeak" else _say_other_engine(engine, text, rng, split))[: n - pos]
         out[pos : pos + x.shape[0]] += x
         pos += x.shape[0] + int(rng.uniform(0.1, 1.5) * SAMPLE_RATE)
     floor = colored_noise(n, float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -35) / 20))
     return (out + floor).astype(np.float32)
 
 
-FLITE_VOICES = ("kal16", "awb", "rms", "slt")
-
-
 ENGINES = ("espeak", "flite", "festival")
+# voices of the other engines by split; an engine without a split's voices cannot speak for it
+ENGINE_VOICES: dict[str, dict[str, tuple[str, ...]]] = {"flite": {"train": ("awb", "slt", "kal16"), "validation": ("rms",), "test": ("rms",)},
+                                                        "festival": {"test": ("kal",)}}
 
 
-def _say_other_engine(engine: str, text: str, rng: np.random.Generator) -> np.ndarray:
-    """``text`` from another TTS engine, slowed or sped up a little: flite (CMU voices) or festival (its kal voice)."""
+def _check_engine(engine: str, allowed: tuple[str, ...]) -> None:
+    from edgekd.errors import ConfigError
+
+    if engine not in allowed:
+        raise ConfigError(f"engine {engine!r}: give one of {', '.join(allowed)}")
+
+
+def _say_other_engine(engine: str, text: str, rng: np.random.Generator, split: str = "test") -> np.ndarray:
+    """``text`` from another TTS engine by one of ``split``'s voices, slowed or sped up a little: flite (CMU voices)
+    or festival (its kal voice, held out: test split only)."""
     import shutil
     import subprocess
     import tempfile
@@ -90,13 +105,16 @@ def _say_other_engine(engine: str, text: str, rng: np.random.Generator) -> np.nd
     from edgekd.runtime.wav import load_audio
 
     tool, package = {"flite": ("flite", "flite"), "festival": ("text2wave", "festival festvox-kallpc16k")}[engine]
+    voices = ENGINE_VOICES[engine].get(split)
+    if not voices:
+        raise ConfigError(f"{engine} has no {split} voices (it speaks for: {', '.join(ENGINE_VOICES[engine])}); choose another engine")
     if shutil.which(tool) is None:
         raise ConfigError(f"{engine} is not installed (apt install {package}); it provides the voices from another engine")
     stretch = rng.uniform(0.8, 1.3)
     with tempfile.TemporaryDirectory() as d:
         wav = Path(d) / "x.wav"
         if engine == "flite":
-            subprocess.run(["flite", "-voice", str(rng.choice(FLITE_VOICES)), "--setf", f"duration_stretch={stretch:.2f}",
+            subprocess.run(["flite", "-voice", str(rng.choice(voices)), "--setf", f"duration_stretch={stretch:.2f}",
                             "--setf", f"int_f0_target_mean={rng.uniform(90, 180):.0f}", "-t", text, "-o", str(wav)], check=True, capture_output=True)
         else:
             subprocess.run(["text2wave", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.2f})", "-o", str(wav)], input=text.encode(),
@@ -106,21 +124,22 @@ def _say_other_engine(engine: str, text: str, rng: np.random.Generator) -> np.nd
     return (x * np.float32(rng.uniform(0.2, 0.8) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
 
 
-def engine_clips(clips_dir: Path, n: int, *, engine: str = "flite", phrase: str = "hey jarvis", label: str = "hey_jarvis",
-                 seed: int = 0) -> list[Path]:
-    """Add ``n`` one-second training clips of ``phrase`` by another engine to ``clips_dir/label`` (a Speech Commands
-    folder from ``synth_kws``: files not in the validation/testing lists are training clips)."""
+def engine_clips(clips_dir: Path, n: int, *, engine: str = "flite", words: tuple[str, ...] = ("hey jarvis",), seed: int = 0,
+                 split: str = "train") -> list[Path]:
+    """Add ``n`` one-second training clips by another engine's ``split`` voices to a Speech Commands folder from
+    ``synth_kws`` (files not in the validation/testing lists are training clips), cycling through ``words``, each
+    into its own folder (``hey jarvis`` -> ``hey_jarvis/flite_00000.wav``): the phrase as positives, or confusables
+    and other words, which the loader maps to ``_unknown_``."""
     from edgekd.data.augment import fit_to_length
-    from edgekd.errors import ConfigError
 
-    if engine not in ENGINES[1:]:
-        raise ConfigError(f"engine {engine!r}: give one of {', '.join(ENGINES[1:])} (espeak clips come from synth_kws)")
+    _check_engine(engine, ENGINES[1:])
     rng = np.random.default_rng(seed)
-    folder = clips_dir / label
-    folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(n):
-        x = fit_to_length(_say_other_engine(engine, phrase, rng), SAMPLE_RATE, rng)
+        word = words[i % len(words)]
+        folder = clips_dir / word.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        x = fit_to_length(_say_other_engine(engine, word, rng, split), SAMPLE_RATE, rng)
         x = x * np.float32(rng.uniform(0.25, 0.95) / (np.max(np.abs(x)) + 1e-9))
         path = folder / f"{engine}_{i:05d}.wav"
         write_wav(path, x.astype(np.float32), SAMPLE_RATE)
@@ -132,11 +151,9 @@ def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: 
                    engine: str = "espeak") -> Path:
     """``n`` WAVs, each: 0.5-1.5 s of noise, the phrase, 1.5 s of noise; returns the annotation tsv written beside them.
     ``engine="flite"`` or ``"festival"`` speaks with another TTS engine's voices."""
-    from edgekd.errors import ConfigError
-
-    if engine not in ENGINES:
-        raise ConfigError(f"engine {engine!r}: give one of {', '.join(ENGINES)}")
     from edgekd.data.espeak import Espeak
+
+    _check_engine(engine, ENGINES)
 
     rng = np.random.default_rng(seed)
     voices = _voices(split, 0)
@@ -144,7 +161,7 @@ def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        x = _say(eng, phrase, rng, voices) if engine == "espeak" else _say_other_engine(engine, phrase, rng)
+        x = _say(eng, phrase, rng, voices) if engine == "espeak" else _say_other_engine(engine, phrase, rng, split)
         lead = int(rng.uniform(0.5, 1.5) * SAMPLE_RATE)
         audio = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(int(1.5 * SAMPLE_RATE), np.float32)])
         audio += colored_noise(audio.shape[0], float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -30) / 20))
