@@ -57,6 +57,8 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--qat-epochs", type=int, default=2, help="QAT int8 fine-tuning of the distilled student (0: none)")
     ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                     help="also train the student on hard labels only (--no-baseline: skip it)")
+    ap.add_argument("--coarse-stride-ms", type=int, default=160,
+                    help="also run the distilled student every this many ms instead of 80 (no smoothing; 0: skip)")
     ap.add_argument("--target-fa-per-hour", type=float, default=0.5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--teacher", default="oww:hey_jarvis")
@@ -166,15 +168,11 @@ def main() -> None:
     from edgekd import wakeword_eval as we
     from edgekd.bench.machine import machine_facts
     from edgekd.cli.common import write_json
-    from edgekd.data.speech_commands import SpeechCommands
     from edgekd.data.synth_wakeword import speech_stream
-    from edgekd.export.onnx import export_onnx
-    from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-    from edgekd.runtime.wav import load_audio
-    from edgekd.train.config import TrainConfig
+    from edgekd.runtime.wav import load_audio, write_wav
     from edgekd.train.onnx_teacher import OnnxTeacher
-    from edgekd.train.pipeline import load_kws_data, train_kws, train_qat
-    from edgekd.train.wakeword import clip_targets, prob_logits, transfer_windows, with_transfer
+    from edgekd.train.pipeline import load_kws_data
+    from edgekd.wakeword_pipeline import WakewordRecipe, teacher_targets, train_wakeword_students
 
     out: Path = args.out
     tag = _variant_tag(args)
@@ -184,57 +182,20 @@ def main() -> None:
     data = _train_data(args, out, variant)
     kd = load_kws_data(data, labels=LABELS, views=2, cache_dir=out / "cache", workers=args.workers)
     teacher = OnnxTeacher(args.teacher)
-    tcache = variant / f"teacher-{teacher.identity[:12]}-{kd.train.key}.npz"
-    if tcache.is_file():
-        z = np.load(tcache)
-        p_clip, tx, tp = z["p_clip"], z["tx"], z["tp"]
-    else:
-        clips = SpeechCommands(data).clips(LABELS, "train", sample_rate=16000, seed=0)
-        print(f"teacher scores for {len(clips)} training clips", flush=True)
-        p_clip = clip_targets(args.teacher, clips, workers=args.workers)
-        frontend = LogMelFrontend(FrontendParams())
-        print(f"transfer set: {args.transfer_minutes:g} min of espeak running speech (train voices), scored by the teacher", flush=True)
-        tx, tp = transfer_windows(teacher, speech_stream(60 * args.transfer_minutes, split="train", seed=11), frontend)
-        if args.flite_transfer_minutes:
-            print(f"transfer set: {args.flite_transfer_minutes:g} min of flite running speech (train voices), scored by the teacher", flush=True)
-            fx, fp = transfer_windows(teacher, speech_stream(60 * args.flite_transfer_minutes, split="train", seed=13, engine="flite"), frontend)
-            tx, tp = np.concatenate([tx, fx]), np.concatenate([tp, fp])
-        np.savez(tcache, p_clip=p_clip, tx=tx, tp=tp)
-    kw = LABELS.index("hey_jarvis")
-    pos_mask = kd.train.y[np.unique(kd.train.clip, return_index=True)[1]] == kw
-    teacher_on = {"positive_clips_mean_score": float(p_clip[pos_mask].mean()), "negative_clips_mean_score": float(p_clip[~pos_mask].mean()),
-                  "transfer_windows": int(tx.shape[0]), "transfer_windows_over_0.5": int((tp > 0.5).sum())}
+    transfer = []  # unlabelled running speech by training voices, written once, labelled by the teacher
+    for engine, minutes, seed in (("espeak", args.transfer_minutes, 11), ("flite", args.flite_transfer_minutes, 13)):
+        if minutes:
+            wav = out / f"transfer_{engine}_{minutes:g}min.wav"
+            if not wav.is_file():
+                print(f"transfer set: {minutes:g} min of {engine} running speech (train voices)", flush=True)
+                write_wav(wav, speech_stream(60 * minutes, split="train", seed=seed, engine=engine), 16000)
+            transfer.append(load_audio(wav, 16000))
+    targets = teacher_targets(args.teacher, kd, transfer, variant / "teacher-targets.npz", workers=args.workers)
+    teacher_on = targets.summary(kd.train.y[np.unique(kd.train.clip, return_index=True)[1]] == LABELS.index("hey_jarvis"))
     print(f"teacher on the training clips: {teacher_on}", flush=True)
-
-    train_x = with_transfer(kd.train, tx)
-    logits = prob_logits(np.concatenate([p_clip[kd.train.clip], tp]), kw, len(LABELS))
-    pp = {"stride_ms": 80, "smooth_ms": 160}
-    students = {}
-    for name, use_teacher in (("distilled", True), ("no_teacher", False)):
-        if not use_teacher and not args.baseline:
-            continue
-        ckpt = variant / f"student-{name}.pt"
-        if not ckpt.is_file():
-            cfg = TrainConfig(arch=args.arch, epochs=args.epochs, threads=args.workers, alpha=0.7 if use_teacher else 0.0, temperature=1.0)
-            if use_teacher:
-                train_kws(type(kd)(kd.root, train_x, kd.validation, kd.test, kd.views), ckpt, cfg, soft_targets=logits,
-                          extra_provenance={"teacher": args.teacher, "teacher_sha256": teacher.identity,
-                                            "licence": "distilled from a CC BY-NC-SA 4.0 openWakeWord head: do not redistribute"})
-            else:
-                train_kws(kd, ckpt, cfg)
-        bundle = variant / f"bundle-{name}"
-        if not (bundle / "manifest.json").is_file():
-            export_onnx(ckpt, bundle, name=f"hey-jarvis-{args.arch}-{name}", postprocess=pp)
-        students[name] = bundle
-        if use_teacher and args.qat_epochs:  # the distilled student, fine-tuned with fake int8 on the same teacher targets
-            q_ckpt = variant / f"student-{name}-qat.pt"
-            if not q_ckpt.is_file():
-                train_qat(type(kd)(kd.root, train_x, kd.validation, kd.test, kd.views), ckpt, q_ckpt, epochs=args.qat_epochs,
-                          threads=args.workers, soft_targets=logits)
-            q_bundle = variant / f"bundle-{name}-int8"
-            if not (q_bundle / "manifest.json").is_file():
-                export_onnx(q_ckpt, q_bundle, name=f"hey-jarvis-{args.arch}-{name}-int8", int8=True, postprocess=pp)
-            students[f"{name} QAT int8"] = q_bundle
+    recipe = WakewordRecipe(arch=args.arch, epochs=args.epochs, qat_epochs=args.qat_epochs, views=2, threads=args.workers)
+    students = train_wakeword_students(kd, targets, variant, recipe, teacher_spec=args.teacher, teacher_identity=teacher.identity,
+                                       baseline=args.baseline, coarse_stride_ms=args.coarse_stride_ms, name_prefix="hey-jarvis")
 
     m = _eval_material(args, out)
     pos_sets = {k: (we.read_annotations(m[k].with_suffix(".tsv"), labels=["hey_jarvis"]), sorted(m[k].glob("*.wav")))

@@ -73,3 +73,43 @@ def test_an_onnx_head_that_does_not_fit_the_adapter_is_refused(tmp_path: Path) -
     shutil.copy(d / "embedding_model.onnx", d / "fake_v0.1.onnx")
     with pytest.raises(ConfigError, match="do not match the openWakeWord adapter"):
         OwwAdapter("fake", models_dir=d)
+
+
+def test_train_wakeword_command_distils_the_teacher_into_bundles(tmp_path: Path) -> None:
+    """`edgekd train wakeword` on tiny material: the teacher labels the clips and the transfer speech, a distilled
+    student and its QAT int8 version come out as bundles that stream; the licence travels in the provenance; a
+    rerun reuses every model; a folder without clips/ is one line."""
+    import json
+
+    from edgekd import load_model
+    from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+    from edgekd.runtime.wav import load_audio
+
+    ww = tmp_path / "ww"
+    p = subprocess.run([sys.executable, "-m", "edgekd", "data", "synth-wakeword", str(ww), "--per-word", "12", "--transfer-minutes", "0.2",
+                        "--positives", "2", "--negative-minutes", "0.05", "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "edgekd", "train", "wakeword", str(ww), "--out", str(out), "--teacher", "oww:hey_jarvis", "--epochs", "1",
+           "--qat-epochs", "1", "--threads", "1"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["label"] == "hey_jarvis" and set(report["bundles"]) == {"distilled", "distilled QAT int8"}
+    t = report["teacher_on_training"]
+    frames = LogMelFrontend(FrontendParams()).features(load_audio(ww / "transfer.wav", 16000)).shape[0]
+    assert t["transfer_windows"] == (frames - 98) // 25 + 1 > 40  # 0.2 min of transfer speech: 1 s windows every 250 ms
+    assert t["positive_clips_mean_score"] > t["negative_clips_mean_score"]  # the teacher hears its phrase in the clips
+    for name in ("bundle-distilled", "bundle-distilled-int8"):
+        det = load_model(out / name)
+        assert tuple(det.labels) == ("hey_jarvis", "_unknown_", "_silence_") and det.stride_ms == 80
+        assert "CC BY-NC-SA" in det.manifest.provenance["licence"] and len(det.manifest.provenance["teacher_sha256"]) == 64
+        s = det.create_stream()
+        s.accept_waveform(np.zeros(16000 * 2, np.float32))
+    models = {f: f.stat().st_mtime_ns for f in out.glob("*.pt")}
+    assert len(models) == 2
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and {f: f.stat().st_mtime_ns for f in out.glob("*.pt")} == models
+    p = subprocess.run([sys.executable, "-m", "edgekd", "train", "wakeword", str(tmp_path), "--out", str(out), "--teacher", "oww:hey_jarvis"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "clips: missing" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1

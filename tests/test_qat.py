@@ -89,24 +89,15 @@ def test_qat_checkpoint_needs_int8_flag(tiny_qat_checkpoint: Path, tmp_path: Pat
 
 
 def test_bn_folding_keeps_the_float_function(tiny_checkpoint: Path) -> None:
-    from edgekd.train.qat import ActQuant, to_qat
+    from edgekd.train.qat import fake_quant_disabled, to_qat
 
     float_model = Checkpoint.load(tiny_checkpoint).build()
     x = torch.randn(4, 98, 40) * 3 - 5
     with torch.no_grad():
         want = float_model(x)
         q = to_qat(Checkpoint.load(tiny_checkpoint).build())
-        for m in q.modules():  # with quantization bypassed, folding must not change the function
-            if isinstance(m, ActQuant):
-                m.forward = lambda t: t  # type: ignore[method-assign]
-        import edgekd.train.qat as qat_mod
-
-        orig = qat_mod._weight_fq
-        qat_mod._weight_fq = lambda w, s=None: w
-        try:
+        with fake_quant_disabled(q):  # with quantization bypassed, folding must not change the function
             got = q(x)
-        finally:
-            qat_mod._weight_fq = orig
     assert torch.allclose(got, want, atol=1e-4)
 
 

@@ -204,3 +204,62 @@ def sed_cmd(
         notice(f"{name}: event-F1 {r['event_f1']:.3f}, segment-F1 {r['segment_f1']:.3f}, {r['params']:,} params"
                + (f", bundle {r['bundle']} ({r['onnx_bytes']:,} B ONNX)" if "bundle" in r else ""))
     notice(f"-> {out / 'report.json'}")
+
+
+@app.command("wakeword")
+@friendly_errors
+def wakeword_cmd(
+    data: Annotated[Path, typer.Argument(help="Material from `edgekd data synth-wakeword` (clips/ and transfer*.wav: running speech "
+                                              "the teacher labels).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the models, bundle-distilled/, bundle-distilled-int8/ and report.json.")],
+    teacher: Annotated[str, typer.Option(help="Teacher that scores raw audio: oww:NAME (openWakeWord 0.4.0 head, the oww extra).")],
+    label: Annotated[Optional[str], typer.Option(help="The phrase's clip folder (default: the phrase in clips/synth_meta.json).")] = None,
+    arch: Annotated[str, typer.Option(help="Student architecture.")] = "dscnn",
+    epochs: EpochsOpt = 12,
+    qat_epochs: Annotated[int, typer.Option(help="QAT int8 fine-tuning epochs on the same teacher targets (0: no int8 bundle).")] = 2,
+    alpha: Annotated[float, typer.Option(help="Weight of the teacher's soft targets on labelled clips (transfer windows use them alone).")] = 0.7,
+    views: ViewsOpt = 2,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Also train the student on hard labels only (bundle-no_teacher/).")] = False,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Wake word end to end: the teacher scores every training clip and 1 s windows of the transfer speech, a
+    student learns from those scores (soft-target BCE) and the hard labels, is fine-tuned with QAT int8 on the same
+    targets, and both are exported as bundles (one score every 80 ms, as the teacher). Score them with
+    `edgekd eval-stream OUT/bundle-distilled --positives DATA/eval/positives ...`. Models already under OUT are
+    reused: delete one to retrain it. A student of an openWakeWord head inherits its CC BY-NC-SA 4.0 licence."""
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from edgekd.cli.common import write_json
+    from edgekd.errors import ConfigError, DataError
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.onnx_teacher import OnnxTeacher
+    from edgekd.train.pipeline import load_kws_data
+    from edgekd.wakeword_pipeline import WakewordRecipe, phrase_label, teacher_targets, train_wakeword_students, wakeword_labels
+
+    if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0:
+        raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0 and --alpha within [0, 1]")
+    clips = data / "clips"
+    if not clips.is_dir():
+        raise DataError(f"{clips}: missing; make the material with `edgekd data synth-wakeword {data}`")
+    label = label or phrase_label(clips)
+    t = OnnxTeacher(teacher)  # a bad spec or a missing extra fails here, before any feature is computed
+    transfer_files = sorted(data.glob("transfer*.wav"))
+    if not transfer_files:
+        notice(f"{data}: no transfer*.wav; the student learns from the teacher's scores of the clips alone")
+    kd = load_kws_data(clips, labels=wakeword_labels(label), views=views, cache_dir=out / "cache", workers=threads)
+    targets = teacher_targets(teacher, kd, [load_audio(f, 16000) for f in transfer_files], out / "teacher-targets.npz", workers=threads)
+    is_phrase = kd.train.y[np.unique(kd.train.clip, return_index=True)[1]] == 0
+    recipe = WakewordRecipe(arch=arch, epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads)
+    bundles = train_wakeword_students(kd, targets, out, recipe, teacher_spec=teacher, teacher_identity=t.identity, baseline=baseline,
+                                      name_prefix=label.replace("_", "-"))
+    report = {"data": str(data), "label": label, "teacher": teacher, "teacher_sha256": t.identity, "recipe": asdict(recipe),
+              "transfer_files": [f.name for f in transfer_files], "teacher_on_training": targets.summary(is_phrase),
+              "bundles": {k: str(v) for k, v in bundles.items()}}
+    write_json(out / "report.json", report)
+    for name, b in bundles.items():
+        notice(f"{name}: {b}")
+    if teacher.startswith("oww:"):
+        notice("these students are distilled from a CC BY-NC-SA 4.0 openWakeWord head: keep them out of anything you redistribute")
+    notice(f"-> {out / 'report.json'}")

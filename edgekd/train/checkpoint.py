@@ -36,7 +36,7 @@ class Checkpoint:
         if self.is_qat:
             from edgekd.train.qat import to_qat
 
-            m = to_qat(m)
+            m = to_qat(m, weight_bits=int(self.config.get("qat_weight_bits", 8)))  # checkpoints before 7-bit weights: 8
         m.load_state_dict(self.state_dict)
         return m.eval()
 

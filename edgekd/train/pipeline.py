@@ -202,7 +202,7 @@ def train_qat(
     ckpt = Checkpoint(
         arch=src.arch, labels=src.labels, n_mels=src.n_mels, frontend=src.frontend, window_frames=src.window_frames,
         state_dict={k: v.contiguous() for k, v in model.state_dict().items()},
-        config=dict(cfg.to_dict(), qat=True, distilled=t_logits is not None, float_config=src.config),
+        config=dict(cfg.to_dict(), qat=True, qat_weight_bits=model.weight_bits, distilled=t_logits is not None, float_config=src.config),
         metrics=dict(src.metrics, val_accuracy=history["best_val_accuracy"], test_accuracy_torch=accuracy(model, data.test, d),
                      float_test_accuracy_torch=src.metrics.get("test_accuracy_torch"), qat_train_seconds=history["train_seconds"],
                      qat_train_steps=history["steps"], qat_final_train_loss=history["final_loss"]),

@@ -1,7 +1,12 @@
 """Quantization-aware training by hand-written fake quantization (DESIGN.md section 8, the verified path).
 
 - BatchNorm is folded into the preceding conv (weights and a bias) before QAT starts.
-- Weights: int8 symmetric per output channel (``fake_quantize_per_channel_affine``, -128..127, zero point 0).
+- Weights: symmetric per output channel, zero point 0, stored as int8 but scaled to 7 bits by default
+  (scale = max|w| / 63, values in -63..63; ``to_qat(weight_bits=8)`` gives -127..127). Why 7: onnxruntime's
+  u8s8 integer kernels on x86 without VNNI add pairs of uint8 x int8 products in int16 (``vpmaddubsw``), which
+  saturates once 2 * 255 * |w| > 32767. With 8-bit weights a trained wake-word DS-CNN's first layer came out
+  up to 106 steps off in 8% of its outputs (the logits 9 steps off); with 7-bit weights the fused kernels
+  equal the QDQ reference exactly, so an int8 bundle gives the same answer on an x86 host and an ARM board.
 - Activations: uint8 asymmetric per tensor with an EMA min/max observer (``fake_quantize_per_tensor_affine``).
 - ``freeze()`` turns every observed range into Python constants, so the ONNX exporter sees fixed
   QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into QLinearConv / QGemm.
@@ -20,7 +25,7 @@ import torch
 from torch import nn
 
 __all__ = ["ActQuant", "QConv", "QLinear", "to_qat", "freeze", "is_qat", "calibrate", "fold_conv_bn", "output_step", "weight_scale",
-           "fake_quant_disabled", "freeze_observers_from"]
+           "fake_quant_disabled", "freeze_observers_from", "DEFAULT_WEIGHT_BITS"]
 
 EMA = 0.01
 
@@ -74,13 +79,18 @@ def fold_conv_bn(conv: nn.Conv1d | nn.Conv2d, bn: nn.BatchNorm1d | nn.BatchNorm2
     return w, b
 
 
-def weight_scale(w: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel symmetric int8 scale: max |w| / 127."""
-    return (w.detach().abs().amax(dim=tuple(range(1, w.dim()))) / 127.0).clamp_min(1e-8)
+DEFAULT_WEIGHT_BITS = 7
 
 
-def _weight_fq(w: torch.Tensor, frozen_scale: torch.Tensor | None = None) -> torch.Tensor:
-    scale = weight_scale(w) if frozen_scale is None else frozen_scale
+def weight_scale(w: torch.Tensor, bits: int = DEFAULT_WEIGHT_BITS) -> torch.Tensor:
+    """Per-output-channel symmetric scale: max |w| / (2 ** (bits - 1) - 1)."""
+    return (w.detach().abs().amax(dim=tuple(range(1, w.dim()))) / float(2 ** (bits - 1) - 1)).clamp_min(1e-8)
+
+
+def _weight_fq(w: torch.Tensor, bits: int, frozen_scale: torch.Tensor | None = None) -> torch.Tensor:
+    # the int8 grid: with a 7-bit scale no value reaches past -63..63, so the clamp never acts (and torch's ONNX
+    # exporter accepts only the -128..127 form)
+    scale = weight_scale(w, bits) if frozen_scale is None else frozen_scale
     zp = torch.zeros(w.shape[0], dtype=torch.int32)
     return torch.fake_quantize_per_channel_affine(w, scale, zp, 0, -128, 127)
 
@@ -106,6 +116,7 @@ class QConv(nn.Module):
         self.in_q = ActQuant() if quantize_input else None
         self.out_q = ActQuant()
         self.frozen_scale: torch.Tensor | None = None
+        self.weight_bits = DEFAULT_WEIGHT_BITS  # set by to_qat()
         self.fake_quant = True  # False only inside fake_quant_disabled()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +124,7 @@ class QConv(nn.Module):
             x = nn.functional.pad(x, (self.left_pad, 0) if self.weight.dim() == 3 else (0, 0, self.left_pad, 0))
         if self.in_q is not None:
             x = self.in_q(x)
-        w = _weight_fq(self.weight, self.frozen_scale) if self.fake_quant else self.weight
+        w = _weight_fq(self.weight, self.weight_bits, self.frozen_scale) if self.fake_quant else self.weight
         conv = nn.functional.conv1d if self.weight.dim() == 3 else nn.functional.conv2d
         y = conv(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if self.relu:
@@ -131,10 +142,11 @@ class QLinear(nn.Module):
         self.in_q = ActQuant()
         self.out_q = ActQuant()
         self.frozen_scale: torch.Tensor | None = None
+        self.weight_bits = DEFAULT_WEIGHT_BITS
         self.fake_quant = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = _weight_fq(self.weight, self.frozen_scale) if self.fake_quant else self.weight
+        w = _weight_fq(self.weight, self.weight_bits, self.frozen_scale) if self.fake_quant else self.weight
         return self.out_q(nn.functional.linear(self.in_q(x), w, self.bias))
 
 
@@ -171,8 +183,11 @@ def _convert(mod: nn.Module) -> nn.Module:
     return mod
 
 
-def to_qat(model: nn.Module) -> nn.Module:
-    """Return a fake-quantized copy-in-place of a trained float student (eval-mode BN statistics are folded)."""
+def to_qat(model: nn.Module, weight_bits: int = DEFAULT_WEIGHT_BITS) -> nn.Module:
+    """Return a fake-quantized copy-in-place of a trained float student (eval-mode BN statistics are folded).
+    ``weight_bits``: 7 (default, see the module docstring) or 8."""
+    if weight_bits not in (7, 8):
+        raise ValueError(f"weight_bits {weight_bits}: give 7 or 8")
     model.eval()
     if not hasattr(model, "norm"):
         raise NotImplementedError("QAT needs a model with a `norm` input stage")
@@ -180,7 +195,11 @@ def to_qat(model: nn.Module) -> nn.Module:
     for name, child in list(model.named_children()):
         if name != "norm":
             setattr(model, name, _convert(child))
+    for m in model.modules():
+        if isinstance(m, (QConv, QLinear)):
+            m.weight_bits = weight_bits
     model.qat = True  # type: ignore[assignment]
+    model.weight_bits = weight_bits  # type: ignore[assignment]
     return model
 
 
@@ -217,7 +236,7 @@ def freeze(model: nn.Module) -> nn.Module:
             m.frozen = m.qparams()
             m.observe = False
         elif isinstance(m, (QConv, QLinear)):
-            m.frozen_scale = weight_scale(m.weight)
+            m.frozen_scale = weight_scale(m.weight, m.weight_bits)
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()

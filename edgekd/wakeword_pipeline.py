@@ -1,0 +1,158 @@
+"""The wake-word recipe end to end, shared by ``edgekd train wakeword`` and ``bench/wakeword.py``: a teacher that
+scores raw audio (``OnnxTeacher``, e.g. ``oww:hey_jarvis``) labels every training clip and an unlabelled transfer
+set of running speech -> a KWS student distilled from those scores (soft-target BCE through ``prob_logits`` plus
+the hard labels) -> QAT int8 on the same targets -> ONNX bundles.
+
+Labels are ``(phrase label, _unknown_, _silence_)``: the clip folder of the phrase is the keyword, every other
+word folder (confusables and ordinary words) is ``_unknown_``. Every step's result is saved under ``out``
+(``teacher-targets.npz``, ``student-distilled.pt``, ``student-distilled-qat.pt``, ``student-no_teacher.pt``,
+``bundle-*``) and reused on a rerun; delete a file to redo that step. The targets file is keyed by the training
+clips and the transfer audio, so new material is scored again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["WakewordRecipe", "TeacherTargets", "wakeword_labels", "phrase_label", "teacher_targets", "train_wakeword_students"]
+
+UNKNOWN, SILENCE = "_unknown_", "_silence_"
+LICENCE_NOTE = "distilled from a CC BY-NC-SA 4.0 openWakeWord head: do not redistribute"
+
+
+@dataclass(frozen=True)
+class WakewordRecipe:
+    arch: str = "dscnn"
+    epochs: int = 12
+    qat_epochs: int = 2  # 0: no int8 student
+    alpha: float = 0.7  # weight of the teacher's soft targets on labelled clips (transfer windows use them alone)
+    views: int = 2  # augmented views of each training clip
+    stride_ms: int = 80  # the teacher's hop: one score every 80 ms
+    smooth_ms: int = 160
+    threads: int = 2
+
+
+@dataclass
+class TeacherTargets:
+    p_clip: np.ndarray  # the teacher's score of each training clip (see edgekd.train.wakeword)
+    tx: np.ndarray  # features of the transfer windows
+    tp: np.ndarray  # the teacher's score of each transfer window
+
+    def summary(self, clip_is_phrase: np.ndarray) -> dict[str, Any]:
+        return {"positive_clips_mean_score": float(self.p_clip[clip_is_phrase].mean()) if clip_is_phrase.any() else None,
+                "negative_clips_mean_score": float(self.p_clip[~clip_is_phrase].mean()) if (~clip_is_phrase).any() else None,
+                "transfer_windows": int(self.tx.shape[0]), "transfer_windows_over_0.5": int((self.tp > 0.5).sum())}
+
+
+def phrase_label(clips_dir: Path) -> str:
+    """The phrase's folder name from ``synth_meta.json`` of an ``edgekd data synth-wakeword`` clip set."""
+    from edgekd.errors import DataError
+
+    meta = clips_dir / "synth_meta.json"
+    if not meta.is_file():
+        raise DataError(f"{meta}: missing; make the material with `edgekd data synth-wakeword DIR` (or give --label)")
+    keywords = json.loads(meta.read_text(encoding="utf-8"))["config"]["keywords"]
+    if len(keywords) != 1:
+        raise DataError(f"{meta}: {len(keywords)} keywords; a wake-word clip set has exactly one phrase (give --label)")
+    return str(keywords[0]).replace(" ", "_")
+
+
+def wakeword_labels(label: str) -> tuple[str, str, str]:
+    return (label, UNKNOWN, SILENCE)
+
+
+def teacher_targets(spec: str, data: Any, transfer: list[np.ndarray], cache: Path, *, workers: int = 2,
+                    progress: bool = True) -> TeacherTargets:
+    """The teacher's scores of ``data``'s training clips and of 1 s windows of each transfer recording, cached in
+    ``cache`` under a key of the clips, the transfer audio and the teacher's identity."""
+    from edgekd.data.speech_commands import SpeechCommands
+    from edgekd.fsutil import atomic_write
+    from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+    from edgekd.train.onnx_teacher import OnnxTeacher
+    from edgekd.train.wakeword import clip_targets, transfer_windows
+
+    teacher = OnnxTeacher(spec)
+    h = hashlib.sha256(f"{teacher.identity}|{data.train.key}".encode())
+    for x in transfer:
+        h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    key = h.hexdigest()[:16]
+    if cache.is_file():
+        z = np.load(cache)
+        if str(z["key"]) == key:
+            return TeacherTargets(z["p_clip"], z["tx"], z["tp"])
+    clips = SpeechCommands(data.root).clips(data.train.labels, "train", sample_rate=16000, seed=0)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(clips), desc="teacher scores", unit="clip", dynamic_ncols=True)
+    p_clip = clip_targets(spec, clips, workers=workers, progress=(lambda i, n: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    frontend = LogMelFrontend(FrontendParams())
+    parts = [transfer_windows(teacher, x, frontend) for x in transfer if x.shape[0] >= 16000]
+    n_mels = data.train.x.shape[-1]
+    tx = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, data.train.x.shape[1], n_mels), np.float16)
+    tp = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, key=np.asarray(key), p_clip=p_clip, tx=tx, tp=tp)
+
+    atomic_write(cache, write)
+    return TeacherTargets(p_clip, tx, tp)
+
+
+def train_wakeword_students(data: Any, targets: TeacherTargets, out: Path, recipe: WakewordRecipe, *, teacher_spec: str,
+                            teacher_identity: str, baseline: bool = True, coarse_stride_ms: int = 0,
+                            name_prefix: str = "wakeword") -> dict[str, Path]:
+    """Train (or reuse) the distilled student, its QAT int8 version and optionally the no-teacher baseline; export
+    each as a bundle. ``coarse_stride_ms``: also the distilled model run every that many ms. Returns name -> bundle."""
+    from edgekd.export.onnx import export_onnx
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.pipeline import train_kws, train_qat
+    from edgekd.train.wakeword import prob_logits, with_transfer
+
+    labels = data.train.labels
+    kw = 0
+    logits = prob_logits(np.concatenate([targets.p_clip[data.train.clip], targets.tp]), kw, len(labels))
+    distil_data = type(data)(data.root, with_transfer(data.train, targets.tx), data.validation, data.test, data.views)
+    provenance = {"teacher": teacher_spec, "teacher_sha256": teacher_identity}
+    if teacher_spec.startswith("oww:"):
+        provenance["licence"] = LICENCE_NOTE
+    pp = {"stride_ms": recipe.stride_ms, "smooth_ms": recipe.smooth_ms}
+    out.mkdir(parents=True, exist_ok=True)
+    bundles: dict[str, Path] = {}
+
+    def bundle(ckpt: Path, name: str, int8: bool = False, postprocess: dict[str, int] = pp) -> Path:
+        b = out / f"bundle-{name}"
+        if not (b / "manifest.json").is_file():
+            export_onnx(ckpt, b, name=f"{name_prefix}-{recipe.arch}-{name}", int8=int8, postprocess=postprocess)
+        return b
+
+    ckpt = out / "student-distilled.pt"
+    if not ckpt.is_file():
+        cfg = TrainConfig(arch=recipe.arch, epochs=recipe.epochs, threads=recipe.threads, alpha=recipe.alpha, temperature=1.0)
+        train_kws(distil_data, ckpt, cfg, soft_targets=logits, extra_provenance=provenance)
+    bundles["distilled"] = bundle(ckpt, "distilled")
+    if coarse_stride_ms:  # the same model run less often: what the stride alone costs in FRR and saves in CPU
+        bundles[f"distilled, {coarse_stride_ms} ms stride"] = bundle(ckpt, f"distilled-stride{coarse_stride_ms}",
+                                                                    postprocess={"stride_ms": coarse_stride_ms, "smooth_ms": coarse_stride_ms})
+    if recipe.qat_epochs:
+        q_ckpt = out / "student-distilled-qat.pt"
+        if not q_ckpt.is_file():
+            train_qat(distil_data, ckpt, q_ckpt, epochs=recipe.qat_epochs, threads=recipe.threads, soft_targets=logits)
+        bundles["distilled QAT int8"] = bundle(q_ckpt, "distilled-int8", int8=True)
+    if baseline:
+        b_ckpt = out / "student-no_teacher.pt"
+        if not b_ckpt.is_file():
+            train_kws(data, b_ckpt, TrainConfig(arch=recipe.arch, epochs=recipe.epochs, threads=recipe.threads, alpha=0.0, temperature=1.0))
+        bundles["no_teacher"] = bundle(b_ckpt, "no_teacher")
+    return bundles
