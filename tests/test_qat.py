@@ -113,3 +113,31 @@ def test_qat_with_soft_targets_distils_and_checks_their_rows(tiny_kws_data, tiny
     with pytest.raises(ConfigError, match="soft targets for 3 rows"):
         train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "r.pt", epochs=1, threads=1, progress=False, soft_targets=soft[:3])
     assert not (tmp_path / "r.pt").exists()
+
+
+def test_fused_integer_kernels_equal_the_qdq_graph(tiny_int8_bundle: Path, tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
+    """Weights on a 7-bit scale (|q| <= 63): onnxruntime's fused u8s8 kernels, which on x86 without VNNI add pairs
+    of uint8 x int8 products in int16, cannot saturate, so the optimized graph gives the unfused QDQ graph's
+    answer to within one output step of rounding, also on loud input that drives every activation to its top."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edgekd.export.onnx import output_quant_step
+
+    path = tiny_int8_bundle / "model.onnx"
+    g = onnx.load(str(path)).graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    weights = [consts[n.input[0]] for n in g.node if n.op_type == "DequantizeLinear" and consts.get(n.input[0], np.zeros(0)).dtype == np.int8]
+    weights += [numpy_helper.to_array(i) for i in g.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert weights and max(int(np.abs(w.astype(int)).max()) for w in weights) <= 63
+    loud = np.random.default_rng(0).uniform(0, 8, (8,) + tiny_kws_data.test.x.shape[1:]).astype(np.float32)
+    x = np.concatenate([tiny_kws_data.test.x.astype(np.float32), loud])
+    outs = []
+    for level in (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = level
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        outs.append(sess.run(None, {sess.get_inputs()[0].name: x})[0])
+    step = output_quant_step(path)
+    assert float(np.abs(outs[0] - outs[1]).max()) <= 1.01 * step
