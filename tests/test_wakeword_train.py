@@ -55,12 +55,16 @@ def test_synth_wakeword_command_writes_clips_transfer_and_eval_material(tmp_path
 
     out = tmp_path / "ww"
     p = subprocess.run([sys.executable, "-m", "edgekd", "data", "synth-wakeword", str(out), "--per-word", "4", "--transfer-minutes", "0.1",
-                        "--positives", "2", "--negative-minutes", "0.1", "--ordinary-minutes", "0.1", "--workers", "1"],
+                        "--positives", "2", "--negative-minutes", "0.1", "--ordinary-minutes", "0.1", "--workers", "1",
+                        "--flite-train-clips", "2", "--flite-negative-clips", "3", "--flite-transfer-minutes", "0.1"],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
-    assert len(list((out / "clips" / "hey_jarvis").glob("*.wav"))) == 4 and (out / "clips" / "testing_list.txt").is_file()
+    assert len(list((out / "clips" / "hey_jarvis").glob("*_nohash_*.wav"))) == 4 and (out / "clips" / "testing_list.txt").is_file()
     assert json.loads((out / "clips" / "synth_meta.json").read_text())
-    for wav in ("transfer.wav", "eval/negatives.wav", "eval/ordinary.wav"):
+    assert len(list((out / "clips" / "hey_jarvis").glob("flite_*.wav"))) == 2
+    assert len(list((out / "clips").glob("*/flite_*.wav"))) == 5  # + 3 confusables/words in their own folders
+    assert len(read_annotations(out / "eval" / "positives_festival.tsv", labels=["hey_jarvis"])) == 1
+    for wav in ("transfer.wav", "transfer_flite.wav", "eval/negatives.wav", "eval/ordinary.wav"):
         assert load_audio(out / wav, 16000).shape[0] == 6 * 16000, wav
     rows = read_annotations(out / "eval" / "positives.tsv", labels=["hey_jarvis"])
     assert sorted(r.filename for r in rows) == sorted(f.name for f in (out / "eval" / "positives").glob("*.wav")) and len(rows) == 2

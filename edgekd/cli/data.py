@@ -58,29 +58,38 @@ def synth_wakeword_cmd(
     phrase: Annotated[str, typer.Option(help="The wake phrase (espeak-ng must be able to say it).")] = "hey jarvis",
     per_word: Annotated[int, typer.Option(help="Clips of the phrase in clips/ (confusables and other words: twice that).")] = 500,
     transfer_minutes: Annotated[float, typer.Option(help="Minutes of unlabelled running speech (train voices) for the teacher to label.")] = 20.0,
-    positives: Annotated[int, typer.Option(help="Held-out positive files (test voices) for eval-stream; half as many by flite voices.")] = 200,
+    positives: Annotated[int, typer.Option(help="Held-out positive files (test voices) for eval-stream; half as many each by flite and by festival.")] = 200,
     negative_minutes: Annotated[float, typer.Option(help="Minutes of held-out running speech with confusable phrases.")] = 60.0,
     ordinary_minutes: Annotated[float, typer.Option(help="Minutes of held-out running speech without confusables (0: none).")] = 0.0,
+    flite_train_clips: Annotated[int, typer.Option(help="Also clips of the phrase by flite's training voices (awb, slt, kal16).")] = 0,
+    flite_negative_clips: Annotated[int, typer.Option(help="Also clips of confusables and other words by flite's training voices.")] = 0,
+    flite_transfer_minutes: Annotated[float, typer.Option(help="Also transfer_flite.wav: running speech by flite's training voices.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed (also decides which voices are held out).")] = 0,
     workers: Annotated[int, typer.Option(help="Synthesis processes for clips/.")] = 2,
 ) -> None:
-    """Wake-word material with espeak-ng (flite for the other-engine positives): clips/ (Speech Commands layout: the
+    """Wake-word material with espeak-ng (and flite/festival where installed): clips/ (Speech Commands layout: the
     phrase, confusables such as "hey travis" and "jarvis" plus other words as _unknown_, noise as _silence_; voices
-    split train/validation/test), transfer.wav (running speech by train voices, for distillation), and held-out
-    eval material: eval/positives/ + eval/positives.tsv (test voices), eval/positives_flite/ + tsv (another TTS
-    engine), eval/negatives.wav (running speech with confusables; the confusable list is made for "hey jarvis") and
-    optionally eval/ordinary.wav."""
+    split train/validation/test; --flite-* adds a second engine's training voices), transfer.wav (running speech
+    by train voices, for distillation), and held-out eval material: eval/positives/ + eval/positives.tsv (test
+    voices), eval/positives_flite/ + tsv (flite's held-out voice), eval/positives_festival/ + tsv (an engine never
+    trained on), eval/negatives.wav (running speech with confusables; the confusable list is made for
+    "hey jarvis") and optionally eval/ordinary.wav. Train on it with `edgekd train wakeword OUT`."""
     import shutil
 
     from tqdm import tqdm
 
     from edgekd.data.synth_kws import synth_kws
-    from edgekd.data.synth_wakeword import positive_files, speech_stream, wakeword_config
+    from edgekd.data.synth_wakeword import engine_clips, positive_files, speech_stream, wakeword_config
     from edgekd.errors import ConfigError
     from edgekd.runtime.wav import write_wav
 
     if per_word < 1 or positives < 2 or workers < 1 or min(transfer_minutes, negative_minutes) <= 0 or ordinary_minutes < 0:
         raise ConfigError("--per-word and --workers must be >= 1, --positives >= 2, --transfer-minutes and --negative-minutes > 0")
+    if min(flite_train_clips, flite_negative_clips, flite_transfer_minutes) < 0:
+        raise ConfigError("--flite-train-clips, --flite-negative-clips and --flite-transfer-minutes must be >= 0")
+    flite_training = flite_train_clips or flite_negative_clips or flite_transfer_minutes
+    if flite_training and shutil.which("flite") is None:
+        raise ConfigError("--flite-* needs flite (apt install flite); nothing was written")
     if not phrase.strip() or any(c in phrase for c in "\t\n"):
         raise ConfigError("--phrase must be a non-empty line of words")
     if out.exists() and any(out.iterdir()):
@@ -90,8 +99,16 @@ def synth_wakeword_cmd(
         notice("flite is not installed (apt install flite): no eval/positives_flite")
     with tqdm(total=0, desc="clips", unit="clip", dynamic_ncols=True) as bar:
         synth_kws(out / "clips", wakeword_config(phrase=phrase, per_word=per_word, seed=seed, workers=workers), progress=_bar_progress(bar))
+    if flite_train_clips or flite_negative_clips:
+        notice(f"clips/: {flite_train_clips} phrase and {flite_negative_clips} confusable/word clips by flite's training voices")
+        engine_clips(out / "clips", flite_train_clips, engine="flite", words=(phrase,), seed=seed + 71)
+        engine_clips(out / "clips", flite_negative_clips, engine="flite", words=wakeword_config(phrase=phrase).other_words, seed=seed + 73)
     notice(f"transfer.wav: {transfer_minutes:g} min of running speech (train voices)")
     write_wav(out / "transfer.wav", speech_stream(60 * transfer_minutes, split="train", seed=seed + 11, phrase=phrase), 16000)
+    if flite_transfer_minutes:
+        notice(f"transfer_flite.wav: {flite_transfer_minutes:g} min of running speech (flite's training voices)")
+        write_wav(out / "transfer_flite.wav", speech_stream(60 * flite_transfer_minutes, split="train", seed=seed + 13, phrase=phrase,
+                                                            engine="flite"), 16000)
     notice(f"eval/: {positives} positives (test voices), negatives.wav ({negative_minutes:g} min with confusables)")
     positive_files(out / "eval" / "positives", positives, phrase=phrase, label=label, split="test", seed=seed + 21)
     write_wav(out / "eval" / "negatives.wav", speech_stream(60 * negative_minutes, split="test", seed=seed + 31, phrase=phrase,
@@ -101,6 +118,8 @@ def synth_wakeword_cmd(
                                                                confusable_rate=0.0), 16000)
     if shutil.which("flite") is not None:
         positive_files(out / "eval" / "positives_flite", positives // 2, phrase=phrase, label=label, engine="flite", seed=seed + 41)
+    if shutil.which("text2wave") is not None:
+        positive_files(out / "eval" / "positives_festival", positives // 2, phrase=phrase, label=label, engine="festival", seed=seed + 61)
     notice(f"wrote {out}: score with `edgekd eval-stream BUNDLE|--teacher oww:NAME --positives {out / 'eval' / 'positives'} "
            f"--annotations {out / 'eval' / 'positives.tsv'} --negatives {out / 'eval' / 'negatives.wav'}`")
 
