@@ -91,7 +91,7 @@ def test_train_wakeword_command_distils_the_teacher_into_bundles(tmp_path: Path)
     assert p.returncode == 0, p.stderr[-2000:]
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "edgekd", "train", "wakeword", str(ww), "--out", str(out), "--teacher", "oww:hey_jarvis", "--epochs", "1",
-           "--qat-epochs", "1", "--threads", "1"]
+           "--qat-epochs", "1", "--threads", "1", "--stride-ms", "160"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
@@ -102,7 +102,7 @@ def test_train_wakeword_command_distils_the_teacher_into_bundles(tmp_path: Path)
     assert t["positive_clips_mean_score"] > t["negative_clips_mean_score"]  # the teacher hears its phrase in the clips
     for name in ("bundle-distilled", "bundle-distilled-int8"):
         det = load_model(out / name)
-        assert tuple(det.labels) == ("hey_jarvis", "_unknown_", "_silence_") and det.stride_ms == 80
+        assert tuple(det.labels) == ("hey_jarvis", "_unknown_", "_silence_") and det.stride_ms == 160
         assert "CC BY-NC-SA" in det.manifest.provenance["licence"] and len(det.manifest.provenance["teacher_sha256"]) == 64
         s = det.create_stream()
         s.accept_waveform(np.zeros(16000 * 2, np.float32))

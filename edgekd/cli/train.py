@@ -220,6 +220,7 @@ def wakeword_cmd(
     alpha: Annotated[float, typer.Option(help="Weight of the teacher's soft targets on labelled clips (transfer windows use them alone).")] = 0.7,
     views: ViewsOpt = 2,
     baseline: Annotated[bool, typer.Option("--baseline", help="Also train the student on hard labels only (bundle-no_teacher/).")] = False,
+    stride_ms: Annotated[int, typer.Option(help="Run the student every this many ms (80: the teacher's hop; 160 halves the CPU).")] = 80,
     threads: ThreadsOpt = 2,
 ) -> None:
     """Wake word end to end: the teacher scores every training clip and 1 s windows of the transfer speech, a
@@ -238,8 +239,8 @@ def wakeword_cmd(
     from edgekd.train.pipeline import load_kws_data
     from edgekd.wakeword_pipeline import WakewordRecipe, phrase_label, teacher_targets, train_wakeword_students, wakeword_labels
 
-    if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0:
-        raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0 and --alpha within [0, 1]")
+    if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0 or stride_ms < 10 or stride_ms % 10:
+        raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0, --alpha within [0, 1] and --stride-ms a multiple of 10")
     clips = data / "clips"
     if not clips.is_dir():
         raise DataError(f"{clips}: missing; make the material with `edgekd data synth-wakeword {data}`")
@@ -251,7 +252,8 @@ def wakeword_cmd(
     kd = load_kws_data(clips, labels=wakeword_labels(label), views=views, cache_dir=out / "cache", workers=threads)
     targets = teacher_targets(teacher, kd, [load_audio(f, 16000) for f in transfer_files], out / "teacher-targets.npz", workers=threads)
     is_phrase = kd.train.y[np.unique(kd.train.clip, return_index=True)[1]] == 0
-    recipe = WakewordRecipe(arch=arch, epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads)
+    recipe = WakewordRecipe(arch=arch, epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads, stride_ms=stride_ms,
+                            smooth_ms=max(160, stride_ms))
     bundles = train_wakeword_students(kd, targets, out, recipe, teacher_spec=teacher, teacher_identity=t.identity, baseline=baseline,
                                       name_prefix=label.replace("_", "-"))
     report = {"data": str(data), "label": label, "teacher": teacher, "teacher_sha256": t.identity, "recipe": asdict(recipe),
