@@ -111,10 +111,11 @@ def teacher_targets(spec: str, data: Any, transfer: list[np.ndarray], cache: Pat
 
 
 def train_wakeword_students(data: Any, targets: TeacherTargets, out: Path, recipe: WakewordRecipe, *, teacher_spec: str,
-                            teacher_identity: str, baseline: bool = True, coarse_stride_ms: int = 0,
+                            teacher_identity: str, baseline: bool = True, extra_strides_ms: tuple[int, ...] = (),
                             name_prefix: str = "wakeword") -> dict[str, Path]:
     """Train (or reuse) the distilled student, its QAT int8 version and optionally the no-teacher baseline; export
-    each as a bundle. ``coarse_stride_ms``: also the distilled model run every that many ms. Returns name -> bundle."""
+    each as a bundle. ``extra_strides_ms``: also the distilled model run every that many ms, one bundle each (no
+    smoothing). Returns name -> bundle."""
     from edgekd.export.onnx import export_onnx
     from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import train_kws, train_qat
@@ -142,9 +143,8 @@ def train_wakeword_students(data: Any, targets: TeacherTargets, out: Path, recip
         cfg = TrainConfig(arch=recipe.arch, epochs=recipe.epochs, threads=recipe.threads, alpha=recipe.alpha, temperature=1.0)
         train_kws(distil_data, ckpt, cfg, soft_targets=logits, extra_provenance=provenance)
     bundles["distilled"] = bundle(ckpt, "distilled")
-    if coarse_stride_ms:  # the same model run less often: what the stride alone costs in FRR and saves in CPU
-        bundles[f"distilled, {coarse_stride_ms} ms stride"] = bundle(ckpt, f"distilled-stride{coarse_stride_ms}",
-                                                                    postprocess={"stride_ms": coarse_stride_ms, "smooth_ms": coarse_stride_ms})
+    for stride in extra_strides_ms:  # the same model run less often: what the stride alone costs in FRR and saves in CPU
+        bundles[f"distilled, {stride} ms stride"] = bundle(ckpt, f"distilled-stride{stride}", postprocess={"stride_ms": stride, "smooth_ms": stride})
     if recipe.qat_epochs:
         q_ckpt = out / "student-distilled-qat.pt"
         if not q_ckpt.is_file():
