@@ -113,3 +113,6 @@ def test_train_wakeword_command_distils_the_teacher_into_bundles(tmp_path: Path)
     p = subprocess.run([sys.executable, "-m", "edgekd", "train", "wakeword", str(tmp_path), "--out", str(out), "--teacher", "oww:hey_jarvis"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "clips: missing" in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = subprocess.run([sys.executable, "-m", "edgekd", "train", "wakeword", str(ww), "--out", str(tmp_path / "x"), "--teacher", "oww:nope"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
