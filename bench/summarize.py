@@ -86,7 +86,7 @@ def main() -> None:
     for ww in sorted(RESULTS.glob("wakeword*.json")):
         d = _load(ww)
         targets = sorted(next(iter(v for v in d["systems"].values() if "frr_at_fa_per_hour" in v))["frr_at_fa_per_hour"], key=float)
-        out += [f"## Wake word: openWakeWord hey_jarvis vs distilled students (`{ww.name}`, `make wakeword`)", "",
+        out += [f"## Wake word: openWakeWord hey_jarvis vs distilled students (`{ww.name}`, `{d.get('command', 'make wakeword')}`)", "",
                 f"{d['positives']} held-out positives (test espeak voices), {d.get('positives_flite', 0)} by flite and "
                 f"{d.get('positives_festival', 0)} by festival; {d['negative_hours']:.2f} h of running speech with confusables by test voices. "
                 "FRR (%) at each FA/h (`-`: not reachable); CPU ms per audio second measured side by side on the same 60 s.", "",
