@@ -78,8 +78,13 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
             atol = (INT8_STEPS + 0.01) * step  # another CPU's integer kernels may round differently, as above
         golden: dict[str, Any] = {}
         if golden_audio is not None:
-            feats = LogMelFrontend(params).features(golden_audio)[None].astype(np.float32)
+            from edgekd.runtime.wav import load_audio, write_wav
+
             (tmp / "golden").mkdir()
+            # everything golden comes from the WAV as stored (16-bit), which is what selftest streams
+            write_wav(tmp / "golden" / "clip.wav", golden_audio, params.sample_rate)
+            golden_audio = load_audio(tmp / "golden" / "clip.wav", params.sample_rate)
+            feats = LogMelFrontend(params).features(golden_audio)[None].astype(np.float32)
             np.save(tmp / "golden" / "input.npy", feats)
             sess = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
             onnx_out = sess.run(None, {"features": feats})[0]
@@ -92,9 +97,7 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
                 raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
             np.save(tmp / "golden" / "output.npy", onnx_out)
             from edgekd.runtime.sed_post import sed_events, sigmoid
-            from edgekd.runtime.wav import write_wav
 
-            write_wav(tmp / "golden" / "clip.wav", golden_audio, params.sample_rate)
             hop_ms = 1000.0 * TIME_POOL * params.hop_samples / params.sample_rate
             ev = sed_events(sigmoid(onnx_out[0]), tuple(labels), hop_ms, postprocess)
             (tmp / "golden" / "events.json").write_text(json.dumps([e.to_dict() for e in ev], indent=1) + "\n")
