@@ -122,8 +122,9 @@ def train_wakeword_students(data: Any, targets: TeacherTargets, out: Path, recip
     from edgekd.train.wakeword import prob_logits, with_transfer
 
     labels = data.train.labels
-    kw = 0
-    logits = prob_logits(np.concatenate([targets.p_clip[data.train.clip], targets.tp]), kw, len(labels))
+    if labels[1:] != (UNKNOWN, SILENCE):
+        raise ValueError(f"wake-word labels must be wakeword_labels(phrase), got {labels}")
+    logits = prob_logits(np.concatenate([targets.p_clip[data.train.clip], targets.tp]), 0, len(labels))  # 0: the phrase
     distil_data = type(data)(data.root, with_transfer(data.train, targets.tx), data.validation, data.test, data.views)
     provenance = {"teacher": teacher_spec, "teacher_sha256": teacher_identity}
     if teacher_spec.startswith("oww:"):
