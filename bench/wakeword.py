@@ -32,7 +32,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-LABELS = ("hey_jarvis", "_unknown_", "_silence_")
 
 
 def _cpu_ms_per_s(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
@@ -82,8 +81,8 @@ def _train_data(args: argparse.Namespace, out: Path, variant: Path) -> Path:
     """The espeak clip set (shared), hard-linked into the variant with its flite clips when it has any."""
     import shutil
 
-    from edgekd.data.synth_kws import OTHER_WORDS, synth_kws
-    from edgekd.data.synth_wakeword import CONFUSABLES, engine_clips, wakeword_config
+    from edgekd.data.synth_kws import synth_kws
+    from edgekd.data.synth_wakeword import engine_clips, wakeword_config
 
     base = out / f"data-w{args.per_word}"
     if not (base / "synth_meta.json").is_file():
@@ -100,7 +99,7 @@ def _train_data(args: argparse.Namespace, out: Path, variant: Path) -> Path:
         shutil.copytree(base, data, copy_function=os.link)
         print(f"adding {args.flite_train_clips} flite phrase clips and {args.flite_negative_clips} flite confusable/word clips", flush=True)
         engine_clips(data, args.flite_train_clips, engine="flite", seed=71)
-        engine_clips(data, args.flite_negative_clips, engine="flite", words=CONFUSABLES + OTHER_WORDS, seed=73)
+        engine_clips(data, args.flite_negative_clips, engine="flite", words=wakeword_config().other_words, seed=73)
         (data / "flite_done").write_text("ok\n", encoding="utf-8")
     return data
 
@@ -173,7 +172,7 @@ def main() -> None:
     from edgekd.runtime.wav import load_audio, write_wav
     from edgekd.train.onnx_teacher import OnnxTeacher
     from edgekd.train.pipeline import load_kws_data
-    from edgekd.wakeword_pipeline import WakewordRecipe, teacher_targets, train_wakeword_students
+    from edgekd.wakeword_pipeline import WakewordRecipe, teacher_targets, train_wakeword_students, wakeword_labels
 
     out: Path = args.out
     tag = _variant_tag(args)
@@ -181,7 +180,7 @@ def main() -> None:
     variant.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     data = _train_data(args, out, variant)
-    kd = load_kws_data(data, labels=LABELS, views=2, cache_dir=out / "cache", workers=args.workers)
+    kd = load_kws_data(data, labels=wakeword_labels("hey_jarvis"), views=2, cache_dir=out / "cache", workers=args.workers)
     teacher = OnnxTeacher(args.teacher)
     transfer = []  # unlabelled running speech by training voices, written once, labelled by the teacher
     for engine, minutes, seed in (("espeak", args.transfer_minutes, 11), ("flite", args.flite_transfer_minutes, 13)):
@@ -191,11 +190,11 @@ def main() -> None:
                 print(f"transfer set: {minutes:g} min of {engine} running speech (train voices)", flush=True)
                 write_wav(wav, speech_stream(60 * minutes, split="train", seed=seed, engine=engine), 16000)
             transfer.append(load_audio(wav, 16000))
-    targets = teacher_targets(args.teacher, kd, transfer, variant / "teacher-targets.npz", workers=args.workers)
-    teacher_on = targets.summary(kd.train.y[np.unique(kd.train.clip, return_index=True)[1]] == LABELS.index("hey_jarvis"))
+    scores = teacher_targets(args.teacher, kd, transfer, variant / "teacher-targets.npz", workers=args.workers)
+    teacher_on = scores.summary(kd.train)
     print(f"teacher on the training clips: {teacher_on}", flush=True)
     recipe = WakewordRecipe(arch=args.arch, epochs=args.epochs, qat_epochs=args.qat_epochs, views=2, threads=args.workers)
-    students = train_wakeword_students(kd, targets, variant, recipe, teacher_spec=args.teacher, teacher_identity=teacher.identity,
+    students = train_wakeword_students(kd, scores, variant, recipe, teacher_spec=args.teacher, teacher_identity=teacher.identity,
                                        baseline=args.baseline, extra_strides_ms=tuple(int(x) for x in args.extra_strides_ms.split(",") if x.strip()),
                                        name_prefix="hey-jarvis")
 

@@ -44,7 +44,10 @@ class TeacherTargets:
     tx: np.ndarray  # features of the transfer windows
     tp: np.ndarray  # the teacher's score of each transfer window
 
-    def summary(self, clip_is_phrase: np.ndarray) -> dict[str, Any]:
+    def summary(self, train: Any) -> dict[str, Any]:
+        """Mean teacher score of the phrase clips and of the others (``train``: the training FeatureSet, phrase
+        label first), and how many transfer windows the teacher calls the phrase."""
+        clip_is_phrase = train.y[np.unique(train.clip, return_index=True)[1]] == 0
         return {"positive_clips_mean_score": float(self.p_clip[clip_is_phrase].mean()) if clip_is_phrase.any() else None,
                 "negative_clips_mean_score": float(self.p_clip[~clip_is_phrase].mean()) if (~clip_is_phrase).any() else None,
                 "transfer_windows": int(self.tx.shape[0]), "transfer_windows_over_0.5": int((self.tp > 0.5).sum())}

@@ -225,12 +225,10 @@ def wakeword_cmd(
 ) -> None:
     """Wake word end to end: the teacher scores every training clip and 1 s windows of the transfer speech, a
     student learns from those scores (soft-target BCE) and the hard labels, is fine-tuned with QAT int8 on the same
-    targets, and both are exported as bundles (one score every 80 ms, as the teacher). Score them with
+    targets, and both are exported as bundles (one score every --stride-ms; 80 is the teacher's hop). Score them with
     `edgekd eval-stream OUT/bundle-distilled --positives DATA/eval/positives ...`. Models already under OUT are
     reused: delete one to retrain it. A student of an openWakeWord head inherits its CC BY-NC-SA 4.0 licence."""
     from dataclasses import asdict
-
-    import numpy as np
 
     from edgekd.cli.common import write_json
     from edgekd.errors import ConfigError, DataError
@@ -251,13 +249,12 @@ def wakeword_cmd(
         notice(f"{data}: no transfer*.wav; the student learns from the teacher's scores of the clips alone")
     kd = load_kws_data(clips, labels=wakeword_labels(label), views=views, cache_dir=out / "cache", workers=threads)
     targets = teacher_targets(teacher, kd, [load_audio(f, 16000) for f in transfer_files], out / "teacher-targets.npz", workers=threads)
-    is_phrase = kd.train.y[np.unique(kd.train.clip, return_index=True)[1]] == 0
     recipe = WakewordRecipe(arch=arch, epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads, stride_ms=stride_ms,
                             smooth_ms=max(160, stride_ms))
     bundles = train_wakeword_students(kd, targets, out, recipe, teacher_spec=teacher, teacher_identity=t.identity, baseline=baseline,
                                       name_prefix=label.replace("_", "-"))
     report = {"data": str(data), "label": label, "teacher": teacher, "teacher_sha256": t.identity, "recipe": asdict(recipe),
-              "transfer_files": [f.name for f in transfer_files], "teacher_on_training": targets.summary(is_phrase),
+              "transfer_files": [f.name for f in transfer_files], "teacher_on_training": targets.summary(kd.train),
               "bundles": {k: str(v) for k, v in bundles.items()}}
     write_json(out / "report.json", report)
     for name, b in bundles.items():
