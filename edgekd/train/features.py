@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from edgekd.data import SILENCE
 from edgekd.data.augment import AugmentConfig, augment_clip, fit_to_length
+from edgekd.data.rooms import RirBank, RoomConfig, background_recordings, rir_bank
 from edgekd.data.speech_commands import Clip, SpeechCommands
 from edgekd.data.synth_kws import single_threaded_blas
 from edgekd.fsutil import atomic_write
@@ -52,8 +53,13 @@ class FeatureSet:
 _W: dict[str, object] = {}
 
 
-def _worker_init(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samples: int) -> None:
-    _W.update(babble=babble, fe=LogMelFrontend(FrontendParams.from_dict(params)), views=views, seed=seed, n=n_samples)
+def _worker_init(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samples: int, rirs: RirBank | None = None,
+                 backgrounds: list[np.ndarray] | None = None) -> None:
+    from edgekd.procutil import die_with_parent
+
+    die_with_parent()
+    _W.update(babble=babble, fe=LogMelFrontend(FrontendParams.from_dict(params)), views=views, seed=seed, n=n_samples, rirs=rirs,
+              backgrounds=backgrounds)
 
 
 def _featurize(item: tuple[int, Clip]) -> np.ndarray:
@@ -67,7 +73,9 @@ def _featurize(item: tuple[int, Clip]) -> np.ndarray:
         return fe.features(x)[None].astype(np.float16)
     rng = np.random.default_rng([_W["seed"], i])  # type: ignore[list-item]
     speech = clip.label != SILENCE
-    out = [fe.features(augment_clip(x, rng, AugmentConfig(), babble=_W["babble"], speech=speech, sample_rate=sr)) for _ in range(views)]  # type: ignore[arg-type]
+    out = [fe.features(augment_clip(x, rng, AugmentConfig(), babble=_W["babble"], speech=speech, sample_rate=sr,  # type: ignore[arg-type]
+                                    rirs=_W["rirs"], backgrounds=_W["backgrounds"]))  # type: ignore[arg-type]
+           for _ in range(views)]
     return np.stack(out).astype(np.float16)
 
 
@@ -89,12 +97,16 @@ def build_feature_set(
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
+    rooms: bool = False,
 ) -> FeatureSet:
-    """Features of one split; ``views > 0`` makes that many augmented views per clip (training)."""
+    """Features of one split; ``views > 0`` makes that many augmented views per clip (training). ``rooms``: the
+    views also go through simulated rooms (the cached RIR bank), real background recordings and clipping."""
     ds = SpeechCommands(data_dir)
     clips = ds.clips(labels, split, sample_rate=params.sample_rate, seed=seed)
     ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": clips[0].path.name, "last": clips[-1].path.name,
              "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 4}
+    if rooms and views:
+        ident["rooms"] = asdict(RoomConfig())
     key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     root = Path(data_dir).resolve()
     files = tuple(_relname(c, root) for c in clips)
@@ -109,7 +121,9 @@ def build_feature_set(
         speech = [c for c in clips if c.label != SILENCE]
         for j in rng.choice(len(speech), size=min(64, len(speech)), replace=False):
             babble.append(np.trim_zeros(speech[int(j)].load(params.sample_rate)))
-    init = (babble, params.to_dict(), views, seed, n_samples)
+    rirs = rir_bank(RoomConfig()) if rooms and views else None
+    backgrounds = background_recordings(seed=seed) if rooms and views else None
+    init = (babble, params.to_dict(), views, seed, n_samples, rirs, backgrounds)
     items = list(enumerate(clips))
     chunks: list[np.ndarray] = []
     if workers > 1:

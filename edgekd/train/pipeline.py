@@ -56,13 +56,15 @@ def load_kws_data(
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int = 2,
     progress: bool = True,
+    rooms: bool = False,
 ) -> KwsData:
-    """Features of the train (augmented views), validation and test splits."""
+    """Features of the train (augmented views), validation and test splits; ``rooms``: training views also go
+    through simulated rooms, real background recordings and clipping."""
     sets = {}
     for split, v in (("train", views), ("validation", 0), ("test", 0)):
         bar, cb = _bar(f"features {split}", progress)
         sets[split] = build_feature_set(data_dir, labels, split, views=v, seed=seed, window_frames=WINDOW_FRAMES,
-                                        cache_dir=cache_dir, workers=workers, progress=cb)
+                                        cache_dir=cache_dir, workers=workers, progress=cb, rooms=rooms)
         if bar is not None:
             bar.close()
     return KwsData(Path(data_dir), sets["train"], sets["validation"], sets["test"], views)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd.data.voices.bank import Voice, hash_split, to_16k
 from edgekd.errors import ConfigError
 
-__all__ = ["Espeak", "ACCENTS", "list_variants"]
+__all__ = ["Espeak", "EspeakEngine", "ACCENTS", "list_variants"]
 
 # English accents shipped in espeak-ng's data (lang/gmw).
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")
@@ -74,3 +75,40 @@ class Espeak:
         self._lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None)
         self._lib.espeak_Synchronize()
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
+
+
+# Fractions of espeak's voice variants held out (the split of every earlier edgekd dataset).
+VALIDATION_FRACTION = 0.12
+TEST_FRACTION = 0.15
+
+
+class EspeakEngine:
+    """The voice-bank adapter: a voice is ``accent+variant`` (8 English accents x ~100 variants); whole variants are
+    split between train / validation / test, so a held-out variant is unheard in every accent."""
+
+    name = "espeak"
+
+    def __init__(self) -> None:
+        self._espeak: Espeak | None = None
+
+    def available(self) -> str | None:
+        try:
+            _loader()
+        except ConfigError as e:
+            return str(e)
+        return None
+
+    def voices(self, seed: int = 0) -> list[Voice]:
+        out = []
+        for variant in list_variants():
+            split = hash_split(variant, seed, VALIDATION_FRACTION, TEST_FRACTION)
+            out.extend(Voice("espeak", f"{accent}+{variant}", split, (f"espeak:{variant}",)) for accent in ACCENTS)
+        return out
+
+    def synthesize(self, text: str, voice: Voice, rate: float = 1.0, pitch: float = 1.0, pitch_range: int = 50) -> np.ndarray:
+        if self._espeak is None:
+            self._espeak = Espeak()
+        accent, _, variant = voice.name.partition("+")
+        pcm = self._espeak.synth(text, accent, variant or None, rate_wpm=int(round(175 * rate)), pitch=int(np.clip(round(50 * pitch), 0, 99)),
+                                 pitch_range=pitch_range)
+        return to_16k(pcm.astype(np.float32) / 32768.0, self._espeak.sample_rate, text, "espeak")
