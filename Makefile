@@ -20,6 +20,8 @@ WHEEL_PYTHON ?= 3.11
 # Caches of the kit (synthesized voices, RIR bank, Kokoro assets) stay inside the checkout.
 export EDGEKD_CACHE_DIR := $(CURDIR)/.edgekd-cache
 KOKORO_DIR := $(EDGEKD_CACHE_DIR)/kokoro
+# Real recordings for measurement only (never trained on); absent on a user's machine, and that is fine.
+REALDEV ?= ../shared/realdev
 
 .PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed kokoro realdev voices-study
 
@@ -32,6 +34,8 @@ help:
 	@echo "make wakeword  distil openWakeWord hey_jarvis into a DS-CNN; FRR at 0.5 FA/h + CPU, teacher vs students (bench/results/wakeword.json)"
 	@echo "make sed       SED: teacher CRNN vs distilled causal student on held-out soundscapes (bench/results/sed.json)"
 	@echo "make kd-study  KD vs no-teacher over 3 seeds, full data and a 10% subset (bench/results/kd_study.json)"
+	@echo "make realdev   every KWS bundle in models/ on real Speech Commands speakers in ../shared/realdev (bench/results/realdev.json)"
+	@echo "make voices-study  DS-CNN on espeak vs each added voice engine vs all, with and without rooms (bench/results/voices_study.json)"
 
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -69,7 +73,7 @@ ifeq ($(TASK),sed)
 else ifeq ($(TASK),wakeword)
 	$(PY) bench/wakeword.py --out runs/wakeword --json bench/results/wakeword.json
 else
-	$(VENV)/bin/edgekd demo --out $(DEMO_OUT)
+	$(VENV)/bin/edgekd demo --out $(DEMO_OUT) $(if $(wildcard $(REALDEV)/gsc_v2_test_dev),--realdev $(REALDEV)/gsc_v2_test_dev)
 endif
 
 lint: install
@@ -89,6 +93,14 @@ wakeword: install
 
 sed: install
 	$(PY) bench/sed.py --out runs/sed --json bench/results/sed.json
+
+realdev: install
+	$(PY) bench/realdev.py --realdev $(REALDEV)
+	$(PY) bench/summarize.py
+
+voices-study: install
+	$(PY) bench/voices_study.py --realdev $(REALDEV)
+	$(PY) bench/summarize.py
 
 kd-study: install
 	$(PY) bench/kd_study.py --out bench/results/kd_study.json

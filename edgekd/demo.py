@@ -27,10 +27,52 @@ class DemoConfig:
     qat_epochs: int = 2
     threads: int = 2
     seed: int = 0
+    engines: tuple[tuple[str, float], ...] = ()  # the voice bank's engines and weights; () = every installed one
+    rooms: bool = True  # training views through simulated rooms, real background recordings, clipping
+    realdev: str = ""  # a folder of real speech in Speech Commands layout, for measurement only ("" = none)
 
 
 def _say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
+
+
+def _progress(desc: str):  # type: ignore[no-untyped-def]
+    """A ``progress(done, total)`` callback that prints a line every 10%."""
+    last = [-1]
+
+    def cb(done: int, total: int) -> None:
+        step = 10 * done // max(1, total)
+        if step != last[0]:
+            last[0] = step
+            _say(f"{desc}: {done}/{total}")
+
+    return cb
+
+
+def _data_line(data: Path) -> str:
+    meta_file = data / "synth_meta.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    per = meta.get("clips_per_engine")
+    engines = ", ".join(f"{e} {n}" for e, n in sorted(per.items(), key=lambda t: -t[1])) if per else "espeak-ng"
+    return f"voice bank ({engines} clips)"
+
+
+def _realdev(cfg: DemoConfig, bundles: dict[str, Path]) -> dict[str, float]:
+    """Accuracy of each bundle on real speech (dev speakers), when ``cfg.realdev`` holds it; measurement only."""
+    if not cfg.realdev:
+        return {}
+    root = Path(cfg.realdev)
+    if not root.is_dir():
+        _say(f"no real-speech folder at {root}: no real-speech numbers")
+        return {}
+    from edgekd.evaluate import evaluate_kws
+    from edgekd.runtime.detector import load_model
+
+    out = {}
+    for tag, b in bundles.items():
+        out[tag] = evaluate_kws(load_model(b), root, "all")["accuracy"]
+        _say(f"real speech (dev speakers), {b.name}: {100 * out[tag]:.2f}%")
+    return out
 
 
 def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
@@ -58,13 +100,16 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
             import shutil
 
             shutil.rmtree(data)
-        synth_kws(data, SynthKwsConfig(per_word=cfg.per_word, unknown_total=cfg.unknown, silence_total=cfg.silence, seed=cfg.seed))
+        from edgekd.data.voices.cache import default_cache_dir
+
+        synth_kws(data, SynthKwsConfig(per_word=cfg.per_word, unknown_total=cfg.unknown, silence_total=cfg.silence, seed=cfg.seed,
+                                       engines=cfg.engines), progress=_progress("synthesize"), cache_dir=default_cache_dir())
     else:
         _say(f"reusing dataset {data}")
     timings["data"] = time.time() - t
 
     t = time.time()
-    kd = load_kws_data(data, views=cfg.views, seed=cfg.seed, cache_dir=cache)
+    kd = load_kws_data(data, views=cfg.views, seed=cfg.seed, cache_dir=cache, rooms=cfg.rooms)
     timings["features"] = time.time() - t
     _say(f"features: {len(kd.train)} training views, {len(kd.validation)} validation, {len(kd.test)} test clips")
 
@@ -113,7 +158,7 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
         ev = evaluate_kws(det, data, "test")
         atomic_write_text(out / f"eval-{tag}.json", json.dumps(ev, indent=1) + "\n")
         update_manifest(b, metrics=dict(det.manifest.metrics, test_accuracy=ev["accuracy"], test_n=ev["n"],
-                                        test_split="synthesized espeak-ng, voice variants unseen in training"))
+                                        test_split="synthesized by the voice bank, voices unseen in training"))
         bundles[tag] = b
         name = f"{cfg.student_arch} " + ("distilled (KD)" if use_teacher else "no teacher")
         results[name] = {"accuracy": ev["accuracy"], "accuracy_torch": sc.metrics["test_accuracy_torch"], "params": sc.metrics["params"],
@@ -132,8 +177,9 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
         detections += [d.to_dict() for d in stream.accept_waveform(x[i : i + 1280])]
     for d in detections:
         print(json.dumps(d), flush=True)
+    real = _realdev(cfg, bundles)
     timings["total"] = time.time() - t_start
-    report = _report(out, cfg, results, truth, detections, timings, quant, tuned)
+    report = _report(out, cfg, results, truth, detections, timings, quant, tuned, real, _data_line(data))
     _say(f"report: {report}")
     print(report.read_text())
     return report
@@ -189,7 +235,7 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
                             "latency_ms": inference_latency_ms(det)}
         accs = {f"test_accuracy_{k}": v["accuracy"] for k, v in row.items() if isinstance(v, dict)}
         update_manifest(b, metrics=dict(ModelManifest.load(b).metrics, **accs, test_accuracy=row["onnx"]["accuracy"],
-                                        test_split="synthesized espeak-ng, voice variants unseen in training"))
+                                        test_split="synthesized by the voice bank, voices unseen in training"))
         rows.append(row)
     result = {"what": "fp32 vs PTQ int8 vs QAT int8, test split = unseen espeak-ng voice variants, 1 thread",
               "command": "make demo", "machine": machine_facts(), "rows": rows}
@@ -198,7 +244,8 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
 
 
 def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], truth: list[dict[str, Any]],
-            detections: list[dict[str, Any]], timings: dict[str, float], quant: dict[str, Any], tuned: dict[str, Any] | None) -> Path:
+            detections: list[dict[str, Any]], timings: dict[str, float], quant: dict[str, Any], tuned: dict[str, Any] | None,
+            real: dict[str, float], data_line: str) -> Path:
     import numpy as np
     import onnxruntime
     import torch
@@ -211,8 +258,8 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
         f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
         f"- machine: {platform.machine()}, {cpu_model()}, Python {platform.python_version()}; torch {torch.__version__}, "
         f"onnxruntime {onnxruntime.__version__}, numpy {np.__version__}",
-        f"- data: espeak-ng synthesized, {cfg.per_word} per keyword, {cfg.unknown} _unknown_, {cfg.silence} _silence_; "
-        "test split = voice variants never used in training",
+        f"- data: {data_line}, {cfg.per_word} per keyword, {cfg.unknown} _unknown_, {cfg.silence} _silence_; "
+        f"test split = voices never used in training; rooms in augmentation: {'yes' if cfg.rooms else 'no'}",
         f"- command: `edgekd demo --out {out}`",
         "",
         "| model | test accuracy | params | MACs / inference | model bytes | format |",
@@ -232,6 +279,9 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
         o, li = r["onnx"], r.get("litert")
         lt = (f"{100 * li['accuracy']:.2f}% | {li['model_bytes']:,} | {li['latency_ms']['p50']:.3f}" if li else "- | - | -")
         lines.append(f"| {r['variant']} | {100 * o['accuracy']:.2f}% | {o['model_bytes']:,} | {o['latency_ms']['p50']:.3f} | {lt} |")
+    if real:
+        lines += ["", "## Real speech (dev speakers)", "", f"Accuracy on {cfg.realdev} (measurement only, never trained on):", ""]
+        lines += [f"- {bundles_name}: {100 * acc:.2f}%" for bundles_name, acc in real.items()]
     lines += ["", "(also in quantization.json, with machine facts)", "",
               "## Streaming a WAV through `edgekd run`", "",
               f"Post-processing chosen on the validation split (`edgekd tune`): {tuned}", "", "Spoken (held-out voices):", ""]
@@ -243,6 +293,7 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
               "## Time", "", *[f"- {k}: {v:.0f} s" for k, v in timings.items()], ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
-    atomic_write_text(out / "report.json", json.dumps({"results": results, "truth": truth, "detections": detections, "timings_s": timings}, indent=1) + "\n")
+    atomic_write_text(out / "report.json", json.dumps({"results": results, "truth": truth, "detections": detections, "timings_s": timings,
+                                                       "realdev_accuracy": real}, indent=1) + "\n")
     return path
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -74,12 +74,19 @@ def demo_cmd(
     teacher_epochs: Annotated[int, typer.Option(help="Teacher epochs.")] = 4,
     student_epochs: Annotated[int, typer.Option(help="Student epochs.")] = 5,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
+    engines: Annotated[Optional[str], typer.Option(help="Voice engines and weights for the data, e.g. kokoro:3,espeak:3 "
+                                                        "(default: every installed one).")] = None,
+    rooms: Annotated[bool, typer.Option(help="Simulated rooms, real background recordings and clipping in augmentation.")] = True,
+    realdev: Annotated[Optional[Path], typer.Option(help="Also score the bundles on real speech in Speech Commands layout "
+                                                         "(measurement only).")] = None,
 ) -> None:
     """Run the whole path on synthesized data: data, teacher, distilled and plain students, export, eval, stream."""
+    from edgekd.cli.data import voice_options
     from edgekd.demo import DemoConfig, run_demo
 
     run_demo(out, DemoConfig(per_word=per_word, unknown=2 * per_word, silence=max(1, per_word * 4 // 5),
-                             teacher_epochs=teacher_epochs, student_epochs=student_epochs, threads=threads))
+                             teacher_epochs=teacher_epochs, student_epochs=student_epochs, threads=threads,
+                             engines=voice_options(engines, None), rooms=rooms, realdev=str(realdev) if realdev else ""))
 
 
 def main() -> None:
