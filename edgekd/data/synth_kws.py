@@ -109,6 +109,16 @@ def _init(out: str, cache_dir: str | None) -> None:
     _W["cache"] = SynthCache(cache_dir) if cache_dir else None
 
 
+def _render_checked(job: _Job) -> tuple[str, int]:
+    """``_render`` in a pool worker: an engine error comes back to the parent as one ``ConfigError``."""
+    try:
+        return _render(job)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything else an engine raises: one line in the parent, not a traceback
+        raise ConfigError(f"synthesis of {job.text!r} by {job.voice.key} failed: {type(e).__name__}: {e}") from None
+
+
 def say(job_text: str, voice: Voice, rate: float, pitch: float, cache: object | None = None) -> np.ndarray:
     """One utterance from the voice bank (through the synthesis cache for the slow engines), float32 16 kHz."""
     from edgekd.data.voices.bank import synthesize
@@ -278,7 +288,7 @@ def _write_all(out: Path, cfg: SynthKwsConfig, jobs: list[_Job], lists: dict[str
     order = sorted(jobs, key=lambda j: (j.voice.engine != "kokoro", j.voice.engine == "espeak"))
     if workers > 1:
         with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_init, initargs=(str(out), cache)) as pool:
-            for _ in pool.imap_unordered(_render, order, chunksize=8):
+            for _ in pool.imap_unordered(_render_checked, order, chunksize=8):
                 done += 1
                 if progress:
                     progress(done, total)

@@ -23,6 +23,7 @@ from edgekd.data.augment import AugmentConfig, augment_clip, fit_to_length
 from edgekd.data.rooms import RirBank, RoomConfig, background_recordings, rir_bank
 from edgekd.data.speech_commands import Clip, SpeechCommands
 from edgekd.data.synth_kws import single_threaded_blas
+from edgekd.errors import ConfigError
 from edgekd.fsutil import atomic_write
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 
@@ -58,11 +59,16 @@ def _worker_init(babble: list[np.ndarray], params: dict, views: int, seed: int, 
     from edgekd.procutil import die_with_parent
 
     die_with_parent()
-    _W.update(babble=babble, fe=LogMelFrontend(FrontendParams.from_dict(params)), views=views, seed=seed, n=n_samples, rirs=rirs,
-              backgrounds=backgrounds)
+    try:  # an initializer that raises makes the pool respawn workers forever: keep the error for the first job
+        _W.update(babble=babble, fe=LogMelFrontend(FrontendParams.from_dict(params)), views=views, seed=seed, n=n_samples, rirs=rirs,
+                  backgrounds=backgrounds, init_error=None)
+    except Exception as e:  # noqa: BLE001
+        _W["init_error"] = f"{type(e).__name__}: {e}"
 
 
 def _featurize(item: tuple[int, Clip]) -> np.ndarray:
+    if _W.get("init_error"):
+        raise ConfigError(f"feature worker could not start: {_W['init_error']}")
     i, clip = item
     fe: LogMelFrontend = _W["fe"]  # type: ignore[assignment]
     n: int = _W["n"]  # type: ignore[assignment]
@@ -126,6 +132,9 @@ def build_feature_set(
     init = (babble, params.to_dict(), views, seed, n_samples, rirs, backgrounds)
     items = list(enumerate(clips))
     chunks: list[np.ndarray] = []
+    from edgekd.procutil import bounded_workers
+
+    workers = bounded_workers(workers, len(items))
     if workers > 1:
         with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_worker_init, initargs=init) as pool:
             for k, arr in enumerate(pool.imap(_featurize, items, chunksize=64)):
