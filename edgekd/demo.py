@@ -54,7 +54,9 @@ def _data_line(data: Path) -> str:
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     per = meta.get("clips_per_engine")
     engines = ", ".join(f"{e} {n}" for e, n in sorted(per.items(), key=lambda t: -t[1])) if per else "espeak-ng"
-    return f"voice bank ({engines} clips)"
+    counts = meta.get("config", {})
+    return (f"voice bank ({engines} clips), {counts.get('per_word', '?')} per keyword, {counts.get('unknown_total', '?')} _unknown_, "
+            f"{counts.get('silence_total', '?')} _silence_")
 
 
 def _realdev(cfg: DemoConfig, bundles: dict[str, Path]) -> dict[str, float]:
@@ -258,7 +260,7 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
         f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
         f"- machine: {platform.machine()}, {cpu_model()}, Python {platform.python_version()}; torch {torch.__version__}, "
         f"onnxruntime {onnxruntime.__version__}, numpy {np.__version__}",
-        f"- data: {data_line}, {cfg.per_word} per keyword, {cfg.unknown} _unknown_, {cfg.silence} _silence_; "
+        f"- data: {data_line}; "
         f"test split = voices never used in training; rooms in augmentation: {'yes' if cfg.rooms else 'no'}",
         f"- command: `edgekd demo --out {out}`",
         "",

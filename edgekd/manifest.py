@@ -28,6 +28,41 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+# golden-block keys that are settings, not file names
+_GOLDEN_SETTINGS = frozenset({"atol", "rtol", "tflite_atol", "tflite_rtol", "max_steps", "tflite_max_steps", "event_tolerance_ms"})
+_HEX = frozenset("0123456789abcdef")
+
+
+def _check_shape(d: dict[str, Any]) -> None:
+    """Types and cross-field facts of a manifest, one ``BundleError`` line for the first that is wrong."""
+
+    def bad(what: str) -> BundleError:
+        return BundleError(f"manifest {what}; re-export the bundle")
+
+    labels = d.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+        raise bad("labels must be a non-empty list of strings")
+    if len(set(labels)) != len(labels):
+        raise bad("labels repeat a name")
+    for key in ("frontend", "streaming", "postprocess", "files", "provenance", "metrics", "golden"):
+        if key in d and not isinstance(d[key], dict):
+            raise bad(f"{key} must be an object, not {type(d[key]).__name__}")
+    for key in ("inputs", "outputs"):
+        if key in d and (not isinstance(d[key], list) or not d[key] or not all(isinstance(t, dict) for t in d[key])):
+            raise bad(f"{key} must be a non-empty list of tensor objects")
+    for rel, sha in (d.get("files") or {}).items():
+        if not isinstance(sha, str) or len(sha) != 64 or not set(sha) <= _HEX:
+            raise bad(f"files: the sha256 of {rel!r} is not 64 hex digits")
+    sr, fe = d.get("sample_rate"), d.get("frontend") or {}
+    if not isinstance(sr, int) or isinstance(sr, bool) or sr <= 0:
+        raise bad("sample_rate must be a positive integer")
+    if "sample_rate" in fe and fe["sample_rate"] != sr:
+        raise bad(f"sample_rate {sr} contradicts the frontend's {fe['sample_rate']}")
+    wf = d.get("window_frames")
+    if not isinstance(wf, int) or isinstance(wf, bool) or wf <= 0:
+        raise bad("window_frames must be a positive integer")
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """Name, shape (``-1`` for a dynamic axis) and dtype of one model input or output."""
@@ -77,6 +112,9 @@ class ModelManifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelManifest:
+        if not isinstance(d, dict):
+            raise BundleError(f"manifest is a JSON {type(d).__name__}, not an object; re-export the bundle")
+        _check_shape(d)
         try:
             version = int(d.get("schema_version", 0))
             if version != SCHEMA_VERSION:
@@ -125,11 +163,38 @@ class ModelManifest:
         return dataclasses.replace(self, **changes)
 
     # ---- integrity -----------------------------------------------------------------------
-    def verify_files(self, bundle_dir: str | os.PathLike[str]) -> None:
-        """Check every file listed in ``files`` against its sha256; raise ``BundleError`` naming the first bad one."""
+    def opened_files(self) -> list[str]:
+        """Every bundle file the runtime or the self-test may open: each must be listed in ``files``."""
+        out = [self.model_file]
+        if self.tflite_file:
+            out.append(self.tflite_file)
+        for key in ("model_file", "init"):
+            if isinstance(self.streaming.get(key), str):
+                out.append(self.streaming[key])
+        out += [v for k, v in sorted(self.golden.items()) if isinstance(v, str) and k not in _GOLDEN_SETTINGS]
+        return out
+
+    def check_listing(self, bundle_dir: str | os.PathLike[str]) -> None:
+        """Every file the runtime opens is listed with a sha256, and every listed path lies inside the bundle
+        (relative, no ``..``, no symlink leading out); ``BundleError`` names the first that is not."""
         root = Path(bundle_dir)
-        if self.model_file not in self.files:
-            raise BundleError(f"{root}: manifest lists no sha256 for {self.model_file}; re-export the bundle")
+        real_root = root.resolve()
+        for rel in [*self.files, *self.opened_files()]:
+            pure = Path(rel)
+            if pure.is_absolute() or ".." in pure.parts or not rel.strip():
+                raise BundleError(f"{root}: manifest path {rel!r} is not a relative path inside the bundle; re-export the bundle")
+            target = (root / rel).resolve()
+            if not target.is_relative_to(real_root):
+                raise BundleError(f"{root / rel}: leads outside the bundle (a symlink?); copy the real file into the bundle and re-export")
+        unlisted = [rel for rel in self.opened_files() if rel not in self.files]
+        if unlisted:
+            raise BundleError(f"{root}: manifest lists no sha256 for {unlisted[0]}; re-export the bundle")
+
+    def verify_files(self, bundle_dir: str | os.PathLike[str]) -> None:
+        """Check the listing (``check_listing``) and every listed file against its sha256; raise ``BundleError``
+        naming the first bad one."""
+        root = Path(bundle_dir)
+        self.check_listing(root)
         for rel, want in sorted(self.files.items()):
             p = root / rel
             if not p.is_file():

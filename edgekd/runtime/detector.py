@@ -39,9 +39,16 @@ def load_model(
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     manifest = ModelManifest.load(root)
+    try:
+        FrontendParams.from_dict(manifest.frontend)
+    except (ValueError, TypeError) as e:
+        raise BundleError(f"{root}: manifest {e}; re-export the bundle") from None
     if verify:
         manifest.verify_files(root)
+    else:
+        manifest.check_listing(root)
     model = create_backend(backend, root, manifest, threads=threads)
+    _check_label_count(root, manifest, model)
     if manifest.task == "sed":
         from edgekd.runtime.sed_runtime import SedDetector
 
@@ -55,6 +62,16 @@ def load_model(
     elif mode == "stream":
         raise ConfigError(f"{root}: no streaming-state model for this backend; use --mode whole (or auto)")
     return Detector(manifest, model, pp, bundle_dir=root, step_backend=step)
+
+
+def _check_label_count(root: Path, manifest: ModelManifest, model: Backend) -> None:
+    """The model's first output has one score per label (a manifest with 5 labels on a 12-way model lies)."""
+    spec = next((t for t in model.output_specs if t.name == manifest.outputs[0].name), None)
+    if spec is None or not spec.shape:
+        return
+    n = spec.shape[-1]
+    if n not in (-1, len(manifest.labels)):
+        raise BundleError(f"{root}: the manifest has {len(manifest.labels)} labels but the model outputs {n} scores; re-export the bundle")
 
 
 class Detector:

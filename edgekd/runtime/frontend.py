@@ -10,6 +10,7 @@ chunking emits exactly the frames that ``features`` gives for the whole signal.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,10 +39,27 @@ class FrontendParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrontendParams:
+        """The parameters in ``d`` (others default), checked: a ``ValueError`` says what is wrong in one line."""
+        if not isinstance(d, dict):
+            raise ValueError(f"frontend must be an object, not {type(d).__name__}")
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         p = cls(**known)
+        for name in ("sample_rate", "window_samples", "hop_samples", "n_fft", "n_mels"):
+            v = getattr(p, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"frontend {name} must be a positive integer, got {v!r}")
+        for name in ("fmin_hz", "fmax_hz", "log_floor"):
+            v = getattr(p, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"frontend {name} must be a finite number, got {v!r}")
         if p.window != "hann_periodic" or p.mel_scale != "slaney":
-            raise ValueError(f"unsupported frontend window/mel scale: {p.window}/{p.mel_scale}")
+            raise ValueError(f"unsupported frontend window/mel scale: {p.window}/{p.mel_scale} (hann_periodic/slaney)")
+        if p.window_samples > p.n_fft:
+            raise ValueError(f"frontend window_samples {p.window_samples} exceeds n_fft {p.n_fft}")
+        if not 0.0 <= p.fmin_hz < p.fmax_hz <= p.sample_rate / 2:
+            raise ValueError(f"frontend needs 0 <= fmin_hz < fmax_hz <= sample_rate/2, got {p.fmin_hz}..{p.fmax_hz} Hz")
+        if not p.log_floor > 0:
+            raise ValueError(f"frontend log_floor must be > 0, got {p.log_floor}")
         return p
 
     def num_frames(self, num_samples: int) -> int:

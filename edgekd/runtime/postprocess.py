@@ -49,11 +49,17 @@ class KwsPostprocessConfig:
         return cfg
 
     def validate(self) -> None:
+        for name in ("stride_ms", "smooth_ms", "refractory_ms"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ConfigError(f"postprocess: {name} must be a whole number of milliseconds, got {v!r}")
         if self.stride_ms <= 0 or self.smooth_ms < 0 or self.refractory_ms < 0:
             raise ConfigError("postprocess: stride_ms must be > 0, smooth_ms and refractory_ms >= 0")
+        if not isinstance(self.thresholds, dict):
+            raise ConfigError(f"postprocess: thresholds must be an object of label -> number, got {type(self.thresholds).__name__}")
         for lab, thr in {"default": self.threshold, **self.thresholds}.items():
-            if not 0.0 < float(thr) <= 1.0:
-                raise ConfigError(f"postprocess: threshold for {lab} is {thr}; it must be in (0, 1]")
+            if not isinstance(thr, (int, float)) or isinstance(thr, bool) or not 0.0 < float(thr) <= 1.0:
+                raise ConfigError(f"postprocess: threshold for {lab} is {thr!r}; it must be a number in (0, 1]")
 
     def threshold_for(self, label: str) -> float:
         return float(self.thresholds.get(label, self.threshold))

@@ -35,6 +35,7 @@ def selftest(bundle: str | Path, *, backend: str = "auto", threads: int = 1) -> 
     checks: list[Check] = []
     try:
         m = ModelManifest.load(root)
+        m.check_listing(root)  # the same rules as `run`: every opened file listed, every path inside the bundle
     except EdgeKDError as e:
         return [Check("manifest", False, str(e))]
     for rel, want in sorted(m.files.items()):
