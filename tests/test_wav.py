@@ -84,3 +84,18 @@ def test_resample_keeps_a_tone() -> None:
     y = resample(_tone(22050, 1.0), 22050, 16000)
     assert y.shape == (16000,)
     assert np.max(np.abs(y[100:-100] - _tone(16000, 1.0)[100:-100])) < 1e-4
+
+
+@pytest.mark.parametrize("size_field", [0, 0xFFFFFFFF])
+def test_wav_written_through_a_pipe_is_read_to_the_end(tmp_path: Path, size_field: int) -> None:
+    """sox ... -t wav - | cat > x.wav and arecord to stdout leave the sizes unknown (0 or 0xFFFFFFFF)."""
+
+    x = (np.sin(np.arange(16000) * 0.05) * 0.5).astype(np.float32)
+    write_wav(tmp_path / "ok.wav", x, 16000)
+    data = bytearray((tmp_path / "ok.wav").read_bytes())
+    data[4:8] = struct.pack("<I", size_field)
+    data[40:44] = struct.pack("<I", size_field)  # the data chunk's size (canonical 44-byte header)
+    (tmp_path / "pipe.wav").write_bytes(bytes(data))
+    got = read_wav(tmp_path / "pipe.wav")
+    assert got.sample_rate == 16000 and got.samples.shape == (16000,)
+    np.testing.assert_allclose(got.samples, read_wav(tmp_path / "ok.wav").samples)

@@ -18,7 +18,8 @@ def cache_cmd(
     teacher: Annotated[Path, typer.Option("--teacher", help="Teacher checkpoint (from `edgekd train teacher`).")],
     data: Annotated[Path, typer.Option("--data", help="Speech Commands-layout folder with split lists.")],
     out: Annotated[Path, typer.Option("--out", help="Cache folder to write (index.json + shard-*.npy).")],
-    views: Annotated[int, typer.Option(help="Augmented views per training clip: must match the students' --views.")] = 3,
+    views: Annotated[int, typer.Option(min=1, help="Augmented views per training clip: must match the students' --views.")] = 3,
+    rooms: Annotated[bool, typer.Option(help="Rooms in the training views: must match the students' --rooms.")] = True,
     workers: Annotated[int, typer.Option(help="Shards scored in parallel processes (ignored under torchrun: one shard per rank).")] = 1,
     threads: Annotated[int, typer.Option(help="torch threads per process.")] = 1,
     cache_dir: Annotated[Path, typer.Option(help="Where the feature cache goes.")] = Path(".edgekd-cache"),
@@ -34,7 +35,7 @@ def cache_cmd(
     d = DistContext.from_env()
     try:
         with d.main_first():
-            kd = load_kws_data(data, views=views, seed=0, cache_dir=cache_dir, progress=d.is_main)
+            kd = load_kws_data(data, views=views, seed=0, cache_dir=cache_dir, progress=d.is_main, rooms=rooms)
         cache = build_logit_cache(teacher, kd.train, out, frontend=FrontendParams().to_dict(), workers=workers, threads=threads, dist=d,
                                   notice=notice if d.is_main else None)
     finally:

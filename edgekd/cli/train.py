@@ -13,11 +13,13 @@ app = typer.Typer(help="Train a teacher, or a student with or without distillati
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Speech Commands-layout folder with split lists.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Checkpoint file to write.")]
-EpochsOpt = Annotated[int, typer.Option(help="Passes over the augmented training views.")]
-ViewsOpt = Annotated[int, typer.Option(help="Augmented views per training clip (computed once, cached).")]
+EpochsOpt = Annotated[int, typer.Option(min=1, help="Passes over the augmented training views.")]
+ViewsOpt = Annotated[int, typer.Option(min=1, max=64, help="Augmented views per training clip (computed once, cached).")]
+RoomsOpt = Annotated[bool, typer.Option(help="Training views also go through simulated rooms (cached RIR bank), real background "
+                                             "recordings and clipping.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
-ThreadsOpt = Annotated[int, typer.Option(help="torch threads (per process under torchrun).")]
-BatchOpt = Annotated[int, typer.Option(help="Global batch size (split evenly over torchrun processes).")]
+ThreadsOpt = Annotated[int, typer.Option(min=1, max=64, help="torch threads (per process under torchrun).")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Global batch size (split evenly over torchrun processes).")]
 CacheOpt = Annotated[Path, typer.Option(help="Where feature and teacher-logit caches go (a shared file system under torchrun).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run saved in OUT.state (model, optimizer, "
                                          "scheduler, sampler position, RNG), to the same step count.")]
@@ -37,22 +39,23 @@ def _state(out: Path, resume: bool, save_every: int):  # type: ignore[no-untyped
     return Resume(path, every=max(0, save_every), resume=resume)
 
 
-def _load(data: Path, views: int, cache_dir: Path, d):  # type: ignore[no-untyped-def]
+def _load(data: Path, views: int, cache_dir: Path, d, rooms: bool = True):  # type: ignore[no-untyped-def]
     """Features on every rank; rank 0 builds (or reads) the cache first, then the others read it."""
     from edgekd.train.pipeline import load_kws_data
 
     with d.main_first():
-        return load_kws_data(data, views=views, seed=0, cache_dir=cache_dir, progress=d.is_main)
+        return load_kws_data(data, views=views, seed=0, cache_dir=cache_dir, progress=d.is_main, rooms=rooms)
 
 
-def _train_kws(data: Path, views: int, cache_dir: Path, out: Path, cfg, resume: bool, save_every: int, **kw) -> None:  # type: ignore[no-untyped-def]
+def _train_kws(data: Path, views: int, cache_dir: Path, out: Path, cfg, resume: bool, save_every: int, rooms: bool = True,  # type: ignore[no-untyped-def]
+               **kw) -> None:
     """One training run, unchanged under torchrun: join the process group, train, summarise on rank 0, leave."""
     from edgekd.train.dist import DistContext
     from edgekd.train.pipeline import train_kws
 
     d = DistContext.from_env()
     try:
-        ck = train_kws(_load(data, views, cache_dir, d), out, cfg, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every),
+        ck = train_kws(_load(data, views, cache_dir, d, rooms), out, cfg, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every),
                        progress=d.is_main, **kw)
         if d.is_main:
             _summary(out, ck.metrics)
@@ -75,6 +78,7 @@ def teacher_cmd(
     arch: Annotated[str, typer.Option(help="Architecture from the registry (see `edgekd models`).")] = "cnn-teacher",
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
+    rooms: RoomsOpt = True,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 2,
@@ -87,7 +91,7 @@ def teacher_cmd(
     from edgekd.train.config import TrainConfig
 
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, alpha=0.0, label_smoothing=0.1, batch_size=batch_size)
-    _train_kws(data, views, cache_dir, out, cfg, resume, save_every)
+    _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms)
 
 
 @app.command("student")
@@ -103,6 +107,7 @@ def student_cmd(
     temperature: Annotated[float, typer.Option(help="Softmax temperature of the distillation term.")] = 3.0,
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
+    rooms: RoomsOpt = True,
     subset: Annotated[float, typer.Option(help="Train on this fraction of the training clips.")] = 1.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     seed: SeedOpt = 0,
@@ -125,7 +130,7 @@ def student_cmd(
         raise ConfigError(f"{arch} is a teacher architecture; use `edgekd train teacher`")
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, batch_size=batch_size,
                       alpha=alpha if distil else 0.0, temperature=temperature)
-    _train_kws(data, views, cache_dir, out, cfg, resume, save_every, teacher=teacher, teacher_cache=teacher_cache, subset=subset)
+    _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms, teacher=teacher, teacher_cache=teacher_cache, subset=subset)
 
 
 @app.command("qat")
@@ -139,6 +144,7 @@ def qat_cmd(
     epochs: EpochsOpt = 2,
     lr: Annotated[float, typer.Option(help="Peak learning rate (lower than float training).")] = 5e-4,
     views: ViewsOpt = 3,
+    rooms: RoomsOpt = True,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 2,
     cache_dir: CacheOpt = Path(".edgekd-cache"),
@@ -152,7 +158,7 @@ def qat_cmd(
 
     d = DistContext.from_env()
     try:
-        c = train_qat(_load(data, views, cache_dir, d), checkpoint, out, teacher=teacher, teacher_cache=teacher_cache, epochs=epochs, lr=lr,
+        c = train_qat(_load(data, views, cache_dir, d, rooms), checkpoint, out, teacher=teacher, teacher_cache=teacher_cache, epochs=epochs, lr=lr,
                       seed=seed, threads=threads, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every), progress=d.is_main)
     finally:
         d.close()

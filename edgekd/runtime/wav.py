@@ -50,6 +50,9 @@ def _parse_chunks(data: bytes, name: str) -> tuple[int, int, int, int, bytes]:
                 tag = struct.unpack("<H", body[24:26])[0]
             fmt = (tag, ch, rate, bits)
         elif cid == b"data":
+            if size in (0, 0xFFFFFFFF):  # written to a pipe (sox ... -t wav - | cat, arecord to stdout): the size was unknown
+                body = data[pos + 8 :]
+                size = len(body)
             if len(body) < size:
                 raise AudioFormatError(
                     f"{name}: truncated WAV (data chunk says {size} bytes, file holds {len(body)}); re-record or re-copy it"
