@@ -27,6 +27,24 @@ def main() -> None:
            "Every number below is read from a JSON file in `bench/results/` by `python bench/summarize.py`; each file",
            "records the command, the machine, the library versions and the date. Rerun with `make bench` and",
            "`make kd-study`. These machines are shared and noisy: compare numbers measured side by side in one run.", ""]
+    for name, title in (("realdev.json", "Real speech: the shipped KWS bundles on real people (`make realdev`)"),
+                        ("realdev_espeak_bundles.json", "Real speech: the espeak-only bundles shipped before the voice bank")):
+        rd = RESULTS / name
+        if rd.is_file():
+            d = _load(rd)
+            out += [f"## {title}", "",
+                    f"Speech Commands v0.02 12-class test set, dev half of its speakers ({d['results'][0]['n']} clips; "
+                    "`../shared/realdev`, measurement only: nothing is trained on it). Top-1 accuracy and recall per label (%), "
+                    "through ONNX Runtime:", "", d["table_md"], "", f"Measured {d['date']}: {_machine(d)}.", ""]
+    vs = RESULTS / "voices_study.json"
+    if vs.is_file():
+        d = _load(vs)
+        steps = sorted({r["steps"] for r in d["runs"]})
+        out += ["## Which voices earn their synthesis time? (`make voices-study`)", "",
+                f"The same DS-CNN (no teacher) trained on subsets of one voice-bank dataset (`{Path(d['data']).name}`) by engine, "
+                f"{'/'.join(str(x) for x in steps)} optimizer steps each (batch 128), with and without rooms; accuracy (%) on the "
+                "synthesized test split (held-out voices of every engine) and on real speech (dev speakers).", "", d["table_md"], "",
+                f"Measured {d['date']}: {_machine(d)}.", ""]
     kd = RESULTS / "kd_study.json"
     if kd.is_file():
         d = _load(kd)
