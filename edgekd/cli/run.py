@@ -49,9 +49,8 @@ def run(
     and on Ctrl-C.
     """
     from edgekd.errors import ConfigError
-    from edgekd.runtime.audio import MicSource, RawPcmSource, WavSource, stdin_binary
+    from edgekd.runtime.audio import MicSource, RawPcmSource, WavFileSource, stdin_binary
     from edgekd.runtime.detector import load_model
-    from edgekd.runtime.wav import load_audio
 
     if sum((wav is not None, stdin, mic)) != 1:
         raise ConfigError("give exactly one audio source: --wav FILE, --stdin or --mic")
@@ -62,7 +61,7 @@ def run(
     sr = det.manifest.sample_rate
     chunk = max(1, sr * chunk_ms // 1000)
     if wav is not None:
-        source: Any = WavSource(load_audio(wav, sr, strict=strict, notice=notice), sr, chunk)
+        source: Any = WavFileSource(wav, sr, chunk, strict=strict, notice=notice)  # streamed from disk: constant memory
     elif stdin:
         source = RawPcmSource(stdin_binary(), sr, chunk)
     else:

@@ -7,10 +7,11 @@ pyaudio is imported here and only here, inside ``MicSource``.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from edgekd.errors import AudioFormatError, BackendError, ConfigError
 
-__all__ = ["Chunk", "AudioSource", "WavSource", "RawPcmSource", "MicSource", "list_input_devices"]
+__all__ = ["Chunk", "AudioSource", "WavSource", "WavFileSource", "RawPcmSource", "MicSource", "list_input_devices"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,45 @@ class WavSource:
 
     def close(self) -> None:
         return None
+
+
+class WavFileSource:
+    """A WAV file streamed from disk in fixed chunks (constant memory). A file at another sample rate is read whole
+    and resampled (with ``notice``), or refused with ``strict``; NaN/Inf samples are an ``AudioFormatError``."""
+
+    overflows = 0
+
+    def __init__(self, path: str | os.PathLike[str], sample_rate: int, chunk: int, *, strict: bool = False,
+                 notice: Callable[[str], None] | None = None) -> None:
+        from edgekd.runtime.wav import WavReader, load_audio
+
+        self.sample_rate, self.chunk, self.path = sample_rate, chunk, str(path)
+        self._reader: WavReader | None = WavReader(path)
+        self._whole: np.ndarray | None = None
+        if self._reader.frames == 0:
+            self._reader.close()
+            raise AudioFormatError(f"{path}: WAV holds no samples; give a WAV with audio in it")
+        if self._reader.sample_rate != sample_rate:
+            self._reader.close()
+            self._reader = None
+            self._whole = load_audio(path, sample_rate, strict=strict, notice=notice)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        if self._whole is not None:
+            yield from WavSource(self._whole, self.sample_rate, self.chunk)
+            return
+        assert self._reader is not None
+        while True:
+            x = self._reader.read(self.chunk)
+            if not x.size:
+                break
+            if not np.all(np.isfinite(x)):
+                raise AudioFormatError(f"{self.path}: audio contains NaN or Inf samples; fix the file")
+            yield Chunk(x, time.perf_counter())
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
 
 
 class RawPcmSource:
