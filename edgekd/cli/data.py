@@ -135,12 +135,14 @@ def synth_wakeword_cmd(
     flite_train_clips: Annotated[int, typer.Option(help="Also clips of the phrase by flite's training voices (awb, slt, kal16).")] = 0,
     flite_negative_clips: Annotated[int, typer.Option(help="Also clips of confusables and other words by flite's training voices.")] = 0,
     flite_transfer_minutes: Annotated[float, typer.Option(help="Also transfer_flite.wav: running speech by flite's training voices.")] = 0.0,
+    engines: EnginesOpt = None,
+    kokoro_dir: KokoroDirOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed (also decides which voices are held out).")] = 0,
-    workers: Annotated[int, typer.Option(help="Synthesis processes for clips/.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Synthesis processes for clips/ (at most the cores).")] = 2,
 ) -> None:
-    """Wake-word material with espeak-ng (and flite/festival where installed): clips/ (Speech Commands layout: the
-    phrase, confusables such as "hey travis" and "jarvis" plus other words as _unknown_, noise as _silence_; voices
-    split train/validation/test; --flite-* adds a second engine's training voices), transfer.wav (running speech
+    """Wake-word material: clips/ by the voice bank's --engines (Speech Commands layout: the phrase, confusables such
+    as "hey travis" and "jarvis" plus other words as _unknown_, noise as _silence_; voices split train/validation/test
+    by person; --flite-* adds more of flite's training voices), transfer.wav (running speech
     by train voices, for distillation), and held-out eval material: eval/positives/ + eval/positives.tsv (test
     voices), eval/positives_flite/ + tsv (flite's held-out voice), eval/positives_festival/ + tsv (an engine never
     trained on), eval/negatives.wav (running speech with confusables; the confusable list is made for
@@ -151,6 +153,7 @@ def synth_wakeword_cmd(
 
     from edgekd.data.synth_kws import synth_kws
     from edgekd.data.synth_wakeword import engine_clips, positive_files, speech_stream, wakeword_config
+    from edgekd.data.voices.cache import default_cache_dir
     from edgekd.errors import ConfigError
     from edgekd.runtime.wav import write_wav
 
@@ -168,8 +171,10 @@ def synth_wakeword_cmd(
     label = "_".join(phrase.lower().split())
     if shutil.which("flite") is None:
         notice("flite is not installed (apt install flite): no eval/positives_flite")
+    bank = voice_options(engines, kokoro_dir)
     with tqdm(total=0, desc="clips", unit="clip", dynamic_ncols=True) as bar:
-        synth_kws(out / "clips", wakeword_config(phrase=phrase, per_word=per_word, seed=seed, workers=workers), progress=_bar_progress(bar))
+        synth_kws(out / "clips", wakeword_config(phrase=phrase, per_word=per_word, seed=seed, workers=workers, engines=bank),
+                  progress=_bar_progress(bar), cache_dir=default_cache_dir())
     if flite_train_clips or flite_negative_clips:
         notice(f"clips/: {flite_train_clips} phrase and {flite_negative_clips} confusable/word clips by flite's training voices")
         engine_clips(out / "clips", flite_train_clips, engine="flite", words=(phrase,), seed=seed + 71)

@@ -9,8 +9,8 @@
 - ``positive_files``: one WAV per phrase (noise, phrase, noise) by held-out voices, with a DCASE tsv.
 - ``engine_clips``: training clips of the phrase, or of confusables and words, by another TTS engine.
 
-Other engines split their voices too (``ENGINE_VOICES``): flite trains on awb, slt and kal16 and holds out
-rms; festival (one voice, kal) is only ever a held-out engine.
+Other engines speak through the voice bank (``edgekd.data.voices``) with its split by person (``ENGINE_VOICES``):
+flite trains on awb, slt and kal16 and holds out rms; festival trains on kal and slt and holds out ked.
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ _SENTENCE_WORDS = OTHER_WORDS + ("the", "a", "to", "and", "we", "can", "it", "is
                                  "weather", "today", "please", "music", "light", "kitchen", "door", "open", "close", "water", "time")
 
 
-def wakeword_config(phrase: str = "hey jarvis", per_word: int = 600, seed: int = 0, workers: int = 2) -> SynthKwsConfig:
-    """The clip set: the phrase as the one keyword, confusables and words as ``_unknown_``."""
+def wakeword_config(phrase: str = "hey jarvis", per_word: int = 600, seed: int = 0, workers: int = 2,
+                    engines: tuple[tuple[str, float], ...] = (("espeak", 1.0),)) -> SynthKwsConfig:
+    """The clip set: the phrase as the one keyword, confusables and words as ``_unknown_``; spoken by the voice
+    bank's ``engines`` (espeak alone by default: the recipe the wake-word study measured)."""
     others = tuple(w for w in CONFUSABLES + OTHER_WORDS if w != phrase)
     return replace(SynthKwsConfig(), keywords=(phrase,), other_words=others, per_word=per_word, unknown_total=2 * per_word,
-                   silence_total=max(1, per_word // 2), seed=seed, workers=workers)
+                   silence_total=max(1, per_word // 2), seed=seed, workers=workers, engines=engines)
 
 
 def _voices(split: str, seed: int) -> list[str]:
@@ -81,10 +83,28 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
     return (out + floor).astype(np.float32)
 
 
-ENGINES = ("espeak", "flite", "festival")
-# voices of the other engines by split; an engine without a split's voices cannot speak for it
-ENGINE_VOICES: dict[str, dict[str, tuple[str, ...]]] = {"flite": {"train": ("awb", "slt", "kal16"), "validation": ("rms",), "test": ("rms",)},
-                                                        "festival": {"test": ("kal",)}}
+ENGINES = ("espeak", "flite", "festival", "kokoro", "piper")
+
+
+def engine_voices(engine: str) -> dict[str, tuple[str, ...]]:
+    """The voice bank's voices of ``engine`` by split (an engine without a split's voices cannot speak for it)."""
+    from edgekd.data.voices.bank import get_engine
+
+    out: dict[str, list[str]] = {}
+    for v in get_engine(engine).voices(0):
+        out.setdefault(v.split, []).append(v.name)
+    return {s: tuple(vs) for s, vs in out.items()}
+
+
+class _EngineVoices(dict):  # type: ignore[type-arg]
+    """``ENGINE_VOICES[engine][split]``: read from the voice bank on first use (flite and festival share persons)."""
+
+    def __missing__(self, engine: str) -> dict[str, tuple[str, ...]]:
+        self[engine] = engine_voices(engine)
+        return self[engine]
+
+
+ENGINE_VOICES: dict[str, dict[str, tuple[str, ...]]] = _EngineVoices()
 
 
 def _check_engine(engine: str, allowed: tuple[str, ...]) -> None:
@@ -95,32 +115,20 @@ def _check_engine(engine: str, allowed: tuple[str, ...]) -> None:
 
 
 def _say_other_engine(engine: str, text: str, rng: np.random.Generator, split: str = "test") -> np.ndarray:
-    """``text`` from another TTS engine by one of ``split``'s voices, slowed or sped up a little: flite (CMU voices)
-    or festival (its kal voice, held out: test split only)."""
-    import shutil
-    import subprocess
-    import tempfile
-
+    """``text`` from another engine of the voice bank by one of ``split``'s voices, slowed or sped up a little."""
+    from edgekd.data.voices.bank import find_voice, get_engine, synthesize
     from edgekd.errors import ConfigError
-    from edgekd.runtime.wav import load_audio
 
-    tool, package = {"flite": ("flite", "flite"), "festival": ("text2wave", "festival festvox-kallpc16k")}[engine]
+    reason = get_engine(engine).available()
+    if reason is not None:
+        raise ConfigError(f"{engine} cannot run here: {reason}")
     voices = ENGINE_VOICES[engine].get(split)
     if not voices:
         raise ConfigError(f"{engine} has no {split} voices (it speaks for: {', '.join(ENGINE_VOICES[engine])}); choose another engine")
-    if shutil.which(tool) is None:
-        raise ConfigError(f"{engine} is not installed (apt install {package}); it provides the voices from another engine")
-    stretch = rng.uniform(0.8, 1.3)
-    with tempfile.TemporaryDirectory() as d:
-        wav = Path(d) / "x.wav"
-        if engine == "flite":
-            subprocess.run(["flite", "-voice", str(rng.choice(voices)), "--setf", f"duration_stretch={stretch:.2f}",
-                            "--setf", f"int_f0_target_mean={rng.uniform(90, 180):.0f}", "-t", text, "-o", str(wav)], check=True, capture_output=True)
-        else:
-            subprocess.run(["text2wave", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.2f})", "-o", str(wav)], input=text.encode(),
-                           check=True, capture_output=True)
-        x = load_audio(wav, SAMPLE_RATE)
-    x = _trim_silence(x, before=0, end=1)
+    voice = find_voice(engine, str(rng.choice(voices)))
+    rate = float(rng.uniform(0.77, 1.25))
+    pitch = float(rng.uniform(0.8, 1.25)) if engine == "flite" else 1.0
+    x = _trim_silence(synthesize(text, voice, rate, pitch), before=0, end=1)
     return (x * np.float32(rng.uniform(0.2, 0.8) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
 
 
@@ -134,7 +142,7 @@ def engine_clips(clips_dir: Path, n: int, *, engine: str = "flite", words: tuple
 
     _check_engine(engine, ENGINES[1:])
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[Path] = []
     for i in range(n):
         word = words[i % len(words)]
         folder = clips_dir / word.replace(" ", "_")
