@@ -1,0 +1,99 @@
+"""Peak memory of `edgekd run --wav` on a long WAV: streamed from disk (now) vs loaded whole (before).
+
+    python bench/long_wav_rss.py --minutes 60          (writes bench/results/long_wav_rss.json)
+
+Writes a WAV of --minutes (light noise with the bundle's golden clip repeated), then runs, each in a fresh process:
+`edgekd run BUNDLE --wav FILE` (blocks from disk) and the same stream fed from the whole file in memory (what
+`run` did before), and reports each process's peak RSS (ru_maxrss) and CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+PEAK = "import atexit, resource, sys; atexit.register(lambda: print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+CLI = PEAK + "from edgekd.cli import main; sys.argv = ['edgekd'] + sys.argv[1:]; main()\n"
+WHOLE = PEAK + """
+import json
+from edgekd.runtime.audio import WavSource
+from edgekd.runtime.detector import load_model
+from edgekd.runtime.wav import load_audio
+det = load_model(sys.argv[1])
+s = det.create_stream()
+for c in WavSource(load_audio(sys.argv[2], 16000), 16000, 1280):
+    for d in s.accept_waveform(c.samples):
+        print(json.dumps(d.to_dict()))
+"""
+
+
+def _write_long_wav(path: Path, minutes: float, clip: np.ndarray) -> None:
+    """16-bit mono, written a minute at a time (the writer itself stays small)."""
+    import struct
+
+    rng = np.random.default_rng(0)
+    n = int(minutes * 60 * 16000)
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 36 + 2 * n) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16) + b"data" + struct.pack("<I", 2 * n))
+        done = 0
+        while done < n:
+            m = min(60 * 16000, n - done)
+            x = 0.003 * rng.standard_normal(m).astype(np.float32)
+            for start in range(0, m - clip.shape[0], 5 * 16000):
+                x[start : start + clip.shape[0]] += clip
+            f.write(np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+            done += m
+
+
+def _measure(cmd: list[str]) -> dict:
+    t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = [ln.split()[1] for ln in proc.stderr.splitlines() if ln.startswith("PEAK_RSS_KB")]
+    if proc.returncode != 0 or not peak:
+        raise SystemExit(f"{cmd[:3]} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return {"peak_rss_mb": round(int(peak[0]) / 1024.0, 1), "cpu_s": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
+            "wall_s": round(time.perf_counter() - t0, 1), "detection_lines": sum(1 for ln in proc.stdout.splitlines() if ln.startswith("{"))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--bundle", type=Path, default=REPO / "models" / "kws12-dscnn-kd-int8")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "long_wav_rss.json")
+    args = ap.parse_args()
+    from edgekd.bench.machine import machine_facts
+    from edgekd.cli.common import write_json
+    from edgekd.manifest import sha256_file
+    from edgekd.runtime.wav import load_audio
+
+    clip = load_audio(args.bundle / "golden" / "clip.wav", 16000)[: 4 * 16000]
+    with tempfile.TemporaryDirectory(prefix="edgekd-longwav-") as d:
+        wav = Path(d) / "long.wav"
+        _write_long_wav(wav, args.minutes, clip)
+        # each in its own process, which reports its own peak (ru_maxrss of RUSAGE_SELF) when it exits
+        streamed = _measure([sys.executable, "-c", CLI, "run", str(args.bundle), "--wav", str(wav)])
+        whole = _measure([sys.executable, "-c", WHOLE, str(args.bundle), str(wav)])
+        size_mb = wav.stat().st_size / 2**20
+    result = {"what": "peak RSS of one process streaming a long WAV through a KWS bundle", "minutes": args.minutes,
+              "wav_mb": round(size_mb, 1), "bundle": str(args.bundle.relative_to(REPO)), "bundle_sha256": sha256_file(args.bundle / "model.onnx"),
+              "streamed_from_disk": streamed, "loaded_whole": whole, "goal_peak_rss_mb": 120,
+              "command": "python bench/long_wav_rss.py " + " ".join(sys.argv[1:]), "machine": machine_facts()}
+    write_json(args.json, result)
+    print(json.dumps({k: result[k] for k in ("minutes", "wav_mb", "streamed_from_disk", "loaded_whole")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
