@@ -141,3 +141,17 @@ def test_help_explains_commands() -> None:
     assert res.exit_code == 0
     for cmd in ("data", "train", "export", "run", "eval", "demo"):
         assert cmd in res.stdout
+
+
+@pytest.mark.parametrize("where", ["dir", "under_file", "readonly"])
+def test_unwritable_json_is_refused_before_the_work(shipped_bundle: Path, tmp_path: Path, where: str) -> None:
+    if where == "dir":
+        target = tmp_path
+    elif where == "under_file":
+        (tmp_path / "f").write_text("x")
+        target = tmp_path / "f" / "r.json"
+    else:
+        target = Path("/proc/edgekd-result.json")  # a file system nobody can write to, root included
+    res = _invoke("bench", shipped_bundle, "--wav", _golden(shipped_bundle), "--json", target, "--repeats", "1")
+    _assert_one_line_error(res, "--json")
+    assert "CPU ms" not in res.stderr  # refused before measuring

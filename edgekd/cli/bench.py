@@ -38,6 +38,10 @@ def bench_cmd(
 
     `edgekd bench compare A.json B.json ...` prints a markdown table and writes PNG plots (needs matplotlib).
     """
+    from edgekd.cli.common import check_writable
+
+    check_writable(json_out, "--json")
+
     from edgekd.errors import ConfigError
 
     if targets and targets[0] == "compare":

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import typer
 
-from edgekd.errors import EdgeKDError
+from edgekd.errors import ConfigError, EdgeKDError
 from edgekd.fsutil import atomic_write_text
 
-__all__ = ["friendly_errors", "write_json", "notice", "EXIT_USER_ERROR"]
+__all__ = ["friendly_errors", "write_json", "notice", "EXIT_USER_ERROR", "check_writable"]
 
 EXIT_USER_ERROR = 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,3 +44,28 @@ def friendly_errors(fn: F) -> F:
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write JSON atomically (temp file in the same folder, then rename)."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def check_writable(path: str | os.PathLike[str] | None, what: str = "output") -> None:
+    """Refuse, before any work, an output file that could not be written: a directory, a path under a file, or a
+    folder that cannot be created or written (``ConfigError``, one line). ``None`` passes."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{what} {p} is a folder; give a file name")
+    parent = p.parent
+    while not parent.exists():  # the first existing ancestor decides whether the folders can be made
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{what} {p}: {parent} is a file, not a folder; give another path")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ConfigError(f"{what} {p} is not writable; give a path you can write")
+    probe = parent / f".edgekd-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:  # e.g. a read-only file system, where os.access can still say yes for root
+        raise ConfigError(f"{what} {p} is not writable ({e.strerror}); give a path you can write") from None

@@ -30,6 +30,11 @@ def eval_stream_cmd(
     """Stream every positive file and the negative audio through the model; a positive counts if a detection
     lands between its onset and offset + 1 s; false accepts are counted on the negatives with a 1 s debounce
     (MLPerf Tiny streaming rules). Prints FRR at the target FA/h and writes the whole threshold sweep."""
+    from edgekd.cli.common import check_writable
+
+    check_writable(json_out, "--json")
+    check_writable(det, "--det")
+
     import numpy as np
 
     from edgekd import wakeword_eval as we

@@ -30,6 +30,10 @@ def evaluate(
     instead: event-based F1 (200 ms onset collar, offset max(200 ms, 20%)), segment-based F1 (1 s), error
     rates and per-class figures, from the runtime's own events.
     """
+    from edgekd.cli.common import check_writable
+
+    check_writable(json_out, "--json")
+
     from edgekd.errors import ConfigError
     from edgekd.runtime.detector import load_model
 

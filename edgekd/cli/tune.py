@@ -22,6 +22,10 @@ def tune_cmd(
 ) -> None:
     """Sweep stride (40/80 ms), smoothing window and threshold on a stream of the validation clips; pick the
     best recall minus false alarms per keyword clip (ties: cheaper stride, then higher threshold)."""
+    from edgekd.cli.common import check_writable
+
+    check_writable(json_out, "--json")
+
     from edgekd.errors import ConfigError
     from edgekd.runtime.detector import load_model
     from edgekd.tune import sweep_postprocess
