@@ -29,8 +29,8 @@ def test_tune_writes_settings_and_regenerates_golden(shipped_bundle: Path, tiny_
     b = tmp_path / "b"
     shutil.copytree(shipped_bundle, b)
     out = tmp_path / "sweep.json"
-    res = CliRunner().invoke(app, ["tune", str(b), "--data", str(tiny_data), "--split", "all", "--write", "--json", str(out)])
-    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["tune", str(b), "--data", str(tiny_data), "--split", "all", "--write", "--json", str(out), "--force"])
+    assert res.exit_code == 0, res.output  # --force: the tiny set has 8 clips per keyword, below the minimum
     sweep = json.loads(out.read_text())
     assert sweep["keyword_clips"] == 80 and len(sweep["sweep"]) > 20
     best = max(r["score"] for r in sweep["sweep"])
@@ -47,3 +47,12 @@ def test_tune_writes_settings_and_regenerates_golden(shipped_bundle: Path, tiny_
 def test_tune_refuses_the_test_split(shipped_bundle: Path, tiny_data: Path) -> None:
     res = CliRunner().invoke(app, ["tune", str(shipped_bundle), "--data", str(tiny_data), "--split", "test"])
     assert res.exit_code == 2 and "validation" in res.stderr
+
+
+def test_tune_write_refuses_too_little_data(shipped_bundle: Path, tiny_data: Path, tmp_path: Path) -> None:
+    b = tmp_path / "b"
+    shutil.copytree(shipped_bundle, b)
+    before = (b / "manifest.json").read_bytes()
+    res = CliRunner().invoke(app, ["tune", str(b), "--data", str(tiny_data), "--split", "all", "--write"])
+    assert res.exit_code == 2 and "at least 10 per keyword" in res.stderr and "--force" in res.stderr, res.output
+    assert (b / "manifest.json").read_bytes() == before

@@ -9,7 +9,10 @@ import typer
 
 from edgekd.cli.common import friendly_errors, notice, write_json
 
-__all__ = ["tune_cmd"]
+__all__ = ["tune_cmd", "MIN_CLIPS_PER_LABEL"]
+
+# Fewer clips than this of any keyword and a threshold chosen on them is noise: --write then needs --force.
+MIN_CLIPS_PER_LABEL = 10
 
 
 @friendly_errors
@@ -19,6 +22,7 @@ def tune_cmd(
     split: Annotated[str, typer.Option(help="Split to tune on (never the test split you report).")] = "validation",
     write: Annotated[bool, typer.Option("--write", help="Store the chosen settings in the bundle (golden detections regenerated).")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the whole sweep here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help=f"--write even with fewer than {MIN_CLIPS_PER_LABEL} clips of a keyword.")] = False,
 ) -> None:
     """Sweep stride (40/80 ms), smoothing window and threshold on a stream of the validation clips; pick the
     best recall minus false alarms per keyword clip (ties: cheaper stride, then higher threshold)."""
@@ -32,7 +36,17 @@ def tune_cmd(
 
     if split == "test":
         raise ConfigError("tuning on the test split would make its numbers meaningless; use validation")
-    res = sweep_postprocess(load_model(bundle), data, split=split)
+    det = load_model(bundle)
+    if write and not force:
+        from edgekd.data.speech_commands import SpeechCommands
+
+        clips = SpeechCommands(data).clips(det.labels, split)
+        counts = {lab: sum(c.label == lab for c in clips) for lab in det.manifest.keyword_labels}
+        few = sorted((n, lab) for lab, n in counts.items() if n < MIN_CLIPS_PER_LABEL)
+        if few:
+            raise ConfigError(f"only {few[0][0]} {split} clip(s) of {few[0][1]!r} (at least {MIN_CLIPS_PER_LABEL} per keyword to --write); "
+                              "give more validation data, or --force")
+    res = sweep_postprocess(det, data, split=split)
     if json_out is not None:
         write_json(json_out, {"chosen": res.postprocess(), "recall": res.recall, "false_alarms": res.false_alarms,
                               "keyword_clips": res.keyword_clips, "audio_seconds": res.audio_seconds, "sweep": res.table})
