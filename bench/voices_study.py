@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "voices_study.json")
     ap.add_argument("--realdev", type=Path, default=REPO.parent / "shared" / "realdev")
     ap.add_argument("--steps", type=int, default=3000, help="optimizer steps per model (batch 128), the same for every variant")
-    ap.add_argument("--views", type=int, default=2)
+    ap.add_argument("--views", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per training")
+    ap.add_argument("--workers", type=int, default=2, help="processes for the feature build")
     ap.add_argument("--only", default="", help="comma-separated variant names to train (default: all)")
     args = ap.parse_args(argv)
 
@@ -74,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.data}/clips.tsv missing: make --data with `edgekd data synth-kws` (voice bank)", file=sys.stderr)
         return 2
     gsc = args.realdev / "gsc_v2_test_dev"
-    real = build_feature_set(gsc, KWS12_LABELS, "all", window_frames=98, workers=args.threads) if gsc.is_dir() else None
+    real = build_feature_set(gsc, KWS12_LABELS, "all", window_frames=98, workers=args.workers) if gsc.is_dir() else None
     if real is None:
         print(f"notice: {gsc} is absent: synthesized test accuracy only", file=sys.stderr)
     engine_of = engine_of_files(args.data)
     present = tuple(e for e in ALL if e in set(engine_of.values()))
     cache = args.out / "cache"
-    data = {rooms: load_kws_data(args.data, views=args.views, cache_dir=cache, workers=args.threads, rooms=rooms) for rooms in (False, True)}
+    data = {rooms: load_kws_data(args.data, views=args.views, cache_dir=cache, workers=args.workers, rooms=rooms) for rooms in (False, True)}
     test_by_engine = {e: subset_by_engine(data[False].test, engine_of, (e,)) for e in present}
     wanted = {w.strip() for w in args.only.split(",") if w.strip()}
     results = []
