@@ -171,3 +171,15 @@ def test_sound_events_through_a_real_portaudio_stream(vmic: VirtualMic, tmp_path
     # the live stream starts at another phase of the 40 ms frame grid, and the pipe source has its own jitter
     assert abs(closed[0]["onset_ms"] - (offset_ms + on_ms)) <= 250, (closed[0], offset_ms + on_ms)
     assert abs(closed[0]["offset_ms"] - (offset_ms + off_ms)) <= 250, (closed[0], offset_ms + off_ms)
+
+
+def test_devices_without_a_microphone_is_quiet_and_exits_1(tmp_path: Path) -> None:
+    """No sound server, no card: one line saying so (no ALSA/JACK enumeration noise) and exit code 1."""
+    pytest.importorskip("pyaudio", reason="pyaudio is not installed (the mic extra)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE")}
+    env.update(PULSE_SERVER=f"unix:{tmp_path}/none", HOME=str(tmp_path))  # a sound server that is not there
+    p = subprocess.run([*EDGEKD, "devices"], env=env, capture_output=True, text=True, timeout=60)
+    if p.returncode == 0 and p.stdout.strip():
+        pytest.skip(f"this machine has an input device: {p.stdout.splitlines()[0]}")
+    assert p.returncode == 1, p.stderr
+    assert [ln for ln in p.stderr.splitlines() if ln.strip()] == ["no input devices (is a microphone connected? is the user in the 'audio' group?)"]

@@ -102,6 +102,7 @@ def devices() -> None:
 
     devs = list_input_devices()
     if not devs:
-        notice("no input devices found (is a microphone connected? is the user in the 'audio' group?)")
+        notice("no input devices (is a microphone connected? is the user in the 'audio' group?)")
+        raise typer.Exit(1)
     for d in devs:
         print(f"{d['index']:3d}  {d['channels']} ch  {d['default_rate']} Hz  {d['name']}")

@@ -127,10 +127,26 @@ def _pyaudio() -> Any:
     return pyaudio
 
 
+class _quiet_c_stderr:
+    """Silence file descriptor 2 while PortAudio enumerates (ALSA and JACK print ~100 harmless lines there)."""
+
+    def __enter__(self) -> None:
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+
+
 def list_input_devices() -> list[dict[str, Any]]:
     """Input-capable devices as PortAudio sees them: index, name, channels, default rate."""
     pa_mod = _pyaudio()
-    pa = pa_mod.PyAudio()
+    with _quiet_c_stderr():
+        pa = pa_mod.PyAudio()
     try:
         out = []
         for i in range(pa.get_device_count()):
