@@ -38,11 +38,11 @@ def engine_of_files(data: Path) -> dict[str, str]:
     return {r.split("\t")[0]: r.split("\t")[1] for r in rows}
 
 
-def subset_by_engine(fs, engine_of: dict[str, str], engines: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    """Rows whose clip was said by one of ``engines``; clips no engine said (noise) are always kept."""
+def subset_by_engine(fs, engine_of: dict[str, str], engines: tuple[str, ...], keep_noise: bool = True):  # type: ignore[no-untyped-def]
+    """Rows whose clip was said by one of ``engines``; clips no engine said (noise) are kept with ``keep_noise``."""
     from edgekd.train.features import FeatureSet
 
-    keep_clip = np.array([engine_of.get(f.split("@")[0], "") in ("",) + engines for f in fs.files])
+    keep_clip = np.array([engine_of.get(f.split("@")[0], "") in (("",) if keep_noise else ()) + engines for f in fs.files])
     m = keep_clip[fs.clip]
     return FeatureSet(fs.x[m], fs.y[m], fs.clip[m], fs.labels, f"{fs.key}-{'+'.join(engines)}", fs.files)
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     present = tuple(e for e in ALL if e in set(engine_of.values()))
     cache = args.out / "cache"
     data = {rooms: load_kws_data(args.data, views=args.views, cache_dir=cache, workers=args.workers, rooms=rooms) for rooms in (False, True)}
-    test_by_engine = {e: subset_by_engine(data[False].test, engine_of, (e,)) for e in present}
+    test_by_engine = {e: subset_by_engine(data[False].test, engine_of, (e,), keep_noise=False) for e in present}
     wanted = {w.strip() for w in args.only.split(",") if w.strip()}
     results = []
     prev = json.loads(args.json.read_text()) if args.json.is_file() else {}

@@ -70,23 +70,25 @@ def models_cmd() -> None:
 @friendly_errors
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for data, checkpoints, bundles and report.md.")] = Path("runs/demo"),
-    per_word: Annotated[int, typer.Option(help="Synthesized utterances per keyword.")] = 1000,
+    per_word: Annotated[int, typer.Option(min=1, help="Synthesized utterances per keyword (twice as many _unknown_ words).")] = 500,
     teacher_epochs: Annotated[int, typer.Option(help="Teacher epochs.")] = 4,
     student_epochs: Annotated[int, typer.Option(help="Student epochs.")] = 5,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
-    engines: Annotated[Optional[str], typer.Option(help="Voice engines and weights for the data, e.g. kokoro:3,espeak:3 "
-                                                        "(default: every installed one).")] = None,
+    engines: Annotated[Optional[str], typer.Option(help="Voice engines and weights for the data (default: every installed one, "
+                                                        "weighted kokoro:1,piper:1,espeak:3,flite:1,festival:1 to fit the time "
+                                                        "budget; Kokoro is the slow one).")] = None,
     rooms: Annotated[bool, typer.Option(help="Simulated rooms, real background recordings and clipping in augmentation.")] = True,
     realdev: Annotated[Optional[Path], typer.Option(help="Also score the bundles on real speech in Speech Commands layout "
                                                          "(measurement only).")] = None,
 ) -> None:
     """Run the whole path on synthesized data: data, teacher, distilled and plain students, export, eval, stream."""
     from edgekd.cli.data import voice_options
-    from edgekd.demo import DemoConfig, run_demo
+    from edgekd.demo import DemoConfig, demo_engines, run_demo
 
     run_demo(out, DemoConfig(per_word=per_word, unknown=2 * per_word, silence=max(1, per_word * 4 // 5),
                              teacher_epochs=teacher_epochs, student_epochs=student_epochs, threads=threads,
-                             engines=voice_options(engines, None), rooms=rooms, realdev=str(realdev) if realdev else ""))
+                             engines=voice_options(engines, None) if engines else demo_engines(), rooms=rooms,
+                             realdev=str(realdev) if realdev else ""))
 
 
 def main() -> None:
