@@ -1,6 +1,6 @@
 """Remake models/kws12-dscnn-kd-int8 from the shipped fp32 bundle models/kws12-dscnn-kd, with 7-bit weights.
 
-    .venv/bin/python models/remake_int8.py [--work runs/remake-int8] [--install]
+    .venv/bin/python tools/remake_int8.py [--work runs/remake-int8] [--install]
 
 Why: the first int8 bundle (2026-11-27) had int8 weights on the full -127..127 scale. onnxruntime's u8s8 kernels on
 x86 CPUs without VNNI add pairs of uint8 x int8 products in int16 and saturate, so on such a CPU (an AMD EPYC)
@@ -129,7 +129,7 @@ def main() -> None:
     accs = {f"test_accuracy_{b}": evaluate_kws(load_model(bundle, backend=b), data, "test")["accuracy"] for b in ("onnx", "litert")}
     update_manifest(bundle, metrics=dict(ModelManifest.load(bundle).metrics, **accs, test_accuracy=accs["test_accuracy_onnx"],
                                          test_split="synthesized espeak-ng, voice variants unseen in training"),
-                    provenance=dict(ModelManifest.load(bundle).provenance, remade_by="models/remake_int8.py", qat_weight_bits=q.config["qat_weight_bits"]))
+                    provenance=dict(ModelManifest.load(bundle).provenance, remade_by="tools/remake_int8.py", qat_weight_bits=q.config["qat_weight_bits"]))
     fp32_acc = evaluate_kws(load_model(FP32), data, "test")["accuracy"]
     report = {"fp32_bundle_test_accuracy": fp32_acc, **accs, "test_accuracy_torch_qat": q.metrics["test_accuracy_torch"],
               "onnx_bytes": (bundle / "model.onnx").stat().st_size, "tflite_bytes": (bundle / "model.tflite").stat().st_size,
