@@ -67,6 +67,29 @@ def _parse_chunks(data: bytes, name: str) -> tuple[int, int, int, int, bytes]:
     return (*fmt, pcm)
 
 
+def _decode(pcm: bytes, tag: int, bits: int, ch: int) -> np.ndarray:
+    """Little-endian PCM (tag 1: 8/16/24/32-bit) or IEEE float (tag 3: 32/64-bit) as float32 mono (channels averaged);
+    a trailing partial frame is dropped."""
+    width = bits // 8
+    usable = len(pcm) - len(pcm) % (width * ch)
+    raw = np.frombuffer(pcm[:usable], dtype=np.uint8)
+    if tag == 3:
+        x = raw.view("<f4" if bits == 32 else "<f8").astype(np.float32)
+    elif bits == 8:
+        x = (raw.astype(np.float32) - 128.0) / 128.0
+    elif bits == 16:
+        x = raw.view("<i2").astype(np.float32) / 32768.0
+    elif bits == 24:
+        b = raw.reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        x = np.where(v >= 1 << 23, v - (1 << 24), v).astype(np.float32) / float(1 << 23)
+    else:
+        x = raw.view("<i4").astype(np.float32) / float(1 << 31)
+    if ch > 1:
+        x = x.reshape(-1, ch).mean(axis=1)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def read_wav(path: str | os.PathLike[str]) -> Audio:
     """Read a WAV file as float32 mono (stereo is averaged). Raises ``AudioFormatError``."""
     name = str(path)
@@ -79,30 +102,11 @@ def read_wav(path: str | os.PathLike[str]) -> Audio:
     tag, ch, rate, bits, pcm = _parse_chunks(data, name)
     if ch < 1 or rate <= 0:
         raise AudioFormatError(f"{name}: WAV header says {ch} channels at {rate} Hz; the file is damaged")
-    width = bits // 8
-    if tag == 1 and bits in (8, 16, 24, 32):
-        usable = len(pcm) - len(pcm) % (width * ch)
-        raw = np.frombuffer(pcm[:usable], dtype=np.uint8)
-        if bits == 8:
-            x = (raw.astype(np.float32) - 128.0) / 128.0
-        elif bits == 16:
-            x = raw.view("<i2").astype(np.float32) / 32768.0
-        elif bits == 24:
-            b = raw.reshape(-1, 3).astype(np.int32)
-            v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-            v = np.where(v >= 1 << 23, v - (1 << 24), v)
-            x = v.astype(np.float32) / float(1 << 23)
-        else:
-            x = raw.view("<i4").astype(np.float32) / float(1 << 31)
-    elif tag == 3 and bits in (32, 64):
-        usable = len(pcm) - len(pcm) % (width * ch)
-        x = np.frombuffer(pcm[:usable], dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
-    else:
+    if not ((tag == 1 and bits in (8, 16, 24, 32)) or (tag == 3 and bits in (32, 64))):
         raise AudioFormatError(
             f"{name}: unsupported WAV encoding (format tag {tag}, {bits} bits); convert to 16-bit PCM"
         )
-    if ch > 1:
-        x = x.reshape(-1, ch).mean(axis=1)
+    x = _decode(pcm, tag, bits, ch)
     return Audio(np.ascontiguousarray(x, dtype=np.float32), int(rate))
 
 
@@ -254,23 +258,7 @@ class WavReader:
         self._remaining -= len(data)
         if not data:
             return np.zeros(0, dtype=np.float32)
-        tag, bits, ch = self.tag, self.bits, self.channels
-        raw = np.frombuffer(data[: len(data) - len(data) % self.frame_bytes], dtype=np.uint8)
-        if tag == 3:
-            x = raw.view("<f4" if bits == 32 else "<f8").astype(np.float32)
-        elif bits == 8:
-            x = (raw.astype(np.float32) - 128.0) / 128.0
-        elif bits == 16:
-            x = raw.view("<i2").astype(np.float32) / 32768.0
-        elif bits == 24:
-            b = raw.reshape(-1, 3).astype(np.int32)
-            v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-            x = np.where(v >= 1 << 23, v - (1 << 24), v).astype(np.float32) / float(1 << 23)
-        else:
-            x = raw.view("<i4").astype(np.float32) / float(1 << 31)
-        if ch > 1:
-            x = x.reshape(-1, ch).mean(axis=1)
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return _decode(data, self.tag, self.bits, self.channels)
 
     def close(self) -> None:
         self._f.close()
