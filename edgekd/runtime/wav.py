@@ -32,6 +32,16 @@ class Audio:
         return self.samples.shape[0] / float(self.sample_rate)
 
 
+def _parse_fmt(body: bytes, name: str) -> tuple[int, int, int, int]:
+    """(format tag, channels, rate, bits) of a fmt chunk; WAVE_FORMAT_EXTENSIBLE gives its sub-format's tag."""
+    if len(body) < 16:
+        raise AudioFormatError(f"{name}: truncated fmt chunk; the file is damaged")
+    tag, ch, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+    if tag == 0xFFFE and len(body) >= 26:
+        tag = struct.unpack("<H", body[24:26])[0]
+    return tag, ch, rate, bits
+
+
 def _parse_chunks(data: bytes, name: str) -> tuple[int, int, int, int, bytes]:
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise AudioFormatError(f"{name}: not a RIFF/WAVE file; convert it to WAV (e.g. sox in.mp3 out.wav)")
@@ -43,12 +53,7 @@ def _parse_chunks(data: bytes, name: str) -> tuple[int, int, int, int, bytes]:
         size = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         body = data[pos + 8 : pos + 8 + size]
         if cid == b"fmt ":
-            if len(body) < 16:
-                raise AudioFormatError(f"{name}: truncated fmt chunk; the file is damaged")
-            tag, ch, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
-            if tag == 0xFFFE and len(body) >= 26:
-                tag = struct.unpack("<H", body[24:26])[0]
-            fmt = (tag, ch, rate, bits)
+            fmt = _parse_fmt(body, name)
         elif cid == b"data":
             if size in (0, 0xFFFFFFFF):  # written to a pipe (sox ... -t wav - | cat, arecord to stdout): the size was unknown
                 body = data[pos + 8 :]
@@ -215,13 +220,7 @@ class WavReader:
                 break
             cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
             if cid == b"fmt ":
-                body = f.read(size)
-                if len(body) < 16:
-                    raise AudioFormatError(f"{name}: truncated fmt chunk; the file is damaged")
-                tag, ch, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
-                if tag == 0xFFFE and len(body) >= 26:
-                    tag = struct.unpack("<H", body[24:26])[0]
-                fmt = (tag, ch, rate, bits)
+                fmt = _parse_fmt(f.read(size), name)
                 if size & 1:
                     f.read(1)
             elif cid == b"data":
