@@ -29,9 +29,9 @@ def demo_engines() -> tuple[tuple[str, float], ...]:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    per_word: int = 500
-    unknown: int = 1000
-    silence: int = 400
+    per_word: int = 400
+    unknown: int = 800
+    silence: int = 320
     views: int = 3
     teacher_epochs: int = 4
     student_epochs: int = 5

@@ -70,7 +70,7 @@ def models_cmd() -> None:
 @friendly_errors
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for data, checkpoints, bundles and report.md.")] = Path("runs/demo"),
-    per_word: Annotated[int, typer.Option(min=1, help="Synthesized utterances per keyword (twice as many _unknown_ words).")] = 500,
+    per_word: Annotated[int, typer.Option(min=1, help="Synthesized utterances per keyword (twice as many _unknown_ words).")] = 400,
     teacher_epochs: Annotated[int, typer.Option(help="Teacher epochs.")] = 4,
     student_epochs: Annotated[int, typer.Option(help="Student epochs.")] = 5,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 2,

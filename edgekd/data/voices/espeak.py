@@ -39,27 +39,46 @@ def list_variants() -> list[str]:
     return sorted(p.name for p in vdir.iterdir() if p.is_file() and " " not in p.name)
 
 
-class Espeak:
-    """A synthesizer bound to this process. ``synth(text, voice, ...)`` returns int16 mono at ``sample_rate``."""
+class _Library:
+    """The process's one initialised libespeak-ng: the library keeps one global synthesis callback, so a second
+    initialisation (a second ``Espeak`` made later, then freed) would leave the first one calling freed memory."""
 
     def __init__(self) -> None:
         loader = _loader()
-        self._lib = ctypes.CDLL(loader.get_library_path())
-        self._chunks: list[np.ndarray] = []
+        self.lib = ctypes.CDLL(loader.get_library_path())
+        self.chunks: list[np.ndarray] = []
 
         def _cb(wav, n, _events):  # type: ignore[no-untyped-def]
             if n > 0 and wav:
-                self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+                self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
             return 0
 
-        self._cb = _CALLBACK(_cb)  # keep a reference: the C side holds the pointer
-        self._lib.espeak_Initialize.restype = ctypes.c_int
-        rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, loader.get_data_path().encode(), 0)
+        self.cb = _CALLBACK(_cb)  # kept for the life of the process: the C side holds the pointer
+        self.lib.espeak_Initialize.restype = ctypes.c_int
+        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, loader.get_data_path().encode(), 0)
         if rate <= 0:
             raise ConfigError("espeak-ng failed to initialise (its data folder may be damaged); reinstall espeakng-loader")
         self.sample_rate = int(rate)
-        self._lib.espeak_SetSynthCallback(self._cb)
-        self._variants = set(list_variants())
+        self.lib.espeak_SetSynthCallback(self.cb)
+        self.variants = set(list_variants())
+
+
+_LIBRARY: _Library | None = None
+
+
+class Espeak:
+    """A synthesizer bound to this process (every ``Espeak`` shares the one initialised library).
+    ``synth(text, voice, ...)`` returns int16 mono at ``sample_rate``."""
+
+    def __init__(self) -> None:
+        global _LIBRARY
+        if _LIBRARY is None:
+            _LIBRARY = _Library()
+        self._shared = _LIBRARY
+        self._lib = _LIBRARY.lib
+        self._chunks = _LIBRARY.chunks
+        self._variants = _LIBRARY.variants
+        self.sample_rate = _LIBRARY.sample_rate
 
     def synth(self, text: str, voice: str, variant: str | None = None, *, rate_wpm: int = 175, pitch: int = 50, pitch_range: int = 50) -> np.ndarray:
         if variant is not None and variant not in self._variants:
