@@ -251,22 +251,20 @@ def synth_kws(out_dir: str | os.PathLike[str], cfg: SynthKwsConfig = SynthKwsCon
     except OSError as e:
         raise ConfigError(f"{out}: cannot write there ({e.strerror}); give a writable folder") from None
     try:
-        _write_all(tmp, cfg, jobs, lists, engines, voices, cache_dir, progress)
+        counts = _write_all(tmp, cfg, jobs, lists, engines, voices, cache_dir, progress)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    counts: dict[str, int] = {}
-    for job in jobs:
-        counts[job.folder] = counts.get(job.folder, 0) + 1
-    counts[SILENCE] = cfg.silence_total
     return counts
 
 
 def _write_all(out: Path, cfg: SynthKwsConfig, jobs: list[_Job], lists: dict[str, list[str]], engines: dict[str, float],
-               voices: dict[str, list[Voice]], cache_dir: str | os.PathLike[str] | None, progress: Callable[[int, int], None] | None) -> None:
+               voices: dict[str, list[Voice]], cache_dir: str | os.PathLike[str] | None, progress: Callable[[int, int], None] | None
+               ) -> dict[str, int]:
+    """Every file of the dataset into ``out``; returns clip counts per folder."""
     from edgekd.procutil import bounded_workers
 
     rng = np.random.default_rng(cfg.seed + 1)
@@ -317,6 +315,7 @@ def _write_all(out: Path, cfg: SynthKwsConfig, jobs: list[_Job], lists: dict[str
         for job in jobs:
             f.write(f"{job.relpath}\t{job.voice.engine}\t{job.voice.name}\t{split_of.get(job.relpath, 'train')}\t{job.rate}\t{job.pitch}\n")
     (out / "synth_meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return counts
 
 
 def synth_keyword_stream(
