@@ -22,6 +22,7 @@ import numpy as np
 
 from edgekd.data.voices.bank import Voice, to_16k
 from edgekd.errors import ConfigError
+from edgekd.manifest import sha256_file
 
 __all__ = ["KokoroEngine", "kokoro_dir", "assemble", "ENGLISH_VOICES", "MODEL_SHA256", "BLENDS_PER_SPLIT"]
 
@@ -64,14 +65,6 @@ def _model_file(d: Path) -> Path | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _split_of_voices(seed: int) -> dict[str, str]:
     """Per group (af, am, bf, bm): the first voice in seeded-hash order is test, the second validation."""
     out = {}
@@ -106,6 +99,7 @@ class KokoroEngine:
 
     def __init__(self) -> None:
         self._tts = None
+        self._voices: dict[int, list[Voice]] = {}  # per seed: the blends are drawn once
 
     def available(self) -> str | None:
         import importlib.util
@@ -118,6 +112,11 @@ class KokoroEngine:
         return None
 
     def voices(self, seed: int = 0) -> list[Voice]:
+        if seed not in self._voices:
+            self._voices[seed] = self._make_voices(seed)
+        return list(self._voices[seed])
+
+    def _make_voices(self, seed: int) -> list[Voice]:
         split = _split_of_voices(seed)
         out = [Voice("kokoro", v, s, (f"kokoro:{v}",)) for v, s in split.items()]
         rng = np.random.default_rng([seed, 0x6B6F])
@@ -143,7 +142,7 @@ class KokoroEngine:
             d = kokoro_dir()
             model = _model_file(d)
             assert model is not None
-            if model.name == MODEL_NAME and _sha256(model) != MODEL_SHA256:
+            if model.name == MODEL_NAME and sha256_file(model) != MODEL_SHA256:
                 raise ConfigError(f"{model}: sha256 is not the Kokoro int8 model's; delete it and run: edgekd data kokoro-setup")
             so = ort.SessionOptions()
             so.intra_op_num_threads = 1
@@ -226,7 +225,7 @@ def assemble(dest: str | os.PathLike[str] | None = None, voices: str | os.PathLi
     if not os.access(d, os.W_OK):
         raise ConfigError(f"{d}: not writable; give another --kokoro-dir")
     model = d / MODEL_NAME
-    if not (model.is_file() and _sha256(model) == MODEL_SHA256):
+    if not (model.is_file() and sha256_file(model) == MODEL_SHA256):
         parts = []
         for i in range(1, 5):
             try:
