@@ -9,14 +9,15 @@ Counting rules (those of MLPerf Tiny's streaming wake-word benchmark):
 - False accepts are counted on the negative audio only, streamed back to back as one continuous stream, so a
   detection that straddles two negative files counts once; FA/h = false accepts / negative hours.
 
-The scorer is a function from audio to ``(t_ms, score)`` arrays, so the same counting serves a bundle (its
-smoothed posterior of one label, as the runtime thresholds it) and a teacher given as ONNX models.
+The scorer is a function from audio (an array, or blocks of it read from disk) to ``(t_ms, score)`` arrays, so the
+same counting serves a bundle (its smoothed posterior of one label, as the runtime thresholds it) and a teacher given
+as ONNX models; a bundle scores an hour of negatives block by block in constant memory.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,20 @@ from edgekd.data.annotations import Annotation, read_annotations
 from edgekd.errors import ConfigError
 
 __all__ = ["Annotation", "read_annotations", "detections", "count_hits", "count_false_accepts", "sweep", "pick_threshold",
-           "Scorer", "score_files", "bundle_scorer", "det_plot", "DEBOUNCE_MS", "TAIL_MS"]
+           "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "det_plot", "DEBOUNCE_MS", "TAIL_MS"]
 
 DEBOUNCE_MS = 1000
 TAIL_MS = 1000
-Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+AudioIn = np.ndarray | Iterable[np.ndarray]  # a whole signal, or its blocks in order
+Scorer = Callable[[AudioIn], tuple[np.ndarray, np.ndarray]]
+
+
+def as_array(audio: AudioIn) -> np.ndarray:
+    """The whole signal (for scorers that need it at once, such as a teacher's ONNX pipeline)."""
+    if isinstance(audio, np.ndarray):
+        return audio
+    blocks = list(audio)
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
 def detections(t_ms: np.ndarray, scores: np.ndarray, threshold: float, debounce_ms: int = DEBOUNCE_MS) -> np.ndarray:
@@ -90,38 +100,50 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
     pp = detector.postprocess
     n_smooth = max(1, round(pp.smooth_ms / pp.stride_ms) if pp.smooth_ms else 1)
 
-    def score(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(audio: AudioIn) -> tuple[np.ndarray, np.ndarray]:
         s = detector.create_stream()
         s.logits_log = []
-        for i in range(0, audio.shape[0], chunk):
-            s.accept_waveform(audio[i : i + chunk])
-        if not s.logits_log:
+        blocks = (audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)) if isinstance(audio, np.ndarray) else audio
+        times: list[np.ndarray] = []
+        posts: list[np.ndarray] = []
+        for x in blocks:
+            s.accept_waveform(x)
+            if s.logits_log:  # keep only this label's posterior: an hour of negatives stays a few MB
+                posts.append(softmax(np.asarray(s.logits_log, dtype=np.float64))[:, k])
+                times.append(np.asarray(s.t_log, dtype=np.float64))
+                s.logits_log.clear()
+                s.t_log.clear()
+        if not posts:
             return np.zeros(0), np.zeros(0)
-        post = softmax(np.asarray(s.logits_log, dtype=np.float64))[:, k]
+        post = np.concatenate(posts)
         csum = np.concatenate([[0.0], np.cumsum(post)])
         idx = np.arange(post.shape[0])
         lo = np.maximum(0, idx - n_smooth + 1)
         smoothed = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo)
-        return np.asarray(s.t_log, dtype=np.float64), smoothed
+        return np.concatenate(times), smoothed
 
     return score
 
 
-def score_files(scorer: Scorer, files: Sequence[Path], load: Callable[[Path], np.ndarray], sample_rate: int = 16000,
+def score_files(scorer: Scorer, files: Sequence[Path], load: Callable[[Path], AudioIn], sample_rate: int = 16000,
                 concatenate: bool = False) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
     """Score each file (each from a fresh stream), or, with ``concatenate``, the files back to back as one stream
-    (returned under the key ``""``). Also returns the total audio seconds."""
+    (returned under the key ``""``). ``load`` gives a file's audio whole or as blocks (read lazily, one file open at
+    a time). Also returns the total audio seconds."""
+    samples = [0]
+
+    def counted(x: AudioIn) -> Iterator[np.ndarray]:
+        for b in (x,) if isinstance(x, np.ndarray) else x:
+            samples[0] += b.shape[0]
+            yield b
+
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    seconds = 0.0
     if concatenate:
-        audio = np.concatenate([load(f) for f in files]) if files else np.zeros(0, np.float32)
-        out[""] = scorer(audio)
-        return out, audio.shape[0] / sample_rate
-    for f in files:
-        x = load(f)
-        seconds += x.shape[0] / sample_rate
-        out[f.name] = scorer(x)
-    return out, seconds
+        out[""] = scorer(b for f in files for b in counted(load(f)))
+    else:
+        for f in files:
+            out[f.name] = scorer(counted(load(f)))
+    return out, samples[0] / sample_rate
 
 
 def det_plot(curves: dict[str, list[dict[str, Any]]], path: Path, target_fa_per_hour: float) -> None:

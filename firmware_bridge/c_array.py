@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["c_array_source"]
+__all__ = ["c_array_source", "is_c_identifier"]
+
+
+def is_c_identifier(symbol: str) -> bool:
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", symbol) is not None
 
 
 def c_array_source(data: bytes, symbol: str = "g_model", alignment: int = 16) -> tuple[str, str]:
     """Return ``(header, source)`` text declaring ``symbol`` (bytes) and ``symbol_len``."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", symbol):
+    if not is_c_identifier(symbol):
         raise ValueError(f"{symbol!r} is not a C identifier")
     guard = f"EDGEKD_{symbol.upper()}_H_"
     header = (

@@ -42,6 +42,7 @@ class DeployOptions:
     wheelhouse: Path | None = None
     reinstall: bool = False
     threads: int = 1
+    service: bool = False  # the caller installs the systemd unit afterwards: a board without systemd is refused up front
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,13 @@ def deploy(bundle: Path, target: SshTarget, opts: DeployOptions, log: Callable[[
     if backend == "litert" and not manifest.tflite_file:
         raise BoardError(f"{bundle} has no .tflite model; deploy it with --backend onnx or export TFLite first (edgekd export tflite)")
 
+    if opts.wheelhouse is not None and not opts.wheelhouse.is_dir():
+        raise BoardError(f"--wheelhouse {opts.wheelhouse} is not a folder; build one with: make wheelhouse")
     info = probe_board(target, opts.remote_dir, opts.python)
     check_board(info, opts.target, target.destination)
+    if opts.service and not info.systemd:
+        raise BoardError(f"--service: systemd is not running on {target.destination}; deploy without --service and start the "
+                         f"detector another way (nothing was changed on the board)")
     if opts.wheelhouse is not None:
         check_wheelhouse(opts.wheelhouse, info, backend, target.destination)
     install = opts.reinstall or not info.venv_python or info.edgekd_version != kit_version()

@@ -55,12 +55,17 @@ def unit_text(edgekd_dir: str, user: str, backend: str = "onnx", device: str | N
     ])
 
 
+def _shell_word(path: str) -> str:
+    """A path as one shell word a user can paste: a leading ``~/`` stays outside the quotes so the shell expands it."""
+    return "~/" + shlex.quote(path[2:]) if path.startswith("~/") else shlex.quote(path)
+
+
 def _run(target: SshTarget, script: str, stdin: bytes | None, what: str, edgekd_dir: str = "~/edgekd") -> RemoteResult:
     res = target.run(_PRELUDE + script, stdin=stdin, check=False, what=what)
     if res.returncode == NO_SYSTEMD_EXIT:
         raise BoardError(f"systemd is not running on {target.destination} (needed to {what}); "
-                         f"run the detector by hand there: {shlex.quote(edgekd_dir + '/venv/bin/python')} -m edgekd run "
-                         f"{shlex.quote(edgekd_dir + '/current')} --mic")
+                         f"run the detector by hand there: {_shell_word(edgekd_dir + '/venv/bin/python')} -m edgekd run "
+                         f"{_shell_word(edgekd_dir + '/current')} --mic")
     if res.returncode == NO_ROOT_EXIT:
         raise BoardError(f"{what} on {target.destination} needs root: log in as root or allow passwordless sudo for systemctl")
     if res.returncode != 0:
@@ -78,7 +83,7 @@ def install_service(target: SshTarget, unit: str, edgekd_dir: str = "~/edgekd") 
 def service_status(target: SshTarget, lines: int = 20) -> str:
     """``systemctl status`` plus the last detections from the journal."""
     res = _run(target, f"systemctl status {UNIT_NAME} --no-pager -n 0 || true\n"
-               f"journalctl -u {UNIT_NAME} -n {int(lines)} --no-pager -o cat || true", None, "status of the service")
+               f"journalctl -u {UNIT_NAME} -n {int(lines)} --no-pager -o cat || true", None, "show the service's status")
     return res.stdout
 
 

@@ -180,16 +180,19 @@ def test_redeploy_corrupt_bundle_selftest_mismatch_and_rollback(deployed: subpro
     _no_injection(board_dir)
 
 
-def test_service_without_systemd_says_so_after_deploying(deployed: subprocess.CompletedProcess[str], board_dir: Path, sshd: Sshd,
-                                                        local_bundles: dict[str, Path]) -> None:
+def test_service_without_systemd_is_refused_before_the_switch(deployed: subprocess.CompletedProcess[str], board_dir: Path, sshd: Sshd,
+                                                              local_bundles: dict[str, Path]) -> None:
     if Path("/run/systemd/system").is_dir():
         pytest.skip("systemd runs here: installing a real unit on the test machine is not done by tests")
     assert deployed.returncode == 0
-    line = one_error_line(edgekd("deploy", local_bundles[INT8.name], HOST, "--remote-dir", board_dir, "--service", ssh=sshd))
-    assert "deployed and current" in line and "systemd is not running" in line
-    assert os.readlink(board_dir / "current").startswith("bundles/kws12-dscnn-kd-int8-")
+    before = os.readlink(board_dir / "current")
+    other = FP32 if before.startswith(f"bundles/{INT8.name}-") else INT8  # a bundle that would move `current`
+    line = one_error_line(edgekd("deploy", local_bundles[other.name], HOST, "--remote-dir", board_dir, "--service", ssh=sshd))
+    assert "systemd is not running" in line and "nothing was changed" in line
+    assert os.readlink(board_dir / "current") == before
     line = one_error_line(edgekd("service", "status", HOST, ssh=sshd))
-    assert "systemd is not running" in line
+    assert "systemd is not running" in line and "needed to show the service's status" in line
+    assert "'~" not in line  # the hand-run command keeps ~ outside quotes, so a shell expands it
 
 
 def test_unknown_host_key_is_refused_unless_accepted(sshd: Sshd, tmp_path: Path, board_dir: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -60,10 +60,10 @@ def _root(
 @app.command("models")
 def models_cmd() -> None:
     """List the architectures in the registry (students and teacher)."""
-    from edgekd.train.students import STUDENTS
+    from edgekd.train.catalog import CATALOG
 
-    for a in STUDENTS.values():
-        print(f"{a.name:12s} {a.role:8s} {a.summary}")
+    for a in CATALOG.values():
+        print(f"{a.name:15s} {a.role:8s} {a.task:4s} {a.summary}")
 
 
 @app.command("demo")
@@ -71,9 +71,9 @@ def models_cmd() -> None:
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for data, checkpoints, bundles and report.md.")] = Path("runs/demo"),
     per_word: Annotated[int, typer.Option(min=1, help="Synthesized utterances per keyword (twice as many _unknown_ words).")] = 400,
-    teacher_epochs: Annotated[int, typer.Option(help="Teacher epochs.")] = 4,
-    student_epochs: Annotated[int, typer.Option(help="Student epochs.")] = 5,
-    threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
+    teacher_epochs: Annotated[int, typer.Option(min=1, help="Teacher epochs.")] = 4,
+    student_epochs: Annotated[int, typer.Option(min=1, help="Student epochs.")] = 5,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="torch threads.")] = 2,
     engines: Annotated[Optional[str], typer.Option(help="Voice engines and weights for the data (default: every installed one, "
                                                         "weighted kokoro:1,piper:1,espeak:3,flite:1,festival:1 to fit the time "
                                                         "budget; Kokoro is the slow one).")] = None,
@@ -91,5 +91,37 @@ def demo_cmd(
                              realdev=str(realdev) if realdev else ""))
 
 
+def _plain_metavars(command: Any) -> None:
+    """Help reads `edgekd run [OPTIONS] BUNDLE` and a flag shows no `<bool>` value column (typer's defaults)."""
+    for param in getattr(command, "params", []):
+        if param.metavar is None and getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.metavar is None and param.param_type_name == "argument" and param.name:
+            param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+            usage = param.metavar if param.required else f"[{param.metavar}]"
+            param._usage_display_name = lambda usage=usage: usage  # typer 0.29 writes a required one as {name}
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
 def main() -> None:
-    app()
+    """The console entry point: usage errors (an unknown option, a value out of range) are one line on stderr and
+    exit 2, as every other user error is; typer's framed box is kept for ``--help`` only."""
+    import sys
+
+    command = typer.main.get_command(app)
+    _plain_metavars(command)
+    try:
+        rc = command.main(prog_name="edgekd", standalone_mode=False)
+    except typer.Abort:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # click's usage errors (typer may vendor click, so matched by what they carry)
+        code, fmt = getattr(e, "exit_code", None), getattr(e, "format_message", None)
+        if not isinstance(code, int) or fmt is None:
+            raise
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"error: {fmt()}{hint}", file=sys.stderr)
+        sys.exit(code)
+    sys.exit(rc if isinstance(rc, int) else 0)

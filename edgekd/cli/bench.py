@@ -20,8 +20,8 @@ def bench_cmd(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result JSON here.")] = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
     mode: Annotated[str, typer.Option(help="auto, stream (streaming-state model) or whole (whole window per inference).")] = "auto",
-    threads: Annotated[int, typer.Option(help="Inference threads (1 = the always-on setting).")] = 1,
-    repeats: Annotated[int, typer.Option(help="Streaming passes over the WAV; medians are reported.")] = 5,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads (1 = the always-on setting).")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, max=1000, help="Streaming passes over the WAV; medians are reported.")] = 5,
     plots: Annotated[Path, typer.Option(help="compare: folder for the PNG plots.")] = Path("bench/plots"),
     remote: Annotated[Optional[str], typer.Option("--remote", help="Run on this board (user@host) instead: BUNDLE is a local bundle folder "
                                                   "(uploaded for the run) or `current` (what is deployed). Needs `edgekd deploy` first.")] = None,

@@ -15,7 +15,7 @@ __all__ = ["deploy_cmd", "rollback_cmd", "board_app", "service_app", "ssh_target
            "AcceptNewOpt", "RemoteDirOpt"]
 
 HostArg = Annotated[str, typer.Argument(help="The board: user@host (or a Host alias from ~/.ssh/config).", show_default=False)]
-PortOpt = Annotated[Optional[int], typer.Option("--port", "-p", help="SSH port (default: ssh's own, from ~/.ssh/config or 22).")]
+PortOpt = Annotated[Optional[int], typer.Option("--port", "-p", min=1, max=65535, help="SSH port (default: ssh's own, from ~/.ssh/config or 22).")]
 IdentityOpt = Annotated[Optional[Path], typer.Option("--identity", "-i", help="Private key file (default: ssh's own).")]
 KnownHostsOpt = Annotated[Optional[Path], typer.Option("--known-hosts", help="known_hosts file to check the board's host key against (default: ssh's).")]
 AcceptNewOpt = Annotated[bool, typer.Option("--accept-new-host-key",
@@ -25,6 +25,11 @@ PythonOpt = Annotated[str, typer.Option("--python", help="Python on the board us
 
 
 def ssh_target(host: str, port: Optional[int], identity: Optional[Path], known_hosts: Optional[Path], accept_new: bool) -> SshTarget:
+    """The board to talk to; a missing --identity file is refused here, before any connection."""
+    from edgekd.errors import ConfigError
+
+    if identity is not None and not identity.is_file():
+        raise ConfigError(f"--identity {identity}: no such key file; give the private key ssh should use")
     return SshTarget(host, port=port, identity=identity, known_hosts=known_hosts, accept_new_host_key=accept_new)
 
 
@@ -40,7 +45,7 @@ def deploy_cmd(
     reinstall: Annotated[bool, typer.Option("--reinstall", help="Reinstall the runtime even when the board has this edgekd version.")] = False,
     remote_dir: RemoteDirOpt = "~/edgekd",
     python: PythonOpt = "python3",
-    threads: Annotated[int, typer.Option(help="Inference threads for the self-test and the service.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads for the self-test and the service.")] = 1,
     port: PortOpt = None,
     identity: IdentityOpt = None,
     known_hosts: KnownHostsOpt = None,
@@ -56,7 +61,7 @@ def deploy_cmd(
     t = ssh_target(host, port, identity, known_hosts, accept_new_host_key)
     preset = get_target(target)
     opts = DeployOptions(remote_dir=remote_dir, python=python, backend=backend, target=preset, wheelhouse=wheelhouse, reinstall=reinstall,
-                         threads=threads)
+                         threads=threads, service=service)
     res = deploy(bundle, t, opts, log=notice)
     for line in res.selftest:
         notice(f"  board: {line}")
@@ -139,7 +144,7 @@ service_app = typer.Typer(help="The systemd service on a board (installed by `ed
 @friendly_errors
 def service_status_cmd(
     host: HostArg,
-    lines: Annotated[int, typer.Option(help="Journal lines (detections) to show.")] = 20,
+    lines: Annotated[int, typer.Option(min=1, help="Journal lines (detections) to show.")] = 20,
     port: PortOpt = None,
     identity: IdentityOpt = None,
     known_hosts: KnownHostsOpt = None,

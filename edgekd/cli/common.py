@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import typer
 from edgekd.errors import ConfigError, EdgeKDError
 from edgekd.fsutil import atomic_write_text
 
-__all__ = ["friendly_errors", "write_json", "notice", "EXIT_USER_ERROR", "check_writable"]
+__all__ = ["friendly_errors", "write_json", "notice", "EXIT_USER_ERROR", "check_writable", "number", "positive", "unit", "fraction", "nonneg"]
 
 EXIT_USER_ERROR = 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,3 +70,29 @@ def check_writable(path: str | os.PathLike[str] | None, what: str = "output") ->
         probe.unlink()
     except OSError as e:  # e.g. a read-only file system, where os.access can still say yes for root
         raise ConfigError(f"{what} {p} is not writable ({e.strerror}); give a path you can write") from None
+
+
+def number(*, gt: float | None = None, ge: float | None = None, le: float | None = None) -> Callable[[Any], Any]:
+    """A typer callback that accepts a finite number within the bounds (``None`` passes): typer's own ``min=`` lets NaN
+    through and knows no open bounds. A violation is a usage error (one line, exit 2)."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number")
+        if gt is not None and not value > gt:
+            raise typer.BadParameter(f"{value} must be > {gt:g}")
+        if ge is not None and not value >= ge:
+            raise typer.BadParameter(f"{value} must be >= {ge:g}")
+        if le is not None and not value <= le:
+            raise typer.BadParameter(f"{value} must be <= {le:g}")
+        return value
+
+    return check
+
+
+positive = number(gt=0.0)  # durations, rates, learning rates, temperatures
+unit = number(ge=0.0, le=1.0)  # thresholds, weights
+fraction = number(gt=0.0, le=1.0)  # a share of the data
+nonneg = number(ge=0.0)  # minutes of optional material (0: none)

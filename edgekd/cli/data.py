@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from edgekd.cli.common import friendly_errors, notice
+from edgekd.cli.common import friendly_errors, nonneg, notice, positive
 from edgekd.data import KWS12_KEYWORDS
 
 app = typer.Typer(help="Make datasets (the embedded synthesizer).", no_args_is_help=True)
@@ -55,7 +55,7 @@ def synth_kws_cmd(
     engines: EnginesOpt = None,
     kokoro_dir: KokoroDirOpt = None,
     cache_dir: SynthCacheOpt = None,
-    seed: Annotated[int, typer.Option(help="Random seed (also decides which voices are held out).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (also decides which voices are held out).")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Synthesis processes (at most the cores).")] = 2,
 ) -> None:
     """Synthesize a keyword dataset with the voice bank: keywords + _unknown_ + _silence_.
@@ -102,7 +102,7 @@ def kokoro_setup_cmd(
 def voices_cmd(
     engines: EnginesOpt = None,
     kokoro_dir: KokoroDirOpt = None,
-    seed: Annotated[int, typer.Option(help="Random seed of the voice split.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed of the voice split.")] = 0,
 ) -> None:
     """List the voice bank: each engine, whether it runs here, and how many voices it gives each split."""
     from edgekd.data.voices.bank import available_engines, voice_split
@@ -127,17 +127,17 @@ def voices_cmd(
 def synth_wakeword_cmd(
     out: Annotated[Path, typer.Argument(help="New folder to write: clips/, transfer.wav, eval/.")],
     phrase: Annotated[str, typer.Option(help="The wake phrase (espeak-ng must be able to say it).")] = "hey jarvis",
-    per_word: Annotated[int, typer.Option(help="Clips of the phrase in clips/ (confusables and other words: twice that).")] = 500,
-    transfer_minutes: Annotated[float, typer.Option(help="Minutes of unlabelled running speech (train voices) for the teacher to label.")] = 20.0,
-    positives: Annotated[int, typer.Option(help="Held-out positive files (test voices) for eval-stream; half as many each by flite and by festival.")] = 200,
-    negative_minutes: Annotated[float, typer.Option(help="Minutes of held-out running speech with confusable phrases.")] = 60.0,
-    ordinary_minutes: Annotated[float, typer.Option(help="Minutes of held-out running speech without confusables (0: none).")] = 0.0,
-    flite_train_clips: Annotated[int, typer.Option(help="Also clips of the phrase by flite's training voices (awb, slt, kal16).")] = 0,
-    flite_negative_clips: Annotated[int, typer.Option(help="Also clips of confusables and other words by flite's training voices.")] = 0,
-    flite_transfer_minutes: Annotated[float, typer.Option(help="Also transfer_flite.wav: running speech by flite's training voices.")] = 0.0,
+    per_word: Annotated[int, typer.Option(min=1, help="Clips of the phrase in clips/ (confusables and other words: twice that).")] = 500,
+    transfer_minutes: Annotated[float, typer.Option(callback=nonneg, help="Minutes of unlabelled running speech (train voices) for the teacher.")] = 20.0,
+    positives: Annotated[int, typer.Option(min=1, help="Held-out positive files (test voices) for eval-stream; half each by flite and festival.")] = 200,
+    negative_minutes: Annotated[float, typer.Option(callback=positive, help="Minutes of held-out running speech with confusable phrases.")] = 60.0,
+    ordinary_minutes: Annotated[float, typer.Option(callback=nonneg, help="Minutes of held-out running speech without confusables (0: none).")] = 0.0,
+    flite_train_clips: Annotated[int, typer.Option(min=0, help="Also clips of the phrase by flite's training voices (awb, slt, kal16).")] = 0,
+    flite_negative_clips: Annotated[int, typer.Option(min=0, help="Also clips of confusables and other words by flite's training voices.")] = 0,
+    flite_transfer_minutes: Annotated[float, typer.Option(callback=nonneg, help="Also transfer_flite.wav: running speech by flite's training voices.")] = 0.0,
     engines: EnginesOpt = None,
     kokoro_dir: KokoroDirOpt = None,
-    seed: Annotated[int, typer.Option(help="Random seed (also decides which voices are held out).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (also decides which voices are held out).")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Synthesis processes for clips/ (at most the cores).")] = 2,
 ) -> None:
     """Wake-word material: clips/ by the voice bank's --engines (Speech Commands layout: the phrase, confusables such
@@ -204,14 +204,14 @@ def synth_wakeword_cmd(
 @friendly_errors
 def synth_sed_cmd(
     out: Annotated[Path, typer.Argument(help="New folder to write: audio/{train,validation,test}/ and {split}.tsv.")],
-    train: Annotated[int, typer.Option(help="Training soundscapes (10 s each).")] = 400,
-    validation: Annotated[int, typer.Option(help="Validation soundscapes.")] = 60,
-    test: Annotated[int, typer.Option(help="Test soundscapes (events from recordings never used for training).")] = 120,
-    transfer: Annotated[int, typer.Option(help="Unlabelled soundscapes from the training recordings (audio/transfer/, no tsv) that "
+    train: Annotated[int, typer.Option(min=1, help="Training soundscapes (10 s each).")] = 400,
+    validation: Annotated[int, typer.Option(min=1, help="Validation soundscapes.")] = 60,
+    test: Annotated[int, typer.Option(min=1, help="Test soundscapes (events from recordings never used for training).")] = 120,
+    transfer: Annotated[int, typer.Option(min=0, help="Unlabelled soundscapes from the training recordings (audio/transfer/, no tsv) that "
                                                "the teacher labels for distillation.")] = 0,
     esc50: Annotated[Optional[Path], typer.Option(help="Use ESC-50 (meta/esc50.csv + audio/) as the event source; fold 5 is unseen.")] = None,
     events: Annotated[Optional[Path], typer.Option(help="Use a folder per class of isolated recordings as the event source.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (also decides which recordings are held out).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (also decides which recordings are held out).")] = 0,
 ) -> None:
     """Compose DESED-style soundscapes: events placed on backgrounds at random times and SNRs (0-20 dB), with
     overlaps, plus a DCASE tsv (filename onset offset event_label) per split. The default events are recordings

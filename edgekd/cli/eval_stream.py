@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import friendly_errors, notice, write_json
+from edgekd.cli.common import friendly_errors, notice, positive, write_json
 
 __all__ = ["eval_stream_cmd"]
 
@@ -23,7 +24,7 @@ def eval_stream_cmd(
     json_out: Annotated[Path, typer.Option("--json", help="Write the sweep and the chosen threshold here.")] = Path("eval_stream.json"),
     det: Annotated[Optional[Path], typer.Option(help="Also draw the DET curve (FRR vs FA/h) to this PNG.")] = None,
     label: Annotated[Optional[str], typer.Option(help="Bundle label to score (default: its only keyword).")] = None,
-    target_fa_per_hour: Annotated[float, typer.Option(help="Pick the threshold with the lowest FRR at or under this FA/h.")] = 0.5,
+    target_fa_per_hour: Annotated[float, typer.Option(callback=positive, help="Pick the threshold with the lowest FRR at or under this FA/h.")] = 0.5,
     write_threshold: Annotated[bool, typer.Option("--write-threshold", help="Store the chosen threshold for LABEL in the bundle's manifest.")] = False,
     backend: Annotated[str, typer.Option(help="Bundle backend: auto, onnx or litert.")] = "auto",
 ) -> None:
@@ -39,7 +40,7 @@ def eval_stream_cmd(
 
     from edgekd import wakeword_eval as we
     from edgekd.errors import ConfigError, DataError
-    from edgekd.runtime.wav import load_audio
+    from edgekd.runtime.audio import wav_blocks
 
     if (bundle is None) == (teacher is None):
         raise ConfigError("give a BUNDLE or --teacher oww:NAME (one of them)")
@@ -55,7 +56,8 @@ def eval_stream_cmd(
 
         name = parse_teacher_spec(teacher)[1]
         target = label or name
-        scorer = OnnxTeacher(teacher).timeline
+        timeline = OnnxTeacher(teacher).timeline
+        scorer = lambda audio: timeline(we.as_array(audio))  # noqa: E731 - the teacher's pipeline takes a whole signal
         system = teacher
     else:
         from edgekd.runtime.detector import load_model
@@ -79,8 +81,8 @@ def eval_stream_cmd(
     if missing:
         raise DataError(f"{annotations}: names {missing[0]} (and {len(missing) - 1} more), not found in {positives}")
 
-    def load(p: Path) -> np.ndarray:
-        return load_audio(p, 16000)
+    def load(p: Path) -> Iterator[np.ndarray]:  # read from disk block by block: an hour of negatives in constant memory
+        return wav_blocks(p, 16000, notice=notice)
 
     pos, pos_s = we.score_files(scorer, wavs, load)
     neg, neg_s = we.score_files(scorer, list(negatives), load, concatenate=True)

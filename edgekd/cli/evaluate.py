@@ -19,7 +19,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="train, validation, test or all (a folder without split lists is evaluated whole).")] = "test",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full result (accuracy, per_label, confusion) here.")] = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
-    threads: Annotated[int, typer.Option(help="Inference threads.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads.")] = 1,
     sed_annotations: Annotated[Optional[Path], typer.Option(help="SED: DCASE tsv (filename onset offset event_label) of --audio.")] = None,
     audio: Annotated[Optional[Path], typer.Option(help="SED: folder of the annotated WAVs.")] = None,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import friendly_errors, notice
+from edgekd.cli.common import friendly_errors, notice, unit
 
 app = typer.Typer(help="Export a checkpoint to a bundle the runtime loads.", no_args_is_help=True)
 
@@ -18,8 +18,8 @@ def onnx_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint from `edgekd train`.")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write (replaced atomically).")],
     golden_wav: Annotated[Optional[Path], typer.Option(help="A WAV to store with its detections as the bundle's stream self-test.")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Detection threshold stored in the manifest.")] = None,
-    stride_ms: Annotated[Optional[int], typer.Option(help="Inference stride stored in the manifest (the hop of a streaming-state model).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(callback=unit, help="Detection threshold stored in the manifest.")] = None,
+    stride_ms: Annotated[Optional[int], typer.Option(min=1, help="Inference stride stored in the manifest (the hop of a streaming-state model).")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="int8 QDQ model from a QAT checkpoint (`edgekd train qat`).")] = False,
     ptq: Annotated[Optional[Path], typer.Option(help="Post-training int8 quantization (onnxruntime), calibrated on WAVs in this folder.")] = None,
 ) -> None:
@@ -50,7 +50,7 @@ def tflite_cmd(
 ) -> None:
     """Add model.tflite (LiteRT) to BUNDLE: fp32, or full-integer int8 with a representative dataset.
 
-    Needs the host-only converter extra: pip install -c constraints.txt "edgekd[tflite]".
+    Needs the host-only converter extra: pip install -c constraints.txt "edgekd\\[tflite]".
     """
     from edgekd.errors import ConfigError
     from edgekd.export.tflite import add_tflite_to_bundle
@@ -79,11 +79,11 @@ def c_array_cmd(
     """Write the bundle's .tflite as a 16-byte aligned C array (model_data.h/.cc) plus model_settings.h (frontend
     parameters, labels, tensor shapes, int8 scale and zero point) for TensorFlow Lite Micro firmware."""
     from edgekd.errors import ConfigError
+    from firmware_bridge.c_array import is_c_identifier
     from firmware_bridge.firmware import write_firmware_sources
 
-    try:
-        written = write_firmware_sources(bundle, out, symbol)
-    except ValueError as e:
-        raise ConfigError(f"--symbol: {e}") from None
+    if not is_c_identifier(symbol):
+        raise ConfigError(f"--symbol {symbol!r} is not a C identifier (letters, digits and _, not starting with a digit)")
+    written = write_firmware_sources(bundle, out, symbol)
     for p in written:
         notice(f"wrote {p}")

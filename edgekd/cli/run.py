@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from edgekd.cli.common import friendly_errors, notice
+from edgekd.cli.common import friendly_errors, notice, positive, unit
 
 __all__ = ["run", "devices", "postprocess_overrides"]
 
@@ -29,15 +29,15 @@ def run(
     stdin: Annotated[bool, typer.Option("--stdin", help="Read raw s16le mono PCM at the model's rate from stdin (arecord | edgekd run).")] = False,
     mic: Annotated[bool, typer.Option("--mic", help="Listen to a microphone (PyAudio) until Ctrl-C or --duration.")] = False,
     device: Annotated[Optional[str], typer.Option(help="Microphone: index or part of the name (see `edgekd devices`).")] = None,
-    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of audio (mic/stdin).")] = None,
+    duration: Annotated[Optional[float], typer.Option(callback=positive, help="Stop after this many seconds of audio (any source).")] = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
     mode: Annotated[str, typer.Option(help="auto (streaming-state model when the bundle has one), stream, or whole (whole window per inference).")] = "auto",
-    threads: Annotated[int, typer.Option(help="Inference threads (1 suits always-on work).")] = 1,
-    chunk_ms: Annotated[int, typer.Option(help="Audio chunk size in ms (results do not depend on it).")] = 80,
-    threshold: Annotated[Optional[float], typer.Option(help="Override the detection threshold for every keyword.")] = None,
-    stride_ms: Annotated[Optional[int], typer.Option(help="Override the inference stride.")] = None,
-    smooth_ms: Annotated[Optional[int], typer.Option(help="Override the posterior smoothing window.")] = None,
-    refractory_ms: Annotated[Optional[int], typer.Option(help="Override the time after a detection during which none fires.")] = None,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads (1 suits always-on work).")] = 1,
+    chunk_ms: Annotated[int, typer.Option(min=1, max=60000, help="Audio chunk size in ms (results do not depend on it).")] = 80,
+    threshold: Annotated[Optional[float], typer.Option(callback=unit, help="Override the detection threshold for every keyword.")] = None,
+    stride_ms: Annotated[Optional[int], typer.Option(min=1, help="Override the inference stride.")] = None,
+    smooth_ms: Annotated[Optional[int], typer.Option(min=0, help="Override the posterior smoothing window.")] = None,
+    refractory_ms: Annotated[Optional[int], typer.Option(min=0, help="Override the time after a detection during which none fires.")] = None,
     strict: Annotated[bool, typer.Option(help="Refuse a WAV at another sample rate instead of resampling it.")] = False,
 ) -> None:
     """Stream audio through BUNDLE; print one JSON line per detection:

@@ -16,7 +16,7 @@ __all__ = ["selftest_cmd"]
 def selftest_cmd(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder.")],
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnx or litert.")] = "auto",
-    threads: Annotated[int, typer.Option(help="Inference threads.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads.")] = 1,
 ) -> None:
     """Check every file's sha256, the golden input -> output within the manifest's tolerance, and the golden stream.
 

@@ -20,8 +20,8 @@ def cache_cmd(
     out: Annotated[Path, typer.Option("--out", help="Cache folder to write (index.json + shard-*.npy).")],
     views: Annotated[int, typer.Option(min=1, help="Augmented views per training clip: must match the students' --views.")] = 3,
     rooms: Annotated[bool, typer.Option(help="Rooms in the training views: must match the students' --rooms.")] = True,
-    workers: Annotated[int, typer.Option(help="Shards scored in parallel processes (ignored under torchrun: one shard per rank).")] = 1,
-    threads: Annotated[int, typer.Option(help="torch threads per process.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Shards scored in parallel processes (ignored under torchrun: one shard per rank).")] = 1,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="torch threads per process.")] = 1,
     cache_dir: Annotated[Path, typer.Option(help="Where the feature cache goes.")] = Path(".edgekd-cache"),
 ) -> None:
     """Score the training split (every augmented view) with TEACHER, in shards: one per torchrun rank, or one per
@@ -49,7 +49,7 @@ def cache_cmd(
 def score_cmd(
     wav: Annotated[Path, typer.Argument(help="16 kHz mono WAV (other rates are resampled).")],
     teacher: Annotated[str, typer.Option("--teacher", help="oww:NAME, an openWakeWord 0.4.0 head (needs the `oww` extra).")] = "oww:hey_jarvis",
-    threads: Annotated[int, typer.Option(help="onnxruntime threads.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="onnxruntime threads.")] = 1,
 ) -> None:
     """Print the teacher's score every 80 ms as `t_ms score` lines (t_ms: end of the chunk), exactly the numbers
     openwakeword's Model.predict gives for the same chunks."""

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import friendly_errors, notice
+from edgekd.cli.common import fraction, friendly_errors, notice, positive, unit
+from edgekd.train.catalog import arch_names
 
 app = typer.Typer(help="Train a teacher, or a student with or without distillation.", no_args_is_help=True)
 
@@ -17,13 +18,13 @@ EpochsOpt = Annotated[int, typer.Option(min=1, help="Passes over the augmented t
 ViewsOpt = Annotated[int, typer.Option(min=1, max=64, help="Augmented views per training clip (computed once, cached).")]
 RoomsOpt = Annotated[bool, typer.Option(help="Training views also go through simulated rooms (cached RIR bank), real background "
                                              "recordings and clipping.")]
-SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
+SeedOpt = Annotated[int, typer.Option(min=0, help="Random seed.")]
 ThreadsOpt = Annotated[int, typer.Option(min=1, max=64, help="torch threads (per process under torchrun).")]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Global batch size (split evenly over torchrun processes).")]
 CacheOpt = Annotated[Path, typer.Option(help="Where feature and teacher-logit caches go (a shared file system under torchrun).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run saved in OUT.state (model, optimizer, "
                                          "scheduler, sampler position, RNG), to the same step count.")]
-SaveEveryOpt = Annotated[int, typer.Option(help="Also save OUT.state every this many steps (it is always saved at each epoch's end).")]
+SaveEveryOpt = Annotated[int, typer.Option(min=0, help="Also save OUT.state every this many steps (it is always saved at each epoch's end).")]
 TeacherCacheOpt = Annotated[Optional[Path], typer.Option(help="A teacher-logit cache from `edgekd teacher cache` (checked against "
                                                           "--teacher when both are given).")]
 
@@ -75,11 +76,11 @@ def _summary(ckpt_path: Path, metrics: dict) -> None:
 def teacher_cmd(
     data: DataOpt,
     out: OutOpt,
-    arch: Annotated[str, typer.Option(help="Architecture from the registry (see `edgekd models`).")] = "cnn-teacher",
+    arch: Annotated[str, typer.Option(help=f"Teacher architecture: {', '.join(arch_names('teacher'))} (see `edgekd models`).")] = "cnn-teacher",
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    lr: Annotated[float, typer.Option(callback=positive, help="Peak learning rate.")] = 3e-3,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 2,
     cache_dir: CacheOpt = Path(".edgekd-cache"),
@@ -102,14 +103,14 @@ def student_cmd(
     teacher: Annotated[Optional[Path], typer.Option(help="Teacher checkpoint to distil from (logits cached once).")] = None,
     teacher_cache: TeacherCacheOpt = None,
     no_teacher: Annotated[bool, typer.Option("--no-teacher", help="Train the same student on hard labels only (the baseline).")] = False,
-    arch: Annotated[str, typer.Option(help="Student architecture: dscnn or bcresnet1.")] = "dscnn",
-    alpha: Annotated[float, typer.Option(help="Weight of the distillation term.")] = 0.7,
-    temperature: Annotated[float, typer.Option(help="Softmax temperature of the distillation term.")] = 3.0,
+    arch: Annotated[str, typer.Option(help=f"Student architecture: {', '.join(arch_names('student'))} (see `edgekd models`).")] = "dscnn",
+    alpha: Annotated[float, typer.Option(callback=unit, help="Weight of the distillation term.")] = 0.7,
+    temperature: Annotated[float, typer.Option(callback=positive, help="Softmax temperature of the distillation term.")] = 3.0,
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
-    subset: Annotated[float, typer.Option(help="Train on this fraction of the training clips.")] = 1.0,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    subset: Annotated[float, typer.Option(callback=fraction, help="Train on this fraction of the training clips.")] = 1.0,
+    lr: Annotated[float, typer.Option(callback=positive, help="Peak learning rate.")] = 3e-3,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 2,
     cache_dir: CacheOpt = Path(".edgekd-cache"),
@@ -120,13 +121,13 @@ def student_cmd(
     """Train a student: distilled from --teacher (or a prebuilt --teacher-cache), or --no-teacher for the hard-label
     baseline. Runs unchanged under torchrun (DDP; same global batch, so the same steps as one process)."""
     from edgekd.errors import ConfigError
+    from edgekd.train.catalog import CATALOG
     from edgekd.train.config import TrainConfig
-    from edgekd.train.students import STUDENTS
 
     distil = teacher is not None or teacher_cache is not None
     if distil == no_teacher:
         raise ConfigError("give --teacher CKPT (and/or --teacher-cache DIR) or --no-teacher")
-    if arch in STUDENTS and STUDENTS[arch].role != "student":
+    if arch in CATALOG and CATALOG[arch].role != "student":
         raise ConfigError(f"{arch} is a teacher architecture; use `edgekd train teacher`")
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, batch_size=batch_size,
                       alpha=alpha if distil else 0.0, temperature=temperature)
@@ -142,7 +143,7 @@ def qat_cmd(
     teacher: Annotated[Optional[Path], typer.Option(help="Keep distilling from this teacher during QAT (cached logits).")] = None,
     teacher_cache: TeacherCacheOpt = None,
     epochs: EpochsOpt = 2,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (lower than float training).")] = 5e-4,
+    lr: Annotated[float, typer.Option(callback=positive, help="Peak learning rate (lower than float training).")] = 5e-4,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
     seed: SeedOpt = 0,
@@ -174,11 +175,11 @@ def sed_cmd(
     data: Annotated[Path, typer.Argument(help="Soundscapes from `edgekd data synth-sed` (audio/<split>/ + <split>.tsv; audio/transfer/ "
                                               "is used for distillation when present).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the models, bundle-int8/, bundle-fp32/ and report.json.")],
-    teacher_epochs: Annotated[int, typer.Option(help="Teacher (sed-crnn) epochs.")] = 20,
-    student_epochs: Annotated[int, typer.Option(help="Distilled student (sed-causal-cnn) epochs.")] = 60,
-    qat_epochs: Annotated[int, typer.Option(help="Quantization-aware fine-tuning epochs.")] = 6,
-    alpha: Annotated[float, typer.Option(help="Weight of the distillation term on labelled soundscapes (transfer ones use it alone).")] = 0.5,
-    temperature: Annotated[float, typer.Option(help="Sigmoid temperature of the distillation term.")] = 1.0,
+    teacher_epochs: Annotated[int, typer.Option(min=1, help="Teacher (sed-crnn) epochs.")] = 20,
+    student_epochs: Annotated[int, typer.Option(min=1, help="Distilled student (sed-causal-cnn) epochs.")] = 60,
+    qat_epochs: Annotated[int, typer.Option(min=1, help="Quantization-aware fine-tuning epochs.")] = 6,
+    alpha: Annotated[float, typer.Option(callback=unit, help="Weight of the distillation term on labelled soundscapes (transfer ones use it alone).")] = 0.5,
+    temperature: Annotated[float, typer.Option(callback=positive, help="Sigmoid temperature of the distillation term.")] = 1.0,
     threads: ThreadsOpt = 2,
 ) -> None:
     """Sound-event detection end to end: train the sed-crnn teacher, distil the causal sed-causal-cnn student
@@ -220,13 +221,13 @@ def wakeword_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for the models, bundle-distilled/, bundle-distilled-int8/ and report.json.")],
     teacher: Annotated[str, typer.Option(help="Teacher that scores raw audio: oww:NAME (openWakeWord 0.4.0 head, the oww extra).")],
     label: Annotated[Optional[str], typer.Option(help="The phrase's clip folder (default: the phrase in clips/synth_meta.json).")] = None,
-    arch: Annotated[str, typer.Option(help="Student architecture.")] = "dscnn",
+    arch: Annotated[str, typer.Option(help=f"Student architecture: {', '.join(arch_names('student'))}.")] = "dscnn",
     epochs: EpochsOpt = 12,
-    qat_epochs: Annotated[int, typer.Option(help="QAT int8 fine-tuning epochs on the same teacher targets (0: no int8 bundle).")] = 2,
-    alpha: Annotated[float, typer.Option(help="Weight of the teacher's soft targets on labelled clips (transfer windows use them alone).")] = 0.7,
+    qat_epochs: Annotated[int, typer.Option(min=0, help="QAT int8 fine-tuning epochs on the same teacher targets (0: no int8 bundle).")] = 2,
+    alpha: Annotated[float, typer.Option(callback=unit, help="Weight of the teacher's soft targets on labelled clips (transfer windows: alone).")] = 0.7,
     views: ViewsOpt = 2,
     baseline: Annotated[bool, typer.Option("--baseline", help="Also train the student on hard labels only (bundle-no_teacher/).")] = False,
-    stride_ms: Annotated[int, typer.Option(help="Run the student every this many ms (80: the teacher's hop; 160 halves the CPU).")] = 80,
+    stride_ms: Annotated[int, typer.Option(min=10, help="Run the student every this many ms (80: the teacher's hop; 160 halves the CPU).")] = 80,
     threads: ThreadsOpt = 2,
 ) -> None:
     """Wake word end to end: the teacher scores every training clip and 1 s windows of the transfer speech, a

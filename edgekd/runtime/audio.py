@@ -74,6 +74,22 @@ class WavFileSource:
             self._reader = None
             self._whole = load_audio(path, sample_rate, strict=strict, notice=notice)
 
+    @property
+    def frames(self) -> int:
+        """How many samples (at ``sample_rate``) the file holds."""
+        if self._whole is not None:
+            return int(self._whole.shape[0])
+        assert self._reader is not None
+        return self._reader.frames
+
+    def samples(self) -> Iterator[np.ndarray]:
+        """The audio from its first sample, as float32 blocks of ``chunk`` samples (the last may be shorter); may be
+        called again for another pass. ``close()`` when done."""
+        if self._reader is not None:
+            self._reader.rewind()
+        for c in self:
+            yield c.samples
+
     def __iter__(self) -> Iterator[Chunk]:
         if self._whole is not None:
             yield from WavSource(self._whole, self.sample_rate, self.chunk)
@@ -90,6 +106,17 @@ class WavFileSource:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
+
+
+def wav_blocks(path: str | os.PathLike[str], sample_rate: int, block: int = 16000, *,
+               notice: Callable[[str], None] | None = None) -> Iterator[np.ndarray]:
+    """A WAV file as float32 blocks at ``sample_rate``, read from disk as they are consumed (constant memory); the file
+    is closed when the blocks run out or the consumer stops."""
+    src = WavFileSource(path, sample_rate, block, notice=notice)
+    try:
+        yield from src.samples()
+    finally:
+        src.close()
 
 
 class RawPcmSource:

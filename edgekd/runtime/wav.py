@@ -249,6 +249,12 @@ class WavReader:
         self.tag, self.channels, self.sample_rate, self.bits = tag, ch, int(rate), bits
         self.frame_bytes = (bits // 8) * ch
         self.frames = self._remaining // self.frame_bytes
+        self._data_at, self._data_bytes = self._f.tell(), self._remaining
+
+    def rewind(self) -> None:
+        """Back to the first sample (read the file again without parsing its header again)."""
+        self._f.seek(self._data_at)
+        self._remaining = self._data_bytes
 
     def read(self, n: int) -> np.ndarray:
         want = min(self._remaining, int(n) * self.frame_bytes)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from edgekd.errors import ConfigError
+from edgekd.train.catalog import CATALOG
 from edgekd.train.students.bcresnet import BCResNet
 from edgekd.train.students.cnn_teacher import CNNTeacher
 from edgekd.train.students.dscnn import DSCNN
@@ -26,17 +27,15 @@ class Architecture:
     task: str = "kws"  # kws: one logit vector per window; sed: one per frame
 
 
-STUDENTS: dict[str, Architecture] = {
-    a.name: a
-    for a in (
-        Architecture("dscnn", "student", DSCNN, "DS-CNN, width 64, 4 depthwise-separable blocks (~23k params)"),
-        Architecture("dscnn-stream", "student", DSCNNStream, "DS-CNN, width 32, valid time kernels: also a streaming graph with state (~7.5k params)"),
-        Architecture("bcresnet1", "student", BCResNet, "BC-ResNet-1 style, broadcasted residual blocks, width 1.25 (~11k params)"),
-        Architecture("cnn-teacher", "teacher", CNNTeacher, "wide VGG-style CNN teacher (~0.6M params)"),
-        Architecture("sed-crnn", "teacher", SedCRNN, "SED teacher: CNN (frequency pooling) + bidirectional GRU, frame logits (~0.3M params)", "sed"),
-        Architecture("sed-causal-cnn", "student", SedCausalCNN, "SED student: causal depthwise-separable CNN, frame logits, streamable (~27k params)", "sed"),
-    )
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "dscnn": DSCNN,
+    "dscnn-stream": DSCNNStream,
+    "bcresnet1": BCResNet,
+    "cnn-teacher": CNNTeacher,
+    "sed-crnn": SedCRNN,
+    "sed-causal-cnn": SedCausalCNN,
 }
+STUDENTS: dict[str, Architecture] = {n: Architecture(n, a.role, _BUILDERS[n], a.summary, a.task) for n, a in CATALOG.items()}
 
 
 def build_model(arch: str, n_labels: int, n_mels: int, **kwargs: object) -> nn.Module:
