@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from edgekd.sed_metrics import score_events
 __all__ = ["evaluate_sed_bundle"]
 
 
-def evaluate_sed_bundle(detector: Any, annotations: Path, audio_dir: Path) -> dict[str, Any]:
+def evaluate_sed_bundle(detector: Any, annotations: Path, audio_dir: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Every WAV of ``audio_dir`` through the bundle; events scored against the tsv (whose labels must be the bundle's)."""
     labels = list(detector.labels)
     ref = read_annotations(annotations, labels=labels)
@@ -26,9 +27,11 @@ def evaluate_sed_bundle(detector: Any, annotations: Path, audio_dir: Path) -> di
     if missing:
         raise DataError(f"{annotations} names {missing[0]} (and {len(missing) - 1} more), not found in {audio_dir}")
     events, durations = {}, {}
-    for w in wavs:
+    for i, w in enumerate(wavs):
         x = load_audio(w, detector.manifest.sample_rate)
         durations[w.name] = x.shape[0] / detector.manifest.sample_rate
         events[w.name] = detector.events(x)
+        if progress:
+            progress(i + 1, len(wavs))
     return {"bundle": detector.manifest.name, "files": len(wavs), **score_events(ref, events, labels, durations),
             "postprocess": detector.postprocess.to_dict()}

@@ -11,6 +11,7 @@ Runtime only (numpy): it can run on a board as well.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,13 +97,14 @@ def _replay(probs: np.ndarray, t_ms: np.ndarray, n_smooth: int, thr: float, refr
 
 def sweep_postprocess(detector: Detector, data_dir: str | os.PathLike[str], *, strides_ms: tuple[int, ...] = (40, 80), refractory_ms: int = 1000,
                       smooth_ms: tuple[int, ...] = (40, 80, 120, 200, 320), thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.4, 0.96, 0.05), 2)),
-                      split: str = "validation", max_clips: int = 600) -> TuneResult:
+                      split: str = "validation", max_clips: int = 600, progress: Callable[[int, int], None] | None = None) -> TuneResult:
     if detector.mode == "stream":  # a streaming-state model infers once per hop: the stride is fixed
         strides_ms = (detector.postprocess.stride_ms,)
     audio, truth = validation_stream(detector, data_dir, split, max_clips=max_clips)
     kw_names = detector.manifest.keyword_labels
     table, best = [], None
-    for stride_ms, sm in ((st, sm) for st in strides_ms for sm in smooth_ms if sm >= st):
+    grid = [(st, sm) for st in strides_ms for sm in smooth_ms if sm >= st]
+    for done, (stride_ms, sm) in enumerate(grid):
         if not table or table[-1]["stride_ms"] != stride_ms:
             probs, t_ms = stream_posteriors(detector, audio, stride_ms)
         n = max(1, round(sm / stride_ms))
@@ -124,6 +126,8 @@ def sweep_postprocess(detector: Detector, data_dir: str | os.PathLike[str], *, s
             key = (round(score / 0.005), stride_ms, thr)
             if best is None or key > (round(best["score"] / 0.005), best["stride_ms"], best["threshold"]):
                 best = row
+        if progress:
+            progress(done + 1, len(grid))
     assert best is not None
     return TuneResult(int(best["stride_ms"]), int(best["smooth_ms"]), float(best["threshold"]), refractory_ms, best["recall"], best["false_alarms"],
                       len(truth), audio.shape[0] / detector.manifest.sample_rate, table)

@@ -126,7 +126,8 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
 
 
 def score_files(scorer: Scorer, files: Sequence[Path], load: Callable[[Path], AudioIn], sample_rate: int = 16000,
-                concatenate: bool = False) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
+                concatenate: bool = False, progress: Callable[[int, int], None] | None = None
+                ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
     """Score each file (each from a fresh stream), or, with ``concatenate``, the files back to back as one stream
     (returned under the key ``""``). ``load`` gives a file's audio whole or as blocks (read lazily, one file open at
     a time). Also returns the total audio seconds."""
@@ -137,12 +138,19 @@ def score_files(scorer: Scorer, files: Sequence[Path], load: Callable[[Path], Au
             samples[0] += b.shape[0]
             yield b
 
+    def opened(i: int, f: Path) -> AudioIn:
+        if progress and i:
+            progress(i, len(files))
+        return load(f)
+
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if concatenate:
-        out[""] = scorer(b for f in files for b in counted(load(f)))
+        out[""] = scorer(b for i, f in enumerate(files) for b in counted(opened(i, f)))
     else:
-        for f in files:
-            out[f.name] = scorer(counted(load(f)))
+        for i, f in enumerate(files):
+            out[f.name] = scorer(counted(opened(i, f)))
+    if progress:
+        progress(len(files), len(files))
     return out, samples[0] / sample_rate
 
 

@@ -92,9 +92,9 @@ def teacher_targets(spec: str, data: Any, transfer: list[np.ndarray], cache: Pat
     clips = SpeechCommands(data.root).clips(data.train.labels, "train", sample_rate=16000, seed=0)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from edgekd.progress import Progress
 
-        bar = tqdm(total=len(clips), desc="teacher scores", unit="clip", dynamic_ncols=True)
+        bar = Progress("teacher scores", len(clips), "clip")
     p_clip = clip_targets(spec, clips, workers=workers, progress=(lambda i, n: bar.update(1)) if bar is not None else None)
     if bar is not None:
         bar.close()

@@ -26,7 +26,8 @@ def _label(r: dict[str, Any]) -> str:
     return f"{r['bundle']} [{r['backend']} {r.get('quantization', '')} {r.get('mode', '')}]".replace(" ]", "]")
 
 
-def compare(paths: list[Path], plot_dir: Path) -> tuple[str, list[Path]]:
+def compare(paths: list[Path], plot_dir: Path | None = None) -> tuple[str, list[Path]]:
+    """A markdown table of bench results, and PNG plots in ``plot_dir`` when one is given (nothing is written otherwise)."""
     results = [load_result(p) for p in paths]
     rows = ["| model [backend] | CPU ms / audio s | latency p50 ms | p99 ms | max ms | RTF | peak RSS MB | model bytes | MACs / audio s | machine |",
             "|---|---|---|---|---|---|---|---|---|---|"]
@@ -36,7 +37,7 @@ def compare(paths: list[Path], plot_dir: Path) -> tuple[str, list[Path]]:
         rows.append(f"| {_label(r)} | {r['cpu_ms_per_audio_s']:.2f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {lat['max']:.3f} | "
                     f"{r.get('rtf', float('nan')):.4f} | {r.get('peak_rss_mb', float('nan')):.1f} | {r.get('model_bytes', 0):,} | "
                     f"{r.get('macs_per_audio_s', 0) / 1e6:.1f} M | {mach.get('cpu', '?')} ({mach.get('arch', '?')}) |")
-    written = _plots(results, plot_dir)
+    written = _plots(results, plot_dir) if plot_dir is not None else []
     return "\n".join(rows), written
 
 

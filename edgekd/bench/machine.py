@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import shlex
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_model", "machine_facts"]
+__all__ = ["cpu_model", "machine_facts", "provenance"]
 
 _LIBS = ("numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime", "torch", "onnx", "openwakeword", "edgekd")
 
@@ -44,6 +46,23 @@ def machine_facts() -> dict[str, Any]:
         "libraries": versions,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def provenance(measured: str, bundle: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The block every result file carries: what was measured, on which bundle (its folder and the sha256 of its
+    manifest, which lists every file's sha256), where (machine, library versions, date) and by which command."""
+    argv = list(sys.argv)
+    if argv and (Path(argv[0]).name in ("edgekd", "__main__.py") or argv[0] == "-m"):
+        argv[0] = "edgekd"
+    block: dict[str, Any] = {"measured": measured, "command": shlex.join(argv), "machine": machine_facts()}
+    if bundle is not None:
+        manifest = Path(bundle) / "manifest.json"
+        block["bundle"] = str(bundle)
+        if manifest.is_file():
+            from edgekd.manifest import sha256_file
+
+            block["bundle_sha256"] = sha256_file(manifest)
+    return block
 
 
 def machine_slug() -> str:

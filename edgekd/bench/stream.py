@@ -11,12 +11,13 @@ from __future__ import annotations
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekd.bench.machine import machine_facts
+from edgekd.bench.machine import machine_facts, provenance
 from edgekd.errors import AudioFormatError, ConfigError
 from edgekd.manifest import MANIFEST_NAME, sha256_file
 from edgekd.runtime.audio import WavFileSource
@@ -42,6 +43,7 @@ def bench_stream(
     chunk_ms: int = 80,
     notice: Any = None,
     mode: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     det = load_model(bundle, backend=backend, threads=threads, mode=mode)
     m = det.manifest
@@ -82,6 +84,8 @@ def bench_stream(
             wall.append(time.perf_counter() - w0 - read_wall)
             lat_all.extend(stream.inference_ms)
             infer = stream.inferences
+            if progress:
+                progress(len(cpu), repeats)
     finally:
         src.close()
     lat = np.asarray(lat_all)
@@ -115,7 +119,8 @@ def bench_stream(
         "backend": det.backend.name,
         "mode": det.mode,
         "backend_version": det.backend.version,
-        "threads": threads,
+        "threads": det.backend.threads,
         "stride_ms": det.stride_ms,
         "machine": machine_facts(),
+        "provenance": provenance(f"CPU, latency and memory of streaming a WAV ({det.backend.name}, {det.mode})", bundle),
     }

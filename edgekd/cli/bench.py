@@ -22,7 +22,7 @@ def bench_cmd(
     mode: Annotated[str, typer.Option(help="auto, stream (streaming-state model) or whole (whole window per inference).")] = "auto",
     threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads (1 = the always-on setting).")] = 1,
     repeats: Annotated[int, typer.Option(min=1, max=1000, help="Streaming passes over the WAV; medians are reported.")] = 5,
-    plots: Annotated[Path, typer.Option(help="compare: folder for the PNG plots.")] = Path("bench/plots"),
+    plots: Annotated[Optional[Path], typer.Option(help="compare: also draw PNG plots into this folder (needs matplotlib).")] = None,
     remote: Annotated[Optional[str], typer.Option("--remote", help="Run on this board (user@host) instead: BUNDLE is a local bundle folder "
                                                   "(uploaded for the run) or `current` (what is deployed). Needs `edgekd deploy` first.")] = None,
     results_dir: Annotated[Path, typer.Option(help="--remote: the JSON is also saved under RESULTS_DIR/<host>/.")] = Path("bench/results"),
@@ -36,7 +36,7 @@ def bench_cmd(
     latency p50/p90/p99/max, real-time factor, peak RSS, model bytes, params and MACs (from the ONNX graph),
     backend, threads and machine facts. Runs with the runtime only (no torch).
 
-    `edgekd bench compare A.json B.json ...` prints a markdown table and writes PNG plots (needs matplotlib).
+    `edgekd bench compare A.json B.json ...` prints a markdown table; with --plots DIR it also draws PNG plots there.
     """
     from edgekd.cli.common import check_writable
 
@@ -69,11 +69,15 @@ def bench_cmd(
         notice(f"wrote {saved}")
     else:
         from edgekd.bench.stream import bench_stream
+        from edgekd.progress import Progress
 
-        res = bench_stream(targets[0], wav, backend=backend, threads=threads, repeats=repeats, notice=notice, mode=mode)
+        with Progress("bench", repeats, "pass") as bar:
+            res = bench_stream(targets[0], wav, backend=backend, threads=threads, repeats=repeats, notice=notice, mode=mode,
+                               progress=bar.callback())
     if json_out is not None:
         write_json(json_out, res)
     lat = res["latency_ms"]
-    notice(f"{res['bundle']} [{res['backend']} {res['quantization']} {res['mode']}, {threads} thread(s)]: {res['cpu_ms_per_audio_s']:.2f} CPU ms per audio s, "
-           f"latency p50 {lat['p50']:.3f} ms p99 {lat['p99']:.3f} ms, RTF {res['rtf']:.4f}, peak RSS {res['peak_rss_mb']:.1f} MB")
+    notice(f"{res['bundle']} [{res['backend']} {res['quantization']} {res['mode']}, {res['threads']} thread(s)]: "
+           f"{res['cpu_ms_per_audio_s']:.2f} CPU ms per audio s, latency p50 {lat['p50']:.3f} ms p99 {lat['p99']:.3f} ms, "
+           f"RTF {res['rtf']:.4f}, peak RSS {res['peak_rss_mb']:.1f} MB")
     print(f"{res['cpu_ms_per_audio_s']:.3f}")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -12,16 +11,6 @@ from edgekd.cli.common import friendly_errors, nonneg, notice, positive
 from edgekd.data import KWS12_KEYWORDS
 
 app = typer.Typer(help="Make datasets (the embedded synthesizer).", no_args_is_help=True)
-
-
-def _bar_progress(bar: Any) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback that drives a tqdm bar (tqdm throttles the redraws)."""
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    return progress
 
 
 EnginesOpt = Annotated[Optional[str], typer.Option(
@@ -64,11 +53,10 @@ def synth_kws_cmd(
     festival (CMU speakers). Whole speakers are split between train / validation / test (validation_list.txt,
     testing_list.txt), so test speakers are unseen. The folder appears only when complete.
     """
-    from tqdm import tqdm
-
     from edgekd.data.synth_kws import OTHER_WORDS, SynthKwsConfig, synth_kws
     from edgekd.data.voices.cache import default_cache_dir
     from edgekd.errors import ConfigError
+    from edgekd.progress import Progress
 
     bank = voice_options(engines, kokoro_dir)
     words = KWS12_KEYWORDS if keywords is None else tuple(w.strip().lower() for w in keywords.split(",") if w.strip())
@@ -76,8 +64,8 @@ def synth_kws_cmd(
         raise ConfigError("--keywords: give distinct, non-empty words separated by commas")
     cfg = SynthKwsConfig(per_word=per_word, unknown_total=unknown, silence_total=silence, seed=seed, workers=workers, engines=bank,
                          keywords=words, other_words=tuple(w for w in OTHER_WORDS if w not in words))
-    with tqdm(total=0, desc="synthesize", unit="clip", dynamic_ncols=True) as bar:
-        counts = synth_kws(out, cfg, progress=_bar_progress(bar), cache_dir=cache_dir or default_cache_dir())
+    with Progress("synthesize", unit="clip") as bar:
+        counts = synth_kws(out, cfg, progress=bar.callback(), cache_dir=cache_dir or default_cache_dir())
     notice(f"wrote {sum(counts.values())} clips in {len(counts)} folders to {out} (engines: {', '.join(e for e, _ in bank)})")
 
 
@@ -149,12 +137,11 @@ def synth_wakeword_cmd(
     "hey jarvis") and optionally eval/ordinary.wav. Train on it with `edgekd train wakeword OUT`."""
     import shutil
 
-    from tqdm import tqdm
-
     from edgekd.data.synth_kws import synth_kws
     from edgekd.data.synth_wakeword import engine_clips, positive_files, speech_stream, wakeword_config
     from edgekd.data.voices.cache import default_cache_dir
     from edgekd.errors import ConfigError
+    from edgekd.progress import Progress
     from edgekd.runtime.wav import write_wav
 
     if per_word < 1 or positives < 2 or workers < 1 or min(transfer_minutes, negative_minutes) <= 0 or ordinary_minutes < 0:
@@ -172,9 +159,9 @@ def synth_wakeword_cmd(
     if shutil.which("flite") is None:
         notice("flite is not installed (apt install flite): no eval/positives_flite")
     bank = voice_options(engines, kokoro_dir)
-    with tqdm(total=0, desc="clips", unit="clip", dynamic_ncols=True) as bar:
+    with Progress("clips", unit="clip") as bar:
         synth_kws(out / "clips", wakeword_config(phrase=phrase, per_word=per_word, seed=seed, workers=workers, engines=bank),
-                  progress=_bar_progress(bar), cache_dir=default_cache_dir())
+                  progress=bar.callback(), cache_dir=default_cache_dir())
     if flite_train_clips or flite_negative_clips:
         notice(f"clips/: {flite_train_clips} phrase and {flite_negative_clips} confusable/word clips by flite's training voices")
         engine_clips(out / "clips", flite_train_clips, engine="flite", words=(phrase,), seed=seed + 71)
@@ -217,10 +204,9 @@ def synth_sed_cmd(
     overlaps, plus a DCASE tsv (filename onset offset event_label) per split. The default events are recordings
     Debian ships (sonic-pi-samples, sound-theme-freedesktop, sound-icons, gnome-audio) plus synthesized speech
     and beeps; each class's recordings are split so test soundscapes hold recordings the model never heard."""
-    from tqdm import tqdm
-
     from edgekd.data.synth_sed import SynthSedConfig, esc50_sources, folder_sources, synth_sed
     from edgekd.errors import ConfigError
+    from edgekd.progress import Progress
 
     if esc50 is not None and events is not None:
         raise ConfigError("give --esc50 or --events, not both")
@@ -228,7 +214,7 @@ def synth_sed_cmd(
         raise ConfigError("--train, --validation and --test must be >= 1 (--transfer >= 0)")
     sources = esc50_sources(esc50) if esc50 is not None else folder_sources(events, seed) if events is not None else None
     cfg = SynthSedConfig(scapes_train=train, scapes_validation=validation, scapes_test=test, scapes_transfer=transfer, seed=seed)
-    with tqdm(total=train + validation + test + transfer, desc="soundscapes", unit="scape", dynamic_ncols=True) as bar:
-        meta = synth_sed(out, cfg, progress=lambda done, total: bar.update(done - bar.n), sources=sources,
+    with Progress("soundscapes", train + validation + test + transfer, "scape") as bar:
+        meta = synth_sed(out, cfg, progress=bar.callback(), sources=sources,
                          synthesized=("speech", "beep") if sources is None else ())
     notice(f"wrote {train + validation + test + transfer} soundscapes with {len(meta['labels'])} event classes to {out}")

@@ -39,7 +39,9 @@ def eval_stream_cmd(
     import numpy as np
 
     from edgekd import wakeword_eval as we
+    from edgekd.bench.machine import provenance
     from edgekd.errors import ConfigError, DataError
+    from edgekd.progress import Progress
     from edgekd.runtime.audio import wav_blocks
 
     if (bundle is None) == (teacher is None):
@@ -84,8 +86,10 @@ def eval_stream_cmd(
     def load(p: Path) -> Iterator[np.ndarray]:  # read from disk block by block: an hour of negatives in constant memory
         return wav_blocks(p, 16000, notice=notice)
 
-    pos, pos_s = we.score_files(scorer, wavs, load)
-    neg, neg_s = we.score_files(scorer, list(negatives), load, concatenate=True)
+    with Progress("positives", len(wavs), "file") as bar:
+        pos, pos_s = we.score_files(scorer, wavs, load, progress=bar.callback())
+    with Progress("negatives", len(negatives), "file") as bar:
+        neg, neg_s = we.score_files(scorer, list(negatives), load, concatenate=True, progress=bar.callback())
     if neg_s < 60.0:
         notice(f"warning: only {neg_s:.1f} s of negative audio; FA/h from less than a minute is meaningless (use an hour or more)")
     thresholds = [round(x, 3) for x in np.arange(0.01, 1.0, 0.01)]
@@ -93,7 +97,8 @@ def eval_stream_cmd(
     chosen = we.pick_threshold(sweep, target_fa_per_hour)
     res = {"system": system, "label": target, "positives": len(rows), "positive_seconds": pos_s, "negative_seconds": neg_s,
            "negative_files": [str(n) for n in negatives], "target_fa_per_hour": target_fa_per_hour, "chosen": chosen, "sweep": sweep,
-           "rules": {"tail_ms": we.TAIL_MS, "debounce_ms": we.DEBOUNCE_MS, "negatives": "streamed back to back"}}
+           "rules": {"tail_ms": we.TAIL_MS, "debounce_ms": we.DEBOUNCE_MS, "negatives": "streamed back to back"},
+           "provenance": provenance(f"FRR at FA/h of {target!r} (streamed positives and negatives)", bundle)}
     write_json(json_out, res)
     if det is not None:
         we.det_plot({system: sweep}, det, target_fa_per_hour)

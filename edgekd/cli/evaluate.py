@@ -34,7 +34,9 @@ def evaluate(
 
     check_writable(json_out, "--json")
 
+    from edgekd.bench.machine import provenance
     from edgekd.errors import ConfigError
+    from edgekd.progress import Progress
     from edgekd.runtime.detector import load_model
 
     det = load_model(bundle, backend=backend, threads=threads)
@@ -45,7 +47,9 @@ def evaluate(
             raise ConfigError("a sound-event bundle is evaluated with --sed-annotations TSV --audio DIR")
         from edgekd.evaluate_sed import evaluate_sed_bundle
 
-        res = evaluate_sed_bundle(det, sed_annotations, audio)
+        with Progress("eval", unit="file") as bar:
+            res = evaluate_sed_bundle(det, sed_annotations, audio, progress=bar.callback())
+        res["provenance"] = provenance("event- and segment-based F1 of the runtime's events", bundle)
         if json_out is not None:
             write_json(json_out, res)
         ev, seg = res["event_based"], res["segment_based"]
@@ -57,7 +61,9 @@ def evaluate(
         raise ConfigError("give the data folder: --data DIR")
     from edgekd.evaluate import evaluate_kws
 
-    res = evaluate_kws(det, data, split)
+    with Progress("eval", unit="clip") as bar:
+        res = evaluate_kws(det, data, split, progress=bar.callback())
+    res["provenance"] = provenance(f"top-1 accuracy on {data} ({res['split']})", bundle)
     if json_out is not None:
         write_json(json_out, res)
     worst = sorted(((v, k) for k, v in res["per_label"].items() if v is not None))[:3]

@@ -30,7 +30,9 @@ def tune_cmd(
 
     check_writable(json_out, "--json")
 
+    from edgekd.bench.machine import provenance
     from edgekd.errors import ConfigError
+    from edgekd.progress import Progress
     from edgekd.runtime.detector import load_model
     from edgekd.tune import sweep_postprocess
 
@@ -46,10 +48,12 @@ def tune_cmd(
         if few:
             raise ConfigError(f"only {few[0][0]} {split} clip(s) of {few[0][1]!r} (at least {MIN_CLIPS_PER_LABEL} per keyword to --write); "
                               "give more validation data, or --force")
-    res = sweep_postprocess(det, data, split=split)
+    with Progress("tune", unit="setting") as bar:
+        res = sweep_postprocess(det, data, split=split, progress=bar.callback())
     if json_out is not None:
         write_json(json_out, {"chosen": res.postprocess(), "recall": res.recall, "false_alarms": res.false_alarms,
-                              "keyword_clips": res.keyword_clips, "audio_seconds": res.audio_seconds, "sweep": res.table})
+                              "keyword_clips": res.keyword_clips, "audio_seconds": res.audio_seconds, "sweep": res.table,
+                              "provenance": provenance(f"keyword recall and false alarms over post-processing settings on {data} ({split})", bundle)})
     notice(f"chosen {res.postprocess()}: recall {res.recall:.3f} on {res.keyword_clips} keyword clips, "
            f"{res.false_alarms} false alarms in {res.audio_seconds:.0f} s of {split} audio")
     if write:

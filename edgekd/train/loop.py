@@ -154,10 +154,9 @@ def train_model(
         net = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
     bar = None
     if progress and d.is_main:
-        from tqdm import tqdm
+        from edgekd.progress import Progress
 
-        bar = tqdm(total=total, initial=step, desc=f"train {cfg.arch}" + (f" x{d.world_size}" if d.enabled else ""), unit="step",
-                   dynamic_ncols=True)
+        bar = Progress(f"train {cfg.arch}" + (f" x{d.world_size}" if d.enabled else ""), total, "step", initial=step)
 
     def snapshot() -> None:
         if state is None or not d.is_main:

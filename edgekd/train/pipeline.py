@@ -36,15 +36,10 @@ class KwsData:
 def _bar(desc: str, enabled: bool):  # type: ignore[no-untyped-def]
     if not enabled:
         return None, None
-    from tqdm import tqdm
+    from edgekd.progress import Progress
 
-    bar = tqdm(total=0, desc=desc, unit="clip", dynamic_ncols=True)
-
-    def cb(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)  # tqdm throttles the redraws
-
-    return bar, cb
+    bar = Progress(desc, unit="clip")
+    return bar, bar.callback()
 
 
 def load_kws_data(

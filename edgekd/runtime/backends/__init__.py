@@ -21,6 +21,7 @@ class Backend(Protocol):
 
     name: str
     version: str
+    threads: int  # intra-op threads the engine runs with (read back from it where it tells)
 
     @property
     def input_specs(self) -> tuple[TensorSpec, ...]: ...

@@ -52,7 +52,8 @@ class LiteRTBackend:
     def __init__(self, model_path: Path, *, threads: int = 1) -> None:
         interp_cls, self.implementation, self.version = interpreter_class()
         try:
-            self._interp = interp_cls(model_path=str(model_path), num_threads=max(1, int(threads)))
+            self.threads = max(1, int(threads))  # the interpreter's num_threads
+            self._interp = interp_cls(model_path=str(model_path), num_threads=self.threads)
             self._runner = self._interp.get_signature_runner()
         except Exception as e:  # the interpreter raises ValueError/RuntimeError with long texts
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

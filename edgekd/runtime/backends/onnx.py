@@ -49,6 +49,7 @@ class OnnxBackend:
         except Exception as e:  # onnxruntime raises its own exception types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BackendError(f"{model_path}: onnxruntime cannot load the model ({first})") from None
+        self.threads = int(self._sess.get_session_options().intra_op_num_threads)  # as the session uses it
         self._inputs = tuple(_spec(a) for a in self._sess.get_inputs())
         self._outputs = tuple(_spec(a) for a in self._sess.get_outputs())
         self._output_names = [o.name for o in self._outputs]
