@@ -59,8 +59,37 @@ def _check_shape(d: dict[str, Any]) -> None:
     if "sample_rate" in fe and fe["sample_rate"] != sr:
         raise bad(f"sample_rate {sr} contradicts the frontend's {fe['sample_rate']}")
     wf = d.get("window_frames")
-    if not isinstance(wf, int) or isinstance(wf, bool) or wf <= 0:
+    if not _positive_int(wf):
         raise bad("window_frames must be a positive integer")
+    _check_streaming(d.get("streaming") or {}, d.get("task", "kws"), bad)
+
+
+def _positive_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x > 0
+
+
+def _check_streaming(st: dict[str, Any], task: Any, bad: Any) -> None:
+    """The streaming block: for a sed bundle its pooling/context/stride integers; for a kws bundle with one, the
+    streaming-state graph's file names, tensor names, hop and state tensors."""
+    if task == "sed":
+        for key in ("time_pool", "context_frames", "stride_frames"):
+            if key in st and not _positive_int(st[key]):
+                raise bad(f"streaming.{key} must be a positive integer")
+        return
+    if not st:
+        return
+    for key in ("model_file", "init", "frames_input", "logits_output"):
+        if not isinstance(st.get(key), str) or not st[key]:
+            raise bad(f"streaming.{key} must be a non-empty string")
+    if not _positive_int(st.get("hop_frames")):
+        raise bad("streaming.hop_frames must be a positive integer")
+    states = st.get("states")
+    if not isinstance(states, list) or not states:
+        raise bad("streaming.states must be a non-empty list")
+    for x in states:
+        if (not isinstance(x, dict) or not all(isinstance(x.get(k), str) and x[k] for k in ("input", "output"))
+                or not isinstance(x.get("shape"), list) or not all(_positive_int(n) for n in x["shape"])):
+            raise bad("streaming.states must hold {input, output, shape} objects (names and positive sizes)")
 
 
 @dataclass(frozen=True)
