@@ -26,7 +26,7 @@ class Progress:
         self._file = file if file is not None else sys.stderr
         self._t0 = time.monotonic()
         self._postfix = ""
-        self._printed_decile = -1
+        self._printed_decile = 0  # the first line is the first tenth done
         self._bar: Any = None
         mode = os.environ.get("EDGEKD_PROGRESS", "auto").lower()
         self._on = enabled and mode != "off"
@@ -72,7 +72,7 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self._on and self._printed_decile >= 0 and self._printed_decile < 10:
+        elif self._on and 0 < self._printed_decile < 10:
             self._line(final=True)  # a log that showed the work going on also shows where it ended
 
     def _line(self, final: bool) -> None:

@@ -100,6 +100,15 @@ def _plain_metavars(command: Any) -> None:
             param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
             usage = param.metavar if param.required else f"[{param.metavar}]"
             param._usage_display_name = lambda usage=usage: usage  # typer 0.29 writes a required one as {name}
+    original = command.get_help_option
+
+    def help_option(ctx: Any, original: Any = original) -> Any:  # --help is made per call, outside ``params``
+        opt = original(ctx)
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+    command.get_help_option = help_option
     for sub in getattr(command, "commands", {}).values():
         _plain_metavars(sub)
 

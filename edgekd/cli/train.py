@@ -29,6 +29,15 @@ TeacherCacheOpt = Annotated[Optional[Path], typer.Option(help="A teacher-logit c
                                                           "--teacher when both are given).")]
 
 
+def _check_inputs(**paths: Optional[Path]) -> None:
+    """Refuse a named input file that is not there before any data is read (one line)."""
+    from edgekd.errors import ConfigError
+
+    for name, path in paths.items():
+        if path is not None and not path.is_file():
+            raise ConfigError(f"--{name.replace('_', '-')} {path}: no such file")
+
+
 def _state(out: Path, resume: bool, save_every: int):  # type: ignore[no-untyped-def]
     from edgekd.train.loop import Resume
 
@@ -124,6 +133,7 @@ def student_cmd(
     from edgekd.train.catalog import CATALOG
     from edgekd.train.config import TrainConfig
 
+    _check_inputs(teacher=teacher)
     distil = teacher is not None or teacher_cache is not None
     if distil == no_teacher:
         raise ConfigError("give --teacher CKPT (and/or --teacher-cache DIR) or --no-teacher")
@@ -157,6 +167,7 @@ def qat_cmd(
     from edgekd.train.dist import DistContext
     from edgekd.train.pipeline import train_qat
 
+    _check_inputs(checkpoint=checkpoint, teacher=teacher)
     d = DistContext.from_env()
     try:
         c = train_qat(_load(data, views, cache_dir, d, rooms), checkpoint, out, teacher=teacher, teacher_cache=teacher_cache, epochs=epochs, lr=lr,
