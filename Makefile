@@ -23,7 +23,7 @@ KOKORO_DIR := $(EDGEKD_CACHE_DIR)/kokoro
 # Real recordings for measurement only (never trained on); absent on a user's machine, and that is fine.
 REALDEV ?= ../shared/realdev
 
-.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed kokoro realdev voices-study
+.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed kokoro realdev voices-study fuzz long-wav
 
 help:
 	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
@@ -36,6 +36,8 @@ help:
 	@echo "make kd-study  KD vs no-teacher over 3 seeds, full data and a 10% subset (bench/results/kd_study.json)"
 	@echo "make realdev   every KWS bundle in models/ on real Speech Commands speakers in ../shared/realdev (bench/results/realdev.json)"
 	@echo "make voices-study  DS-CNN on espeak vs each added voice engine vs all, with and without rooms (bench/results/voices_study.json)"
+	@echo "make fuzz      2000 mutated WAVs and 2000 mutated bundles through edgekd run/selftest (bench/results/fuzz.json)"
+	@echo "make long-wav  peak RSS of run, bench and eval-stream on a 1-hour WAV (bench/results/long_wav_rss.json)"
 
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -104,6 +106,14 @@ voices-study: install
 
 kd-study: install
 	$(PY) bench/kd_study.py --out bench/results/kd_study.json
+	$(PY) bench/summarize.py
+
+fuzz: install
+	$(PY) -m bench.fuzz --examples 2000
+	$(PY) bench/summarize.py
+
+long-wav: install
+	$(PY) bench/long_wav_rss.py --minutes 60
 	$(PY) bench/summarize.py
 
 clean:

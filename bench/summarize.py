@@ -169,6 +169,30 @@ def main() -> None:
             lt = f"{100 * li['accuracy']:.2f}% | {li['model_bytes']:,} | {li['latency_ms']['p50']:.3f}" if li else "- | - | -"
             out.append(f"| {r['variant']} | {100 * o['accuracy']:.2f}% | {o['model_bytes']:,} | {o['latency_ms']['p50']:.3f} | {lt} |")
         out += ["", f"Test split: unseen espeak-ng voices. Measured: {_machine(d)}.", ""]
+    lw = RESULTS / "long_wav_rss.json"
+    if lw.is_file():
+        d = _load(lw)
+        rows = [("`edgekd run --wav` (blocks from disk)", d["streamed_from_disk"]), ("the same stream from the whole file in memory (before)",
+                d["loaded_whole"])]
+        rows += [(name, d[key]) for name, key in (("`edgekd bench --wav --repeats 1`", "bench_streamed"),
+                                                   ("`edgekd eval-stream --negatives` (one positive)", "eval_stream_streamed")) if key in d]
+        out += ["## A long WAV in constant memory (`make long-wav`)", "",
+                f"{d['minutes']:.0f} minutes of 16 kHz audio ({d['wav_mb']} MB WAV) through `{Path(d['bundle']).name}`, each command in "
+                f"its own process; peak RSS (goal < {d['goal_peak_rss_mb']} MB):", "", "| command | peak RSS MB | CPU s |", "|---|---|---|"]
+        out += [f"| {name} | {r['peak_rss_mb']:.1f} | {r['cpu_s']:.1f} |" for name, r in rows]
+        out += ["", f"Measured: {_machine(d)}.", ""]
+    fz = RESULTS / "fuzz.json"
+    if fz.is_file():
+        d = _load(fz)
+        prov = d["provenance"]
+        out += ["## Fuzzing the input boundary (`make fuzz`)", "",
+                f"{d['examples_per_target']} mutated WAVs and {d['examples_per_target']} mutated bundles (Hypothesis, seed {d['seed']}) "
+                "through `edgekd run` / `edgekd selftest` in one process: every case ended with exit 0, or exit 2 and one `error:` line, "
+                "within the hang guard, and no bundle whose files differ from its listing passed `selftest`. Outcomes:", "",
+                "| target | mutation -> exit codes | cases |", "|---|---|---|"]
+        for target, counts in d["outcomes"].items():
+            out += [f"| {target} | {k} | {v} |" for k, v in counts.items()]
+        out += ["", f"Measured: {_machine(prov)}.", ""]
     (HERE / "README.md").write_text("\n".join(out))
     print(f"wrote {HERE / 'README.md'}")
 
