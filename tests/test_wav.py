@@ -147,3 +147,18 @@ def test_run_streams_a_wav_from_disk_with_the_same_detections(shipped_bundle: Pa
     got = [d for c in src for d in s.accept_waveform(c.samples)]
     src.close()
     assert [(d.label, d.t_ms) for d in got] == [(d.label, d.t_ms) for d in whole] and got
+
+
+@pytest.mark.parametrize("rate", [0, 1, 999, 768001, 0xFFFFFFFF])
+def test_implausible_sample_rate_is_refused(tmp_path: Path, rate: int) -> None:
+    # found by bench/fuzz.py: a header saying 1 Hz made one second of samples resample into hours of audio
+    from edgekd.runtime.wav import WavReader
+
+    pcm = np.zeros(1600, "<i2").tobytes()
+    p = tmp_path / "odd.wav"
+    p.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, 2 * rate & 0xFFFFFFFF, 2, 16)
+                  + b"data" + struct.pack("<I", len(pcm)) + pcm)
+    with pytest.raises(AudioFormatError, match="Hz"):
+        load_audio(p, 16000)
+    with pytest.raises(AudioFormatError, match="Hz"):
+        WavReader(p)

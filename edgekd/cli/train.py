@@ -200,6 +200,7 @@ def sed_cmd(
     reused: delete one to retrain it."""
     from dataclasses import asdict
 
+    from edgekd.bench.machine import provenance
     from edgekd.cli.common import write_json
     from edgekd.errors import ConfigError
     from edgekd.sed_pipeline import SedRecipe, export_scored_bundle, load_sed_data, score_sed_model, train_sed_models
@@ -210,7 +211,8 @@ def sed_cmd(
     recipe = SedRecipe(teacher_epochs=teacher_epochs, student_epochs=student_epochs, qat_epochs=qat_epochs, alpha=alpha,
                        temperature=temperature, threads=threads)
     models = train_sed_models(d, out, recipe, say=notice)
-    report: dict = {"data": str(data), "recipe": asdict(recipe), "transfer_soundscapes": len(d.transfer), "models": {}}  # type: ignore[type-arg]
+    report: dict = {"data": str(data), "recipe": asdict(recipe), "transfer_soundscapes": len(d.transfer), "models": {},  # type: ignore[type-arg]
+                    "provenance": provenance(f"event/segment F1 and PSDS1 on the test soundscapes of {data}")}
     for name, m in models.items():
         notice(f"scoring {name} (post-processing tuned on validation)")
         pp, report["models"][name] = score_sed_model(m, d)
@@ -248,6 +250,7 @@ def wakeword_cmd(
     reused: delete one to retrain it. A student of an openWakeWord head inherits its CC BY-NC-SA 4.0 licence."""
     from dataclasses import asdict
 
+    from edgekd.bench.machine import provenance
     from edgekd.cli.common import write_json
     from edgekd.errors import ConfigError, DataError
     from edgekd.runtime.wav import load_audio
@@ -273,7 +276,7 @@ def wakeword_cmd(
                                       name_prefix=label.replace("_", "-"))
     report = {"data": str(data), "label": label, "teacher": teacher, "teacher_sha256": t.identity, "recipe": asdict(recipe),
               "transfer_files": [f.name for f in transfer_files], "teacher_on_training": targets.summary(kd.train),
-              "bundles": {k: str(v) for k, v in bundles.items()}}
+              "bundles": {k: str(v) for k, v in bundles.items()}, "provenance": provenance(f"wake-word students of {label!r} distilled from {teacher}")}
     write_json(out / "report.json", report)
     for name, b in bundles.items():
         notice(f"{name}: {b}")

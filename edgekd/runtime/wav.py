@@ -32,6 +32,9 @@ class Audio:
         return self.samples.shape[0] / float(self.sample_rate)
 
 
+MIN_RATE, MAX_RATE = 1000, 768000  # sample rates a WAV header may claim
+
+
 def _parse_fmt(body: bytes, name: str) -> tuple[int, int, int, int]:
     """(format tag, channels, rate, bits) of a fmt chunk; WAVE_FORMAT_EXTENSIBLE gives its sub-format's tag."""
     if len(body) < 16:
@@ -39,6 +42,8 @@ def _parse_fmt(body: bytes, name: str) -> tuple[int, int, int, int]:
     tag, ch, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
     if tag == 0xFFFE and len(body) >= 26:
         tag = struct.unpack("<H", body[24:26])[0]
+    if ch >= 1 and not MIN_RATE <= rate <= MAX_RATE:  # e.g. 1 Hz would resample one second of samples into hours
+        raise AudioFormatError(f"{name}: WAV header says {rate} Hz (audio is {MIN_RATE}-{MAX_RATE} Hz); the file is damaged")
     return tag, ch, rate, bits
 
 
