@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,12 @@ def _check_shape(d: dict[str, Any]) -> None:
     if not _positive_int(wf):
         raise bad("window_frames must be a positive integer")
     _check_streaming(d.get("streaming") or {}, d.get("task", "kws"), bad)
+    for key, v in (d.get("golden") or {}).items():
+        if key in _GOLDEN_SETTINGS:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise bad(f"golden.{key} must be a finite number >= 0")
+        elif not isinstance(v, str) or not v:
+            raise bad(f"golden.{key} must name a file of the bundle")
 
 
 def _positive_int(x: Any) -> bool:

@@ -55,6 +55,10 @@ LIES = {
     "threshold high": lambda d: d["postprocess"].update(threshold="high"),
     "integer sha": lambda d: d["files"].update({"model.onnx": 12345}),
     "manifest null": lambda d: d.clear(),  # then written as null below
+    # found by bench/fuzz.py: each was a TypeError in selftest
+    "golden atol null": lambda d: d["golden"].update(atol=None),
+    "golden output a number": lambda d: d["golden"].update(output=1),
+    "golden detections a number": lambda d: d["golden"].update(detections=1),
 }
 
 
@@ -129,3 +133,23 @@ def test_postprocess_types_are_checked() -> None:
         KwsPostprocessConfig.from_dict({"threshold": "high"})
     with pytest.raises(ConfigError, match="stride_ms"):
         KwsPostprocessConfig.from_dict({"stride_ms": 8.5})
+
+
+@pytest.mark.parametrize("name", ["golden/output.npy", "golden/detections.json"])
+def test_unusable_golden_file_with_a_valid_sha_fails_selftest_in_one_line(shipped_bundle: Path, tmp_path: Path, name: str) -> None:
+    b = _copy(shipped_bundle, tmp_path)
+    (b / name).write_bytes(b"not what it claims to be")
+    _edit(b, lambda d: d["files"].update({name: sha256_file(b / name)}))  # re-hashed: only its content is wrong
+    res = runner.invoke(app, ["selftest", str(b)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    err = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "golden" in err[0], res.output
+
+
+def test_streaming_block_is_checked(tmp_path: Path) -> None:
+    # found by bench/fuzz.py: streaming.states[4] = null was a TypeError at load time
+    b = _copy(STREAM, tmp_path)
+    _edit(b, lambda d: d["streaming"]["states"].__setitem__(0, None))
+    assert "streaming.states" in _one_line(["run", str(b), "--wav", str(b / "golden" / "clip.wav")])
+    _edit(b, lambda d: d["streaming"].update(states=[{"input": "state_0", "output": "state_out_0", "shape": [1, 9, 40]}], hop_frames=0))
+    assert "hop_frames" in _one_line(["run", str(b), "--wav", str(b / "golden" / "clip.wav")])

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgekd.errors import EdgeKDError
 from edgekd.manifest import ModelManifest, sha256_file
 from edgekd.runtime.backends import resolve_backend
+from edgekd.runtime.wav import load_audio
 
 __all__ = ["Check", "selftest"]
 
@@ -29,7 +32,6 @@ def selftest(bundle: str | Path, *, backend: str = "auto", threads: int = 1) -> 
     """Every check, in order: file hashes, model load, golden output, golden stream. Stops at the first
     check that makes the rest meaningless (a bad hash or a model that does not load)."""
     from edgekd.runtime.detector import load_model
-    from edgekd.runtime.wav import load_audio
 
     root = Path(bundle)
     checks: list[Check] = []
@@ -55,27 +57,11 @@ def selftest(bundle: str | Path, *, backend: str = "auto", threads: int = 1) -> 
         return [*checks, Check("load", False, str(e))]
     checks.append(Check("load", True, f"{det.backend.name} {det.backend.version}, {m.quantization}"))
     g = m.golden
-    if chosen == "litert":
-        out_key, atol, rtol = g.get("tflite_output"), float(g.get("tflite_atol", 1e-4)), 0.0
-    else:
-        out_key, atol, rtol = g.get("output"), float(g.get("atol", 1e-4)), float(g.get("rtol", 0.0))
-    if g.get("input") and out_key:
-        x = np.load(root / g["input"])
-        want = np.load(root / out_key)
-        got = det.logits(x)
-        err = float(np.max(np.abs(got - want)))
-        ok = bool(np.allclose(got, want, atol=atol, rtol=rtol))
-        checks.append(Check("golden output", ok, f"max abs diff {err:.3g} (tolerance {atol:.3g})"))
-    else:
-        checks.append(Check("golden output", False, "the manifest names no golden input/output for this backend"))
-    if m.task == "sed" and g.get("wav") and g.get("events"):
-        audio = load_audio(root / g["wav"], m.sample_rate)
-        want_e = [(e["label"], e["onset_ms"], e["offset_ms"]) for e in json.loads((root / g["events"]).read_text(encoding="utf-8"))]
-        stream = det.create_stream()
-        lines = stream.accept_waveform(audio) + stream.finish()
-        got_e = sorted((e.label, e.onset_ms, e.offset_ms) for e in lines if e.offset_ms is not None)
-        checks.append(Check("golden stream", got_e == sorted(want_e), f"{len(got_e)} event(s), expected {len(want_e)}"))
-        return checks
+    checks.append(_guarded("golden output", lambda: _golden_output(det, root, g, chosen)))
+    stream = _golden_stream(det, root, g, chosen, m.task, m.sample_rate)
+    if stream is not None:
+        checks.append(_guarded("golden stream", stream))
+    return checks
     expected = g.get("tflite_detections") if chosen == "litert" else g.get("detections")
     if g.get("wav") and expected:
         audio = load_audio(root / g["wav"], m.sample_rate)
@@ -85,3 +71,60 @@ def selftest(bundle: str | Path, *, backend: str = "auto", threads: int = 1) -> 
         checks.append(Check("golden stream", got_d == want_d, f"{len(got_d)} detection(s), expected {len(want_d)}"
                             + ("" if got_d == want_d else f": got {got_d}, expected {want_d}")))
     return checks
+
+
+def _guarded(name: str, run: Callable[[], Check]) -> Check:
+    """A golden check whose files cannot be read or used (a damaged .npy or .json, a tensor of the wrong shape)
+    fails with one line instead of raising."""
+    try:
+        return run()
+    except Exception as e:  # noqa: BLE001 - any failure to evaluate golden data is a failed check
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return Check(name, False, f"golden data unusable ({type(e).__name__}: {first[:200]})")
+
+
+def _golden_output(det: Any, root: Path, g: dict[str, Any], chosen: str) -> Check:
+    if chosen == "litert":
+        out_key, atol, rtol = g.get("tflite_output"), float(g.get("tflite_atol", 1e-4)), 0.0
+    else:
+        out_key, atol, rtol = g.get("output"), float(g.get("atol", 1e-4)), float(g.get("rtol", 0.0))
+    if not (g.get("input") and out_key):
+        return Check("golden output", False, "the manifest names no golden input/output for this backend")
+    x = np.load(root / g["input"], allow_pickle=False)
+    want = np.load(root / out_key, allow_pickle=False)
+    got = det.logits(x)
+    if got.shape != want.shape:
+        return Check("golden output", False, f"output shape {list(got.shape)}, golden {list(want.shape)}")
+    err = float(np.max(np.abs(got - want)))
+    ok = bool(np.allclose(got, want, atol=atol, rtol=rtol))
+    return Check("golden output", ok, f"max abs diff {err:.3g} (tolerance {atol:.3g})")
+
+
+def _golden_stream(det: Any, root: Path, g: dict[str, Any], chosen: str, task: str, sample_rate: int) -> Callable[[], Check] | None:
+    """The golden WAV streamed through the runtime against its stored events/detections (None: the bundle has none)."""
+    if task == "sed":
+        if not (g.get("wav") and g.get("events")):
+            return None
+
+        def sed() -> Check:
+            audio = load_audio(root / g["wav"], sample_rate)
+            want = [(e["label"], e["onset_ms"], e["offset_ms"]) for e in json.loads((root / g["events"]).read_text(encoding="utf-8"))]
+            stream = det.create_stream()
+            lines = stream.accept_waveform(audio) + stream.finish()
+            got = sorted((e.label, e.onset_ms, e.offset_ms) for e in lines if e.offset_ms is not None)
+            return Check("golden stream", got == sorted(want), f"{len(got)} event(s), expected {len(want)}")
+
+        return sed
+    expected = g.get("tflite_detections") if chosen == "litert" else g.get("detections")
+    if not (g.get("wav") and expected):
+        return None
+
+    def kws() -> Check:
+        audio = load_audio(root / g["wav"], sample_rate)
+        want = [(d["label"], int(d["t_ms"])) for d in json.loads((root / expected).read_text(encoding="utf-8"))]
+        stream = det.create_stream()
+        got = [(d.label, d.t_ms) for d in stream.accept_waveform(audio)]
+        return Check("golden stream", got == want, f"{len(got)} detection(s), expected {len(want)}"
+                     + ("" if got == want else f": got {got}, expected {want}"))
+
+    return kws
