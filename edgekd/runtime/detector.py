@@ -230,7 +230,7 @@ class Stream:
         if x.size and not np.isfinite(x.sum()) and not np.all(np.isfinite(x)):
             raise AudioFormatError("audio chunk contains NaN or Inf samples")
         self._samples += x.shape[0]
-        new = self._frontend.push(x)
+        new = self._frontend.push_view(x)  # consumed before the next push overwrites it
         if self.detector.step_backend is not None:
             return self._accept_frames_streaming(new)
         out: list[Detection] = []
@@ -261,7 +261,7 @@ class Stream:
         if self.logits_log is not None:
             self.logits_log.append(logits.copy())
             self.t_log.append(t_ms)
-        det = self._post.update(softmax(logits.astype(np.float64)), t_ms)
+        det = self._post.update_logits(logits, t_ms)
         if det is not None:
             out.append(det)
 

@@ -72,16 +72,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class KwsPostprocessor:
-    """Per-stream state: the last few posteriors and the refractory clock."""
+    """Per-stream state: the last few posteriors and the refractory clock. Every buffer is allocated here, once:
+    an update allocates no array."""
 
     def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig) -> None:
         self.labels = labels
         self.cfg = cfg
-        self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.int64)
+        self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.intp)
         self._thr = np.array([cfg.threshold_for(k) for k in keyword_labels], dtype=np.float32)
         self._n_smooth = max(1, round(cfg.smooth_ms / cfg.stride_ms) if cfg.smooth_ms else 1)
-        # the last n_smooth keyword posteriors in a fixed ring (no allocation per update)
+        # the last n_smooth keyword posteriors in a fixed ring
         self._ring = np.zeros((self._n_smooth, self._kw_idx.shape[0]), dtype=np.float64)
+        self._probs = np.zeros(len(labels), dtype=np.float64)
+        self._smoothed = np.zeros(self._kw_idx.shape[0], dtype=np.float64)
+        self._over = np.zeros(self._kw_idx.shape[0], dtype=bool)
         self._count = 0
         self._last_fire_ms: int | None = None
 
@@ -90,15 +94,26 @@ class KwsPostprocessor:
         self._count = 0
         self._last_fire_ms = None
 
+    def update_logits(self, logits: np.ndarray, t_ms: int) -> Detection | None:
+        """``update`` from raw model outputs: the softmax (float64, as ``softmax``) is computed in place."""
+        p = self._probs
+        np.copyto(p, logits)
+        np.subtract(p, p.max(), out=p)
+        np.exp(p, out=p)
+        np.divide(p, p.sum(), out=p)
+        return self.update(p, t_ms)
+
     def update(self, probs: np.ndarray, t_ms: int) -> Detection | None:
         """Add one posterior vector observed at ``t_ms``; return a detection if one fires."""
-        self._ring[self._count % self._n_smooth] = probs[self._kw_idx]
+        np.take(probs, self._kw_idx, out=self._ring[self._count % self._n_smooth], mode="clip")
         self._count += 1
         n = min(self._count, self._n_smooth)
-        smoothed = (self._ring.sum(axis=0) if n == self._n_smooth else self._ring[:n].sum(axis=0)) / n
+        smoothed = self._smoothed
+        np.sum(self._ring if n == self._n_smooth else self._ring[:n], axis=0, out=smoothed)
+        np.divide(smoothed, n, out=smoothed)
         if self._last_fire_ms is not None and t_ms - self._last_fire_ms < self.cfg.refractory_ms:
             return None
-        over = smoothed >= self._thr
+        over = np.greater_equal(smoothed, self._thr, out=self._over)
         if not over.any():
             return None
         best = int(np.argmax(np.where(over, smoothed, -1.0)))
