@@ -75,15 +75,38 @@ def tiny_int8_bundle(tiny_qat_checkpoint: Path, tiny_bundle: Path, tmp_path_fact
     return out
 
 
+STREAM_POSTPROCESS = {"stride_ms": 80, "threshold": 0.3, "smooth_ms": 160}
+
+
 @pytest.fixture(scope="session")
-def tiny_stream_bundle(tiny_kws_data, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    """A briefly trained dscnn-stream student exported with its streaming-state graph (80 ms hop)."""
-    from edgekd.export.onnx import export_onnx
+def tiny_stream_checkpoint(tiny_kws_data, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """A briefly trained dscnn-stream student."""
     from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import train_kws
 
-    root = tmp_path_factory.mktemp("stream")
-    train_kws(tiny_kws_data, root / "s.pt", TrainConfig(arch="dscnn-stream", epochs=1, batch_size=32, threads=1), progress=False)
-    export_onnx(root / "s.pt", root / "b", golden_wav=tiny_bundle / "golden" / "clip.wav",
-                postprocess={"stride_ms": 80, "threshold": 0.3, "smooth_ms": 160})
+    out = tmp_path_factory.mktemp("stream") / "s.pt"
+    train_kws(tiny_kws_data, out, TrainConfig(arch="dscnn-stream", epochs=1, batch_size=32, threads=1), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_stream_bundle(tiny_stream_checkpoint: Path, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny dscnn-stream student exported with its streaming-state graph (80 ms hop)."""
+    from edgekd.export.onnx import export_onnx
+
+    out = tmp_path_factory.mktemp("stream-bundle") / "b"
+    export_onnx(tiny_stream_checkpoint, out, golden_wav=tiny_bundle / "golden" / "clip.wav", postprocess=STREAM_POSTPROCESS)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_stream_int8_bundle(tiny_kws_data, tiny_stream_checkpoint: Path, tiny_bundle: Path,  # type: ignore[no-untyped-def]
+                            tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny dscnn-stream student after QAT, exported int8 with its int8 streaming-state graph."""
+    from edgekd.export.onnx import export_onnx
+    from edgekd.train.pipeline import train_qat
+
+    root = tmp_path_factory.mktemp("stream-int8")
+    train_qat(tiny_kws_data, tiny_stream_checkpoint, root / "q.pt", epochs=1, threads=1, progress=False)
+    export_onnx(root / "q.pt", root / "b", golden_wav=tiny_bundle / "golden" / "clip.wav", int8=True, postprocess=STREAM_POSTPROCESS)
     return root / "b"

@@ -61,3 +61,37 @@ def test_stride_must_match_the_hop(tiny_stream_bundle: Path) -> None:
 def test_stream_mode_needs_a_streaming_bundle(shipped_bundle: Path) -> None:
     with pytest.raises(ConfigError, match="--mode whole"):
         edgekd.load_model(shipped_bundle, mode="stream")
+
+
+def test_int8_streaming_graph_equals_the_int8_whole_window(tiny_stream_int8_bundle: Path) -> None:
+    from edgekd.export.onnx import output_quant_step
+
+    m = ModelManifest.load(tiny_stream_int8_bundle)
+    assert m.quantization == "int8-qat" and m.streaming["model_file"] == "model_stream.onnx"
+    x = load_audio(tiny_stream_int8_bundle / "golden" / "clip.wav", 16000)
+    stream_det = edgekd.load_model(tiny_stream_int8_bundle, mode="stream", postprocess={"threshold": 0.15})
+    whole_det = edgekd.load_model(tiny_stream_int8_bundle, mode="whole", postprocess={"threshold": 0.15})
+    d_s, l_s = _run(stream_det, x)
+    d_w, l_w = _run(whole_det, x)
+    assert l_s.shape == l_w.shape and l_s.shape[0] > 10
+    step = output_quant_step(tiny_stream_int8_bundle / "model_stream.onnx")
+    assert np.max(np.abs(l_s - l_w)) <= 1.01 * step  # within one step of the output quantizer
+    assert [(d.label, d.t_ms) for d in d_s] == [(d.label, d.t_ms) for d in d_w]
+
+
+@pytest.mark.parametrize("chunk", [160, 16000])
+def test_int8_streaming_is_chunk_size_invariant(tiny_stream_int8_bundle: Path, chunk: int) -> None:
+    det = edgekd.load_model(tiny_stream_int8_bundle)
+    assert det.mode == "stream"
+    x = load_audio(tiny_stream_int8_bundle / "golden" / "clip.wav", 16000)
+    assert np.array_equal(_run(det, x, chunk)[1], _run(det, x, 1280)[1])
+
+
+def test_int8_streaming_graph_runs_integer_kernels_and_passes_selftest(tiny_stream_int8_bundle: Path) -> None:
+    from edgekd.export.int8 import optimized_op_counts
+    from edgekd.runtime.selftest import selftest
+
+    ops = optimized_op_counts(tiny_stream_int8_bundle / "model_stream.onnx")
+    whole = optimized_op_counts(tiny_stream_int8_bundle / "model.onnx")
+    assert ops.get("QLinearConv", 0) == whole["QLinearConv"] > 0 and "Conv" not in ops  # every conv of a hop is integer
+    assert all(c.ok for c in selftest(tiny_stream_int8_bundle)), [c.line() for c in selftest(tiny_stream_int8_bundle)]

@@ -85,7 +85,7 @@ def export_onnx(
     if int8 and ptq_calibration is not None:
         raise ConfigError("--int8 (QAT) and --ptq are two different int8 paths; give one")
     model = ckpt.build()
-    streamable = hasattr(model, "input_frames") and not int8 and ptq_calibration is None
+    streamable = hasattr(model, "input_frames") and ptq_calibration is None
     quantization = "int8-qat" if int8 else "int8-ptq" if ptq_calibration is not None else "fp32"
     if int8:
         from edgekd.train.qat import freeze
@@ -174,15 +174,18 @@ def export_onnx(
         manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err, graph_params=stats["params"],
                                                     graph_macs_per_inference=stats["macs_per_inference"]))
         if streamable:
-            manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, M))
+            manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, M, int8=int8))
+            _check_streaming_parity(tmp, manifest, golden_in, golden_out, int8)
         if wav is not None:
             manifest = _write_golden_stream(tmp, manifest, wav)
         manifest = finalize_manifest(tmp, manifest)
     return manifest
 
 
-def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostprocessConfig, n_mels: int) -> dict[str, Any]:
-    """model_stream.onnx: (frames, state_0..n) -> (logits, state_out_0..n), one hop per call; its initial state."""
+def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostprocessConfig, n_mels: int, int8: bool = False) -> dict[str, Any]:
+    """model_stream.onnx: (frames, state_0..n) -> (logits, state_out_0..n), one hop per call; its initial state.
+    For a QAT model the graph is int8 like model.onnx (QDQ, weights folded to int8 initializers); the states stay
+    float32 at the boundary (dequantized values: exact, and one tensor type for every bundle)."""
     import torch
 
     from edgekd.train.students.dscnn_stream import StreamingStep
@@ -202,6 +205,10 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
     with torch.no_grad():
         torch.onnx.export(step, (floor, *states), str(path), dynamo=False, opset_version=18,
                           input_names=["frames", *names_in], output_names=[OUTPUT_NAME, *names_out])
+    if int8:
+        from edgekd.export.int8 import fold_weight_quantization
+
+        fold_weight_quantization(path)
     np.savez(tmp / "state_init.npz", **{n: s.numpy() for n, s in zip(names_in, states, strict=True)})
     from edgekd.export.graph_stats import graph_stats
 
@@ -209,6 +216,31 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
             "graph_macs_per_hop": graph_stats(path)["macs_per_inference"], "frames_input": "frames", "logits_output": OUTPUT_NAME,
             "states": [{"input": i, "output": o, "shape": list(sh)} for i, o, sh in zip(names_in, names_out, shapes, strict=True)],
             "init": "state_init.npz"}
+
+
+def _check_streaming_parity(tmp: Path, manifest: ModelManifest, golden_in: np.ndarray, golden_out: np.ndarray, int8: bool) -> None:
+    """The streaming graph, fed the golden window hop by hop from its initial state, must end on the whole-window
+    graph's logits: within 1e-4 for fp32, within one step of the output quantizer (plus rounding) for int8."""
+    from edgekd.runtime.backends.onnx import OnnxBackend
+
+    st = manifest.streaming
+    step = OnnxBackend(tmp / st["model_file"])
+    with np.load(tmp / st["init"]) as z:
+        states = {k: z[k] for k in z.files}
+    hop = int(st["hop_frames"])
+    window = golden_in[-1]  # (T, M)
+    # silence before the window up to a whole number of hops (the initial state is that of a long silence)
+    floor = FrontendParams.from_dict(manifest.frontend).floor_value
+    frames = np.concatenate([np.full(((-window.shape[0]) % hop, window.shape[1]), floor, np.float32), window])
+    got = golden_out[-1]
+    for start in range(0, frames.shape[0], hop):
+        out = step.run({st["frames_input"]: frames[None, start : start + hop], **states})
+        states = {x["input"]: out[x["output"]] for x in st["states"]}
+        got = out[st["logits_output"]][0]
+    tol = 1.01 * output_quant_step(tmp / st["model_file"]) if int8 else 1e-4
+    err = float(np.max(np.abs(got - golden_out[-1])))
+    if err > tol:
+        raise ConfigError(f"the streaming graph ends {err:.3g} away from the whole-window logits (tolerance {tol:.3g}); export is broken")
 
 
 def output_quant_step(path: Path) -> float:

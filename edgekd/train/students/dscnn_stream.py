@@ -63,19 +63,44 @@ class DSCNNStream(nn.Module):
 CONTEXT = (STEM_T - 1) + 4 * (BLOCK_T - 1)
 
 
+def _out_channels(stage: nn.Module) -> int:
+    """Output channels of a conv stage: ``Sequential(Conv, BN, ReLU)`` (float) or ``Sequential(QConv)`` (after QAT)."""
+    first = stage[0] if isinstance(stage, nn.Sequential) else stage
+    return int(first.weight.shape[0])
+
+
+def _requantizer(stage: nn.Module) -> nn.Module:
+    """After QAT: the output quantizer of a conv stage (identity on values already on its grid), else identity."""
+    first = stage[0] if isinstance(stage, nn.Sequential) else stage
+    return getattr(first, "out_q", None) or nn.Identity()
+
+
 class StreamingStep(nn.Module):
-    """One hop of ``DSCNNStream``: (new_frames, *states) -> (logits, *new_states). Eval mode only."""
+    """One hop of ``DSCNNStream``: (new_frames, *states) -> (logits, *new_states). Eval mode only.
+
+    Works for the float model and for its QAT form (``edgekd.train.qat.to_qat``). In the QAT form every
+    concatenation of a state with new values is passed through the quantizer that produced those values: the
+    values do not change (they are on its grid already), but the exported graph then feeds each convolution from a
+    DequantizeLinear, the pattern onnxruntime fuses into an integer QLinearConv.
+    """
 
     def __init__(self, model: DSCNNStream) -> None:
         super().__init__()
         self.m = model.eval()
+        qat = bool(getattr(model, "qat", False))
+        blocks = list(model.blocks)
+        # requantizers of the inputs of the stem and of each block's depthwise conv
+        self.q_in = model.norm[1] if qat else nn.Identity()  # type: ignore[index]
+        self.q_blocks = nn.ModuleList([_requantizer(model.stem if i == 0 else blocks[2 * i - 1]) if qat else nn.Identity()
+                                       for i in range(model.n_blocks)])
 
     def state_shapes(self, hop: int) -> list[tuple[int, ...]]:
         m = self.m
-        c = m.stem[0].out_channels
-        f_stem = (m.norm.mean.shape[0] + 2 - 4) // 2 + 1
+        c = _out_channels(m.stem)
+        n_mels = m.norm[0].mean.shape[0] if isinstance(m.norm, nn.Sequential) else m.norm.mean.shape[0]
+        f_stem = (n_mels + 2 - 4) // 2 + 1
         f_blk = (f_stem + 2 - 3) // 2 + 1
-        shapes = [(1, STEM_T - 1, m.norm.mean.shape[0])]
+        shapes = [(1, STEM_T - 1, n_mels)]
         for i in range(m.n_blocks):
             shapes.append((1, c, BLOCK_T - 1, f_stem if i == 0 else f_blk))
         shapes.append((1, POOL_FRAMES, c))
@@ -83,13 +108,13 @@ class StreamingStep(nn.Module):
 
     def forward(self, frames: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
         m = self.m
-        x = torch.cat([states[0], m.norm(frames)], dim=1)  # normalised inputs: (1, 9 + k, M)
+        x = self.q_in(torch.cat([states[0], m.norm(frames)], dim=1))  # normalised inputs: (1, 9 + k, M)
         new_states = [x[:, -(STEM_T - 1) :, :]]
         h = m.stem(x.unsqueeze(1))  # (1, C, k, F)
         blocks = list(m.blocks)
         for i in range(m.n_blocks):
             dw, pw = blocks[2 * i], blocks[2 * i + 1]
-            hx = torch.cat([states[1 + i], h], dim=2)
+            hx = self.q_blocks[i](torch.cat([states[1 + i], h], dim=2))
             new_states.append(hx[:, :, -(BLOCK_T - 1) :, :])
             h = pw(dw(hx))
         pooled = h.mean(dim=3).transpose(1, 2)  # (1, k, C)
