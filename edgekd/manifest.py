@@ -32,6 +32,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 # golden-block keys that are settings, not file names
 _GOLDEN_SETTINGS = frozenset({"atol", "rtol", "tflite_atol", "tflite_rtol", "max_steps", "tflite_max_steps", "event_tolerance_ms"})
 _HEX = frozenset("0123456789abcdef")
+# what the frontend block must give (the fields of edgekd.runtime.frontend.FrontendParams)
+_FRONTEND_KEYS = ("sample_rate", "window_samples", "hop_samples", "n_fft", "n_mels", "fmin_hz", "fmax_hz", "log_floor", "window", "mel_scale")
 
 
 def _check_shape(d: dict[str, Any]) -> None:
@@ -55,6 +57,9 @@ def _check_shape(d: dict[str, Any]) -> None:
         if not isinstance(sha, str) or len(sha) != 64 or not set(sha) <= _HEX:
             raise bad(f"files: the sha256 of {rel!r} is not 64 hex digits")
     sr, fe = d.get("sample_rate"), d.get("frontend") or {}
+    missing = [k for k in _FRONTEND_KEYS if k not in fe]
+    if missing:
+        raise bad(f"frontend lacks {', '.join(missing)} (every feature parameter must be written down)")
     if not isinstance(sr, int) or isinstance(sr, bool) or sr <= 0:
         raise bad("sample_rate must be a positive integer")
     if "sample_rate" in fe and fe["sample_rate"] != sr:

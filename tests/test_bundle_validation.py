@@ -59,6 +59,7 @@ LIES = {
     "golden atol null": lambda d: d["golden"].update(atol=None),
     "golden output a number": lambda d: d["golden"].update(output=1),
     "golden detections a number": lambda d: d["golden"].update(detections=1),
+    "frontend without sample rate": lambda d: d["frontend"].pop("sample_rate"),  # a KeyError for streaming bundles
 }
 
 
@@ -153,3 +154,10 @@ def test_streaming_block_is_checked(tmp_path: Path) -> None:
     assert "streaming.states" in _one_line(["run", str(b), "--wav", str(b / "golden" / "clip.wav")])
     _edit(b, lambda d: d["streaming"].update(states=[{"input": "state_0", "output": "state_out_0", "shape": [1, 9, 40]}], hop_frames=0))
     assert "hop_frames" in _one_line(["run", str(b), "--wav", str(b / "golden" / "clip.wav")])
+
+
+def test_the_manifest_asks_the_frontend_for_every_parameter() -> None:
+    from edgekd.manifest import _FRONTEND_KEYS
+    from edgekd.runtime.frontend import FrontendParams
+
+    assert set(_FRONTEND_KEYS) == set(FrontendParams.__dataclass_fields__)

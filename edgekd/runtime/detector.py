@@ -86,7 +86,8 @@ class Detector:
         self.state_init: dict[str, np.ndarray] = {}
         if step_backend is not None:
             st = manifest.streaming
-            hop_ms = int(st["hop_frames"]) * 1000 * int(manifest.frontend["hop_samples"]) // int(manifest.frontend["sample_rate"])
+            fp = FrontendParams.from_dict(manifest.frontend)
+            hop_ms = int(st["hop_frames"]) * 1000 * fp.hop_samples // fp.sample_rate
             if postprocess.stride_ms != hop_ms:
                 raise ConfigError(f"this bundle streams one hop of {hop_ms} ms per inference; the stride must be {hop_ms} ms "
                                   "(or use --mode whole)")
