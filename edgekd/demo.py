@@ -222,7 +222,7 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
         _say("quantization-aware training (int8) of the distilled student, KD still on")
         train_qat(kd, float_ckpt, qat_ckpt, teacher=teacher, epochs=cfg.qat_epochs, threads=cfg.threads, cache_dir=out / "cache")
     ck = Checkpoint.load(float_ckpt)
-    calib = calibration_features(data, ck.frontend, ck.window_frames)
+    calib = calibration_features(data, ck.frontend, ck.input_frames)
     bundles["qat"] = out / "bundles" / f"kws12-{cfg.student_arch}-kd-int8"
     bundles["ptq"] = out / "bundles" / f"kws12-{cfg.student_arch}-kd-ptq"
     _say("exporting the QAT int8 and the PTQ int8 bundles")

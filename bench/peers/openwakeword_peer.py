@@ -39,7 +39,7 @@ def _setup() -> None:
     if not py.exists():
         print(f"creating {VENV} (openwakeword=={OWW_VERSION})", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    ok = subprocess.run([str(py), "-c", f"import openwakeword, edgekd; assert openwakeword.__version__ == '{OWW_VERSION}'"],
+    ok = subprocess.run([str(py), "-c", f"import edgekd, importlib.metadata as m; assert m.version('openwakeword') == '{OWW_VERSION}'"],
                         capture_output=True).returncode == 0 if hasattr(sys, "prefix") else False
     if not ok:
         subprocess.run([str(py), "-m", "pip", "install", "-q", f"openwakeword=={OWW_VERSION}", "typer"], check=True)

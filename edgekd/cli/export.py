@@ -33,7 +33,7 @@ def onnx_cmd(
         from edgekd.train.checkpoint import Checkpoint
 
         ck = Checkpoint.load(checkpoint)
-        calib = calibration_features(ptq, ck.frontend, ck.window_frames)
+        calib = calibration_features(ptq, ck.frontend, ck.input_frames)
     m = export_onnx(checkpoint, out, golden_wav=golden_wav, postprocess=pp, int8=int8, ptq_calibration=calib)
     size = (out / m.model_file).stat().st_size
     notice(f"wrote {out}: {m.model_file} ({m.quantization}) {size / 1024:.1f} KiB, {m.provenance['params']} params, "
@@ -63,7 +63,7 @@ def tflite_cmd(
         from edgekd.train.checkpoint import Checkpoint
 
         ck = Checkpoint.load(checkpoint)
-        calibration = calibration_features(calib, ck.frontend, ck.window_frames)
+        calibration = calibration_features(calib, ck.frontend, ck.input_frames)
     m = add_tflite_to_bundle(checkpoint, bundle, calibration=calibration)
     size = (bundle / m.tflite_file).stat().st_size
     notice(f"wrote {bundle / m.tflite_file} ({'int8' if int8 else 'fp32'}) {size / 1024:.1f} KiB")

@@ -209,7 +209,18 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
         from edgekd.export.int8 import fold_weight_quantization
 
         fold_weight_quantization(path)
-    np.savez(tmp / "state_init.npz", **{n: s.numpy() for n, s in zip(names_in, states, strict=True)})
+    # the initial state is the exported graph's own state after a long silence: torch's fake quantization and
+    # onnxruntime's integer kernels can round a value differently, and the runtime must start where the graph
+    # itself would be (then the first hops equal the whole-window graph on its silence-filled buffer too)
+    from edgekd.runtime.backends.onnx import OnnxBackend
+
+    graph = OnnxBackend(path)
+    init = {n: s.numpy() for n, s in zip(names_in, states, strict=True)}
+    silence = floor.numpy()
+    for _ in range(-(-model.input_frames // hop) + 1):
+        out = graph.run({"frames": silence, **init})
+        init = {n: out[o] for n, o in zip(names_in, names_out, strict=True)}
+    np.savez(tmp / "state_init.npz", **init)
     from edgekd.export.graph_stats import graph_stats
 
     return {"model_file": "model_stream.onnx", "hop_frames": hop,

@@ -41,6 +41,11 @@ class Checkpoint:
         return m.eval()
 
     @property
+    def input_frames(self) -> int:
+        """Frames of one model input: ``window_frames``, or more for a streaming student (its time kernels' context)."""
+        return int(getattr(self.build(), "input_frames", self.window_frames))
+
+    @property
     def is_qat(self) -> bool:
         return bool(self.config.get("qat"))
 

@@ -57,7 +57,9 @@ class DSCNNStream(nn.Module):
         x = pad_to(x, self.input_frames)
         h = self.blocks(self.stem(self.norm(x).unsqueeze(1)))  # (B, C, T', F')
         h = h[:, :, -POOL_FRAMES:, :]
-        return self.head(h.mean(dim=(2, 3)))
+        # frequency first, then time: the order the streaming step must use (its state keeps one mean per frame), so
+        # that both graphs add the same numbers in the same order and an int8 head sees identical inputs
+        return self.head(h.mean(dim=3).mean(dim=2))
 
 
 CONTEXT = (STEM_T - 1) + 4 * (BLOCK_T - 1)
@@ -103,7 +105,7 @@ class StreamingStep(nn.Module):
         shapes = [(1, STEM_T - 1, n_mels)]
         for i in range(m.n_blocks):
             shapes.append((1, c, BLOCK_T - 1, f_stem if i == 0 else f_blk))
-        shapes.append((1, POOL_FRAMES, c))
+        shapes.append((1, c, POOL_FRAMES))  # channels first, like the whole window's (1, C, 98) before its time mean
         return shapes
 
     def forward(self, frames: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -117,8 +119,8 @@ class StreamingStep(nn.Module):
             hx = self.q_blocks[i](torch.cat([states[1 + i], h], dim=2))
             new_states.append(hx[:, :, -(BLOCK_T - 1) :, :])
             h = pw(dw(hx))
-        pooled = h.mean(dim=3).transpose(1, 2)  # (1, k, C)
-        pool = torch.cat([states[-1], pooled], dim=1)[:, -POOL_FRAMES:, :]
+        pooled = h.mean(dim=3)  # (1, C, k)
+        pool = torch.cat([states[-1], pooled], dim=2)[:, :, -POOL_FRAMES:]
         new_states.append(pool)
-        logits = m.head(pool.mean(dim=1))
+        logits = m.head(pool.mean(dim=2))
         return (logits, *new_states)
