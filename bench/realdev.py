@@ -46,7 +46,7 @@ def evaluate_bundle(bundle: Path, gsc: Path, backend: str = "onnx") -> dict:
     det = load_model(bundle, backend=backend, threads=1)
     r = evaluate_kws(det, gsc, split="all")
     model_file = bundle / det.manifest.model_file
-    return {"bundle": str(bundle.relative_to(REPO)) if bundle.resolve().is_relative_to(REPO) else str(bundle),
+    return {"bundle": str(bundle.resolve().relative_to(REPO)) if bundle.resolve().is_relative_to(REPO) else str(bundle),
             "name": det.manifest.name, "model_sha256": _sha(model_file), "quantization": det.manifest.quantization,
             "backend": backend, "accuracy": r["accuracy"], "n": r["n"], "per_label_recall": r["per_label"], "labels": r["labels"],
             "confusion": r["confusion"]}
