@@ -23,6 +23,7 @@ CATALOG: dict[str, ArchInfo] = {
     for a in (
         ArchInfo("dscnn", "student", "DS-CNN, width 64, 4 depthwise-separable blocks (~23k params)"),
         ArchInfo("dscnn-stream", "student", "DS-CNN, width 32, valid time kernels: also a streaming graph with state (~7.5k params)"),
+        ArchInfo("dscnn-stream-64", "student", "dscnn-stream at width 64: also a streaming graph with state (~24k params)"),
         ArchInfo("bcresnet1", "student", "BC-ResNet-1 style, broadcasted residual blocks, width 1.25 (~11k params)"),
         ArchInfo("cnn-teacher", "teacher", "wide VGG-style CNN teacher (~0.6M params)"),
         ArchInfo("sed-crnn", "teacher", "SED teacher: CNN (frequency pooling) + bidirectional GRU, frame logits (~0.3M params)", "sed"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ class Architecture:
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "dscnn": DSCNN,
     "dscnn-stream": DSCNNStream,
+    "dscnn-stream-64": functools.partial(DSCNNStream, width=64),
     "bcresnet1": BCResNet,
     "cnn-teacher": CNNTeacher,
     "sed-crnn": SedCRNN,
