@@ -78,7 +78,16 @@ def main() -> None:
                     f"Floor: a 1-thread float32 matmul runs at {f['matmul_gmacs_1thread']:.1f} GMAC/s; the student needs "
                     f"{f['student_macs_per_audio_s'] / 1e6:.1f} M MACs per audio second = {100 * f['fraction_of_machine']:.2f}% of that "
                     f"({f['pure_compute_cpu_ms_per_audio_s']:.2f} ms of pure compute); the runtime spends "
-                    f"{f['runtime_over_pure_compute']:.1f}x that.", "", f"Measured: {_machine(d)}.", ""]
+                    f"{f['runtime_over_pure_compute']:.1f}x that."]
+            rss = d.get("peak_rss_mb")
+            if rss:
+                def mb(v: float | None) -> str:
+                    return "-" if v is None else f"{v:.1f} MB"
+
+                out += [f"Peak RSS of one process streaming the same WAV: `edgekd run` on ONNX Runtime {mb(rss.get('edgekd_run_onnx'))}, "
+                        f"on LiteRT {mb(rss.get('edgekd_run_litert'))}; openWakeWord `Model.predict` "
+                        f"{mb(rss.get('openwakeword_model_predict'))}."]
+            out += ["", f"Measured: {_machine(d)}.", ""]
         for svw in sorted(mdir.glob("stream_vs_window_*.json")):
             d = _load(svw)
             c = d["cpu_ms_per_audio_s"]

@@ -60,6 +60,37 @@ def main() -> None:
     _measure(args)
 
 
+_PEAK = ("import atexit, resource, sys\n"
+         "atexit.register(lambda: print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n")
+_EDGEKD_RUN = _PEAK + "from edgekd.cli import main; sys.argv = ['edgekd'] + sys.argv[1:]; main()\n"
+_OWW_RUN = _PEAK + """
+import numpy as np
+from openwakeword.model import Model
+from edgekd.runtime.wav import load_audio
+pcm = np.clip(np.round(load_audio(sys.argv[2], 16000) * 32767), -32768, 32767).astype(np.int16)
+m = Model(wakeword_model_paths=[sys.argv[1]])
+for i in range(0, pcm.shape[0] - 1280 + 1, 1280):
+    m.predict(pcm[i : i + 1280])
+"""
+
+
+def _peak_rss(bundle: Path, wav: Path, head_path: str) -> dict[str, float | None]:
+    """Peak RSS (MB) of one process doing only this: `edgekd run --wav` on ONNX Runtime and on LiteRT (the kit's own
+    venv, which has LiteRT), and openWakeWord's `Model.predict` over the same WAV (this venv)."""
+    kit_python = REPO / ".venv" / "bin" / "python"
+    kit = str(kit_python) if kit_python.exists() else sys.executable
+    runs = {"edgekd_run_onnx": [kit, "-c", _EDGEKD_RUN, "run", str(bundle), "--wav", str(wav), "--backend", "onnx"],
+            "edgekd_run_litert": [kit, "-c", _EDGEKD_RUN, "run", str(bundle), "--wav", str(wav), "--backend", "litert"],
+            "openwakeword_model_predict": [sys.executable, "-c", _OWW_RUN, head_path, str(wav)]}
+    out: dict[str, float | None] = {}
+    for name, cmd in runs.items():
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        kb = [ln.split()[1] for ln in proc.stderr.splitlines() if ln.startswith("PEAK_RSS_KB")]
+        out[name] = round(int(kb[0]) / 1024.0, 1) if proc.returncode == 0 and kb else None
+        print(f"peak RSS {name}: {out[name]} MB", flush=True)
+    return out
+
+
 def _measure(args: argparse.Namespace) -> None:
     import numpy as np
     import onnxruntime as ort
@@ -194,6 +225,7 @@ def _measure(args: argparse.Namespace) -> None:
                   "pure_compute_cpu_ms_per_audio_s": 1000.0 * macs_per_s / (gmacs * 1e9),
                   "runtime_over_pure_compute": ek / (1000.0 * macs_per_s / (gmacs * 1e9))},
         "rounds_raw_s": rounds,
+        "peak_rss_mb": _peak_rss(args.bundle, args.wav, head_path),
         "machine": machine_facts(),
     }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
