@@ -5,7 +5,7 @@
 Writes a WAV of --minutes (light noise with the bundle's golden clip repeated), then runs, each in a fresh process:
 `edgekd run BUNDLE --wav FILE` (blocks from disk) and the same stream fed from the whole file in memory (what
 `run` did before), then `edgekd bench BUNDLE --wav FILE --repeats 1` and `edgekd eval-stream BUNDLE --label yes
---negatives FILE` (one positive: the golden clip), and reports each process's peak RSS (ru_maxrss) and CPU.
+--negatives FILE` (one positive: the golden clip), and reports each process's peak RSS (VmHWM) and CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-PEAK = "import atexit, resource, sys; atexit.register(lambda: print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+# VmHWM (this process image's own high-water mark): ru_maxrss would carry over the parent's peak across fork + exec
+PEAK = ("import atexit, sys\n"
+        "def _hwm():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            print('PEAK_RSS_KB', line.split()[1], file=sys.stderr)\n"
+        "atexit.register(_hwm)\n")
 CLI = PEAK + "from edgekd.cli import main; sys.argv = ['edgekd'] + sys.argv[1:]; main()\n"
 WHOLE = PEAK + """
 import json
@@ -83,7 +89,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edgekd-longwav-") as d:
         wav = Path(d) / "long.wav"
         _write_long_wav(wav, args.minutes, clip)
-        # each in its own process, which reports its own peak (ru_maxrss of RUSAGE_SELF) when it exits
+        # each in its own process, which reports its own peak (VmHWM) when it exits
         streamed = _measure([sys.executable, "-c", CLI, "run", str(args.bundle), "--wav", str(wav)])
         whole = _measure([sys.executable, "-c", WHOLE, str(args.bundle), str(wav)])
         bench = _measure([sys.executable, "-c", CLI, "bench", str(args.bundle), "--wav", str(wav), "--repeats", "1"])

@@ -25,6 +25,7 @@ for bundle in models/*/; do
   done
 done
 $EDGEKD bench compare "${results[@]}" --plots "$out" | tee "$out/quantization_table.md"
+$PY bench/side_by_side.py models/*/ --wav "$wav" --json "$out/side_by_side.json"
 $PY bench/peers/openwakeword_peer.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --out "$out/peer_openwakeword.json" --rounds 5
 for bundle in models/*/; do
   if grep -q '"model_stream.onnx"' "$bundle/manifest.json"; then

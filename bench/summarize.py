@@ -62,6 +62,14 @@ def main() -> None:
                     "80 ms chunks, medians of 5 passes:", "", table.read_text().strip(), ""]
             pngs = sorted(p.name for p in mdir.glob("*.png"))
             out += [f"![{p}](results/{mdir.name}/{p})" for p in pngs] + [""]
+        sbs = mdir / "side_by_side.json"
+        if sbs.is_file():
+            d = _load(sbs)
+            out += [f"### Every shipped bundle side by side (`bench/side_by_side.py`, {d['rounds']} alternating rounds, one process)", "",
+                    "| bundle | mode | quantization | stride ms | CPU ms per audio s | MACs per audio s |", "|---|---|---|---|---|---|"]
+            out += [f"| `{r['bundle']}` | {r['mode']} | {r['quantization']} | {r['stride_ms']} | {r['cpu_ms_per_audio_s']:.2f} | "
+                    f"{r['macs_per_audio_s'] / 1e6:.1f} M |" for r in d["rows"]]
+            out += ["", f"Measured: {_machine(d['provenance'])}.", ""]
         for peer in sorted(mdir.glob("peer_openwakeword*.json")):
             d = _load(peer)
             e, o, f = d["edgekd"], d["openwakeword"], d["floor"]

@@ -60,8 +60,13 @@ def main() -> None:
     _measure(args)
 
 
-_PEAK = ("import atexit, resource, sys\n"
-         "atexit.register(lambda: print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n")
+# VmHWM (this process image's own high-water mark): ru_maxrss would carry over the parent's peak across fork + exec
+_PEAK = ("import atexit, sys\n"
+         "def _hwm():\n"
+         "    for line in open('/proc/self/status'):\n"
+         "        if line.startswith('VmHWM:'):\n"
+         "            print('PEAK_RSS_KB', line.split()[1], file=sys.stderr)\n"
+         "atexit.register(_hwm)\n")
 _EDGEKD_RUN = _PEAK + "from edgekd.cli import main; sys.argv = ['edgekd'] + sys.argv[1:]; main()\n"
 _OWW_RUN = _PEAK + """
 import numpy as np
