@@ -22,24 +22,22 @@ rm -rf "$B"
 "$EDGEKD" export onnx "$OUT/dscnn-stream-kd.pt" --out "$B" --golden-wav "$OUT/keywords.wav" --stride-ms 80
 "$EDGEKD" tune "$B" --data "$OUT/data" --write
 "$EDGEKD" export tflite "$OUT/dscnn-stream-kd.pt" --bundle "$B"
-# 3b. its QAT int8 version: int8 whole window and int8 streaming-state graph, int8 TFLite
-[ -f "$OUT/dscnn-stream-kd-qat.pt" ] || "$EDGEKD" train qat "$OUT/dscnn-stream-kd.pt" --data "$OUT/data" --teacher "$OUT/teacher.pt" \
-  --cache-dir "$OUT/cache" --epochs 2 --out "$OUT/dscnn-stream-kd-qat.pt"
+# QAT int8 of a streaming student: int8 whole window and int8 streaming-state graph, tuned, int8 TFLite
+ship_stream_int8() {  # FLOAT_CKPT QAT_CKPT BUNDLE
+  [ -f "$2" ] || "$EDGEKD" train qat "$1" --data "$OUT/data" --teacher "$OUT/teacher.pt" --cache-dir "$OUT/cache" --epochs 2 --out "$2"
+  rm -rf "$3"
+  "$EDGEKD" export onnx "$2" --int8 --out "$3" --golden-wav "$OUT/keywords.wav" --stride-ms 80
+  "$EDGEKD" tune "$3" --data "$OUT/data" --write
+  "$EDGEKD" export tflite "$2" --bundle "$3" --int8 --calib "$OUT/data"
+}
+# 3b. the width-32 streaming student in int8
 B8="$OUT/bundles/kws12-dscnn-stream-kd-int8"
-rm -rf "$B8"
-"$EDGEKD" export onnx "$OUT/dscnn-stream-kd-qat.pt" --int8 --out "$B8" --golden-wav "$OUT/keywords.wav" --stride-ms 80
-"$EDGEKD" tune "$B8" --data "$OUT/data" --write
-"$EDGEKD" export tflite "$OUT/dscnn-stream-kd-qat.pt" --bundle "$B8" --int8 --calib "$OUT/data"
-# 3c. the default: the streaming DS-CNN at width 64, distilled, QAT int8 (int8 streaming graph), int8 TFLite
+ship_stream_int8 "$OUT/dscnn-stream-kd.pt" "$OUT/dscnn-stream-kd-qat.pt" "$B8"
+# 3c. the default: the streaming DS-CNN at width 64, distilled, then int8
 [ -f "$OUT/dscnn-stream64-kd.pt" ] || "$EDGEKD" train student --data "$OUT/data" --teacher "$OUT/teacher.pt" --arch dscnn-stream-64 \
   --epochs 5 --cache-dir "$OUT/cache" --out "$OUT/dscnn-stream64-kd.pt"
-[ -f "$OUT/dscnn-stream64-kd-qat.pt" ] || "$EDGEKD" train qat "$OUT/dscnn-stream64-kd.pt" --data "$OUT/data" --teacher "$OUT/teacher.pt" \
-  --cache-dir "$OUT/cache" --epochs 2 --out "$OUT/dscnn-stream64-kd-qat.pt"
 B64="$OUT/bundles/kws12-dscnn-stream64-kd-int8"
-rm -rf "$B64"
-"$EDGEKD" export onnx "$OUT/dscnn-stream64-kd-qat.pt" --int8 --out "$B64" --golden-wav "$OUT/keywords.wav" --stride-ms 80
-"$EDGEKD" tune "$B64" --data "$OUT/data" --write
-"$EDGEKD" export tflite "$OUT/dscnn-stream64-kd-qat.pt" --bundle "$B64" --int8 --calib "$OUT/data"
+ship_stream_int8 "$OUT/dscnn-stream64-kd.pt" "$OUT/dscnn-stream64-kd-qat.pt" "$B64"
 # 4. real speech (dev speakers) for all of them
 .venv/bin/python bench/realdev.py --no-models --bundle "$OUT/bundles/kws12-dscnn-kd" --bundle "$OUT/bundles/kws12-dscnn-kd-int8" \
   --bundle "$B" --bundle "$B8" --bundle "$B64" --json "$OUT/realdev.json" || true
