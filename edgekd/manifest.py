@@ -30,7 +30,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 # golden-block keys that are settings, not file names
-_GOLDEN_SETTINGS = frozenset({"atol", "rtol", "tflite_atol", "tflite_rtol", "max_steps", "tflite_max_steps", "event_tolerance_ms"})
+_GOLDEN_SETTINGS = frozenset({"atol", "rtol", "tflite_atol", "tflite_rtol", "max_steps", "tflite_max_steps", "event_tolerance_ms",
+                              "torch_vs_onnx_max_abs"})
 _HEX = frozenset("0123456789abcdef")
 # what the frontend block must give (the fields of edgekd.runtime.frontend.FrontendParams)
 _FRONTEND_KEYS = ("sample_rate", "window_samples", "hop_samples", "n_fft", "n_mels", "fmin_hz", "fmax_hz", "log_floor", "window", "mel_scale")
