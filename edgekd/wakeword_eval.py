@@ -102,17 +102,21 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
 
     def score(audio: AudioIn) -> tuple[np.ndarray, np.ndarray]:
         s = detector.create_stream()
-        s.logits_log = []
-        blocks = (audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)) if isinstance(audio, np.ndarray) else audio
-        times: list[np.ndarray] = []
+        times: list[int] = []
+        logits: list[np.ndarray] = []
         posts: list[np.ndarray] = []
+
+        def keep(t_ms: int, out: np.ndarray) -> None:
+            times.append(t_ms)
+            logits.append(out.copy())
+
+        s.on_inference = keep
+        blocks = (audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)) if isinstance(audio, np.ndarray) else audio
         for x in blocks:
             s.accept_waveform(x)
-            if s.logits_log:  # keep only this label's posterior: an hour of negatives stays a few MB
-                posts.append(softmax(np.asarray(s.logits_log, dtype=np.float64))[:, k])
-                times.append(np.asarray(s.t_log, dtype=np.float64))
-                s.logits_log.clear()
-                s.t_log.clear()
+            if logits:  # keep only this label's posterior: an hour of negatives stays a few MB
+                posts.append(softmax(np.asarray(logits, dtype=np.float64))[:, k])
+                logits.clear()
         if not posts:
             return np.zeros(0), np.zeros(0)
         post = np.concatenate(posts)
@@ -120,7 +124,7 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
         idx = np.arange(post.shape[0])
         lo = np.maximum(0, idx - n_smooth + 1)
         smoothed = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo)
-        return np.concatenate(times), smoothed
+        return np.asarray(times, dtype=np.float64), smoothed
 
     return score
 

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.slow
 
 def _run(det: edgekd.Detector, x: np.ndarray, chunk: int = 1280) -> tuple[list, np.ndarray]:
     s = det.create_stream()
-    s.logits_log = []
+    logits: list[np.ndarray] = []
+    s.on_inference = lambda t_ms, out: logits.append(out.copy())
     dets = [d for i in range(0, x.shape[0], chunk) for d in s.accept_waveform(x[i : i + chunk])]
-    return dets, np.array(s.logits_log)
+    return dets, np.array(logits)
 
 
 def test_streaming_logits_and_detections_equal_the_whole_window(tiny_stream_bundle: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +197,9 @@ class Stream:
         self._post = KwsPostprocessor(detector.labels, detector.manifest.keyword_labels, detector.postprocess)
         self.inferences = 0
         self.inference_ms: list[float] | None = None  # set to [] to record each inference's wall time (bench)
-        self.logits_log: list[np.ndarray] | None = None  # set to [] to keep every inference's logits (parity tests)
-        self.t_log: list[int] = []  # audio time (ms) of each logged inference, filled while logits_log is on
+        # called after every inference with (t_ms, logits): evaluation and parity checks read the raw model outputs
+        # here; ``logits`` is the model's output buffer, overwritten by the next inference (copy what you keep)
+        self.on_inference: Callable[[int, np.ndarray], None] | None = None
         self._stepper = None
         if detector.step_backend is not None:
             st = detector.manifest.streaming
@@ -259,9 +261,8 @@ class Stream:
             self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
         self.inferences += 1
         t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
-        if self.logits_log is not None:
-            self.logits_log.append(logits.copy())
-            self.t_log.append(t_ms)
+        if self.on_inference is not None:
+            self.on_inference(t_ms, logits)
         det = self._post.update_logits(logits, t_ms)
         if det is not None:
             out.append(det)
