@@ -52,7 +52,7 @@ def provenance(measured: str, bundle: str | os.PathLike[str] | None = None) -> d
     """The block every result file carries: what was measured, on which bundle (its folder and the sha256 of its
     manifest, which lists every file's sha256), where (machine, library versions, date) and by which command."""
     argv = list(sys.argv)
-    if argv and (Path(argv[0]).name in ("edgekd", "__main__.py") or argv[0] == "-m"):
+    if argv and Path(argv[0]).name in ("edgekd", "__main__.py"):
         argv[0] = "edgekd"
     block: dict[str, Any] = {"measured": measured, "command": shlex.join(argv), "machine": machine_facts()}
     if bundle is not None:

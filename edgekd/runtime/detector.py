@@ -85,9 +85,10 @@ class Detector:
         self.manifest = manifest
         self.step_backend = step_backend
         self.state_init: dict[str, np.ndarray] = {}
+        self.frontend_params = FrontendParams.from_dict(manifest.frontend)
         if step_backend is not None:
             st = manifest.streaming
-            fp = FrontendParams.from_dict(manifest.frontend)
+            fp = self.frontend_params
             hop_ms = int(st["hop_frames"]) * 1000 * fp.hop_samples // fp.sample_rate
             if postprocess.stride_ms != hop_ms:
                 raise ConfigError(f"this bundle streams one hop of {hop_ms} ms per inference; the stride must be {hop_ms} ms "
@@ -100,7 +101,6 @@ class Detector:
         self.backend = backend
         self.postprocess = postprocess
         self.bundle_dir = bundle_dir
-        self.frontend_params = FrontendParams.from_dict(manifest.frontend)
         self._frontend = LogMelFrontend(self.frontend_params)
         self._check_tensors()
         self._in = manifest.inputs[0].name

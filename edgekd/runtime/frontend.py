@@ -194,7 +194,7 @@ class LogMelFrontend:
         n = p.num_frames(x.shape[0])
         if n == 0:
             return np.zeros((0, p.n_mels), dtype=np.float32)
-        return self._log_mel(x, n, _Workspace(p, self._cols.shape[0], n)).copy()
+        return self._log_mel(x, n, _Workspace(p, self._cols.shape[0], n))  # a workspace of its own: nothing shared
 
     # ---- streaming ---------------------------------------------------------------------
     def push(self, samples: np.ndarray) -> np.ndarray:
