@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import fraction, friendly_errors, notice, positive, unit
+from edgekd.cli.common import fraction, friendly_errors, nonneg, notice, positive, unit
 from edgekd.train.catalog import arch_names
 
 app = typer.Typer(help="Train a teacher, or a student with or without distillation.", no_args_is_help=True)
@@ -85,7 +85,13 @@ def _summary(ckpt_path: Path, metrics: dict) -> None:
 def teacher_cmd(
     data: DataOpt,
     out: OutOpt,
-    arch: Annotated[str, typer.Option(help=f"Teacher architecture: {', '.join(arch_names('teacher'))} (see `edgekd models`).")] = "cnn-teacher",
+    arch: Annotated[str, typer.Option(help=f"Teacher architecture on log-mels: {', '.join(a for a in arch_names('teacher') if a != 'speech-embedding')} "
+                                           "(see `edgekd models`).")] = "cnn-teacher",
+    backbone: Annotated[str, typer.Option(help="none: train --arch from scratch on log-mels; speech-embedding: an MLP head on the "
+                                               "frozen speech embedding (needs the oww extra), with --folds cross-fitting heads.")] = "none",
+    folds: Annotated[int, typer.Option(min=0, max=10, help="speech-embedding: extra heads, each trained without one fold of the "
+                                                         "clips, that label the clips they never saw for students (0 = off).")] = 2,
+    hidden: Annotated[int, typer.Option(min=8, max=4096, help="speech-embedding: hidden units of the head.")] = 256,
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
@@ -97,11 +103,36 @@ def teacher_cmd(
     resume: ResumeOpt = False,
     save_every: SaveEveryOpt = 0,
 ) -> None:
-    """Train the teacher (label smoothing 0.1, SpecAugment, augmented views). Runs unchanged under torchrun (DDP)."""
+    """Train the teacher (label smoothing 0.1, augmented views): --arch from scratch on log-mels (SpecAugment), or
+    --backbone speech-embedding, a head on a frozen embedding pretrained on real speech, trained on the embedding
+    of the same augmented views the students hear. Runs unchanged under torchrun (DDP)."""
+    from edgekd.errors import ConfigError
     from edgekd.train.config import TrainConfig
 
+    if backbone not in ("none", "speech-embedding"):
+        raise ConfigError(f"--backbone {backbone!r}: choose none or speech-embedding")
+    if arch == "speech-embedding":
+        backbone = "speech-embedding"
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, alpha=0.0, label_smoothing=0.1, batch_size=batch_size)
-    _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms)
+    if backbone == "none":
+        _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms)
+        return
+    if folds == 1:
+        raise ConfigError("--folds must be 0 (no cross-fitting) or at least 2")
+    if resume:
+        raise ConfigError("--resume is for long runs; the speech-embedding head trains in minutes: run it again without --resume")
+    from edgekd.train.dist import DistContext
+    from edgekd.train.teachers.embedding_teacher import train_embedding_teacher
+
+    d = DistContext.from_env()
+    try:
+        kd = _load(data, views, cache_dir, d, rooms)
+        ck = train_embedding_teacher(kd.train, kd.validation, kd.test, out, cfg, folds=folds, hidden=hidden, cache_dir=cache_dir,
+                                     progress=d.is_main, dist=d, provenance={"data": str(data), "views": views, "rooms": rooms})
+        if d.is_main:
+            _summary(out, ck.metrics)
+    finally:
+        d.close()
 
 
 @app.command("student")
@@ -115,6 +146,9 @@ def student_cmd(
     arch: Annotated[str, typer.Option(help=f"Student architecture: {', '.join(arch_names('student'))} (see `edgekd models`).")] = "dscnn",
     alpha: Annotated[float, typer.Option(callback=unit, help="Weight of the distillation term.")] = 0.7,
     temperature: Annotated[float, typer.Option(callback=positive, help="Softmax temperature of the distillation term.")] = 3.0,
+    feature_kd: Annotated[float, typer.Option(callback=nonneg, help="Weight of feature distillation: a projection of the student's "
+                                                                    "pooled features regressed onto the speech embedding of the same "
+                                                                    "view (needs the oww extra; 0 = off).")] = 0.0,
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
@@ -140,7 +174,7 @@ def student_cmd(
     if arch in CATALOG and CATALOG[arch].role != "student":
         raise ConfigError(f"{arch} is a teacher architecture; use `edgekd train teacher`")
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, batch_size=batch_size,
-                      alpha=alpha if distil else 0.0, temperature=temperature)
+                      alpha=alpha if distil else 0.0, temperature=temperature, feature_kd=feature_kd)
     _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms, teacher=teacher, teacher_cache=teacher_cache, subset=subset)
 
 

@@ -16,6 +16,7 @@ class ArchInfo:
     role: str  # "student" or "teacher"
     summary: str
     task: str = "kws"  # kws: one logit vector per window; sed: one per frame
+    input: str = "logmel"  # the features it reads: log-mels (T, M), or the speech embedding's frames (9, 96)
 
 
 CATALOG: dict[str, ArchInfo] = {
@@ -26,6 +27,8 @@ CATALOG: dict[str, ArchInfo] = {
         ArchInfo("dscnn-stream-64", "student", "dscnn-stream at width 64: also a streaming graph with state (~24k params)"),
         ArchInfo("bcresnet1", "student", "BC-ResNet-1 style, broadcasted residual blocks, width 1.25 (~11k params)"),
         ArchInfo("cnn-teacher", "teacher", "wide VGG-style CNN teacher (~0.6M params)"),
+        ArchInfo("speech-embedding", "teacher", "MLP head on the frozen speech embedding (openWakeWord 0.4.0's backbone, 9 x 96 frames)",
+                 input="speech-embedding"),
         ArchInfo("sed-crnn", "teacher", "SED teacher: CNN (frequency pooling) + bidirectional GRU, frame logits (~0.3M params)", "sed"),
         ArchInfo("sed-causal-cnn", "student", "SED student: causal depthwise-separable CNN, frame logits, streamable (~27k params)", "sed"),
     )

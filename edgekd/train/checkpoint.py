@@ -32,7 +32,7 @@ class Checkpoint:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def build(self) -> nn.Module:
-        m = build_model(self.arch, n_labels=len(self.labels), n_mels=self.n_mels)
+        m = build_model(self.arch, n_labels=len(self.labels), n_mels=self.n_mels, **self.config.get("arch_kwargs", {}))
         if self.is_qat:
             from edgekd.train.qat import to_qat
 

@@ -19,6 +19,7 @@ class TrainConfig:
     threads: int = 2
     alpha: float = 0.7  # KD weight; 0 = no teacher
     temperature: float = 3.0
+    feature_kd: float = 0.0  # weight of feature distillation onto the teacher's embedding (0 = off)
     label_smoothing: float = 0.0
     specaugment: bool = True
     time_masks: int = 2

@@ -4,6 +4,11 @@ Training clips get ``views`` random augmentations each (view 0 is augmented too)
 kept, so a frozen teacher's logits can be cached per view and the student sees exactly the input the
 teacher scored ("consistent" distillation). Sets are cached as .npz under ``cache_dir``, keyed by a
 hash of everything that defines them.
+
+Two kinds of features from the same audio: ``logmel`` (the students' and the CNN teacher's input, ``(T, M)``) and
+``speech-embedding`` (the frozen speech embedding's frames, ``(9, 96)``, the input of a teacher head on it). Row ``i``
+of either kind comes from the same augmented audio (the views are seeded per clip), so a teacher that reads
+embeddings labels exactly what the student hears: ``FeatureSet.spec`` rebuilds the aligned set of another kind.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from edgekd.errors import ConfigError
 from edgekd.fsutil import atomic_write
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 
-__all__ = ["FeatureSet", "build_feature_set"]
+__all__ = ["FeatureSet", "build_feature_set", "aligned_feature_set", "KINDS"]
+
+KINDS = ("logmel", "speech-embedding")
 
 
 @dataclass
@@ -38,6 +45,7 @@ class FeatureSet:
     labels: tuple[str, ...]
     key: str
     files: tuple[str, ...] = ()  # source clip of each ``clip`` index, relative to the data folder ("@offset+length" for slices)
+    spec: dict | None = None  # the arguments of ``build_feature_set`` that made it (to build an aligned set of another kind)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -50,18 +58,27 @@ class FeatureSet:
         m = np.isin(self.clip, keep)
         return FeatureSet(self.x[m], self.y[m], self.clip[m], self.labels, f"{self.key}-sub{fraction}-{seed}", self.files)
 
+    @property
+    def kind(self) -> str:
+        return str((self.spec or {}).get("kind", "logmel"))
+
 
 _W: dict[str, object] = {}
 
 
 def _worker_init(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samples: int, rirs: RirBank | None = None,
-                 backgrounds: list[np.ndarray] | None = None) -> None:
+                 backgrounds: list[np.ndarray] | None = None, kind: str = "logmel") -> None:
     from edgekd.procutil import die_with_parent
 
     die_with_parent()
     try:  # an initializer that raises makes the pool respawn workers forever: keep the error for the first job
+        backbone = None
+        if kind == "speech-embedding":
+            from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+
+            backbone = SpeechEmbedding(threads=1)
         _W.update(babble=babble, fe=LogMelFrontend(FrontendParams.from_dict(params)), views=views, seed=seed, n=n_samples, rirs=rirs,
-                  backgrounds=backgrounds, init_error=None)
+                  backgrounds=backgrounds, backbone=backbone, init_error=None)
     except Exception as e:  # noqa: BLE001
         _W["init_error"] = f"{type(e).__name__}: {e}"
 
@@ -76,13 +93,17 @@ def _featurize(item: tuple[int, Clip]) -> np.ndarray:
     x = fit_to_length(clip.load(sr), n)
     views: int = _W["views"]  # type: ignore[assignment]
     if views == 0:
-        return fe.features(x)[None].astype(np.float16)
-    rng = np.random.default_rng([_W["seed"], i])  # type: ignore[list-item]
-    speech = clip.label != SILENCE
-    out = [fe.features(augment_clip(x, rng, AugmentConfig(), babble=_W["babble"], speech=speech, sample_rate=sr,  # type: ignore[arg-type]
-                                    rirs=_W["rirs"], backgrounds=_W["backgrounds"]))  # type: ignore[arg-type]
-           for _ in range(views)]
-    return np.stack(out).astype(np.float16)
+        audio = [x]
+    else:
+        rng = np.random.default_rng([_W["seed"], i])  # type: ignore[list-item]
+        speech = clip.label != SILENCE
+        audio = [augment_clip(x, rng, AugmentConfig(), babble=_W["babble"], speech=speech, sample_rate=sr,  # type: ignore[arg-type]
+                              rirs=_W["rirs"], backgrounds=_W["backgrounds"])  # type: ignore[arg-type]
+                 for _ in range(views)]
+    backbone = _W.get("backbone")
+    if backbone is not None:
+        return backbone.frames(np.stack(audio)).astype(np.float16)  # type: ignore[attr-defined]
+    return np.stack([fe.features(a) for a in audio]).astype(np.float16)
 
 
 def _relname(clip: Clip, root: Path) -> str:
@@ -104,22 +125,33 @@ def build_feature_set(
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
     rooms: bool = False,
+    kind: str = "logmel",
 ) -> FeatureSet:
     """Features of one split; ``views > 0`` makes that many augmented views per clip (training). ``rooms``: the
-    views also go through simulated rooms (the cached RIR bank), real background recordings and clipping."""
+    views also go through simulated rooms (the cached RIR bank), real background recordings and clipping.
+    ``kind``: ``logmel`` or ``speech-embedding`` (the frozen backbone's frames of the same audio)."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown feature kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    spec = {"data_dir": str(data_dir), "labels": tuple(labels), "split": split, "views": views, "seed": seed, "params": params,
+            "window_frames": window_frames, "rooms": rooms, "kind": kind, "cache_dir": str(cache_dir) if cache_dir else None}
     ds = SpeechCommands(data_dir)
     clips = ds.clips(labels, split, sample_rate=params.sample_rate, seed=seed)
     ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": clips[0].path.name, "last": clips[-1].path.name,
              "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 4}
     if rooms and views:
         ident["rooms"] = asdict(RoomConfig())
+    if kind != "logmel":
+        from edgekd.train.teachers.speech_embedding import backbone_identity
+
+        ident["kind"] = kind
+        ident["backbone"] = dict(backbone_identity()["files"], mel="per clip")
     key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     root = Path(data_dir).resolve()
     files = tuple(_relname(c, root) for c in clips)
     cache = Path(cache_dir) / f"features-{split}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
-        return FeatureSet(z["x"], z["y"], z["clip"], labels, key, files)
+        return FeatureSet(z["x"], z["y"], z["clip"], labels, key, files, spec)
     n_samples = (window_frames - 1) * params.hop_samples + params.window_samples
     babble: list[np.ndarray] = []
     if views:
@@ -129,7 +161,7 @@ def build_feature_set(
             babble.append(np.trim_zeros(speech[int(j)].load(params.sample_rate)))
     rirs = rir_bank(RoomConfig()) if rooms and views else None
     backgrounds = background_recordings(seed=seed) if rooms and views else None
-    init = (babble, params.to_dict(), views, seed, n_samples, rirs, backgrounds)
+    init = (babble, params.to_dict(), views, seed, n_samples, rirs, backgrounds, kind)
     items = list(enumerate(clips))
     chunks: list[np.ndarray] = []
     from edgekd.procutil import bounded_workers
@@ -152,7 +184,7 @@ def build_feature_set(
     lab_idx = {lab: i for i, lab in enumerate(labels)}
     y = np.repeat(np.array([lab_idx[c.label] for c in clips], dtype=np.int64), per)
     clip_idx = np.repeat(np.arange(len(clips), dtype=np.int64), per)
-    fs = FeatureSet(x, y, clip_idx, labels, key, files)
+    fs = FeatureSet(x, y, clip_idx, labels, key, files, spec)
     if cache is not None:
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:
@@ -160,3 +192,19 @@ def build_feature_set(
 
         atomic_write(cache, write)
     return fs
+
+
+def aligned_feature_set(fs: FeatureSet, kind: str, *, cache_dir: str | os.PathLike[str] | None = None, workers: int = 2,
+                        progress: Callable[[int, int], None] | None = None) -> FeatureSet:
+    """The features of ``kind`` for exactly the rows of ``fs`` (same clips, same augmented views, same order)."""
+    if fs.spec is None:
+        raise ConfigError("this feature set does not record how it was built, so no aligned set can be made from it")
+    if kind == fs.kind:
+        return fs
+    spec = dict(fs.spec, kind=kind)
+    data_dir, labels, split, own_cache = spec.pop("data_dir"), spec.pop("labels"), spec.pop("split"), spec.pop("cache_dir")
+    other = build_feature_set(data_dir, labels, split, cache_dir=cache_dir or own_cache, workers=workers, progress=progress, **spec)
+    if len(other) != len(fs) or not np.array_equal(other.clip, fs.clip) or not np.array_equal(other.y, fs.y):
+        raise ConfigError(f"the {kind} features of {data_dir} do not line up with its {fs.kind} features (the data changed?); "
+                          f"delete the feature cache and retry")
+    return other

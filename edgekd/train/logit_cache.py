@@ -115,10 +115,10 @@ class LogitCache:
         return cls(root, index)
 
 
-def _score(teacher_path: str, x: np.ndarray, threads: int) -> np.ndarray:
+def _score(teacher_path: str, x: np.ndarray, threads: int, fold: np.ndarray | None = None) -> np.ndarray:
     from edgekd.train.teachers import TorchTeacher
 
-    return TorchTeacher(teacher_path, threads=threads).logits(x).astype(np.float32)
+    return TorchTeacher(teacher_path, threads=threads).logits(x, fold).astype(np.float32)
 
 
 def _write_shard(path: Path, logits: np.ndarray) -> str:
@@ -134,9 +134,24 @@ def _shard_name(k: int, n: int) -> str:
     return f"shard-{k:05d}-of-{n:05d}.npy"
 
 
-def _score_shard_job(args: tuple[str, np.ndarray, int, str]) -> str:
-    teacher_path, x, threads, out = args
-    return _write_shard(Path(out), _score(teacher_path, x, threads))
+def _score_shard_job(args: tuple[str, np.ndarray, int, str, np.ndarray | None]) -> str:
+    teacher_path, x, threads, out, fold = args
+    return _write_shard(Path(out), _score(teacher_path, x, threads, fold))
+
+
+def _teacher_inputs(ckpt: Any, fs: FeatureSet, d: DistContext) -> tuple[FeatureSet, np.ndarray | None]:
+    """What the teacher reads for the rows of ``fs``: the log-mels themselves, or the speech-embedding frames of the
+    same views; and per row the cross-fitting head that never saw the clip (when the teacher was trained on these
+    very files), else None."""
+    if ckpt.config.get("input", "logmel") == "logmel":
+        return fs, None
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs, files_digest, fold_of
+
+    src = embedding_inputs(fs, dist=d)
+    folds = int(ckpt.config.get("folds", 0))
+    if folds and ckpt.provenance.get("train_files_sha256") == files_digest(fs.files):
+        return src, fold_of(fs, folds)
+    return src, None
 
 
 def build_logit_cache(
@@ -158,22 +173,27 @@ def build_logit_cache(
     sha = sha256_file(teacher)
     from edgekd.train.checkpoint import Checkpoint
 
-    labels = Checkpoint.load(teacher).labels
+    ckpt = Checkpoint.load(teacher)
+    labels = ckpt.labels
     if tuple(labels) != tuple(fs.labels):
         raise ConfigError(f"teacher labels {tuple(labels)} differ from the data labels {tuple(fs.labels)}")
+    src, fold = _teacher_inputs(ckpt, fs, d)
     n = d.world_size if d.enabled else max(1, int(workers))
     bounds = np.linspace(0, len(fs), n + 1).round().astype(int)
     out.mkdir(parents=True, exist_ok=True)
     if d.is_main:
         (out / INDEX).unlink(missing_ok=True)  # the cache is incomplete from here until the new index is written
     d.barrier()
+    def part(k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        return np.asarray(src.x[bounds[k] : bounds[k + 1]]), None if fold is None else fold[bounds[k] : bounds[k + 1]]
+
     if d.enabled:
-        k = d.rank
-        _write_shard(out / _shard_name(k, n), _score(teacher, np.asarray(fs.x[bounds[k] : bounds[k + 1]]), threads))
+        x, f = part(d.rank)
+        _write_shard(out / _shard_name(d.rank, n), _score(teacher, x, threads, f))
     elif n == 1:
-        _write_shard(out / _shard_name(0, 1), _score(teacher, np.asarray(fs.x), threads))
+        _write_shard(out / _shard_name(0, 1), _score(teacher, np.asarray(src.x), threads, fold))
     else:
-        jobs = [(teacher, np.asarray(fs.x[bounds[k] : bounds[k + 1]]), threads, str(out / _shard_name(k, n))) for k in range(n)]
+        jobs = [(teacher, part(k)[0], threads, str(out / _shard_name(k, n)), part(k)[1]) for k in range(n)]
         with get_context("spawn").Pool(n) as pool:
             pool.map(_score_shard_job, jobs)
     d.barrier()
@@ -185,7 +205,8 @@ def build_logit_cache(
                 stale.unlink()
         index = {
             "format": FORMAT,
-            "teacher": {"sha256": sha, "name": Path(teacher).name, "labels": list(labels)},
+            "teacher": {"sha256": sha, "name": Path(teacher).name, "labels": list(labels), "input": src.kind,
+                        "crossfit": fold is not None},
             "frontend": frontend,
             "features": {"key": fs.key, "rows": len(fs), "files": list(fs.files), "files_sha256": _files_digest(fs.files)},
             "dtype": "float32",

@@ -84,7 +84,39 @@ class Resume:
 
 def _fingerprint(cfg: TrainConfig, train: FeatureSet, total: int) -> dict[str, Any]:
     return {"arch": cfg.arch, "data": train.key, "rows": len(train), "batch_size": cfg.batch_size, "epochs": cfg.epochs,
-            "seed": cfg.seed, "total_steps": total, "alpha": cfg.alpha}
+            "seed": cfg.seed, "total_steps": total, "alpha": cfg.alpha, "feature_kd": cfg.feature_kd}
+
+
+class FeatureDistiller:
+    """Feature distillation: a linear projection of the student's pooled features (the input of its last Linear
+    layer, caught by a forward hook) regressed onto per-row teacher features. Training only: the projection is
+    not part of the student, which exports unchanged."""
+
+    def __init__(self, model: nn.Module, dim: int, device: torch.device) -> None:
+        last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+        self.proj = nn.Linear(last.in_features, dim).to(device)
+        self._h: torch.Tensor | None = None
+        self._hook = last.register_forward_hook(self._catch)
+
+    def _catch(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        self._h = inputs[0]
+
+    def loss(self, targets: torch.Tensor) -> torch.Tensor:
+        assert self._h is not None, "the student ran no forward pass"
+        return nn.functional.mse_loss(self.proj(self._h), targets)
+
+    def sync(self, d: DistContext) -> None:
+        """Average the projection's gradients over torchrun ranks (it lives outside DDP)."""
+        if d.enabled:
+            import torch.distributed as dist
+
+            for p in self.proj.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= d.world_size
+
+    def close(self) -> None:
+        self._hook.remove()
 
 
 def _save_state(path: Path, payload: dict[str, Any]) -> None:
@@ -102,10 +134,13 @@ def train_model(
     before_epoch: Callable[[nn.Module, int], None] | None = None,
     dist: DistContext | None = None,
     state: Resume | None = None,
+    feature_targets: np.ndarray | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``cfg.arch`` on ``train`` (or go on training ``model``); keep the best validation epoch.
 
     ``teacher_logits``: rows aligned with ``train`` (an array or a memory-mapped ``LogitCache`` view).
+    ``feature_targets``: ``(rows, D)`` teacher features aligned with ``train`` for feature distillation (weight
+    ``cfg.feature_kd``).
     ``before_epoch(model, epoch)`` is called before each epoch (QAT uses it to freeze observers late).
     ``dist``: torchrun context (DDP, global-batch sharding, reduced metrics, rank-0 logging and state).
     ``state``: resumable training state (model, optimizer, scheduler, sampler position, RNG streams).
@@ -126,7 +161,9 @@ def train_model(
     model = model.to(d.device).to(memory_format=torch.channels_last)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fkd = FeatureDistiller(model, feature_targets.shape[1], d.device) if feature_targets is not None and cfg.feature_kd > 0 else None
+    params = list(model.parameters()) + (list(fkd.proj.parameters()) if fkd is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
     ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     history: dict[str, Any] = {"epochs": [], "train_examples_seen": 0}
@@ -139,6 +176,8 @@ def train_model(
             raise ConfigError(f"{state.path} was saved by a different training run ({saved.get('fingerprint')}); "
                               f"delete it or run without --resume")
         model.load_state_dict(saved["model"])
+        if fkd is not None:
+            fkd.proj.load_state_dict(saved["projection"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         rng.bit_generator.state = saved["numpy_rng"]
@@ -164,6 +203,7 @@ def train_model(
         _save_state(state.path, {
             "format": STATE_FORMAT, "fingerprint": fingerprint, "step": step, "run_loss": run_loss, "perm": torch.from_numpy(perm),
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "projection": fkd.proj.state_dict() if fkd is not None else None,
             "numpy_rng": rng.bit_generator.state, "torch_gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
             "history": history, "best": best,
         })
@@ -193,8 +233,13 @@ def train_model(
             loss = kd_loss(logits, tl, y, alpha=cfg.alpha, temperature=cfg.temperature)
         else:
             loss = ce(logits, y)
+        if fkd is not None:
+            ft = torch.from_numpy(np.ascontiguousarray(feature_targets[idx], dtype=np.float32)).to(d.device)  # type: ignore[index]
+            loss = loss + cfg.feature_kd * fkd.loss(ft)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if fkd is not None:
+            fkd.sync(d)
         opt.step()
         sched.step()
         (step_loss,) = d.all_sum([loss.item()])
@@ -216,6 +261,8 @@ def train_model(
             snapshot()
     if bar is not None:
         bar.close()
+    if fkd is not None:
+        fkd.close()
     model = model.cpu().to(memory_format=torch.contiguous_format)
     assert best is not None
     model.load_state_dict(best[1])

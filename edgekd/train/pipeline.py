@@ -19,7 +19,7 @@ from edgekd.train.dist import DistContext
 from edgekd.train.features import FeatureSet, build_feature_set
 from edgekd.train.loop import Resume
 
-__all__ = ["KwsData", "load_kws_data", "train_kws"]
+__all__ = ["KwsData", "load_kws_data", "train_kws", "embedding_targets"]
 
 WINDOW_FRAMES = 98
 
@@ -107,7 +107,14 @@ def train_kws(
         t_logits = cache if subset == 1.0 else cache[np.nonzero(np.isin(data.train.clip, np.unique(train.clip)))[0]]
         provenance["teacher_sha256"] = cache.index["teacher"]["sha256"]
         provenance["teacher"] = cache.index["teacher"]["name"]
-    model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress, dist=d, state=state)
+    feature_targets = None
+    if cfg.feature_kd > 0:
+        if subset != 1.0:
+            raise ConfigError("feature distillation (--feature-kd) trains on the whole training set: drop --subset")
+        feature_targets = embedding_targets(data.train, cache_dir=cache_dir, dist=d)
+        provenance["feature_kd"] = {"weight": cfg.feature_kd, "target": "speech-embedding, mean over its 9 frames, standardized per dim"}
+    model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress, dist=d, state=state,
+                                 feature_targets=feature_targets)
     test_acc = accuracy(model, data.test, d)
     n_mels = data.train.x.shape[2]
     ckpt = Checkpoint(
@@ -133,6 +140,15 @@ def train_kws(
     )
     _finish(ckpt, out, d, state)
     return ckpt
+
+
+def embedding_targets(fs: FeatureSet, *, cache_dir: str | os.PathLike[str] | None = None, dist: DistContext | None = None) -> np.ndarray:
+    """Feature-distillation targets for every row of ``fs``: the speech embedding of the same view, averaged over its
+    frames and standardized per dimension over the training rows, ``(rows, 96)`` float32."""
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs
+
+    e = embedding_inputs(fs, cache_dir=cache_dir, dist=dist).x.astype(np.float32).mean(axis=1)
+    return ((e - e.mean(axis=0)) / e.std(axis=0).clip(1e-3)).astype(np.float32)
 
 
 def _finish(ckpt: Checkpoint, out: str | os.PathLike[str], d: DistContext, state: Resume | None) -> None:

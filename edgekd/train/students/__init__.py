@@ -14,6 +14,7 @@ from edgekd.train.students.bcresnet import BCResNet
 from edgekd.train.students.cnn_teacher import CNNTeacher
 from edgekd.train.students.dscnn import DSCNN
 from edgekd.train.students.dscnn_stream import DSCNNStream
+from edgekd.train.students.embedding_head import EmbeddingHead
 from edgekd.train.students.sed import SedCausalCNN, SedCRNN
 
 __all__ = ["STUDENTS", "Architecture", "build_model"]
@@ -34,6 +35,7 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "dscnn-stream-64": functools.partial(DSCNNStream, width=64),
     "bcresnet1": BCResNet,
     "cnn-teacher": CNNTeacher,
+    "speech-embedding": EmbeddingHead,
     "sed-crnn": SedCRNN,
     "sed-causal-cnn": SedCausalCNN,
 }

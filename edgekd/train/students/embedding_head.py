@@ -1,0 +1,40 @@
+"""The head of the speech-embedding teacher: an MLP over the frozen embedding's 9 frames x 96.
+
+``folds > 0`` adds that many more heads of the same shape for cross-fitting: head ``f`` is trained without the
+clips of fold ``f`` and labels only those, so the soft targets of a training clip come from a head that never saw it.
+``forward`` is the main head (trained on every clip): what labels anything else.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgekd.train.students.common import FeatureNorm
+
+__all__ = ["EmbeddingHead"]
+
+
+def _mlp(inputs: int, hidden: int, n_labels: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Linear(inputs, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_labels))
+
+
+class EmbeddingHead(nn.Module):
+    def __init__(self, n_labels: int, n_mels: int = 96, frames: int = 9, hidden: int = 256, dropout: float = 0.3, folds: int = 0) -> None:
+        super().__init__()
+        self.norm = FeatureNorm(n_mels)
+        self.mlp = _mlp(frames * n_mels, hidden, n_labels, dropout)
+        self.folds = nn.ModuleList(_mlp(frames * n_mels, hidden, n_labels, dropout) for _ in range(folds))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 9, 96)
+        return self.mlp(self.norm(x))
+
+    def crossfit(self, x: torch.Tensor, fold: torch.Tensor) -> torch.Tensor:
+        """Logits of each row from the head that did not see it: ``fold[i]`` in ``0..folds-1``, or -1 for the main head."""
+        z = self.norm(x)
+        out = self.mlp(z)
+        for f, head in enumerate(self.folds):
+            m = fold == f
+            if bool(m.any()):
+                out[m] = head(z[m])
+        return out

@@ -1,0 +1,52 @@
+"""Teachers: ``TorchTeacher`` (an edgekd checkpoint: a log-mel CNN, or a head on the frozen speech embedding, see
+``embedding_teacher``). Their logits are cached by ``edgekd.train.logit_cache``."""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+import numpy as np
+
+from edgekd.manifest import sha256_file
+
+__all__ = ["Teacher", "TorchTeacher"]
+
+
+class Teacher(Protocol):
+    identity: str
+    labels: tuple[str, ...]
+    input: str  # the feature kind it reads: "logmel" or "speech-embedding"
+
+    def logits(self, x: np.ndarray, fold: np.ndarray | None = None) -> np.ndarray: ...
+
+
+class TorchTeacher:
+    """A frozen teacher from an edgekd checkpoint; always in eval mode."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int = 2) -> None:
+        import torch
+
+        from edgekd.train.checkpoint import Checkpoint
+
+        torch.set_num_threads(max(1, threads))
+        ckpt = Checkpoint.load(path)
+        self.labels = ckpt.labels
+        self.identity = sha256_file(path)
+        self.input = str(ckpt.config.get("input", "logmel"))
+        self._model = ckpt.build().eval()
+
+    def logits(self, x: np.ndarray, fold: np.ndarray | None = None) -> np.ndarray:
+        """Logits of every row of ``x``; ``fold`` (per row, -1 = main head) picks cross-fitting heads where the model has them."""
+        from edgekd.train.loop import predict_logits
+
+        if fold is None:
+            return predict_logits(self._model, x)
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, x.shape[0], 512):
+                xb = torch.from_numpy(np.asarray(x[i : i + 512], dtype=np.float32))
+                out.append(self._model.crossfit(xb, torch.from_numpy(np.asarray(fold[i : i + 512]))).numpy())  # type: ignore[operator]
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)

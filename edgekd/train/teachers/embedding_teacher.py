@@ -1,0 +1,125 @@
+"""A teacher that has heard people: an MLP head on the frozen speech embedding, with cross-fitted fold heads.
+
+``train_embedding_teacher`` trains, on the speech-embedding frames of the same augmented views the students see:
+the main head on every training clip, and ``folds`` more heads, head ``f`` without the clips of fold ``f``. A clip's
+fold comes from its file name (``fold_of``), so any later user of the same data finds it again. The logit cache
+labels each training row of that data with the head that never saw its clip (k-fold cross-fitting: a head's targets
+on its own training clips are nearly one-hot, which leaves a student little to learn); anything else gets the main
+head. The checkpoint stores the head config, the backbone files' sha256 and licence, and the training files' digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import ConfigError
+from edgekd.train.checkpoint import Checkpoint
+from edgekd.train.config import TrainConfig
+from edgekd.train.dist import DistContext
+from edgekd.train.features import FeatureSet, aligned_feature_set
+
+__all__ = ["ARCH", "INPUT", "fold_of", "files_digest", "train_embedding_teacher", "embedding_inputs"]
+
+ARCH = "speech-embedding"
+INPUT = "speech-embedding"
+
+
+def files_digest(files: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join(files).encode()).hexdigest()
+
+
+def fold_of(fs: FeatureSet, k: int) -> np.ndarray:
+    """Fold ``0..k-1`` of every row of ``fs``, from a hash of its source clip's file name (all views of a clip agree)."""
+    per_clip = np.array([int(hashlib.sha1(f.encode()).hexdigest()[:8], 16) % k for f in fs.files], dtype=np.int64)
+    return per_clip[fs.clip]
+
+
+def _rows(fs: FeatureSet, m: np.ndarray) -> FeatureSet:
+    return FeatureSet(fs.x[m], fs.y[m], fs.clip[m], fs.labels, f"{fs.key}-rows{int(m.sum())}", fs.files)
+
+
+def embedding_inputs(fs: FeatureSet, *, cache_dir: str | os.PathLike[str] | None = None, workers: int = 2,
+                     dist: DistContext | None = None) -> FeatureSet:
+    """The speech-embedding frames aligned with ``fs`` (built once by rank 0 under torchrun, then read by all)."""
+    d = dist or DistContext()
+    with d.main_first():
+        bar = None
+        if d.is_main:
+            from edgekd.progress import Progress
+
+            bar = Progress("speech-embedding features", unit="clip")
+        try:
+            return aligned_feature_set(fs, INPUT, cache_dir=cache_dir, workers=workers, progress=bar.callback() if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def train_embedding_teacher(
+    train: FeatureSet,
+    validation: FeatureSet,
+    test: FeatureSet,
+    out: str | os.PathLike[str],
+    cfg: TrainConfig,
+    *,
+    folds: int = 2,
+    hidden: int = 256,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    dist: DistContext | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Checkpoint:
+    """Train the main head and ``folds`` cross-fitting heads on the embedding frames of the log-mel sets given."""
+    from edgekd.train.loop import accuracy, train_model
+    from edgekd.train.profile import count_macs, count_params
+    from edgekd.train.students.embedding_head import EmbeddingHead
+    from edgekd.train.teachers.speech_embedding import DIM, FRAMES, backbone_identity
+
+    if folds == 1 or folds < 0:
+        raise ConfigError(f"--folds must be 0 (no cross-fitting) or at least 2, got {folds}")
+    d = dist or DistContext()
+    sets = [embedding_inputs(s, cache_dir=cache_dir, dist=d) for s in (train, validation, test)]
+    etrain, eval_, etest = sets
+    cfg = replace(cfg, arch=ARCH, specaugment=False)
+    model, history = train_model(cfg, etrain, eval_, progress=progress, dist=d)
+    full = EmbeddingHead(len(train.labels), DIM, FRAMES, hidden=hidden, folds=folds)
+    state = {k: v for k, v in model.state_dict().items()}
+    fold_acc = []
+    if folds:
+        fold = fold_of(etrain, folds)
+        for f in range(folds):
+            m, _ = train_model(replace(cfg, seed=cfg.seed + 1 + f), _rows(etrain, fold != f), eval_, progress=progress, dist=d)
+            for k, v in m.state_dict().items():
+                if k.startswith("mlp."):
+                    state[f"folds.{f}.{k.removeprefix('mlp.')}"] = v
+            held = fold == f
+            fold_acc.append(accuracy(m, _rows(etrain, held), d))  # each fold head on the clips it never saw (augmented views)
+    full.load_state_dict(state)
+    ckpt = Checkpoint(
+        arch=ARCH, labels=tuple(train.labels), n_mels=DIM, frontend=_frontend(), window_frames=FRAMES,
+        state_dict={k: v.contiguous() for k, v in full.state_dict().items()},
+        config=dict(cfg.to_dict(), input=INPUT, folds=folds, arch_kwargs={"frames": FRAMES, "hidden": hidden, "folds": folds}),
+        metrics={"val_accuracy": history["best_val_accuracy"], "test_accuracy_torch": accuracy(model, etest, d),
+                 "crossfit_accuracy": fold_acc, "params": count_params(model),
+                 "macs_per_inference": count_macs(model, (1, FRAMES, DIM)),  # the head's; the frozen backbone runs besides
+                 "train_seconds": history["train_seconds"], "train_steps": history["steps"], "final_train_loss": history["final_loss"],
+                 "processes": d.world_size},
+        provenance=dict(provenance or {}, backbone=backbone_identity(), train_files_sha256=files_digest(train.files),
+                        fold_rule="sha1(clip file name) % folds"),
+    )
+    if d.is_main:
+        ckpt.save(out)
+    d.barrier()
+    return ckpt
+
+
+def _frontend() -> dict[str, Any]:
+    """The student frontend the teacher's logits are cached against (the cache index checks it)."""
+    from edgekd.runtime.frontend import FrontendParams
+
+    return FrontendParams().to_dict()

@@ -1,0 +1,175 @@
+"""The speech-embedding teacher: aligned features, cross-fitted logits, feature distillation (tiny material)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training extra")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("openwakeword") is None,
+                                reason="the optional extra `oww` (openwakeword==0.4.0, the backbone's files) is not installed; "
+                                       "make test installs it")
+
+
+@pytest.fixture(scope="module")
+def emb_train(tiny_kws_data):  # type: ignore[no-untyped-def]
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs
+
+    return embedding_inputs(tiny_kws_data.train, workers=1)
+
+
+@pytest.fixture(scope="module")
+def se_teacher(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A speech-embedding teacher trained by the CLI on the tiny data (views=1 like ``tiny_kws_data``)."""
+    root = tmp_path_factory.mktemp("se")
+    out = root / "se.pt"
+    p = subprocess.run([sys.executable, "-m", "edgekd", "train", "teacher", "--backbone", "speech-embedding", "--data", str(tiny_data),
+                        "--out", str(out), "--epochs", "2", "--views", "1", "--no-rooms", "--batch-size", "16", "--threads", "1",
+                        "--cache-dir", str(root / "cache")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return out, root / "cache"
+
+
+def test_backbone_frames_and_centring() -> None:
+    from edgekd.train.teachers.speech_embedding import DIM, FRAMES, WINDOW_SAMPLES, SpeechEmbedding
+
+    clip = np.linspace(-0.5, 0.5, 15920, dtype=np.float32)
+    c = SpeechEmbedding.centred(clip[None])
+    k = (WINDOW_SAMPLES - 15920) // 2
+    assert c.shape == (1, WINDOW_SAMPLES) and np.all(c[0, :k] == 0) and np.all(c[0, k + 15920 :] == 0)
+    np.testing.assert_allclose(c[0, k : k + 15920], clip * 32767.0)
+    long = np.arange(WINDOW_SAMPLES + 100, dtype=np.float32)[None]
+    assert SpeechEmbedding.centred(long)[0, 0] == 50 * 32767.0  # a longer clip keeps its middle
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal((2, 15920)) * 0.1).astype(np.float32)
+    be = SpeechEmbedding()
+    e = be.frames(audio)
+    assert e.shape == (2, FRAMES, DIM) and np.isfinite(e).all()
+    np.testing.assert_array_equal(be.frames(audio[1:]), e[1:])  # batch rows are independent
+    assert not np.allclose(e[0], e[1])
+
+
+def test_embedding_rows_come_from_the_same_augmented_views(tiny_kws_data, emb_train) -> None:  # type: ignore[no-untyped-def]
+    """Row i of the embedding set is the backbone on exactly the audio whose log-mels are row i of the student's set."""
+    from edgekd.data.speech_commands import SpeechCommands
+    from edgekd.train import features as F
+    from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+
+    fs = tiny_kws_data.train
+    assert emb_train.kind == "speech-embedding" and fs.kind == "logmel"
+    assert len(emb_train) == len(fs) and np.array_equal(emb_train.clip, fs.clip) and np.array_equal(emb_train.y, fs.y)
+    spec = fs.spec
+    clips = SpeechCommands(spec["data_dir"]).clips(spec["labels"], "train", sample_rate=16000, seed=spec["seed"])
+    babble = []
+    rng = np.random.default_rng(spec["seed"])
+    speech = [c for c in clips if c.label != "_silence_"]
+    for j in rng.choice(len(speech), size=min(64, len(speech)), replace=False):
+        babble.append(np.trim_zeros(speech[int(j)].load(16000)))
+    params = spec["params"]
+    n = (spec["window_frames"] - 1) * params.hop_samples + params.window_samples
+    F._worker_init(babble, params.to_dict(), spec["views"], spec["seed"], n)
+    i = 5
+    item = (i, clips[i])
+    np.testing.assert_array_equal(F._featurize(item), fs.x[fs.clip == i])
+    F._worker_init(babble, params.to_dict(), spec["views"], spec["seed"], n, kind="speech-embedding")
+    got = F._featurize(item)
+    np.testing.assert_array_equal(got, emb_train.x[emb_train.clip == i])
+    assert isinstance(F._W["backbone"], SpeechEmbedding)
+
+
+def test_folds_follow_the_clip_not_the_view(tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
+    from edgekd.train.teachers.embedding_teacher import fold_of
+
+    fs = tiny_kws_data.train
+    f = fold_of(fs, 2)
+    assert set(np.unique(f)) == {0, 1}
+    for c in np.unique(fs.clip):
+        assert len(set(f[fs.clip == c])) == 1
+    np.testing.assert_array_equal(f, fold_of(fs, 2))
+
+
+def test_teacher_checkpoint_records_backbone_and_crossfits(se_teacher, tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
+    from edgekd.runtime.frontend import FrontendParams
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.logit_cache import build_logit_cache
+    from edgekd.train.onnx_teacher import oww_models_dir
+    from edgekd.train.teachers import TorchTeacher
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs, fold_of
+    from edgekd.manifest import sha256_file
+
+    path, cache = se_teacher
+    ck = Checkpoint.load(path)
+    assert ck.arch == "speech-embedding" and ck.config["input"] == "speech-embedding" and ck.config["folds"] == 2
+    files = ck.provenance["backbone"]["files"]
+    assert files == {f: sha256_file(oww_models_dir() / f) for f in ("melspectrogram.onnx", "embedding_model.onnx")}
+    assert "Apache-2.0" in ck.provenance["backbone"]["licence"]
+    fs = tiny_kws_data.train
+    emb = embedding_inputs(fs, cache_dir=cache, workers=1)
+    t = TorchTeacher(path)
+    fold = fold_of(fs, 2)
+    crossfit = t.logits(emb.x, fold)
+    main = t.logits(emb.x)
+    assert crossfit.shape == main.shape == (len(fs), len(fs.labels))
+    assert not np.allclose(crossfit, main)  # the fold heads are other heads
+    with torch.no_grad():
+        f0 = t._model.folds[0](t._model.norm(torch.from_numpy(emb.x[fold == 0].astype(np.float32)))).numpy()
+    np.testing.assert_allclose(crossfit[fold == 0], f0, rtol=1e-5, atol=1e-5)
+    # the cache of the teacher's own training data is cross-fitted; of other data, the main head
+    lc = build_logit_cache(path, fs, cache / "logits", frontend=FrontendParams().to_dict())
+    assert lc.index["teacher"]["crossfit"] is True and lc.index["teacher"]["input"] == "speech-embedding"
+    np.testing.assert_allclose(lc.to_array(), crossfit, rtol=1e-5, atol=1e-5)
+    val = tiny_kws_data.validation
+    lv = build_logit_cache(path, val, cache / "logits-val", frontend=FrontendParams().to_dict())
+    assert lv.index["teacher"]["crossfit"] is False
+    np.testing.assert_allclose(lv.to_array(), t.logits(embedding_inputs(val, cache_dir=cache, workers=1).x), rtol=1e-5, atol=1e-5)
+
+
+def test_student_distils_from_it_with_feature_kd(se_teacher, tiny_data: Path) -> None:
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.students import build_model
+
+    path, cache = se_teacher
+    out = path.parent / "student.pt"
+    p = subprocess.run([sys.executable, "-m", "edgekd", "train", "student", "--data", str(tiny_data), "--teacher", str(path),
+                        "--feature-kd", "1.0", "--arch", "dscnn-stream", "--epochs", "1", "--views", "1", "--no-rooms",
+                        "--batch-size", "16", "--threads", "1", "--cache-dir", str(cache), "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    ck = Checkpoint.load(out)
+    assert ck.provenance["teacher_sha256"] and ck.provenance["feature_kd"]["weight"] == 1.0 and ck.config["feature_kd"] == 1.0
+    assert set(ck.state_dict) == set(build_model("dscnn-stream", 12, 40).state_dict())  # the projection stays behind
+    p = subprocess.run([sys.executable, "-m", "edgekd", "train", "teacher", "--backbone", "bogus", "--data", str(tiny_data),
+                        "--out", str(path.parent / "x.pt")], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "speech-embedding" in p.stderr
+
+
+def test_feature_distiller_catches_pooled_features_and_learns() -> None:
+    from edgekd.train.loop import FeatureDistiller
+    from edgekd.train.students import build_model
+
+    torch.manual_seed(0)
+    m = build_model("dscnn", 12, 40).train()
+    keys = set(m.state_dict())
+    fkd = FeatureDistiller(m, 96, torch.device("cpu"))
+    x = torch.randn(8, 98, 40)
+    target = torch.randn(8, 96)
+    opt = torch.optim.Adam(list(m.parameters()) + list(fkd.proj.parameters()), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        m(x)
+        loss = fkd.loss(target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert fkd._h is not None and fkd._h.shape == (8, 64)  # DS-CNN's pooled features: the input of its last Linear
+    fkd.close()
+    assert set(m.state_dict()) == keys
+    fkd._h = None
+    m(x)
+    assert fkd._h is None  # the hook is gone
