@@ -1,9 +1,15 @@
-"""Does distillation earn its keep? Each student with and without the teacher, several seeds, full data and a subset.
+"""Does distillation earn its keep? Each student with each teacher and with none, same data, same steps, several seeds.
 
-    python bench/kd_study.py --data runs/demo/data --teacher runs/demo/teacher.pt --out bench/results/kd_study.json
+    python bench/kd_study.py --data runs/vb/data --cache-dir runs/vb/cache \\
+        --teacher cnn=runs/vb/teacher.pt --teacher se=runs/vb/se-teacher.pt \\
+        --teacher se+cnn=runs/vb/se-teacher.pt,runs/vb/teacher.pt --feature-kd se+cnn=1.0
 
-Without --data/--teacher it runs `edgekd demo`'s data and teacher steps first (runs/demo). Writes mean +- std
-of test accuracy (unseen voices) per cell to the JSON file, with machine facts, and prints a markdown table.
+A teacher is NAME=CKPT[,CKPT...] (several checkpoints: the mean of their logits); ``none`` (hard labels only) is
+always a cell. ``--feature-kd NAME=W`` adds feature distillation onto the speech embedding to that cell. Every run
+reports synthesized-test accuracy (held-out voices) and, when ``../shared/realdev`` is there, real-dev accuracy
+(real Speech Commands speakers, measurement only), plus each teacher's own accuracy on both; mean +- std over seeds go
+to the JSON file with machine facts, and a markdown table is printed. Finished runs of the same study are kept (resume).
+Without --teacher it runs `edgekd demo`'s data and teacher steps first (runs/demo) and studies that CNN teacher.
 """
 
 from __future__ import annotations
@@ -19,97 +25,161 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+DEFAULT_REALDEV = REPO.parent / "shared" / "realdev" / "gsc_v2_test_dev"
+
+
+def _teachers(specs: list[str]) -> dict[str, list[str]]:
+    out = {}
+    for s in specs:
+        name, _, paths = s.partition("=")
+        if not name or not paths:
+            raise SystemExit(f"--teacher {s!r}: give NAME=CKPT[,CKPT...]")
+        out[name] = paths.split(",")
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO / "runs/demo/data")
-    ap.add_argument("--teacher", type=Path, default=REPO / "runs/demo/teacher.pt")
+    ap.add_argument("--teacher", action="append", default=[], help="NAME=CKPT[,CKPT...] (repeatable; default: cnn=runs/demo/teacher.pt)")
+    ap.add_argument("--feature-kd", action="append", default=[], help="NAME=WEIGHT: feature distillation in that teacher's cell")
     ap.add_argument("--cache-dir", type=Path, default=REPO / "runs/demo/cache")
     ap.add_argument("--work", type=Path, default=REPO / "runs/kd-study")
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/kd_study.json")
     ap.add_argument("--students", nargs="+", default=["dscnn", "bcresnet1"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--subsets", type=float, nargs="+", default=[1.0, 0.1])
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--views", type=int, default=3)
+    ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV, help="real Speech Commands speakers (measurement only)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel")
     args = ap.parse_args()
+    teachers = _teachers(args.teacher) if args.teacher else {"cnn": [str(REPO / "runs/demo/teacher.pt")]}
+    fkd = {k: float(v) for k, _, v in (s.partition("=") for s in args.feature_kd)}
 
     from edgekd.bench.machine import machine_facts
     from edgekd.cli.common import write_json
+    from edgekd.runtime.frontend import FrontendParams
+    from edgekd.train.logit_cache import teacher_logits
     from edgekd.train.pipeline import load_kws_data
 
-    if not (args.data / "synth_meta.json").is_file() or not args.teacher.is_file():
+    if not args.teacher and not (args.data / "synth_meta.json").is_file():
         from edgekd.demo import DemoConfig, run_demo
 
         print("no data/teacher yet: running the demo first", flush=True)
         run_demo(REPO / "runs/demo", DemoConfig())
-    kd = load_kws_data(args.data, views=args.views, cache_dir=args.cache_dir)
-    from edgekd.runtime.frontend import FrontendParams
-    from edgekd.train.logit_cache import teacher_logits
+    kd = load_kws_data(args.data, views=args.views, cache_dir=args.cache_dir, rooms=True)
+    realdev = args.realdev if args.realdev.is_dir() else None
+    teacher_rows = []
+    for name, paths in teachers.items():  # fill every teacher-logit cache once, before the workers start; score the teachers
+        for p in paths:
+            teacher_logits(kd.train, FrontendParams().to_dict(), teacher=p, cache_root=args.cache_dir, threads=2)
+        teacher_rows.append({"teacher": name, "checkpoints": paths, **_teacher_scores(paths, kd.test, realdev, args.cache_dir)})
+        print(json.dumps(teacher_rows[-1]), flush=True)
+    if any(fkd.values()):
+        from edgekd.train.pipeline import embedding_targets
 
-    # fill the teacher-logit cache once, before the workers start
-    teacher_logits(kd.train, FrontendParams().to_dict(), teacher=args.teacher, cache_root=args.cache_dir, threads=args.threads)
+        embedding_targets(kd.train, cache_dir=args.cache_dir)
     del kd
     runs = []
-    if args.out.is_file():  # resume: keep finished runs of the same study (same epochs, steps matched on subsets)
+    cells = ["none", *teachers]
+    if args.out.is_file():  # resume: keep finished runs of the same study (same epochs and teachers)
         prev = json.loads(args.out.read_text())
-        if prev.get("epochs") == args.epochs:
-            runs = [r for r in prev.get("runs", []) if r.get("epochs") == max(1, round(args.epochs / r["subset"]))]
-    done = {(r["student"], r["teacher"], r["subset"], r["seed"]) for r in runs}
-    tasks = [(student, use_teacher, subset, seed) for subset in args.subsets for student in args.students
-             for seed in args.seeds for use_teacher in (True, False) if (student, use_teacher, subset, seed) not in done]
+        if prev.get("epochs") == args.epochs and prev.get("teachers") == teachers and prev.get("feature_kd") == fkd:
+            runs = [r for r in prev.get("runs", []) if r["teacher"] in cells]
+    done = {(r["student"], r["teacher"], r["seed"]) for r in runs}
+    tasks = [(student, cell, seed) for student in args.students for seed in args.seeds for cell in cells if (student, cell, seed) not in done]
     t0 = time.time()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
-        futs = [pool.submit(_one_run, vars(args), *t) for t in tasks]
+        futs = [pool.submit(_one_run, vars(args), student, cell, teachers.get(cell, []), fkd.get(cell, 0.0), seed, realdev)
+                for student, cell, seed in tasks]
         for f in as_completed(futs):
             runs.append(f.result())
             print(json.dumps(runs[-1]), flush=True)
-            write_json(args.out, _summary(args, runs, machine_facts()))
-    res = _summary(args, runs, machine_facts())
+            write_json(args.out, _summary(args, teachers, fkd, teacher_rows, runs, machine_facts()))
+    res = _summary(args, teachers, fkd, teacher_rows, runs, machine_facts())
     write_json(args.out, res)
     print(res["table_md"])
     print(f"total {time.time() - t0:.0f} s")
 
 
-def _one_run(a: dict, student: str, use_teacher: bool, subset: float, seed: int) -> dict:
+def _teacher_scores(paths: list[str], test, realdev: Path | None, cache_dir: Path) -> dict:  # type: ignore[no-untyped-def]
+    """A teacher's (or an ensemble's mean-logit) accuracy on the synthesized test split and on real-dev."""
+    import numpy as np
+
+    from edgekd.train.teachers import TorchTeacher
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs
+
+    logits = []
+    for p in paths:
+        t = TorchTeacher(p)
+        x = embedding_inputs(test, cache_dir=cache_dir).x if t.input == "speech-embedding" else test.x
+        logits.append(t.logits(np.asarray(x)))
+    out = {"test_accuracy": float(np.mean(np.mean(logits, axis=0).argmax(-1) == test.y))}
+    if realdev is not None:
+        from bench.realdev import checkpoint_logits
+
+        rl = [checkpoint_logits(Path(p), realdev) for p in paths]
+        out["realdev_accuracy"] = float(np.mean(np.mean([r[0] for r in rl], axis=0).argmax(-1) == rl[0][1]))
+    return out
+
+
+def _one_run(a: dict, student: str, cell: str, teacher: list[str], feature_kd: float, seed: int, realdev: Path | None) -> dict:
     """One training run in a worker process (1 torch thread each: two workers beat one 2-thread run here)."""
+    import numpy as np
+
     from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import load_kws_data, train_kws
 
-    kd = load_kws_data(a["data"], views=a["views"], cache_dir=a["cache_dir"], progress=False)
-    ck = Path(a["work"]) / f"{student}-{'kd' if use_teacher else 'ce'}-s{seed}-sub{subset}.pt"
-    # the same number of optimizer steps on a subset as on the full data (more epochs over fewer clips)
-    epochs = max(1, round(a["epochs"] / subset))
-    cfg = TrainConfig(arch=student, epochs=epochs, seed=seed, threads=a["threads"], alpha=0.7 if use_teacher else 0.0)
-    c = train_kws(kd, ck, cfg, teacher=a["teacher"] if use_teacher else None, subset=subset, cache_dir=a["cache_dir"], progress=False)
-    return {"student": student, "teacher": use_teacher, "subset": subset, "seed": seed, "epochs": epochs,
-            "test_accuracy": c.metrics["test_accuracy_torch"], "val_accuracy": c.metrics["val_accuracy"],
-            "params": c.metrics["params"], "train_seconds": c.metrics["train_seconds"]}
+    kd = load_kws_data(a["data"], views=a["views"], cache_dir=a["cache_dir"], progress=False, rooms=True)
+    ck = Path(a["work"]) / f"{student}-{cell}-s{seed}.pt"
+    cfg = TrainConfig(arch=student, epochs=a["epochs"], seed=seed, threads=a["threads"], alpha=0.7 if teacher else 0.0,
+                      feature_kd=feature_kd)
+    c = train_kws(kd, ck, cfg, teacher=teacher or None, cache_dir=a["cache_dir"], progress=False)
+    row = {"student": student, "teacher": cell, "feature_kd": feature_kd, "seed": seed, "epochs": a["epochs"],
+           "steps": c.metrics["train_steps"], "test_accuracy": c.metrics["test_accuracy_torch"], "val_accuracy": c.metrics["val_accuracy"],
+           "params": c.metrics["params"], "train_seconds": c.metrics["train_seconds"]}
+    if realdev is not None:
+        from bench.realdev import checkpoint_logits
+
+        logits, y = checkpoint_logits(ck, realdev)
+        row["realdev_accuracy"] = float(np.mean(logits.argmax(-1) == y))
+    return row
 
 
-def _summary(args: argparse.Namespace, runs: list[dict], facts: dict) -> dict:
-    cells = {}
+def _ms(v: list[float]) -> str:
+    return f"{statistics.mean(v):.2f} +- {statistics.stdev(v) if len(v) > 1 else 0.0:.2f}" if v else "-"
+
+
+def _summary(args: argparse.Namespace, teachers: dict, fkd: dict, teacher_rows: list[dict], runs: list[dict], facts: dict) -> dict:
+    cells: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
-        cells.setdefault((r["student"], r["subset"], r["teacher"]), []).append(100 * r["test_accuracy"])
-    rows = ["| student | training data | no teacher (acc %) | distilled (acc %) | KD gain (points) |", "|---|---|---|---|---|"]
+        cells.setdefault((r["student"], r["teacher"]), []).append(r)
+    order = ["none", *teachers]
+    rows = ["| student | teacher | n | synth test acc % | real-dev acc % | real-dev gain vs none (points) |", "|---|---|---|---|---|---|"]
     table = []
-    for (student, subset) in sorted({(k[0], k[1]) for k in cells}, key=lambda k: (k[0], -k[1])):
-        ce, kd = cells.get((student, subset, False), []), cells.get((student, subset, True), [])
-
-        def ms(v: list[float]) -> str:
-            return f"{statistics.mean(v):.2f} +- {statistics.stdev(v) if len(v) > 1 else 0.0:.2f} (n={len(v)})" if v else "-"
-
-        gain = statistics.mean(kd) - statistics.mean(ce) if kd and ce else None
-        rows.append(f"| {student} | {int(round(100 * subset))}% | {ms(ce)} | {ms(kd)} | {'' if gain is None else f'{gain:+.2f}'} |")
-        table.append({"student": student, "subset": subset, "no_teacher": ce, "distilled": kd, "gain_points": gain})
-    return {"study": "KD vs no teacher, test split = unseen espeak-ng voice variants; subsets train for the same number of steps "
-                     "(epochs / fraction)", "command": "make kd-study",
+    for student in sorted({k[0] for k in cells}):
+        base = [100 * r["realdev_accuracy"] for r in cells.get((student, "none"), []) if "realdev_accuracy" in r]
+        for cell in order:
+            rs = cells.get((student, cell), [])
+            if not rs:
+                continue
+            test = [100 * r["test_accuracy"] for r in rs]
+            real = [100 * r["realdev_accuracy"] for r in rs if "realdev_accuracy" in r]
+            gain = statistics.mean(real) - statistics.mean(base) if real and base and cell != "none" else None
+            label = cell + (f" + feature KD {fkd[cell]:g}" if fkd.get(cell) else "")
+            rows.append(f"| {student} | {label} | {len(rs)} | {_ms(test)} | {_ms(real)} | {'' if gain is None else f'{gain:+.2f}'} |")
+            table.append({"student": student, "teacher": cell, "feature_kd": fkd.get(cell, 0.0), "test": test, "realdev": real,
+                          "realdev_gain_points": gain})
+    for t in teacher_rows:
+        rd = f"{100 * t['realdev_accuracy']:.2f}" if "realdev_accuracy" in t else "-"
+        rows.append(f"| (the teacher itself) | {t['teacher']} | 1 | {100 * t['test_accuracy']:.2f} | {rd} | |")
+    return {"study": "each student with each teacher and with none: same data (augmented views, rooms), same steps, KD T = 3, "
+                     "alpha = 0.7; synth test = held-out voices of every engine; real-dev = real Speech Commands speakers "
+                     "(measurement only)", "command": "make kd-study",
             "epochs": args.epochs, "views": args.views, "jobs": args.jobs, "threads_per_job": args.threads,
-            "teacher": str(args.teacher), "data": str(args.data),
+            "teachers": teachers, "feature_kd": fkd, "data": str(args.data), "teacher_scores": teacher_rows,
             "machine": facts, "runs": runs, "table": table, "table_md": "\n".join(rows)}
 
 

@@ -52,6 +52,49 @@ def evaluate_bundle(bundle: Path, gsc: Path, backend: str = "onnx") -> dict:
             "confusion": r["confusion"]}
 
 
+def _gsc_clips(gsc: Path, labels: tuple[str, ...]) -> tuple[list[Path], list[int]]:
+    files = sorted(p for p in gsc.glob("*/*.wav") if p.parent.name in labels)
+    return files, [labels.index(p.parent.name) for p in files]
+
+
+def checkpoint_logits(path: Path, gsc: Path) -> tuple:  # (logits (N, labels), labels index (N,))
+    """A checkpoint (a teacher, or a student before export) on the clips in torch: its own input features (log-mels,
+    or the speech embedding's frames for a speech-embedding teacher) of the 98-frame window, as in training."""
+    import numpy as np
+
+    from edgekd.data.augment import fit_to_length
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.loop import predict_logits
+
+    ck = Checkpoint.load(path)
+    files, y = _gsc_clips(gsc, ck.labels)
+    audio = np.stack([fit_to_length(load_audio(f, 16000), 15920) for f in files])
+    if ck.config.get("input", "logmel") == "speech-embedding":
+        from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+
+        x = SpeechEmbedding().frames(audio)
+    else:
+        from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+
+        fe = LogMelFrontend(FrontendParams.from_dict(ck.frontend))
+        x = np.stack([fe.features(a) for a in audio])
+    return predict_logits(ck.build(), x), np.asarray(y)
+
+
+def evaluate_checkpoint(path: Path, gsc: Path) -> dict:
+    import numpy as np
+
+    from edgekd.train.checkpoint import Checkpoint
+
+    labels = Checkpoint.load(path).labels
+    logits, yy = checkpoint_logits(path, gsc)
+    pred = logits.argmax(-1)
+    recall = {lab: float(np.mean(pred[yy == i] == i)) if np.any(yy == i) else None for i, lab in enumerate(labels)}
+    return {"checkpoint": str(path), "name": path.name, "sha256": _sha(path), "backend": "torch",
+            "accuracy": float(np.mean(pred == yy)), "n": int(yy.shape[0]), "per_label_recall": recall, "labels": list(labels)}
+
+
 def table_md(rows: list[dict]) -> str:
     labels = rows[0]["labels"] if rows else []
     head = "| bundle | accuracy | " + " | ".join(labels) + " |"
@@ -67,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV, help="the realdev folder (default: ../shared/realdev)")
     ap.add_argument("--bundle", type=Path, action="append", default=[], help="also score this bundle (repeatable)")
-    ap.add_argument("--no-models", action="store_true", help="score only the --bundle ones, not models/*")
+    ap.add_argument("--checkpoint", type=Path, action="append", default=[],
+                    help="also score this checkpoint in torch (a teacher, or a student before export; repeatable)")
+    ap.add_argument("--no-models", action="store_true", help="score only the --bundle/--checkpoint ones, not models/*")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "realdev.json")
     args = ap.parse_args(argv)
     gsc = args.realdev / "gsc_v2_test_dev"
@@ -75,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"realdev: {gsc} is absent; no real-speech numbers (nothing written)", file=sys.stderr)
         return 0
     bundles = ([] if args.no_models else kws_bundles(REPO / "models")) + list(args.bundle)
-    if not bundles:
+    if not bundles and not args.checkpoint:
         print("realdev: no KWS bundle to score", file=sys.stderr)
         return 2
     from edgekd.bench.machine import machine_facts
@@ -85,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     for b in bundles:
         r = evaluate_bundle(b, gsc)
         print(f"{r['name']:32s} {100 * r['accuracy']:6.2f}%  ({r['n']} clips)", flush=True)
+        rows.append(r)
+    for c in args.checkpoint:
+        r = evaluate_checkpoint(c, gsc)
+        print(f"{r['name']:32s} {100 * r['accuracy']:6.2f}%  ({r['n']} clips, torch)", flush=True)
         rows.append(r)
     result = {"what": "top-1 accuracy on real speech (dev speakers): Speech Commands v0.02 12-class test set, about half its speakers",
               "data": str(gsc), "command": "python bench/realdev.py " + " ".join(sys.argv[1:] if argv is None else argv),

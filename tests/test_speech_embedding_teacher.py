@@ -94,13 +94,13 @@ def test_folds_follow_the_clip_not_the_view(tiny_kws_data) -> None:  # type: ign
 
 
 def test_teacher_checkpoint_records_backbone_and_crossfits(se_teacher, tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
+    from edgekd.manifest import sha256_file
     from edgekd.runtime.frontend import FrontendParams
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.logit_cache import build_logit_cache
     from edgekd.train.onnx_teacher import oww_models_dir
     from edgekd.train.teachers import TorchTeacher
     from edgekd.train.teachers.embedding_teacher import embedding_inputs, fold_of
-    from edgekd.manifest import sha256_file
 
     path, cache = se_teacher
     ck = Checkpoint.load(path)

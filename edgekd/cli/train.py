@@ -29,13 +29,14 @@ TeacherCacheOpt = Annotated[Optional[Path], typer.Option(help="A teacher-logit c
                                                           "--teacher when both are given).")]
 
 
-def _check_inputs(**paths: Optional[Path]) -> None:
+def _check_inputs(**paths: Optional[Path] | list[Path]) -> None:
     """Refuse a named input file that is not there before any data is read (one line)."""
     from edgekd.errors import ConfigError
 
-    for name, path in paths.items():
-        if path is not None and not path.is_file():
-            raise ConfigError(f"--{name.replace('_', '-')} {path}: no such file")
+    for name, given in paths.items():
+        for path in given if isinstance(given, list) else [given]:
+            if path is not None and not path.is_file():
+                raise ConfigError(f"--{name.replace('_', '-')} {path}: no such file")
 
 
 def _state(out: Path, resume: bool, save_every: int):  # type: ignore[no-untyped-def]
@@ -140,7 +141,8 @@ def teacher_cmd(
 def student_cmd(
     data: DataOpt,
     out: OutOpt,
-    teacher: Annotated[Optional[Path], typer.Option(help="Teacher checkpoint to distil from (logits cached once).")] = None,
+    teacher: Annotated[Optional[list[Path]], typer.Option(help="Teacher checkpoint to distil from (logits cached once). Repeat it "
+                                                              "for an ensemble: the students learn the mean of the teachers' logits.")] = None,
     teacher_cache: TeacherCacheOpt = None,
     no_teacher: Annotated[bool, typer.Option("--no-teacher", help="Train the same student on hard labels only (the baseline).")] = False,
     arch: Annotated[str, typer.Option(help=f"Student architecture: {', '.join(arch_names('student'))} (see `edgekd models`).")] = "dscnn",
@@ -168,7 +170,7 @@ def student_cmd(
     from edgekd.train.config import TrainConfig
 
     _check_inputs(teacher=teacher)
-    distil = teacher is not None or teacher_cache is not None
+    distil = bool(teacher) or teacher_cache is not None
     if distil == no_teacher:
         raise ConfigError("give --teacher CKPT (and/or --teacher-cache DIR) or --no-teacher")
     if arch in CATALOG and CATALOG[arch].role != "student":
@@ -184,7 +186,8 @@ def qat_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Trained float student checkpoint.")],
     data: DataOpt,
     out: OutOpt,
-    teacher: Annotated[Optional[Path], typer.Option(help="Keep distilling from this teacher during QAT (cached logits).")] = None,
+    teacher: Annotated[Optional[list[Path]], typer.Option(help="Keep distilling from this teacher during QAT (cached logits); "
+                                                              "repeat it for an ensemble, as in `train student`.")] = None,
     teacher_cache: TeacherCacheOpt = None,
     epochs: EpochsOpt = 2,
     lr: Annotated[float, typer.Option(callback=positive, help="Peak learning rate (lower than float training).")] = 5e-4,

@@ -31,7 +31,7 @@ from edgekd.manifest import sha256_file
 from edgekd.train.dist import DistContext
 from edgekd.train.features import FeatureSet
 
-__all__ = ["LogitCache", "build_logit_cache", "default_cache_dir", "teacher_logits"]
+__all__ = ["LogitCache", "build_logit_cache", "default_cache_dir", "teacher_logits", "ensemble_logits"]
 
 FORMAT = "edgekd-logit-cache-1"
 INDEX = "index.json"
@@ -254,3 +254,31 @@ def teacher_logits(
         except ConfigError:
             pass  # a damaged cache under our own name: rebuild it below
     return build_logit_cache(teacher, fs, root, frontend=frontend, threads=threads, dist=d)
+
+
+def ensemble_logits(
+    fs: FeatureSet,
+    frontend: dict[str, Any],
+    teachers: list[str | os.PathLike[str]],
+    *,
+    cache: str | os.PathLike[str] | None = None,
+    cache_root: str | os.PathLike[str] | None = None,
+    threads: int = 1,
+    dist: DistContext | None = None,
+) -> tuple[LogitCache | np.ndarray, dict[str, Any]]:
+    """The logits a student distils from, with their provenance. One teacher (or a prebuilt ``cache``): its cache,
+    memory-mapped. Several: each one's cache, then the mean of their logits per row (an ensemble of teachers that
+    read different features, e.g. the speech-embedding head and the log-mel CNN, whose errors differ)."""
+    if cache is not None and len(teachers) > 1:
+        raise ConfigError("--teacher-cache holds one teacher's logits: give a single --teacher with it")
+    caches = [teacher_logits(fs, frontend, teacher=t, cache=cache, cache_root=cache_root, threads=threads, dist=dist)
+              for t in (teachers or [None])]
+    members = [{"name": c.index["teacher"]["name"], "sha256": c.index["teacher"]["sha256"],
+                "input": c.index["teacher"].get("input", "logmel"), "crossfit": bool(c.index["teacher"].get("crossfit", False))}
+               for c in caches]
+    if len(caches) == 1:
+        return caches[0], {"teacher": members[0]["name"], "teacher_sha256": members[0]["sha256"]}
+    ident = hashlib.sha256("".join(m["sha256"] for m in members).encode()).hexdigest()
+    mean = np.mean([c.to_array() for c in caches], axis=0).astype(np.float32)
+    return mean, {"teacher": " + ".join(m["name"] for m in members), "teacher_sha256": ident, "teachers": members,
+                  "teacher_combination": "mean of the members' logits"}

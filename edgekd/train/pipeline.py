@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -42,6 +43,16 @@ def _bar(desc: str, enabled: bool):  # type: ignore[no-untyped-def]
     return bar, bar.callback()
 
 
+Teachers = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]], None]
+
+
+def _teachers(teacher: Teachers) -> list[str | os.PathLike[str]]:
+    """One teacher checkpoint, several (an ensemble: their logits averaged), or none."""
+    if teacher is None:
+        return []
+    return [teacher] if isinstance(teacher, (str, os.PathLike)) else list(teacher)
+
+
 def load_kws_data(
     data_dir: str | os.PathLike[str],
     *,
@@ -70,7 +81,7 @@ def train_kws(
     out: str | os.PathLike[str],
     cfg: TrainConfig,
     *,
-    teacher: str | os.PathLike[str] | None = None,
+    teacher: Teachers = None,
     teacher_cache: str | os.PathLike[str] | None = None,
     subset: float = 1.0,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -83,7 +94,7 @@ def train_kws(
     """Train one model and save its checkpoint (with test accuracy measured in torch). Under torchrun (``dist``)
     every rank trains its share and only rank 0 writes; ``state`` makes the run resumable. ``soft_targets``:
     teacher logits per training row computed elsewhere (e.g. by an ONNX teacher on raw audio)."""
-    from edgekd.train.logit_cache import teacher_logits
+    from edgekd.train.logit_cache import ensemble_logits
     from edgekd.train.loop import accuracy, train_model
     from edgekd.train.profile import count_macs, count_params
 
@@ -101,12 +112,11 @@ def train_kws(
         if soft_targets.shape[0] != len(data.train) or subset != 1.0:
             raise ConfigError(f"soft targets for {soft_targets.shape[0]} rows, but the training set has {len(data.train)} (and no --subset)")
         t_logits = soft_targets
-    elif teacher is not None or teacher_cache is not None:
-        cache = teacher_logits(data.train, FrontendParams().to_dict(), teacher=teacher, cache=teacher_cache, cache_root=cache_dir,
-                               threads=cfg.threads, dist=d)
+    elif _teachers(teacher) or teacher_cache is not None:
+        cache, who = ensemble_logits(data.train, FrontendParams().to_dict(), _teachers(teacher), cache=teacher_cache, cache_root=cache_dir,
+                                     threads=cfg.threads, dist=d)
         t_logits = cache if subset == 1.0 else cache[np.nonzero(np.isin(data.train.clip, np.unique(train.clip)))[0]]
-        provenance["teacher_sha256"] = cache.index["teacher"]["sha256"]
-        provenance["teacher"] = cache.index["teacher"]["name"]
+        provenance.update(who)
     feature_targets = None
     if cfg.feature_kd > 0:
         if subset != 1.0:
@@ -165,7 +175,7 @@ def train_qat(
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    teacher: str | os.PathLike[str] | None = None,
+    teacher: Teachers = None,
     epochs: int = 2,
     lr: float = 5e-4,
     freeze_observers_epoch: int | None = None,
@@ -182,7 +192,7 @@ def train_qat(
     ``soft_targets`` (teacher logits per training row computed elsewhere, as for ``train_kws``)."""
     import torch
 
-    from edgekd.train.logit_cache import teacher_logits
+    from edgekd.train.logit_cache import ensemble_logits
     from edgekd.train.loop import accuracy, train_model
     from edgekd.train.qat import calibrate, freeze_observers_from, to_qat
 
@@ -201,10 +211,11 @@ def train_qat(
         if soft_targets.shape[0] != len(data.train):
             raise ConfigError(f"soft targets for {soft_targets.shape[0]} rows, but the training set has {len(data.train)}")
         t_logits = soft_targets
-    elif teacher is not None or teacher_cache is not None:
-        t_logits = teacher_logits(data.train, FrontendParams().to_dict(), teacher=teacher, cache=teacher_cache, cache_root=cache_dir,
-                                  threads=threads, dist=d)
-        provenance["qat_teacher_sha256"] = t_logits.index["teacher"]["sha256"]
+    elif _teachers(teacher) or teacher_cache is not None:
+        t_logits, who = ensemble_logits(data.train, FrontendParams().to_dict(), _teachers(teacher), cache=teacher_cache,
+                                        cache_root=cache_dir, threads=threads, dist=d)
+        provenance["qat_teacher_sha256"] = who["teacher_sha256"]
+        provenance["qat_teacher"] = who["teacher"]
     freeze_at = epochs - 1 if freeze_observers_epoch is None else freeze_observers_epoch
 
     cfg = TrainConfig(arch=src.arch, epochs=epochs, lr=lr, seed=seed, threads=threads,
