@@ -49,11 +49,13 @@ def main() -> None:
     if kd.is_file():
         d = _load(kd)
         out += ["## Does distillation help? (`make kd-study`)", "",
-                f"Each student trained with the teacher (KD, T = 3, alpha = 0.7) and without it, same data, same steps, "
-                f"seeds {sorted({r['seed'] for r in d['runs']})}; {d['epochs']} epochs over {d['views']} augmented views on the full "
-                "data, and the same number of optimizer steps on a 10% subset of the training clips. Test accuracy on "
-                "espeak-ng voice variants never used in training (mean +- std over seeds).", "", d["table_md"], "",
-                f"Teacher: `{Path(d['teacher']).name}` (cnn-teacher). Machine: {_machine(d)}.", ""]
+                f"Each student with each teacher and with none (KD T = 3, alpha = 0.7), same data, same steps ({d['epochs']} epochs "
+                f"over {d['views']} augmented views with rooms), seeds {sorted({r['seed'] for r in d['runs']})}; accuracy (%) on the "
+                "synthesized test split (held-out voices of every engine) and on real speech (dev speakers of Speech Commands, "
+                "measurement only), mean +- std over seeds. Teachers: "
+                + "; ".join(f"`{k}` = {' + '.join(Path(x).name for x in v)}" for k, v in d["teachers"].items())
+                + " (several checkpoints: the mean of their logits). The last rows score each teacher itself.", "",
+                d["table_md"], "", f"Data: `{d['data']}`. Machine: {_machine(d)}.", ""]
     for mdir in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
         out += [f"## Cost on `{mdir.name}` (`make bench`)", ""]
         table = mdir / "quantization_table.md"

@@ -173,3 +173,24 @@ def test_feature_distiller_catches_pooled_features_and_learns() -> None:
     fkd._h = None
     m(x)
     assert fkd._h is None  # the hook is gone
+
+
+def test_an_ensemble_of_teachers_is_the_mean_of_their_logits(se_teacher, tiny_checkpoint: Path, tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
+    from edgekd.errors import ConfigError
+    from edgekd.runtime.frontend import FrontendParams
+    from edgekd.train.logit_cache import ensemble_logits, teacher_logits
+
+    path, cache = se_teacher
+    fs, fe = tiny_kws_data.train, FrontendParams().to_dict()
+    a = teacher_logits(fs, fe, teacher=path, cache_root=cache).to_array()
+    b = teacher_logits(fs, fe, teacher=tiny_checkpoint, cache_root=cache).to_array()
+    mean, who = ensemble_logits(fs, fe, [path, tiny_checkpoint], cache_root=cache)
+    np.testing.assert_allclose(mean, (a + b) / 2, rtol=1e-6, atol=1e-6)
+    assert [m["name"] for m in who["teachers"]] == [path.name, tiny_checkpoint.name]
+    assert who["teachers"][0]["input"] == "speech-embedding" and who["teachers"][0]["crossfit"] is True
+    assert who["teachers"][1]["input"] == "logmel" and len(who["teacher_sha256"]) == 64
+    one, who1 = ensemble_logits(fs, fe, [tiny_checkpoint], cache_root=cache)
+    np.testing.assert_array_equal(one.to_array(), b)  # one teacher: its cache as before
+    assert who1["teacher"] == tiny_checkpoint.name and "teachers" not in who1
+    with pytest.raises(ConfigError, match="one teacher"):
+        ensemble_logits(fs, fe, [path, tiny_checkpoint], cache=cache / "x", cache_root=cache)
