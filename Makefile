@@ -33,7 +33,7 @@ help:
 	@echo "make wheelhouse  wheels of the kit + its runtime extra for edgekd deploy --wheelhouse (WHEEL_PLATFORM=... for a board)"
 	@echo "make wakeword  distil openWakeWord hey_jarvis into a DS-CNN; FRR at 0.5 FA/h + CPU, teacher vs students (bench/results/wakeword.json)"
 	@echo "make sed       SED: teacher CRNN vs distilled causal student on held-out soundscapes (bench/results/sed.json)"
-	@echo "make kd-study  KD vs no-teacher over 3 seeds, full data and a 10% subset (bench/results/kd_study.json)"
+	@echo "make kd-study  students with no teacher, the CNN, the speech-embedding head and both, 3 seeds, synth test + real-dev (bench/results/kd_study.json)"
 	@echo "make realdev   every KWS bundle in models/ on real Speech Commands speakers in ../shared/realdev (bench/results/realdev.json)"
 	@echo "make voices-study  DS-CNN on espeak vs each added voice engine vs all, with and without rooms (bench/results/voices_study.json)"
 	@echo "make fuzz      2000 mutated WAVs and 2000 mutated bundles through edgekd run/selftest (bench/results/fuzz.json)"
@@ -104,8 +104,14 @@ voices-study: install
 	$(PY) bench/voices_study.py --realdev $(REALDEV)
 	$(PY) bench/summarize.py
 
+KD_RUN ?= runs/vb
 kd-study: install
-	$(PY) bench/kd_study.py --out bench/results/kd_study.json
+	[ -f $(KD_RUN)/data/synth_meta.json ] || $(VENV)/bin/edgekd data synth-kws $(KD_RUN)/data --per-word 1000 --unknown 3000 --silence 1000 --workers 2
+	[ -f $(KD_RUN)/teacher.pt ] || $(VENV)/bin/edgekd train teacher --data $(KD_RUN)/data --cache-dir $(KD_RUN)/cache --epochs 4 --threads 1 --out $(KD_RUN)/teacher.pt
+	[ -f $(KD_RUN)/se-teacher.pt ] || $(VENV)/bin/edgekd train teacher --backbone speech-embedding --data $(KD_RUN)/data --cache-dir $(KD_RUN)/cache --epochs 20 --out $(KD_RUN)/se-teacher.pt
+	$(PY) bench/kd_study.py --data $(KD_RUN)/data --cache-dir $(KD_RUN)/cache --work runs/kd-study --out bench/results/kd_study.json \
+	  --teacher cnn=$(KD_RUN)/teacher.pt --teacher se=$(KD_RUN)/se-teacher.pt --teacher ens=$(KD_RUN)/se-teacher.pt,$(KD_RUN)/teacher.pt \
+	  --teacher ensf=$(KD_RUN)/se-teacher.pt,$(KD_RUN)/teacher.pt --feature-kd ensf=1.0 --epochs 4 $(KD_ARGS)
 	$(PY) bench/summarize.py
 
 fuzz: install
