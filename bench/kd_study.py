@@ -177,7 +177,7 @@ def _summary(args: argparse.Namespace, teachers: dict, fkd: dict, teacher_rows: 
         rows.append(f"| (the teacher itself) | {t['teacher']} | 1 | {100 * t['test_accuracy']:.2f} | {rd} | |")
     return {"study": "each student with each teacher and with none: same data (augmented views, rooms), same steps, KD T = 3, "
                      "alpha = 0.7; synth test = held-out voices of every engine; real-dev = real Speech Commands speakers "
-                     "(measurement only)", "command": "make kd-study",
+                     "(measurement only)", "command": "python bench/kd_study.py " + " ".join(sys.argv[1:]),
             "epochs": args.epochs, "views": args.views, "jobs": args.jobs, "threads_per_job": args.threads,
             "teachers": teachers, "feature_kd": fkd, "data": str(args.data), "teacher_scores": teacher_rows,
             "machine": facts, "runs": runs, "table": table, "table_md": "\n".join(rows)}
