@@ -141,6 +141,8 @@ def test_student_distils_from_it_with_feature_kd(se_teacher, tiny_data: Path) ->
     assert p.returncode == 0, p.stderr[-2000:]
     ck = Checkpoint.load(out)
     assert ck.provenance["teacher_sha256"] and ck.provenance["feature_kd"]["weight"] == 1.0 and ck.config["feature_kd"] == 1.0
+    teacher = Checkpoint.load(path)
+    assert ck.provenance["teacher_backbone"]["files"] == teacher.provenance["backbone"]["files"]  # which backbone taught it
     assert set(ck.state_dict) == set(build_model("dscnn-stream", 12, 40).state_dict())  # the projection stays behind
     p = subprocess.run([sys.executable, "-m", "edgekd", "train", "teacher", "--backbone", "bogus", "--data", str(tiny_data),
                         "--out", str(path.parent / "x.pt")], capture_output=True, text=True)
@@ -189,6 +191,8 @@ def test_an_ensemble_of_teachers_is_the_mean_of_their_logits(se_teacher, tiny_ch
     assert [m["name"] for m in who["teachers"]] == [path.name, tiny_checkpoint.name]
     assert who["teachers"][0]["input"] == "speech-embedding" and who["teachers"][0]["crossfit"] is True
     assert who["teachers"][1]["input"] == "logmel" and len(who["teacher_sha256"]) == 64
+    assert set(who["teachers"][0]["backbone"]["files"]) == {"melspectrogram.onnx", "embedding_model.onnx"}
+    assert "backbone" not in who["teachers"][1]
     one, who1 = ensemble_logits(fs, fe, [tiny_checkpoint], cache_root=cache)
     np.testing.assert_array_equal(one.to_array(), b)  # one teacher: its cache as before
     assert who1["teacher"] == tiny_checkpoint.name and "teachers" not in who1

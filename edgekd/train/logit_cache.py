@@ -139,6 +139,12 @@ def _score_shard_job(args: tuple[str, np.ndarray, int, str, np.ndarray | None]) 
     return _write_shard(Path(out), _score(teacher_path, x, threads, fold))
 
 
+def _backbone(ckpt: Any) -> dict[str, Any]:
+    """A teacher on a frozen backbone names its files (sha256) in the cache index, and so in its students' provenance."""
+    b = ckpt.provenance.get("backbone")
+    return {"backbone": {"name": b["name"], "files": b["files"], "licence": b["licence"]}} if b else {}
+
+
 def _teacher_inputs(ckpt: Any, fs: FeatureSet, d: DistContext) -> tuple[FeatureSet, np.ndarray | None]:
     """What the teacher reads for the rows of ``fs``: the log-mels themselves, or the speech-embedding frames of the
     same views; and per row the cross-fitting head that never saw the clip (when the teacher was trained on these
@@ -206,7 +212,7 @@ def build_logit_cache(
         index = {
             "format": FORMAT,
             "teacher": {"sha256": sha, "name": Path(teacher).name, "labels": list(labels), "input": src.kind,
-                        "crossfit": fold is not None},
+                        "crossfit": fold is not None, **_backbone(ckpt)},
             "frontend": frontend,
             "features": {"key": fs.key, "rows": len(fs), "files": list(fs.files), "files_sha256": _files_digest(fs.files)},
             "dtype": "float32",
@@ -274,10 +280,12 @@ def ensemble_logits(
     caches = [teacher_logits(fs, frontend, teacher=t, cache=cache, cache_root=cache_root, threads=threads, dist=dist)
               for t in (teachers or [None])]
     members = [{"name": c.index["teacher"]["name"], "sha256": c.index["teacher"]["sha256"],
-                "input": c.index["teacher"].get("input", "logmel"), "crossfit": bool(c.index["teacher"].get("crossfit", False))}
+                "input": c.index["teacher"].get("input", "logmel"), "crossfit": bool(c.index["teacher"].get("crossfit", False)),
+                **({"backbone": c.index["teacher"]["backbone"]} if "backbone" in c.index["teacher"] else {})}
                for c in caches]
     if len(caches) == 1:
-        return caches[0], {"teacher": members[0]["name"], "teacher_sha256": members[0]["sha256"]}
+        m = members[0]
+        return caches[0], {"teacher": m["name"], "teacher_sha256": m["sha256"], **({"teacher_backbone": m["backbone"]} if "backbone" in m else {})}
     ident = hashlib.sha256("".join(m["sha256"] for m in members).encode()).hexdigest()
     mean = np.mean([c.to_array() for c in caches], axis=0).astype(np.float32)
     return mean, {"teacher": " + ".join(m["name"] for m in members), "teacher_sha256": ident, "teachers": members,
