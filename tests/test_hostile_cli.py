@@ -62,12 +62,18 @@ def test_usage_errors_are_one_line(case: str) -> None:
 def test_missing_teacher_file_is_one_line(tmp_path: Path) -> None:
     line = one_error_line(edgekd("train", "student", "--data", tmp_path, "--out", tmp_path / "s.pt", "--teacher", tmp_path / "none.pt"))
     assert "none.pt" in line
+    real = tmp_path / "real.pt"
+    real.write_bytes(b"x")
+    line = one_error_line(edgekd("train", "student", "--data", tmp_path, "--out", tmp_path / "s.pt", "--teacher", real,
+                                 "--teacher", tmp_path / "second.pt"))  # the second member of an ensemble is checked too
+    assert "second.pt" in line and "no such file" in line
 
 
 def test_help_reads_right() -> None:
     run = edgekd("run", "--help")
     assert run.returncode == 0
     assert "edgekd run [OPTIONS] BUNDLE" in run.stdout and "{bundle}" not in run.stdout and "<bool>" not in run.stdout
+    assert "list[Path]" not in edgekd("train", "qat", "--help").stdout
     tflite = edgekd("export", "tflite", "--help")
     assert '"edgekd[tflite]"' in " ".join(tflite.stdout.split())
     student = " ".join(edgekd("train", "student", "--help").stdout.replace("│", " ").split())

@@ -141,7 +141,7 @@ def teacher_cmd(
 def student_cmd(
     data: DataOpt,
     out: OutOpt,
-    teacher: Annotated[Optional[list[Path]], typer.Option(help="Teacher checkpoint to distil from (logits cached once). Repeat it "
+    teacher: Annotated[Optional[list[Path]], typer.Option(metavar="CKPT", help="Teacher checkpoint to distil from (logits cached once). Repeat it "
                                                               "for an ensemble: the students learn the mean of the teachers' logits.")] = None,
     teacher_cache: TeacherCacheOpt = None,
     no_teacher: Annotated[bool, typer.Option("--no-teacher", help="Train the same student on hard labels only (the baseline).")] = False,
@@ -186,7 +186,7 @@ def qat_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Trained float student checkpoint.")],
     data: DataOpt,
     out: OutOpt,
-    teacher: Annotated[Optional[list[Path]], typer.Option(help="Keep distilling from this teacher during QAT (cached logits); "
+    teacher: Annotated[Optional[list[Path]], typer.Option(metavar="CKPT", help="Keep distilling from this teacher during QAT (cached logits); "
                                                               "repeat it for an ensemble, as in `train student`.")] = None,
     teacher_cache: TeacherCacheOpt = None,
     epochs: EpochsOpt = 2,
