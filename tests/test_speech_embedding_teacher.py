@@ -130,17 +130,21 @@ def test_teacher_checkpoint_records_backbone_and_crossfits(se_teacher, tiny_kws_
 
 
 def test_student_distils_from_it_with_feature_kd(se_teacher, tiny_data: Path) -> None:
+    from edgekd.data.transfer import build_transfer
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.students import build_model
 
     path, cache = se_teacher
     out = path.parent / "student.pt"
+    build_transfer(path.parent / "transfer", 0.1, seed=1)  # 6 unlabelled windows: the teacher's embedding labels them too
     p = subprocess.run([sys.executable, "-m", "edgekd", "train", "student", "--data", str(tiny_data), "--teacher", str(path),
+                        "--transfer", str(path.parent / "transfer"),
                         "--feature-kd", "1.0", "--arch", "dscnn-stream", "--epochs", "1", "--views", "1", "--no-rooms",
                         "--batch-size", "16", "--threads", "1", "--cache-dir", str(cache), "--out", str(out)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
     ck = Checkpoint.load(out)
     assert ck.provenance["teacher_sha256"] and ck.provenance["feature_kd"]["weight"] == 1.0 and ck.config["feature_kd"] == 1.0
+    assert ck.provenance["transfer"]["windows"] == 6
     teacher = Checkpoint.load(path)
     assert ck.provenance["teacher_backbone"]["files"] == teacher.provenance["backbone"]["files"]  # which backbone taught it
     assert set(ck.state_dict) == set(build_model("dscnn-stream", 12, 40).state_dict())  # the projection stays behind

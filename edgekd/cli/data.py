@@ -69,6 +69,32 @@ def synth_kws_cmd(
     notice(f"wrote {sum(counts.values())} clips in {len(counts)} folders to {out} (engines: {', '.join(e for e, _ in bank)})")
 
 
+@app.command("transfer")
+@friendly_errors
+def transfer_cmd(
+    out: Annotated[Path, typer.Argument(help="New folder to write (_transfer_/*.wav, transfer.tsv, transfer_meta.json).")],
+    minutes: Annotated[float, typer.Option(callback=nonneg, help="Minutes of generated windows: 80% running speech of the "
+                                                               "engines' training voices, 20% real background recordings and noise.")] = 60.0,
+    engines: EnginesOpt = None,
+    kokoro_dir: KokoroDirOpt = None,
+    extra: Annotated[Optional[list[Path]], typer.Option(metavar="DIR", help="Also cut every WAV in this folder of your own "
+                                                                              "unlabelled recordings into 1 s windows (0.5 s hop); repeatable.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+) -> None:
+    """Unlabelled 1 s windows for distillation: a teacher labels them, a student learns its logits on them
+    (`edgekd train student --teacher T --transfer OUT`). Nothing here is labelled; the folder appears when complete."""
+    from edgekd.data.transfer import build_transfer
+    from edgekd.errors import ConfigError
+    from edgekd.progress import Progress
+
+    bank = dict(voice_options(engines, kokoro_dir))
+    if minutes == 0 and not extra:
+        raise ConfigError("nothing to write: give --minutes > 0 or --extra DIR")
+    with Progress("transfer windows", unit="window") as bar:
+        meta = build_transfer(out, minutes, engines=bank, extra=list(extra or []), seed=seed, progress=bar.callback())
+    notice(f"wrote {meta['windows']} windows to {out} ({', '.join(f'{k} {v}' for k, v in meta['by_source'].items())})")
+
+
 @app.command("kokoro-setup")
 @friendly_errors
 def kokoro_setup_cmd(

@@ -151,6 +151,8 @@ def student_cmd(
     feature_kd: Annotated[float, typer.Option(callback=nonneg, help="Weight of feature distillation: a projection of the student's "
                                                                     "pooled features regressed onto the speech embedding of the same "
                                                                     "view (needs the oww extra; 0 = off).")] = 0.0,
+    transfer: Annotated[Optional[Path], typer.Option(help="A transfer set from `edgekd data transfer`: unlabelled windows the "
+                                                          "teacher labels, learnt with the distillation term only.")] = None,
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
@@ -177,7 +179,10 @@ def student_cmd(
         raise ConfigError(f"{arch} is a teacher architecture; use `edgekd train teacher`")
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, batch_size=batch_size,
                       alpha=alpha if distil else 0.0, temperature=temperature, feature_kd=feature_kd)
-    _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms, teacher=teacher, teacher_cache=teacher_cache, subset=subset)
+    if transfer is not None and not (transfer / "transfer_meta.json").is_file():
+        raise ConfigError(f"--transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
+    _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms, teacher=teacher, teacher_cache=teacher_cache, subset=subset,
+               transfer=transfer)
 
 
 @app.command("qat")

@@ -106,7 +106,7 @@ class LogitCache:
         if f["key"] != fs.key or f["rows"] != len(fs) or f["files_sha256"] != _files_digest(fs.files):
             raise ConfigError(f"{root}: this teacher-logit cache was made for other data (features {f['key']}, {f['rows']} rows; "
                               f"here {fs.key}, {len(fs)} rows); {fix}")
-        if tuple(t["labels"]) != tuple(fs.labels):
+        if tuple(t["labels"]) != tuple(fs.labels) and not _unlabelled(fs):
             raise ConfigError(f"{root}: teacher labels {tuple(t['labels'])} differ from the data labels {tuple(fs.labels)}")
         for s in index["shards"]:
             p = root / s["file"]
@@ -137,6 +137,13 @@ def _shard_name(k: int, n: int) -> str:
 def _score_shard_job(args: tuple[str, np.ndarray, int, str, np.ndarray | None]) -> str:
     teacher_path, x, threads, out, fold = args
     return _write_shard(Path(out), _score(teacher_path, x, threads, fold))
+
+
+def _unlabelled(fs: FeatureSet) -> bool:
+    """A transfer set (``edgekd data transfer``): no labels of its own, so any teacher may label it."""
+    from edgekd.data.transfer import TRANSFER
+
+    return tuple(fs.labels) == (TRANSFER,)
 
 
 def _backbone(ckpt: Any) -> dict[str, Any]:
@@ -181,7 +188,7 @@ def build_logit_cache(
 
     ckpt = Checkpoint.load(teacher)
     labels = ckpt.labels
-    if tuple(labels) != tuple(fs.labels):
+    if tuple(labels) != tuple(fs.labels) and not _unlabelled(fs):
         raise ConfigError(f"teacher labels {tuple(labels)} differ from the data labels {tuple(fs.labels)}")
     src, fold = _teacher_inputs(ckpt, fs, d)
     n = d.world_size if d.enabled else max(1, int(workers))

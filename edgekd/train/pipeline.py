@@ -20,7 +20,7 @@ from edgekd.train.dist import DistContext
 from edgekd.train.features import FeatureSet, build_feature_set
 from edgekd.train.loop import Resume
 
-__all__ = ["KwsData", "load_kws_data", "train_kws", "embedding_targets"]
+__all__ = ["KwsData", "load_kws_data", "train_kws", "embedding_targets", "load_transfer", "concat_sets"]
 
 WINDOW_FRAMES = 98
 
@@ -90,10 +90,12 @@ def train_kws(
     state: Resume | None = None,
     soft_targets: np.ndarray | None = None,
     extra_provenance: dict[str, Any] | None = None,
+    transfer: str | os.PathLike[str] | None = None,
 ) -> Checkpoint:
     """Train one model and save its checkpoint (with test accuracy measured in torch). Under torchrun (``dist``)
     every rank trains its share and only rank 0 writes; ``state`` makes the run resumable. ``soft_targets``:
-    teacher logits per training row computed elsewhere (e.g. by an ONNX teacher on raw audio)."""
+    teacher logits per training row computed elsewhere (e.g. by an ONNX teacher on raw audio). ``transfer``: a transfer
+    set whose windows the teacher labels and the student learns with the distillation term only."""
     from edgekd.train.logit_cache import ensemble_logits
     from edgekd.train.loop import accuracy, train_model
     from edgekd.train.profile import count_macs, count_params
@@ -117,11 +119,23 @@ def train_kws(
                                      threads=cfg.threads, dist=d)
         t_logits = cache if subset == 1.0 else cache[np.nonzero(np.isin(data.train.clip, np.unique(train.clip)))[0]]
         provenance.update(who)
+    tset = None
+    if transfer is not None:
+        if t_logits is None or not _teachers(teacher):
+            raise ConfigError("--transfer needs --teacher CKPT: the teacher's logits are the only targets of the transfer windows "
+                              "(a --teacher-cache holds the training rows only)")
+        if subset != 1.0:
+            raise ConfigError("--transfer trains on the whole training set: drop --subset")
+        tset = load_transfer(transfer, rooms=bool((data.train.spec or {}).get("rooms")), cache_dir=cache_dir, dist=d, progress=progress)
+        t_tl, _ = ensemble_logits(tset, FrontendParams().to_dict(), _teachers(teacher), cache_root=cache_dir, threads=cfg.threads, dist=d)
+        t_logits = np.concatenate([_as_array(t_logits), _as_array(t_tl)])
+        train = concat_sets(train, tset)
+        provenance["transfer"] = {"dir": str(transfer), "windows": len(tset), "features": tset.key}
     feature_targets = None
     if cfg.feature_kd > 0:
         if subset != 1.0:
             raise ConfigError("feature distillation (--feature-kd) trains on the whole training set: drop --subset")
-        feature_targets = embedding_targets(data.train, cache_dir=cache_dir, dist=d)
+        feature_targets = embedding_targets([data.train] + ([tset] if tset is not None else []), cache_dir=cache_dir, dist=d)
         provenance["feature_kd"] = {"weight": cfg.feature_kd, "target": "speech-embedding, mean over its 9 frames, standardized per dim"}
     model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress, dist=d, state=state,
                                  feature_targets=feature_targets)
@@ -152,13 +166,45 @@ def train_kws(
     return ckpt
 
 
-def embedding_targets(fs: FeatureSet, *, cache_dir: str | os.PathLike[str] | None = None, dist: DistContext | None = None) -> np.ndarray:
-    """Feature-distillation targets for every row of ``fs``: the speech embedding of the same view, averaged over its
-    frames and standardized per dimension over the training rows, ``(rows, 96)`` float32."""
+def embedding_targets(sets: FeatureSet | list[FeatureSet], *, cache_dir: str | os.PathLike[str] | None = None,
+                      dist: DistContext | None = None) -> np.ndarray:
+    """Feature-distillation targets for every row of ``sets`` (concatenated): the speech embedding of the same view,
+    averaged over its frames and standardized per dimension over all those rows, ``(rows, 96)`` float32."""
     from edgekd.train.teachers.embedding_teacher import embedding_inputs
 
-    e = embedding_inputs(fs, cache_dir=cache_dir, dist=dist).x.astype(np.float32).mean(axis=1)
+    parts = [sets] if isinstance(sets, FeatureSet) else sets
+    e = np.concatenate([embedding_inputs(fs, cache_dir=cache_dir, dist=dist).x.astype(np.float32).mean(axis=1) for fs in parts])
     return ((e - e.mean(axis=0)) / e.std(axis=0).clip(1e-3)).astype(np.float32)
+
+
+def load_transfer(folder: str | os.PathLike[str], *, rooms: bool = True, seed: int = 0, cache_dir: str | os.PathLike[str] | None = None,
+                  dist: DistContext | None = None, progress: bool = True) -> FeatureSet:
+    """The windows of a transfer set (``edgekd data transfer``) as log-mel features: one augmented view each (rooms
+    as for the training views), cached like any feature set; labels are ``(_transfer_,)`` (none of their own)."""
+    from edgekd.data.transfer import TRANSFER
+
+    root = Path(folder)
+    if not (root / "transfer_meta.json").is_file():
+        raise ConfigError(f"--transfer {root}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
+    d = dist or DistContext()
+    with d.main_first():
+        bar, cb = _bar("features transfer", progress and d.is_main)
+        fs = build_feature_set(root, (TRANSFER,), "all", views=1, seed=seed, window_frames=WINDOW_FRAMES, cache_dir=cache_dir,
+                               progress=cb, rooms=rooms)
+        if bar is not None:
+            bar.close()
+    return fs
+
+
+def concat_sets(labelled: FeatureSet, unlabelled: FeatureSet) -> FeatureSet:
+    """Training rows followed by transfer rows, whose label is -1 (``kd_loss`` gives them the distillation term only)."""
+    return FeatureSet(np.concatenate([labelled.x, unlabelled.x]), np.concatenate([labelled.y, np.full(len(unlabelled), -1, dtype=np.int64)]),
+                      np.concatenate([labelled.clip, unlabelled.clip + len(labelled.files)]), labelled.labels,
+                      f"{labelled.key}+{unlabelled.key}", labelled.files + unlabelled.files)
+
+
+def _as_array(logits: Any) -> np.ndarray:
+    return logits.to_array() if hasattr(logits, "to_array") else np.asarray(logits, dtype=np.float32)
 
 
 def _finish(ckpt: Checkpoint, out: str | os.PathLike[str], d: DistContext, state: Resume | None) -> None:

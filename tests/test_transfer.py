@@ -1,0 +1,80 @@
+"""The transfer set: unlabelled windows written atomically, labelled by the teacher, learnt with the KD term only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekd.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def transfer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgekd.data.transfer import build_transfer
+    from edgekd.runtime.wav import write_wav
+
+    root = tmp_path_factory.mktemp("transfer")
+    own = root / "own"
+    own.mkdir()
+    write_wav(own / "kitchen.wav", (np.random.default_rng(0).standard_normal(40000) * 0.05).astype(np.float32), 16000)  # 2.5 s
+    build_transfer(root / "t", 0.25, engines={"espeak": 1.0}, extra=[own], seed=3)
+    return root / "t"
+
+
+def test_transfer_windows_sources_and_atomicity(transfer_dir: Path) -> None:
+    from edgekd.data.transfer import TRANSFER, build_transfer
+    from edgekd.runtime.wav import load_audio
+
+    meta = json.loads((transfer_dir / "transfer_meta.json").read_text())
+    assert meta["by_source"] == {"speech": 12, "noise": 3, "extra": 4}  # 15 s generated (80% speech); 2.5 s cut with a 0.5 s hop
+    rows = (transfer_dir / "transfer.tsv").read_text().splitlines()[1:]
+    files = sorted((transfer_dir / TRANSFER).glob("*.wav"))
+    assert len(rows) == len(files) == meta["windows"] == 19
+    assert {r.split("\t")[2] for r in rows if r.split("\t")[1] == "extra"} == {f"{transfer_dir.parent / 'own'}/kitchen.wav"}
+    lens = {load_audio(f, 16000).shape[0] for f in files}
+    assert lens == {16000}
+    speech = [load_audio(transfer_dir / r.split("\t")[0], 16000) for r in rows if r.split("\t")[1] == "speech"]
+    assert max(float(np.abs(x).max()) for x in speech) > 0.1  # real speech, not silence
+    assert not list(transfer_dir.parent.glob(".*partial"))
+    with pytest.raises(ConfigError, match="exists"):
+        build_transfer(transfer_dir, 0.1)
+    empty = transfer_dir.parent / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="no .wav files"):
+        build_transfer(transfer_dir.parent / "t2", 0.0, extra=[empty])
+    assert not (transfer_dir.parent / "t2").exists() and not list(transfer_dir.parent.glob(".*partial"))
+
+
+def test_concat_marks_transfer_rows_unlabelled(transfer_dir: Path, tiny_kws_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from edgekd.train.pipeline import concat_sets, load_transfer
+
+    t = load_transfer(transfer_dir, rooms=False, cache_dir=tmp_path, progress=False)
+    assert len(t) == 19 and t.x.shape[1:] == tiny_kws_data.train.x.shape[1:]
+    both = concat_sets(tiny_kws_data.train, t)
+    n = len(tiny_kws_data.train)
+    assert len(both) == n + 19 and np.all(both.y[n:] == -1) and np.array_equal(both.y[:n], tiny_kws_data.train.y)
+    assert both.clip[n:].min() == len(tiny_kws_data.train.files) and len(both.files) == len(tiny_kws_data.train.files) + 19
+
+
+def test_student_learns_the_teachers_logits_on_transfer_windows(transfer_dir: Path, tiny_data: Path, tiny_checkpoint: Path,
+                                                                 tmp_path: Path) -> None:
+    from edgekd.train.checkpoint import Checkpoint
+
+    out = tmp_path / "s.pt"
+    base = [sys.executable, "-m", "edgekd", "train", "student", "--data", str(tiny_data), "--arch", "dscnn", "--epochs", "1",
+            "--views", "1", "--no-rooms", "--batch-size", "16", "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    p = subprocess.run([*base, "--teacher", str(tiny_checkpoint), "--transfer", str(transfer_dir)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    ck = Checkpoint.load(out)
+    assert ck.provenance["transfer"]["windows"] == 19 and ck.provenance["teacher"] == tiny_checkpoint.name
+    caches = [json.loads(i.read_text()) for i in (tmp_path / "cache").glob("teacher-*/index.json")]
+    assert sorted(c["features"]["rows"] for c in caches)[0] == 19  # the teacher labelled the 19 windows in a cache of their own
+    p = subprocess.run([*base, "--no-teacher", "--transfer", str(transfer_dir)], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--transfer needs --teacher" in p.stderr
+    p = subprocess.run([*base, "--teacher", str(tiny_checkpoint), "--transfer", str(tiny_data)], capture_output=True, text=True)
+    assert p.returncode == 2 and "not a transfer set" in p.stderr
