@@ -15,6 +15,7 @@ Without --teacher it runs `edgekd demo`'s data and teacher steps first (runs/dem
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import statistics
@@ -91,7 +92,9 @@ def main() -> None:
     tasks = [(student, cell, seed) for student in args.students for seed in args.seeds for cell in cells if (student, cell, seed) not in done]
     t0 = time.time()
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+    from edgekd.procutil import die_with_parent
+
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx, initializer=die_with_parent) as pool:
         futs = [pool.submit(_one_run, vars(args), student, cell, teachers.get(cell, []), fkd.get(cell, 0.0), seed, realdev)
                 for student, cell, seed in tasks]
         for f in as_completed(futs):
@@ -102,6 +105,13 @@ def main() -> None:
     write_json(args.out, res)
     print(res["table_md"])
     print(f"total {time.time() - t0:.0f} s")
+
+
+@functools.cache
+def _realdev_logits(path: str, realdev: Path) -> tuple:  # (logits, labels index) of one checkpoint on real-dev
+    from bench.realdev import checkpoint_logits
+
+    return checkpoint_logits(Path(path), realdev)
 
 
 def _teacher_scores(paths: list[str], test, realdev: Path | None, cache_dir: Path) -> dict:  # type: ignore[no-untyped-def]
@@ -118,9 +128,7 @@ def _teacher_scores(paths: list[str], test, realdev: Path | None, cache_dir: Pat
         logits.append(t.logits(np.asarray(x)))
     out = {"test_accuracy": float(np.mean(np.mean(logits, axis=0).argmax(-1) == test.y))}
     if realdev is not None:
-        from bench.realdev import checkpoint_logits
-
-        rl = [checkpoint_logits(Path(p), realdev) for p in paths]
+        rl = [_realdev_logits(p, realdev) for p in paths]
         out["realdev_accuracy"] = float(np.mean(np.mean([r[0] for r in rl], axis=0).argmax(-1) == rl[0][1]))
     return out
 

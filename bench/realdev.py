@@ -21,6 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REALDEV = REPO.parent / "shared" / "realdev"
+WINDOW_FRAMES = 98  # edgekd.train.pipeline.WINDOW_FRAMES (imported there with the training stack; not here)
 
 
 def _sha(path: Path) -> str:
@@ -52,34 +53,30 @@ def evaluate_bundle(bundle: Path, gsc: Path, backend: str = "onnx") -> dict:
             "confusion": r["confusion"]}
 
 
-def _gsc_clips(gsc: Path, labels: tuple[str, ...]) -> tuple[list[Path], list[int]]:
-    files = sorted(p for p in gsc.glob("*/*.wav") if p.parent.name in labels)
-    return files, [labels.index(p.parent.name) for p in files]
-
-
 def checkpoint_logits(path: Path, gsc: Path) -> tuple:  # (logits (N, labels), labels index (N,))
     """A checkpoint (a teacher, or a student before export) on the clips in torch: its own input features (log-mels,
     or the speech embedding's frames for a speech-embedding teacher) of the 98-frame window, as in training."""
     import numpy as np
 
     from edgekd.data.augment import fit_to_length
-    from edgekd.runtime.wav import load_audio
+    from edgekd.data.speech_commands import SpeechCommands
+    from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.loop import predict_logits
 
     ck = Checkpoint.load(path)
-    files, y = _gsc_clips(gsc, ck.labels)
-    audio = np.stack([fit_to_length(load_audio(f, 16000), 15920) for f in files])
+    clips = SpeechCommands(gsc).clips(ck.labels, "all")
+    params = FrontendParams.from_dict(ck.frontend)
+    n = (WINDOW_FRAMES - 1) * params.hop_samples + params.window_samples  # the training window's samples
+    audio = np.stack([fit_to_length(c.load(params.sample_rate), n) for c in clips])
     if ck.config.get("input", "logmel") == "speech-embedding":
         from edgekd.train.teachers.speech_embedding import SpeechEmbedding
 
         x = SpeechEmbedding().frames(audio)
     else:
-        from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-
-        fe = LogMelFrontend(FrontendParams.from_dict(ck.frontend))
+        fe = LogMelFrontend(params)
         x = np.stack([fe.features(a) for a in audio])
-    return predict_logits(ck.build(), x), np.asarray(y)
+    return predict_logits(ck.build(), x), np.array([ck.labels.index(c.label) for c in clips])
 
 
 def evaluate_checkpoint(path: Path, gsc: Path) -> dict:

@@ -55,7 +55,8 @@ def main() -> None:
                 "measurement only), mean +- std over seeds. Teachers: "
                 + "; ".join(f"`{k}` = {' + '.join(Path(x).name for x in v)}" for k, v in d["teachers"].items())
                 + " (several checkpoints: the mean of their logits). The last rows score each teacher itself.", "",
-                d["table_md"], "", f"Data: `{d['data']}`. Command: `{d['command']}`. Machine: {_machine(d)}.", ""]
+                d["table_md"], "", f"Data: `{d['data']}`. Command: `{d['command']}`. Machine: {_machine(d)}."]
+        out += ([f"Note: {d['realdev_window_note']}.", ""] if "realdev_window_note" in d else [""])
     for mdir in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
         out += [f"## Cost on `{mdir.name}` (`make bench`)", ""]
         table = mdir / "quantization_table.md"

@@ -107,7 +107,7 @@ def build_transfer(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / TRANSFER).mkdir(parents=True)
     rows: list[tuple[str, str, str]] = []
-    todo = total + 0  # extra windows are added to the count once known
+    todo = total  # extra windows are added to the count once known
 
     def put(x: np.ndarray, source: str, origin: str) -> None:
         name = f"{source}-{len(rows):06d}.wav"

@@ -55,8 +55,16 @@ class FeatureSet:
         clips = np.unique(self.clip)
         rng = np.random.default_rng(seed)
         keep = rng.choice(clips, size=max(1, int(round(fraction * clips.shape[0]))), replace=False)
-        m = np.isin(self.clip, keep)
-        return FeatureSet(self.x[m], self.y[m], self.clip[m], self.labels, f"{self.key}-sub{fraction}-{seed}", self.files)
+        return self.rows(np.isin(self.clip, keep), f"{self.key}-sub{fraction}-{seed}")
+
+    def rows(self, mask: np.ndarray, key: str) -> FeatureSet:
+        """The rows where ``mask`` is true, as a set of its own named ``key`` (the source files stay indexed as before)."""
+        return FeatureSet(self.x[mask], self.y[mask], self.clip[mask], self.labels, key, self.files)
+
+    @property
+    def files_sha256(self) -> str:
+        """Digest of the source file list: which data these rows came from (logit caches and teachers check it)."""
+        return hashlib.sha256("\n".join(self.files).encode()).hexdigest()
 
     @property
     def kind(self) -> str:

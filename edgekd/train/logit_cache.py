@@ -37,10 +37,6 @@ FORMAT = "edgekd-logit-cache-1"
 INDEX = "index.json"
 
 
-def _files_digest(files: tuple[str, ...]) -> str:
-    return hashlib.sha256("\n".join(files).encode()).hexdigest()
-
-
 def default_cache_dir(cache_root: str | os.PathLike[str], teacher_sha256: str, fs: FeatureSet) -> Path:
     """Where ``edgekd train --teacher`` keeps the cache it builds itself."""
     return Path(cache_root) / f"teacher-{teacher_sha256[:16]}-{fs.key}"
@@ -103,7 +99,7 @@ class LogitCache:
         if index["frontend"] != frontend:
             raise ConfigError(f"{root}: this teacher-logit cache was made with another frontend ({_diff(index['frontend'], frontend)}); {fix}")
         f = index["features"]
-        if f["key"] != fs.key or f["rows"] != len(fs) or f["files_sha256"] != _files_digest(fs.files):
+        if f["key"] != fs.key or f["rows"] != len(fs) or f["files_sha256"] != fs.files_sha256:
             raise ConfigError(f"{root}: this teacher-logit cache was made for other data (features {f['key']}, {f['rows']} rows; "
                               f"here {fs.key}, {len(fs)} rows); {fix}")
         if tuple(t["labels"]) != tuple(fs.labels) and not _unlabelled(fs):
@@ -158,11 +154,11 @@ def _teacher_inputs(ckpt: Any, fs: FeatureSet, d: DistContext) -> tuple[FeatureS
     very files), else None."""
     if ckpt.config.get("input", "logmel") == "logmel":
         return fs, None
-    from edgekd.train.teachers.embedding_teacher import embedding_inputs, files_digest, fold_of
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs, fold_of
 
     src = embedding_inputs(fs, dist=d)
     folds = int(ckpt.config.get("folds", 0))
-    if folds and ckpt.provenance.get("train_files_sha256") == files_digest(fs.files):
+    if folds and ckpt.provenance.get("train_files_sha256") == fs.files_sha256:
         return src, fold_of(fs, folds)
     return src, None
 
@@ -197,18 +193,20 @@ def build_logit_cache(
     if d.is_main:
         (out / INDEX).unlink(missing_ok=True)  # the cache is incomplete from here until the new index is written
     d.barrier()
-    def part(k: int) -> tuple[np.ndarray, np.ndarray | None]:
-        return np.asarray(src.x[bounds[k] : bounds[k + 1]]), None if fold is None else fold[bounds[k] : bounds[k + 1]]
+
+    def job(k: int) -> tuple[str, np.ndarray, int, str, np.ndarray | None]:
+        rows = slice(bounds[k], bounds[k + 1])
+        return teacher, np.asarray(src.x[rows]), threads, str(out / _shard_name(k, n)), None if fold is None else fold[rows]
 
     if d.enabled:
-        x, f = part(d.rank)
-        _write_shard(out / _shard_name(d.rank, n), _score(teacher, x, threads, f))
+        _score_shard_job(job(d.rank))
     elif n == 1:
-        _write_shard(out / _shard_name(0, 1), _score(teacher, np.asarray(src.x), threads, fold))
+        _score_shard_job(job(0))
     else:
-        jobs = [(teacher, part(k)[0], threads, str(out / _shard_name(k, n)), part(k)[1]) for k in range(n)]
-        with get_context("spawn").Pool(n) as pool:
-            pool.map(_score_shard_job, jobs)
+        from edgekd.procutil import die_with_parent
+
+        with get_context("spawn").Pool(n, initializer=die_with_parent) as pool:
+            pool.map(_score_shard_job, [job(k) for k in range(n)])
     d.barrier()
     if d.is_main:
         shards = [{"file": _shard_name(k, n), "start": int(bounds[k]), "stop": int(bounds[k + 1]),
@@ -221,7 +219,7 @@ def build_logit_cache(
             "teacher": {"sha256": sha, "name": Path(teacher).name, "labels": list(labels), "input": src.kind,
                         "crossfit": fold is not None, **_backbone(ckpt)},
             "frontend": frontend,
-            "features": {"key": fs.key, "rows": len(fs), "files": list(fs.files), "files_sha256": _files_digest(fs.files)},
+            "features": {"key": fs.key, "rows": len(fs), "files": list(fs.files), "files_sha256": fs.files_sha256},
             "dtype": "float32",
             "shards": shards,
             "built_by": {"processes": n, "mode": "torchrun" if d.enabled else "workers"},

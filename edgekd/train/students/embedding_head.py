@@ -29,12 +29,7 @@ class EmbeddingHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 9, 96)
         return self.mlp(self.norm(x))
 
-    def crossfit(self, x: torch.Tensor, fold: torch.Tensor) -> torch.Tensor:
-        """Logits of each row from the head that did not see it: ``fold[i]`` in ``0..folds-1``, or -1 for the main head."""
-        z = self.norm(x)
-        out = self.mlp(z)
-        for f, head in enumerate(self.folds):
-            m = fold == f
-            if bool(m.any()):
-                out[m] = head(z[m])
-        return out
+    def head_for(self, fold: int) -> nn.Module:
+        """The model that labels rows of ``fold``: fold head ``fold`` (which never saw them) behind the shared input
+        normalisation, or the main head for -1."""
+        return self if fold < 0 else nn.Sequential(self.norm, self.folds[fold])

@@ -23,24 +23,16 @@ from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext
 from edgekd.train.features import FeatureSet, aligned_feature_set
 
-__all__ = ["ARCH", "INPUT", "fold_of", "files_digest", "train_embedding_teacher", "embedding_inputs"]
+__all__ = ["ARCH", "INPUT", "fold_of", "train_embedding_teacher", "embedding_inputs"]
 
 ARCH = "speech-embedding"
 INPUT = "speech-embedding"
-
-
-def files_digest(files: tuple[str, ...]) -> str:
-    return hashlib.sha256("\n".join(files).encode()).hexdigest()
 
 
 def fold_of(fs: FeatureSet, k: int) -> np.ndarray:
     """Fold ``0..k-1`` of every row of ``fs``, from a hash of its source clip's file name (all views of a clip agree)."""
     per_clip = np.array([int(hashlib.sha1(f.encode()).hexdigest()[:8], 16) % k for f in fs.files], dtype=np.int64)
     return per_clip[fs.clip]
-
-
-def _rows(fs: FeatureSet, m: np.ndarray) -> FeatureSet:
-    return FeatureSet(fs.x[m], fs.y[m], fs.clip[m], fs.labels, f"{fs.key}-rows{int(m.sum())}", fs.files)
 
 
 def embedding_inputs(fs: FeatureSet, *, cache_dir: str | os.PathLike[str] | None = None, workers: int = 2,
@@ -88,17 +80,18 @@ def train_embedding_teacher(
     cfg = replace(cfg, arch=ARCH, specaugment=False)
     model, history = train_model(cfg, etrain, eval_, progress=progress, dist=d)
     full = EmbeddingHead(len(train.labels), DIM, FRAMES, hidden=hidden, folds=folds)
-    state = {k: v for k, v in model.state_dict().items()}
+    state = dict(model.state_dict())
     fold_acc = []
     if folds:
         fold = fold_of(etrain, folds)
         for f in range(folds):
-            m, _ = train_model(replace(cfg, seed=cfg.seed + 1 + f), _rows(etrain, fold != f), eval_, progress=progress, dist=d)
+            seen = etrain.rows(fold != f, f"{etrain.key}-fold{f}of{folds}")
+            m, _ = train_model(replace(cfg, seed=cfg.seed + 1 + f), seen, eval_, progress=progress, dist=d)
             for k, v in m.state_dict().items():
                 if k.startswith("mlp."):
                     state[f"folds.{f}.{k.removeprefix('mlp.')}"] = v
-            held = fold == f
-            fold_acc.append(accuracy(m, _rows(etrain, held), d))  # each fold head on the clips it never saw (augmented views)
+            # each fold head on the clips it never saw (their augmented views)
+            fold_acc.append(accuracy(m, etrain.rows(fold == f, f"{etrain.key}-heldout{f}of{folds}"), d))
     full.load_state_dict(state)
     ckpt = Checkpoint(
         arch=ARCH, labels=tuple(train.labels), n_mels=DIM, frontend=_frontend(), window_frames=FRAMES,
@@ -109,7 +102,7 @@ def train_embedding_teacher(
                  "macs_per_inference": count_macs(model, (1, FRAMES, DIM)),  # the head's; the frozen backbone runs besides
                  "train_seconds": history["train_seconds"], "train_steps": history["steps"], "final_train_loss": history["final_loss"],
                  "processes": d.world_size},
-        provenance=dict(provenance or {}, backbone=backbone_identity(), train_files_sha256=files_digest(train.files),
+        provenance=dict(provenance or {}, backbone=backbone_identity(), train_files_sha256=train.files_sha256,
                         fold_rule="sha1(clip file name) % folds"),
     )
     if d.is_main:

@@ -2,7 +2,7 @@
 
 Two ONNX files from the installed ``openwakeword`` wheel, run through onnxruntime, frozen:
 ``melspectrogram.onnx`` (32 mel bands every 10 ms) and ``embedding_model.onnx`` (one 96-dim vector per 76 mel
-frames, taken every 8 frames = 80 ms). A KWS clip (the 15,920 samples of a 98-frame window) is centred in a
+frames, taken every 8 frames = 80 ms). A KWS clip (the 16,000 samples of a 98-frame window) is centred in a
 1.5 s window of zeros, which gives ``FRAMES`` = 9 embedding frames: the teacher head's input is ``(9, 96)``.
 
 Licence, as the wheel states it (checked in ``openwakeword-0.4.0.dist-info/METADATA``): the embedding model "is
