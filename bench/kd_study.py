@@ -65,7 +65,7 @@ def main() -> None:
     from edgekd.train.pipeline import load_kws_data
 
     if not args.teacher and not (args.data / "synth_meta.json").is_file():
-        from edgekd.demo import DemoConfig, run_demo
+        from edgekd.recipes.demo import DemoConfig, run_demo
 
         print("no data/teacher yet: running the demo first", flush=True)
         run_demo(REPO / "runs/demo", DemoConfig())
@@ -92,7 +92,7 @@ def main() -> None:
     tasks = [(student, cell, seed) for student in args.students for seed in args.seeds for cell in cells if (student, cell, seed) not in done]
     t0 = time.time()
     ctx = multiprocessing.get_context("spawn")
-    from edgekd.procutil import die_with_parent
+    from edgekd.core.procutil import die_with_parent
 
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx, initializer=die_with_parent) as pool:
         futs = [pool.submit(_one_run, vars(args), student, cell, teachers.get(cell, []), fkd.get(cell, 0.0), seed, realdev)

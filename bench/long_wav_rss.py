@@ -82,7 +82,7 @@ def main() -> int:
     args = ap.parse_args()
     from edgekd.bench.machine import machine_facts
     from edgekd.cli.common import write_json
-    from edgekd.manifest import sha256_file
+    from edgekd.runtime.manifest import sha256_file
     from edgekd.runtime.wav import load_audio
 
     clip = load_audio(args.bundle / "golden" / "clip.wav", 16000)[: 4 * 16000]

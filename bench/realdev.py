@@ -41,7 +41,7 @@ def kws_bundles(root: Path) -> list[Path]:
 
 
 def evaluate_bundle(bundle: Path, gsc: Path, backend: str = "onnx") -> dict:
-    from edgekd.evaluate import evaluate_kws
+    from edgekd.eval.kws import evaluate_kws
     from edgekd.runtime.detector import load_model
 
     det = load_model(bundle, backend=backend, threads=1)

@@ -5,7 +5,7 @@ without a teacher.
 
 Soundscapes from `edgekd data synth-sed` (Debian-shipped recordings + synthesized speech and beeps; the test
 soundscapes use recordings never heard in training), plus unlabelled transfer soundscapes (training recordings)
-that only the teacher labels. The recipe is `edgekd train sed`'s (edgekd/sed_pipeline.py). Each model's
+that only the teacher labels. The recipe is `edgekd train sed`'s (edgekd/recipes/sed.py). Each model's
 post-processing (median, thresholds, minimum duration, merge gap, latency) is tuned on the validation split by the
 same grid, then frozen for the test split. Reports event-based F1 (200 ms onset collar, offset max(200 ms, 20%)),
 segment-based F1 (1 s), error rates, PSDS1 (threshold-free, through sed_scores_eval: the psds extra), params,
@@ -51,7 +51,7 @@ def main() -> None:
     from edgekd.bench.machine import machine_facts
     from edgekd.cli.common import write_json
     from edgekd.data.synth_sed import SynthSedConfig, synth_sed
-    from edgekd.sed_pipeline import DEFAULT_POSTPROCESS, SedRecipe, export_scored_bundle, fit_or_load, load_sed_data, score_sed_model, train_sed_models
+    from edgekd.recipes.sed import DEFAULT_POSTPROCESS, SedRecipe, export_scored_bundle, fit_or_load, load_sed_data, score_sed_model, train_sed_models
     from edgekd.train.sed import train_sed
 
     data = args.out / "data"

@@ -42,7 +42,7 @@ def main() -> None:
 
     import edgekd
     from edgekd.bench.machine import machine_facts
-    from edgekd.fsutil import atomic_write_text
+    from edgekd.core.fsutil import atomic_write_text
     from edgekd.runtime.wav import load_audio
 
     det = edgekd.load_model(args.bundle, backend=args.backend, threads=1)

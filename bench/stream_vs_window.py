@@ -32,7 +32,7 @@ def main() -> None:
 
     import edgekd
     from edgekd.bench.machine import machine_facts
-    from edgekd.fsutil import atomic_write_text
+    from edgekd.core.fsutil import atomic_write_text
     from edgekd.runtime.wav import load_audio
 
     x = load_audio(args.wav, 16000)

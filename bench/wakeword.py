@@ -165,14 +165,14 @@ def main() -> None:
     import numpy as np
 
     from edgekd import load_model
-    from edgekd import wakeword_eval as we
     from edgekd.bench.machine import machine_facts
     from edgekd.cli.common import write_json
     from edgekd.data.synth_wakeword import speech_stream
+    from edgekd.eval import wakeword as we
+    from edgekd.recipes.wakeword import WakewordRecipe, teacher_targets, train_wakeword_students, wakeword_labels
     from edgekd.runtime.wav import load_audio, write_wav
     from edgekd.train.onnx_teacher import OnnxTeacher
     from edgekd.train.pipeline import load_kws_data
-    from edgekd.wakeword_pipeline import WakewordRecipe, teacher_targets, train_wakeword_students, wakeword_labels
 
     out: Path = args.out
     tag = _variant_tag(args)

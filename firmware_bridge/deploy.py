@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekd.errors import BundleError
-from edgekd.manifest import ModelManifest, sha256_file
+from edgekd.core.errors import BundleError
+from edgekd.runtime.manifest import ModelManifest, sha256_file
 from firmware_bridge.errors import BoardError, DeployError
 from firmware_bridge.probe import BoardInfo, probe_board
 from firmware_bridge.ssh import SshTarget, last_line, rpath

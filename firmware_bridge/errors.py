@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekd.errors import EdgeKDError
+from edgekd.core.errors import EdgeKDError
 
 __all__ = ["BoardError", "DeployError"]
 

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from edgekd.errors import BundleError
-from edgekd.fsutil import atomic_write_text
-from edgekd.manifest import ModelManifest
+from edgekd.core.errors import BundleError
+from edgekd.core.fsutil import atomic_write_text
+from edgekd.runtime.manifest import ModelManifest
 from firmware_bridge.c_array import c_array_source
 
 __all__ = ["tensor_details", "settings_header", "write_firmware_sources"]

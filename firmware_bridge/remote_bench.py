@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from edgekd.manifest import ModelManifest
+from edgekd.runtime.manifest import ModelManifest
 from firmware_bridge.deploy import bundle_items, edgekd_cmd, require_runtime, upload
 from firmware_bridge.errors import BoardError
 from firmware_bridge.ssh import SshTarget, last_line, rpath

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgekd.cli import app
-from edgekd.errors import BundleError, ConfigError
-from edgekd.manifest import ModelManifest, sha256_file
+from edgekd.core.errors import BundleError, ConfigError
 from edgekd.runtime.detector import load_model
+from edgekd.runtime.manifest import ModelManifest, sha256_file
 
 runner = CliRunner()
 STREAM = Path(__file__).resolve().parents[1] / "models" / "kws12-dscnn-stream-kd"
@@ -128,7 +128,7 @@ def test_symlink_leading_out_is_refused(shipped_bundle: Path, tmp_path: Path) ->
 
 
 def test_postprocess_types_are_checked() -> None:
-    from edgekd.runtime.postprocess import KwsPostprocessConfig
+    from edgekd.runtime.kws_post import KwsPostprocessConfig
 
     with pytest.raises(ConfigError, match="threshold"):
         KwsPostprocessConfig.from_dict({"threshold": "high"})
@@ -157,7 +157,7 @@ def test_streaming_block_is_checked(tmp_path: Path) -> None:
 
 
 def test_the_manifest_asks_the_frontend_for_every_parameter() -> None:
-    from edgekd.manifest import _FRONTEND_KEYS
     from edgekd.runtime.frontend import FrontendParams
+    from edgekd.runtime.manifest import _FRONTEND_KEYS
 
     assert set(_FRONTEND_KEYS) == set(FrontendParams.__dataclass_fields__)

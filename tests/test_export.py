@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="export extra")
 onnx = pytest.importorskip("onnx", reason="export extra")
 
-from edgekd.errors import BundleError  # noqa: E402
-from edgekd.manifest import ModelManifest  # noqa: E402
+from edgekd.core.errors import BundleError  # noqa: E402
 from edgekd.runtime.detector import load_model  # noqa: E402
+from edgekd.runtime.manifest import ModelManifest  # noqa: E402
 from edgekd.train.checkpoint import Checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_tampered_file_is_refused_naming_it(tiny_bundle: Path, tmp_path: Path) -
 
 
 def test_export_refuses_garbage_checkpoint(tmp_path: Path) -> None:
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from edgekd.export.onnx import export_onnx
 
     (tmp_path / "x.pt").write_bytes(b"nope")

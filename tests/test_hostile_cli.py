@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.manifest import sha256_file
-from edgekd.progress import Progress
+from edgekd.core.progress import Progress
+from edgekd.runtime.manifest import sha256_file
 from edgekd.train.catalog import arch_names
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,13 @@ def _loaded_after(code: str) -> set[str]:
     return {m.split(".")[0] for m in out.stdout.split()}
 
 
-def test_runtime_bench_and_bridge_import_no_heavy_libraries() -> None:
-    assert _loaded_after("import edgekd, edgekd.runtime, edgekd.bench, edgekd.manifest, edgekd.errors, firmware_bridge") == set()
+DEVICE_MODULES = ("edgekd", "edgekd.runtime", "edgekd.runtime.manifest", "edgekd.runtime.sed_stream", "edgekd.bench", "edgekd.core.errors",
+                  "edgekd.core.fsutil", "edgekd.core.procutil", "edgekd.core.progress", "edgekd.eval.matching", "edgekd.eval.kws",
+                  "edgekd.eval.tune", "edgekd.eval.wakeword", "edgekd.eval.sed", "edgekd.eval.sed_metrics", "firmware_bridge")
+
+
+def test_runtime_eval_bench_and_bridge_import_no_heavy_libraries() -> None:
+    assert _loaded_after("import " + ", ".join(DEVICE_MODULES)) == set()
 
 
 def test_loading_and_running_a_bundle_imports_no_torch(shipped_bundle) -> None:  # type: ignore[no-untyped-def]

@@ -65,7 +65,7 @@ def test_an_onnx_head_that_does_not_fit_the_adapter_is_refused(tmp_path: Path) -
     """A head whose input is not [batch, 16, 96] (here: openWakeWord's own embedding model posing as a head)."""
     import shutil
 
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from edgekd.train.onnx_teacher import OwwAdapter, oww_models_dir
 
     d = tmp_path / "models"

@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="training extra")
 pytest.importorskip("onnx", reason="export extra")
 
-from edgekd.errors import ConfigError  # noqa: E402
-from edgekd.manifest import ModelManifest  # noqa: E402
+from edgekd.core.errors import ConfigError  # noqa: E402
 from edgekd.runtime.detector import load_model  # noqa: E402
+from edgekd.runtime.manifest import ModelManifest  # noqa: E402
 from edgekd.train.checkpoint import Checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import edgekd
-from edgekd.errors import AudioFormatError
+from edgekd.core.errors import AudioFormatError
 from edgekd.runtime.wav import load_audio
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgekd.sed_metrics import event_based, segment_based
-from edgekd.wakeword_eval import Annotation as E
+from edgekd.eval.sed_metrics import event_based, segment_based
+from edgekd.eval.wakeword import Annotation as E
 
 LABELS = ("bell", "door", "glass")
 
@@ -133,7 +133,7 @@ def test_psds1_of_perfect_late_and_noisy_scores() -> None:
     import numpy as np
 
     pytest.importorskip("sed_scores_eval", reason="the psds extra (make test installs it); without it there is no PSDS")
-    from edgekd.sed_metrics import psds1
+    from edgekd.eval.sed_metrics import psds1
 
     hop, files = 0.04, [f"f{i}.wav" for i in range(8)]
     ref = [E(f, 1.0 + i % 3, 2.0 + i % 3, LABELS[i % 3]) for i, f in enumerate(files)] + [E(f, 6.0, 7.2, "door") for f in files]

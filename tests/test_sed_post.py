@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 from edgekd.runtime.sed_post import SedPostprocessConfig, SedStream, sed_events
 
 LABELS = ("alarm", "door")

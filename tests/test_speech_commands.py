@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekd.core.errors import DataError
 from edgekd.data import KWS12_LABELS
 from edgekd.data.speech_commands import SpeechCommands, which_split
-from edgekd.errors import DataError
 from edgekd.runtime.wav import write_wav
 
 

@@ -94,8 +94,8 @@ def test_folds_follow_the_clip_not_the_view(tiny_kws_data) -> None:  # type: ign
 
 
 def test_teacher_checkpoint_records_backbone_and_crossfits(se_teacher, tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
-    from edgekd.manifest import sha256_file
     from edgekd.runtime.frontend import FrontendParams
+    from edgekd.runtime.manifest import sha256_file
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.logit_cache import build_logit_cache
     from edgekd.train.onnx_teacher import oww_models_dir
@@ -182,7 +182,7 @@ def test_feature_distiller_catches_pooled_features_and_learns() -> None:
 
 
 def test_an_ensemble_of_teachers_is_the_mean_of_their_logits(se_teacher, tiny_checkpoint: Path, tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from edgekd.runtime.frontend import FrontendParams
     from edgekd.train.logit_cache import ensemble_logits, teacher_logits
 

@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("torch", reason="training extra")
 
 import edgekd  # noqa: E402
-from edgekd.errors import ConfigError  # noqa: E402
-from edgekd.manifest import ModelManifest  # noqa: E402
+from edgekd.core.errors import ConfigError  # noqa: E402
+from edgekd.runtime.manifest import ModelManifest  # noqa: E402
 from edgekd.runtime.wav import load_audio  # noqa: E402
 
 pytestmark = pytest.mark.slow

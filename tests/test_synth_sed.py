@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekd.core.errors import ConfigError
 from edgekd.data.synth_sed import SynthSedConfig, esc50_sources, folder_sources, source_recordings, synth_sed
-from edgekd.errors import ConfigError
+from edgekd.eval.wakeword import read_annotations
 from edgekd.runtime.wav import load_audio, write_wav
-from edgekd.wakeword_eval import read_annotations
 
 
 def _tone(path: Path, f: float, seconds: float = 0.5) -> Path:

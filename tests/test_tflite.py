@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekd.errors import BackendError
+from edgekd.core.errors import BackendError
 from edgekd.runtime.detector import load_model
 from edgekd.runtime.wav import load_audio
 
@@ -46,7 +46,7 @@ def test_export_tflite_adds_to_bundle_and_selfchecks(tiny_checkpoint: Path, tiny
     import shutil
 
     from edgekd.export.tflite import add_tflite_to_bundle
-    from edgekd.manifest import ModelManifest
+    from edgekd.runtime.manifest import ModelManifest
 
     b = tmp_path / "b"
     shutil.copytree(tiny_bundle, b)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

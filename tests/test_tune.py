@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 import edgekd
 from edgekd.cli import app
-from edgekd.manifest import ModelManifest
+from edgekd.eval.matching import replay
+from edgekd.eval.tune import stream_posteriors
+from edgekd.runtime.manifest import ModelManifest
 from edgekd.runtime.wav import load_audio
-from edgekd.tune import _replay, stream_posteriors
 
 
 def test_offline_replay_equals_the_stream(shipped_bundle: Path) -> None:
@@ -20,7 +21,7 @@ def test_offline_replay_equals_the_stream(shipped_bundle: Path) -> None:
     pp = det.postprocess
     x = load_audio(shipped_bundle / "golden" / "clip.wav", 16000)
     probs, t_ms = stream_posteriors(det, x, pp.stride_ms)
-    fired = _replay(probs, t_ms, max(1, round(pp.smooth_ms / pp.stride_ms)), pp.threshold, pp.refractory_ms)
+    fired = replay(probs, t_ms, max(1, round(pp.smooth_ms / pp.stride_ms)), pp.threshold, pp.refractory_ms)
     want = [(d.label, d.t_ms) for d in det.create_stream().accept_waveform(x)]
     assert [(det.manifest.keyword_labels[k], t) for k, t in fired] == want and len(want) >= 3
 

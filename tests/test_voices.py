@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgekd.cli import app
+from edgekd.core.errors import ConfigError
 from edgekd.data.voices import ENGINE_NAMES, find_voice, get_engine, parse_engines, synthesize, voice_split
-from edgekd.errors import ConfigError
 
 runner = CliRunner()
 

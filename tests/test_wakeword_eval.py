@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekd.errors import DataError
-from edgekd.wakeword_eval import Annotation, count_false_accepts, count_hits, detections, pick_threshold, read_annotations, sweep
+from edgekd.core.errors import DataError
+from edgekd.eval.wakeword import Annotation, count_false_accepts, count_hits, detections, pick_threshold, read_annotations, sweep
 
 
 def test_debounce_keeps_the_first_of_two_detections_within_a_second() -> None:

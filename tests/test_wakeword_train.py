@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-from edgekd.runtime.postprocess import softmax
+from edgekd.runtime.kws_post import softmax
 from edgekd.train.features import FeatureSet
 from edgekd.train.wakeword import prob_logits, transfer_windows, with_transfer
 
@@ -77,9 +77,9 @@ def test_other_engines_give_training_clips_and_annotated_positives(tmp_path: Pat
     rows point at the phrase; an unknown engine is one clear error."""
     import pytest
 
+    from edgekd.core.errors import ConfigError
     from edgekd.data.annotations import read_annotations
     from edgekd.data.synth_wakeword import engine_clips, positive_files
-    from edgekd.errors import ConfigError
     from edgekd.runtime.wav import load_audio
 
     made = engine_clips(tmp_path / "clips", 2, engine="flite", seed=1)

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekd.errors import AudioFormatError
+from edgekd.core.errors import AudioFormatError
 from edgekd.runtime.wav import load_audio, read_wav, resample, write_wav
 
 

@@ -39,8 +39,8 @@ def float_checkpoint_from_bundle(bundle: Path, out: Path):  # type: ignore[no-un
     import torch
     from onnx import numpy_helper
 
-    from edgekd.manifest import ModelManifest
     from edgekd.runtime.backends.onnx import OnnxBackend
+    from edgekd.runtime.manifest import ModelManifest
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.students import build_model
 
@@ -90,13 +90,13 @@ def main() -> None:
     import torch
 
     from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
-    from edgekd.evaluate import evaluate_kws
+    from edgekd.eval.kws import evaluate_kws
     from edgekd.export.bundle import update_manifest
     from edgekd.export.int8 import calibration_features
     from edgekd.export.onnx import export_onnx
     from edgekd.export.tflite import add_tflite_to_bundle
-    from edgekd.manifest import ModelManifest
     from edgekd.runtime.detector import load_model
+    from edgekd.runtime.manifest import ModelManifest
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.pipeline import load_kws_data, train_qat
 

@@ -104,7 +104,7 @@ def _measure(args: argparse.Namespace) -> None:
 
     import edgekd
     from edgekd.bench.machine import machine_facts
-    from edgekd.fsutil import atomic_write_text
+    from edgekd.core.fsutil import atomic_write_text
     from edgekd.runtime.frontend import LogMelFrontend
     from edgekd.runtime.wav import load_audio
 

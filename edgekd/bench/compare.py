@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 
 __all__ = ["compare", "load_result"]
 

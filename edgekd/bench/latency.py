@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 
-from edgekd.runtime.detector import Detector
+from edgekd.runtime.kws_stream import KwsDetector
 
 __all__ = ["inference_latency_ms"]
 
 
-def inference_latency_ms(detector: Detector, *, runs: int = 300, warmup: int = 20, seed: int = 0) -> dict[str, float]:
+def inference_latency_ms(detector: KwsDetector, *, runs: int = 300, warmup: int = 20, seed: int = 0) -> dict[str, float]:
     """p50/p90/p99/max wall milliseconds of ``detector.logits`` on one feature window."""
     p = detector.frontend_params
     x = np.random.default_rng(seed).normal(-6.0, 3.0, size=(1, detector.manifest.window_frames, p.n_mels)).astype(np.float32)

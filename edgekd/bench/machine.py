@@ -59,7 +59,7 @@ def provenance(measured: str, bundle: str | os.PathLike[str] | None = None) -> d
         manifest = Path(bundle) / "manifest.json"
         block["bundle"] = str(bundle)
         if manifest.is_file():
-            from edgekd.manifest import sha256_file
+            from edgekd.runtime.manifest import sha256_file
 
             block["bundle_sha256"] = sha256_file(manifest)
     return block

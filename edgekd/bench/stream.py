@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from edgekd.bench.machine import machine_facts, provenance
-from edgekd.errors import AudioFormatError, ConfigError
-from edgekd.manifest import MANIFEST_NAME, sha256_file
+from edgekd.core.errors import AudioFormatError, ConfigError
 from edgekd.runtime.audio import WavFileSource
 from edgekd.runtime.detector import load_model
+from edgekd.runtime.manifest import MANIFEST_NAME, sha256_file
 
 __all__ = ["bench_stream", "REQUIRED_FIELDS"]
 

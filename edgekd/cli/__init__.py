@@ -83,7 +83,7 @@ def demo_cmd(
 ) -> None:
     """Run the whole path on synthesized data: data, teacher, distilled and plain students, export, eval, stream."""
     from edgekd.cli.data import voice_options
-    from edgekd.demo import DemoConfig, demo_engines, run_demo
+    from edgekd.recipes.demo import DemoConfig, demo_engines, run_demo
 
     run_demo(out, DemoConfig(per_word=per_word, unknown=2 * per_word, silence=max(1, per_word * 4 // 5),
                              teacher_epochs=teacher_epochs, student_epochs=student_epochs, threads=threads,

@@ -42,7 +42,7 @@ def bench_cmd(
 
     check_writable(json_out, "--json")
 
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
 
     if targets and targets[0] == "compare":
         from edgekd.bench.compare import compare
@@ -69,7 +69,7 @@ def bench_cmd(
         notice(f"wrote {saved}")
     else:
         from edgekd.bench.stream import bench_stream
-        from edgekd.progress import Progress
+        from edgekd.core.progress import Progress
 
         with Progress("bench", repeats, "pass") as bar:
             res = bench_stream(targets[0], wav, backend=backend, threads=threads, repeats=repeats, notice=notice, mode=mode,

@@ -26,7 +26,7 @@ PythonOpt = Annotated[str, typer.Option("--python", help="Python on the board us
 
 def ssh_target(host: str, port: Optional[int], identity: Optional[Path], known_hosts: Optional[Path], accept_new: bool) -> SshTarget:
     """The board to talk to; a missing --identity file is refused here, before any connection."""
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
 
     if identity is not None and not identity.is_file():
         raise ConfigError(f"--identity {identity}: no such key file; give the private key ssh should use")

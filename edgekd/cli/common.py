@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from edgekd.errors import ConfigError, EdgeKDError
-from edgekd.fsutil import atomic_write_text
+from edgekd.core.errors import ConfigError, EdgeKDError
+from edgekd.core.fsutil import atomic_write_text
 
 __all__ = ["friendly_errors", "write_json", "notice", "EXIT_USER_ERROR", "check_writable", "number", "positive", "unit", "fraction", "nonneg"]
 

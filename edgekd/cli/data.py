@@ -53,10 +53,10 @@ def synth_kws_cmd(
     festival (CMU speakers). Whole speakers are split between train / validation / test (validation_list.txt,
     testing_list.txt), so test speakers are unseen. The folder appears only when complete.
     """
+    from edgekd.core.errors import ConfigError
+    from edgekd.core.progress import Progress
     from edgekd.data.synth_kws import OTHER_WORDS, SynthKwsConfig, synth_kws
     from edgekd.data.voices.cache import default_cache_dir
-    from edgekd.errors import ConfigError
-    from edgekd.progress import Progress
 
     bank = voice_options(engines, kokoro_dir)
     words = KWS12_KEYWORDS if keywords is None else tuple(w.strip().lower() for w in keywords.split(",") if w.strip())
@@ -83,9 +83,9 @@ def transfer_cmd(
 ) -> None:
     """Unlabelled 1 s windows for distillation: a teacher labels them, a student learns its logits on them
     (`edgekd train student --teacher T --transfer OUT`). Nothing here is labelled; the folder appears when complete."""
+    from edgekd.core.errors import ConfigError
+    from edgekd.core.progress import Progress
     from edgekd.data.transfer import build_transfer
-    from edgekd.errors import ConfigError
-    from edgekd.progress import Progress
 
     bank = dict(voice_options(engines, kokoro_dir))
     if minutes == 0 and not extra:
@@ -163,11 +163,11 @@ def synth_wakeword_cmd(
     "hey jarvis") and optionally eval/ordinary.wav. Train on it with `edgekd train wakeword OUT`."""
     import shutil
 
+    from edgekd.core.errors import ConfigError
+    from edgekd.core.progress import Progress
     from edgekd.data.synth_kws import synth_kws
     from edgekd.data.synth_wakeword import engine_clips, positive_files, speech_stream, wakeword_config
     from edgekd.data.voices.cache import default_cache_dir
-    from edgekd.errors import ConfigError
-    from edgekd.progress import Progress
     from edgekd.runtime.wav import write_wav
 
     if per_word < 1 or positives < 2 or workers < 1 or min(transfer_minutes, negative_minutes) <= 0 or ordinary_minutes < 0:
@@ -230,9 +230,9 @@ def synth_sed_cmd(
     overlaps, plus a DCASE tsv (filename onset offset event_label) per split. The default events are recordings
     Debian ships (sonic-pi-samples, sound-theme-freedesktop, sound-icons, gnome-audio) plus synthesized speech
     and beeps; each class's recordings are split so test soundscapes hold recordings the model never heard."""
+    from edgekd.core.errors import ConfigError
+    from edgekd.core.progress import Progress
     from edgekd.data.synth_sed import SynthSedConfig, esc50_sources, folder_sources, synth_sed
-    from edgekd.errors import ConfigError
-    from edgekd.progress import Progress
 
     if esc50 is not None and events is not None:
         raise ConfigError("give --esc50 or --events, not both")

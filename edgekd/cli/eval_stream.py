@@ -38,10 +38,10 @@ def eval_stream_cmd(
 
     import numpy as np
 
-    from edgekd import wakeword_eval as we
     from edgekd.bench.machine import provenance
-    from edgekd.errors import ConfigError, DataError
-    from edgekd.progress import Progress
+    from edgekd.core.errors import ConfigError, DataError
+    from edgekd.core.progress import Progress
+    from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
 
     if (bundle is None) == (teacher is None):
@@ -97,7 +97,7 @@ def eval_stream_cmd(
     chosen = we.pick_threshold(sweep, target_fa_per_hour)
     res = {"system": system, "label": target, "positives": len(rows), "positive_seconds": pos_s, "negative_seconds": neg_s,
            "negative_files": [str(n) for n in negatives], "target_fa_per_hour": target_fa_per_hour, "chosen": chosen, "sweep": sweep,
-           "rules": {"tail_ms": we.TAIL_MS, "debounce_ms": we.DEBOUNCE_MS, "negatives": "streamed back to back"},
+           "rules": {"tail_ms": we.HIT_TAIL_MS, "debounce_ms": we.DEBOUNCE_MS, "negatives": "streamed back to back"},
            "provenance": provenance(f"FRR at FA/h of {target!r} (streamed positives and negatives)", bundle)}
     write_json(json_out, res)
     if det is not None:

@@ -35,8 +35,8 @@ def evaluate(
     check_writable(json_out, "--json")
 
     from edgekd.bench.machine import provenance
-    from edgekd.errors import ConfigError
-    from edgekd.progress import Progress
+    from edgekd.core.errors import ConfigError
+    from edgekd.core.progress import Progress
     from edgekd.runtime.detector import load_model
 
     det = load_model(bundle, backend=backend, threads=threads)
@@ -45,7 +45,7 @@ def evaluate(
             raise ConfigError(f"{bundle} is a {det.manifest.task} bundle; --sed-annotations needs a sound-event bundle")
         if sed_annotations is None or audio is None:
             raise ConfigError("a sound-event bundle is evaluated with --sed-annotations TSV --audio DIR")
-        from edgekd.evaluate_sed import evaluate_sed_bundle
+        from edgekd.eval.sed import evaluate_sed_bundle
 
         with Progress("eval", unit="file") as bar:
             res = evaluate_sed_bundle(det, sed_annotations, audio, progress=bar.callback())
@@ -59,7 +59,7 @@ def evaluate(
         return
     if data is None:
         raise ConfigError("give the data folder: --data DIR")
-    from edgekd.evaluate import evaluate_kws
+    from edgekd.eval.kws import evaluate_kws
 
     with Progress("eval", unit="clip") as bar:
         res = evaluate_kws(det, data, split, progress=bar.callback())

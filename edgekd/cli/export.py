@@ -52,7 +52,7 @@ def tflite_cmd(
 
     Needs the host-only converter extra: pip install -c constraints.txt "edgekd\\[tflite]".
     """
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from edgekd.export.tflite import add_tflite_to_bundle
 
     calibration = None
@@ -78,7 +78,7 @@ def c_array_cmd(
 ) -> None:
     """Write the bundle's .tflite as a 16-byte aligned C array (model_data.h/.cc) plus model_settings.h (frontend
     parameters, labels, tensor shapes, int8 scale and zero point) for TensorFlow Lite Micro firmware."""
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from firmware_bridge.c_array import is_c_identifier
     from firmware_bridge.firmware import write_firmware_sources
 

@@ -48,7 +48,7 @@ def run(
     A summary (audio seconds, detections, overflows, CPU ms per audio second) goes to stderr at the end
     and on Ctrl-C.
     """
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from edgekd.runtime.audio import MicSource, RawPcmSource, WavFileSource, stdin_binary
     from edgekd.runtime.detector import load_model
 

@@ -31,7 +31,7 @@ TeacherCacheOpt = Annotated[Optional[Path], typer.Option(help="A teacher-logit c
 
 def _check_inputs(**paths: Optional[Path] | list[Path]) -> None:
     """Refuse a named input file that is not there before any data is read (one line)."""
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
 
     for name, given in paths.items():
         for path in given if isinstance(given, list) else [given]:
@@ -107,7 +107,7 @@ def teacher_cmd(
     """Train the teacher (label smoothing 0.1, augmented views): --arch from scratch on log-mels (SpecAugment), or
     --backbone speech-embedding, a head on a frozen embedding pretrained on real speech, trained on the embedding
     of the same augmented views the students hear. Runs unchanged under torchrun (DDP)."""
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from edgekd.train.config import TrainConfig
 
     if backbone not in ("none", "speech-embedding"):
@@ -167,7 +167,7 @@ def student_cmd(
 ) -> None:
     """Train a student: distilled from --teacher (or a prebuilt --teacher-cache), or --no-teacher for the hard-label
     baseline. Runs unchanged under torchrun (DDP; same global batch, so the same steps as one process)."""
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from edgekd.train.catalog import CATALOG
     from edgekd.train.config import TrainConfig
 
@@ -244,8 +244,8 @@ def sed_cmd(
 
     from edgekd.bench.machine import provenance
     from edgekd.cli.common import write_json
-    from edgekd.errors import ConfigError
-    from edgekd.sed_pipeline import SedRecipe, export_scored_bundle, load_sed_data, score_sed_model, train_sed_models
+    from edgekd.core.errors import ConfigError
+    from edgekd.recipes.sed import SedRecipe, export_scored_bundle, load_sed_data, score_sed_model, train_sed_models
 
     if min(teacher_epochs, student_epochs, qat_epochs) < 1 or not 0.0 <= alpha <= 1.0 or temperature <= 0:
         raise ConfigError("epochs must be >= 1, --alpha within [0, 1] and --temperature > 0")
@@ -294,11 +294,11 @@ def wakeword_cmd(
 
     from edgekd.bench.machine import provenance
     from edgekd.cli.common import write_json
-    from edgekd.errors import ConfigError, DataError
+    from edgekd.core.errors import ConfigError, DataError
+    from edgekd.recipes.wakeword import WakewordRecipe, phrase_label, teacher_targets, train_wakeword_students, wakeword_labels
     from edgekd.runtime.wav import load_audio
     from edgekd.train.onnx_teacher import OnnxTeacher
     from edgekd.train.pipeline import load_kws_data
-    from edgekd.wakeword_pipeline import WakewordRecipe, phrase_label, teacher_targets, train_wakeword_students, wakeword_labels
 
     if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0 or stride_ms < 10 or stride_ms % 10:
         raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0, --alpha within [0, 1] and --stride-ms a multiple of 10")

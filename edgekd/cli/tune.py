@@ -31,10 +31,10 @@ def tune_cmd(
     check_writable(json_out, "--json")
 
     from edgekd.bench.machine import provenance
-    from edgekd.errors import ConfigError
-    from edgekd.progress import Progress
+    from edgekd.core.errors import ConfigError
+    from edgekd.core.progress import Progress
+    from edgekd.eval.tune import sweep_postprocess
     from edgekd.runtime.detector import load_model
-    from edgekd.tune import sweep_postprocess
 
     if split == "test":
         raise ConfigError("tuning on the test split would make its numbers meaningless; use validation")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekd.errors import DataError
+from edgekd.core.errors import DataError
 
 __all__ = ["Annotation", "read_annotations"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 
 __all__ = ["RoomConfig", "RirBank", "rir_bank", "background_recordings"]
 
@@ -100,7 +100,7 @@ def rir_bank(cfg: RoomConfig = RoomConfig(), cache_dir: str | os.PathLike[str] |
         rirs[i, : r.shape[0]] = r
     bank = RirBank(rirs, np.array([t for _, t, _ in rooms], np.float32), np.array([d for _, _, d in rooms], np.float32))
     try:
-        from edgekd.fsutil import atomic_write
+        from edgekd.core.fsutil import atomic_write
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd.core.errors import DataError
 from edgekd.data import BACKGROUND_NOISE, SILENCE, UNKNOWN
-from edgekd.errors import DataError
 from edgekd.runtime.wav import load_audio
 
 __all__ = ["Clip", "SpeechCommands", "SPLITS", "which_split"]

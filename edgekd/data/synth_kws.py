@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd.core.errors import ConfigError
 from edgekd.data import BACKGROUND_NOISE, KWS12_KEYWORDS, SILENCE
 from edgekd.data.augment import colored_noise, fit_to_length
 from edgekd.data.voices.bank import Voice
-from edgekd.errors import ConfigError
 from edgekd.runtime.wav import resample, write_wav
 
 __all__ = ["SynthKwsConfig", "synth_kws", "OTHER_WORDS", "split_variants", "single_threaded_blas", "resolve_engines", "say"]
@@ -101,8 +101,8 @@ _W: dict[str, object] = {}
 
 
 def _init(out: str, cache_dir: str | None) -> None:
+    from edgekd.core.procutil import die_with_parent
     from edgekd.data.voices.cache import SynthCache
-    from edgekd.procutil import die_with_parent
 
     die_with_parent()
     _W["out"] = Path(out)
@@ -265,7 +265,7 @@ def _write_all(out: Path, cfg: SynthKwsConfig, jobs: list[_Job], lists: dict[str
                voices: dict[str, list[Voice]], cache_dir: str | os.PathLike[str] | None, progress: Callable[[int, int], None] | None
                ) -> dict[str, int]:
     """Every file of the dataset into ``out``; returns clip counts per folder."""
-    from edgekd.procutil import bounded_workers
+    from edgekd.core.procutil import bounded_workers
 
     rng = np.random.default_rng(cfg.seed + 1)
     cache = str(cache_dir) if cache_dir else None

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd.core.errors import ConfigError
 from edgekd.data.augment import colored_noise
-from edgekd.errors import ConfigError
 from edgekd.runtime.wav import resample, write_wav
 
 __all__ = ["SED_CLASSES", "SynthSedConfig", "source_recordings", "esc50_sources", "folder_sources", "synth_sed", "load_any"]

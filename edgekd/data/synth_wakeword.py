@@ -108,7 +108,7 @@ ENGINE_VOICES: dict[str, dict[str, tuple[str, ...]]] = _EngineVoices()
 
 
 def _check_engine(engine: str, allowed: tuple[str, ...]) -> None:
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
 
     if engine not in allowed:
         raise ConfigError(f"engine {engine!r}: give one of {', '.join(allowed)}")
@@ -116,8 +116,8 @@ def _check_engine(engine: str, allowed: tuple[str, ...]) -> None:
 
 def _say_other_engine(engine: str, text: str, rng: np.random.Generator, split: str = "test") -> np.ndarray:
     """``text`` from another engine of the voice bank by one of ``split``'s voices, slowed or sped up a little."""
+    from edgekd.core.errors import ConfigError
     from edgekd.data.voices.bank import find_voice, get_engine, synthesize
-    from edgekd.errors import ConfigError
 
     reason = get_engine(engine).available()
     if reason is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 
 __all__ = ["TRANSFER", "build_transfer", "SPEECH_SHARE"]
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edgekd.fsutil import atomic_write_text
-from edgekd.manifest import MANIFEST_NAME, ModelManifest, sha256_file
+from edgekd.core.fsutil import atomic_write_text
+from edgekd.runtime.manifest import MANIFEST_NAME, ModelManifest, sha256_file
 
 __all__ = ["staging_dir", "finalize_manifest", "update_manifest", "apply_postprocess", "write_golden_detections"]
 
@@ -64,12 +64,12 @@ def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: 
     """Run the runtime over the bundle's golden WAV with ``backend`` and write what it detects to ``rel``."""
     import json
 
-    from edgekd.runtime.detector import Detector
-    from edgekd.runtime.postprocess import KwsPostprocessConfig
+    from edgekd.runtime.kws_post import KwsPostprocessConfig
+    from edgekd.runtime.kws_stream import KwsDetector
     from edgekd.runtime.wav import load_audio
 
     audio = load_audio(bundle_dir / manifest.golden["wav"], manifest.sample_rate)  # exactly what a reader will see
-    det = Detector(manifest, backend, KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=bundle_dir)
+    det = KwsDetector(manifest, backend, KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=bundle_dir)
     found = [d.to_dict() for d in det.create_stream().accept_waveform(audio)]
     (bundle_dir / rel).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
     return rel
@@ -78,7 +78,7 @@ def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: 
 def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any], **extra_provenance: Any) -> ModelManifest:
     """Store new post-processing in a bundle and regenerate its golden detections (ONNX and TFLite), atomically."""
     from edgekd.runtime.backends import create_backend
-    from edgekd.runtime.postprocess import KwsPostprocessConfig
+    from edgekd.runtime.kws_post import KwsPostprocessConfig
 
     root = Path(bundle)
     m = ModelManifest.load(root)

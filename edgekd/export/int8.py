@@ -144,9 +144,9 @@ def ptq_quantize(fp32_path: Path, out_path: Path, calibration: np.ndarray, input
 
 def calibration_features(data_dir: Path, frontend: dict[str, Any], window_frames: int, n: int = 256, seed: int = 0) -> np.ndarray:
     """Feature windows of up to ``n`` random WAVs under ``data_dir`` (training clips when split lists exist)."""
+    from edgekd.core.errors import DataError
     from edgekd.data import BACKGROUND_NOISE
     from edgekd.data.augment import fit_to_length
-    from edgekd.errors import DataError
     from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
     from edgekd.runtime.wav import load_audio
 

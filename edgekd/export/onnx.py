@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 from edgekd.export.bundle import finalize_manifest, staging_dir
-from edgekd.manifest import ModelManifest, TensorSpec
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-from edgekd.runtime.postprocess import KwsPostprocessConfig
+from edgekd.runtime.kws_post import KwsPostprocessConfig
+from edgekd.runtime.manifest import ModelManifest, TensorSpec
 
 __all__ = ["export_onnx", "INPUT_NAME", "OUTPUT_NAME"]
 

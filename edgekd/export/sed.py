@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from edgekd.export.bundle import finalize_manifest, staging_dir
-from edgekd.manifest import ModelManifest, TensorSpec
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+from edgekd.runtime.manifest import ModelManifest, TensorSpec
 from edgekd.runtime.sed_post import SedPostprocessConfig
 from edgekd.train.students.sed import TIME_POOL
 
@@ -55,7 +55,7 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
     """Write the bundle folder ``out`` (replaced atomically)."""
     import onnxruntime as ort
 
-    from edgekd.errors import ConfigError
+    from edgekd.core.errors import ConfigError
     from edgekd.train.qat import fake_quant_disabled, freeze, is_qat
 
     int8 = is_qat(model)

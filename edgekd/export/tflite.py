@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 
 __all__ = ["convert_to_tflite", "tflite_available"]
 
@@ -196,7 +196,7 @@ def convert_to_tflite(model: Any, window_frames: int, n_mels: int, out: Path, *,
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
     data = conv.convert()
-    from edgekd.fsutil import atomic_write_bytes
+    from edgekd.core.fsutil import atomic_write_bytes
 
     atomic_write_bytes(out, data)
     return data
@@ -211,8 +211,8 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
     import shutil
 
     from edgekd.export.bundle import finalize_manifest, staging_dir, write_golden_detections
-    from edgekd.manifest import ModelManifest
     from edgekd.runtime.backends.litert import LiteRTBackend
+    from edgekd.runtime.manifest import ModelManifest
     from edgekd.train.checkpoint import Checkpoint
 
     ckpt = Checkpoint.load(checkpoint)

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from edgekd.errors import AudioFormatError, BackendError, ConfigError
+from edgekd.core.errors import AudioFormatError, BackendError, ConfigError
 
 __all__ = ["Chunk", "AudioSource", "WavSource", "WavFileSource", "RawPcmSource", "MicSource", "list_input_devices"]
 

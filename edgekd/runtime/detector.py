@@ -1,24 +1,64 @@
-"""``Detector`` (loaded once, shared, immutable) and ``Stream`` (all per-session state)."""
+"""Opening a bundle: ``load_model`` (KWS or SED, by the manifest's task) and the ``Detector`` protocol both kinds meet."""
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from edgekd.errors import AudioFormatError, BundleError, ConfigError
-from edgekd.manifest import ModelManifest
+from edgekd.core.errors import BundleError, ConfigError
 from edgekd.runtime.backends import Backend, create_backend
-from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-from edgekd.runtime.postprocess import Detection, KwsPostprocessConfig, KwsPostprocessor, softmax
+from edgekd.runtime.frontend import FrontendParams
+from edgekd.runtime.kws_post import KwsPostprocessConfig
+from edgekd.runtime.kws_stream import KwsDetector
+from edgekd.runtime.manifest import ModelManifest
+from edgekd.runtime.sed_stream import SedDetector
 
-__all__ = ["Detector", "Stream", "load_model", "MODES"]
+__all__ = ["Detector", "DetectorStream", "load_model", "load_kws", "MODES"]
 
 MODES = ("auto", "stream", "whole")
+
+
+class DetectorStream(Protocol):
+    """Per-session state of either kind: audio in, the detections (KWS) or event lines (SED) it completes out."""
+
+    inferences: int
+    inference_ms: list[float] | None
+
+    def reset(self) -> None: ...
+
+    @property
+    def audio_seconds(self) -> float: ...
+
+    def accept_waveform(self, samples: np.ndarray) -> list[Any]: ...
+
+    def finish(self) -> list[Any]: ...
+
+
+class Detector(Protocol):
+    """What ``load_model`` returns, KWS (``KwsDetector``) or SED (``SedDetector``): a loaded model with its frontend and
+    post-processing, safe to share between streams."""
+
+    manifest: ModelManifest
+    frontend_params: FrontendParams
+    bundle_dir: Path
+
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def window_samples(self) -> int: ...
+
+    def logits(self, features: np.ndarray) -> np.ndarray: ...
+
+    def predict_clip(self, audio: np.ndarray) -> np.ndarray: ...
+
+    def create_stream(self) -> DetectorStream: ...
 
 
 def load_model(
@@ -29,8 +69,9 @@ def load_model(
     postprocess: dict[str, Any] | None = None,
     verify: bool = True,
     mode: str = "auto",
-) -> Detector:
-    """Open a bundle folder: check its files against the manifest, load the model, return a ``Detector``.
+) -> KwsDetector | SedDetector:
+    """Open a bundle folder: check its files against the manifest, load the model, return a ``KwsDetector`` or a
+    ``SedDetector`` (the manifest's task says which).
 
     ``postprocess`` overrides keys of the manifest's post-processing block (e.g. ``{"threshold": 0.8}``).
     """
@@ -51,9 +92,7 @@ def load_model(
     model = create_backend(backend, root, manifest, threads=threads)
     _check_label_count(root, manifest, model)
     if manifest.task == "sed":
-        from edgekd.runtime.sed_runtime import SedDetector
-
-        return SedDetector(manifest, model, postprocess, bundle_dir=root)  # type: ignore[return-value]
+        return SedDetector(manifest, model, postprocess, bundle_dir=root)
     pp = KwsPostprocessConfig.from_dict({**manifest.postprocess, **(postprocess or {})})
     step = None
     if manifest.streaming and mode != "whole" and model.name == "onnx":
@@ -62,7 +101,7 @@ def load_model(
         step = OnnxBackend(root / manifest.streaming["model_file"], threads=threads)
     elif mode == "stream":
         raise ConfigError(f"{root}: no streaming-state model for this backend; use --mode whole (or auto)")
-    return Detector(manifest, model, pp, bundle_dir=root, step_backend=step)
+    return KwsDetector(manifest, model, pp, bundle_dir=root, step_backend=step)
 
 
 def _check_label_count(root: Path, manifest: ModelManifest, model: Backend) -> None:
@@ -75,214 +114,11 @@ def _check_label_count(root: Path, manifest: ModelManifest, model: Backend) -> N
         raise BundleError(f"{root}: the manifest has {len(manifest.labels)} labels but the model outputs {n} scores; re-export the bundle")
 
 
-class Detector:
-    """A loaded model with its frontend and post-processing settings. Safe to share between streams."""
-
-    def __init__(
-        self, manifest: ModelManifest, backend: Backend, postprocess: KwsPostprocessConfig, *, bundle_dir: Path,
-        step_backend: Backend | None = None,
-    ) -> None:
-        self.manifest = manifest
-        self.step_backend = step_backend
-        self.state_init: dict[str, np.ndarray] = {}
-        self.frontend_params = FrontendParams.from_dict(manifest.frontend)
-        if step_backend is not None:
-            st = manifest.streaming
-            fp = self.frontend_params
-            hop_ms = int(st["hop_frames"]) * 1000 * fp.hop_samples // fp.sample_rate
-            if postprocess.stride_ms != hop_ms:
-                raise ConfigError(f"this bundle streams one hop of {hop_ms} ms per inference; the stride must be {hop_ms} ms "
-                                  "(or use --mode whole)")
-            with np.load(bundle_dir / st["init"]) as z:
-                self.state_init = {k: z[k].astype(np.float32) for k in z.files}
-            want = {st["frames_input"], *(x["input"] for x in st["states"])}
-            if {t.name for t in step_backend.input_specs} != want:
-                raise BundleError(f"{st['model_file']}: inputs do not match the manifest's streaming block; re-export the bundle")
-        self.backend = backend
-        self.postprocess = postprocess
-        self.bundle_dir = bundle_dir
-        self._frontend = LogMelFrontend(self.frontend_params)
-        self._check_tensors()
-        self._in = manifest.inputs[0].name
-        self._out = manifest.outputs[0].name
-
-    def _check_tensors(self) -> None:
-        m = self.manifest
-        want_in = {t.name: t.shape for t in m.inputs}
-        got_in = {t.name: t.shape for t in self.backend.input_specs}
-        want_out = {t.name for t in m.outputs}
-        got_out = {t.name for t in self.backend.output_specs}
-        if set(want_in) != set(got_in) or not want_out <= got_out:
-            raise BundleError(
-                f"{m.model_file}: model tensors {sorted(got_in)} -> {sorted(got_out)} do not match the manifest "
-                f"{sorted(want_in)} -> {sorted(want_out)}; re-export the bundle"
-            )
-        for name, shape in want_in.items():
-            got = got_in[name]
-            ok = len(got) == len(shape) and all(a == b or a == -1 or b == -1 for a, b in zip(got, shape, strict=False))
-            if not ok:
-                raise BundleError(
-                    f"{m.model_file}: input {name} has shape {list(got)}, manifest says {list(shape)}; re-export the bundle"
-                )
-        n_mels = self.frontend_params.n_mels
-        if tuple(want_in[m.inputs[0].name][1:]) != (m.window_frames, n_mels):
-            raise BundleError(f"manifest input shape does not match window_frames={m.window_frames} x n_mels={n_mels}")
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.manifest.labels
-
-    @property
-    def stride_ms(self) -> int:
-        """Audio between two model calls."""
-        return self.postprocess.stride_ms
-
-    @property
-    def mode(self) -> str:
-        """``stream`` (new frames + state per hop) or ``whole`` (the whole window per inference)."""
-        return "stream" if self.step_backend is not None else "whole"
-
-    @property
-    def window_samples(self) -> int:
-        p = self.frontend_params
-        return (self.manifest.window_frames - 1) * p.hop_samples + p.window_samples
-
-    # ---- clip-level --------------------------------------------------------------------
-    def clip_features(self, audio: np.ndarray) -> np.ndarray:
-        """Features of a clip padded with zeros (or cut) to exactly one model window: ``(T, n_mels)``."""
-        x = np.asarray(audio, dtype=np.float32).reshape(-1)
-        p = self.frontend_params
-        clip = p.sample_rate  # clips are 1 s, padded at the end (as in training) ...
-        x = x[:clip] if x.shape[0] >= clip else np.pad(x, (0, clip - x.shape[0]))
-        n = self.window_samples  # ... and a longer window gets silence before them (what a stream starts with)
-        x = x[clip - n :] if n <= clip else np.pad(x, (n - clip, 0))
-        return self._frontend.features(x)
-
-    def logits(self, features: np.ndarray) -> np.ndarray:
-        """Raw model outputs for a batch of feature windows ``(B, T, n_mels)`` -> ``(B, n_labels)``."""
-        feats = np.ascontiguousarray(features, dtype=np.float32)
-        if feats.ndim == 2:
-            feats = feats[None]
-        return self.backend.run({self._in: feats})[self._out]
-
-    def predict_clip(self, audio: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n_labels,)`` for one clip (padded or cut to the model window)."""
-        x = np.asarray(audio, dtype=np.float32)
-        if x.size == 0:
-            raise AudioFormatError("empty audio; give at least one sample")
-        if not np.all(np.isfinite(x)):
-            raise AudioFormatError("audio contains NaN or Inf samples")
-        return softmax(self.logits(self.clip_features(x))[0].astype(np.float64)).astype(np.float32)
-
-    # ---- streaming ---------------------------------------------------------------------
-    def create_stream(self) -> Stream:
-        return Stream(self)
 
 
-class Stream:
-    """Per-session state: frontend remainder, the last window of frames, smoothing and refractory state.
-
-    Results depend only on the audio, never on how it is chunked.
-    """
-
-    def __init__(self, detector: Detector) -> None:
-        self.detector = detector
-        p = detector.frontend_params
-        self._frontend = LogMelFrontend(p)
-        self._window = detector.manifest.window_frames
-        hop_ms = 1000.0 * p.hop_samples / p.sample_rate
-        self._stride_frames = max(1, round(detector.postprocess.stride_ms / hop_ms))
-        self._hop_ms = hop_ms
-        self._win_ms = 1000.0 * p.window_samples / p.sample_rate
-        self._post = KwsPostprocessor(detector.labels, detector.manifest.keyword_labels, detector.postprocess)
-        self.inferences = 0
-        self.inference_ms: list[float] | None = None  # set to [] to record each inference's wall time (bench)
-        # called after every inference with (t_ms, logits): evaluation and parity checks read the raw model outputs
-        # here; ``logits`` is the model's output buffer, overwritten by the next inference (copy what you keep)
-        self.on_inference: Callable[[int, np.ndarray], None] | None = None
-        self._stepper = None
-        if detector.step_backend is not None:
-            st = detector.manifest.streaming
-            self._stepper = detector.step_backend.state_stepper(  # type: ignore[attr-defined]
-                st["frames_input"], (1, int(st["hop_frames"]), p.n_mels), [(x["input"], x["output"]) for x in st["states"]],
-                st["logits_output"], detector.state_init)
-        self.reset()
-
-    def reset(self) -> None:
-        p = self.detector.frontend_params
-        self._frontend.reset()
-        if self._stepper is not None:
-            self._stepper.reset()
-        self._pending = 0  # frames already in the stepper's input buffer
-        # Every frame is written twice, at i and i + window, so the last `window` frames are always the
-        # contiguous rows [i + 1, i + 1 + window): no copy per frame, no copy per inference.
-        self._ring = np.full((2 * self._window, p.n_mels), p.floor_value, dtype=np.float32)
-        self._head = self._window - 1
-        self._n_frames = 0
-        self._samples = 0
-        self._post.reset()
-
-    @property
-    def audio_seconds(self) -> float:
-        return self._samples / float(self.detector.frontend_params.sample_rate)
-
-    def accept_waveform(self, samples: np.ndarray) -> list[Detection]:
-        """Feed float32 samples in [-1, 1] (any length); return the detections they complete."""
-        x = np.asarray(samples, dtype=np.float32).reshape(-1)
-        # one sum is a cheap screen (NaN and Inf propagate); the exact check runs only when it trips
-        if x.size and not np.isfinite(x.sum()) and not np.all(np.isfinite(x)):
-            raise AudioFormatError("audio chunk contains NaN or Inf samples")
-        self._samples += x.shape[0]
-        new = self._frontend.push_view(x)  # consumed before the next push overwrites it
-        if self.detector.step_backend is not None:
-            return self._accept_frames_streaming(new)
-        out: list[Detection] = []
-        w = self._window
-        for frame in new:
-            i = (self._head + 1) % w
-            self._ring[i] = frame
-            self._ring[i + w] = frame
-            self._head = i
-            self._n_frames += 1
-            if self._n_frames % self._stride_frames == 0:
-                window = self._ring[i + 1 : i + 1 + w]
-                t0 = time.perf_counter() if self.inference_ms is not None else 0.0
-                logits = self.detector.logits(window)[0]
-                self._emit(logits, t0, out)
-        return out
-
-    def finish(self) -> list[Detection]:
-        """End of the audio: a keyword detection never waits for later audio, so nothing is left to report."""
-        return []
-
-    def _emit(self, logits: np.ndarray, t0: float, out: list[Detection]) -> None:
-        """Book-keeping after one inference: timing, logits log, posteriors, post-processing."""
-        if self.inference_ms is not None:
-            self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
-        self.inferences += 1
-        t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
-        if self.on_inference is not None:
-            self.on_inference(t_ms, logits)
-        det = self._post.update_logits(logits, t_ms)
-        if det is not None:
-            out.append(det)
-
-    def _accept_frames_streaming(self, new: np.ndarray) -> list[Detection]:
-        """Collect frames straight into the stepper's bound input buffer; one model call per full hop."""
-        stepper = self._stepper
-        assert stepper is not None
-        buf = stepper.frames[0]
-        hop = buf.shape[0]
-        out: list[Detection] = []
-        k, n = 0, new.shape[0]
-        while k < n:
-            m = min(hop - self._pending, n - k)
-            buf[self._pending : self._pending + m] = new[k : k + m]
-            self._pending += m
-            k += m
-            if self._pending == hop:
-                self._pending = 0
-                self._n_frames += hop
-                t0 = time.perf_counter() if self.inference_ms is not None else 0.0
-                self._emit(stepper.step(), t0, out)
-        return out
+def load_kws(bundle: str | os.PathLike[str], **kwargs: Any) -> KwsDetector:
+    """``load_model`` for callers that need a KWS bundle (evaluation, tuning, latency): a SED bundle is a clear error."""
+    det = load_model(bundle, **kwargs)
+    if not isinstance(det, KwsDetector):
+        raise BundleError(f"{bundle}: a {det.manifest.task} bundle; this command needs a KWS bundle")
+    return det

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 
 __all__ = ["SedPostprocessConfig", "SedEvent", "sed_events", "SedStream", "sigmoid"]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import EdgeKDError
-from edgekd.manifest import ModelManifest, sha256_file
+from edgekd.core.errors import EdgeKDError
 from edgekd.runtime.backends import resolve_backend
+from edgekd.runtime.manifest import ModelManifest, sha256_file
 from edgekd.runtime.wav import load_audio
 
 __all__ = ["Check", "selftest"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.errors import AudioFormatError
-from edgekd.fsutil import atomic_write_bytes
+from edgekd.core.errors import AudioFormatError
+from edgekd.core.fsutil import atomic_write_bytes
 
 __all__ = ["Audio", "read_wav", "write_wav", "resample", "load_audio", "fast_fft_len", "WavReader"]
 

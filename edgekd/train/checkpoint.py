@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgekd.errors import ConfigError
-from edgekd.fsutil import atomic_write
+from edgekd.core.errors import ConfigError
+from edgekd.core.fsutil import atomic_write
 from edgekd.train.students import build_model
 
 __all__ = ["Checkpoint"]

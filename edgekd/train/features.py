@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd.core.errors import ConfigError
+from edgekd.core.fsutil import atomic_write
 from edgekd.data import SILENCE
 from edgekd.data.augment import AugmentConfig, augment_clip, fit_to_length
 from edgekd.data.rooms import RirBank, RoomConfig, background_recordings, rir_bank
 from edgekd.data.speech_commands import Clip, SpeechCommands
 from edgekd.data.synth_kws import single_threaded_blas
-from edgekd.errors import ConfigError
-from edgekd.fsutil import atomic_write
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 
 __all__ = ["FeatureSet", "build_feature_set", "aligned_feature_set", "KINDS"]
@@ -76,7 +76,7 @@ _W: dict[str, object] = {}
 
 def _worker_init(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samples: int, rirs: RirBank | None = None,
                  backgrounds: list[np.ndarray] | None = None, kind: str = "logmel") -> None:
-    from edgekd.procutil import die_with_parent
+    from edgekd.core.procutil import die_with_parent
 
     die_with_parent()
     try:  # an initializer that raises makes the pool respawn workers forever: keep the error for the first job
@@ -172,7 +172,7 @@ def build_feature_set(
     init = (babble, params.to_dict(), views, seed, n_samples, rirs, backgrounds, kind)
     items = list(enumerate(clips))
     chunks: list[np.ndarray] = []
-    from edgekd.procutil import bounded_workers
+    from edgekd.core.procutil import bounded_workers
 
     workers = bounded_workers(workers, len(items))
     if workers > 1:

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError
-from edgekd.fsutil import atomic_write, atomic_write_text
-from edgekd.manifest import sha256_file
+from edgekd.core.errors import ConfigError
+from edgekd.core.fsutil import atomic_write, atomic_write_text
+from edgekd.runtime.manifest import sha256_file
 from edgekd.train.dist import DistContext
 from edgekd.train.features import FeatureSet
 
@@ -203,7 +203,7 @@ def build_logit_cache(
     elif n == 1:
         _score_shard_job(job(0))
     else:
-        from edgekd.procutil import die_with_parent
+        from edgekd.core.procutil import die_with_parent
 
         with get_context("spawn").Pool(n, initializer=die_with_parent) as pool:
             pool.map(_score_shard_job, [job(k) for k in range(n)])

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.errors import ConfigError
-from edgekd.fsutil import atomic_write
+from edgekd.core.errors import ConfigError
+from edgekd.core.fsutil import atomic_write
 from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext, shard_rows
 from edgekd.train.distill import kd_loss
@@ -193,7 +193,7 @@ def train_model(
         net = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
     bar = None
     if progress and d.is_main:
-        from edgekd.progress import Progress
+        from edgekd.core.progress import Progress
 
         bar = Progress(f"train {cfg.arch}" + (f" x{d.world_size}" if d.enabled else ""), total, "step", initial=step)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 
 __all__ = ["OwwAdapter", "OnnxTeacher", "oww_models_dir", "parse_teacher_spec", "CHUNK"]
 
@@ -141,6 +141,6 @@ class OnnxTeacher:
         return self.adapter.score_pcm(pcm)
 
     def timeline(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(t_ms, score)``: each score at the end of its 80 ms chunk (the scorer ``edgekd.wakeword_eval`` counts on)."""
+        """``(t_ms, score)``: each score at the end of its 80 ms chunk (the scorer ``edgekd.eval.wakeword`` counts on)."""
         s = self.scores(audio)
         return (np.arange(1, s.shape[0] + 1) * self.hop_ms).astype(np.float64), s.astype(np.float64)

@@ -11,8 +11,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from edgekd.core.errors import ConfigError
 from edgekd.data import KWS12_LABELS
-from edgekd.errors import ConfigError
 from edgekd.runtime.frontend import FrontendParams
 from edgekd.train.checkpoint import Checkpoint
 from edgekd.train.config import TrainConfig
@@ -37,7 +37,7 @@ class KwsData:
 def _bar(desc: str, enabled: bool):  # type: ignore[no-untyped-def]
     if not enabled:
         return None, None
-    from edgekd.progress import Progress
+    from edgekd.core.progress import Progress
 
     bar = Progress(desc, unit="clip")
     return bar, bar.callback()

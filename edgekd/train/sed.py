@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgekd.core.errors import DataError
 from edgekd.data.annotations import Annotation, read_annotations
-from edgekd.errors import DataError
+from edgekd.eval.sed_metrics import score_events
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.sed_post import SedPostprocessConfig, sed_events, sigmoid
 from edgekd.runtime.wav import load_audio
-from edgekd.sed_metrics import score_events
 from edgekd.train.students import build_model
 from edgekd.train.students.sed import TIME_POOL
 

@@ -62,7 +62,7 @@ def clip_targets(spec: str, clips: list[Clip], *, workers: int = 2, progress: Ca
     jobs = [(spec, c, i) for i, c in enumerate(clips)]
     out = np.zeros(len(jobs), dtype=np.float32)
     if workers > 1:
-        from edgekd.procutil import die_with_parent
+        from edgekd.core.procutil import die_with_parent
 
         with get_context("spawn").Pool(workers, initializer=die_with_parent) as pool:
             for i, p in enumerate(pool.imap(_score_clip, jobs, chunksize=16)):

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 from edgekd.runtime.wav import resample
 
 __all__ = ["ENGINE_NAMES", "SAMPLE_RATE", "SPLITS", "Voice", "VoiceEngine", "get_engine", "available_engines", "parse_engines",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd.core.errors import ConfigError
 from edgekd.data.voices.bank import Voice, hash_split, to_16k
-from edgekd.errors import ConfigError
 
 __all__ = ["Espeak", "EspeakEngine", "ACCENTS", "list_variants"]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd.core.errors import ConfigError
 from edgekd.data.voices.bank import Voice, to_16k
-from edgekd.errors import ConfigError
-from edgekd.manifest import sha256_file
+from edgekd.runtime.manifest import sha256_file
 
 __all__ = ["KokoroEngine", "kokoro_dir", "assemble", "ENGLISH_VOICES", "MODEL_SHA256", "BLENDS_PER_SPLIT"]
 
@@ -215,7 +215,7 @@ def assemble(dest: str | os.PathLike[str] | None = None, voices: str | os.PathLi
     import importlib.resources as res
     import tempfile
 
-    from edgekd.fsutil import atomic_write
+    from edgekd.core.fsutil import atomic_write
 
     d = Path(dest) if dest is not None else kokoro_dir()
     try:

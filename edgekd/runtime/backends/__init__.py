@@ -7,8 +7,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from edgekd.errors import BackendError
-from edgekd.manifest import ModelManifest, TensorSpec
+from edgekd.core.errors import BackendError
+from edgekd.runtime.manifest import ModelManifest, TensorSpec
 
 __all__ = ["Backend", "BACKENDS", "create_backend", "model_path_for"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import BackendError
-from edgekd.manifest import TensorSpec
+from edgekd.core.errors import BackendError
+from edgekd.runtime.manifest import TensorSpec
 
 __all__ = ["LiteRTBackend", "litert_available", "interpreter_class"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 from edgekd.train.catalog import CATALOG
 from edgekd.train.students.bcresnet import BCResNet
 from edgekd.train.students.cnn_teacher import CNNTeacher

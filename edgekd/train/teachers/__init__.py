@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgekd.manifest import sha256_file
+from edgekd.runtime.manifest import sha256_file
 
 __all__ = ["Teacher", "TorchTeacher"]
 

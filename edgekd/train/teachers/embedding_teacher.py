@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 from edgekd.train.checkpoint import Checkpoint
 from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext
@@ -42,7 +42,7 @@ def embedding_inputs(fs: FeatureSet, *, cache_dir: str | os.PathLike[str] | None
     with d.main_first():
         bar = None
         if d.is_main:
-            from edgekd.progress import Progress
+            from edgekd.core.progress import Progress
 
             bar = Progress("speech-embedding features", unit="clip")
         try:

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError
-from edgekd.manifest import sha256_file
+from edgekd.core.errors import ConfigError
+from edgekd.runtime.manifest import sha256_file
 
 __all__ = ["SpeechEmbedding", "FRAMES", "DIM", "WINDOW_SAMPLES", "LICENCE_NOTE", "backbone_identity"]
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgekd.core.errors import DataError
 from edgekd.data.annotations import read_annotations
-from edgekd.errors import DataError
+from edgekd.eval.sed_metrics import score_events
 from edgekd.runtime.wav import load_audio
-from edgekd.sed_metrics import score_events
 
 __all__ = ["evaluate_sed_bundle"]
 

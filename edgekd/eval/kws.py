@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 
 from edgekd.data.speech_commands import SpeechCommands
-from edgekd.runtime.detector import Detector
+from edgekd.runtime.kws_stream import KwsDetector
 
 __all__ = ["evaluate_kws"]
 
 
 def evaluate_kws(
-    detector: Detector,
+    detector: KwsDetector,
     data_dir: str | os.PathLike[str],
     split: str = "test",
     *,

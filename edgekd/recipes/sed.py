@@ -52,7 +52,7 @@ def load_sed_data(root: Path) -> SedData:
     """Splits of an ``edgekd data synth-sed`` folder (or any folder with audio/<split>/ and <split>.tsv + labels)."""
     import json
 
-    from edgekd.errors import DataError
+    from edgekd.core.errors import DataError
     from edgekd.train.sed import load_sed_split, load_transfer
 
     meta = root / "sed_meta.json"
@@ -118,8 +118,8 @@ def _scores(r: dict[str, Any]) -> dict[str, float]:
 def score_sed_model(m: nn.Module, d: SedData) -> tuple[SedPostprocessConfig, dict[str, Any]]:
     """Tune the post-processing on validation, then score the test split with it (and with the default, for
     reference); PSDS1 too when sed_scores_eval is installed (``psds`` extra)."""
-    from edgekd.errors import ConfigError
-    from edgekd.sed_metrics import psds1
+    from edgekd.core.errors import ConfigError
+    from edgekd.eval.sed_metrics import psds1
     from edgekd.train.profile import count_macs, count_params
     from edgekd.train.sed import evaluate_sed, predict_frames, tune_postprocess
 
@@ -142,7 +142,7 @@ def score_sed_model(m: nn.Module, d: SedData) -> tuple[SedPostprocessConfig, dic
 def export_scored_bundle(m: nn.Module, d: SedData, root: Path, bundle: Path, name: str, pp: SedPostprocessConfig) -> dict[str, Any]:
     """Export ``m`` with its tuned post-processing and score the bundle's own streaming events on the test split
     (what ``edgekd eval BUNDLE --sed-annotations`` does)."""
-    from edgekd.evaluate_sed import evaluate_sed_bundle
+    from edgekd.eval.sed import evaluate_sed_bundle
     from edgekd.export.sed import export_sed
     from edgekd.runtime.detector import load_model
     from edgekd.runtime.wav import load_audio

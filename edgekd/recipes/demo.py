@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekd.fsutil import atomic_write_text
+from edgekd.core.fsutil import atomic_write_text
 
 __all__ = ["run_demo", "DemoConfig", "DEMO_WEIGHTS", "demo_engines"]
 
@@ -79,7 +79,7 @@ def _realdev(cfg: DemoConfig, bundles: dict[str, Path]) -> dict[str, float]:
     if not root.is_dir():
         _say(f"no real-speech folder at {root}: no real-speech numbers")
         return {}
-    from edgekd.evaluate import evaluate_kws
+    from edgekd.eval.kws import evaluate_kws
     from edgekd.runtime.detector import load_model
 
     out = {}
@@ -91,7 +91,8 @@ def _realdev(cfg: DemoConfig, bundles: dict[str, Path]) -> dict[str, float]:
 
 def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     from edgekd.data.synth_kws import SynthKwsConfig, synth_keyword_stream, synth_kws
-    from edgekd.evaluate import evaluate_kws
+    from edgekd.eval.kws import evaluate_kws
+    from edgekd.eval.tune import sweep_postprocess
     from edgekd.export.bundle import apply_postprocess, update_manifest
     from edgekd.export.onnx import export_onnx
     from edgekd.runtime.detector import load_model
@@ -99,7 +100,6 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import load_kws_data, train_kws
-    from edgekd.tune import sweep_postprocess
 
     t_start = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -204,14 +204,14 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
     """QAT int8 and PTQ int8 bundles beside fp32, TFLite for each when the converter is installed; one table."""
     from edgekd.bench.latency import inference_latency_ms
     from edgekd.bench.machine import machine_facts
-    from edgekd.evaluate import evaluate_kws
+    from edgekd.eval.kws import evaluate_kws
     from edgekd.export.bundle import update_manifest
     from edgekd.export.int8 import calibration_features
     from edgekd.export.onnx import export_onnx
     from edgekd.export.tflite import add_tflite_to_bundle, tflite_available
-    from edgekd.manifest import ModelManifest
     from edgekd.runtime.backends.litert import litert_available
     from edgekd.runtime.detector import load_model
+    from edgekd.runtime.manifest import ModelManifest
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.pipeline import train_qat
 
@@ -265,6 +265,7 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
     import torch
 
     from edgekd.bench.machine import cpu_model
+    from edgekd.eval.matching import match
 
     lines = [
         "# edgekd demo report (KWS, Speech Commands v2-12 labels)",
@@ -302,8 +303,8 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
     lines += [f"- {t['label']} at {t['onset_ms']}-{t['offset_ms']} ms" for t in truth]
     lines += ["", "Detections:", ""]
     lines += [f"- {d['label']} at {d['t_ms']} ms (score {d['score']:.3f})" for d in detections] or ["- none"]
-    hits = sum(any(d["label"] == t["label"] and t["onset_ms"] <= d["t_ms"] <= t["offset_ms"] + 1000 for d in detections) for t in truth)
-    lines += ["", f"{hits} of {len(truth)} spoken keywords detected, {len(detections)} detections in all.", "",
+    hit, false = match([(t["label"], t["onset_ms"], t["offset_ms"]) for t in truth], [(d["label"], d["t_ms"]) for d in detections])
+    lines += ["", f"{int(hit.sum())} of {len(truth)} spoken keywords detected, {false} false alarms, {len(detections)} detections in all.", "",
               "## Time", "", *[f"- {k}: {v:.0f} s" for k, v in timings.items()], ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))

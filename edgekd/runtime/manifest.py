@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekd.errors import BundleError
+from edgekd.core.errors import BundleError
 
 __all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "ModelManifest", "TensorSpec", "sha256_file"]
 

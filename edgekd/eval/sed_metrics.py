@@ -189,7 +189,7 @@ def psds1(frame_probs: dict[str, Any], hop_s: float, reference: Sequence[Event],
         from sed_scores_eval import intersection_based
         from sed_scores_eval.base_modules.scores import create_score_dataframe
     except ImportError:
-        from edgekd.errors import ConfigError
+        from edgekd.core.errors import ConfigError
 
         raise ConfigError('PSDS needs sed_scores_eval: pip install -c constraints.txt "edgekd[psds]"') from None
     import numpy as np

@@ -1,8 +1,8 @@
 """Choose post-processing from data: a sweep of smoothing windows and thresholds on a validation stream.
 
 The validation clips are laid end to end (with short gaps of low noise) into one long stream; a keyword
-clip counts as detected when a detection with its label lands between the clip's start and its end +
-0.5 s; every other detection is a false alarm. Posteriors are computed once, exactly as a ``Stream``
+clip counts as detected when a detection with its label lands in its hit window (``edgekd.eval.matching``: the
+clip's start to its end + 1 s); every other detection is a false alarm. Posteriors are computed once, exactly as a ``Stream``
 computes them (same frames, same windows, same stride), then every (smoothing, threshold) pair is
 replayed. The score is recall minus false alarms per keyword clip; ties go to the higher threshold.
 Runtime only (numpy): it can run on a board as well.
@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 
 from edgekd.data.speech_commands import SpeechCommands
-from edgekd.runtime.detector import Detector
+from edgekd.eval.matching import match, replay
 from edgekd.runtime.frontend import LogMelFrontend
-from edgekd.runtime.postprocess import softmax
+from edgekd.runtime.kws_post import softmax
+from edgekd.runtime.kws_stream import KwsDetector
 
 __all__ = ["validation_stream", "stream_posteriors", "sweep_postprocess", "TuneResult"]
-
-HIT_TAIL_MS = 500
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class TuneResult:
         return {"stride_ms": self.stride_ms, "smooth_ms": self.smooth_ms, "threshold": self.threshold, "refractory_ms": self.refractory_ms}
 
 
-def validation_stream(detector: Detector, data_dir: str | os.PathLike[str], split: str = "validation", *, max_clips: int = 600,
+def validation_stream(detector: KwsDetector, data_dir: str | os.PathLike[str], split: str = "validation", *, max_clips: int = 600,
                       gap_s: float = 0.4, seed: int = 0) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
     sr = detector.manifest.sample_rate
     clips = SpeechCommands(data_dir).clips(detector.labels, split, sample_rate=sr, seed=seed)
@@ -62,7 +61,7 @@ def validation_stream(detector: Detector, data_dir: str | os.PathLike[str], spli
     return np.concatenate(pieces).astype(np.float32), truth
 
 
-def stream_posteriors(detector: Detector, audio: np.ndarray, stride_ms: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def stream_posteriors(detector: KwsDetector, audio: np.ndarray, stride_ms: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Keyword posteriors at every stride step and their t_ms, identical to what a Stream computes."""
     p = detector.frontend_params
     w = detector.manifest.window_frames
@@ -80,22 +79,7 @@ def stream_posteriors(detector: Detector, audio: np.ndarray, stride_ms: int, bat
     return np.concatenate(out), t_ms
 
 
-def _replay(probs: np.ndarray, t_ms: np.ndarray, n_smooth: int, thr: float, refractory_ms: int) -> list[tuple[int, int]]:
-    csum = np.cumsum(np.vstack([np.zeros((1, probs.shape[1])), probs]), axis=0)
-    idx = np.arange(probs.shape[0])
-    lo = np.maximum(0, idx + 1 - n_smooth)
-    smoothed = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo)[:, None]
-    best = smoothed.argmax(axis=1)
-    over = smoothed[idx, best] >= thr
-    fired, last = [], -(10**12)
-    for i in np.flatnonzero(over):
-        if t_ms[i] - last >= refractory_ms:
-            fired.append((int(best[i]), int(t_ms[i])))
-            last = int(t_ms[i])
-    return fired
-
-
-def sweep_postprocess(detector: Detector, data_dir: str | os.PathLike[str], *, strides_ms: tuple[int, ...] = (40, 80), refractory_ms: int = 1000,
+def sweep_postprocess(detector: KwsDetector, data_dir: str | os.PathLike[str], *, strides_ms: tuple[int, ...] = (40, 80), refractory_ms: int = 1000,
                       smooth_ms: tuple[int, ...] = (40, 80, 120, 200, 320), thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.4, 0.96, 0.05), 2)),
                       split: str = "validation", max_clips: int = 600, progress: Callable[[int, int], None] | None = None) -> TuneResult:
     if detector.mode == "stream":  # a streaming-state model infers once per hop: the stride is fixed
@@ -109,15 +93,8 @@ def sweep_postprocess(detector: Detector, data_dir: str | os.PathLike[str], *, s
             probs, t_ms = stream_posteriors(detector, audio, stride_ms)
         n = max(1, round(sm / stride_ms))
         for thr in thresholds:
-            fired = _replay(probs, t_ms, n, float(thr), refractory_ms)
-            hit = np.zeros(len(truth), bool)
-            false = 0
-            for lab, t in fired:
-                k = next((j for j, (name, a, b) in enumerate(truth) if a <= t <= b + HIT_TAIL_MS and name == kw_names[lab] and not hit[j]), None)
-                if k is None:
-                    false += 1
-                else:
-                    hit[k] = True
+            fired = replay(probs, t_ms, n, float(thr), refractory_ms)
+            hit, false = match(truth, [(kw_names[lab], t) for lab, t in fired])
             recall = float(hit.mean()) if truth else 0.0
             score = recall - false / max(1, len(truth))
             row = {"stride_ms": stride_ms, "smooth_ms": sm, "threshold": float(thr), "recall": recall, "false_alarms": false, "score": score}

@@ -23,14 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from edgekd.core.errors import ConfigError
 from edgekd.data.annotations import Annotation, read_annotations
-from edgekd.errors import ConfigError
+from edgekd.eval.matching import DEBOUNCE_MS, HIT_TAIL_MS, fire, in_hit_window, moving_average
 
 __all__ = ["Annotation", "read_annotations", "detections", "count_hits", "count_false_accepts", "sweep", "pick_threshold",
-           "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "det_plot", "DEBOUNCE_MS", "TAIL_MS"]
+           "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "det_plot", "DEBOUNCE_MS", "HIT_TAIL_MS"]
 
-DEBOUNCE_MS = 1000
-TAIL_MS = 1000
 AudioIn = np.ndarray | Iterable[np.ndarray]  # a whole signal, or its blocks in order
 Scorer = Callable[[AudioIn], tuple[np.ndarray, np.ndarray]]
 
@@ -45,23 +44,13 @@ def as_array(audio: AudioIn) -> np.ndarray:
 
 def detections(t_ms: np.ndarray, scores: np.ndarray, threshold: float, debounce_ms: int = DEBOUNCE_MS) -> np.ndarray:
     """Detection times (ms): the first score at or over ``threshold``, then nothing for ``debounce_ms``."""
-    out: list[float] = []
-    last = -math.inf
-    for t in np.asarray(t_ms)[np.asarray(scores) >= threshold]:
-        if t - last >= debounce_ms:
-            out.append(float(t))
-            last = float(t)
-    return np.asarray(out, dtype=np.float64)
+    return np.asarray(t_ms, dtype=np.float64)[fire(t_ms, scores, threshold, debounce_ms)]
 
 
-def count_hits(dets_by_file: dict[str, np.ndarray], annotations: Sequence[Annotation], tail_ms: int = TAIL_MS) -> int:
-    """Positives with a detection in ``[onset, offset + tail]`` of their own file."""
-    hits = 0
-    for a in annotations:
-        d = dets_by_file.get(a.filename, np.zeros(0))
-        lo, hi = a.onset_s * 1000.0, a.offset_s * 1000.0 + tail_ms
-        hits += bool(np.any((d >= lo) & (d <= hi)))
-    return hits
+def count_hits(dets_by_file: dict[str, np.ndarray], annotations: Sequence[Annotation], tail_ms: int = HIT_TAIL_MS) -> int:
+    """Positives with a detection in their hit window (``edgekd.eval.matching``) of their own file."""
+    return sum(bool(np.any(in_hit_window(dets_by_file.get(a.filename, np.zeros(0)), a.onset_s * 1000.0, a.offset_s * 1000.0, tail_ms)))
+               for a in annotations)
 
 
 def count_false_accepts(t_ms: np.ndarray, scores: np.ndarray, threshold: float, debounce_ms: int = DEBOUNCE_MS) -> int:
@@ -92,7 +81,7 @@ def pick_threshold(rows: list[dict[str, float]], target_fa_per_hour: float) -> d
 def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
     """A bundle's score timeline for ``label``: its posterior, smoothed exactly as the runtime's post-processing
     smooths it (same stride and window), at each inference's audio time."""
-    from edgekd.runtime.postprocess import softmax
+    from edgekd.runtime.kws_post import softmax
 
     if label not in detector.labels:
         raise ConfigError(f"--label {label!r} is not one of the bundle's labels: {', '.join(detector.labels)}")
@@ -119,12 +108,7 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
                 logits.clear()
         if not posts:
             return np.zeros(0), np.zeros(0)
-        post = np.concatenate(posts)
-        csum = np.concatenate([[0.0], np.cumsum(post)])
-        idx = np.arange(post.shape[0])
-        lo = np.maximum(0, idx - n_smooth + 1)
-        smoothed = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo)
-        return np.asarray(times, dtype=np.float64), smoothed
+        return np.asarray(times, dtype=np.float64), moving_average(np.concatenate(posts), n_smooth)
 
     return score
 
@@ -167,7 +151,7 @@ def det_plot(curves: dict[str, list[dict[str, Any]]], path: Path, target_fa_per_
         import matplotlib.pyplot as plt
     except ImportError:
         raise ConfigError("--det needs matplotlib: pip install matplotlib") from None
-    from edgekd.fsutil import atomic_write
+    from edgekd.core.fsutil import atomic_write
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for name, rows in curves.items():

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError
+from edgekd.core.errors import ConfigError
 
 __all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "softmax"]
 

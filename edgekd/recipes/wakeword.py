@@ -55,7 +55,7 @@ class TeacherTargets:
 
 def phrase_label(clips_dir: Path) -> str:
     """The phrase's folder name from ``synth_meta.json`` of an ``edgekd data synth-wakeword`` clip set."""
-    from edgekd.errors import DataError
+    from edgekd.core.errors import DataError
 
     meta = clips_dir / "synth_meta.json"
     if not meta.is_file():
@@ -74,8 +74,8 @@ def teacher_targets(spec: str, data: Any, transfer: list[np.ndarray], cache: Pat
                     progress: bool = True) -> TeacherTargets:
     """The teacher's scores of ``data``'s training clips and of 1 s windows of each transfer recording, cached in
     ``cache`` under a key of the clips, the transfer audio and the teacher's identity."""
+    from edgekd.core.fsutil import atomic_write
     from edgekd.data.speech_commands import SpeechCommands
-    from edgekd.fsutil import atomic_write
     from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
     from edgekd.train.onnx_teacher import OnnxTeacher
     from edgekd.train.wakeword import clip_targets, transfer_windows
@@ -92,7 +92,7 @@ def teacher_targets(spec: str, data: Any, transfer: list[np.ndarray], cache: Pat
     clips = SpeechCommands(data.root).clips(data.train.labels, "train", sample_rate=16000, seed=0)
     bar = None
     if progress:
-        from edgekd.progress import Progress
+        from edgekd.core.progress import Progress
 
         bar = Progress("teacher scores", len(clips), "clip")
     p_clip = clip_targets(spec, clips, workers=workers, progress=(lambda i, n: bar.update(1)) if bar is not None else None)

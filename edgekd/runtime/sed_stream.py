@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.errors import BundleError
-from edgekd.manifest import ModelManifest
+from edgekd.core.errors import BundleError
 from edgekd.runtime.backends import Backend
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
+from edgekd.runtime.manifest import ModelManifest
 from edgekd.runtime.sed_post import SedEvent, SedPostprocessConfig, SedStream, sigmoid
 
 __all__ = ["SedDetector", "SedRuntimeStream"]
