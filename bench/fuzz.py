@@ -290,7 +290,7 @@ def main() -> int:
     from hypothesis import HealthCheck, given, seed, settings
 
     from edgekd.bench.machine import provenance
-    from edgekd.cli.common import write_json
+    from edgekd.core.fsutil import write_json
 
     tally: dict[str, Counter[str]] = {"wav": Counter(), "bundle": Counter()}
     opts = settings(max_examples=args.examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -25,7 +25,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 DEFAULT_REALDEV = REPO.parent / "shared" / "realdev" / "gsc_v2_test_dev"
 
 
@@ -59,7 +58,7 @@ def main() -> None:
     fkd = {k: float(v) for k, _, v in (s.partition("=") for s in args.feature_kd)}
 
     from edgekd.bench.machine import machine_facts
-    from edgekd.cli.common import write_json
+    from edgekd.core.fsutil import write_json
     from edgekd.runtime.frontend import FrontendParams
     from edgekd.train.logit_cache import teacher_logits
     from edgekd.train.pipeline import load_kws_data

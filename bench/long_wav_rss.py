@@ -81,7 +81,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "long_wav_rss.json")
     args = ap.parse_args()
     from edgekd.bench.machine import machine_facts
-    from edgekd.cli.common import write_json
+    from edgekd.core.fsutil import write_json
     from edgekd.runtime.manifest import sha256_file
     from edgekd.runtime.wav import load_audio
 

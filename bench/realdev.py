@@ -21,7 +21,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REALDEV = REPO.parent / "shared" / "realdev"
-WINDOW_FRAMES = 98  # edgekd.train.pipeline.WINDOW_FRAMES (imported there with the training stack; not here)
 
 
 def _sha(path: Path) -> str:
@@ -42,9 +41,9 @@ def kws_bundles(root: Path) -> list[Path]:
 
 def evaluate_bundle(bundle: Path, gsc: Path, backend: str = "onnx") -> dict:
     from edgekd.eval.kws import evaluate_kws
-    from edgekd.runtime.detector import load_model
+    from edgekd.runtime.detector import load_kws
 
-    det = load_model(bundle, backend=backend, threads=1)
+    det = load_kws(bundle, backend=backend, threads=1)
     r = evaluate_kws(det, gsc, split="all")
     model_file = bundle / det.manifest.model_file
     return {"bundle": str(bundle.resolve().relative_to(REPO)) if bundle.resolve().is_relative_to(REPO) else str(bundle),
@@ -58,6 +57,7 @@ def checkpoint_logits(path: Path, gsc: Path) -> tuple:  # (logits (N, labels), l
     or the speech embedding's frames for a speech-embedding teacher) of the 98-frame window, as in training."""
     import numpy as np
 
+    from edgekd.core.units import WINDOW_FRAMES
     from edgekd.data.augment import fit_to_length
     from edgekd.data.speech_commands import SpeechCommands
     from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print("realdev: no KWS bundle to score", file=sys.stderr)
         return 2
     from edgekd.bench.machine import machine_facts
-    from edgekd.cli.common import write_json
+    from edgekd.core.fsutil import write_json
 
     rows = []
     for b in bundles:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -25,7 +24,6 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 TEACHER, KD, QAT, PLAIN = "teacher (sed-crnn)", "student distilled (sed-causal-cnn)", "student distilled, QAT int8", "student no teacher (sed-causal-cnn)"
 
@@ -49,7 +47,7 @@ def main() -> None:
     import torch
 
     from edgekd.bench.machine import machine_facts
-    from edgekd.cli.common import write_json
+    from edgekd.core.fsutil import write_json
     from edgekd.data.synth_sed import SynthSedConfig, synth_sed
     from edgekd.recipes.sed import DEFAULT_POSTPROCESS, SedRecipe, export_scored_bundle, fit_or_load, load_sed_data, score_sed_model, train_sed_models
     from edgekd.train.sed import train_sed

@@ -25,7 +25,7 @@ def main() -> int:
     args = ap.parse_args()
     import edgekd
     from edgekd.bench.machine import provenance
-    from edgekd.cli.common import write_json
+    from edgekd.core.fsutil import write_json
     from edgekd.runtime.wav import load_audio
 
     x = load_audio(args.wav, 16000)
@@ -48,7 +48,7 @@ def main() -> int:
     rows = []
     for n, det in dets.items():
         m = det.manifest
-        macs = int(m.streaming["graph_macs_per_hop"]) if det.mode == "stream" else int(m.provenance.get("graph_macs_per_inference") or 0)
+        macs = m.kws_streaming.graph_macs_per_hop if det.mode == "stream" and m.kws_streaming else int(m.provenance.get("graph_macs_per_inference") or 0)
         rows.append({"bundle": n, "mode": det.mode, "quantization": m.quantization, "stride_ms": det.postprocess.stride_ms,
                      "cpu_ms_per_audio_s": statistics.median(cpu[n]), "cpu_ms_per_audio_s_all": cpu[n],
                      "macs_per_audio_s": macs * 1000 // det.postprocess.stride_ms})

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from edgekd.bench.machine import machine_facts
-    from edgekd.cli.common import write_json
+    from edgekd.core.fsutil import write_json
     from edgekd.data import KWS12_LABELS
     from edgekd.train.config import TrainConfig
     from edgekd.train.features import build_feature_set

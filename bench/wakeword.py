@@ -30,7 +30,6 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 
@@ -166,7 +165,7 @@ def main() -> None:
 
     from edgekd import load_model
     from edgekd.bench.machine import machine_facts
-    from edgekd.cli.common import write_json
+    from edgekd.core.fsutil import write_json
     from edgekd.data.synth_wakeword import speech_stream
     from edgekd.eval import wakeword as we
     from edgekd.recipes.wakeword import WakewordRecipe, teacher_targets, train_wakeword_students, wakeword_labels

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from edgekd.core.errors import ConfigError
+
 __all__ = ["c_array_source", "is_c_identifier"]
 
 
@@ -14,7 +16,7 @@ def is_c_identifier(symbol: str) -> bool:
 def c_array_source(data: bytes, symbol: str = "g_model", alignment: int = 16) -> tuple[str, str]:
     """Return ``(header, source)`` text declaring ``symbol`` (bytes) and ``symbol_len``."""
     if not is_c_identifier(symbol):
-        raise ValueError(f"{symbol!r} is not a C identifier")
+        raise ConfigError(f"--symbol {symbol!r} is not a C identifier; use letters, digits and _ (not first)")
     guard = f"EDGEKD_{symbol.upper()}_H_"
     header = (
         f"#ifndef {guard}\n#define {guard}\n\n"

@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 FP32 = REPO / "models" / "kws12-dscnn-kd"
 INT8 = REPO / "models" / "kws12-dscnn-kd-int8"
 

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from edgekd.cli.board import AcceptNewOpt, IdentityOpt, KnownHostsOpt, PortOpt, RemoteDirOpt, ssh_target
-from edgekd.cli.common import friendly_errors, notice, write_json
+from edgekd.cli.common import friendly_errors, notice
+from edgekd.core.fsutil import write_json
 
 __all__ = ["bench_cmd"]
 

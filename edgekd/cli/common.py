@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import sys
@@ -13,9 +12,8 @@ from typing import Any, TypeVar
 import typer
 
 from edgekd.core.errors import ConfigError, EdgeKDError
-from edgekd.core.fsutil import atomic_write_text
 
-__all__ = ["friendly_errors", "write_json", "notice", "EXIT_USER_ERROR", "check_writable", "number", "positive", "unit", "fraction", "nonneg"]
+__all__ = ["friendly_errors", "notice", "EXIT_USER_ERROR", "check_writable", "number", "positive", "unit", "fraction", "nonneg"]
 
 EXIT_USER_ERROR = 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,11 +38,6 @@ def friendly_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def check_writable(path: str | os.PathLike[str] | None, what: str = "output") -> None:

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import friendly_errors, notice, positive, write_json
+from edgekd.cli.common import friendly_errors, notice, positive
+from edgekd.core.fsutil import write_json
 
 __all__ = ["eval_stream_cmd"]
 
@@ -41,6 +42,7 @@ def eval_stream_cmd(
     from edgekd.bench.machine import provenance
     from edgekd.core.errors import ConfigError, DataError
     from edgekd.core.progress import Progress
+    from edgekd.core.units import SAMPLE_RATE
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
 
@@ -62,42 +64,26 @@ def eval_stream_cmd(
         scorer = lambda audio: timeline(we.as_array(audio))  # noqa: E731 - the teacher's pipeline takes a whole signal
         system = teacher
     else:
-        from edgekd.runtime.detector import load_model
+        from edgekd.runtime.detector import load_kws
 
-        detector = load_model(bundle, backend=backend)
+        detector = load_kws(bundle, backend=backend)
         kws = detector.manifest.keyword_labels
         if label is None and len(kws) != 1:
             raise ConfigError(f"the bundle has {len(kws)} keywords; choose one with --label ({', '.join(kws)})")
         target = label or kws[0]
         scorer = we.bundle_scorer(detector, target)
         system = detector.manifest.name
-    rows = we.read_annotations(annotations, labels=[target])
-    wavs = sorted(positives.glob("*.wav"))
-    if not wavs:
-        raise DataError(f"--positives {positives}: no .wav files")
-    annotated = {a.filename for a in rows}
-    for w in wavs:
-        if w.name not in annotated:
-            raise DataError(f"{w}: positive file has no row in {annotations}; annotate it (filename onset offset {target}) or remove it")
-    missing = sorted(annotated - {w.name for w in wavs})
-    if missing:
-        raise DataError(f"{annotations}: names {missing[0]} (and {len(missing) - 1} more), not found in {positives}")
+    rows, wavs = we.annotated_positives(positives, annotations, target)
 
     def load(p: Path) -> Iterator[np.ndarray]:  # read from disk block by block: an hour of negatives in constant memory
-        return wav_blocks(p, 16000, notice=notice)
+        return wav_blocks(p, SAMPLE_RATE, notice=notice)
 
-    with Progress("positives", len(wavs), "file") as bar:
-        pos, pos_s = we.score_files(scorer, wavs, load, progress=bar.callback())
-    with Progress("negatives", len(negatives), "file") as bar:
-        neg, neg_s = we.score_files(scorer, list(negatives), load, concatenate=True, progress=bar.callback())
+    res = we.evaluate_stream(scorer, rows, wavs, list(negatives), load, target_fa_per_hour,
+                             progress=lambda what, n: Progress(what, n, "file"))
+    neg_s, sweep, chosen = res["negative_seconds"], res["sweep"], res["chosen"]
     if neg_s < 60.0:
         notice(f"warning: only {neg_s:.1f} s of negative audio; FA/h from less than a minute is meaningless (use an hour or more)")
-    thresholds = [round(x, 3) for x in np.arange(0.01, 1.0, 0.01)]
-    sweep = we.sweep(pos, rows, neg[""], neg_s, thresholds)
-    chosen = we.pick_threshold(sweep, target_fa_per_hour)
-    res = {"system": system, "label": target, "positives": len(rows), "positive_seconds": pos_s, "negative_seconds": neg_s,
-           "negative_files": [str(n) for n in negatives], "target_fa_per_hour": target_fa_per_hour, "chosen": chosen, "sweep": sweep,
-           "rules": {"tail_ms": we.HIT_TAIL_MS, "debounce_ms": we.DEBOUNCE_MS, "negatives": "streamed back to back"},
+    res = {"system": system, "label": target, **res,
            "provenance": provenance(f"FRR at FA/h of {target!r} (streamed positives and negatives)", bundle)}
     write_json(json_out, res)
     if det is not None:

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import friendly_errors, notice, write_json
+from edgekd.cli.common import friendly_errors, notice
+from edgekd.core.fsutil import write_json
 
 __all__ = ["evaluate"]
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from edgekd.cli.common import fraction, friendly_errors, nonneg, notice, positive, unit
 from edgekd.train.catalog import arch_names
+
+if TYPE_CHECKING:
+    from edgekd.recipes.kws import KwsRun
 
 app = typer.Typer(help="Train a teacher, or a student with or without distillation.", no_args_is_help=True)
 
@@ -39,46 +42,10 @@ def _check_inputs(**paths: Optional[Path] | list[Path]) -> None:
                 raise ConfigError(f"--{name.replace('_', '-')} {path}: no such file")
 
 
-def _state(out: Path, resume: bool, save_every: int):  # type: ignore[no-untyped-def]
-    from edgekd.train.loop import Resume
+def _run(data: Path, out: Path, views: int, rooms: bool, cache_dir: Path, resume: bool = False, save_every: int = 0) -> KwsRun:
+    from edgekd.recipes.kws import KwsRun
 
-    path = out.with_name(out.name + ".state")
-    if path.is_file() and not resume:
-        notice(f"{path} holds an interrupted run; starting over (pass --resume to continue it)")
-    elif resume and not path.is_file():
-        notice(f"--resume: no {path}; starting from step 0")
-    return Resume(path, every=max(0, save_every), resume=resume)
-
-
-def _load(data: Path, views: int, cache_dir: Path, d, rooms: bool = True):  # type: ignore[no-untyped-def]
-    """Features on every rank; rank 0 builds (or reads) the cache first, then the others read it."""
-    from edgekd.train.pipeline import load_kws_data
-
-    with d.main_first():
-        return load_kws_data(data, views=views, seed=0, cache_dir=cache_dir, progress=d.is_main, rooms=rooms)
-
-
-def _train_kws(data: Path, views: int, cache_dir: Path, out: Path, cfg, resume: bool, save_every: int, rooms: bool = True,  # type: ignore[no-untyped-def]
-               **kw) -> None:
-    """One training run, unchanged under torchrun: join the process group, train, summarise on rank 0, leave."""
-    from edgekd.train.dist import DistContext
-    from edgekd.train.pipeline import train_kws
-
-    d = DistContext.from_env()
-    try:
-        ck = train_kws(_load(data, views, cache_dir, d, rooms), out, cfg, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every),
-                       progress=d.is_main, **kw)
-        if d.is_main:
-            _summary(out, ck.metrics)
-    finally:
-        d.close()
-
-
-def _summary(ckpt_path: Path, metrics: dict) -> None:
-    notice(
-        f"saved {ckpt_path}: val {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy_torch']:.4f}, "
-        f"{metrics['params']} params, {metrics['macs_per_inference'] / 1e6:.2f} M MACs, {metrics['train_seconds']:.0f} s"
-    )
+    return KwsRun(data, out, views=views, rooms=rooms, cache_dir=cache_dir, resume=resume, save_every=save_every, say=notice)
 
 
 @app.command("teacher")
@@ -115,25 +82,13 @@ def teacher_cmd(
     if arch == "speech-embedding":
         backbone = "speech-embedding"
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, alpha=0.0, label_smoothing=0.1, batch_size=batch_size)
-    if backbone == "none":
-        _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms)
-        return
-    if folds == 1:
+    if backbone == "speech-embedding" and folds == 1:
         raise ConfigError("--folds must be 0 (no cross-fitting) or at least 2")
-    if resume:
+    if backbone == "speech-embedding" and resume:
         raise ConfigError("--resume is for long runs; the speech-embedding head trains in minutes: run it again without --resume")
-    from edgekd.train.dist import DistContext
-    from edgekd.train.teachers.embedding_teacher import train_embedding_teacher
+    from edgekd.recipes.kws import train_teacher_run
 
-    d = DistContext.from_env()
-    try:
-        kd = _load(data, views, cache_dir, d, rooms)
-        ck = train_embedding_teacher(kd.train, kd.validation, kd.test, out, cfg, folds=folds, hidden=hidden, cache_dir=cache_dir,
-                                     progress=d.is_main, dist=d, provenance={"data": str(data), "views": views, "rooms": rooms})
-        if d.is_main:
-            _summary(out, ck.metrics)
-    finally:
-        d.close()
+    train_teacher_run(_run(data, out, views, rooms, cache_dir, resume, save_every), cfg, backbone=backbone, folds=folds, hidden=hidden)
 
 
 @app.command("student")
@@ -181,8 +136,10 @@ def student_cmd(
                       alpha=alpha if distil else 0.0, temperature=temperature, feature_kd=feature_kd)
     if transfer is not None and not (transfer / "transfer_meta.json").is_file():
         raise ConfigError(f"--transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
-    _train_kws(data, views, cache_dir, out, cfg, resume, save_every, rooms, teacher=teacher, teacher_cache=teacher_cache, subset=subset,
-               transfer=transfer)
+    from edgekd.recipes.kws import train_student_run
+
+    train_student_run(_run(data, out, views, rooms, cache_dir, resume, save_every), cfg, teacher=teacher, teacher_cache=teacher_cache,
+                      subset=subset, transfer=transfer)
 
 
 @app.command("qat")
@@ -206,20 +163,11 @@ def qat_cmd(
 ) -> None:
     """Quantization-aware fine-tuning: BatchNorm folded, int8 per-channel weights, uint8 activations (EMA ranges).
     Runs unchanged under torchrun."""
-    from edgekd.train.dist import DistContext
-    from edgekd.train.pipeline import train_qat
+    from edgekd.recipes.kws import train_qat_run
 
     _check_inputs(checkpoint=checkpoint, teacher=teacher)
-    d = DistContext.from_env()
-    try:
-        c = train_qat(_load(data, views, cache_dir, d, rooms), checkpoint, out, teacher=teacher, teacher_cache=teacher_cache, epochs=epochs, lr=lr,
-                      seed=seed, threads=threads, cache_dir=cache_dir, dist=d, state=_state(out, resume, save_every), progress=d.is_main)
-    finally:
-        d.close()
-    if not d.is_main:
-        return
-    notice(f"saved {out}: QAT val {c.metrics['val_accuracy']:.4f}, test {c.metrics['test_accuracy_torch']:.4f} "
-           f"(float test {c.metrics.get('float_test_accuracy_torch') or float('nan'):.4f})")
+    train_qat_run(_run(data, out, views, rooms, cache_dir, resume, save_every), checkpoint, teacher=teacher, teacher_cache=teacher_cache,
+                  epochs=epochs, lr=lr, seed=seed, threads=threads)
 
 
 @app.command("sed")
@@ -240,28 +188,14 @@ def sed_cmd(
     post-processing on the validation split, export OUT/bundle-int8 and OUT/bundle-fp32 (task sed) and score the
     test split (event/segment F1, PSDS1 with the psds extra) into OUT/report.json. Models already under OUT are
     reused: delete one to retrain it."""
-    from dataclasses import asdict
-
-    from edgekd.bench.machine import provenance
-    from edgekd.cli.common import write_json
     from edgekd.core.errors import ConfigError
-    from edgekd.recipes.sed import SedRecipe, export_scored_bundle, load_sed_data, score_sed_model, train_sed_models
+    from edgekd.recipes.sed import SedRecipe, run_sed
 
     if min(teacher_epochs, student_epochs, qat_epochs) < 1 or not 0.0 <= alpha <= 1.0 or temperature <= 0:
         raise ConfigError("epochs must be >= 1, --alpha within [0, 1] and --temperature > 0")
-    d = load_sed_data(data)
     recipe = SedRecipe(teacher_epochs=teacher_epochs, student_epochs=student_epochs, qat_epochs=qat_epochs, alpha=alpha,
                        temperature=temperature, threads=threads)
-    models = train_sed_models(d, out, recipe, say=notice)
-    report: dict = {"data": str(data), "recipe": asdict(recipe), "transfer_soundscapes": len(d.transfer), "models": {},  # type: ignore[type-arg]
-                    "provenance": provenance(f"event/segment F1 and PSDS1 on the test soundscapes of {data}")}
-    for name, m in models.items():
-        notice(f"scoring {name} (post-processing tuned on validation)")
-        pp, report["models"][name] = score_sed_model(m, d)
-        if name != "teacher":
-            bundle = out / ("bundle-int8" if name == "student_qat" else "bundle-fp32")
-            report["models"][name].update(export_scored_bundle(m, d, data, bundle, f"sed-{bundle.name}", pp))
-    write_json(out / "report.json", report)
+    report = run_sed(data, out, recipe, say=notice)
     for name, r in report["models"].items():
         notice(f"{name}: event-F1 {r['event_f1']:.3f}, segment-F1 {r['segment_f1']:.3f}, {r['params']:,} params"
                + (f", bundle {r['bundle']} ({r['onnx_bytes']:,} B ONNX)" if "bundle" in r else ""))
@@ -290,37 +224,15 @@ def wakeword_cmd(
     targets, and both are exported as bundles (one score every --stride-ms; 80 is the teacher's hop). Score them with
     `edgekd eval-stream OUT/bundle-distilled --positives DATA/eval/positives ...`. Models already under OUT are
     reused: delete one to retrain it. A student of an openWakeWord head inherits its CC BY-NC-SA 4.0 licence."""
-    from dataclasses import asdict
-
-    from edgekd.bench.machine import provenance
-    from edgekd.cli.common import write_json
-    from edgekd.core.errors import ConfigError, DataError
-    from edgekd.recipes.wakeword import WakewordRecipe, phrase_label, teacher_targets, train_wakeword_students, wakeword_labels
-    from edgekd.runtime.wav import load_audio
-    from edgekd.train.onnx_teacher import OnnxTeacher
-    from edgekd.train.pipeline import load_kws_data
+    from edgekd.core.errors import ConfigError
+    from edgekd.recipes.wakeword import WakewordRecipe, run_wakeword
 
     if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0 or stride_ms < 10 or stride_ms % 10:
         raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0, --alpha within [0, 1] and --stride-ms a multiple of 10")
-    clips = data / "clips"
-    if not clips.is_dir():
-        raise DataError(f"{clips}: missing; make the material with `edgekd data synth-wakeword {data}`")
-    label = label or phrase_label(clips)
-    t = OnnxTeacher(teacher)  # a bad spec or a missing extra fails here, before any feature is computed
-    transfer_files = sorted(data.glob("transfer*.wav"))
-    if not transfer_files:
-        notice(f"{data}: no transfer*.wav; the student learns from the teacher's scores of the clips alone")
-    kd = load_kws_data(clips, labels=wakeword_labels(label), views=views, cache_dir=out / "cache", workers=threads)
-    targets = teacher_targets(teacher, kd, [load_audio(f, 16000) for f in transfer_files], out / "teacher-targets.npz", workers=threads)
     recipe = WakewordRecipe(arch=arch, epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads, stride_ms=stride_ms,
                             smooth_ms=max(160, stride_ms))
-    bundles = train_wakeword_students(kd, targets, out, recipe, teacher_spec=teacher, teacher_identity=t.identity, baseline=baseline,
-                                      name_prefix=label.replace("_", "-"))
-    report = {"data": str(data), "label": label, "teacher": teacher, "teacher_sha256": t.identity, "recipe": asdict(recipe),
-              "transfer_files": [f.name for f in transfer_files], "teacher_on_training": targets.summary(kd.train),
-              "bundles": {k: str(v) for k, v in bundles.items()}, "provenance": provenance(f"wake-word students of {label!r} distilled from {teacher}")}
-    write_json(out / "report.json", report)
-    for name, b in bundles.items():
+    report = run_wakeword(data, out, teacher, recipe, label=label, baseline=baseline, say=notice)
+    for name, b in report["bundles"].items():
         notice(f"{name}: {b}")
     if teacher.startswith("oww:"):
         notice("these students are distilled from a CC BY-NC-SA 4.0 openWakeWord head: keep them out of anything you redistribute")

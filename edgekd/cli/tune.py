@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import friendly_errors, notice, write_json
+from edgekd.cli.common import friendly_errors, notice
+from edgekd.core.fsutil import write_json
 
 __all__ = ["tune_cmd", "MIN_CLIPS_PER_LABEL"]
 
@@ -34,11 +35,11 @@ def tune_cmd(
     from edgekd.core.errors import ConfigError
     from edgekd.core.progress import Progress
     from edgekd.eval.tune import sweep_postprocess
-    from edgekd.runtime.detector import load_model
+    from edgekd.runtime.detector import load_kws
 
     if split == "test":
         raise ConfigError("tuning on the test split would make its numbers meaningless; use validation")
-    det = load_model(bundle)
+    det = load_kws(bundle)
     if write and not force:
         from edgekd.data.speech_commands import SpeechCommands
 

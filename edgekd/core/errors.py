@@ -29,8 +29,9 @@ class BundleError(EdgeKDError):
     """A model bundle that is missing files, fails its sha256 check or does not match its manifest."""
 
 
-class ConfigError(EdgeKDError):
-    """An option or configuration value that makes no sense."""
+class ConfigError(EdgeKDError, ValueError):
+    """An option or configuration value that makes no sense (training or export misuse included); a ``ValueError``
+    too, so code that guards a value with ``except ValueError`` still catches it."""
 
 
 class DataError(EdgeKDError):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.core.errors import ConfigError
+from edgekd.core.units import SAMPLE_RATE
 from edgekd.data import BACKGROUND_NOISE, KWS12_KEYWORDS, SILENCE
 from edgekd.data.augment import colored_noise, fit_to_length
 from edgekd.data.voices.bank import Voice
@@ -50,7 +51,6 @@ OTHER_WORDS = (
     "two", "three", "four", "five", "six", "seven", "eight", "nine", "backward", "forward", "follow",
     "learn", "visual", "yesterday", "north", "often", "goal", "app", "town", "lift", "stock",
 )
-SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)

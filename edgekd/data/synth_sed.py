@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.core.errors import ConfigError
+from edgekd.core.units import SAMPLE_RATE
 from edgekd.data.augment import colored_noise
 from edgekd.runtime.wav import resample, write_wav
 
 __all__ = ["SED_CLASSES", "SynthSedConfig", "source_recordings", "esc50_sources", "folder_sources", "synth_sed", "load_any"]
 
-SR = 16000
 ROOTS = (Path("/usr/share/sonic-pi/samples"), Path("/usr/share/sounds"))
 # class -> file-name patterns (regular expressions on the file's stem)
 SED_CLASSES: dict[str, str] = {
@@ -58,7 +58,7 @@ class SynthSedConfig:
     seed: int = 0
 
 
-def load_any(path: Path, sr: int = SR) -> np.ndarray:
+def load_any(path: Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 at ``sr`` from WAV, FLAC or Ogg (through soundfile)."""
     try:
         import soundfile as sf
@@ -136,7 +136,7 @@ def _trim(x: np.ndarray, max_s: float, rng: np.random.Generator) -> np.ndarray:
     keep = np.flatnonzero(np.abs(x) > 0.01 * (np.max(np.abs(x)) + 1e-9))
     if keep.size:
         x = x[keep[0] : keep[-1] + 1]
-    n = int(max_s * SR)
+    n = int(max_s * SAMPLE_RATE)
     if x.shape[0] > n:
         s = int(rng.integers(0, x.shape[0] - n + 1))
         x = x[s : s + n]
@@ -149,11 +149,11 @@ def _beep(rng: np.random.Generator) -> np.ndarray:
     """A synthetic alert: 1-4 tone bursts of 60-300 ms at 400-3000 Hz."""
     parts = []
     for _ in range(int(rng.integers(1, 5))):
-        n = int(rng.uniform(0.06, 0.3) * SR)
-        t = np.arange(n) / SR
+        n = int(rng.uniform(0.06, 0.3) * SAMPLE_RATE)
+        t = np.arange(n) / SAMPLE_RATE
         f = rng.uniform(400, 3000)
         env = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.005)
-        parts += [(np.sin(2 * np.pi * f * t) * env).astype(np.float32), np.zeros(int(rng.uniform(0.03, 0.15) * SR), np.float32)]
+        parts += [(np.sin(2 * np.pi * f * t) * env).astype(np.float32), np.zeros(int(rng.uniform(0.03, 0.15) * SAMPLE_RATE), np.float32)]
     return np.concatenate(parts[:-1])
 
 
@@ -169,13 +169,13 @@ class _Speech:
     def say(self, rng: np.random.Generator) -> np.ndarray:
         text = " ".join(str(w) for w in rng.choice(self.words, size=int(rng.integers(1, 5))))
         pcm = self.eng.synth(text, str(rng.choice(self.accents)), str(rng.choice(self.voices)), rate_wpm=int(rng.integers(130, 220)))
-        return resample(pcm.astype(np.float32) / 32768.0, self.eng.sample_rate, SR)
+        return resample(pcm.astype(np.float32) / 32768.0, self.eng.sample_rate, SAMPLE_RATE)
 
 
 def _background(n: int, rng: np.random.Generator, recs: list[np.ndarray]) -> np.ndarray:
     kind = int(rng.integers(0, 4))
     if kind == 3:  # mains hum
-        t = np.arange(n) / SR
+        t = np.arange(n) / SAMPLE_RATE
         x = sum(np.sin(2 * np.pi * 50.0 * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 4)).astype(np.float32)
     else:
         x = colored_noise(n, float(kind), rng)
@@ -221,7 +221,7 @@ def synth_sed(out_dir: str | Path, cfg: SynthSedConfig = SynthSedConfig(), progr
         folder = out / "audio" / split
         folder.mkdir(parents=True, exist_ok=True)
         counts[split] = dict.fromkeys(labels, 0)
-        n = int(cfg.seconds * SR)
+        n = int(cfg.seconds * SAMPLE_RATE)
         for i in range(n_scapes):
             bg = _background(n, rng, bg_recs)
             scape = bg.copy()
@@ -236,19 +236,19 @@ def synth_sed(out_dir: str | Path, cfg: SynthSedConfig = SynthSedConfig(), progr
                     files = sources[cls][src_split]
                     x = rec(files[int(rng.integers(len(files)))])
                 x = _trim(x, float(rng.uniform(1.0, 4.0)), rng)
-                if x.shape[0] < int(0.05 * SR):
+                if x.shape[0] < int(0.05 * SAMPLE_RATE):
                     continue
                 start = int(rng.integers(0, max(1, n - x.shape[0])))
                 x = x[: n - start]
                 snr = rng.uniform(*cfg.snr_db)
                 gain = bg_rms * 10 ** (snr / 20) / (np.sqrt(np.mean(x**2)) + 1e-9)
                 scape[start : start + x.shape[0]] += (gain * x).astype(np.float32)
-                rows.append((f"scape_{i:05d}.wav", round(start / SR, 3), round((start + x.shape[0]) / SR, 3), cls))
+                rows.append((f"scape_{i:05d}.wav", round(start / SAMPLE_RATE, 3), round((start + x.shape[0]) / SAMPLE_RATE, 3), cls))
                 counts[split][cls] += 1
             peak = float(np.max(np.abs(scape)))
             if peak > 0.99:
                 scape *= np.float32(0.99 / peak)
-            write_wav(folder / f"scape_{i:05d}.wav", scape, SR)
+            write_wav(folder / f"scape_{i:05d}.wav", scape, SAMPLE_RATE)
             done += 1
             if progress:
                 progress(done, total)

@@ -19,17 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.core.errors import ConfigError
+from edgekd.core.units import CLIP_SAMPLES, SAMPLE_RATE
 
 __all__ = ["TRANSFER", "build_transfer", "SPEECH_SHARE"]
 
 TRANSFER = "_transfer_"
-SAMPLE_RATE = 16000
-WINDOW = SAMPLE_RATE  # 1 s
 SPEECH_SHARE = 0.8  # the rest: background recordings and coloured noise
 
 
 def _windows(x: np.ndarray, hop: int) -> list[np.ndarray]:
-    return [x[i : i + WINDOW] for i in range(0, x.shape[0] - WINDOW + 1, hop)]
+    return [x[i : i + CLIP_SAMPLES] for i in range(0, x.shape[0] - CLIP_SAMPLES + 1, hop)]
 
 
 def _speech(engine: str, seconds: float, seed: int) -> list[np.ndarray]:
@@ -39,7 +38,7 @@ def _speech(engine: str, seconds: float, seed: int) -> list[np.ndarray]:
     done, k = 0.0, 0
     while done < seconds:  # one-minute streams, each with its own seed: more voices than one long stream
         n = min(60.0, seconds - done)
-        out += _windows(speech_stream(max(n, 1.0), split="train", seed=seed * 1000 + k, phrase="", confusable_rate=0.0, engine=engine), WINDOW)
+        out += _windows(speech_stream(max(n, 1.0), split="train", seed=seed * 1000 + k, phrase="", confusable_rate=0.0, engine=engine), CLIP_SAMPLES)
         done += n
         k += 1
     return out
@@ -50,15 +49,15 @@ def _noise(n: int, seed: int) -> list[np.ndarray]:
     from edgekd.data.rooms import background_recordings
 
     rng = np.random.default_rng(seed)
-    recs = [r for r in background_recordings(seed=seed) if r.shape[0] >= WINDOW]
+    recs = [r for r in background_recordings(seed=seed) if r.shape[0] >= CLIP_SAMPLES]
     out = []
     for _ in range(n):
         if recs and rng.random() < 0.7:
             r = recs[int(rng.integers(len(recs)))]
-            off = int(rng.integers(0, r.shape[0] - WINDOW + 1))
-            x = r[off : off + WINDOW] * np.float32(10 ** (rng.uniform(-30, 0) / 20))
+            off = int(rng.integers(0, r.shape[0] - CLIP_SAMPLES + 1))
+            x = r[off : off + CLIP_SAMPLES] * np.float32(10 ** (rng.uniform(-30, 0) / 20))
         else:
-            x = colored_noise(WINDOW, float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -15) / 20))
+            x = colored_noise(CLIP_SAMPLES, float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -15) / 20))
         out.append(x.astype(np.float32))
     return out
 
@@ -72,9 +71,9 @@ def _extra(folder: Path) -> list[tuple[str, np.ndarray]]:
     out = []
     for f in files:
         x = load_audio(f, SAMPLE_RATE)
-        if x.shape[0] < WINDOW:
-            x = np.pad(x, (0, WINDOW - x.shape[0]))
-        out += [(str(f.relative_to(folder)), w) for w in _windows(x, WINDOW // 2)]
+        if x.shape[0] < CLIP_SAMPLES:
+            x = np.pad(x, (0, CLIP_SAMPLES - x.shape[0]))
+        out += [(str(f.relative_to(folder)), w) for w in _windows(x, CLIP_SAMPLES // 2)]
     return out
 
 

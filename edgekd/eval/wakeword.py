@@ -16,6 +16,7 @@ as ONNX models; a bundle scores an hour of negatives block by block in constant 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -28,7 +29,8 @@ from edgekd.data.annotations import Annotation, read_annotations
 from edgekd.eval.matching import DEBOUNCE_MS, HIT_TAIL_MS, fire, in_hit_window, moving_average
 
 __all__ = ["Annotation", "read_annotations", "detections", "count_hits", "count_false_accepts", "sweep", "pick_threshold",
-           "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "det_plot", "DEBOUNCE_MS", "HIT_TAIL_MS"]
+           "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "det_plot", "annotated_positives", "evaluate_stream",
+           "DEBOUNCE_MS", "HIT_TAIL_MS"]
 
 AudioIn = np.ndarray | Iterable[np.ndarray]  # a whole signal, or its blocks in order
 Scorer = Callable[[AudioIn], tuple[np.ndarray, np.ndarray]]
@@ -140,6 +142,42 @@ def score_files(scorer: Scorer, files: Sequence[Path], load: Callable[[Path], Au
     if progress:
         progress(len(files), len(files))
     return out, samples[0] / sample_rate
+
+
+def annotated_positives(folder: Path, annotations: Path, label: str) -> tuple[list[Annotation], list[Path]]:
+    """The positive WAVs of ``folder`` and their rows of ``annotations`` for ``label``; each file must have a row and
+    each row a file (``DataError`` naming the first that does not)."""
+    from edgekd.core.errors import DataError
+
+    rows = read_annotations(annotations, labels=[label])
+    wavs = sorted(folder.glob("*.wav"))
+    if not wavs:
+        raise DataError(f"--positives {folder}: no .wav files")
+    annotated = {a.filename for a in rows}
+    for w in wavs:
+        if w.name not in annotated:
+            raise DataError(f"{w}: positive file has no row in {annotations}; annotate it (filename onset offset {label}) or remove it")
+    missing = sorted(annotated - {w.name for w in wavs})
+    if missing:
+        raise DataError(f"{annotations}: names {missing[0]} (and {len(missing) - 1} more), not found in {folder}")
+    return rows, wavs
+
+
+def evaluate_stream(scorer: Scorer, rows: Sequence[Annotation], wavs: Sequence[Path], negatives: Sequence[Path],
+                    load: Callable[[Path], AudioIn], target_fa_per_hour: float, *, thresholds: Sequence[float] | None = None,
+                    progress: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
+    """FRR and FA/h over a threshold sweep (default 0.01 ... 0.99): each positive file from a fresh stream, the
+    negatives back to back as one stream; the threshold with the lowest FRR at or under ``target_fa_per_hour``.
+    ``progress(what, files)`` opens a progress display (``edgekd.core.progress.Progress``) for each of the two passes."""
+    with progress("positives", len(wavs)) if progress else contextlib.nullcontext() as bar:
+        pos, pos_s = score_files(scorer, list(wavs), load, progress=bar.callback() if bar else None)
+    with progress("negatives", len(negatives)) if progress else contextlib.nullcontext() as bar:
+        neg, neg_s = score_files(scorer, list(negatives), load, concatenate=True, progress=bar.callback() if bar else None)
+    grid = list(thresholds) if thresholds is not None else [round(x, 3) for x in np.arange(0.01, 1.0, 0.01)]
+    rows_sweep = sweep(pos, rows, neg[""], neg_s, grid)
+    return {"positives": len(rows), "positive_seconds": pos_s, "negative_seconds": neg_s, "negative_files": [str(n) for n in negatives],
+            "target_fa_per_hour": target_fa_per_hour, "chosen": pick_threshold(rows_sweep, target_fa_per_hour), "sweep": rows_sweep,
+            "rules": {"tail_ms": HIT_TAIL_MS, "debounce_ms": DEBOUNCE_MS, "negatives": "streamed back to back"}}
 
 
 def det_plot(curves: dict[str, list[dict[str, Any]]], path: Path, target_fa_per_hour: float) -> None:

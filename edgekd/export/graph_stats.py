@@ -8,15 +8,27 @@ MACs (batch 1): Conv = output elements x (input channels / groups) x kernel area
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["graph_stats"]
+__all__ = ["graph_stats", "constant_map"]
+
+
+def constant_map(graph: Any) -> dict[str, np.ndarray]:
+    """Every constant tensor of an ONNX graph by name: its initializers and the outputs of its Constant nodes."""
+    from onnx import numpy_helper
+
+    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    return consts
 
 
 def graph_stats(path: str | Path) -> dict[str, int]:
     import onnx
-    from onnx import numpy_helper, shape_inference
+    from onnx import shape_inference
 
     model = onnx.load(str(path))
     for vi in list(model.graph.input) + list(model.graph.output):
@@ -26,10 +38,7 @@ def graph_stats(path: str | Path) -> dict[str, int]:
             dims[0].dim_value = 1
     model = shape_inference.infer_shapes(model)
     g = model.graph
-    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    for n in g.node:
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    consts = constant_map(g)
     producer = {o: n for n in g.node for o in n.output}
     shapes: dict[str, list[int]] = {}
     for vi in list(g.value_info) + list(g.output) + list(g.input):

@@ -41,12 +41,11 @@ def fold_weight_quantization(path: Path) -> int:
     import onnx
     from onnx import numpy_helper
 
+    from edgekd.export.graph_stats import constant_map
+
     model = onnx.load(str(path))
     g = model.graph
-    consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    for n in g.node:
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    consts = constant_map(g)
     folded = 0
     keep = []
     new_inits = []

@@ -15,7 +15,7 @@ from edgekd.core.errors import ConfigError
 from edgekd.export.bundle import finalize_manifest, staging_dir
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.kws_post import KwsPostprocessConfig
-from edgekd.runtime.manifest import ModelManifest, TensorSpec
+from edgekd.runtime.manifest import KwsStreaming, ModelManifest, StateSpec, TensorSpec
 
 __all__ = ["export_onnx", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -53,6 +53,106 @@ def _golden_inputs(fp: FrontendParams, window_frames: int, wav: np.ndarray | Non
     return np.stack([fe.features(0.1 * rng.standard_normal(n).astype(np.float32)) for _ in range(4)])
 
 
+def _open_checkpoint(checkpoint: str | os.PathLike[str], int8: bool, ptq: bool) -> tuple[Any, Any, str]:
+    """The checkpoint, its model ready to export (QAT frozen) and the bundle's quantization; misuse is a ConfigError."""
+    from edgekd.train.checkpoint import Checkpoint
+
+    ckpt = Checkpoint.load(checkpoint)
+    if int8 and not ckpt.is_qat:
+        raise ConfigError(f"{checkpoint}: not QAT-trained, so --int8 has no ranges to use; run `edgekd train qat {checkpoint}` "
+                          "first, or use --ptq DATA_DIR for post-training quantization")
+    if ckpt.is_qat and not int8:
+        raise ConfigError(f"{checkpoint}: a QAT checkpoint; export it with --int8")
+    if int8 and ptq:
+        raise ConfigError("--int8 (QAT) and --ptq are two different int8 paths; give one")
+    model = ckpt.build()
+    if int8:
+        from edgekd.train.qat import freeze
+
+        freeze(model)
+    return ckpt, model, "int8-qat" if int8 else "int8-ptq" if ptq else "fp32"
+
+
+def _kws_manifest(ckpt: Any, model: Any, checkpoint: str | os.PathLike[str], name: str, fp: FrontendParams, pp: KwsPostprocessConfig,
+                  quantization: str, metrics: dict[str, Any] | None) -> ModelManifest:
+    """The bundle's manifest before any file is written: tensors, frontend, post-processing, provenance."""
+    import onnx
+    import torch
+
+    from edgekd.train.profile import count_macs, count_params
+
+    T, M = int(getattr(model, "input_frames", ckpt.window_frames)), ckpt.n_mels
+    return ModelManifest(
+        name=name, task="kws", labels=ckpt.labels, sample_rate=fp.sample_rate, frontend=fp.to_dict(), model_file="model.onnx",
+        inputs=(TensorSpec(INPUT_NAME, (-1, T, M)),), outputs=(TensorSpec(OUTPUT_NAME, (-1, len(ckpt.labels))),),
+        window_frames=T, quantization=quantization, postprocess=pp.to_dict(),
+        provenance={
+            "arch": ckpt.arch, "params": count_params(model), "macs_per_inference": count_macs(model, (1, T, M)),
+            "checkpoint": Path(checkpoint).name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__, "onnx": onnx.__version__, "host": f"{platform.system()} {platform.machine()}",
+            **ckpt.provenance, "train_config": ckpt.config,
+        },
+        metrics=dict(ckpt.metrics, **(metrics or {})),
+        golden={"input": "golden/input.npy", "output": "golden/output.npy", "atol": 1e-4, "rtol": 1e-4},
+    )
+
+
+def _write_model(model: Any, manifest: ModelManifest, tmp: Path, ptq_calibration: np.ndarray | None) -> Path:
+    """model.onnx in ``tmp`` (QAT int8, PTQ int8 or fp32), with the manifest in its metadata."""
+    import onnx
+
+    T, M = manifest.window_frames, manifest.inputs[0].shape[-1]
+    model_path = tmp / "model.onnx"
+    if manifest.quantization == "int8-qat":
+        from edgekd.export.int8 import export_qat_onnx
+
+        export_qat_onnx(model, T, M, model_path, INPUT_NAME, OUTPUT_NAME)
+    elif ptq_calibration is not None:
+        from edgekd.export.int8 import ptq_quantize
+
+        fp32 = tmp / "fp32.onnx"
+        _torch_to_onnx(model, T, M, fp32)
+        ptq_quantize(fp32, model_path, ptq_calibration, INPUT_NAME)
+        fp32.unlink()
+    else:
+        _torch_to_onnx(model, T, M, model_path)
+    proto = onnx.load(str(model_path))
+    meta = manifest.to_dict()
+    meta.pop("files", None)
+    entry = proto.metadata_props.add()
+    entry.key = MANIFEST_METADATA_KEY
+    entry.value = json.dumps(meta, sort_keys=True)
+    proto.producer_name = "edgekd"
+    onnx.save(proto, str(model_path))
+    return model_path
+
+
+def _golden_check(manifest: ModelManifest, model_path: Path, golden_in: np.ndarray, golden_torch: np.ndarray,
+                  tmp: Path) -> tuple[ModelManifest, np.ndarray]:
+    """Golden input and output files; the ONNX graph must give torch's answer (fp32: 1e-3; QAT int8: two steps of
+    the output quantizer), and an int8 bundle's golden tolerance is one such step. Adds graph statistics."""
+    from edgekd.export.graph_stats import graph_stats
+
+    (tmp / "golden").mkdir()
+    np.save(tmp / "golden" / "input.npy", golden_in)
+    golden_out = _run_onnx(model_path, golden_in)
+    err = float(np.max(np.abs(golden_out - golden_torch)))
+    if manifest.quantization == "fp32":
+        if err > 1e-3:
+            raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
+    else:
+        # int8: the same answer on another CPU is exact in practice; allow one step of the output quantizer.
+        step = output_quant_step(model_path)
+        manifest = manifest.replace(golden=dict(manifest.golden, atol=1.01 * step, rtol=0.0))
+        if manifest.quantization == "int8-qat" and err > 2.01 * step:
+            raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> 2 steps of {step:.3g}); export is broken")
+    np.save(tmp / "golden" / "output.npy", golden_out)
+    stats = graph_stats(model_path)
+    manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err, graph_params=stats["params"],
+                                                graph_macs_per_inference=stats["macs_per_inference"]))
+    return manifest, golden_out
+
+
 def export_onnx(
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -68,113 +168,25 @@ def export_onnx(
 
     fp32 by default; ``int8=True`` for a QAT checkpoint (QDQ graph with int8 weights);
     ``ptq_calibration`` (feature windows) for onnxruntime's post-training quantization of a float one.
+    A streaming student also gets its streaming-state graph; ``golden_wav`` adds the golden stream.
     """
-    import onnx
     import torch
 
     from edgekd.runtime.wav import load_audio
-    from edgekd.train.checkpoint import Checkpoint
-    from edgekd.train.profile import count_macs, count_params
 
-    ckpt = Checkpoint.load(checkpoint)
-    if int8 and not ckpt.is_qat:
-        raise ConfigError(f"{checkpoint}: not QAT-trained, so --int8 has no ranges to use; run `edgekd train qat {checkpoint}` "
-                          "first, or use --ptq DATA_DIR for post-training quantization")
-    if ckpt.is_qat and not int8:
-        raise ConfigError(f"{checkpoint}: a QAT checkpoint; export it with --int8")
-    if int8 and ptq_calibration is not None:
-        raise ConfigError("--int8 (QAT) and --ptq are two different int8 paths; give one")
-    model = ckpt.build()
-    streamable = hasattr(model, "input_frames") and ptq_calibration is None
-    quantization = "int8-qat" if int8 else "int8-ptq" if ptq_calibration is not None else "fp32"
-    if int8:
-        from edgekd.train.qat import freeze
-
-        freeze(model)
+    ckpt, model, quantization = _open_checkpoint(checkpoint, int8, ptq_calibration is not None)
     fp = FrontendParams.from_dict(ckpt.frontend)
-    T, M = int(getattr(model, "input_frames", ckpt.window_frames)), ckpt.n_mels
     pp = KwsPostprocessConfig.from_dict(postprocess or {})
+    manifest = _kws_manifest(ckpt, model, checkpoint, name or Path(out).name, fp, pp, quantization, metrics)
     wav = load_audio(golden_wav, fp.sample_rate) if golden_wav is not None else None
-    golden_in = _golden_inputs(fp, T, wav)
+    golden_in = _golden_inputs(fp, manifest.window_frames, wav)
     with torch.no_grad():
         golden_torch = model(torch.from_numpy(golden_in)).numpy()
-    bundle_name = name or Path(out).name
-    manifest = ModelManifest(
-        name=bundle_name,
-        task="kws",
-        labels=ckpt.labels,
-        sample_rate=fp.sample_rate,
-        frontend=fp.to_dict(),
-        model_file="model.onnx",
-        inputs=(TensorSpec(INPUT_NAME, (-1, T, M)),),
-        outputs=(TensorSpec(OUTPUT_NAME, (-1, len(ckpt.labels))),),
-        window_frames=T,
-        quantization=quantization,
-        postprocess=pp.to_dict(),
-        provenance={
-            "arch": ckpt.arch,
-            "params": count_params(model),
-            "macs_per_inference": count_macs(model, (1, T, M)),
-            "checkpoint": Path(checkpoint).name,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "host": f"{platform.system()} {platform.machine()}",
-            **ckpt.provenance,
-            "train_config": ckpt.config,
-        },
-        metrics=dict(ckpt.metrics, **(metrics or {})),
-        golden={
-            "input": "golden/input.npy",
-            "output": "golden/output.npy",
-            "atol": 1e-4,
-            "rtol": 1e-4,
-        },
-    )
     with staging_dir(out) as tmp:
-        model_path = tmp / "model.onnx"
-        if int8:
-            from edgekd.export.int8 import export_qat_onnx
-
-            export_qat_onnx(model, T, M, model_path, INPUT_NAME, OUTPUT_NAME)
-        elif ptq_calibration is not None:
-            from edgekd.export.int8 import ptq_quantize
-
-            fp32 = tmp / "fp32.onnx"
-            _torch_to_onnx(model, T, M, fp32)
-            ptq_quantize(fp32, model_path, ptq_calibration, INPUT_NAME)
-            fp32.unlink()
-        else:
-            _torch_to_onnx(model, T, M, model_path)
-        proto = onnx.load(str(model_path))
-        meta = manifest.to_dict()
-        meta.pop("files", None)
-        entry = proto.metadata_props.add()
-        entry.key = MANIFEST_METADATA_KEY
-        entry.value = json.dumps(meta, sort_keys=True)
-        proto.producer_name = "edgekd"
-        onnx.save(proto, str(model_path))
-        (tmp / "golden").mkdir()
-        np.save(tmp / "golden" / "input.npy", golden_in)
-        golden_out = _run_onnx(model_path, golden_in)
-        err = float(np.max(np.abs(golden_out - golden_torch)))
-        if quantization == "fp32":
-            if err > 1e-3:
-                raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
-        else:
-            # int8: the same answer on another CPU is exact in practice; allow one step of the output quantizer.
-            step = output_quant_step(model_path)
-            manifest = manifest.replace(golden=dict(manifest.golden, atol=1.01 * step, rtol=0.0))
-            if quantization == "int8-qat" and err > 2.01 * step:
-                raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> 2 steps of {step:.3g}); export is broken")
-        np.save(tmp / "golden" / "output.npy", golden_out)
-        from edgekd.export.graph_stats import graph_stats
-
-        stats = graph_stats(model_path)
-        manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err, graph_params=stats["params"],
-                                                    graph_macs_per_inference=stats["macs_per_inference"]))
-        if streamable:
-            manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, M, int8=int8))
+        model_path = _write_model(model, manifest, tmp, ptq_calibration)
+        manifest, golden_out = _golden_check(manifest, model_path, golden_in, golden_torch, tmp)
+        if hasattr(model, "input_frames") and ptq_calibration is None:
+            manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, ckpt.n_mels, int8=int8))
             _check_streaming_parity(tmp, manifest, golden_in, golden_out, int8)
         if wav is not None:
             manifest = _write_golden_stream(tmp, manifest, wav)
@@ -220,10 +232,9 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
     np.savez(tmp / "state_init.npz", **init)
     from edgekd.export.graph_stats import graph_stats
 
-    return {"model_file": "model_stream.onnx", "hop_frames": hop,
-            "graph_macs_per_hop": graph_stats(path)["macs_per_inference"], "frames_input": "frames", "logits_output": OUTPUT_NAME,
-            "states": [{"input": i, "output": o, "shape": list(sh)} for i, o, sh in zip(names_in, names_out, shapes, strict=True)],
-            "init": "state_init.npz"}
+    return KwsStreaming(model_file="model_stream.onnx", init="state_init.npz", hop_frames=hop, frames_input="frames",
+                        logits_output=OUTPUT_NAME, graph_macs_per_hop=graph_stats(path)["macs_per_inference"],
+                        states=tuple(StateSpec(i, o, tuple(sh)) for i, o, sh in zip(names_in, names_out, shapes, strict=True))).to_dict()
 
 
 def _check_streaming_parity(tmp: Path, manifest: ModelManifest, golden_in: np.ndarray, golden_out: np.ndarray, int8: bool) -> None:
@@ -231,21 +242,22 @@ def _check_streaming_parity(tmp: Path, manifest: ModelManifest, golden_in: np.nd
     graph's logits: within 1e-4 for fp32, within one step of the output quantizer (plus rounding) for int8."""
     from edgekd.runtime.backends.onnx import OnnxBackend
 
-    st = manifest.streaming
-    step = OnnxBackend(tmp / st["model_file"])
-    with np.load(tmp / st["init"]) as z:
+    st = manifest.kws_streaming
+    assert st is not None
+    step = OnnxBackend(tmp / st.model_file)
+    with np.load(tmp / st.init) as z:
         states = {k: z[k] for k in z.files}
-    hop = int(st["hop_frames"])
+    hop = st.hop_frames
     window = golden_in[-1]  # (T, M)
     # silence before the window up to a whole number of hops (the initial state is that of a long silence)
     floor = FrontendParams.from_dict(manifest.frontend).floor_value
     frames = np.concatenate([np.full(((-window.shape[0]) % hop, window.shape[1]), floor, np.float32), window])
     got = golden_out[-1]
     for start in range(0, frames.shape[0], hop):
-        out = step.run({st["frames_input"]: frames[None, start : start + hop], **states})
-        states = {x["input"]: out[x["output"]] for x in st["states"]}
-        got = out[st["logits_output"]][0]
-    tol = 1.01 * output_quant_step(tmp / st["model_file"]) if int8 else 1e-4
+        out = step.run({st.frames_input: frames[None, start : start + hop], **states})
+        states = {x.input: out[x.output] for x in st.states}
+        got = out[st.logits_output][0]
+    tol = 1.01 * output_quant_step(tmp / st.model_file) if int8 else 1e-4
     err = float(np.max(np.abs(got - golden_out[-1])))
     if err > tol:
         raise ConfigError(f"the streaming graph ends {err:.3g} away from the whole-window logits (tolerance {tol:.3g}); export is broken")
@@ -254,13 +266,11 @@ def _check_streaming_parity(tmp: Path, manifest: ModelManifest, golden_in: np.nd
 def output_quant_step(path: Path) -> float:
     """Scale of the DequantizeLinear that produces the model output (one int8 step of the logits)."""
     import onnx
-    from onnx import numpy_helper
+
+    from edgekd.export.graph_stats import constant_map
 
     g = onnx.load(str(path)).graph
-    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    for n in g.node:
-        if n.op_type == "Constant" and n.attribute:
-            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    consts = constant_map(g)
     producer = {o: n for n in g.node for o in n.output}
     name = g.output[0].name
     while name in producer:

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.core.errors import ConfigError
 from edgekd.export.bundle import finalize_manifest, staging_dir
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-from edgekd.runtime.manifest import ModelManifest, TensorSpec
+from edgekd.runtime.manifest import ModelManifest, SedStreaming, TensorSpec
 from edgekd.runtime.sed_post import SedPostprocessConfig
 from edgekd.train.students.sed import TIME_POOL
 
@@ -39,13 +40,13 @@ def receptive_field(model: nn.Module, n_mels: int, max_frames: int = 256) -> int
     future = x.clone()
     future[:, -TIME_POOL:] += 5.0
     if (model(future) - base)[:, :-1].abs().max() > 0:
-        raise ValueError("earlier frames change when the last input changes: not a causal model, so it cannot stream")
+        raise ConfigError("earlier frames change when the last input changes: not a causal model, so it cannot stream")
     past = x.clone()
     past[:, :TIME_POOL] += 5.0
     reach = (model(past) - base).abs().amax(dim=(0, 2)).ne(0).nonzero()
     last = int(reach.max()) if reach.numel() else 0
     if last >= n // 2:
-        raise ValueError(f"an input still changes output frames {last} frames later: not a finite-context model")
+        raise ConfigError(f"an input still changes output frames {last} frames later: not a finite-context model")
     return last + 1
 
 
@@ -108,7 +109,7 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
             name=name, task="sed", labels=tuple(labels), sample_rate=params.sample_rate, frontend=params.to_dict(), model_file="model.onnx",
             inputs=(TensorSpec("features", (1, -1, params.n_mels)),), outputs=(TensorSpec("frame_logits", (1, -1, len(labels))),),
             window_frames=(context + stride_frames) * TIME_POOL, quantization="int8-qat" if int8 else "fp32",
-            streaming={"time_pool": TIME_POOL, "context_frames": context, "stride_frames": stride_frames},
+            streaming=SedStreaming(TIME_POOL, context, stride_frames).to_dict(),
             postprocess=postprocess.to_dict(), provenance={"arch": arch, "params": n_params}, metrics=metrics or {}, golden=golden,
         )
         finalize_manifest(tmp, m)

@@ -48,63 +48,130 @@ def _fold(conv: Any, bn: Any | None) -> tuple[np.ndarray, np.ndarray]:
     return w.numpy(), b.numpy()
 
 
-def _build_tf_function(model: Any, window_frames: int, n_mels: int):  # type: ignore[no-untyped-def]
-    import torch
+def _trace(model: Any) -> tuple[Any, dict[str, Any]]:
+    """The model's torch.fx graph, with edgekd's own modules and torch's layers kept as leaves, and its modules by name."""
     from torch import fx, nn
 
     from edgekd.train.qat import ActQuant, QConv, QLinear
     from edgekd.train.students.common import FeatureNorm
 
-    tf = _import_tf()
     leaves = (FeatureNorm, QConv, QLinear, ActQuant, nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.SiLU, nn.Dropout, nn.Identity)
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
             return isinstance(m, leaves) or super().is_leaf_module(m, qualname)
 
-    from edgekd.train.students.dscnn_stream import pad_to
-
     model = model.eval()
     try:
         graph = Tracer().trace(model)
     except Exception as e:  # torch.fx raises several types for untraceable code
         raise ConfigError(f"TFLite export: cannot trace this model with torch.fx ({type(e).__name__}: {e})") from None
-    mods = dict(model.named_modules())
-    nodes = list(graph.nodes)
-    users = {n: list(n.users) for n in nodes}
+    return graph, dict(model.named_modules())
 
-    # Pre-compute folded conv weights (a BatchNorm that is the only user of a conv is folded into it).
-    plan: dict[Any, tuple[str, Any]] = {}
+
+def _conv_plan(nodes: list[Any], mods: dict[str, Any]) -> tuple[dict[Any, Any], set[Any]]:
+    """Each convolution node's (module, weight, bias, relu), a BatchNorm that is a conv's only user folded into it;
+    and the BatchNorm nodes so folded (they pass their input through)."""
+    from torch import nn
+
+    from edgekd.train.qat import QConv
+
+    plan: dict[Any, Any] = {}
     folded_bn: set[Any] = set()
     for n in nodes:
         if n.op == "call_module" and isinstance(mods[n.target], nn.Conv2d):
+            users = list(n.users)
             bn = None
-            if len(users[n]) == 1 and users[n][0].op == "call_module" and isinstance(mods[users[n][0].target], nn.BatchNorm2d):
-                bn = mods[users[n][0].target]
-                folded_bn.add(users[n][0])
-            plan[n] = ("conv", (mods[n.target], *_fold(mods[n.target], bn), False))
+            if len(users) == 1 and users[0].op == "call_module" and isinstance(mods[users[0].target], nn.BatchNorm2d):
+                bn = mods[users[0].target]
+                folded_bn.add(users[0])
+            plan[n] = (mods[n.target], *_fold(mods[n.target], bn), False)
         elif n.op == "call_module" and isinstance(mods[n.target], QConv):
             q = mods[n.target]
             if q.weight.dim() != 4 or q.left_pad or q.in_q is not None:
                 raise ConfigError("TFLite export: causal or 1-D quantized convolutions are not supported; export this model to ONNX")
-            plan[n] = ("conv", (q, q.weight.detach().numpy(), q.bias.detach().numpy(), q.relu))
+            plan[n] = (q, q.weight.detach().numpy(), q.bias.detach().numpy(), q.relu)
+    return plan, folded_bn
 
-    def conv(x: Any, spec: Any) -> Any:
-        m, w, b, relu = spec
-        ph, pw = m.padding
-        if ph or pw:
-            x = tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
-        groups, cin = m.groups, w.shape[1] * m.groups
-        if groups == 1:
-            y = tf.nn.conv2d(x, tf.constant(w.transpose(2, 3, 1, 0)), strides=[1, *m.stride, 1], padding="VALID", dilations=[1, *m.dilation, 1])
-        elif groups == cin and w.shape[1] == 1:
-            mult = w.shape[0] // cin
-            filt = w.reshape(cin, mult, *w.shape[2:]).transpose(2, 3, 0, 1)
-            y = tf.nn.depthwise_conv2d(x, tf.constant(filt), strides=[1, *m.stride, 1], padding="VALID", dilations=list(m.dilation))
-        else:
-            raise ConfigError(f"TFLite export: grouped conv with {groups} groups is not supported")
-        y = y + tf.constant(b)
-        return tf.nn.relu(y) if relu else y
+
+def _tf_conv(tf: Any, x: Any, spec: Any) -> Any:
+    """A (depthwise) convolution in NHWC with its bias and optional ReLU."""
+    m, w, b, relu = spec
+    ph, pw = m.padding
+    if ph or pw:
+        x = tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
+    groups, cin = m.groups, w.shape[1] * m.groups
+    if groups == 1:
+        y = tf.nn.conv2d(x, tf.constant(w.transpose(2, 3, 1, 0)), strides=[1, *m.stride, 1], padding="VALID", dilations=[1, *m.dilation, 1])
+    elif groups == cin and w.shape[1] == 1:
+        mult = w.shape[0] // cin
+        filt = w.reshape(cin, mult, *w.shape[2:]).transpose(2, 3, 0, 1)
+        y = tf.nn.depthwise_conv2d(x, tf.constant(filt), strides=[1, *m.stride, 1], padding="VALID", dilations=list(m.dilation))
+    else:
+        raise ConfigError(f"TFLite export: grouped conv with {groups} groups is not supported")
+    y = y + tf.constant(b)
+    return tf.nn.relu(y) if relu else y
+
+
+def _tf_module(tf: Any, m: Any, x: Any) -> Any:
+    """One leaf module (other than a convolution) on a TF tensor."""
+    import torch
+    from torch import nn
+
+    from edgekd.train.qat import ActQuant, QLinear
+    from edgekd.train.students.common import FeatureNorm
+
+    if isinstance(m, FeatureNorm):
+        return (x - tf.constant(m.mean.numpy())) * tf.constant(m.inv_std.numpy())
+    if isinstance(m, (ActQuant, nn.Dropout, nn.Identity)):
+        return x
+    if isinstance(m, nn.ReLU):
+        return tf.nn.relu(x)
+    if isinstance(m, nn.SiLU):
+        return x * tf.sigmoid(x)
+    if isinstance(m, (nn.Linear, QLinear)):
+        return tf.matmul(x, tf.constant(m.weight.detach().numpy().T)) + tf.constant(m.bias.detach().numpy())
+    if isinstance(m, nn.BatchNorm2d):
+        inv = (m.weight / torch.sqrt(m.running_var + m.eps)).detach().numpy()
+        return x * tf.constant(inv) + tf.constant((m.bias.detach() - m.running_mean).numpy() * inv)
+    raise ConfigError(f"TFLite export: module {type(m).__name__} is not supported")
+
+
+def _tf_call(tf: Any, n: Any, a: list[Any], window_frames: int) -> Any:
+    """One method or function call of the traced graph on TF tensors (NCHW semantics mapped to NHWC)."""
+    import torch
+    from torch import nn
+
+    from edgekd.train.students.dscnn_stream import pad_to
+
+    if n.op == "call_method" and n.target == "unsqueeze" and a[1:] in ([1],) and not n.kwargs:
+        return tf.expand_dims(a[0], -1)  # (B, T, M) -> NCHW (B, 1, T, M) == NHWC (B, T, M, 1)
+    if n.op == "call_method" and n.target == "mean":
+        dims = n.kwargs.get("dim", a[1] if len(a) > 1 else None)
+        dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+        return tf.reduce_mean(a[0], axis=[_AXIS_NCHW_TO_NHWC[d] for d in dims], keepdims=bool(n.kwargs.get("keepdim", False)))
+    if n.op == "call_function" and n.target is operator.getitem and isinstance(a[1], tuple) and len(a[1]) == 4:
+        idx = a[1]
+        return a[0][idx[0], idx[2], idx[3], idx[1]]  # NCHW index -> NHWC
+    if n.op == "call_function" and n.target is pad_to:
+        if a[1] != window_frames:
+            raise ConfigError(f"TFLite export: the model needs {a[1]} input frames, the signature has {window_frames}")
+        return a[0]
+    if n.op == "call_function" and n.target in (operator.add, torch.add):
+        return a[0] + a[1]
+    if n.op == "call_function" and n.target in (torch.relu, nn.functional.relu):
+        return tf.nn.relu(a[0])
+    raise ConfigError(f"TFLite export: {n.op} {n.target} is not supported")
+
+
+def _build_tf_function(model: Any, window_frames: int, n_mels: int):  # type: ignore[no-untyped-def]
+    """The model rebuilt as a TF function of (B, T, M) features: its fx graph replayed node by node in NHWC."""
+    from torch import fx
+
+    tf = _import_tf()
+    graph, mods = _trace(model)
+    nodes = list(graph.nodes)
+    plan, folded_bn = _conv_plan(nodes, mods)
 
     def run(x: Any) -> Any:
         env: dict[Any, Any] = {}
@@ -115,46 +182,13 @@ def _build_tf_function(model: Any, window_frames: int, n_mels: int):  # type: ig
             elif n.op == "output":
                 return env[n.args[0]]
             elif n in plan:
-                env[n] = conv(a[0], plan[n][1])
+                env[n] = _tf_conv(tf, a[0], plan[n])
             elif n in folded_bn:
                 env[n] = a[0]
             elif n.op == "call_module":
-                m = mods[n.target]
-                if isinstance(m, FeatureNorm):
-                    env[n] = (a[0] - tf.constant(m.mean.numpy())) * tf.constant(m.inv_std.numpy())
-                elif isinstance(m, (ActQuant, nn.Dropout, nn.Identity)):
-                    env[n] = a[0]
-                elif isinstance(m, nn.ReLU):
-                    env[n] = tf.nn.relu(a[0])
-                elif isinstance(m, nn.SiLU):
-                    env[n] = a[0] * tf.sigmoid(a[0])
-                elif isinstance(m, (nn.Linear, QLinear)):
-                    env[n] = tf.matmul(a[0], tf.constant(m.weight.detach().numpy().T)) + tf.constant(m.bias.detach().numpy())
-                elif isinstance(m, nn.BatchNorm2d):
-                    inv = (m.weight / torch.sqrt(m.running_var + m.eps)).detach().numpy()
-                    env[n] = a[0] * tf.constant(inv) + tf.constant((m.bias.detach() - m.running_mean).numpy() * inv)
-                else:
-                    raise ConfigError(f"TFLite export: module {type(m).__name__} is not supported")
-            elif n.op == "call_method" and n.target == "unsqueeze" and a[1:] in ([1],) and not n.kwargs:
-                env[n] = tf.expand_dims(a[0], -1)  # (B, T, M) -> NCHW (B, 1, T, M) == NHWC (B, T, M, 1)
-            elif n.op == "call_method" and n.target == "mean":
-                dims = n.kwargs.get("dim", a[1] if len(a) > 1 else None)
-                dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-                keep = bool(n.kwargs.get("keepdim", False))
-                env[n] = tf.reduce_mean(a[0], axis=[_AXIS_NCHW_TO_NHWC[d] for d in dims], keepdims=keep)
-            elif n.op == "call_function" and n.target is operator.getitem and isinstance(a[1], tuple) and len(a[1]) == 4:
-                idx = a[1]
-                env[n] = a[0][idx[0], idx[2], idx[3], idx[1]]  # NCHW index -> NHWC
-            elif n.op == "call_function" and n.target is pad_to:
-                if a[1] != window_frames:
-                    raise ConfigError(f"TFLite export: the model needs {a[1]} input frames, the signature has {window_frames}")
-                env[n] = a[0]
-            elif n.op == "call_function" and n.target in (operator.add, torch.add):
-                env[n] = a[0] + a[1]
-            elif n.op == "call_function" and n.target in (torch.relu, nn.functional.relu):
-                env[n] = tf.nn.relu(a[0])
+                env[n] = _tf_module(tf, mods[n.target], a[0])
             else:
-                raise ConfigError(f"TFLite export: {n.op} {n.target} is not supported")
+                env[n] = _tf_call(tf, n, a, window_frames)
         raise ConfigError("TFLite export: the traced graph has no output")
 
     fn = tf.function(run, input_signature=[tf.TensorSpec([None, window_frames, n_mels], tf.float32, name="features")])

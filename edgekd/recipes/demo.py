@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.core.fsutil import atomic_write_text
+from edgekd.core.units import SAMPLE_RATE
 
 __all__ = ["run_demo", "DemoConfig", "DEMO_WEIGHTS", "demo_engines"]
 
@@ -80,56 +81,39 @@ def _realdev(cfg: DemoConfig, bundles: dict[str, Path]) -> dict[str, float]:
         _say(f"no real-speech folder at {root}: no real-speech numbers")
         return {}
     from edgekd.eval.kws import evaluate_kws
-    from edgekd.runtime.detector import load_model
+    from edgekd.runtime.detector import load_kws
 
     out = {}
     for tag, b in bundles.items():
-        out[tag] = evaluate_kws(load_model(b), root, "all")["accuracy"]
+        out[tag] = evaluate_kws(load_kws(b), root, "all")["accuracy"]
         _say(f"real speech (dev speakers), {b.name}: {100 * out[tag]:.2f}%")
     return out
 
 
-def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
-    from edgekd.data.synth_kws import SynthKwsConfig, synth_keyword_stream, synth_kws
-    from edgekd.eval.kws import evaluate_kws
-    from edgekd.eval.tune import sweep_postprocess
-    from edgekd.export.bundle import apply_postprocess, update_manifest
-    from edgekd.export.onnx import export_onnx
-    from edgekd.runtime.detector import load_model
-    from edgekd.runtime.wav import load_audio, write_wav
+def _dataset(data: Path, cfg: DemoConfig) -> None:
+    """Synthesize the dataset with the voice bank unless a finished one is there."""
+    from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
+
+    if (data / "synth_meta.json").is_file():
+        _say(f"reusing dataset {data}")
+        return
+    _say(f"synthesizing the dataset into {data}")
+    if data.exists():
+        import shutil
+
+        shutil.rmtree(data)
+    from edgekd.data.voices.cache import default_cache_dir
+
+    synth_kws(data, SynthKwsConfig(per_word=cfg.per_word, unknown_total=cfg.unknown, silence_total=cfg.silence, seed=cfg.seed,
+                                   engines=cfg.engines), progress=_progress("synthesize"), cache_dir=default_cache_dir())
+
+
+def _teacher(kd: Any, teacher: Path, cfg: DemoConfig, cache: Path) -> dict[str, Any]:
+    """Train the cnn-teacher (or reuse it); its row of the report."""
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.config import TrainConfig
-    from edgekd.train.pipeline import load_kws_data, train_kws
+    from edgekd.train.pipeline import train_kws
 
-    t_start = time.time()
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / "data"
-    cache = out / "cache"
-    timings: dict[str, float] = {}
-
-    t = time.time()
-    if not (data / "synth_meta.json").is_file():
-        _say(f"synthesizing the dataset into {data}")
-        if data.exists():
-            import shutil
-
-            shutil.rmtree(data)
-        from edgekd.data.voices.cache import default_cache_dir
-
-        synth_kws(data, SynthKwsConfig(per_word=cfg.per_word, unknown_total=cfg.unknown, silence_total=cfg.silence, seed=cfg.seed,
-                                       engines=cfg.engines), progress=_progress("synthesize"), cache_dir=default_cache_dir())
-    else:
-        _say(f"reusing dataset {data}")
-    timings["data"] = time.time() - t
-
-    t = time.time()
-    kd = load_kws_data(data, views=cfg.views, seed=cfg.seed, cache_dir=cache, rooms=cfg.rooms)
-    timings["features"] = time.time() - t
-    _say(f"features: {len(kd.train)} training views, {len(kd.validation)} validation, {len(kd.test)} test clips")
-
-    results: dict[str, dict[str, Any]] = {}
-    teacher = out / "teacher.pt"
-    t = time.time()
     if teacher.is_file():
         _say(f"reusing teacher {teacher} (delete it to retrain)")
         tc = Checkpoint.load(teacher)
@@ -137,60 +121,103 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
         _say("training the teacher")
         tc = train_kws(kd, teacher, TrainConfig(arch="cnn-teacher", epochs=cfg.teacher_epochs, threads=cfg.threads, seed=cfg.seed,
                                                 alpha=0.0, label_smoothing=0.1), cache_dir=cache)
-    timings["teacher"] = time.time() - t
-    results["teacher (cnn-teacher)"] = {"accuracy": tc.metrics["test_accuracy_torch"], "params": tc.metrics["params"],
-                                        "macs": tc.metrics["macs_per_inference"], "bytes": teacher.stat().st_size, "format": "torch checkpoint"}
+    return {"accuracy": tc.metrics["test_accuracy_torch"], "params": tc.metrics["params"], "macs": tc.metrics["macs_per_inference"],
+            "bytes": teacher.stat().st_size, "format": "torch checkpoint"}
 
-    stream_wav = out / "keywords.wav"
-    words = ("yes", "stop", "go", "left", "no", "right")
-    audio, truth = synth_keyword_stream(words, seed=cfg.seed + 7)
-    write_wav(stream_wav, audio, 16000)
-    atomic_write_text(out / "keywords_truth.json", json.dumps(truth, indent=1) + "\n")
 
-    bundles: dict[str, Path] = {}
-    tuned: dict[str, Any] | None = None
-    for tag, use_teacher in (("kd", True), ("ce", False)):
-        ck = out / f"{cfg.student_arch}-{tag}.pt"
-        t = time.time()
-        if ck.is_file():
-            _say(f"reusing {ck} (delete it to retrain)")
-            sc = Checkpoint.load(ck)
-        else:
-            _say(f"training {cfg.student_arch} " + ("distilled from the teacher" if use_teacher else "without the teacher"))
-            sc = train_kws(kd, ck, TrainConfig(arch=cfg.student_arch, epochs=cfg.student_epochs, threads=cfg.threads, seed=cfg.seed,
-                                               alpha=0.7 if use_teacher else 0.0), teacher=teacher if use_teacher else None, cache_dir=cache)
-        timings[f"student-{tag}"] = time.time() - t
-        b = out / "bundles" / f"kws12-{cfg.student_arch}-{tag}"
-        export_onnx(ck, b, golden_wav=stream_wav, postprocess=tuned)
-        if tuned is None:  # the first (distilled) bundle: choose post-processing on the validation split
-            _say("choosing stride / smoothing / threshold on the validation split (edgekd tune)")
-            res = sweep_postprocess(load_model(b), data)
-            tuned = res.postprocess()
-            apply_postprocess(b, tuned, postprocess_tuned_on="validation split")
-            _say(f"chosen {tuned}: recall {res.recall:.3f}, {res.false_alarms} false alarms in {res.audio_seconds:.0f} s")
-        det = load_model(b)
-        ev = evaluate_kws(det, data, "test")
-        atomic_write_text(out / f"eval-{tag}.json", json.dumps(ev, indent=1) + "\n")
-        update_manifest(b, metrics=dict(det.manifest.metrics, test_accuracy=ev["accuracy"], test_n=ev["n"],
-                                        test_split="synthesized by the voice bank, voices unseen in training"))
-        bundles[tag] = b
-        name = f"{cfg.student_arch} " + ("distilled (KD)" if use_teacher else "no teacher")
-        results[name] = {"accuracy": ev["accuracy"], "accuracy_torch": sc.metrics["test_accuracy_torch"], "params": sc.metrics["params"],
-                         "macs": sc.metrics["macs_per_inference"], "bytes": (b / "model.onnx").stat().st_size, "format": "ONNX fp32"}
+def _student(out: Path, kd: Any, data: Path, cache: Path, cfg: DemoConfig, teacher: Path | None, tag: str, stream_wav: Path,
+             tuned: dict[str, Any] | None, timings: dict[str, float]) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
+    """Train (or reuse) one student, export its bundle, choose post-processing on validation for the first one,
+    evaluate it on the test split. Returns the bundle, its report row and the post-processing in force."""
+    from edgekd.eval.kws import evaluate_kws
+    from edgekd.eval.tune import sweep_postprocess
+    from edgekd.export.bundle import apply_postprocess, update_manifest
+    from edgekd.export.onnx import export_onnx
+    from edgekd.runtime.detector import load_kws
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.pipeline import train_kws
 
+    ck = out / f"{cfg.student_arch}-{tag}.pt"
     t = time.time()
-    quant = _quantization(out, kd, data, teacher, stream_wav, out / f"{cfg.student_arch}-kd.pt", bundles, cfg, tuned)
-    timings["quantization"] = time.time() - t
+    if ck.is_file():
+        _say(f"reusing {ck} (delete it to retrain)")
+        sc = Checkpoint.load(ck)
+    else:
+        _say(f"training {cfg.student_arch} " + ("distilled from the teacher" if teacher else "without the teacher"))
+        sc = train_kws(kd, ck, TrainConfig(arch=cfg.student_arch, epochs=cfg.student_epochs, threads=cfg.threads, seed=cfg.seed,
+                                           alpha=0.7 if teacher else 0.0), teacher=teacher, cache_dir=cache)
+    timings[f"student-{tag}"] = time.time() - t
+    b = out / "bundles" / f"kws12-{cfg.student_arch}-{tag}"
+    export_onnx(ck, b, golden_wav=stream_wav, postprocess=tuned)
+    if tuned is None:  # the first (distilled) bundle: choose post-processing on the validation split
+        _say("choosing stride / smoothing / threshold on the validation split (edgekd tune)")
+        res = sweep_postprocess(load_kws(b), data)
+        tuned = res.postprocess()
+        apply_postprocess(b, tuned, postprocess_tuned_on="validation split")
+        _say(f"chosen {tuned}: recall {res.recall:.3f}, {res.false_alarms} false alarms in {res.audio_seconds:.0f} s")
+    det = load_kws(b)
+    ev = evaluate_kws(det, data, "test")
+    atomic_write_text(out / f"eval-{tag}.json", json.dumps(ev, indent=1) + "\n")
+    update_manifest(b, metrics=dict(det.manifest.metrics, test_accuracy=ev["accuracy"], test_n=ev["n"],
+                                    test_split="synthesized by the voice bank, voices unseen in training"))
+    row = {"accuracy": ev["accuracy"], "accuracy_torch": sc.metrics["test_accuracy_torch"], "params": sc.metrics["params"],
+           "macs": sc.metrics["macs_per_inference"], "bytes": (b / "model.onnx").stat().st_size, "format": "ONNX fp32"}
+    return b, row, tuned
 
-    _say(f"streaming {stream_wav.name} through the distilled bundle (edgekd run)")
-    det = load_model(bundles["kd"])
-    stream = det.create_stream()
-    x = load_audio(stream_wav, 16000)
+
+def _stream_detections(bundle: Path, wav: Path) -> list[dict[str, Any]]:
+    """``edgekd run BUNDLE --wav WAV``: the detections, printed as JSON lines."""
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio
+
+    _say(f"streaming {wav.name} through the distilled bundle (edgekd run)")
+    stream = load_kws(bundle).create_stream()
+    x = load_audio(wav, SAMPLE_RATE)
     detections = []
     for i in range(0, x.shape[0], 1280):
         detections += [d.to_dict() for d in stream.accept_waveform(x[i : i + 1280])]
     for d in detections:
         print(json.dumps(d), flush=True)
+    return detections
+
+
+def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
+    """The KWS chain end to end under ``out`` (data, teacher, students with and without it, bundles, tuning, int8,
+    evaluation, a streamed WAV, real speech when present); finished steps are reused. Returns the report's path."""
+    from edgekd.data.synth_kws import synth_keyword_stream
+    from edgekd.runtime.wav import write_wav
+    from edgekd.train.pipeline import load_kws_data
+
+    t_start = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    data, cache, teacher = out / "data", out / "cache", out / "teacher.pt"
+    timings: dict[str, float] = {}
+    t = time.time()
+    _dataset(data, cfg)
+    timings["data"] = time.time() - t
+    t = time.time()
+    kd = load_kws_data(data, views=cfg.views, seed=cfg.seed, cache_dir=cache, rooms=cfg.rooms)
+    timings["features"] = time.time() - t
+    _say(f"features: {len(kd.train)} training views, {len(kd.validation)} validation, {len(kd.test)} test clips")
+    t = time.time()
+    results: dict[str, dict[str, Any]] = {"teacher (cnn-teacher)": _teacher(kd, teacher, cfg, cache)}
+    timings["teacher"] = time.time() - t
+
+    stream_wav = out / "keywords.wav"
+    audio, truth = synth_keyword_stream(("yes", "stop", "go", "left", "no", "right"), seed=cfg.seed + 7)
+    write_wav(stream_wav, audio, SAMPLE_RATE)
+    atomic_write_text(out / "keywords_truth.json", json.dumps(truth, indent=1) + "\n")
+    bundles: dict[str, Path] = {}
+    tuned: dict[str, Any] | None = None
+    for tag, use_teacher in (("kd", True), ("ce", False)):
+        bundles[tag], row, tuned = _student(out, kd, data, cache, cfg, teacher if use_teacher else None, tag, stream_wav, tuned, timings)
+        results[f"{cfg.student_arch} " + ("distilled (KD)" if use_teacher else "no teacher")] = row
+
+    t = time.time()
+    quant = _quantization(out, kd, data, teacher, stream_wav, out / f"{cfg.student_arch}-kd.pt", bundles, cfg, tuned)
+    timings["quantization"] = time.time() - t
+    detections = _stream_detections(bundles["kd"], stream_wav)
     real = _realdev(cfg, bundles)
     timings["total"] = time.time() - t_start
     report = _report(out, cfg, results, truth, detections, timings, quant, tuned, real, _data_line(data))
@@ -210,7 +237,7 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
     from edgekd.export.onnx import export_onnx
     from edgekd.export.tflite import add_tflite_to_bundle, tflite_available
     from edgekd.runtime.backends.litert import litert_available
-    from edgekd.runtime.detector import load_model
+    from edgekd.runtime.detector import load_kws
     from edgekd.runtime.manifest import ModelManifest
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.pipeline import train_qat
@@ -243,7 +270,7 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
         for backend in ("onnx", "litert"):
             if backend == "litert" and not have_tflite:
                 continue
-            det = load_model(b, backend=backend)
+            det = load_kws(b, backend=backend)
             file = det.manifest.tflite_file if backend == "litert" else det.manifest.model_file
             row[backend] = {"accuracy": evaluate_kws(det, data, "test")["accuracy"], "model_bytes": (b / file).stat().st_size,
                             "latency_ms": inference_latency_ms(det)}

@@ -151,3 +151,25 @@ def export_scored_bundle(m: nn.Module, d: SedData, root: Path, bundle: Path, nam
     man = export_sed(m, d.labels, bundle, name=name, arch="sed-causal-cnn", postprocess=pp, golden_audio=golden)
     rt = evaluate_sed_bundle(load_model(bundle), root / "test.tsv", root / "audio" / "test")
     return {"onnx_bytes": (bundle / "model.onnx").stat().st_size, "bundle": str(bundle), "quantization": man.quantization, "runtime": _scores(rt)}
+
+
+def run_sed(data: Path, out: Path, recipe: SedRecipe, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """``edgekd train sed``: train (or reuse) the models under ``out``, tune and score each, export the students as
+    ``out/bundle-fp32`` and ``out/bundle-int8``, write ``out/report.json``; returns the report."""
+    from dataclasses import asdict
+
+    from edgekd.bench.machine import provenance
+    from edgekd.core.fsutil import write_json
+
+    d = load_sed_data(data)
+    models = train_sed_models(d, out, recipe, say=say)
+    report: dict[str, Any] = {"data": str(data), "recipe": asdict(recipe), "transfer_soundscapes": len(d.transfer), "models": {},
+                              "provenance": provenance(f"event/segment F1 and PSDS1 on the test soundscapes of {data}")}
+    for name, m in models.items():
+        say(f"scoring {name} (post-processing tuned on validation)")
+        pp, report["models"][name] = score_sed_model(m, d)
+        if name != "teacher":
+            bundle = out / ("bundle-int8" if name == "student_qat" else "bundle-fp32")
+            report["models"][name].update(export_scored_bundle(m, d, data, bundle, f"sed-{bundle.name}", pp))
+    write_json(out / "report.json", report)
+    return report

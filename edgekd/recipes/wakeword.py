@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["WakewordRecipe", "TeacherTargets", "wakeword_labels", "phrase_label", "teacher_targets", "train_wakeword_students"]
+__all__ = ["WakewordRecipe", "TeacherTargets", "wakeword_labels", "phrase_label", "teacher_targets", "train_wakeword_students", "run_wakeword"]
 
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
 LICENCE_NOTE = "distilled from a CC BY-NC-SA 4.0 openWakeWord head: do not redistribute"
@@ -119,6 +120,7 @@ def train_wakeword_students(data: Any, targets: TeacherTargets, out: Path, recip
     """Train (or reuse) the distilled student, its QAT int8 version and optionally the no-teacher baseline; export
     each as a bundle. ``extra_strides_ms``: also the distilled model run every that many ms, one bundle each (no
     smoothing). Returns name -> bundle."""
+    from edgekd.core.errors import ConfigError
     from edgekd.export.onnx import export_onnx
     from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import train_kws, train_qat
@@ -126,7 +128,7 @@ def train_wakeword_students(data: Any, targets: TeacherTargets, out: Path, recip
 
     labels = data.train.labels
     if labels[1:] != (UNKNOWN, SILENCE):
-        raise ValueError(f"wake-word labels must be wakeword_labels(phrase), got {labels}")
+        raise ConfigError(f"wake-word labels must be wakeword_labels(phrase), got {labels}")
     logits = prob_logits(np.concatenate([targets.p_clip[data.train.clip], targets.tp]), 0, len(labels))  # 0: the phrase
     distil_data = type(data)(data.root, with_transfer(data.train, targets.tx), data.validation, data.test, data.views)
     provenance = {"teacher": teacher_spec, "teacher_sha256": teacher_identity}
@@ -160,3 +162,36 @@ def train_wakeword_students(data: Any, targets: TeacherTargets, out: Path, recip
             train_kws(data, b_ckpt, TrainConfig(arch=recipe.arch, epochs=recipe.epochs, threads=recipe.threads, alpha=0.0, temperature=1.0))
         bundles["no_teacher"] = bundle(b_ckpt, "no_teacher")
     return bundles
+
+
+def run_wakeword(data: Path, out: Path, teacher: str, recipe: WakewordRecipe, *, label: str | None = None, baseline: bool = False,
+                 say: Callable[[str], None] = print) -> dict[str, Any]:
+    """``edgekd train wakeword``: ``data/clips`` (an ``edgekd data synth-wakeword`` set) and ``data/transfer*.wav``
+    scored by ``teacher``, students trained and exported under ``out``, ``out/report.json`` written; returns the report."""
+    from edgekd.bench.machine import provenance
+    from edgekd.core.errors import DataError
+    from edgekd.core.fsutil import write_json
+    from edgekd.core.units import SAMPLE_RATE
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.onnx_teacher import OnnxTeacher
+    from edgekd.train.pipeline import load_kws_data
+
+    clips = data / "clips"
+    if not clips.is_dir():
+        raise DataError(f"{clips}: missing; make the material with `edgekd data synth-wakeword {data}`")
+    label = label or phrase_label(clips)
+    t = OnnxTeacher(teacher)  # a bad spec or a missing extra fails here, before any feature is computed
+    transfer_files = sorted(data.glob("transfer*.wav"))
+    if not transfer_files:
+        say(f"{data}: no transfer*.wav; the student learns from the teacher's scores of the clips alone")
+    kd = load_kws_data(clips, labels=wakeword_labels(label), views=recipe.views, cache_dir=out / "cache", workers=recipe.threads)
+    targets = teacher_targets(teacher, kd, [load_audio(f, SAMPLE_RATE) for f in transfer_files], out / "teacher-targets.npz",
+                              workers=recipe.threads)
+    bundles = train_wakeword_students(kd, targets, out, recipe, teacher_spec=teacher, teacher_identity=t.identity, baseline=baseline,
+                                      name_prefix=label.replace("_", "-"))
+    report = {"data": str(data), "label": label, "teacher": teacher, "teacher_sha256": t.identity, "recipe": asdict(recipe),
+              "transfer_files": [f.name for f in transfer_files], "teacher_on_training": targets.summary(kd.train),
+              "bundles": {k: str(v) for k, v in bundles.items()},
+              "provenance": provenance(f"wake-word students of {label!r} distilled from {teacher}")}
+    write_json(out / "report.json", report)
+    return report

@@ -95,10 +95,11 @@ def load_model(
         return SedDetector(manifest, model, postprocess, bundle_dir=root)
     pp = KwsPostprocessConfig.from_dict({**manifest.postprocess, **(postprocess or {})})
     step = None
-    if manifest.streaming and mode != "whole" and model.name == "onnx":
+    streaming = manifest.kws_streaming
+    if streaming is not None and mode != "whole" and model.name == "onnx":
         from edgekd.runtime.backends.onnx import OnnxBackend
 
-        step = OnnxBackend(root / manifest.streaming["model_file"], threads=threads)
+        step = OnnxBackend(root / streaming.model_file, threads=threads)
     elif mode == "stream":
         raise ConfigError(f"{root}: no streaming-state model for this backend; use --mode whole (or auto)")
     return KwsDetector(manifest, model, pp, bundle_dir=root, step_backend=step)

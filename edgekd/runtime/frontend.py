@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekd.core.units import FRAME_SAMPLES, HOP_SAMPLES, N_FFT, N_MELS, SAMPLE_RATE
+
 __all__ = ["FrontendParams", "LogMelFrontend", "mel_filterbank"]
 
 
@@ -23,11 +25,11 @@ __all__ = ["FrontendParams", "LogMelFrontend", "mel_filterbank"]
 class FrontendParams:
     """Every number that defines the features; stored in each bundle's manifest."""
 
-    sample_rate: int = 16000
-    window_samples: int = 480
-    hop_samples: int = 160
-    n_fft: int = 512
-    n_mels: int = 40
+    sample_rate: int = SAMPLE_RATE
+    window_samples: int = FRAME_SAMPLES
+    hop_samples: int = HOP_SAMPLES
+    n_fft: int = N_FFT
+    n_mels: int = N_MELS
     fmin_hz: float = 20.0
     fmax_hz: float = 7600.0
     log_floor: float = 1e-6

@@ -32,18 +32,20 @@ class KwsDetector:
         self.step_backend = step_backend
         self.state_init: dict[str, np.ndarray] = {}
         self.frontend_params = FrontendParams.from_dict(manifest.frontend)
+        self.streaming = manifest.kws_streaming if step_backend is not None else None
         if step_backend is not None:
-            st = manifest.streaming
+            st = self.streaming
+            assert st is not None  # load_model opens a step backend only for a bundle with a streaming block
             fp = self.frontend_params
-            hop_ms = int(st["hop_frames"]) * 1000 * fp.hop_samples // fp.sample_rate
+            hop_ms = st.hop_frames * 1000 * fp.hop_samples // fp.sample_rate
             if postprocess.stride_ms != hop_ms:
                 raise ConfigError(f"this bundle streams one hop of {hop_ms} ms per inference; the stride must be {hop_ms} ms "
                                   "(or use --mode whole)")
-            with np.load(bundle_dir / st["init"]) as z:
+            with np.load(bundle_dir / st.init) as z:
                 self.state_init = {k: z[k].astype(np.float32) for k in z.files}
-            want = {st["frames_input"], *(x["input"] for x in st["states"])}
+            want = {st.frames_input, *(x.input for x in st.states)}
             if {t.name for t in step_backend.input_specs} != want:
-                raise BundleError(f"{st['model_file']}: inputs do not match the manifest's streaming block; re-export the bundle")
+                raise BundleError(f"{st.model_file}: inputs do not match the manifest's streaming block; re-export the bundle")
         self.backend = backend
         self.postprocess = postprocess
         self.bundle_dir = bundle_dir
@@ -147,11 +149,11 @@ class KwsStream:
         # here; ``logits`` is the model's output buffer, overwritten by the next inference (copy what you keep)
         self.on_inference: Callable[[int, np.ndarray], None] | None = None
         self._stepper = None
-        if detector.step_backend is not None:
-            st = detector.manifest.streaming
+        st = detector.streaming
+        if detector.step_backend is not None and st is not None:
             self._stepper = detector.step_backend.state_stepper(
-                st["frames_input"], (1, int(st["hop_frames"]), p.n_mels), [(x["input"], x["output"]) for x in st["states"]],
-                st["logits_output"], detector.state_init)
+                st.frames_input, (1, st.hop_frames, p.n_mels), [(x.input, x.output) for x in st.states], st.logits_output,
+                detector.state_init)
         self.reset()
 
     def reset(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from edgekd.core.errors import BundleError
 
-__all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "ModelManifest", "TensorSpec", "sha256_file"]
+__all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "ModelManifest", "TensorSpec", "StateSpec", "KwsStreaming", "SedStreaming", "sha256_file"]
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -116,6 +116,54 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TensorSpec:
         return cls(name=str(d["name"]), shape=tuple(int(x) for x in d["shape"]), dtype=str(d.get("dtype", "float32")))
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """One state tensor of a streaming-state graph: fed as ``input``, returned as ``output``."""
+
+    input: str
+    output: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class KwsStreaming:
+    """The ``streaming`` block of a KWS bundle with a streaming-state graph: one hop of new frames and the states in,
+    the logits and the new states out. Written by the exporter and read by the runtime through this type only."""
+
+    model_file: str
+    init: str  # .npz of the initial states (the graph's own state after a long silence)
+    hop_frames: int
+    frames_input: str
+    logits_output: str
+    states: tuple[StateSpec, ...]
+    graph_macs_per_hop: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["states"] = [{"input": x.input, "output": x.output, "shape": list(x.shape)} for x in self.states]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KwsStreaming:
+        """From a block ``_check_streaming`` accepted."""
+        return cls(model_file=d["model_file"], init=d["init"], hop_frames=int(d["hop_frames"]), frames_input=d["frames_input"],
+                   logits_output=d["logits_output"], graph_macs_per_hop=int(d.get("graph_macs_per_hop") or 0),
+                   states=tuple(StateSpec(x["input"], x["output"], tuple(int(n) for n in x["shape"])) for x in d["states"]))
+
+
+@dataclass(frozen=True)
+class SedStreaming:
+    """The ``streaming`` block of a SED bundle: output frames pool ``time_pool`` input frames, each sees
+    ``context_frames`` output frames back, the stream runs the model every ``stride_frames`` output frames."""
+
+    time_pool: int
+    context_frames: int
+    stride_frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -247,6 +295,22 @@ class ModelManifest:
                     f"{p}: sha256 {got[:12]}... does not match the manifest ({want[:12]}...); "
                     "the file is corrupt or was changed; re-copy or re-export the bundle"
                 )
+
+    @property
+    def kws_streaming(self) -> KwsStreaming | None:
+        """The streaming-state graph of a KWS bundle, or None when it has none."""
+        if self.task == "sed" or not self.streaming:
+            return None
+        return KwsStreaming.from_dict(self.streaming)
+
+    @property
+    def sed_streaming(self) -> SedStreaming:
+        """How a SED bundle streams (``BundleError`` when the block is incomplete)."""
+        st = self.streaming
+        try:
+            return SedStreaming(int(st["time_pool"]), int(st["context_frames"]), int(st["stride_frames"]))
+        except (KeyError, ValueError, TypeError):
+            raise BundleError("a sed bundle needs streaming.time_pool, context_frames and stride_frames; re-export it") from None
 
     @property
     def keyword_labels(self) -> tuple[str, ...]:

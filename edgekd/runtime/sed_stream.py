@@ -28,11 +28,11 @@ class SedDetector:
     """A loaded SED model with its frontend and post-processing. Safe to share between streams."""
 
     def __init__(self, manifest: ModelManifest, backend: Backend, postprocess: dict[str, Any] | None, *, bundle_dir: Path) -> None:
-        st = manifest.streaming
         try:
-            self.pool, self.context, self.stride = int(st["time_pool"]), int(st["context_frames"]), int(st["stride_frames"])
-        except (KeyError, ValueError, TypeError):
-            raise BundleError(f"{bundle_dir}: a sed bundle needs streaming.time_pool, context_frames and stride_frames; re-export it") from None
+            st = manifest.sed_streaming
+        except BundleError as e:
+            raise BundleError(f"{bundle_dir}: {e}") from None
+        self.pool, self.context, self.stride = st.time_pool, st.context_frames, st.stride_frames
         self.manifest = manifest
         self.backend = backend
         self.bundle_dir = bundle_dir

@@ -4,6 +4,7 @@ DDP under torchrun and resumable state."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,6 +124,122 @@ def _save_state(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+@dataclass
+class _Run:
+    """Everything a training run changes as it goes (what a saved state restores), with the objects that change it."""
+
+    model: nn.Module
+    fkd: FeatureDistiller | None
+    opt: torch.optim.Optimizer
+    sched: Any
+    rng: np.random.Generator
+    gen: torch.Generator
+    mean: torch.Tensor  # per-mel mean: what SpecAugment fills masks with
+    steps_per_epoch: int
+    total: int
+    step: int = 0
+    run_loss: float = 0.0
+    perm: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    history: dict[str, Any] = dataclasses.field(default_factory=lambda: {"epochs": [], "train_examples_seen": 0})
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+
+    def state(self, fingerprint: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT, "fingerprint": fingerprint, "step": self.step, "run_loss": self.run_loss,
+            "perm": torch.from_numpy(self.perm), "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "projection": self.fkd.proj.state_dict() if self.fkd is not None else None,
+            "numpy_rng": self.rng.bit_generator.state, "torch_gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "history": self.history, "best": self.best,
+        }
+
+    def restore(self, path: Path, fingerprint: dict[str, Any]) -> None:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("format") != STATE_FORMAT or saved.get("fingerprint") != fingerprint:
+            raise ConfigError(f"{path} was saved by a different training run ({saved.get('fingerprint')}); "
+                              f"delete it or run without --resume")
+        self.model.load_state_dict(saved["model"])
+        if self.fkd is not None:
+            self.fkd.proj.load_state_dict(saved["projection"])
+        self.opt.load_state_dict(saved["optimizer"])
+        self.sched.load_state_dict(saved["scheduler"])
+        self.rng.bit_generator.state = saved["numpy_rng"]
+        self.gen.set_state(saved["torch_gen"])
+        torch.set_rng_state(saved["torch_rng"])
+        self.step, self.run_loss, self.perm, self.history = saved["step"], saved["run_loss"], saved["perm"].numpy(), saved["history"]
+        self.best = saved["best"]
+        self.history.setdefault("resumed_at_steps", []).append(self.step)
+
+
+def _prepare(cfg: TrainConfig, train: FeatureSet, model: nn.Module | None, d: DistContext, feature_dim: int | None) -> _Run:
+    """Seeds, input statistics, the model (built unless given), optimizer and one-cycle schedule, in a fixed order."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    stats = train.x[rng.choice(len(train), size=min(len(train), 4000), replace=False)].astype(np.float32)
+    mean = torch.from_numpy(stats.mean(axis=(0, 1)))
+    if model is None:
+        model = build_model(cfg.arch, n_labels=len(train.labels), n_mels=train.x.shape[2])
+        model.norm.set_stats(mean, torch.from_numpy(stats.std(axis=(0, 1))))  # type: ignore[operator]
+    model = model.to(d.device).to(memory_format=torch.channels_last)
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    fkd = FeatureDistiller(model, feature_dim, d.device) if feature_dim is not None and cfg.feature_kd > 0 else None
+    params = list(model.parameters()) + (list(fkd.proj.parameters()) if fkd is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
+    return _Run(model, fkd, opt, sched, rng, gen, mean, steps_per_epoch, total)
+
+
+def _train_step(run: _Run, net: nn.Module, cfg: TrainConfig, train: FeatureSet, d: DistContext, teacher_logits: Any | None,
+                feature_targets: np.ndarray | None, ce: nn.Module) -> None:
+    """One optimizer step on this rank's share of the next global batch (a new permutation at each epoch's start)."""
+    s = run.step % run.steps_per_epoch
+    if s == 0:
+        run.perm = run.rng.permutation(len(train))
+        run.run_loss = 0.0
+    net.train()
+    rows = run.perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+    masks = _specaugment_masks(rows.shape[0], train.x.shape[1], train.x.shape[2], cfg, run.gen) if cfg.specaugment else None
+    order = np.argsort(rows, kind="stable")  # sorted rows read faster from memory-mapped arrays
+    mine = shard_rows(order, d.rank, d.world_size)
+    idx = rows[mine]
+    x = torch.from_numpy(train.x[idx].astype(np.float32))
+    y = torch.from_numpy(train.y[idx])
+    if masks is not None:
+        x = _masked(x, run.mean, (masks[0][mine], masks[1][mine]))
+    x, y = x.to(d.device), y.to(d.device)
+    logits = net(x)
+    if teacher_logits is not None and cfg.alpha > 0:
+        tl = torch.from_numpy(np.ascontiguousarray(teacher_logits[idx], dtype=np.float32)).to(d.device)
+        loss = kd_loss(logits, tl, y, alpha=cfg.alpha, temperature=cfg.temperature)
+    else:
+        loss = ce(logits, y)
+    if run.fkd is not None and feature_targets is not None:
+        ft = torch.from_numpy(np.ascontiguousarray(feature_targets[idx], dtype=np.float32)).to(d.device)
+        loss = loss + cfg.feature_kd * run.fkd.loss(ft)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.fkd is not None:
+        run.fkd.sync(d)
+    run.opt.step()
+    run.sched.step()
+    (step_loss,) = d.all_sum([loss.item()])
+    run.run_loss += step_loss / d.world_size
+    run.history["train_examples_seen"] += int(rows.shape[0])
+    run.step += 1
+
+
+def _end_epoch(run: _Run, val: FeatureSet | None, d: DistContext) -> float:
+    """Validation accuracy of the epoch just ended; the best epoch's weights are kept (ties: the later one)."""
+    epoch = run.step // run.steps_per_epoch
+    val_acc = accuracy(run.model, val, d) if val is not None else float("nan")
+    run.history["epochs"].append({"epoch": epoch, "loss": run.run_loss / run.steps_per_epoch, "val_accuracy": val_acc})
+    if run.best is None or not (val_acc <= run.best[0]):
+        run.best = (val_acc, copy.deepcopy({k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}))
+    return val_acc
+
+
 def train_model(
     cfg: TrainConfig,
     train: FeatureSet,
@@ -148,126 +265,47 @@ def train_model(
     d = dist or DistContext()
     if cfg.batch_size % d.world_size:
         raise ConfigError(f"the batch size {cfg.batch_size} must split evenly over {d.world_size} processes")
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(max(1, cfg.threads))
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    n_labels = len(train.labels)
-    stats = train.x[rng.choice(len(train), size=min(len(train), 4000), replace=False)].astype(np.float32)
-    mean = torch.from_numpy(stats.mean(axis=(0, 1)))
-    if model is None:
-        model = build_model(cfg.arch, n_labels=n_labels, n_mels=train.x.shape[2])
-        model.norm.set_stats(mean, torch.from_numpy(stats.std(axis=(0, 1))))  # type: ignore[operator]
-    model = model.to(d.device).to(memory_format=torch.channels_last)
-    steps_per_epoch = max(1, len(train) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    fkd = FeatureDistiller(model, feature_targets.shape[1], d.device) if feature_targets is not None and cfg.feature_kd > 0 else None
-    params = list(model.parameters()) + (list(fkd.proj.parameters()) if fkd is not None else [])
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
-    ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    history: dict[str, Any] = {"epochs": [], "train_examples_seen": 0}
-    best: tuple[float, dict[str, torch.Tensor]] | None = None
-    step, run_loss, perm = 0, 0.0, np.zeros(0, dtype=np.int64)
-    fingerprint = _fingerprint(cfg, train, total)
+    run = _prepare(cfg, train, model, d, feature_targets.shape[1] if feature_targets is not None else None)
+    fingerprint = _fingerprint(cfg, train, run.total)
     if state is not None and state.resume and state.path.is_file():
-        saved = torch.load(state.path, map_location="cpu", weights_only=True)
-        if saved.get("format") != STATE_FORMAT or saved.get("fingerprint") != fingerprint:
-            raise ConfigError(f"{state.path} was saved by a different training run ({saved.get('fingerprint')}); "
-                              f"delete it or run without --resume")
-        model.load_state_dict(saved["model"])
-        if fkd is not None:
-            fkd.proj.load_state_dict(saved["projection"])
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
-        rng.bit_generator.state = saved["numpy_rng"]
-        gen.set_state(saved["torch_gen"])
-        torch.set_rng_state(saved["torch_rng"])
-        step, run_loss, perm, history = saved["step"], saved["run_loss"], saved["perm"].numpy(), saved["history"]
-        best = saved["best"]
-        history.setdefault("resumed_at_steps", []).append(step)
-    net: nn.Module = model
+        run.restore(state.path, fingerprint)
+    net: nn.Module = run.model
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+        net = DistributedDataParallel(run.model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
     bar = None
     if progress and d.is_main:
         from edgekd.core.progress import Progress
 
-        bar = Progress(f"train {cfg.arch}" + (f" x{d.world_size}" if d.enabled else ""), total, "step", initial=step)
-
-    def snapshot() -> None:
-        if state is None or not d.is_main:
-            return
-        _save_state(state.path, {
-            "format": STATE_FORMAT, "fingerprint": fingerprint, "step": step, "run_loss": run_loss, "perm": torch.from_numpy(perm),
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "projection": fkd.proj.state_dict() if fkd is not None else None,
-            "numpy_rng": rng.bit_generator.state, "torch_gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "history": history, "best": best,
-        })
-
+        bar = Progress(f"train {cfg.arch}" + (f" x{d.world_size}" if d.enabled else ""), run.total, "step", initial=run.step)
+    save_to = state.path if state is not None and d.is_main else None
+    every = state.every if state is not None else 0
+    ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     t0 = time.time()
-    while step < total:
-        epoch, s = divmod(step, steps_per_epoch)
-        if s == 0:
-            perm = rng.permutation(len(train))
-            run_loss = 0.0
+    while run.step < run.total:
+        epoch, s = divmod(run.step, run.steps_per_epoch)
         if before_epoch is not None:
-            before_epoch(model, epoch)
-        net.train()
-        rows = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-        masks = _specaugment_masks(rows.shape[0], train.x.shape[1], train.x.shape[2], cfg, gen) if cfg.specaugment else None
-        order = np.argsort(rows, kind="stable")  # sorted rows read faster from memory-mapped arrays
-        mine = shard_rows(order, d.rank, d.world_size)
-        idx = rows[mine]
-        x = torch.from_numpy(train.x[idx].astype(np.float32))
-        y = torch.from_numpy(train.y[idx])
-        if masks is not None:
-            x = _masked(x, mean, (masks[0][mine], masks[1][mine]))
-        x, y = x.to(d.device), y.to(d.device)
-        logits = net(x)
-        if teacher_logits is not None and cfg.alpha > 0:
-            tl = torch.from_numpy(np.ascontiguousarray(teacher_logits[idx], dtype=np.float32)).to(d.device)
-            loss = kd_loss(logits, tl, y, alpha=cfg.alpha, temperature=cfg.temperature)
-        else:
-            loss = ce(logits, y)
-        if fkd is not None:
-            ft = torch.from_numpy(np.ascontiguousarray(feature_targets[idx], dtype=np.float32)).to(d.device)  # type: ignore[index]
-            loss = loss + cfg.feature_kd * fkd.loss(ft)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if fkd is not None:
-            fkd.sync(d)
-        opt.step()
-        sched.step()
-        (step_loss,) = d.all_sum([loss.item()])
-        run_loss += step_loss / d.world_size
-        history["train_examples_seen"] += int(rows.shape[0])
-        step += 1
+            before_epoch(run.model, epoch)
+        _train_step(run, net, cfg, train, d, teacher_logits, feature_targets, ce)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{run_loss / (s + 1):.3f}")
-        if step % steps_per_epoch == 0:
-            val_acc = accuracy(model, val, d) if val is not None else float("nan")
-            history["epochs"].append({"epoch": epoch + 1, "loss": run_loss / steps_per_epoch, "val_accuracy": val_acc})
+            bar.set_postfix(epoch=epoch + 1, loss=f"{run.run_loss / (s + 1):.3f}")
+        if run.step % run.steps_per_epoch == 0:
+            val_acc = _end_epoch(run, val, d)
             if bar is not None:
-                bar.set_postfix(epoch=epoch + 1, loss=f"{run_loss / steps_per_epoch:.3f}", val=f"{val_acc:.4f}")
-            if best is None or not (val_acc <= best[0]):
-                best = (val_acc, copy.deepcopy({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
-            snapshot()
-        elif state is not None and state.every > 0 and step % state.every == 0:
-            snapshot()
+                bar.set_postfix(epoch=epoch + 1, loss=f"{run.run_loss / run.steps_per_epoch:.3f}", val=f"{val_acc:.4f}")
+            if save_to is not None:
+                _save_state(save_to, run.state(fingerprint))
+        elif save_to is not None and every > 0 and run.step % every == 0:
+            _save_state(save_to, run.state(fingerprint))
     if bar is not None:
         bar.close()
-    if fkd is not None:
-        fkd.close()
-    model = model.cpu().to(memory_format=torch.contiguous_format)
-    assert best is not None
-    model.load_state_dict(best[1])
-    history["best_val_accuracy"] = best[0]
-    history["train_seconds"] = time.time() - t0
-    history["steps"] = step
-    history["final_loss"] = history["epochs"][-1]["loss"]
-    return model.eval(), history
+    if run.fkd is not None:
+        run.fkd.close()
+    model = run.model.cpu().to(memory_format=torch.contiguous_format)
+    assert run.best is not None
+    model.load_state_dict(run.best[1])
+    h = run.history
+    h.update(best_val_accuracy=run.best[0], train_seconds=time.time() - t0, steps=run.step, final_loss=h["epochs"][-1]["loss"])
+    return model.eval(), h

@@ -12,6 +12,7 @@ from typing import Any, Union
 import numpy as np
 
 from edgekd.core.errors import ConfigError
+from edgekd.core.units import WINDOW_FRAMES
 from edgekd.data import KWS12_LABELS
 from edgekd.runtime.frontend import FrontendParams
 from edgekd.train.checkpoint import Checkpoint
@@ -22,7 +23,6 @@ from edgekd.train.loop import Resume
 
 __all__ = ["KwsData", "load_kws_data", "train_kws", "embedding_targets", "load_transfer", "concat_sets"]
 
-WINDOW_FRAMES = 98
 
 
 @dataclass

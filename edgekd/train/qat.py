@@ -24,6 +24,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from edgekd.core.errors import ConfigError
+
 __all__ = ["ActQuant", "QConv", "QLinear", "to_qat", "freeze", "is_qat", "calibrate", "fold_conv_bn", "output_step", "weight_scale",
            "fake_quant_disabled", "freeze_observers_from", "DEFAULT_WEIGHT_BITS"]
 
@@ -177,7 +179,7 @@ def _convert(mod: nn.Module) -> nn.Module:
     if isinstance(mod, nn.Linear):
         return QLinear(mod)
     if isinstance(mod, (*_CONV, *_BN)):
-        raise NotImplementedError(f"QAT: a {type(mod).__name__} outside a Sequential(Conv, BN, ReLU) run or a block with to_qat()")
+        raise ConfigError(f"QAT: a {type(mod).__name__} outside a Sequential(Conv, BN, ReLU) run or a block with to_qat()")
     for name, child in list(mod.named_children()):
         setattr(mod, name, _convert(child))
     return mod
@@ -187,10 +189,10 @@ def to_qat(model: nn.Module, weight_bits: int = DEFAULT_WEIGHT_BITS) -> nn.Modul
     """Return a fake-quantized copy-in-place of a trained float student (eval-mode BN statistics are folded).
     ``weight_bits``: 7 (default, see the module docstring) or 8."""
     if weight_bits not in (7, 8):
-        raise ValueError(f"weight_bits {weight_bits}: give 7 or 8")
+        raise ConfigError(f"weight_bits {weight_bits}: give 7 or 8")
     model.eval()
     if not hasattr(model, "norm"):
-        raise NotImplementedError("QAT needs a model with a `norm` input stage")
+        raise ConfigError("QAT needs a model with a `norm` input stage")
     model.norm = nn.Sequential(model.norm, ActQuant())  # type: ignore[assignment]
     for name, child in list(model.named_children()):
         if name != "norm":

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekd.core.errors import DataError
+from edgekd.core.errors import ConfigError, DataError
 from edgekd.data.annotations import Annotation, read_annotations
 from edgekd.eval.sed_metrics import score_events
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
@@ -191,7 +191,7 @@ def train_sed(
     runs before each epoch; ``transfer``: (features, teacher logits) of unlabelled soundscapes, mixed into the
     batches with the soft term alone (needs ``teacher_logits``)."""
     if transfer is not None and teacher_logits is None:
-        raise ValueError("a transfer set needs a teacher")
+        raise ConfigError("a transfer set needs a teacher")
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, threads))
     rng = np.random.default_rng(seed)

@@ -19,6 +19,7 @@ from multiprocessing import get_context
 
 import numpy as np
 
+from edgekd.core.units import SAMPLE_RATE
 from edgekd.data.speech_commands import Clip
 from edgekd.runtime.frontend import LogMelFrontend
 from edgekd.train.features import FeatureSet
@@ -26,9 +27,8 @@ from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher
 
 __all__ = ["prob_logits", "clip_targets", "transfer_windows", "with_transfer"]
 
-SR = 16000
 PRE_S, POST_S, SKIP_S = 1.5, 0.4, 0.2
-HOP_MS = 1000 * CHUNK // SR
+HOP_MS = 1000 * CHUNK // SAMPLE_RATE
 
 
 def prob_logits(p: np.ndarray, keyword_index: int, n_labels: int) -> np.ndarray:
@@ -47,12 +47,12 @@ def _score_clip(args: tuple[str, Clip, int]) -> float:
     if spec not in _T:
         _T[spec] = OnnxTeacher(spec)
     rng = np.random.default_rng(seed)
-    x = clip.load(SR)
+    x = clip.load(SAMPLE_RATE)
     quiet = lambda n: (rng.standard_normal(n) * 3e-4).astype(np.float32)  # noqa: E731
-    audio = np.concatenate([quiet(int(PRE_S * SR)), x, quiet(int(POST_S * SR))])
+    audio = np.concatenate([quiet(int(PRE_S * SAMPLE_RATE)), x, quiet(int(POST_S * SAMPLE_RATE))])
     s = _T[spec].scores(audio)
     t_ms = (np.arange(s.shape[0]) + 1) * HOP_MS
-    lo, hi = 1000 * (PRE_S + SKIP_S), 1000 * (PRE_S + x.shape[0] / SR + POST_S)
+    lo, hi = 1000 * (PRE_S + SKIP_S), 1000 * (PRE_S + x.shape[0] / SAMPLE_RATE + POST_S)
     m = (t_ms >= lo) & (t_ms <= hi)
     return float(s[m].max()) if m.any() else 0.0
 

@@ -20,12 +20,12 @@ from typing import Protocol
 import numpy as np
 
 from edgekd.core.errors import ConfigError
+from edgekd.core.units import SAMPLE_RATE
 from edgekd.runtime.wav import resample
 
 __all__ = ["ENGINE_NAMES", "SAMPLE_RATE", "SPLITS", "Voice", "VoiceEngine", "get_engine", "available_engines", "parse_engines",
            "voice_split", "synthesize", "hash_split", "to_16k", "find_voice", "wav_from_command"]
 
-SAMPLE_RATE = 16000
 SPLITS = ("train", "validation", "test")
 # Every engine the bank knows, in the order of its default weights below.
 ENGINE_NAMES = ("kokoro", "piper", "espeak", "flite", "festival")

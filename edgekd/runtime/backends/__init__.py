@@ -22,12 +22,8 @@ class Backend(Protocol):
     name: str
     version: str
     threads: int  # intra-op threads the engine runs with (read back from it where it tells)
-
-    @property
-    def input_specs(self) -> tuple[TensorSpec, ...]: ...
-
-    @property
-    def output_specs(self) -> tuple[TensorSpec, ...]: ...
+    input_specs: tuple[TensorSpec, ...]
+    output_specs: tuple[TensorSpec, ...]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 

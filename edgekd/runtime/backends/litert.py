@@ -60,16 +60,8 @@ class LiteRTBackend:
             raise BackendError(f"{model_path}: LiteRT cannot load the model ({first})") from None
         self._in = self._runner.get_input_details()
         self._out = self._runner.get_output_details()
-        self._inputs = tuple(_spec(k, v) for k, v in self._in.items())
-        self._outputs = tuple(_spec(k, v) for k, v in self._out.items())
-
-    @property
-    def input_specs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def output_specs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
+        self.input_specs = tuple(_spec(k, v) for k, v in self._in.items())
+        self.output_specs = tuple(_spec(k, v) for k, v in self._out.items())
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         args = {}

@@ -50,17 +50,9 @@ class OnnxBackend:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BackendError(f"{model_path}: onnxruntime cannot load the model ({first})") from None
         self.threads = int(self._sess.get_session_options().intra_op_num_threads)  # as the session uses it
-        self._inputs = tuple(_spec(a) for a in self._sess.get_inputs())
-        self._outputs = tuple(_spec(a) for a in self._sess.get_outputs())
-        self._output_names = [o.name for o in self._outputs]
-
-    @property
-    def input_specs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def output_specs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
+        self.input_specs = tuple(_spec(a) for a in self._sess.get_inputs())
+        self.output_specs = tuple(_spec(a) for a in self._sess.get_outputs())
+        self._output_names = [o.name for o in self.output_specs]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self._sess.run(self._output_names, feeds)
