@@ -28,8 +28,13 @@ import sys
 import time
 from pathlib import Path
 
+from edgekd.core.units import SAMPLE_RATE
+
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
+# 0.01 steps, then finer towards 1 (0.99 ... 0.9999): low FA/h lives in the last percent of the score range
+THRESHOLDS = sorted({round(x / 100, 6) for x in range(1, 100)} | {round(1.0 - 10 ** (-2 - 2 * i / 8), 6) for i in range(9)})
+TARGETS = (0.5, 1, 2, 5, 10, 20, 50)
 
 
 
@@ -158,127 +163,72 @@ def _cpu_side_by_side(clip, teacher, dets: dict, arch: str) -> dict[str, float]:
     return {k: float(np.median(v)) for k, v in cpu.items()}
 
 
-def main() -> None:
-    args = _args()
-
-    import numpy as np
-
-    from edgekd import load_model
-    from edgekd.bench.machine import machine_facts
-    from edgekd.core.fsutil import write_json
+def _transfer_audio(args: argparse.Namespace, out: Path) -> list:  # type: ignore[type-arg]
+    """Unlabelled running speech by training voices (espeak, optionally flite), written once; the teacher labels it."""
     from edgekd.data.synth_wakeword import speech_stream
-    from edgekd.eval import wakeword as we
-    from edgekd.recipes.wakeword import WakewordRecipe, teacher_targets, train_wakeword_students, wakeword_labels
     from edgekd.runtime.wav import load_audio, write_wav
-    from edgekd.train.onnx_teacher import OnnxTeacher
-    from edgekd.train.pipeline import load_kws_data
 
-    out: Path = args.out
-    tag = _variant_tag(args)
-    variant = out / "variants" / tag
-    variant.mkdir(parents=True, exist_ok=True)
-    t_start = time.time()
-    data = _train_data(args, out, variant)
-    kd = load_kws_data(data, labels=wakeword_labels("hey_jarvis"), views=2, cache_dir=out / "cache", workers=args.workers)
-    teacher = OnnxTeacher(args.teacher)
-    transfer = []  # unlabelled running speech by training voices, written once, labelled by the teacher
+    transfer = []
     for engine, minutes, seed in (("espeak", args.transfer_minutes, 11), ("flite", args.flite_transfer_minutes, 13)):
         if minutes:
             wav = out / f"transfer_{engine}_{minutes:g}min.wav"
             if not wav.is_file():
                 print(f"transfer set: {minutes:g} min of {engine} running speech (train voices)", flush=True)
-                write_wav(wav, speech_stream(60 * minutes, split="train", seed=seed, engine=engine), 16000)
-            transfer.append(load_audio(wav, 16000))
-    scores = teacher_targets(args.teacher, kd, transfer, variant / "teacher-targets.npz", workers=args.workers)
-    teacher_on = scores.summary(kd.train)
-    print(f"teacher on the training clips: {teacher_on}", flush=True)
-    recipe = WakewordRecipe(arch=args.arch, epochs=args.epochs, qat_epochs=args.qat_epochs, views=2, threads=args.workers)
-    students = train_wakeword_students(kd, scores, variant, recipe, teacher_spec=args.teacher, teacher_identity=teacher.identity,
-                                       baseline=args.baseline, extra_strides_ms=tuple(int(x) for x in args.extra_strides_ms.split(",") if x.strip()),
-                                       name_prefix="hey-jarvis")
+                write_wav(wav, speech_stream(60 * minutes, split="train", seed=seed, engine=engine), SAMPLE_RATE)
+            transfer.append(load_audio(wav, SAMPLE_RATE))
+    return transfer
 
-    m = _eval_material(args, out)
-    pos_sets = {k: (we.read_annotations(m[k].with_suffix(".tsv"), labels=["hey_jarvis"]), sorted(m[k].glob("*.wav")))
-                for k in ("positives", "positives_flite", "positives_festival")}
-    rows, wavs = pos_sets["positives"]
 
-    def load(p: Path) -> np.ndarray:
-        return load_audio(p, 16000)
+def _load(p: Path):  # type: ignore[no-untyped-def]
+    from edgekd.runtime.wav import load_audio
 
-    systems = {"teacher (openWakeWord hey_jarvis)": teacher.timeline}
-    dets = {}
-    for name, bundle in students.items():
-        dets[name] = load_model(bundle, threads=1)
-        systems[f"student {name} ({args.arch})"] = we.bundle_scorer(dets[name], "hey_jarvis")
-    results = {}
-    # 0.01 steps, then finer towards 1 (0.99 ... 0.9999): low FA/h lives in the last percent of the score range
-    thresholds = sorted({round(float(x), 6) for x in np.concatenate([np.arange(0.01, 1.0, 0.01), 1.0 - np.logspace(-2, -4, 9)])})
-    targets = (0.5, 1, 2, 5, 10, 20, 50)
+    return load_audio(p, SAMPLE_RATE)
+
+
+def _score_system(args: argparse.Namespace, scorer, m: dict[str, Path], pos_sets: dict) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """One system (teacher or student) on every positive set and negative stream: sweeps, chosen thresholds, FRR at
+    several FA/h targets, and by the engines never or little trained on."""
+    from edgekd.eval import wakeword as we
+
+    rows = pos_sets["positives"][0]
+    scored = {k: we.score_files(scorer, w, _load)[0] for k, (_, w) in pos_sets.items()}
+    pos = scored["positives"]
 
     def frr_at(sw: list, t: float) -> float | None:  # type: ignore[type-arg]
         r = we.pick_threshold(sw, t)
         return None if r is None else r["frr"]
 
-    for label, scorer in systems.items():
-        print(f"evaluating {label}", flush=True)
-        scored = {k: we.score_files(scorer, w, load)[0] for k, (_, w) in pos_sets.items()}
-        pos = scored["positives"]
+    def engine_frr(row: dict | None, key: str) -> float | None:  # type: ignore[type-arg]
+        if row is None:
+            return None
+        refs = pos_sets[key][0]
+        hits = we.count_hits({f: we.detections(t, s, row["threshold"]) for f, (t, s) in scored[key].items()}, refs)
+        return 1.0 - hits / len(refs)
 
-        def engine_frr(row: dict | None, key: str, scored: dict = scored) -> float | None:  # type: ignore[type-arg]
-            if row is None:
-                return None
-            refs = pos_sets[key][0]
-            hits = we.count_hits({f: we.detections(t, s, row["threshold"]) for f, (t, s) in scored[key].items()}, refs)
-            return 1.0 - hits / len(refs)
+    neg, neg_s = we.score_files(scorer, [m["negatives"]], _load, concatenate=True)
+    sweep = we.sweep(pos, rows, neg[""], neg_s, THRESHOLDS)
+    ordn, ord_s = we.score_files(scorer, [m["ordinary"]], _load, concatenate=True)
+    ord_sweep = we.sweep(pos, rows, ordn[""], ord_s, THRESHOLDS)
+    ord_chosen = we.pick_threshold(ord_sweep, args.target_fa_per_hour)
+    engine_fa = {}
+    for engine in ("flite", "festival"):
+        if f"ordinary_{engine}" in m and ord_chosen is not None:
+            eng_neg, eng_s = we.score_files(scorer, [m[f"ordinary_{engine}"]], _load, concatenate=True)
+            fa = we.count_false_accepts(*eng_neg[""], ord_chosen["threshold"])
+            engine_fa[engine] = {"false_accepts": fa, "hours": eng_s / 3600.0, "fa_per_hour": fa / (eng_s / 3600.0)}
+    return {"chosen": we.pick_threshold(sweep, args.target_fa_per_hour), "sweep": sweep, "negative_seconds": neg_s,
+            "ordinary_seconds": ord_s,
+            "ordinary_speech": {"chosen": ord_chosen, "sweep": ord_sweep,
+                                "frr_at_fa_per_hour": {str(t): frr_at(ord_sweep, t) for t in TARGETS},
+                                "frr_other_engines_at_target": {"flite": engine_frr(ord_chosen, "positives_flite"),
+                                                                "festival": engine_frr(ord_chosen, "positives_festival")},
+                                "other_engine_negatives_at_target": engine_fa},
+            "frr_at_fa_per_hour": {str(t): frr_at(sweep, t) for t in TARGETS},
+            "frr_flite_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), "positives_flite") for t in TARGETS},
+            "frr_festival_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), "positives_festival") for t in TARGETS}}
 
-        neg, neg_s = we.score_files(scorer, [m["negatives"]], load, concatenate=True)
-        sweep = we.sweep(pos, rows, neg[""], neg_s, thresholds)
-        ordn, ord_s = we.score_files(scorer, [m["ordinary"]], load, concatenate=True)
-        ord_sweep = we.sweep(pos, rows, ordn[""], ord_s, thresholds)
-        ord_chosen = we.pick_threshold(ord_sweep, args.target_fa_per_hour)
-        engine_fa = {}
-        for engine in ("flite", "festival"):
-            if f"ordinary_{engine}" in m and ord_chosen is not None:
-                eng_neg, eng_s = we.score_files(scorer, [m[f"ordinary_{engine}"]], load, concatenate=True)
-                fa = we.count_false_accepts(*eng_neg[""], ord_chosen["threshold"])
-                engine_fa[engine] = {"false_accepts": fa, "hours": eng_s / 3600.0, "fa_per_hour": fa / (eng_s / 3600.0)}
-        results[label] = {"chosen": we.pick_threshold(sweep, args.target_fa_per_hour), "sweep": sweep,
-                          "ordinary_speech": {"chosen": ord_chosen, "sweep": ord_sweep,
-                                              "frr_at_fa_per_hour": {str(t): frr_at(ord_sweep, t) for t in targets},
-                                              "frr_other_engines_at_target": {"flite": engine_frr(ord_chosen, "positives_flite"),
-                                                                              "festival": engine_frr(ord_chosen, "positives_festival")},
-                                              "other_engine_negatives_at_target": engine_fa},
-                          "frr_at_fa_per_hour": {str(t): frr_at(sweep, t) for t in targets},
-                          "frr_flite_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), "positives_flite") for t in targets},
-                          "frr_festival_voices_at_fa_per_hour": {str(t): engine_frr(we.pick_threshold(sweep, t), "positives_festival")
-                                                                 for t in targets}}
-    we.det_plot({k: v["sweep"] for k, v in results.items()}, args.json.with_suffix(".png"), args.target_fa_per_hour)
-    we.det_plot({k: v["ordinary_speech"]["sweep"] for k, v in results.items()}, args.json.with_name(args.json.stem + "_ordinary.png"),
-                args.target_fa_per_hour)
 
-    for k, v in _cpu_side_by_side(load(m["negatives"])[: 60 * 16000], teacher, dets, args.arch).items():
-        results.setdefault(k, {})["cpu_ms_per_audio_s"] = v
-    for name, det in dets.items():
-        results[f"student {name} ({args.arch})"]["params"] = det.manifest.provenance.get("params")
-    flite_training = [f"{n} {what}" for n, what in ((args.flite_train_clips, "phrase clips"), (args.flite_negative_clips, "confusable/word clips"),
-                                                    (f"{args.flite_transfer_minutes:g} min" if args.flite_transfer_minutes else 0, "transfer speech")) if n]
-    summary = {"what": "FRR at a target FA/h on held-out synthesized material; teacher vs distilled student vs no-teacher student",
-               "command": "python bench/wakeword.py " + " ".join(sys.argv[1:]), "variant": tag, "target_fa_per_hour": args.target_fa_per_hour,
-               "positives": len(rows), "positives_flite": len(pos_sets["positives_flite"][0]),
-               "positives_festival": len(pos_sets["positives_festival"][0]),
-               "flite_train_clips": args.flite_train_clips, "flite_negative_clips": args.flite_negative_clips,
-               "flite_transfer_minutes": args.flite_transfer_minutes, "negative_hours": neg_s / 3600.0,
-               "ordinary_negative_hours": ord_s / 3600.0, "teacher": args.teacher,
-               "teacher_sha256": teacher.identity,
-               "teacher_on_training_clips": teacher_on, "config": {k: str(v) for k, v in vars(args).items()},
-               "systems": results,
-               "wall_seconds": time.time() - t_start, "machine": machine_facts(),
-               "limits": ("training speech is espeak-ng" + (" plus flite's awb/slt/kal16 voices (" + ", ".join(flite_training) + ")"
-                                                           if flite_training else " only")
-                          + "; test positives are held-out espeak voices, flite's held-out rms voice and festival (kal, never trained on); "
-                          "negatives are running speech by held-out voices: one espeak hour with confusable phrases, "
-                          f"{args.ordinary_minutes / 60:g} espeak hours without, and {args.engine_negative_minutes:g} min each by flite rms and festival")}
-    write_json(args.json, summary)
+def _print_results(results: dict) -> None:  # type: ignore[type-arg]
     for k, v in results.items():
         if "sweep" not in v:
             print(f"{k}: {v['cpu_ms_per_audio_s']:.2f} CPU ms per audio s", flush=True)
@@ -294,6 +244,76 @@ def main() -> None:
                             ("FRR, festival voice,", v["frr_festival_voices_at_fa_per_hour"]),
                             ("FRR, ordinary-speech negatives,", o["frr_at_fa_per_hour"])):
             print(f"    {what} at FA/h " + ", ".join(f"{t}: {'-' if f is None else f'{100 * f:.1f}%'}" for t, f in table.items()))
+
+
+def _limits(args: argparse.Namespace) -> str:
+    flite_training = [f"{n} {what}" for n, what in ((args.flite_train_clips, "phrase clips"), (args.flite_negative_clips, "confusable/word clips"),
+                                                    (f"{args.flite_transfer_minutes:g} min" if args.flite_transfer_minutes else 0, "transfer speech")) if n]
+    return ("training speech is espeak-ng" + (" plus flite's awb/slt/kal16 voices (" + ", ".join(flite_training) + ")" if flite_training else " only")
+            + "; test positives are held-out espeak voices, flite's held-out rms voice and festival (kal, never trained on); "
+            "negatives are running speech by held-out voices: one espeak hour with confusable phrases, "
+            f"{args.ordinary_minutes / 60:g} espeak hours without, and {args.engine_negative_minutes:g} min each by flite rms and festival")
+
+
+def main() -> None:
+    args = _args()
+
+    from edgekd import load_model
+    from edgekd.bench.machine import machine_facts
+    from edgekd.core.fsutil import write_json
+    from edgekd.eval import wakeword as we
+    from edgekd.recipes.wakeword import WakewordRecipe, teacher_targets, train_wakeword_students, wakeword_labels
+    from edgekd.train.onnx_teacher import OnnxTeacher
+    from edgekd.train.pipeline import load_kws_data
+
+    out: Path = args.out
+    tag = _variant_tag(args)
+    variant = out / "variants" / tag
+    variant.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    data = _train_data(args, out, variant)
+    kd = load_kws_data(data, labels=wakeword_labels("hey_jarvis"), views=2, cache_dir=out / "cache", workers=args.workers)
+    teacher = OnnxTeacher(args.teacher)
+    scores = teacher_targets(args.teacher, kd, _transfer_audio(args, out), variant / "teacher-targets.npz", workers=args.workers)
+    teacher_on = scores.summary(kd.train)
+    print(f"teacher on the training clips: {teacher_on}", flush=True)
+    recipe = WakewordRecipe(arch=args.arch, epochs=args.epochs, qat_epochs=args.qat_epochs, views=2, threads=args.workers)
+    students = train_wakeword_students(kd, scores, variant, recipe, teacher_spec=args.teacher, teacher_identity=teacher.identity,
+                                       baseline=args.baseline, extra_strides_ms=tuple(int(x) for x in args.extra_strides_ms.split(",") if x.strip()),
+                                       name_prefix="hey-jarvis")
+
+    m = _eval_material(args, out)
+    pos_sets = {k: (we.read_annotations(m[k].with_suffix(".tsv"), labels=["hey_jarvis"]), sorted(m[k].glob("*.wav")))
+                for k in ("positives", "positives_flite", "positives_festival")}
+    systems = {"teacher (openWakeWord hey_jarvis)": teacher.timeline}
+    dets = {}
+    for name, bundle in students.items():
+        dets[name] = load_model(bundle, threads=1)
+        systems[f"student {name} ({args.arch})"] = we.bundle_scorer(dets[name], "hey_jarvis")
+    results = {}
+    for label, scorer in systems.items():
+        print(f"evaluating {label}", flush=True)
+        results[label] = _score_system(args, scorer, m, pos_sets)
+    seconds = [(v.pop("negative_seconds"), v.pop("ordinary_seconds")) for v in results.values()]
+    neg_s, ord_s = seconds[0]  # the same negative WAVs for every system
+    we.det_plot({k: v["sweep"] for k, v in results.items()}, args.json.with_suffix(".png"), args.target_fa_per_hour)
+    we.det_plot({k: v["ordinary_speech"]["sweep"] for k, v in results.items()}, args.json.with_name(args.json.stem + "_ordinary.png"),
+                args.target_fa_per_hour)
+    for k, v in _cpu_side_by_side(_load(m["negatives"])[: 60 * SAMPLE_RATE], teacher, dets, args.arch).items():
+        results.setdefault(k, {})["cpu_ms_per_audio_s"] = v
+    for name, det in dets.items():
+        results[f"student {name} ({args.arch})"]["params"] = det.manifest.provenance.get("params")
+    summary = {"what": "FRR at a target FA/h on held-out synthesized material; teacher vs distilled student vs no-teacher student",
+               "command": "python bench/wakeword.py " + " ".join(sys.argv[1:]), "variant": tag, "target_fa_per_hour": args.target_fa_per_hour,
+               "positives": len(pos_sets["positives"][0]), "positives_flite": len(pos_sets["positives_flite"][0]),
+               "positives_festival": len(pos_sets["positives_festival"][0]),
+               "flite_train_clips": args.flite_train_clips, "flite_negative_clips": args.flite_negative_clips,
+               "flite_transfer_minutes": args.flite_transfer_minutes, "negative_hours": neg_s / 3600.0,
+               "ordinary_negative_hours": ord_s / 3600.0, "teacher": args.teacher, "teacher_sha256": teacher.identity,
+               "teacher_on_training_clips": teacher_on, "config": {k: str(v) for k, v in vars(args).items()},
+               "systems": results, "wall_seconds": time.time() - t_start, "machine": machine_facts(), "limits": _limits(args)}
+    write_json(args.json, summary)
+    _print_results(results)
     print(f"-> {args.json}")
 
 

@@ -60,3 +60,9 @@ def test_realdev_on_a_speech_commands_layout(tiny_data: Path, tmp_path: Path) ->
     _bench("realdev.py", "--realdev", tmp_path / "realdev", "--no-models", "--bundle", INT8, "--json", tmp_path / "r.json")
     r = json.loads((tmp_path / "r.json").read_text())["results"][0]
     assert r["name"] == INT8.name and 0.0 <= r["accuracy"] <= 1.0 and r["n"] > 0
+
+
+def test_summarize_renders_the_committed_bench_readme(tmp_path: Path) -> None:
+    """bench/README.md is what bench/summarize.py makes of the committed result files (regenerate it when they change)."""
+    _bench("summarize.py", "--out", tmp_path / "README.md")
+    assert (tmp_path / "README.md").read_text() == (REPO / "bench" / "README.md").read_text()

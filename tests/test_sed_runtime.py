@@ -52,12 +52,13 @@ def test_stream_equals_whole_clip(sed_bundle: tuple[Path, np.ndarray], chunk: in
     det = load_model(bundle)
     whole = det.predict_clip(audio)
     s = det.create_stream()
-    s.probs_log = []
+    probs: list[np.ndarray] = []
+    s.on_inference = probs.append
     lines = []
     for i in range(0, audio.shape[0], chunk):
         lines += s.accept_waveform(audio[i : i + chunk])
     lines += s.finish()
-    got = np.concatenate(s.probs_log)
+    got = np.concatenate(probs)
     assert got.shape == whole.shape and whole.shape[0] == ((audio.shape[0] - 480) // 160 + 1) // 4
     np.testing.assert_allclose(got, whole, atol=1e-5, rtol=0)
     events = sorted((e.label, e.onset_ms, e.offset_ms) for e in lines if e.offset_ms is not None)

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from edgekd.core.units import SAMPLE_RATE
+
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # 1 thread everywhere, numpy's BLAS included
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -96,24 +98,14 @@ def _peak_rss(bundle: Path, wav: Path, head_path: str) -> dict[str, float | None
     return out
 
 
-def _measure(args: argparse.Namespace) -> None:
+def _oww_runners(pcm, head_path: str, chunk: int):  # type: ignore[no-untyped-def]
+    """openWakeWord two ways, each returning CPU seconds: ``Model.predict`` chunk by chunk, and its three ONNX models
+    run directly at the same cadence with the least Python around them."""
     import numpy as np
     import onnxruntime as ort
-    import openwakeword
     from openwakeword.model import Model
 
-    import edgekd
-    from edgekd.bench.machine import machine_facts
-    from edgekd.core.fsutil import atomic_write_text
-    from edgekd.runtime.frontend import LogMelFrontend
-    from edgekd.runtime.wav import load_audio
-
-    audio = load_audio(args.wav, 16000)
-    seconds = audio.shape[0] / 16000
-    pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
-    chunk = 1280  # openWakeWord's 80 ms frame; edgekd gets the same chunks
-    res_dir = Path(openwakeword.__file__).parent / "resources" / "models"
-    head_path = str(res_dir / f"{args.wakeword}_v0.1.onnx")
+    res_dir = Path(head_path).parent
 
     def run_oww_predict() -> tuple[float, int]:
         m = Model(wakeword_model_paths=[head_path])
@@ -133,7 +125,6 @@ def _measure(args: argparse.Namespace) -> None:
     mel_in, emb_in, head_in = mel.get_inputs()[0].name, emb.get_inputs()[0].name, head.get_inputs()[0].name
 
     def run_oww_direct() -> float:
-        """The same three models at the same cadence, with the least Python around them."""
         mels = np.ones((76, 32), np.float32)
         feats = np.zeros((16, 96), np.float32)
         c0 = time.process_time()
@@ -146,10 +137,18 @@ def _measure(args: argparse.Namespace) -> None:
             head.run(None, {head_in: feats[None]})
         return time.process_time() - c0
 
-    det = edgekd.load_model(args.bundle, backend="onnx", threads=1)
-    det80 = edgekd.load_model(args.bundle, backend="onnx", threads=1, postprocess={"stride_ms": 80}, mode="whole" if det.mode == "whole" else "auto")
+    return run_oww_predict, run_oww_direct
 
-    def run_edgekd(d: edgekd.Detector = det) -> tuple[float, list[float], int]:
+
+def _edgekd_runners(det, audio, chunk: int):  # type: ignore[no-untyped-def]
+    """edgekd's stream, its frontend alone and its model alone (as many runs as the stream makes), in CPU seconds."""
+    import numpy as np
+
+    from edgekd.runtime.frontend import LogMelFrontend
+
+    seconds = audio.shape[0] / SAMPLE_RATE
+
+    def run_edgekd(d=det) -> tuple[float, list[float], int]:  # type: ignore[no-untyped-def]
         s = d.create_stream()
         s.inference_ms = []
         c0 = time.process_time()
@@ -165,11 +164,10 @@ def _measure(args: argparse.Namespace) -> None:
         return time.process_time() - c0
 
     def model_only_cpu() -> float:
-        """CPU of the model alone: as many runs (whole windows, or streaming hops) as the stream makes."""
         n = int(round(seconds * 1000 / det.postprocess.stride_ms))
-        if det.mode == "stream":
-            st = det.manifest.streaming
-            feeds = {st["frames_input"]: np.full((1, st["hop_frames"], det.frontend_params.n_mels), -6.0, np.float32), **det.state_init}
+        st = det.streaming
+        if st is not None:
+            feeds = {st.frames_input: np.full((1, st.hop_frames, det.frontend_params.n_mels), -6.0, np.float32), **det.state_init}
             c0 = time.process_time()
             for _ in range(n):
                 det.step_backend.run(feeds)
@@ -180,6 +178,40 @@ def _measure(args: argparse.Namespace) -> None:
             det.logits(x)
         return time.process_time() - c0
 
+    return run_edgekd, run_frontend_only, model_only_cpu
+
+
+def _matmul_gmacs() -> float:
+    """The compute floor's yardstick: 1-thread float32 matmul throughput (GMAC/s)."""
+    import numpy as np
+
+    a = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
+    a @ a
+    reps, c0 = 50, time.process_time()
+    for _ in range(reps):
+        a @ a
+    return reps * 512**3 / (time.process_time() - c0) / 1e9
+
+
+def _measure(args: argparse.Namespace) -> None:
+    import numpy as np
+    import openwakeword
+
+    import edgekd
+    from edgekd.bench.machine import machine_facts
+    from edgekd.core.fsutil import atomic_write_text
+    from edgekd.runtime.wav import load_audio
+
+    audio = load_audio(args.wav, SAMPLE_RATE)
+    seconds = audio.shape[0] / SAMPLE_RATE
+    pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
+    chunk = 1280  # openWakeWord's 80 ms frame; edgekd gets the same chunks
+    head_path = str(Path(openwakeword.__file__).parent / "resources" / "models" / f"{args.wakeword}_v0.1.onnx")
+    run_oww_predict, run_oww_direct = _oww_runners(pcm, head_path, chunk)
+    det = edgekd.load_model(args.bundle, backend="onnx", threads=1)
+    det80 = edgekd.load_model(args.bundle, backend="onnx", threads=1, postprocess={"stride_ms": 80}, mode="whole" if det.mode == "whole" else "auto")
+    run_edgekd, run_frontend_only, model_only_cpu = _edgekd_runners(det, audio, chunk)
+
     run_oww_predict(), run_oww_direct(), run_edgekd()  # warm-up round, not measured
     rounds: list[dict[str, float]] = []
     for r in range(args.rounds):
@@ -187,9 +219,8 @@ def _measure(args: argparse.Namespace) -> None:
         od = run_oww_direct()
         ek, _, infer = run_edgekd()
         ek80, _, _ = run_edgekd(det80)
-        fe = run_frontend_only()
-        mo = model_only_cpu()
-        rounds.append({"oww_predict": op, "oww_direct": od, "edgekd": ek, "edgekd_stride80": ek80, "edgekd_frontend": fe, "edgekd_model": mo})
+        rounds.append({"oww_predict": op, "oww_direct": od, "edgekd": ek, "edgekd_stride80": ek80, "edgekd_frontend": run_frontend_only(),
+                       "edgekd_model": model_only_cpu()})
         print(f"round {r + 1}: openWakeWord predict {1000 * op / seconds:.2f}, direct {1000 * od / seconds:.2f}, "
               f"edgekd {1000 * ek / seconds:.2f} (stride {det.postprocess.stride_ms} ms), {1000 * ek80 / seconds:.2f} (stride 80 ms) "
               "CPU ms per audio s", flush=True)
@@ -197,16 +228,10 @@ def _measure(args: argparse.Namespace) -> None:
     def med(key: str) -> float:
         return 1000.0 * statistics.median(r[key] for r in rounds) / seconds
 
-    # compute floor: 1-thread float32 matmul throughput
-    a = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
-    a @ a
-    reps, c0 = 50, time.process_time()
-    for _ in range(reps):
-        a @ a
-    gmacs = reps * 512**3 / (time.process_time() - c0) / 1e9
+    gmacs = _matmul_gmacs()
     macs = int(det.manifest.provenance.get("graph_macs_per_inference") or det.manifest.provenance.get("macs_per_inference"))
-    if det.mode == "stream":
-        macs = int(det.manifest.streaming["graph_macs_per_hop"])
+    if det.streaming is not None:
+        macs = det.streaming.graph_macs_per_hop
     macs_per_s = macs * 1000.0 / det.postprocess.stride_ms
     ek, op, od = med("edgekd"), med("oww_predict"), med("oww_direct")
     fe_ms, mo_ms = med("edgekd_frontend"), med("edgekd_model")

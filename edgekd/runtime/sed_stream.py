@@ -10,6 +10,7 @@ start of the stream is the same too), hence the same events.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,9 @@ class SedRuntimeStream:
     def __init__(self, detector: SedDetector) -> None:
         self.detector = detector
         self._frontend = LogMelFrontend(detector.frontend_params)
-        self.probs_log: list[np.ndarray] | None = None  # set to [] to keep every output frame's probabilities
+        # called after every inference with the new output frames' probabilities (n_new, n_labels): evaluation and
+        # parity checks read them here, as ``KwsStream.on_inference`` gives a KWS model's logits
+        self.on_inference: Callable[[np.ndarray], None] | None = None
         self.inference_ms: list[float] | None = None
         self.inferences = 0
         self.reset()
@@ -119,8 +122,8 @@ class SedRuntimeStream:
             self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
         self.inferences += 1
         p = sigmoid(z)
-        if self.probs_log is not None:
-            self.probs_log.append(p)
+        if self.on_inference is not None:
+            self.on_inference(p)
         self._n_out += n_new
         keep = max(0, self._n_out - d.context) * d.pool  # drop frames no future window will read
         if keep > self._first:
