@@ -62,7 +62,7 @@ def float_checkpoint_from_bundle(bundle: Path, out: Path):  # type: ignore[no-un
         elif k in w:
             sd[k] = w[k]
     model.load_state_dict(sd)
-    x = np.load(bundle / man.golden["input"])
+    x = np.load(bundle / man.golden_block.input)
     with torch.no_grad():
         got = model(torch.from_numpy(x)).numpy()
     want = OnnxBackend(bundle / man.model_file).run({man.inputs[0].name: x})[man.outputs[0].name]
@@ -121,7 +121,7 @@ def main() -> None:
     bundle = work / "kws12-dscnn-kd-int8"
     with tempfile.TemporaryDirectory() as d:
         wav = Path(d) / "clip.wav"
-        shutil.copy(INT8 / old.golden["wav"], wav)
+        shutil.copy(INT8 / old.golden_block.wav, wav)
         export_onnx(qat_ckpt, bundle, name=old.name, golden_wav=wav, int8=True, postprocess=dict(old.postprocess))
     add_tflite_to_bundle(qat_ckpt, bundle, calibration=calibration_features(data, ck.frontend, ck.window_frames))
     accs = {f"test_accuracy_{b}": evaluate_kws(load_model(bundle, backend=b), data, "test")["accuracy"] for b in ("onnx", "litert")}

@@ -68,7 +68,7 @@ def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: 
     from edgekd.runtime.kws_stream import KwsDetector
     from edgekd.runtime.wav import load_audio
 
-    audio = load_audio(bundle_dir / manifest.golden["wav"], manifest.sample_rate)  # exactly what a reader will see
+    audio = load_audio(bundle_dir / manifest.golden_block.wav, manifest.sample_rate)  # exactly what a reader will see
     det = KwsDetector(manifest, backend, KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=bundle_dir)
     found = [d.to_dict() for d in det.create_stream().accept_waveform(audio)]
     (bundle_dir / rel).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
@@ -87,9 +87,9 @@ def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any
     m = m.replace(postprocess=pp.to_dict(), provenance=dict(m.provenance, **extra_provenance))
     with staging_dir(root) as tmp:
         shutil.copytree(root, tmp, dirs_exist_ok=True)
-        if m.golden.get("wav"):
-            targets = [("onnx", "detections")] + ([("litert", "tflite_detections")] if m.tflite_file else [])
-            for backend, key in targets:
-                write_golden_detections(tmp, m, create_backend(backend, tmp, m), m.golden[key])
+        g = m.golden_block
+        if g.wav:
+            for backend in ("onnx", "litert") if m.tflite_file else ("onnx",):
+                write_golden_detections(tmp, m, create_backend(backend, tmp, m), g.check(backend).expected)
         m = finalize_manifest(tmp, m)
     return m

@@ -15,7 +15,7 @@ from edgekd.core.errors import ConfigError
 from edgekd.export.bundle import finalize_manifest, staging_dir
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.kws_post import KwsPostprocessConfig
-from edgekd.runtime.manifest import KwsStreaming, ModelManifest, StateSpec, TensorSpec
+from edgekd.runtime.manifest import Golden, KwsStreaming, ModelManifest, StateSpec, TensorSpec
 
 __all__ = ["export_onnx", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -93,7 +93,7 @@ def _kws_manifest(ckpt: Any, model: Any, checkpoint: str | os.PathLike[str], nam
             **ckpt.provenance, "train_config": ckpt.config,
         },
         metrics=dict(ckpt.metrics, **(metrics or {})),
-        golden={"input": "golden/input.npy", "output": "golden/output.npy", "atol": 1e-4, "rtol": 1e-4},
+        golden=Golden(input="golden/input.npy", output="golden/output.npy", atol=1e-4, rtol=1e-4).to_dict(),
     )
 
 
@@ -143,7 +143,7 @@ def _golden_check(manifest: ModelManifest, model_path: Path, golden_in: np.ndarr
     else:
         # int8: the same answer on another CPU is exact in practice; allow one step of the output quantizer.
         step = output_quant_step(model_path)
-        manifest = manifest.replace(golden=dict(manifest.golden, atol=1.01 * step, rtol=0.0))
+        manifest = manifest.replace(golden=manifest.golden_block.replace(atol=1.01 * step, rtol=0.0).to_dict())
         if manifest.quantization == "int8-qat" and err > 2.01 * step:
             raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> 2 steps of {step:.3g}); export is broken")
     np.save(tmp / "golden" / "output.npy", golden_out)
@@ -295,6 +295,6 @@ def _write_golden_stream(tmp: Path, manifest: ModelManifest, wav: np.ndarray) ->
     from edgekd.runtime.wav import write_wav
 
     write_wav(tmp / "golden" / "clip.wav", wav, manifest.sample_rate)
-    manifest = manifest.replace(golden=dict(manifest.golden, wav="golden/clip.wav", detections="golden/detections.json"))
-    write_golden_detections(tmp, manifest, OnnxBackend(tmp / manifest.model_file), "golden/detections.json")
+    manifest = manifest.replace(golden=manifest.golden_block.replace(wav="golden/clip.wav", detections="golden/detections.json").to_dict())
+    write_golden_detections(tmp, manifest, OnnxBackend(tmp / manifest.model_file), manifest.golden_block.detections)
     return manifest

@@ -21,7 +21,7 @@ from torch import nn
 from edgekd.core.errors import ConfigError
 from edgekd.export.bundle import finalize_manifest, staging_dir
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-from edgekd.runtime.manifest import ModelManifest, SedStreaming, TensorSpec
+from edgekd.runtime.manifest import Golden, ModelManifest, SedStreaming, TensorSpec
 from edgekd.runtime.sed_post import SedPostprocessConfig
 from edgekd.train.students.sed import TIME_POOL
 
@@ -102,8 +102,8 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
             hop_ms = 1000.0 * TIME_POOL * params.hop_samples / params.sample_rate
             ev = sed_events(sigmoid(onnx_out[0]), tuple(labels), hop_ms, postprocess)
             (tmp / "golden" / "events.json").write_text(json.dumps([e.to_dict() for e in ev], indent=1) + "\n")
-            golden = {"input": "golden/input.npy", "output": "golden/output.npy", "atol": atol, "rtol": 0.0, "wav": "golden/clip.wav",
-                      "events": "golden/events.json", "torch_vs_onnx_max_abs": err}
+            golden = Golden(input="golden/input.npy", output="golden/output.npy", atol=atol, rtol=0.0, wav="golden/clip.wav",
+                            events="golden/events.json", extra={"torch_vs_onnx_max_abs": err}).to_dict()
         n_params = sum(p.numel() for p in model.parameters())
         m = ModelManifest(
             name=name, task="sed", labels=tuple(labels), sample_rate=params.sample_rate, frontend=params.to_dict(), model_file="model.onnx",

@@ -262,7 +262,7 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
         path = tmp / "model.tflite"
         convert_to_tflite(model, manifest.window_frames, ckpt.n_mels, path, representative=calibration)
         backend = LiteRTBackend(path)
-        golden_in = np.load(tmp / manifest.golden["input"])
+        golden_in = np.load(tmp / manifest.golden_block.input)
         out = backend.run({manifest.inputs[0].name: golden_in})[manifest.outputs[0].name]
         np.save(tmp / "golden" / "output_tflite.npy", out)
         if calibration is not None:
@@ -270,11 +270,11 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
             atol = 1.01 * scale
         else:
             atol = 1e-4
-        golden = dict(manifest.golden, tflite_output="golden/output_tflite.npy", tflite_atol=atol)
-        if manifest.golden.get("wav"):
-            golden["tflite_detections"] = write_golden_detections(tmp, manifest, backend, "golden/detections_tflite.json")
+        golden = manifest.golden_block.replace(tflite_output="golden/output_tflite.npy", tflite_atol=atol)
+        if golden.wav:
+            golden = golden.replace(tflite_detections=write_golden_detections(tmp, manifest, backend, "golden/detections_tflite.json"))
         quant = "int8" if calibration is not None else "fp32"
-        m = manifest.replace(tflite_file="model.tflite", golden=golden,
+        m = manifest.replace(tflite_file="model.tflite", golden=golden.to_dict(),
                              provenance=dict(manifest.provenance, tflite_quantization=quant, tflite_converter=f"tensorflow {_import_tf().__version__}"))
         m = finalize_manifest(tmp, m)
     return m

@@ -13,7 +13,8 @@ from typing import Any
 
 from edgekd.core.errors import BundleError
 
-__all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "ModelManifest", "TensorSpec", "StateSpec", "KwsStreaming", "SedStreaming", "sha256_file"]
+__all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "ModelManifest", "TensorSpec", "StateSpec", "KwsStreaming", "SedStreaming", "Golden",
+           "GoldenCheck", "sha256_file"]
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -167,6 +168,60 @@ class SedStreaming:
 
 
 @dataclass(frozen=True)
+class GoldenCheck:
+    """What one backend must reproduce: ``output`` from ``input`` within ``atol``/``rtol``, and, when the bundle has a
+    golden WAV, the stream's ``expected`` detections (KWS) or events (SED)."""
+
+    input: str
+    output: str
+    atol: float
+    rtol: float
+    wav: str
+    expected: str
+
+
+@dataclass(frozen=True)
+class Golden:
+    """The ``golden`` block: the bundle's reference answers (file names inside the bundle) and their tolerances, per
+    backend. Exporters write it and ``selftest`` reads it through this type only; unknown keys are kept."""
+
+    input: str = ""
+    output: str = ""
+    atol: float = 1e-4
+    rtol: float = 0.0
+    wav: str = ""
+    detections: str = ""  # KWS: what the ONNX stream detects in the golden WAV
+    events: str = ""  # SED: the events of the golden WAV
+    tflite_output: str = ""
+    tflite_atol: float = 1e-4
+    tflite_detections: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded facts (e.g. torch_vs_onnx_max_abs)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Golden:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON block: files that exist, tolerances of the outputs that exist, then the extra facts."""
+        d: dict[str, Any] = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra" and isinstance(v, str) and v}
+        if self.output:
+            d.update(atol=self.atol, rtol=self.rtol)
+        if self.tflite_output:
+            d["tflite_atol"] = self.tflite_atol
+        return {**d, **self.extra}
+
+    def replace(self, **changes: Any) -> Golden:
+        return dataclasses.replace(self, **changes)
+
+    def check(self, backend: str) -> GoldenCheck:
+        """The reference a ``backend`` (``onnx`` or ``litert``) must meet."""
+        if backend == "litert":
+            return GoldenCheck(self.input, self.tflite_output, self.tflite_atol, 0.0, self.wav, self.tflite_detections)
+        return GoldenCheck(self.input, self.output, self.atol, self.rtol, self.wav, self.events or self.detections)
+
+
+@dataclass(frozen=True)
 class ModelManifest:
     """Everything the runtime needs to know about a bundle; nothing is guessed at run time."""
 
@@ -295,6 +350,11 @@ class ModelManifest:
                     f"{p}: sha256 {got[:12]}... does not match the manifest ({want[:12]}...); "
                     "the file is corrupt or was changed; re-copy or re-export the bundle"
                 )
+
+    @property
+    def golden_block(self) -> Golden:
+        """The golden block, typed."""
+        return Golden.from_dict(self.golden)
 
     @property
     def kws_streaming(self) -> KwsStreaming | None:

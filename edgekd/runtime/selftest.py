@@ -12,7 +12,7 @@ import numpy as np
 
 from edgekd.core.errors import EdgeKDError
 from edgekd.runtime.backends import resolve_backend
-from edgekd.runtime.manifest import ModelManifest, sha256_file
+from edgekd.runtime.manifest import GoldenCheck, ModelManifest, sha256_file
 from edgekd.runtime.wav import load_audio
 
 __all__ = ["Check", "selftest"]
@@ -56,9 +56,9 @@ def selftest(bundle: str | Path, *, backend: str = "auto", threads: int = 1) -> 
     except EdgeKDError as e:
         return [*checks, Check("load", False, str(e))]
     checks.append(Check("load", True, f"{det.backend.name} {det.backend.version}, {m.quantization}"))
-    g = m.golden
-    checks.append(_guarded("golden output", lambda: _golden_output(det, root, g, chosen)))
-    stream = _golden_stream(det, root, g, chosen, m.task, m.sample_rate)
+    g = m.golden_block.check(chosen)
+    checks.append(_guarded("golden output", lambda: _golden_output(det, root, g)))
+    stream = _golden_stream(det, root, g, m.task, m.sample_rate)
     if stream is not None:
         checks.append(_guarded("golden stream", stream))
     return checks
@@ -74,48 +74,38 @@ def _guarded(name: str, run: Callable[[], Check]) -> Check:
         return Check(name, False, f"golden data unusable ({type(e).__name__}: {first[:200]})")
 
 
-def _golden_output(det: Any, root: Path, g: dict[str, Any], chosen: str) -> Check:
-    if chosen == "litert":
-        out_key, atol, rtol = g.get("tflite_output"), float(g.get("tflite_atol", 1e-4)), 0.0
-    else:
-        out_key, atol, rtol = g.get("output"), float(g.get("atol", 1e-4)), float(g.get("rtol", 0.0))
-    if not (g.get("input") and out_key):
+def _golden_output(det: Any, root: Path, g: GoldenCheck) -> Check:
+    if not (g.input and g.output):
         return Check("golden output", False, "the manifest names no golden input/output for this backend")
-    x = np.load(root / g["input"], allow_pickle=False)
-    want = np.load(root / out_key, allow_pickle=False)
+    x = np.load(root / g.input, allow_pickle=False)
+    want = np.load(root / g.output, allow_pickle=False)
     got = det.logits(x)
     if got.shape != want.shape:
         return Check("golden output", False, f"output shape {list(got.shape)}, golden {list(want.shape)}")
     err = float(np.max(np.abs(got - want)))
-    ok = bool(np.allclose(got, want, atol=atol, rtol=rtol))
-    return Check("golden output", ok, f"max abs diff {err:.3g} (tolerance {atol:.3g})")
+    ok = bool(np.allclose(got, want, atol=g.atol, rtol=g.rtol))
+    return Check("golden output", ok, f"max abs diff {err:.3g} (tolerance {g.atol:.3g})")
 
 
-def _golden_stream(det: Any, root: Path, g: dict[str, Any], chosen: str, task: str, sample_rate: int) -> Callable[[], Check] | None:
+def _golden_stream(det: Any, root: Path, g: GoldenCheck, task: str, sample_rate: int) -> Callable[[], Check] | None:
     """The golden WAV streamed through the runtime against its stored events/detections (None: the bundle has none)."""
-    if task == "sed":
-        if not (g.get("wav") and g.get("events")):
-            return None
-
-        def sed() -> Check:
-            audio = load_audio(root / g["wav"], sample_rate)
-            want = [(e["label"], e["onset_ms"], e["offset_ms"]) for e in json.loads((root / g["events"]).read_text(encoding="utf-8"))]
-            stream = det.create_stream()
-            lines = stream.accept_waveform(audio) + stream.finish()
-            got = sorted((e.label, e.onset_ms, e.offset_ms) for e in lines if e.offset_ms is not None)
-            return Check("golden stream", got == sorted(want), f"{len(got)} event(s), expected {len(want)}")
-
-        return sed
-    expected = g.get("tflite_detections") if chosen == "litert" else g.get("detections")
-    if not (g.get("wav") and expected):
+    if not (g.wav and g.expected):
         return None
 
+    def sed() -> Check:
+        audio = load_audio(root / g.wav, sample_rate)
+        want = [(e["label"], e["onset_ms"], e["offset_ms"]) for e in json.loads((root / g.expected).read_text(encoding="utf-8"))]
+        stream = det.create_stream()
+        lines = stream.accept_waveform(audio) + stream.finish()
+        got = sorted((e.label, e.onset_ms, e.offset_ms) for e in lines if e.offset_ms is not None)
+        return Check("golden stream", got == sorted(want), f"{len(got)} event(s), expected {len(want)}")
+
     def kws() -> Check:
-        audio = load_audio(root / g["wav"], sample_rate)
-        want = [(d["label"], int(d["t_ms"])) for d in json.loads((root / expected).read_text(encoding="utf-8"))]
+        audio = load_audio(root / g.wav, sample_rate)
+        want = [(d["label"], int(d["t_ms"])) for d in json.loads((root / g.expected).read_text(encoding="utf-8"))]
         stream = det.create_stream()
         got = [(d.label, d.t_ms) for d in stream.accept_waveform(audio)]
         return Check("golden stream", got == want, f"{len(got)} detection(s), expected {len(want)}"
                      + ("" if got == want else f": got {got}, expected {want}"))
 
-    return kws
+    return sed if task == "sed" else kws
