@@ -70,6 +70,18 @@ def _kd_section() -> list[str]:
     return out
 
 
+def _probe_sections() -> list[str]:
+    """One-seed probes beside the study (``kd_*_probe.json`` with a table): what they changed, their table, the command."""
+    out: list[str] = []
+    for pr in sorted(RESULTS.glob("kd_*_probe.json")):
+        d = _load(pr)
+        if "table_md" not in d:
+            continue
+        out += [f"### Probe: {d.get('what', pr.stem)} (`{pr.name}`)", "", d["table_md"], "",
+                f"Command: `{d['command']}`. Machine: {_machine(d)}.", ""]
+    return out
+
+
 def _machine_section(mdir: Path) -> list[str]:
     """Cost on one machine: quantization table, side by side, openWakeWord peer, whole vs stream, soak."""
     out: list[str] = []
@@ -270,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
            "Every number below is read from a JSON file in `bench/results/` by `python bench/summarize.py`; each file",
            "records the command, the machine, the library versions and the date. Rerun with `make bench` and",
            "`make kd-study`. These machines are shared and noisy: compare numbers measured side by side in one run.", ""]
-    out += _realdev_sections() + _voices_section() + _kd_section()
+    out += _realdev_sections() + _voices_section() + _kd_section() + _probe_sections()
     for mdir in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
         out += _machine_section(mdir)
     for ww in sorted(RESULTS.glob("wakeword*.json")):
