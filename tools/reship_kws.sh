@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the shipped KWS bundles (models/kws12-dscnn-kd, -kd-int8, -stream-kd, -stream-kd-int8, -stream64-kd-int8) from the voice bank.
-# About an hour on 2 cores (Kokoro synthesis is most of it; a rerun reuses the synthesis cache and every model).
+# About three hours on 2 cores (Kokoro synthesis and the 20-epoch default student are most of it; a rerun reuses the synthesis cache and every model).
 #   bash tools/reship_kws.sh            # then copy runs/vb/bundles/* into models/ and update the model cards
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +23,11 @@ rm -rf "$B"
 "$EDGEKD" tune "$B" --data "$OUT/data" --write
 "$EDGEKD" export tflite "$OUT/dscnn-stream-kd.pt" --bundle "$B"
 # QAT int8 of a streaming student: int8 whole window and int8 streaming-state graph, tuned, int8 TFLite
-ship_stream_int8() {  # FLOAT_CKPT QAT_CKPT BUNDLE
-  [ -f "$2" ] || "$EDGEKD" train qat "$1" --data "$OUT/data" --teacher "$OUT/teacher.pt" --cache-dir "$OUT/cache" --epochs 2 --out "$2"
+ship_stream_int8() {  # FLOAT_CKPT QAT_CKPT BUNDLE [TEACHER ARGS...] (default: the CNN teacher)
+  local float="$1" qat="$2" bundle="$3"; shift 3
+  local teachers=("$@"); [ ${#teachers[@]} -gt 0 ] || teachers=(--teacher "$OUT/teacher.pt")
+  set -- "$float" "$qat" "$bundle"
+  [ -f "$2" ] || "$EDGEKD" train qat "$1" --data "$OUT/data" "${teachers[@]}" --cache-dir "$OUT/cache" --epochs 2 --out "$2"
   rm -rf "$3"
   "$EDGEKD" export onnx "$2" --int8 --out "$3" --golden-wav "$OUT/keywords.wav" --stride-ms 80
   "$EDGEKD" tune "$3" --data "$OUT/data" --write
@@ -33,11 +36,16 @@ ship_stream_int8() {  # FLOAT_CKPT QAT_CKPT BUNDLE
 # 3b. the width-32 streaming student in int8
 B8="$OUT/bundles/kws12-dscnn-stream-kd-int8"
 ship_stream_int8 "$OUT/dscnn-stream-kd.pt" "$OUT/dscnn-stream-kd-qat.pt" "$B8"
-# 3c. the default: the streaming DS-CNN at width 64, distilled, then int8
-[ -f "$OUT/dscnn-stream64-kd.pt" ] || "$EDGEKD" train student --data "$OUT/data" --teacher "$OUT/teacher.pt" --arch dscnn-stream-64 \
-  --epochs 5 --cache-dir "$OUT/cache" --out "$OUT/dscnn-stream64-kd.pt"
+# 3c. the default: the streaming DS-CNN at width 64, distilled from the mean of two teachers (the speech-embedding
+#     head, which has heard people through its frozen backbone, and the CNN teacher) for 20 epochs (patience:
+#     bench/results/kd_epochs_probe.json), then QAT int8 with the same teachers
+SE="$OUT/se-teacher.pt"
+[ -f "$SE" ] || "$EDGEKD" train teacher --backbone speech-embedding --data "$OUT/data" --cache-dir "$OUT/cache" --epochs 20 --out "$SE"
+ENS=(--teacher "$SE" --teacher "$OUT/teacher.pt")
+[ -f "$OUT/dscnn-stream64-ens.pt" ] || "$EDGEKD" train student --data "$OUT/data" "${ENS[@]}" --arch dscnn-stream-64 \
+  --epochs 20 --threads 2 --cache-dir "$OUT/cache" --out "$OUT/dscnn-stream64-ens.pt"
 B64="$OUT/bundles/kws12-dscnn-stream64-kd-int8"
-ship_stream_int8 "$OUT/dscnn-stream64-kd.pt" "$OUT/dscnn-stream64-kd-qat.pt" "$B64"
+ship_stream_int8 "$OUT/dscnn-stream64-ens.pt" "$OUT/dscnn-stream64-ens-qat.pt" "$B64" "${ENS[@]}"
 # 4. real speech (dev speakers) for all of them
 .venv/bin/python bench/realdev.py --no-models --bundle "$OUT/bundles/kws12-dscnn-kd" --bundle "$OUT/bundles/kws12-dscnn-kd-int8" \
   --bundle "$B" --bundle "$B8" --bundle "$B64" --json "$OUT/realdev.json" || true

@@ -101,12 +101,20 @@ _W: dict[str, object] = {}
 
 
 def _init(out: str, cache_dir: str | None) -> None:
-    from edgekd.core.procutil import die_with_parent
+    """Where this process writes clips and caches utterances (the main process, and each worker through ``_init_worker``)."""
     from edgekd.data.voices.cache import SynthCache
 
-    die_with_parent()
     _W["out"] = Path(out)
     _W["cache"] = SynthCache(cache_dir) if cache_dir else None
+
+
+def _init_worker(out: str, cache_dir: str | None) -> None:
+    """A pool worker: ``_init``, and die with the parent. Never called in the main process: ``die_with_parent`` there
+    would tie the user's command to its launching shell (and exit at once under ``setsid nohup``, whose parent is init)."""
+    from edgekd.core.procutil import die_with_parent
+
+    die_with_parent()
+    _init(out, cache_dir)
 
 
 def _render_checked(job: _Job) -> tuple[str, int]:
@@ -285,7 +293,7 @@ def _write_all(out: Path, cfg: SynthKwsConfig, jobs: list[_Job], lists: dict[str
     # slow engines first, so the pool's tail is made of short jobs
     order = sorted(jobs, key=lambda j: (j.voice.engine != "kokoro", j.voice.engine == "espeak"))
     if workers > 1:
-        with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_init, initargs=(str(out), cache)) as pool:
+        with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(str(out), cache)) as pool:
             for _ in pool.imap_unordered(_render_checked, order, chunksize=8):
                 done += 1
                 if progress:

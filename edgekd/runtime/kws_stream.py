@@ -35,7 +35,8 @@ class KwsDetector:
         self.streaming = manifest.kws_streaming if step_backend is not None else None
         if step_backend is not None:
             st = self.streaming
-            assert st is not None  # load_model opens a step backend only for a bundle with a streaming block
+            if st is None:
+                raise BundleError(f"{bundle_dir}: a streaming-state model but no streaming block in the manifest; re-export the bundle")
             fp = self.frontend_params
             hop_ms = st.hop_frames * 1000 * fp.hop_samples // fp.sample_rate
             if postprocess.stride_ms != hop_ms:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,11 +75,17 @@ class FeatureSet:
 _W: dict[str, object] = {}
 
 
-def _worker_init(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samples: int, rirs: RirBank | None = None,
-                 backgrounds: list[np.ndarray] | None = None, kind: str = "logmel") -> None:
+def _worker_init(*init: Any) -> None:
+    """A pool worker: die with the parent, then ``_setup``. Never run in the main process (see ``die_with_parent``)."""
     from edgekd.core.procutil import die_with_parent
 
     die_with_parent()
+    _setup(*init)
+
+
+def _setup(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samples: int, rirs: RirBank | None = None,
+           backgrounds: list[np.ndarray] | None = None, kind: str = "logmel") -> None:
+    """What ``_featurize`` reads, in this process."""
     try:  # an initializer that raises makes the pool respawn workers forever: keep the error for the first job
         backbone = None
         if kind == "speech-embedding":
@@ -182,7 +189,7 @@ def build_feature_set(
                 if progress:
                     progress(k + 1, len(items))
     else:
-        _worker_init(*init)
+        _setup(*init)
         for k, item in enumerate(items):
             chunks.append(_featurize(item))
             if progress:
