@@ -72,11 +72,11 @@ def test_embedding_rows_come_from_the_same_augmented_views(tiny_kws_data, emb_tr
         babble.append(np.trim_zeros(speech[int(j)].load(16000)))
     params = spec["params"]
     n = (spec["window_frames"] - 1) * params.hop_samples + params.window_samples
-    F._worker_init(babble, params.to_dict(), spec["views"], spec["seed"], n)
+    F._setup(babble, params.to_dict(), spec["views"], spec["seed"], n)
     i = 5
     item = (i, clips[i])
     np.testing.assert_array_equal(F._featurize(item), fs.x[fs.clip == i])
-    F._worker_init(babble, params.to_dict(), spec["views"], spec["seed"], n, kind="speech-embedding")
+    F._setup(babble, params.to_dict(), spec["views"], spec["seed"], n, kind="speech-embedding")
     got = F._featurize(item)
     np.testing.assert_array_equal(got, emb_train.x[emb_train.clip == i])
     assert isinstance(F._W["backbone"], SpeechEmbedding)

@@ -16,8 +16,9 @@ from edgekd.runtime.selftest import selftest
 
 out = {"machine": platform.machine(), "python": platform.python_version(), "results": []}
 for bundle in sorted(p.parent for p in Path(sys.argv[1]).glob("*/manifest.json")):
-    golden = json.loads((bundle / "manifest.json").read_text())["golden"]
-    for backend in ("onnx", "litert"):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    golden, task = manifest["golden"], manifest["task"]
+    for backend in ("onnx", "litert") if manifest.get("tflite_file") else ("onnx",):  # SED bundles have no TFLite graph
         checks = selftest(bundle, backend=backend)
         buf = io.StringIO()
         code = 0
@@ -27,17 +28,23 @@ for bundle in sorted(p.parent for p in Path(sys.argv[1]).glob("*/manifest.json")
             except SystemExit as e:
                 code = int(e.code or 0)
         got = [json.loads(ln) for ln in buf.getvalue().splitlines() if ln.startswith("{")]
-        want_file = golden.get("tflite_detections") if backend == "litert" else golden.get("detections")
-        want = json.loads((bundle / want_file).read_text())
+        if task == "sed":  # closed events against the golden events
+            want = json.loads((bundle / golden["events"]).read_text())
+            run_d = sorted((d["label"], d["onset_ms"], d["offset_ms"]) for d in got if "offset_ms" in d)
+            expected = sorted((e["label"], e["onset_ms"], e["offset_ms"]) for e in want)
+        else:
+            want_file = golden.get("tflite_detections") if backend == "litert" else golden.get("detections")
+            want = json.loads((bundle / want_file).read_text())
+            run_d = [(d["label"], d["t_ms"]) for d in got]
+            expected = [(d["label"], d["t_ms"]) for d in want]
         out["results"].append({
-            "bundle": bundle.name, "backend": backend,
+            "bundle": bundle.name, "backend": backend, "task": task,
             "selftest_ok": all(c.ok for c in checks), "selftest": [c.line() for c in checks],
-            "run_exit": code, "run_detections": [(d["label"], d["t_ms"]) for d in got],
-            "expected_detections": [(d["label"], d["t_ms"]) for d in want],
+            "run_exit": code, "run_detections": run_d, "expected_detections": expected,
         })
 from edgekd.bench.stream import REQUIRED_FIELDS, bench_stream  # noqa: E402
 
-first = sorted(p.parent for p in Path(sys.argv[1]).glob("*/manifest.json"))[0]
+first = sorted(p.parent for p in Path(sys.argv[1]).glob("kws*/manifest.json"))[0]
 b = bench_stream(first, first / "golden" / "clip.wav", backend="onnx", repeats=1)
 out["bench_fields_ok"] = all(k in b for k in REQUIRED_FIELDS) and b["cpu_ms_per_audio_s"] > 0 and b["machine"]["arch"] == "aarch64"
 heavy = [m for m in ("torch", "onnx", "scipy", "librosa", "tensorflow") if m in sys.modules]
