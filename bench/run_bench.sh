@@ -16,7 +16,7 @@ a, _ = synth_keyword_stream(('yes','no','up','down','left','right','on','off','s
 fi
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 results=()
-for bundle in models/*/; do
+for bundle in models/kws*/; do  # the KWS bundles: the SED one streams soundscapes, not keywords
   name=$(basename "$bundle")
   for backend in onnx litert; do
     f="$out/bench_${name}_${backend}.json"
@@ -25,9 +25,9 @@ for bundle in models/*/; do
   done
 done
 $EDGEKD bench compare "${results[@]}" --plots "$out" | tee "$out/quantization_table.md"
-$PY bench/side_by_side.py models/*/ --wav "$wav" --json "$out/side_by_side.json"
+$PY bench/side_by_side.py models/kws*/ --wav "$wav" --json "$out/side_by_side.json"
 $PY bench/peers/openwakeword_peer.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --out "$out/peer_openwakeword.json" --rounds 5
-for bundle in models/*/; do
+for bundle in models/kws*/; do
   if grep -q '"model_stream.onnx"' "$bundle/manifest.json"; then
     $PY bench/stream_vs_window.py --bundle "$bundle" --wav "$wav" --out "$out/stream_vs_window_$(basename "$bundle").json"
     $PY bench/peers/openwakeword_peer.py --bundle "$bundle" --wav "$wav" --out "$out/peer_openwakeword_$(basename "$bundle").json" --rounds 5
