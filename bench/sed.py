@@ -49,7 +49,16 @@ def main() -> None:
     from edgekd.bench.machine import machine_facts
     from edgekd.core.fsutil import write_json
     from edgekd.data.synth_sed import SynthSedConfig, synth_sed
-    from edgekd.recipes.sed import DEFAULT_POSTPROCESS, SedRecipe, export_scored_bundle, fit_or_load, load_sed_data, score_sed_model, train_sed_models
+    from edgekd.recipes.sed import (
+        DEFAULT_POSTPROCESS,
+        SedRecipe,
+        export_scored_bundle,
+        fit_or_load,
+        load_sed_data,
+        score_sed_model,
+        sed_bundle,
+        train_sed_models,
+    )
     from edgekd.train.sed import train_sed
 
     data = args.out / "data"
@@ -76,8 +85,8 @@ def main() -> None:
                 torch.onnx.export(m.eval(), (torch.zeros(1, 400, 40),), f"{tmp}/t.onnx", dynamo=False, opset_version=18)
                 results[name]["onnx_bytes"] = Path(f"{tmp}/t.onnx").stat().st_size
         elif name in (KD, QAT):  # runtime bundles, scored again through the runtime's own streaming events
-            bundle = args.out / ("bundle-student-kd" if name == KD else "bundle-student-kd-int8")
-            results[name].update(export_scored_bundle(m, d, data, bundle, bundle.name, pp))
+            bundle, bundle_name = sed_bundle(args.out, d.labels, int8=name == QAT)
+            results[name].update(export_scored_bundle(m, d, data, bundle, bundle_name, pp))
         r = results[name]
         print(f"{name}: event-F1 {r['event_f1']:.3f}, segment-F1 {r['segment_f1']:.3f}, PSDS1 {r['psds1']} (validation event-F1 "
               f"{r['validation_event_f1']:.3f}), {r['params']} params", flush=True)

@@ -49,19 +49,6 @@ def _say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
-def _progress(desc: str):  # type: ignore[no-untyped-def]
-    """A ``progress(done, total)`` callback that prints a line every 10%."""
-    last = [-1]
-
-    def cb(done: int, total: int) -> None:
-        step = 10 * done // max(1, total)
-        if step != last[0]:
-            last[0] = step
-            _say(f"{desc}: {done}/{total}")
-
-    return cb
-
-
 def _data_line(data: Path) -> str:
     meta_file = data / "synth_meta.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
@@ -102,10 +89,12 @@ def _dataset(data: Path, cfg: DemoConfig) -> None:
         import shutil
 
         shutil.rmtree(data)
+    from edgekd.core.progress import Progress
     from edgekd.data.voices.cache import default_cache_dir
 
-    synth_kws(data, SynthKwsConfig(per_word=cfg.per_word, unknown_total=cfg.unknown, silence_total=cfg.silence, seed=cfg.seed,
-                                   engines=cfg.engines), progress=_progress("synthesize"), cache_dir=default_cache_dir())
+    with Progress("synthesize", unit="clip") as bar:
+        synth_kws(data, SynthKwsConfig(per_word=cfg.per_word, unknown_total=cfg.unknown, silence_total=cfg.silence, seed=cfg.seed,
+                                       engines=cfg.engines), progress=bar.callback(), cache_dir=default_cache_dir())
 
 
 def _teacher(kd: Any, teacher: Path, cfg: DemoConfig, cache: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # torch is imported where it is used, so that `edgekd --help`
 
     from edgekd.train.sed import SedSplit
 
-__all__ = ["SedRecipe", "SedData", "load_sed_data", "fit_or_load", "train_sed_models", "score_sed_model", "export_scored_bundle",
+__all__ = ["SedRecipe", "SedData", "load_sed_data", "fit_or_load", "train_sed_models", "score_sed_model", "export_scored_bundle", "sed_bundle",
            "DEFAULT_POSTPROCESS"]
 
 HOP_MS = 40.0
@@ -139,6 +139,12 @@ def score_sed_model(m: nn.Module, d: SedData) -> tuple[SedPostprocessConfig, dic
                 "class_wise_event_f1": {k: v["f1"] for k, v in r["event_based"]["class_wise"].items()}}
 
 
+def sed_bundle(out: Path, labels: list[str], int8: bool) -> tuple[Path, str]:
+    """Where a SED student's bundle goes under ``out`` and its name, the same from every entry point (``edgekd train
+    sed``, ``bench/sed.py``, the shipped ``models/sed10-causal-cnn-kd-int8``)."""
+    return out / ("bundle-int8" if int8 else "bundle-fp32"), f"sed{len(labels)}-causal-cnn-kd" + ("-int8" if int8 else "")
+
+
 def export_scored_bundle(m: nn.Module, d: SedData, root: Path, bundle: Path, name: str, pp: SedPostprocessConfig) -> dict[str, Any]:
     """Export ``m`` with its tuned post-processing and score the bundle's own streaming events on the test split
     (what ``edgekd eval BUNDLE --sed-annotations`` does)."""
@@ -169,7 +175,7 @@ def run_sed(data: Path, out: Path, recipe: SedRecipe, say: Callable[[str], None]
         say(f"scoring {name} (post-processing tuned on validation)")
         pp, report["models"][name] = score_sed_model(m, d)
         if name != "teacher":
-            bundle = out / ("bundle-int8" if name == "student_qat" else "bundle-fp32")
-            report["models"][name].update(export_scored_bundle(m, d, data, bundle, f"sed-{bundle.name}", pp))
+            bundle, bundle_name = sed_bundle(out, d.labels, int8=name == "student_qat")
+            report["models"][name].update(export_scored_bundle(m, d, data, bundle, bundle_name, pp))
     write_json(out / "report.json", report)
     return report
