@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["HIT_TAIL_MS", "DEBOUNCE_MS", "in_hit_window", "moving_average", "fire", "replay", "match"]
+__all__ = ["HIT_TAIL_MS", "DEBOUNCE_MS", "in_hit_window", "moving_average", "fire", "replay", "best_of", "replay_best", "match"]
 
 HIT_TAIL_MS = 1000
 DEBOUNCE_MS = 1000
@@ -56,10 +56,22 @@ def fire(t_ms: np.ndarray, scores: np.ndarray, threshold: float, debounce_ms: fl
 def replay(probs: np.ndarray, t_ms: np.ndarray, n_smooth: int, threshold: float, refractory_ms: float = DEBOUNCE_MS) -> list[tuple[int, int]]:
     """Detections ``(column, t_ms)`` of a posterior timeline ``probs`` (inferences x labels) under one post-processing
     setting: smoothed, the best label of each inference against the threshold, a refractory time after each."""
+    return replay_best(best_of(probs, n_smooth), t_ms, threshold, refractory_ms)
+
+
+def best_of(probs: np.ndarray, n_smooth: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best column of each smoothed inference and its smoothed score: what ``replay`` thresholds (computed once per
+    smoothing window when a sweep tries many thresholds)."""
     smoothed = moving_average(probs, n_smooth)
     best = smoothed.argmax(axis=1)
-    score = smoothed[np.arange(smoothed.shape[0]), best]
-    return [(int(best[i]), int(t_ms[i])) for i in fire(t_ms, score, threshold, refractory_ms)]
+    return best, smoothed[np.arange(smoothed.shape[0]), best]
+
+
+def replay_best(best: tuple[np.ndarray, np.ndarray], t_ms: np.ndarray, threshold: float,
+                refractory_ms: float = DEBOUNCE_MS) -> list[tuple[int, int]]:
+    """``replay`` from ``best_of``'s output."""
+    label, score = best
+    return [(int(label[i]), int(t_ms[i])) for i in fire(t_ms, score, threshold, refractory_ms)]
 
 
 def match(truth: Sequence[tuple[str, float, float]], detections: Sequence[tuple[str, float]],

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.data.speech_commands import SpeechCommands
-from edgekd.eval.matching import match, replay
+from edgekd.eval.matching import best_of, match, replay_best
 from edgekd.runtime.frontend import LogMelFrontend
 from edgekd.runtime.kws_post import softmax
 from edgekd.runtime.kws_stream import KwsDetector
@@ -91,9 +91,9 @@ def sweep_postprocess(detector: KwsDetector, data_dir: str | os.PathLike[str], *
     for done, (stride_ms, sm) in enumerate(grid):
         if not table or table[-1]["stride_ms"] != stride_ms:
             probs, t_ms = stream_posteriors(detector, audio, stride_ms)
-        n = max(1, round(sm / stride_ms))
+        best_smoothed = best_of(probs, max(1, round(sm / stride_ms)))  # once per smoothing window, not per threshold
         for thr in thresholds:
-            fired = replay(probs, t_ms, n, float(thr), refractory_ms)
+            fired = replay_best(best_smoothed, t_ms, float(thr), refractory_ms)
             hit, false = match(truth, [(kw_names[lab], t) for lab, t in fired])
             recall = float(hit.mean()) if truth else 0.0
             score = recall - false / max(1, len(truth))
