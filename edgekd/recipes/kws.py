@@ -4,6 +4,7 @@ summary on rank 0; unchanged under torchrun (DDP)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +20,18 @@ __all__ = ["KwsRun", "train_teacher_run", "train_student_run", "train_qat_run", 
 Say = Callable[[str], None]
 
 
+@dataclass
 class KwsRun:
     """Where a run reads and writes: the data folder, its augmented views, the caches, the checkpoint, resume state."""
 
-    def __init__(self, data: Path, out: Path, *, views: int = 3, rooms: bool = True, cache_dir: Path = Path(".edgekd-cache"),
-                 resume: bool = False, save_every: int = 0, say: Say = print) -> None:
-        self.data, self.out, self.views, self.rooms, self.cache_dir = data, out, views, rooms, cache_dir
-        self.resume, self.save_every, self.say = resume, save_every, say
+    data: Path
+    out: Path
+    views: int = 3
+    rooms: bool = True
+    cache_dir: Path = Path(".edgekd-cache")
+    resume: bool = False
+    save_every: int = 0
+    say: Say = print
 
     def load(self, d: DistContext) -> KwsData:
         """Features on every rank; rank 0 builds (or reads) the cache first, then the others read it."""
