@@ -80,6 +80,43 @@ def test_int8_streaming_graph_equals_the_int8_whole_window(tiny_stream_int8_bund
     assert [(d.label, d.t_ms) for d in d_s] == [(d.label, d.t_ms) for d in d_w]
 
 
+def test_int8_states_cross_the_boundary_as_uint8_and_change_no_logit(tiny_stream_int8_bundle: Path, tmp_path: Path) -> None:
+    from edgekd.export.onnx import export_onnx
+    from edgekd.runtime.backends.onnx import OnnxBackend
+
+    st = ModelManifest.load(tiny_stream_int8_bundle).kws_streaming
+    assert st is not None
+    graph = {t.name: t.dtype for t in OnnxBackend(tiny_stream_int8_bundle / st.model_file).input_specs}
+    quantized = [x for x in st.states if x.dtype == "uint8"]
+    assert len(quantized) >= len(st.states) - 1  # every state but the float pooled one
+    assert all(graph[x.input] == x.dtype for x in st.states)
+    with np.load(tiny_stream_int8_bundle / st.init) as z:
+        assert all(str(z[x.input].dtype) == x.dtype for x in st.states)
+    # the same QAT checkpoint with float32 states at the boundary: the same logits, bit for bit
+    floats = tmp_path / "float-states"
+    export_onnx(tiny_stream_int8_bundle.parent / "q.pt", floats, int8=True, postprocess={"stride_ms": 80}, float_states=True)
+    assert all(x.dtype == "float32" for x in ModelManifest.load(floats).kws_streaming.states)  # type: ignore[union-attr]
+    x = load_audio(tiny_stream_int8_bundle / "golden" / "clip.wav", 16000)
+    a = _run(edgekd.load_model(tiny_stream_int8_bundle, mode="stream"), x)[1]
+    b = _run(edgekd.load_model(floats, mode="stream"), x)[1]
+    assert a.shape == b.shape and a.shape[0] > 10 and np.array_equal(a, b)
+
+
+def test_a_state_of_the_wrong_type_is_refused(tiny_stream_int8_bundle: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from edgekd.core.errors import BundleError
+
+    b = tmp_path / "b"
+    shutil.copytree(tiny_stream_int8_bundle, b)
+    m = json.loads((b / "manifest.json").read_text())
+    m["streaming"]["states"][0]["dtype"] = "float32"  # the graph and state_init.npz say uint8
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="state_0"):
+        edgekd.load_model(b, mode="stream")
+
+
 @pytest.mark.parametrize("chunk", [160, 16000])
 def test_int8_streaming_is_chunk_size_invariant(tiny_stream_int8_bundle: Path, chunk: int) -> None:
     det = edgekd.load_model(tiny_stream_int8_bundle)

@@ -163,12 +163,14 @@ def export_onnx(
     metrics: dict[str, Any] | None = None,
     int8: bool = False,
     ptq_calibration: np.ndarray | None = None,
+    float_states: bool = False,
 ) -> ModelManifest:
     """Export a checkpoint as a bundle folder ``out`` (replaced atomically if it exists).
 
     fp32 by default; ``int8=True`` for a QAT checkpoint (QDQ graph with int8 weights);
     ``ptq_calibration`` (feature windows) for onnxruntime's post-training quantization of a float one.
-    A streaming student also gets its streaming-state graph; ``golden_wav`` adds the golden stream.
+    A streaming student also gets its streaming-state graph (an int8 one passes its states as uint8 unless
+    ``float_states``); ``golden_wav`` adds the golden stream.
     """
     import torch
 
@@ -186,7 +188,8 @@ def export_onnx(
         model_path = _write_model(model, manifest, tmp, ptq_calibration)
         manifest, golden_out = _golden_check(manifest, model_path, golden_in, golden_torch, tmp)
         if hasattr(model, "input_frames") and ptq_calibration is None:
-            manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, ckpt.n_mels, int8=int8))
+            manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, ckpt.n_mels, int8=int8,
+                                                                   float_states=float_states))
             _check_streaming_parity(tmp, manifest, golden_in, golden_out, int8)
         if wav is not None:
             manifest = _write_golden_stream(tmp, manifest, wav)
@@ -194,10 +197,12 @@ def export_onnx(
     return manifest
 
 
-def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostprocessConfig, n_mels: int, int8: bool = False) -> dict[str, Any]:
+def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostprocessConfig, n_mels: int, int8: bool = False,
+                      float_states: bool = False) -> dict[str, Any]:
     """model_stream.onnx: (frames, state_0..n) -> (logits, state_out_0..n), one hop per call; its initial state.
-    For a QAT model the graph is int8 like model.onnx (QDQ, weights folded to int8 initializers); the states stay
-    float32 at the boundary (dequantized values: exact, and one tensor type for every bundle)."""
+    For a QAT model the graph is int8 like model.onnx (QDQ, weights folded to int8 initializers), and the states
+    between two convolutions cross the boundary as uint8 (``export.int8_states``: exact and cheaper);
+    ``float_states`` keeps them float32 (dequantized values), for measuring the difference."""
     import torch
 
     from edgekd.train.students.dscnn_stream import StreamingStep
@@ -229,12 +234,17 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
     for _ in range(-(-model.input_frames // hop) + 1):
         out = graph.run({"frames": silence, **init})
         init = {n: out[o] for n, o in zip(names_in, names_out, strict=True)}
+    if int8 and not float_states:
+        from edgekd.export.int8_states import quantize_state_boundaries
+
+        init = quantize_state_boundaries(path, init)
     np.savez(tmp / "state_init.npz", **init)
     from edgekd.export.graph_stats import graph_stats
 
     return KwsStreaming(model_file="model_stream.onnx", init="state_init.npz", hop_frames=hop, frames_input="frames",
                         logits_output=OUTPUT_NAME, graph_macs_per_hop=graph_stats(path)["macs_per_inference"],
-                        states=tuple(StateSpec(i, o, tuple(sh)) for i, o, sh in zip(names_in, names_out, shapes, strict=True))).to_dict()
+                        states=tuple(StateSpec(i, o, tuple(sh), str(init[i].dtype))
+                                     for i, o, sh in zip(names_in, names_out, shapes, strict=True))).to_dict()
 
 
 def _check_streaming_parity(tmp: Path, manifest: ModelManifest, golden_in: np.ndarray, golden_out: np.ndarray, int8: bool) -> None:

@@ -43,10 +43,16 @@ class KwsDetector:
                 raise ConfigError(f"this bundle streams one hop of {hop_ms} ms per inference; the stride must be {hop_ms} ms "
                                   "(or use --mode whole)")
             with np.load(bundle_dir / st.init) as z:
-                self.state_init = {k: z[k].astype(np.float32) for k in z.files}
+                self.state_init = {k: z[k] for k in z.files}
             want = {st.frames_input, *(x.input for x in st.states)}
             if {t.name for t in step_backend.input_specs} != want:
                 raise BundleError(f"{st.model_file}: inputs do not match the manifest's streaming block; re-export the bundle")
+            graph_types = {t.name: t.dtype for t in step_backend.input_specs}
+            for x in st.states:
+                got = self.state_init.get(x.input)
+                if got is None or str(got.dtype) != x.dtype or graph_types[x.input] != x.dtype or tuple(got.shape) != x.shape:
+                    raise BundleError(f"{st.init}: state {x.input} does not match the manifest ({x.dtype} {list(x.shape)}) "
+                                      "or the graph; re-export the bundle")
         self.backend = backend
         self.postprocess = postprocess
         self.bundle_dir = bundle_dir

@@ -97,6 +97,9 @@ def _check_streaming(st: dict[str, Any], task: Any, bad: Any) -> None:
             raise bad(f"streaming.{key} must be a non-empty string")
     if not _positive_int(st.get("hop_frames")):
         raise bad("streaming.hop_frames must be a positive integer")
+    macs = st.get("graph_macs_per_hop", 0)
+    if macs is not None and not (isinstance(macs, int) and not isinstance(macs, bool) and macs >= 0):
+        raise bad("streaming.graph_macs_per_hop must be a whole number >= 0")
     states = st.get("states")
     if not isinstance(states, list) or not states:
         raise bad("streaming.states must be a non-empty list")
@@ -104,6 +107,8 @@ def _check_streaming(st: dict[str, Any], task: Any, bad: Any) -> None:
         if (not isinstance(x, dict) or not all(isinstance(x.get(k), str) and x[k] for k in ("input", "output"))
                 or not isinstance(x.get("shape"), list) or not all(_positive_int(n) for n in x["shape"])):
             raise bad("streaming.states must hold {input, output, shape} objects (names and positive sizes)")
+        if x.get("dtype", "float32") not in STATE_DTYPES:
+            raise bad(f"streaming.states dtype must be one of {', '.join(STATE_DTYPES)}")
 
 
 @dataclass(frozen=True)
@@ -119,13 +124,18 @@ class TensorSpec:
         return cls(name=str(d["name"]), shape=tuple(int(x) for x in d["shape"]), dtype=str(d.get("dtype", "float32")))
 
 
+STATE_DTYPES = ("float32", "uint8", "int8")
+
+
 @dataclass(frozen=True)
 class StateSpec:
-    """One state tensor of a streaming-state graph: fed as ``input``, returned as ``output``."""
+    """One state tensor of a streaming-state graph: fed as ``input``, returned as ``output``; ``dtype`` is its type at
+    the call boundary (an int8 graph passes quantized states as uint8)."""
 
     input: str
     output: str
     shape: tuple[int, ...]
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,7 @@ class KwsStreaming:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["states"] = [{"input": x.input, "output": x.output, "shape": list(x.shape)} for x in self.states]
+        d["states"] = [{"input": x.input, "output": x.output, "shape": list(x.shape), "dtype": x.dtype} for x in self.states]
         return d
 
     @classmethod
@@ -151,7 +161,8 @@ class KwsStreaming:
         """From a block ``_check_streaming`` accepted."""
         return cls(model_file=d["model_file"], init=d["init"], hop_frames=int(d["hop_frames"]), frames_input=d["frames_input"],
                    logits_output=d["logits_output"], graph_macs_per_hop=int(d.get("graph_macs_per_hop") or 0),
-                   states=tuple(StateSpec(x["input"], x["output"], tuple(int(n) for n in x["shape"])) for x in d["states"]))
+                   states=tuple(StateSpec(x["input"], x["output"], tuple(int(n) for n in x["shape"]), str(x.get("dtype", "float32")))
+                                for x in d["states"]))
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ class StateStepper:
         self.frames = np.zeros(frames_shape, dtype=np.float32)
         n_logits = next(o for o in backend.output_specs if o.name == logits_output).shape[-1]
         self._logits = np.zeros((1, n_logits), dtype=np.float32)
-        self._init = {i: np.ascontiguousarray(init[i], dtype=np.float32) for i, _ in states}
+        self._init = {i: np.ascontiguousarray(init[i]) for i, _ in states}  # float32, or uint8 for quantized states
         self._sets = [{i: v.copy() for i, v in self._init.items()} for _ in range(2)]
         self._keep = []  # OrtValues wrap the numpy buffers without copying: keep both alive together
         self._bindings = []
