@@ -48,7 +48,7 @@ def main() -> int:
     rows = []
     for n, det in dets.items():
         m = det.manifest
-        macs = m.kws_streaming.graph_macs_per_hop if det.mode == "stream" and m.kws_streaming else int(m.provenance.get("graph_macs_per_inference") or 0)
+        macs = det.macs_per_inference
         rows.append({"bundle": n, "mode": det.mode, "quantization": m.quantization, "stride_ms": det.postprocess.stride_ms,
                      "cpu_ms_per_audio_s": statistics.median(cpu[n]), "cpu_ms_per_audio_s_all": cpu[n],
                      "macs_per_audio_s": macs * 1000 // det.postprocess.stride_ms})

@@ -53,9 +53,24 @@ def test_manifest_and_files(tiny_stream_bundle: Path) -> None:
     assert all(c.ok for c in selftest(tiny_stream_bundle))
 
 
-def test_stride_must_match_the_hop(tiny_stream_bundle: Path) -> None:
-    with pytest.raises(ConfigError, match="80 ms"):
-        edgekd.load_model(tiny_stream_bundle, postprocess={"stride_ms": 40})
+def test_stride_must_be_whole_frames(tiny_stream_bundle: Path) -> None:
+    with pytest.raises(ConfigError, match="multiple of 10 ms"):
+        edgekd.load_model(tiny_stream_bundle, postprocess={"stride_ms": 45})
+
+
+@pytest.mark.parametrize("stride_ms", [10, 40, 160])
+def test_any_stride_streams_like_the_whole_window(tiny_stream_bundle: Path, stride_ms: int) -> None:
+    # the streaming graph takes any number of new frames per call: the stride stays a run-time setting
+    x = load_audio(tiny_stream_bundle / "golden" / "clip.wav", 16000)
+    pp = {"stride_ms": stride_ms, "smooth_ms": 160}
+    stream_det = edgekd.load_model(tiny_stream_bundle, mode="stream", postprocess=pp)
+    d_s, l_s = _run(stream_det, x)
+    d_w, l_w = _run(edgekd.load_model(tiny_stream_bundle, mode="whole", postprocess=pp), x)
+    assert stream_det.mode == "stream" and l_s.shape == l_w.shape and l_s.shape[0] == (1 + (x.shape[0] - 480) // 160) // (stride_ms // 10)
+    assert np.max(np.abs(l_s - l_w)) <= 1e-5
+    assert [(d.label, d.t_ms) for d in d_s] == [(d.label, d.t_ms) for d in d_w]
+    st = stream_det.streaming
+    assert st is not None and stream_det.macs_per_inference == st.graph_macs_per_hop * (stride_ms // 10) // st.hop_frames
     edgekd.load_model(tiny_stream_bundle, postprocess={"stride_ms": 40}, mode="whole")  # fine without the state model
 
 
@@ -117,7 +132,19 @@ def test_a_state_of_the_wrong_type_is_refused(tiny_stream_int8_bundle: Path, tmp
         edgekd.load_model(b, mode="stream")
 
 
-@pytest.mark.parametrize("chunk", [160, 16000])
+def test_int8_streaming_at_twice_the_hop_equals_the_whole_window(tiny_stream_int8_bundle: Path) -> None:
+    from edgekd.export.onnx import output_quant_step
+
+    x = load_audio(tiny_stream_int8_bundle / "golden" / "clip.wav", 16000)
+    pp = {"stride_ms": 160, "threshold": 0.15}
+    d_s, l_s = _run(edgekd.load_model(tiny_stream_int8_bundle, mode="stream", postprocess=pp), x)
+    d_w, l_w = _run(edgekd.load_model(tiny_stream_int8_bundle, mode="whole", postprocess=pp), x)
+    assert l_s.shape == l_w.shape and l_s.shape[0] > 5
+    assert np.max(np.abs(l_s - l_w)) <= 1.01 * output_quant_step(tiny_stream_int8_bundle / "model_stream.onnx")
+    assert [(d.label, d.t_ms) for d in d_s] == [(d.label, d.t_ms) for d in d_w]
+
+
+@pytest.mark.parametrize("chunk", [160, 16000])  # each against 1280 samples
 def test_int8_streaming_is_chunk_size_invariant(tiny_stream_int8_bundle: Path, chunk: int) -> None:
     det = edgekd.load_model(tiny_stream_int8_bundle)
     assert det.mode == "stream"
@@ -133,3 +160,11 @@ def test_int8_streaming_graph_runs_integer_kernels_and_passes_selftest(tiny_stre
     whole = optimized_op_counts(tiny_stream_int8_bundle / "model.onnx")
     assert ops.get("QLinearConv", 0) == whole["QLinearConv"] > 0 and "Conv" not in ops  # every conv of a hop is integer
     assert all(c.ok for c in selftest(tiny_stream_int8_bundle)), [c.line() for c in selftest(tiny_stream_int8_bundle)]
+
+
+def test_tuning_a_streaming_bundle_tries_the_hop_and_twice_the_hop(tiny_stream_bundle: Path, tiny_data: Path) -> None:
+    from edgekd.eval.tune import sweep_postprocess
+    from edgekd.runtime.detector import load_kws
+
+    res = sweep_postprocess(load_kws(tiny_stream_bundle), tiny_data, split="all", max_clips=60)
+    assert {r["stride_ms"] for r in res.table} == {80, 160} and res.stride_ms in (80, 160)

@@ -90,9 +90,7 @@ def bench_stream(
         src.close()
     lat = np.asarray(lat_all)
     file = m.tflite_file if det.backend.name == "litert" else m.model_file
-    macs = int(m.provenance.get("graph_macs_per_inference") or m.provenance.get("macs_per_inference") or 0)
-    if det.mode == "stream" and m.kws_streaming is not None:
-        macs = m.kws_streaming.graph_macs_per_hop
+    macs = det.macs_per_inference
     params = int(m.provenance.get("graph_params") or m.provenance.get("params") or 0)
     hist_counts, hist_edges = np.histogram(lat, bins=40)
     return {

@@ -19,7 +19,7 @@ def onnx_cmd(
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write (replaced atomically).")],
     golden_wav: Annotated[Optional[Path], typer.Option(help="A WAV to store with its detections as the bundle's stream self-test.")] = None,
     threshold: Annotated[Optional[float], typer.Option(callback=unit, help="Detection threshold stored in the manifest.")] = None,
-    stride_ms: Annotated[Optional[int], typer.Option(min=1, help="Inference stride stored in the manifest (the hop of a streaming-state model).")] = None,
+    stride_ms: Annotated[Optional[int], typer.Option(min=1, help="Inference stride stored in the manifest (streaming-state: any multiple of 10 ms).")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="int8 QDQ model from a QAT checkpoint (`edgekd train qat`).")] = False,
     ptq: Annotated[Optional[Path], typer.Option(help="Post-training int8 quantization (onnxruntime), calibrated on WAVs in this folder.")] = None,
 ) -> None:

@@ -217,8 +217,10 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
     names_out = [f"state_out_{i}" for i in range(len(shapes))]
     path = tmp / "model_stream.onnx"
     with torch.no_grad():
+        # any number of new frames per call (the hop below is only the default): the stride stays a run-time setting
         torch.onnx.export(step, (floor, *states), str(path), dynamo=False, opset_version=18,
-                          input_names=["frames", *names_in], output_names=[OUTPUT_NAME, *names_out])
+                          input_names=["frames", *names_in], output_names=[OUTPUT_NAME, *names_out],
+                          dynamic_axes={"frames": {1: "new_frames"}})
     if int8:
         from edgekd.export.int8 import fold_weight_quantization
 

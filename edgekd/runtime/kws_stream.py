@@ -31,6 +31,7 @@ class KwsDetector:
         self.manifest = manifest
         self.step_backend = step_backend
         self.state_init: dict[str, np.ndarray] = {}
+        self.any_hop = False  # a streaming graph that takes any number of new frames per call (the stride is free)
         self.frontend_params = FrontendParams.from_dict(manifest.frontend)
         self.streaming = manifest.kws_streaming if step_backend is not None else None
         if step_backend is not None:
@@ -38,8 +39,14 @@ class KwsDetector:
             if st is None:
                 raise BundleError(f"{bundle_dir}: a streaming-state model but no streaming block in the manifest; re-export the bundle")
             fp = self.frontend_params
-            hop_ms = st.hop_frames * 1000 * fp.hop_samples // fp.sample_rate
-            if postprocess.stride_ms != hop_ms:
+            frames_spec = next((x for x in step_backend.input_specs if x.name == st.frames_input), None)
+            # a graph exported with a free frame axis takes any whole number of frames per call; older ones one hop
+            self.any_hop = frames_spec is not None and len(frames_spec.shape) == 3 and frames_spec.shape[1] == -1
+            frame_ms = 1000 * fp.hop_samples // fp.sample_rate
+            hop_ms = st.hop_frames * frame_ms
+            if self.any_hop and postprocess.stride_ms % frame_ms:
+                raise ConfigError(f"this bundle streams whole frames; the stride must be a multiple of {frame_ms} ms")
+            if not self.any_hop and postprocess.stride_ms != hop_ms:
                 raise ConfigError(f"this bundle streams one hop of {hop_ms} ms per inference; the stride must be {hop_ms} ms "
                                   "(or use --mode whole)")
             with np.load(bundle_dir / st.init) as z:
@@ -96,6 +103,16 @@ class KwsDetector:
     def mode(self) -> str:
         """``stream`` (new frames + state per hop) or ``whole`` (the whole window per inference)."""
         return "stream" if self.step_backend is not None else "whole"
+
+    @property
+    def macs_per_inference(self) -> int:
+        """Graph MACs of one model call as this detector runs it: a whole window, or one stride of new frames (a hop's
+        MACs scale with its new frames: every time kernel is valid, so each new frame costs the same)."""
+        m, st = self.manifest, self.streaming
+        if self.mode == "stream" and st is not None:
+            frames = self.postprocess.stride_ms * self.frontend_params.sample_rate // (1000 * self.frontend_params.hop_samples)
+            return st.graph_macs_per_hop * (frames if self.any_hop else st.hop_frames) // st.hop_frames
+        return int(m.provenance.get("graph_macs_per_inference") or m.provenance.get("macs_per_inference") or 0)
 
     @property
     def window_samples(self) -> int:
@@ -159,7 +176,8 @@ class KwsStream:
         st = detector.streaming
         if detector.step_backend is not None and st is not None:
             self._stepper = detector.step_backend.state_stepper(
-                st.frames_input, (1, st.hop_frames, p.n_mels), [(x.input, x.output) for x in st.states], st.logits_output,
+                st.frames_input, (1, self._stride_frames if detector.any_hop else st.hop_frames, p.n_mels),
+                [(x.input, x.output) for x in st.states], st.logits_output,
                 detector.state_init)
         self.reset()
 

@@ -57,6 +57,12 @@ class SedDetector:
         return self.stride * self.hop_ms
 
     @property
+    def macs_per_inference(self) -> int:
+        """Graph MACs of one model call (one window of context)."""
+        prov = self.manifest.provenance
+        return int(prov.get("graph_macs_per_inference") or prov.get("macs_per_inference") or 0)
+
+    @property
     def window_samples(self) -> int:
         """Audio one model call reads (its receptive field plus one stride)."""
         p = self.frontend_params
