@@ -1,6 +1,6 @@
-"""Each cheap bench script runs end to end on tiny material and writes a well-formed result (numbers are not checked
-against goals: benchmarks are not tests). The study scripts (kd_study, sed, wakeword, voices_study) share the recipes
-that tests/test_*train*.py run on tiny material."""
+"""Each bench script runs end to end on tiny material and writes a well-formed result (numbers are not checked
+against goals: benchmarks are not tests). The study scripts (kd_study, voices_study, sed, wakeword) run with a few
+clips and one epoch: their whole path, not their results."""
 
 from __future__ import annotations
 
@@ -66,3 +66,52 @@ def test_summarize_renders_the_committed_bench_readme(tmp_path: Path) -> None:
     """bench/README.md is what bench/summarize.py makes of the committed result files (regenerate it when they change)."""
     _bench("summarize.py", "--out", tmp_path / "README.md")
     assert (tmp_path / "README.md").read_text() == (REPO / "bench" / "README.md").read_text()
+
+
+def test_kd_study_on_tiny_material(tiny_data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The study's whole path (every cell trained, scored, tabled, written) with a tiny teacher and one short epoch."""
+    out = tmp_path / "kd.json"
+    _bench("kd_study.py", "--data", tiny_data, "--teacher", f"tiny={tiny_checkpoint}", "--students", "dscnn", "--seeds", "0",
+           "--epochs", "1", "--views", "1", "--jobs", "1", "--threads", "1", "--cache-dir", tmp_path / "cache",
+           "--work", tmp_path / "work", "--out", out, "--realdev", tmp_path / "no-realdev")
+    d = json.loads(out.read_text())
+    assert sorted(r["teacher"] for r in d["runs"]) == ["none", "tiny"]
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 and "realdev_accuracy" not in r for r in d["runs"])  # no realdev: no number
+    assert "| dscnn | tiny |" in d["table_md"] and d["teacher_scores"][0]["teacher"] == "tiny"
+
+
+def test_voices_study_on_tiny_material(tiny_data: Path, tmp_path: Path) -> None:
+    """One variant of the voice study on the tiny espeak-only set: subset by engine, train, score, table, JSON."""
+    out = tmp_path / "voices.json"
+    _bench("voices_study.py", "--data", tiny_data, "--only", "espeak", "--steps", "4", "--views", "1", "--threads", "1",
+           "--workers", "1", "--out", tmp_path / "work", "--json", out, "--realdev", tmp_path / "no-realdev")
+    d = json.loads(out.read_text())
+    assert d["engines_present"] == ["espeak"]
+    rows = [r for r in d["runs"] if r["variant"] == "espeak"]
+    assert len(rows) == 1 and rows[0]["steps"] == 4 and 0.0 <= rows[0]["synth_test_accuracy_by_engine"]["espeak"] <= 1.0
+
+
+def test_sed_study_on_tiny_material(tmp_path: Path) -> None:
+    """The SED study's path (soundscapes, teacher, distilled and plain students, QAT int8, tuning, scoring through the
+    runtime) on a dozen soundscapes and one epoch each; --transfer 0 means no transfer set."""
+    out = tmp_path / "sed.json"
+    _bench("sed.py", "--out", tmp_path / "work", "--json", out, "--train", "12", "--validation", "6", "--test", "6",
+           "--transfer", "0", "--teacher-epochs", "1", "--student-epochs", "1", "--qat-epochs", "1", "--threads", "1")
+    d = json.loads(out.read_text())
+    assert d["test_soundscapes"] == 6 and d["transfer_soundscapes"] == 0 and len(d["models"]) == 4
+    int8 = d["models"]["student distilled, QAT int8"]
+    assert int8["quantization"] == "int8-qat" and 0.0 <= int8["event_f1"] <= 1.0 and Path(int8["bundle"]).is_dir()
+
+
+def test_wakeword_study_on_tiny_material(tmp_path: Path) -> None:
+    """The wake-word study's path (phrase, confusables and running speech synthesized; the openWakeWord head as teacher,
+    scored file by file; a distilled student trained, exported and scored the same way) in seconds of audio. Its
+    students stay under --out: they are distilled from a CC BY-NC-SA head."""
+    out = tmp_path / "ww.json"
+    _bench("wakeword.py", "--out", tmp_path / "work", "--json", out, "--per-word", "6", "--positives", "6", "--transfer-minutes", "0.2",
+           "--negative-minutes", "0.2", "--ordinary-minutes", "0.2", "--engine-negative-minutes", "0", "--epochs", "1", "--qat-epochs", "0",
+           "--no-baseline", "--extra-strides-ms", "", "--workers", "1", "--flite-train-clips", "0", "--flite-negative-clips", "0",
+           "--flite-transfer-minutes", "0")
+    d = json.loads(out.read_text())
+    assert {"teacher (openWakeWord hey_jarvis)", "student distilled (dscnn)"} <= set(d["systems"])
+    assert d["positives"] == 6 and d["negative_hours"] > 0

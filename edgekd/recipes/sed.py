@@ -60,7 +60,8 @@ def load_sed_data(root: Path) -> SedData:
         raise DataError(f"{meta}: missing; make the soundscapes with `edgekd data synth-sed {root}`")
     labels = json.loads(meta.read_text())["labels"]
     splits = [load_sed_split(root, s, labels) for s in ("train", "validation", "test")]
-    transfer = load_transfer(root) if (root / "audio" / "transfer").is_dir() else []
+    transfer_dir = root / "audio" / "transfer"  # absent, or empty when made with --transfer 0: no transfer set
+    transfer = load_transfer(root) if transfer_dir.is_dir() and any(transfer_dir.glob("*.wav")) else []
     return SedData(labels, *splits, transfer)
 
 

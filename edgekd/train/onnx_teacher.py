@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.core.errors import ConfigError
+from edgekd.eval.wakeword import AudioIn, as_array
 
 __all__ = ["OwwAdapter", "OnnxTeacher", "oww_models_dir", "parse_teacher_spec", "CHUNK"]
 
@@ -140,7 +141,8 @@ class OnnxTeacher:
         pcm = x if x.dtype == np.int16 else np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
         return self.adapter.score_pcm(pcm)
 
-    def timeline(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(t_ms, score)``: each score at the end of its 80 ms chunk (the scorer ``edgekd.eval.wakeword`` counts on)."""
-        s = self.scores(audio)
+    def timeline(self, audio: AudioIn) -> tuple[np.ndarray, np.ndarray]:
+        """``(t_ms, score)``: each score at the end of its 80 ms chunk (a ``Scorer`` of ``edgekd.eval.wakeword``, which
+        may hand over a file's blocks one by one: they are joined first)."""
+        s = self.scores(as_array(audio))
         return (np.arange(1, s.shape[0] + 1) * self.hop_ms).astype(np.float64), s.astype(np.float64)
