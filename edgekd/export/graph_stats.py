@@ -26,13 +26,19 @@ def constant_map(graph: Any) -> dict[str, np.ndarray]:
     return consts
 
 
-def graph_stats(path: str | Path) -> dict[str, int]:
+def graph_stats(path: str | Path, shapes_of: dict[str, tuple[int, ...]] | None = None) -> dict[str, int]:
+    """Parameters and MACs of one call; a free batch axis counts as 1, and ``shapes_of`` fixes other free axes of the
+    named inputs (a streaming graph's new frames)."""
     import onnx
     from onnx import shape_inference
 
     model = onnx.load(str(path))
     for vi in list(model.graph.input) + list(model.graph.output):
         dims = vi.type.tensor_type.shape.dim
+        if shapes_of and vi.name in shapes_of:
+            for d, v in zip(dims, shapes_of[vi.name], strict=True):
+                d.ClearField("dim_param")
+                d.dim_value = int(v)
         if dims and not dims[0].HasField("dim_value"):
             dims[0].ClearField("dim_param")
             dims[0].dim_value = 1

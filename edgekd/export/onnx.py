@@ -244,7 +244,7 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
     from edgekd.export.graph_stats import graph_stats
 
     return KwsStreaming(model_file="model_stream.onnx", init="state_init.npz", hop_frames=hop, frames_input="frames",
-                        logits_output=OUTPUT_NAME, graph_macs_per_hop=graph_stats(path)["macs_per_inference"],
+                        logits_output=OUTPUT_NAME, graph_macs_per_hop=graph_stats(path, {"frames": (1, hop, n_mels)})["macs_per_inference"],
                         states=tuple(StateSpec(i, o, tuple(sh), str(init[i].dtype))
                                      for i, o, sh in zip(names_in, names_out, shapes, strict=True))).to_dict()
 
