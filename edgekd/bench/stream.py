@@ -33,65 +33,41 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
 
 
-def bench_stream(
-    bundle: str | Path,
-    wav: str | Path,
-    *,
-    backend: str = "auto",
-    threads: int = 1,
-    repeats: int = 5,
-    chunk_ms: int = 80,
-    notice: Any = None,
-    mode: str = "auto",
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    det = load_model(bundle, backend=backend, threads=threads, mode=mode)
-    m = det.manifest
-    if m.task not in ("kws", "wakeword", "sed"):
-        raise ConfigError(f"{bundle}: task {m.task!r} is not supported by this bench (kws, wakeword, sed)")
-    if repeats < 1:
-        raise ConfigError("--repeats must be >= 1")
-    step = max(1, m.sample_rate * chunk_ms // 1000)
+def _timed_pass(det: Any, src: WavFileSource) -> tuple[float, float, list[float], int]:
+    """One pass over the WAV through a fresh stream: (CPU s, wall s, per-inference ms, inferences), the time spent
+    reading the file left out."""
+    stream = det.create_stream()
+    stream.inference_ms = []
+    blocks = src.samples()
+    read_cpu = read_wall = 0.0
+    c0, w0 = time.process_time(), time.perf_counter()
+    while True:
+        r0, rw0 = time.process_time(), time.perf_counter()
+        x = next(blocks, None)
+        read_cpu += time.process_time() - r0
+        read_wall += time.perf_counter() - rw0
+        if x is None:
+            break
+        stream.accept_waveform(x)
+    cpu, wall = time.process_time() - c0 - read_cpu, time.perf_counter() - w0 - read_wall
+    return cpu, wall, list(stream.inference_ms or []), stream.inferences
 
-    src = WavFileSource(wav, m.sample_rate, step, notice=notice)  # another rate: resampled once, held in memory
-    try:
-        frames = src.frames
-        seconds = frames / m.sample_rate
-        if frames < det.window_samples:
-            raise AudioFormatError(f"{wav}: {seconds:.2f} s of audio is shorter than one inference window "
-                                   f"({det.window_samples / m.sample_rate:.2f} s); give a longer WAV")
-        warm = det.create_stream()
-        for i, x in enumerate(src.samples()):  # warm-up: first allocations, ORT's first runs
-            if i * step >= m.sample_rate:
-                break
-            warm.accept_waveform(x)
-        cpu, wall, lat_all, infer = [], [], [], 0
-        for _ in range(repeats):
-            stream = det.create_stream()
-            stream.inference_ms = []
-            blocks = src.samples()
-            read_cpu = read_wall = 0.0
-            c0, w0 = time.process_time(), time.perf_counter()
-            while True:
-                r0, rw0 = time.process_time(), time.perf_counter()
-                x = next(blocks, None)
-                read_cpu += time.process_time() - r0
-                read_wall += time.perf_counter() - rw0
-                if x is None:
-                    break
-                stream.accept_waveform(x)
-            cpu.append(time.process_time() - c0 - read_cpu)
-            wall.append(time.perf_counter() - w0 - read_wall)
-            lat_all.extend(stream.inference_ms)
-            infer = stream.inferences
-            if progress:
-                progress(len(cpu), repeats)
-    finally:
-        src.close()
+
+def _warm_up(det: Any, src: WavFileSource, step: int) -> None:
+    """The first second through a throwaway stream: first allocations, ONNX Runtime's first runs."""
+    warm = det.create_stream()
+    for i, x in enumerate(src.samples()):
+        if i * step >= det.manifest.sample_rate:
+            break
+        warm.accept_waveform(x)
+
+
+def _result(det: Any, bundle: str | Path, wav: str | Path, seconds: float, repeats: int, chunk_ms: int, cpu: list[float],
+            wall: list[float], lat_all: list[float], infer: int) -> dict[str, Any]:
+    m = det.manifest
     lat = np.asarray(lat_all)
     file = m.tflite_file if det.backend.name == "litert" else m.model_file
     macs = det.macs_per_inference
-    params = int(m.provenance.get("graph_params") or m.provenance.get("params") or 0)
     hist_counts, hist_edges = np.histogram(lat, bins=40)
     return {
         "bundle": m.name,
@@ -111,7 +87,7 @@ def bench_stream(
         "model_cpu_ms_per_audio_s": float(lat.sum() / repeats / seconds),
         "peak_rss_mb": _peak_rss_mb(),
         "model_bytes": (Path(bundle) / file).stat().st_size,
-        "params": params,
+        "params": int(m.provenance.get("graph_params") or m.provenance.get("params") or 0),
         "macs_per_inference": macs,
         "macs_per_audio_s": macs * infer / seconds,
         "backend": det.backend.name,
@@ -122,3 +98,45 @@ def bench_stream(
         "machine": machine_facts(),
         "provenance": provenance(f"CPU, latency and memory of streaming a WAV ({det.backend.name}, {det.mode})", bundle),
     }
+
+
+def bench_stream(
+    bundle: str | Path,
+    wav: str | Path,
+    *,
+    backend: str = "auto",
+    threads: int = 1,
+    repeats: int = 5,
+    chunk_ms: int = 80,
+    notice: Any = None,
+    mode: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    det = load_model(bundle, backend=backend, threads=threads, mode=mode)
+    m = det.manifest
+    if m.task not in ("kws", "wakeword", "sed"):
+        raise ConfigError(f"{bundle}: task {m.task!r} is not supported by this bench (kws, wakeword, sed)")
+    if repeats < 1:
+        raise ConfigError("--repeats must be >= 1")
+    step = max(1, m.sample_rate * chunk_ms // 1000)
+    src = WavFileSource(wav, m.sample_rate, step, notice=notice)  # another rate: resampled once, held in memory
+    try:
+        seconds = src.frames / m.sample_rate
+        if src.frames < det.window_samples:
+            raise AudioFormatError(f"{wav}: {seconds:.2f} s of audio is shorter than one inference window "
+                                   f"({det.window_samples / m.sample_rate:.2f} s); give a longer WAV")
+        _warm_up(det, src, step)
+        cpu: list[float] = []
+        wall: list[float] = []
+        lat_all: list[float] = []
+        infer = 0
+        for _ in range(repeats):
+            c, w, lat, infer = _timed_pass(det, src)
+            cpu.append(c)
+            wall.append(w)
+            lat_all.extend(lat)
+            if progress:
+                progress(len(cpu), repeats)
+    finally:
+        src.close()
+    return _result(det, bundle, wav, seconds, repeats, chunk_ms, cpu, wall, lat_all, infer)
