@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -40,39 +40,14 @@ def eval_stream_cmd(
     import numpy as np
 
     from edgekd.bench.machine import provenance
-    from edgekd.core.errors import ConfigError, DataError
+    from edgekd.core.errors import ConfigError
     from edgekd.core.progress import Progress
     from edgekd.core.units import SAMPLE_RATE
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
 
-    if (bundle is None) == (teacher is None):
-        raise ConfigError("give a BUNDLE or --teacher oww:NAME (one of them)")
-    if not negatives:
-        raise ConfigError("give the negative audio: --negatives WAV [--negatives WAV ...]")
-    for n in negatives:
-        if not n.is_file():
-            raise DataError(f"--negatives {n}: no such file")
-    if not positives.is_dir():
-        raise DataError(f"--positives {positives}: not a folder of WAVs")
-    if teacher is not None:
-        from edgekd.train.onnx_teacher import OnnxTeacher, parse_teacher_spec
-
-        name = parse_teacher_spec(teacher)[1]
-        target = label or name
-        timeline = OnnxTeacher(teacher).timeline
-        scorer = lambda audio: timeline(we.as_array(audio))  # noqa: E731 - the teacher's pipeline takes a whole signal
-        system = teacher
-    else:
-        from edgekd.runtime.detector import load_kws
-
-        detector = load_kws(bundle, backend=backend)
-        kws = detector.manifest.keyword_labels
-        if label is None and len(kws) != 1:
-            raise ConfigError(f"the bundle has {len(kws)} keywords; choose one with --label ({', '.join(kws)})")
-        target = label or kws[0]
-        scorer = we.bundle_scorer(detector, target)
-        system = detector.manifest.name
+    _check_inputs(bundle, teacher, positives, negatives)
+    scorer, target, system, detector = _scorer(bundle, teacher, label, backend)
     rows, wavs = we.annotated_positives(positives, annotations, target)
 
     def load(p: Path) -> Iterator[np.ndarray]:  # read from disk block by block: an hour of negatives in constant memory
@@ -100,7 +75,42 @@ def eval_stream_cmd(
             raise ConfigError("--write-threshold needs a BUNDLE")
         from edgekd.export.bundle import apply_postprocess
 
+        assert detector is not None
         thr = dict(detector.postprocess.thresholds, **{target: chosen["threshold"]})
         apply_postprocess(bundle, {"thresholds": thr}, eval_stream_threshold={"label": target, "fa_per_hour": fa if math.isfinite(fa) else None})
         notice(f"{bundle}: threshold for {target} set to {chosen['threshold']:.2f}")
     print(f"{chosen['frr']:.4f} {fa:.4f} {chosen['threshold']:.2f}")
+
+
+def _check_inputs(bundle: Path | None, teacher: str | None, positives: Path, negatives: list[Path]) -> None:
+    from edgekd.core.errors import ConfigError, DataError
+
+    if (bundle is None) == (teacher is None):
+        raise ConfigError("give a BUNDLE or --teacher oww:NAME (one of them)")
+    if not negatives:
+        raise ConfigError("give the negative audio: --negatives WAV [--negatives WAV ...]")
+    for n in negatives:
+        if not n.is_file():
+            raise DataError(f"--negatives {n}: no such file")
+    if not positives.is_dir():
+        raise DataError(f"--positives {positives}: not a folder of WAVs")
+
+
+def _scorer(bundle: Path | None, teacher: str | None, label: str | None, backend: str) -> tuple[Any, str, str, Any]:
+    """(scorer, label scored, system name, the bundle's detector or None) for a bundle or an ONNX teacher."""
+    from edgekd.core.errors import ConfigError
+    from edgekd.eval import wakeword as we
+
+    if teacher is not None:
+        from edgekd.train.onnx_teacher import OnnxTeacher, parse_teacher_spec
+
+        return OnnxTeacher(teacher).timeline, label or parse_teacher_spec(teacher)[1], teacher, None
+    from edgekd.runtime.detector import load_kws
+
+    assert bundle is not None
+    detector = load_kws(bundle, backend=backend)
+    kws = detector.manifest.keyword_labels
+    if label is None and len(kws) != 1:
+        raise ConfigError(f"the bundle has {len(kws)} keywords; choose one with --label ({', '.join(kws)})")
+    target = label or kws[0]
+    return we.bundle_scorer(detector, target), target, detector.manifest.name, detector
