@@ -96,41 +96,21 @@ def train_kws(
     every rank trains its share and only rank 0 writes; ``state`` makes the run resumable. ``soft_targets``:
     teacher logits per training row computed elsewhere (e.g. by an ONNX teacher on raw audio). ``transfer``: a transfer
     set whose windows the teacher labels and the student learns with the distillation term only."""
-    from edgekd.train.logit_cache import ensemble_logits
     from edgekd.train.loop import accuracy, train_model
-    from edgekd.train.profile import count_macs, count_params
 
     if not 0.0 < subset <= 1.0:
         raise ConfigError(f"--subset must be in (0, 1], got {subset}")
     train = data.train if subset == 1.0 else data.train.subset(subset, cfg.seed)
-    t_logits = None
     provenance: dict[str, Any] = {"data": str(data.root), "views": data.views, "subset": subset}
     meta = data.root / "synth_meta.json"
     if meta.is_file():
         provenance["data_generator"] = json.loads(meta.read_text())["generator"]
     provenance.update(extra_provenance or {})
     d = dist or DistContext()
-    if soft_targets is not None:
-        if soft_targets.shape[0] != len(data.train) or subset != 1.0:
-            raise ConfigError(f"soft targets for {soft_targets.shape[0]} rows, but the training set has {len(data.train)} (and no --subset)")
-        t_logits = soft_targets
-    elif _teachers(teacher) or teacher_cache is not None:
-        cache, who = ensemble_logits(data.train, FrontendParams().to_dict(), _teachers(teacher), cache=teacher_cache, cache_root=cache_dir,
-                                     threads=cfg.threads, dist=d)
-        t_logits = cache if subset == 1.0 else cache[np.nonzero(np.isin(data.train.clip, np.unique(train.clip)))[0]]
-        provenance.update(who)
+    t_logits = _teacher_targets(data, train, subset, cfg, teacher, teacher_cache, cache_dir, soft_targets, d, provenance)
     tset = None
     if transfer is not None:
-        if t_logits is None or not _teachers(teacher):
-            raise ConfigError("--transfer needs --teacher CKPT: the teacher's logits are the only targets of the transfer windows "
-                              "(a --teacher-cache holds the training rows only)")
-        if subset != 1.0:
-            raise ConfigError("--transfer trains on the whole training set: drop --subset")
-        tset = load_transfer(transfer, rooms=bool((data.train.spec or {}).get("rooms")), cache_dir=cache_dir, dist=d, progress=progress)
-        t_tl, _ = ensemble_logits(tset, FrontendParams().to_dict(), _teachers(teacher), cache_root=cache_dir, threads=cfg.threads, dist=d)
-        t_logits = np.concatenate([_as_array(t_logits), _as_array(t_tl)])
-        train = concat_sets(train, tset)
-        provenance["transfer"] = {"dir": str(transfer), "windows": len(tset), "features": tset.key}
+        train, t_logits, tset = _with_transfer(data, train, t_logits, subset, cfg, teacher, transfer, cache_dir, d, progress, provenance)
     feature_targets = None
     if cfg.feature_kd > 0:
         if subset != 1.0:
@@ -139,16 +119,59 @@ def train_kws(
         provenance["feature_kd"] = {"weight": cfg.feature_kd, "target": "speech-embedding, mean over its 9 frames, standardized per dim"}
     model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress, dist=d, state=state,
                                  feature_targets=feature_targets)
-    test_acc = accuracy(model, data.test, d)
+    ckpt = _kws_checkpoint(cfg, data, model, history, accuracy(model, data.test, d), t_logits is not None, d, provenance)
+    _finish(ckpt, out, d, state)
+    return ckpt
+
+
+def _teacher_targets(data: KwsData, train: FeatureSet, subset: float, cfg: TrainConfig, teacher: Teachers,
+                     teacher_cache: str | os.PathLike[str] | None, cache_dir: str | os.PathLike[str] | None,
+                     soft_targets: np.ndarray | None, d: DistContext, provenance: dict[str, Any]) -> Any:
+    """The teacher logits of the training rows (given, cached or computed), or None without a teacher."""
+    from edgekd.train.logit_cache import ensemble_logits
+
+    if soft_targets is not None:
+        if soft_targets.shape[0] != len(data.train) or subset != 1.0:
+            raise ConfigError(f"soft targets for {soft_targets.shape[0]} rows, but the training set has {len(data.train)} (and no --subset)")
+        return soft_targets
+    if not _teachers(teacher) and teacher_cache is None:
+        return None
+    cache, who = ensemble_logits(data.train, FrontendParams().to_dict(), _teachers(teacher), cache=teacher_cache, cache_root=cache_dir,
+                                 threads=cfg.threads, dist=d)
+    provenance.update(who)
+    return cache if subset == 1.0 else cache[np.nonzero(np.isin(data.train.clip, np.unique(train.clip)))[0]]
+
+
+def _with_transfer(data: KwsData, train: FeatureSet, t_logits: Any, subset: float, cfg: TrainConfig, teacher: Teachers,
+                   transfer: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None, d: DistContext, progress: bool,
+                   provenance: dict[str, Any]) -> tuple[FeatureSet, np.ndarray, FeatureSet]:
+    """The training rows with the transfer windows appended, and their teacher logits (the only targets of those)."""
+    from edgekd.train.logit_cache import ensemble_logits
+
+    if t_logits is None or not _teachers(teacher):
+        raise ConfigError("--transfer needs --teacher CKPT: the teacher's logits are the only targets of the transfer windows "
+                          "(a --teacher-cache holds the training rows only)")
+    if subset != 1.0:
+        raise ConfigError("--transfer trains on the whole training set: drop --subset")
+    tset = load_transfer(transfer, rooms=bool((data.train.spec or {}).get("rooms")), cache_dir=cache_dir, dist=d, progress=progress)
+    t_tl, _ = ensemble_logits(tset, FrontendParams().to_dict(), _teachers(teacher), cache_root=cache_dir, threads=cfg.threads, dist=d)
+    provenance["transfer"] = {"dir": str(transfer), "windows": len(tset), "features": tset.key}
+    return concat_sets(train, tset), np.concatenate([_as_array(t_logits), _as_array(t_tl)]), tset
+
+
+def _kws_checkpoint(cfg: TrainConfig, data: KwsData, model: Any, history: dict[str, Any], test_acc: float, distilled: bool,
+                    d: DistContext, provenance: dict[str, Any]) -> Checkpoint:
+    from edgekd.train.profile import count_macs, count_params
+
     n_mels = data.train.x.shape[2]
-    ckpt = Checkpoint(
+    return Checkpoint(
         arch=cfg.arch,
         labels=tuple(data.train.labels),
         n_mels=n_mels,
         frontend=FrontendParams().to_dict(),
         window_frames=WINDOW_FRAMES,
         state_dict={k: v.contiguous() for k, v in model.state_dict().items()},
-        config=dict(cfg.to_dict(), distilled=t_logits is not None),
+        config=dict(cfg.to_dict(), distilled=distilled),
         metrics={
             "val_accuracy": history["best_val_accuracy"],
             "test_accuracy_torch": test_acc,
@@ -162,8 +185,6 @@ def train_kws(
         },
         provenance=provenance,
     )
-    _finish(ckpt, out, d, state)
-    return ckpt
 
 
 def embedding_targets(sets: FeatureSet | list[FeatureSet], *, cache_dir: str | os.PathLike[str] | None = None,
