@@ -163,6 +163,31 @@ def tune_postprocess(
     return best[1], best[0]
 
 
+def _new_model(arch: str, train: SedSplit, labels: list[str]) -> nn.Module:
+    """A fresh ``arch`` whose input normalisation holds the training features' per-mel mean and std."""
+    allf = np.concatenate(train.feats)
+    model = build_model(arch, n_labels=len(labels), n_mels=allf.shape[1])
+    model.norm.set_stats(torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)))  # type: ignore[operator]
+    return model
+
+
+def _crop_batch(idx: np.ndarray, feats: list[np.ndarray], targets: list[np.ndarray], teacher: list[np.ndarray] | None,
+                crop_frames: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One random crop of ``crop_frames`` input frames (a whole number of output frames) per soundscape of ``idx``:
+    features, pooled targets and, with a teacher, its logits over the same output frames."""
+    xs, ys, ts = [], [], []
+    for i in idx:
+        n = feats[i].shape[0] // TIME_POOL
+        a = int(rng.integers(0, max(1, n - crop_frames // TIME_POOL + 1)))  # in output frames
+        b = a + crop_frames // TIME_POOL
+        xs.append(feats[i][a * TIME_POOL : b * TIME_POOL])
+        ys.append(targets[i][a:b])
+        if teacher is not None:
+            ts.append(teacher[i][a:b])
+    return (torch.from_numpy(np.stack(xs).astype(np.float32)), torch.from_numpy(np.stack(ys)),
+            torch.from_numpy(np.stack(ts)) if teacher is not None else None)
+
+
 def train_sed(
     arch: str,
     train: SedSplit,
@@ -196,9 +221,7 @@ def train_sed(
     torch.set_num_threads(max(1, threads))
     rng = np.random.default_rng(seed)
     if model is None:
-        allf = np.concatenate(train.feats)
-        model = build_model(arch, n_labels=len(labels), n_mels=allf.shape[1])
-        model.norm.set_stats(torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)))  # type: ignore[operator]
+        model = _new_model(arch, train, labels)
     feats = list(train.feats) + (list(transfer[0]) if transfer else [])
     t_all = list(teacher_logits) + list(transfer[1]) if transfer and teacher_logits is not None else teacher_logits
     n_lab = len(train.feats)
@@ -219,20 +242,10 @@ def train_sed(
         total = 0.0
         for s in range(steps):
             idx = order[s * batch : (s + 1) * batch]
-            xs, ys, ts = [], [], []
-            for i in idx:
-                n = feats[i].shape[0] // TIME_POOL
-                a = int(rng.integers(0, max(1, n - crop_frames // TIME_POOL + 1)))  # in output frames
-                b = a + crop_frames // TIME_POOL
-                xs.append(feats[i][a * TIME_POOL : b * TIME_POOL])
-                ys.append(targets[i][a:b])
-                if use_t:
-                    ts.append(t_all[i][a:b])  # type: ignore[index]
-            x = torch.from_numpy(np.stack(xs).astype(np.float32))
-            y = torch.from_numpy(np.stack(ys))
+            x, y, tl = _crop_batch(idx, feats, targets, t_all if use_t else None, crop_frames, rng)
             z = model(x)
             labelled = torch.from_numpy(idx < n_lab) if transfer else None
-            loss = sed_kd_loss(z, torch.from_numpy(np.stack(ts)) if use_t else None, y, alpha if use_t else 0.0, temperature, labelled)
+            loss = sed_kd_loss(z, tl, y, alpha if use_t else 0.0, temperature, labelled)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
