@@ -127,6 +127,43 @@ def _relname(clip: Clip, root: Path) -> str:
     return f"{name}@{clip.offset}+{clip.length}" if clip.length else name
 
 
+def _cache_key(data_dir: str | os.PathLike[str], clips: list[Any], labels: tuple[str, ...], split: str, views: int, seed: int,
+               params: FrontendParams, window_frames: int, rooms: bool, kind: str) -> str:
+    """What the features depend on (clips, split, views, frontend, rooms, backbone), hashed: the cache file's key."""
+    ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": clips[0].path.name, "last": clips[-1].path.name,
+             "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 4}
+    if rooms and views:
+        ident["rooms"] = asdict(RoomConfig())
+    if kind != "logmel":
+        from edgekd.train.teachers.speech_embedding import backbone_identity
+
+        ident["kind"] = kind
+        ident["backbone"] = dict(backbone_identity()["files"], mel="per clip")
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _featurize_all(items: list[tuple[int, Any]], init: tuple[Any, ...], workers: int,
+                   progress: Callable[[int, int], None] | None) -> list[np.ndarray]:
+    """Every clip's views, in order: in ``workers`` spawned processes (BLAS single-threaded) or in this one."""
+    from edgekd.core.procutil import bounded_workers
+
+    chunks: list[np.ndarray] = []
+    workers = bounded_workers(workers, len(items))
+    if workers > 1:
+        with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_worker_init, initargs=init) as pool:
+            for k, arr in enumerate(pool.imap(_featurize, items, chunksize=64)):
+                chunks.append(arr)
+                if progress:
+                    progress(k + 1, len(items))
+    else:
+        _setup(*init)
+        for k, item in enumerate(items):
+            chunks.append(_featurize(item))
+            if progress:
+                progress(k + 1, len(items))
+    return chunks
+
+
 def build_feature_set(
     data_dir: str | os.PathLike[str],
     labels: tuple[str, ...],
@@ -151,16 +188,7 @@ def build_feature_set(
             "window_frames": window_frames, "rooms": rooms, "kind": kind, "cache_dir": str(cache_dir) if cache_dir else None}
     ds = SpeechCommands(data_dir)
     clips = ds.clips(labels, split, sample_rate=params.sample_rate, seed=seed)
-    ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": clips[0].path.name, "last": clips[-1].path.name,
-             "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 4}
-    if rooms and views:
-        ident["rooms"] = asdict(RoomConfig())
-    if kind != "logmel":
-        from edgekd.train.teachers.speech_embedding import backbone_identity
-
-        ident["kind"] = kind
-        ident["backbone"] = dict(backbone_identity()["files"], mel="per clip")
-    key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    key = _cache_key(data_dir, clips, labels, split, views, seed, params, window_frames, rooms, kind)
     root = Path(data_dir).resolve()
     files = tuple(_relname(c, root) for c in clips)
     cache = Path(cache_dir) / f"features-{split}-{key}.npz" if cache_dir else None
@@ -177,23 +205,7 @@ def build_feature_set(
     rirs = rir_bank(RoomConfig()) if rooms and views else None
     backgrounds = background_recordings(seed=seed) if rooms and views else None
     init = (babble, params.to_dict(), views, seed, n_samples, rirs, backgrounds, kind)
-    items = list(enumerate(clips))
-    chunks: list[np.ndarray] = []
-    from edgekd.core.procutil import bounded_workers
-
-    workers = bounded_workers(workers, len(items))
-    if workers > 1:
-        with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_worker_init, initargs=init) as pool:
-            for k, arr in enumerate(pool.imap(_featurize, items, chunksize=64)):
-                chunks.append(arr)
-                if progress:
-                    progress(k + 1, len(items))
-    else:
-        _setup(*init)
-        for k, item in enumerate(items):
-            chunks.append(_featurize(item))
-            if progress:
-                progress(k + 1, len(items))
+    chunks = _featurize_all(list(enumerate(clips)), init, workers, progress)
     per = chunks[0].shape[0]
     x = np.concatenate(chunks)
     lab_idx = {lab: i for i, lab in enumerate(labels)}
