@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 TEACHER, KD, QAT, PLAIN = "teacher (sed-crnn)", "student distilled (sed-causal-cnn)", "student distilled, QAT int8", "student no teacher (sed-causal-cnn)"
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "sed")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "sed.json")
@@ -42,32 +42,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term on labelled soundscapes")
     ap.add_argument("--temperature", type=float, default=1.0)
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    import torch
 
-    from edgekd.bench.machine import machine_facts
-    from edgekd.core.fsutil import write_json
-    from edgekd.data.synth_sed import SynthSedConfig, synth_sed
-    from edgekd.recipes.sed import (
-        DEFAULT_POSTPROCESS,
-        SedRecipe,
-        export_scored_bundle,
-        fit_or_load,
-        load_sed_data,
-        score_sed_model,
-        sed_bundle,
-        train_sed_models,
-    )
+def _models(args: argparse.Namespace, d) -> tuple[dict, object]:  # type: ignore[no-untyped-def,type-arg]
+    """Teacher, distilled student, its QAT int8 form and the same student without a teacher (trained or reused)."""
+    from edgekd.recipes.sed import DEFAULT_POSTPROCESS, SedRecipe, fit_or_load, train_sed_models
     from edgekd.train.sed import train_sed
 
-    data = args.out / "data"
-    if not (data / "sed_meta.json").is_file():
-        print(f"synthesizing soundscapes into {data}", flush=True)
-        synth_sed(data, SynthSedConfig(scapes_train=args.train, scapes_validation=args.validation, scapes_test=args.test,
-                                       scapes_transfer=args.transfer))
-    t0 = time.time()
-    d = load_sed_data(data)
     recipe = SedRecipe(teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs, qat_epochs=args.qat_epochs, alpha=args.alpha,
                        temperature=args.temperature, threads=args.threads)
     say = lambda s: print(f"  {s}", flush=True)  # noqa: E731
@@ -75,7 +57,14 @@ def main() -> None:
     plain = fit_or_load(args.out / "student_plain.pt", "sed-causal-cnn", d.labels, lambda **kw: train_sed(
         "sed-causal-cnn", d.train, d.validation, d.labels, epochs=args.student_epochs, alpha=0.0, threads=args.threads,
         postprocess=DEFAULT_POSTPROCESS, **kw), say=say)
-    models = {TEACHER: trained["teacher"], KD: trained["student"], QAT: trained["student_qat"], PLAIN: plain}
+    return {TEACHER: trained["teacher"], KD: trained["student"], QAT: trained["student_qat"], PLAIN: plain}, recipe
+
+
+def _score(models: dict, d, data: Path, out: Path) -> dict[str, dict]:  # type: ignore[no-untyped-def,type-arg]
+    """Each model on the test split (post-processing tuned on validation); the students' bundles also through the runtime."""
+    import torch
+
+    from edgekd.recipes.sed import export_scored_bundle, score_sed_model, sed_bundle
 
     results: dict[str, dict] = {}  # type: ignore[type-arg]
     for name, m in models.items():
@@ -85,11 +74,30 @@ def main() -> None:
                 torch.onnx.export(m.eval(), (torch.zeros(1, 400, 40),), f"{tmp}/t.onnx", dynamo=False, opset_version=18)
                 results[name]["onnx_bytes"] = Path(f"{tmp}/t.onnx").stat().st_size
         elif name in (KD, QAT):  # runtime bundles, scored again through the runtime's own streaming events
-            bundle, bundle_name = sed_bundle(args.out, d.labels, int8=name == QAT)
+            bundle, bundle_name = sed_bundle(out, d.labels, int8=name == QAT)
             results[name].update(export_scored_bundle(m, d, data, bundle, bundle_name, pp))
         r = results[name]
         print(f"{name}: event-F1 {r['event_f1']:.3f}, segment-F1 {r['segment_f1']:.3f}, PSDS1 {r['psds1']} (validation event-F1 "
               f"{r['validation_event_f1']:.3f}), {r['params']} params", flush=True)
+    return results
+
+
+def main() -> None:
+    args = _args()
+    from edgekd.bench.machine import machine_facts
+    from edgekd.core.fsutil import write_json
+    from edgekd.data.synth_sed import SynthSedConfig, synth_sed
+    from edgekd.recipes.sed import DEFAULT_POSTPROCESS, load_sed_data
+
+    data = args.out / "data"
+    if not (data / "sed_meta.json").is_file():
+        print(f"synthesizing soundscapes into {data}", flush=True)
+        synth_sed(data, SynthSedConfig(scapes_train=args.train, scapes_validation=args.validation, scapes_test=args.test,
+                                       scapes_transfer=args.transfer))
+    t0 = time.time()
+    d = load_sed_data(data)
+    models, recipe = _models(args, d)
+    results = _score(models, d, data, args.out)
     gap = results[TEACHER]["event_f1"] - results[QAT]["event_f1"]
     ratio = results[TEACHER]["params"] / results[QAT]["params"]
     summary = {"what": "SED on held-out soundscapes (test recordings never heard in training)", "command": "python bench/sed.py (make sed)",
