@@ -237,6 +237,20 @@ def _finish(ckpt: Checkpoint, out: str | os.PathLike[str], d: DistContext, state
     d.barrier()
 
 
+def _calibrated_qat_model(src: Checkpoint, data: KwsData, seed: int) -> Any:
+    """The float model converted for QAT, its observers calibrated on up to 1,024 training rows (seeded)."""
+    import torch
+
+    from edgekd.train.qat import calibrate, to_qat
+
+    torch.manual_seed(seed)
+    model = to_qat(src.build())
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(data.train), size=min(len(data.train), 1024), replace=False)
+    calibrate(model, [torch.from_numpy(data.train.x[np.sort(idx[i : i + 256])].astype(np.float32)) for i in range(0, idx.shape[0], 256)])
+    return model
+
+
 def train_qat(
     data: KwsData,
     checkpoint: str | os.PathLike[str],
@@ -257,20 +271,14 @@ def train_qat(
 ) -> Checkpoint:
     """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given, or on
     ``soft_targets`` (teacher logits per training row computed elsewhere, as for ``train_kws``)."""
-    import torch
-
     from edgekd.train.logit_cache import ensemble_logits
     from edgekd.train.loop import accuracy, train_model
-    from edgekd.train.qat import calibrate, freeze_observers_from, to_qat
+    from edgekd.train.qat import freeze_observers_from
 
     src = Checkpoint.load(checkpoint)
     if src.config.get("qat"):
         raise ConfigError(f"{checkpoint}: already QAT-trained; give the float checkpoint")
-    torch.manual_seed(seed)
-    model = to_qat(src.build())
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(data.train), size=min(len(data.train), 1024), replace=False)
-    calibrate(model, [torch.from_numpy(data.train.x[np.sort(idx[i : i + 256])].astype(np.float32)) for i in range(0, idx.shape[0], 256)])
+    model = _calibrated_qat_model(src, data, seed)
     t_logits = None
     provenance = dict(src.provenance, qat_from=Path(checkpoint).name)
     d = dist or DistContext()
