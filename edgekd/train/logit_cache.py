@@ -209,27 +209,34 @@ def build_logit_cache(
             pool.map(_score_shard_job, [job(k) for k in range(n)])
     d.barrier()
     if d.is_main:
-        shards = [{"file": _shard_name(k, n), "start": int(bounds[k]), "stop": int(bounds[k + 1]),
-                   "sha256": sha256_file(out / _shard_name(k, n))} for k in range(n)]
-        for stale in out.glob("shard-*.npy"):
-            if stale.name not in {s["file"] for s in shards}:
-                stale.unlink()
-        index = {
-            "format": FORMAT,
-            "teacher": {"sha256": sha, "name": Path(teacher).name, "labels": list(labels), "input": src.kind,
-                        "crossfit": fold is not None, **_backbone(ckpt)},
-            "frontend": frontend,
-            "features": {"key": fs.key, "rows": len(fs), "files": list(fs.files), "files_sha256": fs.files_sha256},
-            "dtype": "float32",
-            "shards": shards,
-            "built_by": {"processes": n, "mode": "torchrun" if d.enabled else "workers"},
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        atomic_write_text(out / INDEX, json.dumps(index, indent=1) + "\n")
+        teacher_block = {"sha256": sha, "name": Path(teacher).name, "labels": list(labels), "input": src.kind,
+                         "crossfit": fold is not None, **_backbone(ckpt)}
+        _write_index(out, fs, frontend, teacher_block, bounds, d)
         if notice is not None:
             notice(f"teacher-logit cache {out}: {len(fs)} rows in {n} shard(s)")
     d.barrier()
     return LogitCache.open(out, fs, frontend, sha)
+
+
+def _write_index(out: Path, fs: FeatureSet, frontend: dict[str, Any], teacher: dict[str, Any], bounds: np.ndarray, d: DistContext) -> None:
+    """The index that makes the shards a cache (written last, atomically); shards of an earlier build are removed."""
+    n = bounds.shape[0] - 1
+    shards = [{"file": _shard_name(k, n), "start": int(bounds[k]), "stop": int(bounds[k + 1]),
+               "sha256": sha256_file(out / _shard_name(k, n))} for k in range(n)]
+    for stale in out.glob("shard-*.npy"):
+        if stale.name not in {s["file"] for s in shards}:
+            stale.unlink()
+    index = {
+        "format": FORMAT,
+        "teacher": teacher,
+        "frontend": frontend,
+        "features": {"key": fs.key, "rows": len(fs), "files": list(fs.files), "files_sha256": fs.files_sha256},
+        "dtype": "float32",
+        "shards": shards,
+        "built_by": {"processes": n, "mode": "torchrun" if d.enabled else "workers"},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(out / INDEX, json.dumps(index, indent=1) + "\n")
 
 
 def teacher_logits(
