@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,13 +51,44 @@ def receptive_field(model: nn.Module, n_mels: int, max_frames: int = 256) -> int
     return last + 1
 
 
+def _write_golden(tmp: Path, model: nn.Module, golden_audio: np.ndarray, labels: list[str], postprocess: SedPostprocessConfig,
+                  int8: bool, atol: float) -> dict[str, Any]:
+    """golden/: the WAV as stored (16-bit, what selftest streams), its features, the graph's frame logits (checked against
+    torch: int8 within INT8_STEPS output steps, fp32 within 1e-3) and its events; returns the manifest's golden block."""
+    import onnxruntime as ort
+
+    from edgekd.core.errors import ConfigError
+    from edgekd.runtime.sed_post import sed_events, sigmoid
+    from edgekd.runtime.wav import load_audio, write_wav
+
+    params = FrontendParams()
+    (tmp / "golden").mkdir()
+    write_wav(tmp / "golden" / "clip.wav", golden_audio, params.sample_rate)
+    golden_audio = load_audio(tmp / "golden" / "clip.wav", params.sample_rate)
+    feats = LogMelFrontend(params).features(golden_audio)[None].astype(np.float32)
+    np.save(tmp / "golden" / "input.npy", feats)
+    sess = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_out = sess.run(None, {"features": feats})[0]
+    with torch.no_grad():
+        torch_out = model(torch.from_numpy(feats)).numpy()
+    err = float(np.max(np.abs(onnx_out - torch_out)))
+    if int8 and err > atol:
+        raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> {INT8_STEPS} output steps: {atol:.3g}); export is broken")
+    if not int8 and err > 1e-3:
+        raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
+    np.save(tmp / "golden" / "output.npy", onnx_out)
+    hop_ms = 1000.0 * TIME_POOL * params.hop_samples / params.sample_rate
+    ev = sed_events(sigmoid(onnx_out[0]), tuple(labels), hop_ms, postprocess)
+    (tmp / "golden" / "events.json").write_text(json.dumps([e.to_dict() for e in ev], indent=1) + "\n")
+    return Golden(input="golden/input.npy", output="golden/output.npy", atol=atol, rtol=0.0, wav="golden/clip.wav",
+                  events="golden/events.json", extra={"torch_vs_onnx_max_abs": err}).to_dict()
+
+
 def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str], *, name: str, arch: str,
                postprocess: SedPostprocessConfig, golden_audio: np.ndarray | None = None, stride_frames: int = 5,
                metrics: dict[str, Any] | None = None) -> ModelManifest:
     """Write the bundle folder ``out`` (replaced atomically)."""
-    import onnxruntime as ort
 
-    from edgekd.core.errors import ConfigError
     from edgekd.train.qat import fake_quant_disabled, freeze, is_qat
 
     int8 = is_qat(model)
@@ -75,35 +107,10 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
             from edgekd.export.onnx import output_quant_step
 
             fold_weight_quantization(tmp / "model.onnx")
-            step = output_quant_step(tmp / "model.onnx")
-            atol = (INT8_STEPS + 0.01) * step  # another CPU's integer kernels may round differently, as above
+            atol = (INT8_STEPS + 0.01) * output_quant_step(tmp / "model.onnx")  # another CPU's integer kernels may round differently
         golden: dict[str, Any] = {}
         if golden_audio is not None:
-            from edgekd.runtime.wav import load_audio, write_wav
-
-            (tmp / "golden").mkdir()
-            # everything golden comes from the WAV as stored (16-bit), which is what selftest streams
-            write_wav(tmp / "golden" / "clip.wav", golden_audio, params.sample_rate)
-            golden_audio = load_audio(tmp / "golden" / "clip.wav", params.sample_rate)
-            feats = LogMelFrontend(params).features(golden_audio)[None].astype(np.float32)
-            np.save(tmp / "golden" / "input.npy", feats)
-            sess = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
-            onnx_out = sess.run(None, {"features": feats})[0]
-            with torch.no_grad():
-                torch_out = model(torch.from_numpy(feats)).numpy()
-            err = float(np.max(np.abs(onnx_out - torch_out)))
-            if int8 and err > (INT8_STEPS + 0.01) * step:
-                raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> {INT8_STEPS} steps of {step:.3g}); export is broken")
-            if not int8 and err > 1e-3:
-                raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
-            np.save(tmp / "golden" / "output.npy", onnx_out)
-            from edgekd.runtime.sed_post import sed_events, sigmoid
-
-            hop_ms = 1000.0 * TIME_POOL * params.hop_samples / params.sample_rate
-            ev = sed_events(sigmoid(onnx_out[0]), tuple(labels), hop_ms, postprocess)
-            (tmp / "golden" / "events.json").write_text(json.dumps([e.to_dict() for e in ev], indent=1) + "\n")
-            golden = Golden(input="golden/input.npy", output="golden/output.npy", atol=atol, rtol=0.0, wav="golden/clip.wav",
-                            events="golden/events.json", extra={"torch_vs_onnx_max_abs": err}).to_dict()
+            golden = _write_golden(tmp, model, golden_audio, labels, postprocess, int8, atol)
         n_params = sum(p.numel() for p in model.parameters())
         m = ModelManifest(
             name=name, task="sed", labels=tuple(labels), sample_rate=params.sample_rate, frontend=params.to_dict(), model_file="model.onnx",
