@@ -199,7 +199,8 @@ def export_onnx(
 
 def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostprocessConfig, n_mels: int, int8: bool = False,
                       float_states: bool = False) -> dict[str, Any]:
-    """model_stream.onnx: (frames, state_0..n) -> (logits, state_out_0..n), one hop per call; its initial state.
+    """model_stream.onnx: (frames, state_0..n) -> (logits, state_out_0..n), any number of new frames per call (the
+    manifest's hop is the default); its initial state.
     For a QAT model the graph is int8 like model.onnx (QDQ, weights folded to int8 initializers), and the states
     between two convolutions cross the boundary as uint8 (``export.int8_states``: exact and cheaper);
     ``float_states`` keeps them float32 (dequantized values), for measuring the difference."""
