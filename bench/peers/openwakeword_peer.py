@@ -167,8 +167,7 @@ def _edgekd_runners(det, audio, chunk: int):  # type: ignore[no-untyped-def]
         n = int(round(seconds * 1000 / det.postprocess.stride_ms))
         st = det.streaming
         if st is not None:
-            frames = det.postprocess.stride_ms // 10 if det.any_hop else st.hop_frames  # new frames per call
-            feeds = {st.frames_input: np.full((1, frames, det.frontend_params.n_mels), -6.0, np.float32), **det.state_init}
+            feeds = {st.frames_input: np.full((1, det.stride_frames, det.frontend_params.n_mels), -6.0, np.float32), **det.state_init}
             c0 = time.process_time()
             for _ in range(n):
                 det.step_backend.run(feeds)

@@ -83,8 +83,7 @@ def sweep_postprocess(detector: KwsDetector, data_dir: str | os.PathLike[str], *
                       smooth_ms: tuple[int, ...] = (40, 80, 120, 200, 320), thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.4, 0.96, 0.05), 2)),
                       split: str = "validation", max_clips: int = 600, progress: Callable[[int, int], None] | None = None) -> TuneResult:
     if detector.mode == "stream":  # a streaming-state model: one call per stride; the same or twice the hop
-        st, fp = detector.streaming, detector.frontend_params
-        hop_ms = st.hop_frames * 1000 * fp.hop_samples // fp.sample_rate if st is not None else detector.postprocess.stride_ms
+        hop_ms = detector.hop_ms or detector.postprocess.stride_ms
         strides_ms = (hop_ms, 2 * hop_ms) if detector.any_hop else (hop_ms,)
     audio, truth = validation_stream(detector, data_dir, split, max_clips=max_clips)
     kw_names = detector.manifest.keyword_labels

@@ -5,7 +5,7 @@ Conv}``, where the Q after the Concat has the scale and zero point of the Q that
 value of the state is on that grid, so the Concat can take the quantized tensors directly: ``state (uint8) + q ->
 Concat -> DQ -> Conv`` and ``Slice -> state_out (uint8)``. Nothing changes value (Q(DQ(q)) = q); per hop ONNX Runtime
 runs one QuantizeLinear and one DequantizeLinear less per state and moves a quarter of the bytes through Concat and
-Slice (bench/README.md: about 30% of the hop on x86). States whose neighbours do not match that pattern (the pooled
+Slice (14% of the whole stream on x86: bench/results/state_dtype_side_by_side.json). States whose neighbours do not match that pattern (the pooled
 head state, which is averaged in float) stay float32.
 """
 

@@ -32,6 +32,7 @@ class KwsDetector:
         self.step_backend = step_backend
         self.state_init: dict[str, np.ndarray] = {}
         self.any_hop = False  # a streaming graph that takes any number of new frames per call (the stride is free)
+        self.hop_ms: int | None = None  # a streaming graph's default hop (its manifest hop_frames), in ms
         self.frontend_params = FrontendParams.from_dict(manifest.frontend)
         self.streaming = manifest.kws_streaming if step_backend is not None else None
         if step_backend is not None:
@@ -43,7 +44,7 @@ class KwsDetector:
             # a graph exported with a free frame axis takes any whole number of frames per call; older ones one hop
             self.any_hop = frames_spec is not None and len(frames_spec.shape) == 3 and frames_spec.shape[1] == -1
             frame_ms = 1000 * fp.hop_samples // fp.sample_rate
-            hop_ms = st.hop_frames * frame_ms
+            self.hop_ms = hop_ms = st.hop_frames * frame_ms
             if self.any_hop and postprocess.stride_ms % frame_ms:
                 raise ConfigError(f"this bundle streams whole frames; the stride must be a multiple of {frame_ms} ms")
             if not self.any_hop and postprocess.stride_ms != hop_ms:
@@ -105,13 +106,18 @@ class KwsDetector:
         return "stream" if self.step_backend is not None else "whole"
 
     @property
+    def stride_frames(self) -> int:
+        """Frames between two model calls (a streaming graph's new frames per call)."""
+        p = self.frontend_params
+        return max(1, round(self.postprocess.stride_ms * p.sample_rate / (1000.0 * p.hop_samples)))
+
+    @property
     def macs_per_inference(self) -> int:
         """Graph MACs of one model call as this detector runs it: a whole window, or one stride of new frames (a hop's
         MACs scale with its new frames: every time kernel is valid, so each new frame costs the same)."""
         m, st = self.manifest, self.streaming
         if self.mode == "stream" and st is not None:
-            frames = self.postprocess.stride_ms * self.frontend_params.sample_rate // (1000 * self.frontend_params.hop_samples)
-            return st.graph_macs_per_hop * (frames if self.any_hop else st.hop_frames) // st.hop_frames
+            return st.graph_macs_per_hop * self.stride_frames // st.hop_frames
         return int(m.provenance.get("graph_macs_per_inference") or m.provenance.get("macs_per_inference") or 0)
 
     @property
@@ -162,9 +168,8 @@ class KwsStream:
         p = detector.frontend_params
         self._frontend = LogMelFrontend(p)
         self._window = detector.manifest.window_frames
-        hop_ms = 1000.0 * p.hop_samples / p.sample_rate
-        self._stride_frames = max(1, round(detector.postprocess.stride_ms / hop_ms))
-        self._hop_ms = hop_ms
+        self._stride_frames = detector.stride_frames
+        self._hop_ms = 1000.0 * p.hop_samples / p.sample_rate
         self._win_ms = 1000.0 * p.window_samples / p.sample_rate
         self._post = KwsPostprocessor(detector.labels, detector.manifest.keyword_labels, detector.postprocess)
         self.inferences = 0
@@ -176,7 +181,7 @@ class KwsStream:
         st = detector.streaming
         if detector.step_backend is not None and st is not None:
             self._stepper = detector.step_backend.state_stepper(
-                st.frames_input, (1, self._stride_frames if detector.any_hop else st.hop_frames, p.n_mels),
+                st.frames_input, (1, self._stride_frames, p.n_mels),  # a fixed-hop graph's stride is its hop
                 [(x.input, x.output) for x in st.states], st.logits_output,
                 detector.state_init)
         self.reset()
