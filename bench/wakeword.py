@@ -139,7 +139,7 @@ def _cpu_side_by_side(clip, teacher, dets: dict, arch: str) -> dict[str, float]:
     import numpy as np
     from openwakeword.model import Model
 
-    from edgekd.train.onnx_teacher import CHUNK, oww_models_dir
+    from edgekd.train.teachers.oww import CHUNK, oww_models_dir
 
     seconds = clip.shape[0] / 16000
     oww = "openWakeWord Model.predict (hey_jarvis)"
@@ -263,8 +263,8 @@ def main() -> None:
     from edgekd.core.fsutil import write_json
     from edgekd.eval import wakeword as we
     from edgekd.recipes.wakeword import WakewordRecipe, teacher_targets, train_wakeword_students, wakeword_labels
-    from edgekd.train.onnx_teacher import OnnxTeacher
     from edgekd.train.pipeline import load_kws_data
+    from edgekd.train.teachers.oww import OnnxTeacher
 
     out: Path = args.out
     tag = _variant_tag(args)

@@ -132,7 +132,7 @@ def _tone_sed_bundle(out: Path) -> tuple[np.ndarray, list[tuple[str, int, int]]]
     from edgekd.runtime.detector import load_model
     from edgekd.runtime.frontend import LogMelFrontend
     from edgekd.runtime.sed_post import SedPostprocessConfig
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     labels = ["alarm", "bell", "door"]
     t = np.arange(16000 * 6) / 16000

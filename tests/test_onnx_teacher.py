@@ -34,7 +34,7 @@ def hey_jarvis_pcm() -> np.ndarray:
 def test_adapter_equals_model_predict(hey_jarvis_pcm: np.ndarray) -> None:
     from openwakeword.model import Model
 
-    from edgekd.train.onnx_teacher import CHUNK, OwwAdapter, oww_models_dir
+    from edgekd.train.teachers.oww import CHUNK, OwwAdapter, oww_models_dir
 
     pcm = hey_jarvis_pcm
     model = Model(wakeword_model_paths=[str(oww_models_dir() / "hey_jarvis_v0.1.onnx")])
@@ -66,7 +66,7 @@ def test_an_onnx_head_that_does_not_fit_the_adapter_is_refused(tmp_path: Path) -
     import shutil
 
     from edgekd.core.errors import ConfigError
-    from edgekd.train.onnx_teacher import OwwAdapter, oww_models_dir
+    from edgekd.train.teachers.oww import OwwAdapter, oww_models_dir
 
     d = tmp_path / "models"
     shutil.copytree(oww_models_dir(), d)

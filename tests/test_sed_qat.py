@@ -19,7 +19,7 @@ LABELS = ["alarm", "bell", "door", "knock"]
 
 def _trained_like_student() -> torch.nn.Module:
     """A sed-causal-cnn with non-trivial BatchNorm statistics (as after training), in eval mode."""
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     torch.manual_seed(0)
     m = build_model("sed-causal-cnn", n_labels=len(LABELS), n_mels=40)

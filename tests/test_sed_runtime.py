@@ -21,7 +21,7 @@ def sed_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """An (untrained) sed-causal-cnn bundle, float or int8 through the QAT transform (observers calibrated on the clip)."""
     from edgekd.export.sed import export_sed
     from edgekd.runtime.frontend import LogMelFrontend
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     torch.manual_seed(3)
     model = build_model("sed-causal-cnn", n_labels=len(LABELS), n_mels=40)
@@ -84,7 +84,7 @@ def test_selftest_and_run_print_onsets_and_events(sed_bundle: tuple[Path, np.nda
 
 def test_a_model_that_sees_the_future_is_not_exported_as_a_stream(tmp_path: Path) -> None:
     from edgekd.export.sed import export_sed
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     with pytest.raises(ValueError, match="not a causal"):
         export_sed(build_model("sed-crnn", n_labels=3, n_mels=40), LABELS, tmp_path / "b", name="t", arch="sed-crnn",

@@ -36,7 +36,7 @@ def test_kd_loss_golden_values() -> None:
 
 
 def test_causal_student_frames_do_not_depend_on_the_future() -> None:
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     torch.manual_seed(0)
     m = build_model("sed-causal-cnn", n_labels=5, n_mels=40).eval()

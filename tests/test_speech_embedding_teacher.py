@@ -98,9 +98,9 @@ def test_teacher_checkpoint_records_backbone_and_crossfits(se_teacher, tiny_kws_
     from edgekd.runtime.manifest import sha256_file
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.logit_cache import build_logit_cache
-    from edgekd.train.onnx_teacher import oww_models_dir
     from edgekd.train.teachers import TorchTeacher
     from edgekd.train.teachers.embedding_teacher import embedding_inputs, fold_of
+    from edgekd.train.teachers.oww import oww_models_dir
 
     path, cache = se_teacher
     ck = Checkpoint.load(path)
@@ -132,7 +132,7 @@ def test_teacher_checkpoint_records_backbone_and_crossfits(se_teacher, tiny_kws_
 def test_student_distils_from_it_with_feature_kd(se_teacher, tiny_data: Path) -> None:
     from edgekd.data.transfer import build_transfer
     from edgekd.train.checkpoint import Checkpoint
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     path, cache = se_teacher
     out = path.parent / "student.pt"
@@ -155,7 +155,7 @@ def test_student_distils_from_it_with_feature_kd(se_teacher, tiny_data: Path) ->
 
 def test_feature_distiller_catches_pooled_features_and_learns() -> None:
     from edgekd.train.loop import FeatureDistiller
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     torch.manual_seed(0)
     m = build_model("dscnn", 12, 40).train()

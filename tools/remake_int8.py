@@ -40,7 +40,7 @@ def float_checkpoint_from_bundle(bundle: Path, out: Path):  # type: ignore[no-un
     from edgekd.runtime.backends.onnx import OnnxBackend
     from edgekd.runtime.manifest import ModelManifest
     from edgekd.train.checkpoint import Checkpoint
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     man = ModelManifest.load(bundle)
     w = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(bundle / man.model_file)).graph.initializer}

@@ -102,7 +102,7 @@ def _scorer(bundle: Path | None, teacher: str | None, label: str | None, backend
     from edgekd.eval import wakeword as we
 
     if teacher is not None:
-        from edgekd.train.onnx_teacher import OnnxTeacher, parse_teacher_spec
+        from edgekd.train.teachers.oww import OnnxTeacher, parse_teacher_spec
 
         return OnnxTeacher(teacher).timeline, label or parse_teacher_spec(teacher)[1], teacher, None
     from edgekd.runtime.detector import load_kws

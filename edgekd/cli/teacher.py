@@ -54,7 +54,7 @@ def score_cmd(
     """Print the teacher's score every 80 ms as `t_ms score` lines (t_ms: end of the chunk), exactly the numbers
     openwakeword's Model.predict gives for the same chunks."""
     from edgekd.runtime.wav import load_audio
-    from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher
+    from edgekd.train.teachers.oww import CHUNK, OnnxTeacher
 
     t = OnnxTeacher(teacher, threads=threads)
     scores = t.scores(load_audio(wav, 16000))

@@ -206,7 +206,7 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
     ``float_states`` keeps them float32 (dequantized values), for measuring the difference."""
     import torch
 
-    from edgekd.train.students.dscnn_stream import StreamingStep
+    from edgekd.train.models.students.dscnn_stream import StreamingStep
 
     hop_ms = 1000.0 * fp.hop_samples / fp.sample_rate
     hop = max(1, round(pp.stride_ms / hop_ms))

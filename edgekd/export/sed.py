@@ -24,7 +24,7 @@ from edgekd.export.bundle import finalize_manifest, staging_dir
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.manifest import Golden, ModelManifest, SedStreaming, TensorSpec
 from edgekd.runtime.sed_post import SedPostprocessConfig
-from edgekd.train.students.sed import TIME_POOL
+from edgekd.train.models.sed_frames import TIME_POOL
 
 __all__ = ["export_sed", "receptive_field", "INT8_STEPS"]
 

@@ -52,8 +52,8 @@ def _trace(model: Any) -> tuple[Any, dict[str, Any]]:
     """The model's torch.fx graph, with edgekd's own modules and torch's layers kept as leaves, and its modules by name."""
     from torch import fx, nn
 
+    from edgekd.train.models.common import FeatureNorm
     from edgekd.train.qat import ActQuant, QConv, QLinear
-    from edgekd.train.students.common import FeatureNorm
 
     leaves = (FeatureNorm, QConv, QLinear, ActQuant, nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.SiLU, nn.Dropout, nn.Identity)
 
@@ -118,8 +118,8 @@ def _tf_module(tf: Any, m: Any, x: Any) -> Any:
     import torch
     from torch import nn
 
+    from edgekd.train.models.common import FeatureNorm
     from edgekd.train.qat import ActQuant, QLinear
-    from edgekd.train.students.common import FeatureNorm
 
     if isinstance(m, FeatureNorm):
         return (x - tf.constant(m.mean.numpy())) * tf.constant(m.inv_std.numpy())
@@ -142,7 +142,7 @@ def _tf_call(tf: Any, n: Any, a: list[Any], window_frames: int) -> Any:
     import torch
     from torch import nn
 
-    from edgekd.train.students.dscnn_stream import pad_to
+    from edgekd.train.models.students.dscnn_stream import pad_to
 
     if n.op == "call_method" and n.target == "unsqueeze" and a[1:] in ([1],) and not n.kwargs:
         return tf.expand_dims(a[0], -1)  # (B, T, M) -> NCHW (B, 1, T, M) == NHWC (B, T, M, 1)

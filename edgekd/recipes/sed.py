@@ -70,7 +70,7 @@ def fit_or_load(path: Path, arch: str, labels: list[str], train_fn: Callable[...
     """Load ``path`` if it exists (a QAT model is rebuilt through ``to_qat`` first), else train and save it."""
     import torch
 
-    from edgekd.train.students import build_model
+    from edgekd.train.models import build_model
 
     if path.is_file():
         m = build_model(arch, n_labels=len(labels), n_mels=40)

@@ -78,7 +78,7 @@ def teacher_targets(spec: str, data: Any, transfer: list[np.ndarray], cache: Pat
     from edgekd.core.fsutil import atomic_write
     from edgekd.data.speech_commands import SpeechCommands
     from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-    from edgekd.train.onnx_teacher import OnnxTeacher
+    from edgekd.train.teachers.oww import OnnxTeacher
     from edgekd.train.wakeword import clip_targets, transfer_windows
 
     teacher = OnnxTeacher(spec)
@@ -173,8 +173,8 @@ def run_wakeword(data: Path, out: Path, teacher: str, recipe: WakewordRecipe, *,
     from edgekd.core.fsutil import write_json
     from edgekd.core.units import SAMPLE_RATE
     from edgekd.runtime.wav import load_audio
-    from edgekd.train.onnx_teacher import OnnxTeacher
     from edgekd.train.pipeline import load_kws_data
+    from edgekd.train.teachers.oww import OnnxTeacher
 
     clips = data / "clips"
     if not clips.is_dir():

@@ -1,6 +1,6 @@
 """What each architecture in the registry is (name, role, task, one-line summary), without torch.
 
-The CLI reads it for ``--help`` and ``edgekd models``; ``edgekd.train.students`` joins each entry to its builder.
+The CLI reads it for ``--help`` and ``edgekd models``; ``edgekd.train.models`` joins each entry to its builder.
 """
 
 from __future__ import annotations

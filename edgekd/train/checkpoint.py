@@ -12,7 +12,7 @@ from torch import nn
 
 from edgekd.core.errors import ConfigError
 from edgekd.core.fsutil import atomic_write
-from edgekd.train.students import build_model
+from edgekd.train.models import build_model
 
 __all__ = ["Checkpoint"]
 

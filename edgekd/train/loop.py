@@ -21,7 +21,7 @@ from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext, shard_rows
 from edgekd.train.distill import kd_loss
 from edgekd.train.features import FeatureSet
-from edgekd.train.students import build_model
+from edgekd.train.models import build_model
 
 __all__ = ["train_model", "predict_logits", "accuracy", "Resume"]
 

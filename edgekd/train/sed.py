@@ -27,8 +27,8 @@ from edgekd.eval.sed_metrics import score_events
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.sed_post import SedPostprocessConfig, sed_events, sigmoid
 from edgekd.runtime.wav import load_audio
-from edgekd.train.students import build_model
-from edgekd.train.students.sed import TIME_POOL
+from edgekd.train.models import build_model
+from edgekd.train.models.sed_frames import TIME_POOL
 
 __all__ = ["SedSplit", "load_sed_split", "sed_kd_loss", "pool_targets", "train_sed", "qat_sed", "load_transfer", "predict_frames", "evaluate_sed",
            "tune_postprocess"]

@@ -23,7 +23,7 @@ from edgekd.core.units import SAMPLE_RATE
 from edgekd.data.speech_commands import Clip
 from edgekd.runtime.frontend import LogMelFrontend
 from edgekd.train.features import FeatureSet
-from edgekd.train.onnx_teacher import CHUNK, OnnxTeacher
+from edgekd.train.teachers.oww import CHUNK, OnnxTeacher
 
 __all__ = ["prob_logits", "clip_targets", "transfer_windows", "with_transfer"]
 

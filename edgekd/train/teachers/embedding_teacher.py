@@ -68,8 +68,8 @@ def train_embedding_teacher(
 ) -> Checkpoint:
     """Train the main head and ``folds`` cross-fitting heads on the embedding frames of the log-mel sets given."""
     from edgekd.train.loop import accuracy, train_model
+    from edgekd.train.models.teachers.embedding_head import EmbeddingHead
     from edgekd.train.profile import count_macs, count_params
-    from edgekd.train.students.embedding_head import EmbeddingHead
     from edgekd.train.teachers.speech_embedding import DIM, FRAMES, backbone_identity
 
     if folds == 1 or folds < 0:

@@ -36,7 +36,7 @@ LICENCE_NOTE = ("speech-embedding backbone: openwakeword==0.4.0's melspectrogram
 
 def backbone_identity(models_dir: Path | None = None) -> dict[str, Any]:
     """What a teacher built on the backbone records: each file's sha256, the source and the licence note."""
-    from edgekd.train.onnx_teacher import oww_models_dir
+    from edgekd.train.teachers.oww import oww_models_dir
 
     d = models_dir or oww_models_dir()
     return {"name": "speech-embedding", "source": "openwakeword==0.4.0", "files": {f: sha256_file(d / f) for f in FILES},
@@ -48,7 +48,7 @@ class SpeechEmbedding:
 
     def __init__(self, models_dir: Path | None = None, threads: int = 1) -> None:
         from edgekd.runtime.backends.onnx import OnnxBackend
-        from edgekd.train.onnx_teacher import oww_models_dir
+        from edgekd.train.teachers.oww import oww_models_dir
 
         d = models_dir or oww_models_dir()
         self._mel, self._emb = (OnnxBackend(d / f, threads=threads) for f in FILES)

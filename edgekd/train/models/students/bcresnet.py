@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekd.train.students.common import FeatureNorm
+from edgekd.train.models.common import FeatureNorm
 
 __all__ = ["BCResNet"]
 

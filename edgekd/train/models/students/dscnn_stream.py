@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekd.train.students.common import FeatureNorm
+from edgekd.train.models.common import FeatureNorm
 
 __all__ = ["DSCNNStream", "StreamingStep", "CONTEXT", "POOL_FRAMES", "pad_to"]
 

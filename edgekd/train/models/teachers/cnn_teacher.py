@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekd.train.students.common import FeatureNorm, conv_bn_relu
+from edgekd.train.models.common import FeatureNorm, conv_bn_relu
 
 __all__ = ["CNNTeacher"]
 
