@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.data import KWS12_LABELS
     from edgekd.train.config import TrainConfig
     from edgekd.train.features import build_feature_set
-    from edgekd.train.loop import accuracy, train_model
+    from edgekd.train.kws_objective import train_model
+    from edgekd.train.loop import accuracy
     from edgekd.train.pipeline import load_kws_data
 
     if not (args.data / "clips.tsv").is_file():

@@ -101,6 +101,11 @@ def test_sed_study_on_tiny_material(tmp_path: Path) -> None:
     assert d["test_soundscapes"] == 6 and d["transfer_soundscapes"] == 0 and len(d["models"]) == 4
     int8 = d["models"]["student distilled, QAT int8"]
     assert int8["quantization"] == "int8-qat" and 0.0 <= int8["event_f1"] <= 1.0 and Path(int8["bundle"]).is_dir()
+    from edgekd.train.checkpoint import Checkpoint  # every SED model is saved in the one checkpoint format
+
+    teacher, qat = Checkpoint.load(tmp_path / "work" / "teacher.pt"), Checkpoint.load(tmp_path / "work" / "student_kd_qat.pt")
+    assert (teacher.arch, teacher.is_qat, qat.arch, qat.is_qat) == ("sed-crnn", False, "sed-causal-cnn", True)
+    assert qat.build()(__import__("torch").zeros(1, 40, 40)).shape == (1, 10, len(qat.labels))
 
 
 def test_wakeword_study_on_tiny_material(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def _bce(z: float, t: float) -> float:
 
 
 def test_kd_loss_takes_only_the_soft_term_for_unlabelled_samples() -> None:
-    from edgekd.train.sed import sed_kd_loss
+    from edgekd.train.distill import sed_kd_loss
 
     zs = torch.tensor([[[1.5]], [[-0.5]]])
     zt = torch.tensor([[[3.0]], [[1.0]]])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgekd.train.sed import pool_targets, sed_kd_loss
+from edgekd.train.distill import sed_kd_loss
+from edgekd.train.sed import pool_targets
 
 
 def test_pool_targets_marks_an_output_frame_active_if_any_input_frame_is() -> None:
@@ -136,3 +137,78 @@ def test_train_sed_command_without_soundscapes_says_how_to_make_them(tmp_path: P
     p = subprocess.run([sys.executable, "-m", "edgekd", "train", "sed", str(tmp_path), "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert p.returncode == 2 and "edgekd data synth-sed" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_sed_training_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """The one loop's resumable state serves SED too: a run stopped after its first epoch (state saved at the
+    epoch's end) and resumed ends on the same weights as one that never stopped."""
+    import torch
+
+    from edgekd.train.loop import Resume
+    from edgekd.train.sed import load_sed_split, train_sed
+
+    _tiny_soundscapes(tmp_path)
+    labels = ["high", "low"]
+    tr, va = (load_sed_split(tmp_path / "d", s, labels) for s in ("train", "validation"))
+    kw = dict(epochs=2, batch=4, crop_frames=200, threads=1)
+    whole, h_whole = train_sed("sed-causal-cnn", tr, va, labels, **kw)  # type: ignore[arg-type]
+
+    def stop_at_second_epoch(model: torch.nn.Module, epoch: int) -> None:
+        if epoch == 1:
+            raise _Stop
+
+    state = Resume(tmp_path / "sed.state", resume=True)
+    with pytest.raises(_Stop):
+        train_sed("sed-causal-cnn", tr, va, labels, before_epoch=stop_at_second_epoch, state=state, **kw)  # type: ignore[arg-type]
+    assert state.path.is_file()
+    resumed, h_resumed = train_sed("sed-causal-cnn", tr, va, labels, state=state, **kw)  # type: ignore[arg-type]
+    assert h_resumed["resumed_at_steps"] == [h_whole["steps"] // 2]
+    assert [e["loss"] for e in h_resumed["epochs"]] == pytest.approx([e["loss"] for e in h_whole["epochs"]], rel=1e-5)
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+
+
+_DDP_SCRIPT = """
+import json, sys
+from pathlib import Path
+from edgekd.train.dist import DistContext
+from edgekd.train.sed import load_sed_split, train_sed
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+labels = ["high", "low"]
+tr, va = (load_sed_split(root, s, labels) for s in ("train", "validation"))
+d = DistContext.from_env()
+_, h = train_sed("sed-causal-cnn", tr, va, labels, epochs=2, batch=4, crop_frames=200, threads=1, dist=d)
+if d.is_main:
+    out.write_text(json.dumps({"steps": h["steps"], "final_loss": h["final_loss"], "seen": h["train_examples_seen"]}))
+d.close()
+"""
+
+
+@pytest.mark.slow
+def test_sed_training_under_torchrun_matches_one_process(tmp_path: Path) -> None:
+    """Two gloo processes on 127.0.0.1 split each global batch of SED crops: same steps, same examples, the same
+    loss up to BatchNorm statistics per rank."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    _tiny_soundscapes(tmp_path)
+    script = tmp_path / "ddp_sed.py"
+    script.write_text(_DDP_SCRIPT)
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", EDGEKD_DIST_BACKEND="gloo")
+    results = {}
+    for n in (1, 2):
+        out = tmp_path / f"h{n}.json"
+        p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), str(script),
+                            str(tmp_path / "d"), str(out)], capture_output=True, text=True, env=env, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        results[n] = json.loads(out.read_text())
+    assert results[1]["steps"] == results[2]["steps"] > 0
+    assert results[1]["seen"] == results[2]["seen"]
+    assert results[2]["final_loss"] == pytest.approx(results[1]["final_loss"], rel=0.01)

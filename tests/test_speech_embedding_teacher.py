@@ -154,7 +154,7 @@ def test_student_distils_from_it_with_feature_kd(se_teacher, tiny_data: Path) ->
 
 
 def test_feature_distiller_catches_pooled_features_and_learns() -> None:
-    from edgekd.train.loop import FeatureDistiller
+    from edgekd.train.kws_objective import FeatureDistiller
     from edgekd.train.models import build_model
 
     torch.manual_seed(0)

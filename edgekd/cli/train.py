@@ -182,6 +182,8 @@ def sed_cmd(
     alpha: Annotated[float, typer.Option(callback=unit, help="Weight of the distillation term on labelled soundscapes (transfer ones use it alone).")] = 0.5,
     temperature: Annotated[float, typer.Option(callback=positive, help="Sigmoid temperature of the distillation term.")] = 1.0,
     threads: ThreadsOpt = 2,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the model whose training was interrupted (OUT/<model>.pt.state, "
+                                                          "saved at each epoch's end).")] = False,
 ) -> None:
     """Sound-event detection end to end: train the sed-crnn teacher, distil the causal sed-causal-cnn student
     (frame-level loss; transfer soundscapes labelled by the teacher alone), fine-tune it with QAT, tune each model's
@@ -194,7 +196,7 @@ def sed_cmd(
     if min(teacher_epochs, student_epochs, qat_epochs) < 1 or not 0.0 <= alpha <= 1.0 or temperature <= 0:
         raise ConfigError("epochs must be >= 1, --alpha within [0, 1] and --temperature > 0")
     recipe = SedRecipe(teacher_epochs=teacher_epochs, student_epochs=student_epochs, qat_epochs=qat_epochs, alpha=alpha,
-                       temperature=temperature, threads=threads)
+                       temperature=temperature, threads=threads, resume=resume)
     report = run_sed(data, out, recipe, say=notice)
     for name, r in report["models"].items():
         notice(f"{name}: event-F1 {r['event_f1']:.3f}, segment-F1 {r['segment_f1']:.3f}, {r['params']:,} params"

@@ -37,6 +37,7 @@ class SedRecipe:
     alpha: float = 0.5
     temperature: float = 1.0
     threads: int = 2
+    resume: bool = False  # continue a model whose training was interrupted (its OUT/<model>.pt.state)
 
 
 @dataclass
@@ -66,26 +67,38 @@ def load_sed_data(root: Path) -> SedData:
 
 
 def fit_or_load(path: Path, arch: str, labels: list[str], train_fn: Callable[..., tuple[nn.Module, Any]], *, qat: bool = False,
-                say: Callable[[str], None] = print) -> nn.Module:
-    """Load ``path`` if it exists (a QAT model is rebuilt through ``to_qat`` first), else train and save it."""
-    import torch
-
-    from edgekd.train.models import build_model
+                say: Callable[[str], None] = print, resume: bool = False) -> nn.Module:
+    """Load the checkpoint ``path`` if it exists (it must hold ``arch`` for ``labels``), else train and save it in the
+    one checkpoint format (``train.checkpoint``: it stores its own dimensions, QAT flag and validation score).
+    Training state goes to ``<path>.state`` at each epoch's end; ``resume`` continues it (the state is removed once
+    the checkpoint is saved)."""
+    from edgekd.core.errors import ConfigError
+    from edgekd.runtime.frontend import FrontendParams
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.qat import DEFAULT_WEIGHT_BITS
 
     if path.is_file():
-        m = build_model(arch, n_labels=len(labels), n_mels=40)
-        if qat:
-            from edgekd.train.qat import to_qat
-
-            m = to_qat(m)
-        m.load_state_dict(torch.load(path, weights_only=True))
+        try:
+            ck = Checkpoint.load(path)
+        except ConfigError as e:
+            raise ConfigError(f"{e}; delete it to retrain that step") from None
+        if ck.arch != arch or list(ck.labels) != list(labels) or ck.is_qat != qat:
+            raise ConfigError(f"{path} holds a {'QAT ' if ck.is_qat else ''}{ck.arch} for {list(ck.labels)}, not a "
+                              f"{'QAT ' if qat else ''}{arch} for {labels}; delete it to retrain that step")
         say(f"reusing {path} (delete it to retrain)")
-        return m.eval()
-    m, _ = train_fn(progress=lambda s: say(f"{path.stem}: {s}"))
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(m.state_dict(), tmp)
-    tmp.replace(path)
-    return m
+        return ck.build()
+    from edgekd.train.loop import Resume
+
+    state = Resume(path.with_name(path.name + ".state"), resume=resume)
+    if state.path.is_file() and not resume:
+        say(f"{state.path} holds an interrupted run; starting over (pass --resume to continue it)")
+    m, hist = train_fn(progress=lambda s: say(f"{path.stem}: {s}"), state=state)
+    params = FrontendParams()
+    config: dict[str, Any] = {"task": "sed", "qat": qat, **({"qat_weight_bits": DEFAULT_WEIGHT_BITS} if qat else {})}
+    Checkpoint(arch, tuple(labels), params.n_mels, params.to_dict(), 400, m.state_dict(), config=config,
+               metrics={"val_event_f1": hist.get("best_val_event_f1")}).save(path)
+    state.path.unlink(missing_ok=True)
+    return m.eval()
 
 
 def train_sed_models(d: SedData, out: Path, recipe: SedRecipe = SedRecipe(), say: Callable[[str], None] = print) -> dict[str, nn.Module]:
@@ -99,14 +112,14 @@ def train_sed_models(d: SedData, out: Path, recipe: SedRecipe = SedRecipe(), say
     torch.set_num_threads(recipe.threads)
     common: dict[str, Any] = {"threads": recipe.threads, "postprocess": DEFAULT_POSTPROCESS}
     teacher = fit_or_load(out / "teacher.pt", "sed-crnn", d.labels, lambda **kw: train_sed(
-        "sed-crnn", d.train, d.validation, d.labels, epochs=recipe.teacher_epochs, alpha=0.0, **common, **kw), say=say)
+        "sed-crnn", d.train, d.validation, d.labels, epochs=recipe.teacher_epochs, alpha=0.0, **common, **kw), say=say, resume=recipe.resume)
     t_logits = predict_frames(teacher, d.train.feats)
     transfer = (d.transfer, predict_frames(teacher, d.transfer)) if d.transfer else None
     kd_args = {"teacher_logits": t_logits, "alpha": recipe.alpha, "temperature": recipe.temperature, "transfer": transfer, **common}
     student = fit_or_load(out / "student_kd.pt", "sed-causal-cnn", d.labels, lambda **kw: train_sed(
-        "sed-causal-cnn", d.train, d.validation, d.labels, epochs=recipe.student_epochs, **kd_args, **kw), say=say)
+        "sed-causal-cnn", d.train, d.validation, d.labels, epochs=recipe.student_epochs, **kd_args, **kw), say=say, resume=recipe.resume)
     qat = fit_or_load(out / "student_kd_qat.pt", "sed-causal-cnn", d.labels, lambda **kw: qat_sed(
-        student, d.train, d.validation, d.labels, epochs=recipe.qat_epochs, **kd_args, **kw), qat=True, say=say)
+        student, d.train, d.validation, d.labels, epochs=recipe.qat_epochs, **kd_args, **kw), qat=True, say=say, resume=recipe.resume)
     return {"teacher": teacher, "student": student, "student_qat": qat}
 
 

@@ -1,11 +1,12 @@
-"""The distillation loss (Hinton et al., 2015), a pure function."""
+"""Every distillation loss, pure functions: ``kd_loss`` (Hinton et al., 2015, one logit vector per window, softmax)
+and ``sed_kd_loss`` (its frame-level, multi-label form with sigmoids, for sound events)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kd_loss"]
+__all__ = ["kd_loss", "sed_kd_loss"]
 
 
 def kd_loss(
@@ -33,3 +34,18 @@ def kd_loss(
     p_t = F.softmax(teacher_logits.detach() / t, dim=-1)
     kl = F.kl_div(log_p_s, p_t, reduction="batchmean")
     return alpha * t * t * kl + (1.0 - alpha) * ce
+
+
+def sed_kd_loss(student: torch.Tensor, teacher: torch.Tensor | None, target: torch.Tensor, alpha: float, temperature: float,
+                labelled: torch.Tensor | None = None) -> torch.Tensor:
+    """Batch mean of the frame-level KD loss. ``labelled`` (B,) bool: samples without labels (a transfer set) take
+    the soft term alone."""
+    if teacher is None or alpha == 0.0:
+        return F.binary_cross_entropy_with_logits(student, target)
+    t = float(temperature)
+    hard = F.binary_cross_entropy_with_logits(student, target, reduction="none").mean(dim=(1, 2))
+    soft = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher.detach() / t), reduction="none").mean(dim=(1, 2)) * t * t
+    per = alpha * soft + (1.0 - alpha) * hard
+    if labelled is not None:
+        per = torch.where(labelled, per, soft)
+    return per.mean()

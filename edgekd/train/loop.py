@@ -1,15 +1,20 @@
-"""The training loop shared by teacher and students: AdamW + one-cycle LR, SpecAugment, KD on cached logits;
-DDP under torchrun and resumable state."""
+"""The one training loop of every task (KWS, wake words, SED; teachers and students): AdamW + one-cycle LR over a
+fixed number of global batches, the best validation epoch kept, DDP under torchrun and resumable state.
+
+What differs between tasks is an ``Objective`` (``train.kws_objective``: feature windows with SpecAugment and KD on
+cached logits; ``train.sed``: random crops of soundscapes with the frame-level KD loss): how it builds its model, draws
+and scores a batch, and validates an epoch. The loop owns everything else: seeds, optimizer and schedule, the
+global-batch sharding over ranks, the epoch permutation, best-epoch selection, progress, and the saved state.
+"""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -17,60 +22,58 @@ from torch import nn
 
 from edgekd.core.errors import ConfigError
 from edgekd.core.fsutil import atomic_write
-from edgekd.train.config import TrainConfig
-from edgekd.train.dist import DistContext, shard_rows
-from edgekd.train.distill import kd_loss
-from edgekd.train.features import FeatureSet
-from edgekd.train.models import build_model
+from edgekd.train.dist import DistContext
 
-__all__ = ["train_model", "predict_logits", "accuracy", "Resume"]
+__all__ = ["Schedule", "Objective", "Resume", "fit", "predict_logits", "accuracy"]
+
+STATE_FORMAT = "edgekd-train-state-2"
 
 
-def _masked(x: torch.Tensor, fill: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    tmask, fmask = masks
-    x = torch.where(tmask[:, :, None], fill[None, None, :], x)
-    return torch.where(fmask[:, None, :], fill[None, None, :], x)
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how fast: ``epochs`` over ``rows // batch_size`` global batches each."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int = 0
+    threads: int = 2
 
 
-def _specaugment_masks(b: int, t: int, m: int, cfg: TrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Time and frequency masks for a whole (global) batch, drawn from ``gen`` in a fixed order."""
-    tmask = torch.zeros(b, t, dtype=torch.bool)
-    fmask = torch.zeros(b, m, dtype=torch.bool)
-    for _ in range(cfg.time_masks):
-        w = torch.randint(0, cfg.time_mask_frames + 1, (b,), generator=gen)
-        s = (torch.rand(b, generator=gen) * (t - w)).long()
-        r = torch.arange(t)[None, :]
-        tmask |= (r >= s[:, None]) & (r < (s + w)[:, None])
-    for _ in range(cfg.freq_masks):
-        w = torch.randint(0, cfg.freq_mask_bands + 1, (b,), generator=gen)
-        s = (torch.rand(b, generator=gen) * (m - w)).long()
-        r = torch.arange(m)[None, :]
-        fmask |= (r >= s[:, None]) & (r < (s + w)[:, None])
-    return tmask, fmask
+class Objective(Protocol):
+    """What one task trains: its model, its rows, the loss of a batch and the validation of an epoch."""
 
+    title: str  # the progress bar's
+    rows: int  # rows per epoch (clips, windows or soundscapes)
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: Any, batch_size: int = 512, device: torch.device | None = None) -> np.ndarray:
-    model.eval()
-    out = []
-    for i in range(0, x.shape[0], batch_size):
-        xb = torch.from_numpy(np.asarray(x[i : i + batch_size], dtype=np.float32))
-        out.append(model(xb if device is None else xb.to(device)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    def setup(self, model: nn.Module | None, rng: np.random.Generator, d: DistContext) -> nn.Module:
+        """The model on ``d.device`` (``model``, or a fresh one); called once, after seeding, before the optimizer."""
+        ...
 
+    def extra_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters outside the model (a feature-distillation projection), optimized with it."""
+        ...
 
-def accuracy(model: nn.Module, fs: FeatureSet, dist: DistContext | None = None) -> float:
-    """Top-1 accuracy; under torchrun each rank scores rows ``rank::world`` and the counts are summed."""
-    if not len(fs):
-        return float("nan")
-    d = dist or DistContext()
-    rows = np.arange(len(fs))[d.rank :: d.world_size]
-    pred = predict_logits(model, fs.x[rows], device=d.device).argmax(-1) if rows.size else np.zeros(0, dtype=np.int64)
-    correct, n = d.all_sum([float(np.sum(pred == fs.y[rows])), float(rows.size)])
-    return correct / n
+    def loss(self, net: nn.Module, rows: np.ndarray, rng: np.random.Generator, d: DistContext) -> torch.Tensor:
+        """The loss of this rank's share of the global batch ``rows`` (random draws from ``rng`` in a fixed order)."""
+        ...
 
+    def after_backward(self, d: DistContext) -> None: ...
 
-STATE_FORMAT = "edgekd-train-state-1"
+    def validate(self, model: nn.Module, d: DistContext) -> dict[str, float]:
+        """The epoch's validation metrics; the first one picks the best epoch (higher is better)."""
+        ...
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a saved state to be resumed (the loop adds its schedule)."""
+        ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, saved: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -83,45 +86,25 @@ class Resume:
     resume: bool = False
 
 
-def _fingerprint(cfg: TrainConfig, train: FeatureSet, total: int) -> dict[str, Any]:
-    return {"arch": cfg.arch, "data": train.key, "rows": len(train), "batch_size": cfg.batch_size, "epochs": cfg.epochs,
-            "seed": cfg.seed, "total_steps": total, "alpha": cfg.alpha, "feature_kd": cfg.feature_kd}
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: Any, batch_size: int = 512, device: torch.device | None = None) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        xb = torch.from_numpy(np.asarray(x[i : i + batch_size], dtype=np.float32))
+        out.append(model(xb if device is None else xb.to(device)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-class FeatureDistiller:
-    """Feature distillation: a linear projection of the student's pooled features (the input of its last Linear
-    layer, caught by a forward hook) regressed onto per-row teacher features. Training only: the projection is
-    not part of the student, which exports unchanged."""
-
-    def __init__(self, model: nn.Module, dim: int, device: torch.device) -> None:
-        last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-        self.proj = nn.Linear(last.in_features, dim).to(device)
-        self._h: torch.Tensor | None = None
-        self._hook = last.register_forward_hook(self._catch)
-
-    def _catch(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        self._h = inputs[0]
-
-    def loss(self, targets: torch.Tensor) -> torch.Tensor:
-        assert self._h is not None, "the student ran no forward pass"
-        return nn.functional.mse_loss(self.proj(self._h), targets)
-
-    def sync(self, d: DistContext) -> None:
-        """Average the projection's gradients over torchrun ranks (it lives outside DDP)."""
-        if d.enabled:
-            import torch.distributed as dist
-
-            for p in self.proj.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad /= d.world_size
-
-    def close(self) -> None:
-        self._hook.remove()
-
-
-def _save_state(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+def accuracy(model: nn.Module, fs: Any, dist: DistContext | None = None) -> float:
+    """Top-1 accuracy on a ``FeatureSet``; under torchrun each rank scores rows ``rank::world`` and the counts are summed."""
+    if not len(fs):
+        return float("nan")
+    d = dist or DistContext()
+    rows = np.arange(len(fs))[d.rank :: d.world_size]
+    pred = predict_logits(model, fs.x[rows], device=d.device).argmax(-1) if rows.size else np.zeros(0, dtype=np.int64)
+    correct, n = d.all_sum([float(np.sum(pred == fs.y[rows])), float(rows.size)])
+    return correct / n
 
 
 @dataclass
@@ -129,99 +112,66 @@ class _Run:
     """Everything a training run changes as it goes (what a saved state restores), with the objects that change it."""
 
     model: nn.Module
-    fkd: FeatureDistiller | None
     opt: torch.optim.Optimizer
     sched: Any
     rng: np.random.Generator
-    gen: torch.Generator
-    mean: torch.Tensor  # per-mel mean: what SpecAugment fills masks with
     steps_per_epoch: int
     total: int
     step: int = 0
     run_loss: float = 0.0
-    perm: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    history: dict[str, Any] = dataclasses.field(default_factory=lambda: {"epochs": [], "train_examples_seen": 0})
+    perm: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    history: dict[str, Any] = field(default_factory=lambda: {"epochs": [], "train_examples_seen": 0})
     best: tuple[float, dict[str, torch.Tensor]] | None = None
 
-    def state(self, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    def state(self, fingerprint: dict[str, Any], objective: Objective) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT, "fingerprint": fingerprint, "step": self.step, "run_loss": self.run_loss,
             "perm": torch.from_numpy(self.perm), "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(), "projection": self.fkd.proj.state_dict() if self.fkd is not None else None,
-            "numpy_rng": self.rng.bit_generator.state, "torch_gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "history": self.history, "best": self.best,
+            "scheduler": self.sched.state_dict(), "objective": objective.state(), "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(), "history": self.history, "best": self.best,
         }
 
-    def restore(self, path: Path, fingerprint: dict[str, Any]) -> None:
+    def restore(self, path: Path, fingerprint: dict[str, Any], objective: Objective) -> None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if saved.get("format") != STATE_FORMAT or saved.get("fingerprint") != fingerprint:
             raise ConfigError(f"{path} was saved by a different training run ({saved.get('fingerprint')}); "
                               f"delete it or run without --resume")
         self.model.load_state_dict(saved["model"])
-        if self.fkd is not None:
-            self.fkd.proj.load_state_dict(saved["projection"])
+        objective.restore(saved["objective"])
         self.opt.load_state_dict(saved["optimizer"])
         self.sched.load_state_dict(saved["scheduler"])
         self.rng.bit_generator.state = saved["numpy_rng"]
-        self.gen.set_state(saved["torch_gen"])
         torch.set_rng_state(saved["torch_rng"])
         self.step, self.run_loss, self.perm, self.history = saved["step"], saved["run_loss"], saved["perm"].numpy(), saved["history"]
         self.best = saved["best"]
         self.history.setdefault("resumed_at_steps", []).append(self.step)
 
 
-def _prepare(cfg: TrainConfig, train: FeatureSet, model: nn.Module | None, d: DistContext, feature_dim: int | None) -> _Run:
-    """Seeds, input statistics, the model (built unless given), optimizer and one-cycle schedule, in a fixed order."""
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(max(1, cfg.threads))
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    stats = train.x[rng.choice(len(train), size=min(len(train), 4000), replace=False)].astype(np.float32)
-    mean = torch.from_numpy(stats.mean(axis=(0, 1)))
-    if model is None:
-        model = build_model(cfg.arch, n_labels=len(train.labels), n_mels=train.x.shape[2])
-        model.norm.set_stats(mean, torch.from_numpy(stats.std(axis=(0, 1))))  # type: ignore[operator]
-    model = model.to(d.device).to(memory_format=torch.channels_last)
-    steps_per_epoch = max(1, len(train) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    fkd = FeatureDistiller(model, feature_dim, d.device) if feature_dim is not None and cfg.feature_kd > 0 else None
-    params = list(model.parameters()) + (list(fkd.proj.parameters()) if fkd is not None else [])
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
-    return _Run(model, fkd, opt, sched, rng, gen, mean, steps_per_epoch, total)
+def _prepare(obj: Objective, sch: Schedule, model: nn.Module | None, d: DistContext) -> _Run:
+    """Seeds, the model, optimizer and one-cycle schedule, in a fixed order."""
+    torch.manual_seed(sch.seed)
+    torch.set_num_threads(max(1, sch.threads))
+    rng = np.random.default_rng(sch.seed)
+    model = obj.setup(model, rng, d)
+    steps_per_epoch = max(1, obj.rows // sch.batch_size)
+    total = steps_per_epoch * sch.epochs
+    opt = torch.optim.AdamW(list(model.parameters()) + obj.extra_parameters(), lr=sch.lr, weight_decay=sch.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=sch.lr, total_steps=total, pct_start=0.15)
+    return _Run(model, opt, sched, rng, steps_per_epoch, total)
 
 
-def _train_step(run: _Run, net: nn.Module, cfg: TrainConfig, train: FeatureSet, d: DistContext, teacher_logits: Any | None,
-                feature_targets: np.ndarray | None, ce: nn.Module) -> None:
+def _train_step(run: _Run, net: nn.Module, obj: Objective, sch: Schedule, d: DistContext) -> None:
     """One optimizer step on this rank's share of the next global batch (a new permutation at each epoch's start)."""
     s = run.step % run.steps_per_epoch
     if s == 0:
-        run.perm = run.rng.permutation(len(train))
+        run.perm = run.rng.permutation(obj.rows)
         run.run_loss = 0.0
     net.train()
-    rows = run.perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-    masks = _specaugment_masks(rows.shape[0], train.x.shape[1], train.x.shape[2], cfg, run.gen) if cfg.specaugment else None
-    order = np.argsort(rows, kind="stable")  # sorted rows read faster from memory-mapped arrays
-    mine = shard_rows(order, d.rank, d.world_size)
-    idx = rows[mine]
-    x = torch.from_numpy(train.x[idx].astype(np.float32))
-    y = torch.from_numpy(train.y[idx])
-    if masks is not None:
-        x = _masked(x, run.mean, (masks[0][mine], masks[1][mine]))
-    x, y = x.to(d.device), y.to(d.device)
-    logits = net(x)
-    if teacher_logits is not None and cfg.alpha > 0:
-        tl = torch.from_numpy(np.ascontiguousarray(teacher_logits[idx], dtype=np.float32)).to(d.device)
-        loss = kd_loss(logits, tl, y, alpha=cfg.alpha, temperature=cfg.temperature)
-    else:
-        loss = ce(logits, y)
-    if run.fkd is not None and feature_targets is not None:
-        ft = torch.from_numpy(np.ascontiguousarray(feature_targets[idx], dtype=np.float32)).to(d.device)
-        loss = loss + cfg.feature_kd * run.fkd.loss(ft)
+    rows = run.perm[s * sch.batch_size : (s + 1) * sch.batch_size]
+    loss = obj.loss(net, rows, run.rng, d)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
-    if run.fkd is not None:
-        run.fkd.sync(d)
+    obj.after_backward(d)
     run.opt.step()
     run.sched.step()
     (step_loss,) = d.all_sum([loss.item()])
@@ -230,45 +180,43 @@ def _train_step(run: _Run, net: nn.Module, cfg: TrainConfig, train: FeatureSet, 
     run.step += 1
 
 
-def _end_epoch(run: _Run, val: FeatureSet | None, d: DistContext) -> float:
-    """Validation accuracy of the epoch just ended; the best epoch's weights are kept (ties: the later one)."""
+def _end_epoch(run: _Run, obj: Objective, d: DistContext) -> dict[str, float]:
+    """Validation metrics of the epoch just ended; the best epoch's weights are kept (ties and NaN: the later one)."""
     epoch = run.step // run.steps_per_epoch
-    val_acc = accuracy(run.model, val, d) if val is not None else float("nan")
-    run.history["epochs"].append({"epoch": epoch, "loss": run.run_loss / run.steps_per_epoch, "val_accuracy": val_acc})
-    if run.best is None or not (val_acc <= run.best[0]):
-        run.best = (val_acc, copy.deepcopy({k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}))
-    return val_acc
+    metrics = obj.validate(run.model, d)
+    score = next(iter(metrics.values()))
+    run.history["epochs"].append({"epoch": epoch, "loss": run.run_loss / run.steps_per_epoch, **metrics})
+    if run.best is None or not (score <= run.best[0]):
+        run.best = (score, copy.deepcopy({k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}))
+    return metrics
 
 
-def train_model(
-    cfg: TrainConfig,
-    train: FeatureSet,
-    val: FeatureSet | None,
+def fit(
+    obj: Objective,
+    sch: Schedule,
     *,
-    teacher_logits: Any | None = None,
-    progress: bool = True,
     model: nn.Module | None = None,
+    progress: bool = True,
     before_epoch: Callable[[nn.Module, int], None] | None = None,
+    on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
     dist: DistContext | None = None,
     state: Resume | None = None,
-    feature_targets: np.ndarray | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train ``cfg.arch`` on ``train`` (or go on training ``model``); keep the best validation epoch.
+    """Train ``obj``'s model (or go on training ``model``) for ``sch``; return the best validation epoch's weights
+    and the history (per-epoch loss and metrics, ``best_<metric>``, steps, seconds).
 
-    ``teacher_logits``: rows aligned with ``train`` (an array or a memory-mapped ``LogitCache`` view).
-    ``feature_targets``: ``(rows, D)`` teacher features aligned with ``train`` for feature distillation (weight
-    ``cfg.feature_kd``).
-    ``before_epoch(model, epoch)`` is called before each epoch (QAT uses it to freeze observers late).
-    ``dist``: torchrun context (DDP, global-batch sharding, reduced metrics, rank-0 logging and state).
-    ``state``: resumable training state (model, optimizer, scheduler, sampler position, RNG streams).
-    """
+    ``before_epoch(model, epoch)`` runs before every step (QAT freezes observers late with it);
+    ``on_epoch(epoch, loss, metrics)`` after each validation; ``dist``: torchrun context (DDP, global-batch sharding,
+    reduced metrics, rank-0 progress and state); ``state``: resumable training state (model, optimizer, scheduler,
+    sampler position, every random stream)."""
     d = dist or DistContext()
-    if cfg.batch_size % d.world_size:
-        raise ConfigError(f"the batch size {cfg.batch_size} must split evenly over {d.world_size} processes")
-    run = _prepare(cfg, train, model, d, feature_targets.shape[1] if feature_targets is not None else None)
-    fingerprint = _fingerprint(cfg, train, run.total)
+    if sch.batch_size % d.world_size:
+        raise ConfigError(f"the batch size {sch.batch_size} must split evenly over {d.world_size} processes")
+    run = _prepare(obj, sch, model, d)
+    fingerprint = {**obj.fingerprint(), "rows": obj.rows, "batch_size": sch.batch_size, "epochs": sch.epochs, "seed": sch.seed,
+                   "total_steps": run.total}
     if state is not None and state.resume and state.path.is_file():
-        run.restore(state.path, fingerprint)
+        run.restore(state.path, fingerprint, obj)
     net: nn.Module = run.model
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -278,34 +226,41 @@ def train_model(
     if progress and d.is_main:
         from edgekd.core.progress import Progress
 
-        bar = Progress(f"train {cfg.arch}" + (f" x{d.world_size}" if d.enabled else ""), run.total, "step", initial=run.step)
+        bar = Progress(obj.title + (f" x{d.world_size}" if d.enabled else ""), run.total, "step", initial=run.step)
     save_to = state.path if state is not None and d.is_main else None
     every = state.every if state is not None else 0
-    ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     t0 = time.time()
     while run.step < run.total:
         epoch, s = divmod(run.step, run.steps_per_epoch)
         if before_epoch is not None:
             before_epoch(run.model, epoch)
-        _train_step(run, net, cfg, train, d, teacher_logits, feature_targets, ce)
+        _train_step(run, net, obj, sch, d)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{run.run_loss / (s + 1):.3f}")
         if run.step % run.steps_per_epoch == 0:
-            val_acc = _end_epoch(run, val, d)
+            metrics = _end_epoch(run, obj, d)
+            loss = run.run_loss / run.steps_per_epoch
             if bar is not None:
-                bar.set_postfix(epoch=epoch + 1, loss=f"{run.run_loss / run.steps_per_epoch:.3f}", val=f"{val_acc:.4f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", val=f"{next(iter(metrics.values())):.4f}")
+            if on_epoch is not None and d.is_main:
+                on_epoch(epoch + 1, loss, metrics)
             if save_to is not None:
-                _save_state(save_to, run.state(fingerprint))
+                _save_state(save_to, run.state(fingerprint, obj))
         elif save_to is not None and every > 0 and run.step % every == 0:
-            _save_state(save_to, run.state(fingerprint))
+            _save_state(save_to, run.state(fingerprint, obj))
     if bar is not None:
         bar.close()
-    if run.fkd is not None:
-        run.fkd.close()
+    obj.close()
     model = run.model.cpu().to(memory_format=torch.contiguous_format)
     assert run.best is not None
     model.load_state_dict(run.best[1])
     h = run.history
-    h.update(best_val_accuracy=run.best[0], train_seconds=time.time() - t0, steps=run.step, final_loss=h["epochs"][-1]["loss"])
+    first = [k for k in h["epochs"][-1] if k not in ("epoch", "loss")][0]  # the metric that picked the best epoch
+    h.update({f"best_{first}": run.best[0], "train_seconds": time.time() - t0, "steps": run.step, "final_loss": h["epochs"][-1]["loss"]})
     return model.eval(), h
+
+
+def _save_state(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+

@@ -96,7 +96,8 @@ def train_kws(
     every rank trains its share and only rank 0 writes; ``state`` makes the run resumable. ``soft_targets``:
     teacher logits per training row computed elsewhere (e.g. by an ONNX teacher on raw audio). ``transfer``: a transfer
     set whose windows the teacher labels and the student learns with the distillation term only."""
-    from edgekd.train.loop import accuracy, train_model
+    from edgekd.train.kws_objective import train_model
+    from edgekd.train.loop import accuracy
 
     if not 0.0 < subset <= 1.0:
         raise ConfigError(f"--subset must be in (0, 1], got {subset}")
@@ -271,8 +272,9 @@ def train_qat(
 ) -> Checkpoint:
     """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given, or on
     ``soft_targets`` (teacher logits per training row computed elsewhere, as for ``train_kws``)."""
+    from edgekd.train.kws_objective import train_model
     from edgekd.train.logit_cache import ensemble_logits
-    from edgekd.train.loop import accuracy, train_model
+    from edgekd.train.loop import accuracy
     from edgekd.train.qat import freeze_observers_from
 
     src = Checkpoint.load(checkpoint)

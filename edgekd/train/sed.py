@@ -4,13 +4,13 @@ Frame ``t`` of the log-mel features (10 ms hop) is active for a class when its c
 event of that class. Training takes random crops of ``crop_frames`` frames from the soundscapes. The loss is
 ``(1 - alpha) * BCE(student, labels) + alpha * T^2 * BCE(sigmoid(student / T), sigmoid(teacher / T))``, the
 frame-level, multi-label form of Hinton's loss (``alpha = 0``: no teacher). Teacher logits are computed once
-on whole soundscapes and cropped with the student's input.
+on whole soundscapes and cropped with the student's input. ``SedObjective`` is what the one training loop
+(``train.loop.fit``) needs of the task; the loss itself is ``train.distill.sed_kd_loss``.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgekd.core.errors import ConfigError, DataError
@@ -27,10 +26,13 @@ from edgekd.eval.sed_metrics import score_events
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.sed_post import SedPostprocessConfig, sed_events, sigmoid
 from edgekd.runtime.wav import load_audio
+from edgekd.train.dist import DistContext, shard_rows
+from edgekd.train.distill import sed_kd_loss
+from edgekd.train.loop import Resume, Schedule, fit
 from edgekd.train.models import build_model
 from edgekd.train.models.sed_frames import TIME_POOL
 
-__all__ = ["SedSplit", "load_sed_split", "sed_kd_loss", "pool_targets", "train_sed", "qat_sed", "load_transfer", "predict_frames", "evaluate_sed",
+__all__ = ["SedSplit", "SedObjective", "load_sed_split", "pool_targets", "train_sed", "qat_sed", "load_transfer", "predict_frames", "evaluate_sed",
            "tune_postprocess"]
 
 
@@ -83,26 +85,12 @@ def pool_targets(y: np.ndarray) -> np.ndarray:
     return y[: n * TIME_POOL].reshape(n, TIME_POOL, -1).max(axis=1)
 
 
-def sed_kd_loss(student: torch.Tensor, teacher: torch.Tensor | None, target: torch.Tensor, alpha: float, temperature: float,
-                labelled: torch.Tensor | None = None) -> torch.Tensor:
-    """Batch mean of the frame-level KD loss. ``labelled`` (B,) bool: samples without labels (a transfer set) take
-    the soft term alone."""
-    if teacher is None or alpha == 0.0:
-        return F.binary_cross_entropy_with_logits(student, target)
-    t = float(temperature)
-    hard = F.binary_cross_entropy_with_logits(student, target, reduction="none").mean(dim=(1, 2))
-    soft = F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher.detach() / t), reduction="none").mean(dim=(1, 2)) * t * t
-    per = alpha * soft + (1.0 - alpha) * hard
-    if labelled is not None:
-        per = torch.where(labelled, per, soft)
-    return per.mean()
-
-
 @torch.no_grad()
 def predict_frames(model: nn.Module, feats: list[np.ndarray]) -> list[np.ndarray]:
     """Frame logits of whole soundscapes, one at a time."""
     model.eval()
-    return [model(torch.from_numpy(f.astype(np.float32))[None])[0].numpy() for f in feats]
+    device = next(model.parameters()).device
+    return [model(torch.from_numpy(f.astype(np.float32))[None].to(device))[0].cpu().numpy() for f in feats]
 
 
 def evaluate_sed(logits: list[np.ndarray], split: SedSplit, labels: list[str], hop_ms: float, cfg: SedPostprocessConfig) -> dict[str, Any]:
@@ -188,6 +176,64 @@ def _crop_batch(idx: np.ndarray, feats: list[np.ndarray], targets: list[np.ndarr
             torch.from_numpy(np.stack(ts)) if teacher is not None else None)
 
 
+class SedObjective:
+    """Random crops of whole soundscapes (labelled ones, then transfer ones), the frame-level KD loss (transfer crops:
+    the soft term alone), validation by event-based F1 after the post-processing ``postprocess``."""
+
+    def __init__(self, arch: str, train: SedSplit, val: SedSplit, labels: list[str], *, teacher_logits: list[np.ndarray] | None,
+                 crop_frames: int, alpha: float, temperature: float, hop_ms: float, postprocess: SedPostprocessConfig,
+                 transfer: tuple[list[np.ndarray], list[np.ndarray]] | None) -> None:
+        if transfer is not None and teacher_logits is None:
+            raise ConfigError("a transfer set needs a teacher")
+        self.arch, self.train, self.val, self.labels = arch, train, val, labels
+        self.title = f"train {arch}"
+        self.feats = list(train.feats) + (list(transfer[0]) if transfer else [])
+        self.n_labelled = len(train.feats)
+        self.teacher = list(teacher_logits) + list(transfer[1]) if transfer and teacher_logits is not None else teacher_logits
+        self.use_teacher = teacher_logits is not None and alpha > 0
+        self.targets = [pool_targets(y) for y in train.targets] + [
+            np.zeros((f.shape[0] // TIME_POOL, len(labels)), np.float32) for f in self.feats[self.n_labelled :]]
+        self.rows = len(self.feats)
+        self.crop_frames = crop_frames - crop_frames % TIME_POOL
+        self.alpha, self.temperature, self.hop_ms, self.postprocess = alpha, temperature, hop_ms, postprocess
+        self.has_transfer = transfer is not None
+
+    def setup(self, model: nn.Module | None, rng: np.random.Generator, d: DistContext) -> nn.Module:
+        return (model if model is not None else _new_model(self.arch, self.train, self.labels)).to(d.device)
+
+    def extra_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def loss(self, net: nn.Module, rows: np.ndarray, rng: np.random.Generator, d: DistContext) -> torch.Tensor:
+        """Crops for the whole global batch (so every rank draws the same), then this rank's share."""
+        x, y, tl = _crop_batch(rows, self.feats, self.targets, self.teacher if self.use_teacher else None, self.crop_frames, rng)
+        mine = torch.from_numpy(shard_rows(np.arange(rows.shape[0]), d.rank, d.world_size))
+        labelled = torch.from_numpy(rows < self.n_labelled)[mine] if self.has_transfer else None
+        z = net(x[mine].to(d.device))
+        return sed_kd_loss(z, tl[mine].to(d.device) if tl is not None else None, y[mine].to(d.device),
+                           self.alpha if self.use_teacher else 0.0, self.temperature, labelled.to(d.device) if labelled is not None else None)
+
+    def after_backward(self, d: DistContext) -> None:
+        return None
+
+    def validate(self, model: nn.Module, d: DistContext) -> dict[str, float]:
+        m = evaluate_sed(predict_frames(model, self.val.feats), self.val, self.labels, self.hop_ms, self.postprocess)
+        return {"val_event_f1": float(m["event_based"]["overall"]["f1"]), "val_segment_f1": float(m["segment_based"]["overall"]["f1"])}
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"arch": self.arch, "files": self.train.files, "transfer": self.rows - self.n_labelled, "alpha": self.alpha,
+                "crop_frames": self.crop_frames}
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 def train_sed(
     arch: str,
     train: SedSplit,
@@ -209,61 +255,25 @@ def train_sed(
     model: nn.Module | None = None,
     before_epoch: Callable[[nn.Module, int], None] | None = None,
     transfer: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+    dist: DistContext | None = None,
+    state: Resume | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train ``arch`` on random crops; keep the epoch with the best validation event-based F1.
+    """Train ``arch`` on random crops through the one loop (``train.loop.fit``: DDP under torchrun, resumable
+    ``state``); keep the epoch with the best validation event-based F1.
 
     ``model``: go on from this model (QAT fine-tuning) instead of a fresh ``arch``; ``before_epoch(model, epoch)``
-    runs before each epoch; ``transfer``: (features, teacher logits) of unlabelled soundscapes, mixed into the
-    batches with the soft term alone (needs ``teacher_logits``)."""
-    if transfer is not None and teacher_logits is None:
-        raise ConfigError("a transfer set needs a teacher")
-    torch.manual_seed(seed)
-    torch.set_num_threads(max(1, threads))
-    rng = np.random.default_rng(seed)
-    if model is None:
-        model = _new_model(arch, train, labels)
-    feats = list(train.feats) + (list(transfer[0]) if transfer else [])
-    t_all = list(teacher_logits) + list(transfer[1]) if transfer and teacher_logits is not None else teacher_logits
-    n_lab = len(train.feats)
-    steps = max(1, len(feats) // batch)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps * epochs, pct_start=0.15)
-    use_t = teacher_logits is not None and alpha > 0
-    targets = [pool_targets(y) for y in train.targets] + [np.zeros((f.shape[0] // TIME_POOL, len(labels)), np.float32) for f in feats[n_lab:]]
-    crop_frames -= crop_frames % TIME_POOL
-    best: tuple[float, dict[str, torch.Tensor]] | None = None
-    history: dict[str, Any] = {"epochs": []}
-    t0 = time.time()
-    for epoch in range(epochs):
-        if before_epoch is not None:
-            before_epoch(model, epoch)
-        model.train()
-        order = rng.permutation(len(feats))
-        total = 0.0
-        for s in range(steps):
-            idx = order[s * batch : (s + 1) * batch]
-            x, y, tl = _crop_batch(idx, feats, targets, t_all if use_t else None, crop_frames, rng)
-            z = model(x)
-            labelled = torch.from_numpy(idx < n_lab) if transfer else None
-            loss = sed_kd_loss(z, tl, y, alpha if use_t else 0.0, temperature, labelled)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.item())
-        m = evaluate_sed(predict_frames(model, val.feats), val, labels, hop_ms, postprocess)
-        f1 = m["event_based"]["overall"]["f1"]
-        history["epochs"].append({"epoch": epoch + 1, "loss": total / steps, "val_event_f1": f1, "val_segment_f1": m["segment_based"]["overall"]["f1"]})
+    runs before each step; ``transfer``: (features, teacher logits) of unlabelled soundscapes, mixed into the
+    batches with the soft term alone (needs ``teacher_logits``); ``progress(line)`` gets one line per epoch."""
+    obj = SedObjective(arch, train, val, labels, teacher_logits=teacher_logits, crop_frames=crop_frames, alpha=alpha,
+                       temperature=temperature, hop_ms=hop_ms, postprocess=postprocess, transfer=transfer)
+
+    def on_epoch(epoch: int, loss: float, m: dict[str, float]) -> None:
         if progress:
-            progress(f"{arch} epoch {epoch + 1}/{epochs}: loss {total / steps:.4f}, val event-F1 {f1:.3f}, segment-F1 "
-                     f"{m['segment_based']['overall']['f1']:.3f}")
-        if best is None or f1 > best[0]:
-            best = (f1, copy.deepcopy(model.state_dict()))
-    assert best is not None
-    model.load_state_dict(best[1])
-    history["best_val_event_f1"] = best[0]
-    history["train_seconds"] = time.time() - t0
-    return model.eval(), history
+            progress(f"{arch} epoch {epoch}/{epochs}: loss {loss:.4f}, val event-F1 {m['val_event_f1']:.3f}, segment-F1 "
+                     f"{m['val_segment_f1']:.3f}")
+
+    return fit(obj, Schedule(epochs, batch, lr, 1e-2, seed, threads), model=model, progress=False, before_epoch=before_epoch,
+               on_epoch=on_epoch, dist=dist, state=state)
 
 
 def qat_sed(
@@ -282,6 +292,8 @@ def qat_sed(
     postprocess: SedPostprocessConfig = SedPostprocessConfig(),
     progress: Callable[[str], None] | None = None,
     transfer: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+    dist: DistContext | None = None,
+    state: Resume | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Fine-tune a trained float SED student with fake int8 quantization (BN folded, observers calibrated on
     training crops, frozen for the last epoch), with the same frame-level distillation loss. Returns the QAT model
@@ -295,4 +307,4 @@ def qat_sed(
 
     return train_sed(f"QAT {type(model).__name__}", train, val, labels, teacher_logits=teacher_logits, epochs=epochs, lr=lr, alpha=alpha,
                      temperature=temperature, seed=seed, threads=threads, postprocess=postprocess, progress=progress, model=q,
-                     before_epoch=freeze_observers_from(epochs - 1), transfer=transfer)
+                     before_epoch=freeze_observers_from(epochs - 1), transfer=transfer, dist=dist, state=state)

@@ -67,7 +67,8 @@ def train_embedding_teacher(
     provenance: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """Train the main head and ``folds`` cross-fitting heads on the embedding frames of the log-mel sets given."""
-    from edgekd.train.loop import accuracy, train_model
+    from edgekd.train.kws_objective import train_model
+    from edgekd.train.loop import accuracy
     from edgekd.train.models.teachers.embedding_head import EmbeddingHead
     from edgekd.train.profile import count_macs, count_params
     from edgekd.train.teachers.speech_embedding import DIM, FRAMES, backbone_identity
