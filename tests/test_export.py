@@ -63,3 +63,18 @@ def test_export_refuses_garbage_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not an edgekd checkpoint"):
         export_onnx(tmp_path / "x.pt", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_every_export_check_refuses_a_graph_beyond_its_tolerance() -> None:
+    from edgekd.core.errors import ConfigError
+    from edgekd.export.verify import FP32_EXPORT_ATOL, KWS_INT8_EXPORT_STEPS, check_export, int8_atol
+
+    want = np.zeros((2, 3), np.float32)
+    assert check_export(want + 0.5 * FP32_EXPORT_ATOL, want, FP32_EXPORT_ATOL) == pytest.approx(0.5 * FP32_EXPORT_ATOL)
+    with pytest.raises(ConfigError, match="export is broken"):
+        check_export(want + 2 * FP32_EXPORT_ATOL, want, FP32_EXPORT_ATOL)
+    step = 0.125
+    assert check_export(want + KWS_INT8_EXPORT_STEPS * step, want, int8_atol(KWS_INT8_EXPORT_STEPS, step)) == KWS_INT8_EXPORT_STEPS * step
+    with pytest.raises(ConfigError, match="tolerance"):
+        check_export(want + (KWS_INT8_EXPORT_STEPS + 1) * step, want, int8_atol(KWS_INT8_EXPORT_STEPS, step))
+    assert check_export(want + 100.0, want, None) == 100.0  # post-training quantization: measured, not matched

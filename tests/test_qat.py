@@ -123,7 +123,7 @@ def test_fused_integer_kernels_equal_the_qdq_graph(tiny_int8_bundle: Path, tiny_
     import onnxruntime as ort
     from onnx import numpy_helper
 
-    from edgekd.export.onnx import output_quant_step
+    from edgekd.export.verify import output_quant_step
 
     path = tiny_int8_bundle / "model.onnx"
     g = onnx.load(str(path)).graph

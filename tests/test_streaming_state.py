@@ -82,7 +82,7 @@ def test_stream_mode_needs_a_streaming_bundle(shipped_bundle: Path) -> None:
 
 
 def test_int8_streaming_graph_equals_the_int8_whole_window(tiny_stream_int8_bundle: Path) -> None:
-    from edgekd.export.onnx import output_quant_step
+    from edgekd.export.verify import output_quant_step
 
     m = ModelManifest.load(tiny_stream_int8_bundle)
     assert m.quantization == "int8-qat" and m.streaming["model_file"] == "model_stream.onnx"
@@ -135,7 +135,7 @@ def test_a_state_of_the_wrong_type_is_refused(tiny_stream_int8_bundle: Path, tmp
 
 
 def test_int8_streaming_at_twice_the_hop_equals_the_whole_window(tiny_stream_int8_bundle: Path) -> None:
-    from edgekd.export.onnx import output_quant_step
+    from edgekd.export.verify import output_quant_step
 
     x = load_audio(tiny_stream_int8_bundle / "golden" / "clip.wav", 16000)
     pp = {"stride_ms": 160, "threshold": 0.15}

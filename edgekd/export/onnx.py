@@ -13,6 +13,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 from edgekd.export.bundle import finalize_manifest, staging_dir
+from edgekd.export.verify import FP32_EXPORT_ATOL, FP32_GOLDEN_ATOL, INT8_GOLDEN_STEPS, KWS_INT8_EXPORT_STEPS, check_export, int8_atol, output_quant_step
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.kws_post import KwsPostprocessConfig
 from edgekd.runtime.manifest import Golden, KwsStreaming, ModelManifest, StateSpec, TensorSpec
@@ -93,7 +94,7 @@ def _kws_manifest(ckpt: Any, model: Any, checkpoint: str | os.PathLike[str], nam
             **ckpt.provenance, "train_config": ckpt.config,
         },
         metrics=dict(ckpt.metrics, **(metrics or {})),
-        golden=Golden(input="golden/input.npy", output="golden/output.npy", atol=1e-4, rtol=1e-4).to_dict(),
+        golden=Golden(input="golden/input.npy", output="golden/output.npy", atol=FP32_GOLDEN_ATOL, rtol=FP32_GOLDEN_ATOL).to_dict(),
     )
 
 
@@ -129,23 +130,20 @@ def _write_model(model: Any, manifest: ModelManifest, tmp: Path, ptq_calibration
 
 def _golden_check(manifest: ModelManifest, model_path: Path, golden_in: np.ndarray, golden_torch: np.ndarray,
                   tmp: Path) -> tuple[ModelManifest, np.ndarray]:
-    """Golden input and output files; the ONNX graph must give torch's answer (fp32: 1e-3; QAT int8: two steps of
-    the output quantizer), and an int8 bundle's golden tolerance is one such step. Adds graph statistics."""
+    """Golden input and output files; the ONNX graph must give torch's answer and an int8 bundle's golden tolerance
+    is one step of the output quantizer (``export.verify``). Adds graph statistics."""
     from edgekd.export.graph_stats import graph_stats
 
     (tmp / "golden").mkdir()
     np.save(tmp / "golden" / "input.npy", golden_in)
     golden_out = _run_onnx(model_path, golden_in)
-    err = float(np.max(np.abs(golden_out - golden_torch)))
     if manifest.quantization == "fp32":
-        if err > 1e-3:
-            raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
+        err = check_export(golden_out, golden_torch, FP32_EXPORT_ATOL)
     else:
-        # int8: the same answer on another CPU is exact in practice; allow one step of the output quantizer.
         step = output_quant_step(model_path)
-        manifest = manifest.replace(golden=manifest.golden_block.replace(atol=1.01 * step, rtol=0.0).to_dict())
-        if manifest.quantization == "int8-qat" and err > 2.01 * step:
-            raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> 2 steps of {step:.3g}); export is broken")
+        manifest = manifest.replace(golden=manifest.golden_block.replace(atol=int8_atol(INT8_GOLDEN_STEPS, step), rtol=0.0).to_dict())
+        qat = manifest.quantization == "int8-qat"
+        err = check_export(golden_out, golden_torch, int8_atol(KWS_INT8_EXPORT_STEPS, step) if qat else None)
     np.save(tmp / "golden" / "output.npy", golden_out)
     stats = graph_stats(model_path)
     manifest = manifest.replace(provenance=dict(manifest.provenance, torch_vs_onnx_max_abs=err, graph_params=stats["params"],
@@ -252,7 +250,7 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
 
 def _check_streaming_parity(tmp: Path, manifest: ModelManifest, golden_in: np.ndarray, golden_out: np.ndarray, int8: bool) -> None:
     """The streaming graph, fed the golden window hop by hop from its initial state, must end on the whole-window
-    graph's logits: within 1e-4 for fp32, within one step of the output quantizer (plus rounding) for int8."""
+    graph's logits: within ``FP32_GOLDEN_ATOL`` for fp32, within one step of the output quantizer for int8."""
     from edgekd.runtime.backends.onnx import OnnxBackend
 
     st = manifest.kws_streaming
@@ -270,30 +268,8 @@ def _check_streaming_parity(tmp: Path, manifest: ModelManifest, golden_in: np.nd
         out = step.run({st.frames_input: frames[None, start : start + hop], **states})
         states = {x.input: out[x.output] for x in st.states}
         got = out[st.logits_output][0]
-    tol = 1.01 * output_quant_step(tmp / st.model_file) if int8 else 1e-4
-    err = float(np.max(np.abs(got - golden_out[-1])))
-    if err > tol:
-        raise ConfigError(f"the streaming graph ends {err:.3g} away from the whole-window logits (tolerance {tol:.3g}); export is broken")
-
-
-def output_quant_step(path: Path) -> float:
-    """Scale of the DequantizeLinear that produces the model output (one int8 step of the logits)."""
-    import onnx
-
-    from edgekd.export.graph_stats import constant_map
-
-    g = onnx.load(str(path)).graph
-    consts = constant_map(g)
-    producer = {o: n for n in g.node for o in n.output}
-    name = g.output[0].name
-    while name in producer:
-        n = producer[name]
-        if n.op_type == "DequantizeLinear":
-            return float(np.max(consts[n.input[1]]))
-        if n.op_type not in ("Identity", "Reshape", "Flatten", "Squeeze", "Transpose"):
-            break
-        name = n.input[0]
-    raise ConfigError(f"{path}: the output is not produced by a DequantizeLinear; not an int8 QDQ model")
+    tol = int8_atol(INT8_GOLDEN_STEPS, output_quant_step(tmp / st.model_file)) if int8 else FP32_GOLDEN_ATOL
+    check_export(got, golden_out[-1], tol, what="streaming graph (against the whole window)")
 
 
 def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:

@@ -3,10 +3,8 @@ labels, output frame hop, receptive field and post-processing, golden input/outp
 
 A QAT model (``edgekd.train.qat.to_qat``) is frozen and written as int8 ONNX (QuantizeLinear/DequantizeLinear with
 int8 weight initializers, fused by onnxruntime into QLinearConv) and checked against the QAT model within
-``INT8_STEPS`` steps of the output quantizer. Wider than the KWS export's 2 steps, measured: the fused integer
-kernels round a few first-layer outputs (0.04% on the trained student) one step away from float fake quantization;
-ten layers on, with no global pooling to average it out, half the frame logits differ by a step and the largest by
-4. A broken export misses by far more."""
+``export.verify.SED_INT8_STEPS`` steps of the output quantizer (wider than KWS, measured: the fused integer kernels
+round a few first-layer outputs, 0.04% on the trained student, one step away from float fake quantization)."""
 
 from __future__ import annotations
 
@@ -21,14 +19,13 @@ from torch import nn
 
 from edgekd.core.errors import ConfigError
 from edgekd.export.bundle import finalize_manifest, staging_dir
+from edgekd.export.verify import FP32_EXPORT_ATOL, FP32_GOLDEN_ATOL, SED_INT8_STEPS, check_export, int8_atol, output_quant_step
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.manifest import Golden, ModelManifest, SedStreaming, TensorSpec
 from edgekd.runtime.sed_post import SedPostprocessConfig
 from edgekd.train.models.sed_frames import TIME_POOL
 
-__all__ = ["export_sed", "receptive_field", "INT8_STEPS"]
-
-INT8_STEPS = 8
+__all__ = ["export_sed", "receptive_field"]
 
 
 @torch.no_grad()
@@ -54,10 +51,9 @@ def receptive_field(model: nn.Module, n_mels: int, max_frames: int = 256) -> int
 def _write_golden(tmp: Path, model: nn.Module, golden_audio: np.ndarray, labels: list[str], postprocess: SedPostprocessConfig,
                   int8: bool, atol: float) -> dict[str, Any]:
     """golden/: the WAV as stored (16-bit, what selftest streams), its features, the graph's frame logits (checked against
-    torch: int8 within INT8_STEPS output steps, fp32 within 1e-3) and its events; returns the manifest's golden block."""
+    torch within ``atol``, see ``export.verify``) and its events; returns the manifest's golden block."""
     import onnxruntime as ort
 
-    from edgekd.core.errors import ConfigError
     from edgekd.runtime.sed_post import sed_events, sigmoid
     from edgekd.runtime.wav import load_audio, write_wav
 
@@ -71,11 +67,7 @@ def _write_golden(tmp: Path, model: nn.Module, golden_audio: np.ndarray, labels:
     onnx_out = sess.run(None, {"features": feats})[0]
     with torch.no_grad():
         torch_out = model(torch.from_numpy(feats)).numpy()
-    err = float(np.max(np.abs(onnx_out - torch_out)))
-    if int8 and err > atol:
-        raise ConfigError(f"int8 ONNX differs from the QAT model by {err:.3g} (> {INT8_STEPS} output steps: {atol:.3g}); export is broken")
-    if not int8 and err > 1e-3:
-        raise ConfigError(f"exported ONNX differs from torch by {err:.2e}; export is broken for this model")
+    err = check_export(onnx_out, torch_out, atol if int8 else FP32_EXPORT_ATOL)
     np.save(tmp / "golden" / "output.npy", onnx_out)
     hop_ms = 1000.0 * TIME_POOL * params.hop_samples / params.sample_rate
     ev = sed_events(sigmoid(onnx_out[0]), tuple(labels), hop_ms, postprocess)
@@ -101,13 +93,12 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
         with torch.no_grad():
             torch.onnx.export(model, (x,), str(tmp / "model.onnx"), dynamo=False, opset_version=18, input_names=["features"],
                               output_names=["frame_logits"], dynamic_axes={"features": {1: "frames"}, "frame_logits": {1: "out_frames"}})
-        atol = 1e-4
+        atol = FP32_GOLDEN_ATOL
         if int8:
             from edgekd.export.int8 import fold_weight_quantization
-            from edgekd.export.onnx import output_quant_step
 
             fold_weight_quantization(tmp / "model.onnx")
-            atol = (INT8_STEPS + 0.01) * output_quant_step(tmp / "model.onnx")  # another CPU's integer kernels may round differently
+            atol = int8_atol(SED_INT8_STEPS, output_quant_step(tmp / "model.onnx"))  # another CPU's integer kernels may round differently
         golden: dict[str, Any] = {}
         if golden_audio is not None:
             golden = _write_golden(tmp, model, golden_audio, labels, postprocess, int8, atol)

@@ -245,6 +245,7 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
     import shutil
 
     from edgekd.export.bundle import finalize_manifest, staging_dir, write_golden_detections
+    from edgekd.export.verify import FP32_GOLDEN_ATOL, INT8_GOLDEN_STEPS, int8_atol
     from edgekd.runtime.backends.litert import LiteRTBackend
     from edgekd.runtime.manifest import ModelManifest
     from edgekd.train.checkpoint import Checkpoint
@@ -267,9 +268,9 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
         np.save(tmp / "golden" / "output_tflite.npy", out)
         if calibration is not None:
             scale = float(backend._out[manifest.outputs[0].name]["quantization"][0])  # one int8 step of the output
-            atol = 1.01 * scale
+            atol = int8_atol(INT8_GOLDEN_STEPS, scale)
         else:
-            atol = 1e-4
+            atol = FP32_GOLDEN_ATOL
         golden = manifest.golden_block.replace(tflite_output="golden/output_tflite.npy", tflite_atol=atol)
         if golden.wav:
             golden = golden.replace(tflite_detections=write_golden_detections(tmp, manifest, backend, "golden/detections_tflite.json"))
