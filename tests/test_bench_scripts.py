@@ -42,6 +42,19 @@ def test_stream_vs_window(clip: Path, tmp_path: Path) -> None:
     assert d["macs_per_inference"]["stream"] < d["macs_per_inference"]["whole"]
 
 
+def test_openwakeword_peer_side_by_side(clip: Path, tmp_path: Path) -> None:
+    """The peer comparison of `make bench`: openWakeWord's Model.predict and its ONNX pipeline against a shipped
+    streaming int8 bundle on the same WAV, one round: every cost, the ratio and the profile split are recorded."""
+    pytest.importorskip("openwakeword", reason="oww extra (the peer)")
+    bundle = REPO / "models" / "kws12-dscnn-stream64-kd-int8"
+    _bench("peers/openwakeword_peer.py", "--bundle", bundle, "--wav", clip, "--out", tmp_path / "p.json", "--rounds", "1")
+    d = json.loads((tmp_path / "p.json").read_text())
+    assert len(d["rounds_raw_s"]) == 1 and d["openwakeword"]["cpu_ms_per_audio_s_model_predict"] > 0
+    assert d["ratio_edgekd_to_oww_model_predict"] == pytest.approx(d["edgekd"]["cpu_ms_per_audio_s"] / d["openwakeword"]["cpu_ms_per_audio_s_model_predict"])
+    assert d["edgekd"]["mode"] == "stream" and set(d["edgekd"]["profile_cpu_ms_per_audio_s"]) == {"frontend", "model", "glue_and_postprocess"}
+    assert d["floor"]["student_macs_per_audio_s"] > 0 and d["peak_rss_mb"]
+
+
 def test_soak_one_minute(clip: Path, tmp_path: Path) -> None:
     _bench("soak.py", "--bundle", INT8, "--wav", clip, "--minutes", "1", "--out", tmp_path / "soak.json")
     d = json.loads((tmp_path / "soak.json").read_text())

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from edgekd.core.units import SAMPLE_RATE
 
@@ -193,6 +194,32 @@ def _matmul_gmacs() -> float:
     return reps * 512**3 / (time.process_time() - c0) / 1e9
 
 
+def _rounds(n: int, seconds: float, run_oww_predict: Any, run_oww_direct: Any, run_edgekd: Any, det80: Any, stride_ms: float,
+            run_frontend_only: Any, model_only_cpu: Any) -> list[dict[str, float]]:
+    """One warm-up round, then ``n`` measured rounds, each peer in turn, CPU seconds per round."""
+    run_oww_predict(), run_oww_direct(), run_edgekd()  # warm-up round, not measured
+    rounds: list[dict[str, float]] = []
+    for r in range(n):
+        op, _ = run_oww_predict()
+        od = run_oww_direct()
+        ek, _, _ = run_edgekd()
+        ek80, _, _ = run_edgekd(det80)
+        rounds.append({"oww_predict": op, "oww_direct": od, "edgekd": ek, "edgekd_stride80": ek80, "edgekd_frontend": run_frontend_only(),
+                       "edgekd_model": model_only_cpu()})
+        print(f"round {r + 1}: openWakeWord predict {1000 * op / seconds:.2f}, direct {1000 * od / seconds:.2f}, "
+              f"edgekd {1000 * ek / seconds:.2f} (stride {stride_ms} ms), {1000 * ek80 / seconds:.2f} (stride 80 ms) "
+              "CPU ms per audio s", flush=True)
+    return rounds
+
+
+def _floor(ek: float, macs_per_s: float) -> dict[str, float]:
+    """The compute floor: the student's MACs per audio second at this machine's one-thread matmul rate."""
+    gmacs = _matmul_gmacs()
+    pure = 1000.0 * macs_per_s / (gmacs * 1e9)
+    return {"matmul_gmacs_1thread": gmacs, "student_macs_per_audio_s": macs_per_s, "fraction_of_machine": macs_per_s / (gmacs * 1e9),
+            "pure_compute_cpu_ms_per_audio_s": pure, "runtime_over_pure_compute": ek / pure}
+
+
 def _measure(args: argparse.Namespace) -> None:
     import numpy as np
     import openwakeword
@@ -211,25 +238,12 @@ def _measure(args: argparse.Namespace) -> None:
     det = edgekd.load_model(args.bundle, backend="onnx", threads=1)
     det80 = edgekd.load_model(args.bundle, backend="onnx", threads=1, postprocess={"stride_ms": 80}, mode="whole" if det.mode == "whole" else "auto")
     run_edgekd, run_frontend_only, model_only_cpu = _edgekd_runners(det, audio, chunk)
-
-    run_oww_predict(), run_oww_direct(), run_edgekd()  # warm-up round, not measured
-    rounds: list[dict[str, float]] = []
-    for r in range(args.rounds):
-        op, _ = run_oww_predict()
-        od = run_oww_direct()
-        ek, _, infer = run_edgekd()
-        ek80, _, _ = run_edgekd(det80)
-        rounds.append({"oww_predict": op, "oww_direct": od, "edgekd": ek, "edgekd_stride80": ek80, "edgekd_frontend": run_frontend_only(),
-                       "edgekd_model": model_only_cpu()})
-        print(f"round {r + 1}: openWakeWord predict {1000 * op / seconds:.2f}, direct {1000 * od / seconds:.2f}, "
-              f"edgekd {1000 * ek / seconds:.2f} (stride {det.postprocess.stride_ms} ms), {1000 * ek80 / seconds:.2f} (stride 80 ms) "
-              "CPU ms per audio s", flush=True)
+    rounds = _rounds(args.rounds, seconds, run_oww_predict, run_oww_direct, run_edgekd, det80, det.postprocess.stride_ms,
+                     run_frontend_only, model_only_cpu)
 
     def med(key: str) -> float:
         return 1000.0 * statistics.median(r[key] for r in rounds) / seconds
 
-    gmacs = _matmul_gmacs()
-    macs_per_s = det.macs_per_inference * 1000.0 / det.postprocess.stride_ms
     ek, op, od = med("edgekd"), med("oww_predict"), med("oww_direct")
     fe_ms, mo_ms = med("edgekd_frontend"), med("edgekd_model")
     result = {
@@ -247,10 +261,7 @@ def _measure(args: argparse.Namespace) -> None:
         "ratio_edgekd_to_oww_onnx_direct": ek / od,
         "ratio_edgekd_stride80_to_oww_model_predict": med("edgekd_stride80") / op,
         "goal_ratio": 0.05,
-        "floor": {"matmul_gmacs_1thread": gmacs, "student_macs_per_audio_s": macs_per_s,
-                  "fraction_of_machine": macs_per_s / (gmacs * 1e9),
-                  "pure_compute_cpu_ms_per_audio_s": 1000.0 * macs_per_s / (gmacs * 1e9),
-                  "runtime_over_pure_compute": ek / (1000.0 * macs_per_s / (gmacs * 1e9))},
+        "floor": _floor(ek, det.macs_per_inference * 1000.0 / det.postprocess.stride_ms),
         "rounds_raw_s": rounds,
         "peak_rss_mb": _peak_rss(args.bundle, args.wav, head_path),
         "machine": machine_facts(),
