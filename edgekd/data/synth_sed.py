@@ -12,6 +12,7 @@ split and a DCASE tsv per split (``filename onset offset event_label``).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import re
@@ -187,6 +188,42 @@ def _background(n: int, rng: np.random.Generator, recs: list[np.ndarray]) -> np.
     return (x * np.float32(10 ** (rng.uniform(-45, -25) / 20))).astype(np.float32)
 
 
+def _event_audio(cls: str, rng: np.random.Generator, speech: _Speech, sources: dict[str, dict[str, list[Path]]], src_split: str,
+                 rec: Callable[[Path], np.ndarray]) -> np.ndarray:
+    """One event of class ``cls``: synthesized speech or a beep, else a random recording of the class."""
+    if cls == "speech":
+        return speech.say(rng)
+    if cls == "beep":
+        return _beep(rng)
+    files = sources[cls][src_split]
+    return rec(files[int(rng.integers(len(files)))])
+
+
+def _soundscape(n: int, rng: np.random.Generator, bg_recs: list[np.ndarray], event: Callable[[str], np.ndarray], labels: list[str],
+                cfg: SynthSedConfig) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """``n`` samples of background with 1..``cfg.max_events`` events mixed in at random times and SNRs (peak at most
+    0.99); returns the audio and each event's (start, end, class) in samples."""
+    bg = _background(n, rng, bg_recs)
+    scape = bg.copy()
+    bg_rms = float(np.sqrt(np.mean(bg**2))) + 1e-9
+    events = []
+    for _ in range(int(rng.integers(1, cfg.max_events + 1))):
+        cls = labels[int(rng.integers(len(labels)))]
+        x = _trim(event(cls), float(rng.uniform(1.0, 4.0)), rng)
+        if x.shape[0] < int(0.05 * SAMPLE_RATE):
+            continue
+        start = int(rng.integers(0, max(1, n - x.shape[0])))
+        x = x[: n - start]
+        snr = rng.uniform(*cfg.snr_db)
+        gain = bg_rms * 10 ** (snr / 20) / (np.sqrt(np.mean(x**2)) + 1e-9)
+        scape[start : start + x.shape[0]] += (gain * x).astype(np.float32)
+        events.append((start, start + x.shape[0], cls))
+    peak = float(np.max(np.abs(scape)))
+    if peak > 0.99:
+        scape *= np.float32(0.99 / peak)
+    return scape, events
+
+
 def synth_sed(out_dir: str | Path, cfg: SynthSedConfig = SynthSedConfig(), progress: Callable[[int, int], None] | None = None,
               sources: dict[str, dict[str, list[Path]]] | None = None, synthesized: tuple[str, ...] = ("speech", "beep")) -> dict[str, object]:
     """Write ``audio/{train,validation,test}/*.wav`` and ``{split}.tsv`` under ``out_dir`` (new or empty), and with
@@ -222,32 +259,12 @@ def synth_sed(out_dir: str | Path, cfg: SynthSedConfig = SynthSedConfig(), progr
         folder.mkdir(parents=True, exist_ok=True)
         counts[split] = dict.fromkeys(labels, 0)
         n = int(cfg.seconds * SAMPLE_RATE)
+        event = functools.partial(_event_audio, rng=rng, speech=speech, sources=sources, src_split=src_split, rec=rec)
         for i in range(n_scapes):
-            bg = _background(n, rng, bg_recs)
-            scape = bg.copy()
-            bg_rms = float(np.sqrt(np.mean(bg**2))) + 1e-9
-            for _ in range(int(rng.integers(1, cfg.max_events + 1))):
-                cls = labels[int(rng.integers(len(labels)))]
-                if cls == "speech":
-                    x = speech.say(rng)
-                elif cls == "beep":
-                    x = _beep(rng)
-                else:
-                    files = sources[cls][src_split]
-                    x = rec(files[int(rng.integers(len(files)))])
-                x = _trim(x, float(rng.uniform(1.0, 4.0)), rng)
-                if x.shape[0] < int(0.05 * SAMPLE_RATE):
-                    continue
-                start = int(rng.integers(0, max(1, n - x.shape[0])))
-                x = x[: n - start]
-                snr = rng.uniform(*cfg.snr_db)
-                gain = bg_rms * 10 ** (snr / 20) / (np.sqrt(np.mean(x**2)) + 1e-9)
-                scape[start : start + x.shape[0]] += (gain * x).astype(np.float32)
-                rows.append((f"scape_{i:05d}.wav", round(start / SAMPLE_RATE, 3), round((start + x.shape[0]) / SAMPLE_RATE, 3), cls))
+            scape, events = _soundscape(n, rng, bg_recs, event, labels, cfg)
+            rows += [(f"scape_{i:05d}.wav", round(a / SAMPLE_RATE, 3), round(b / SAMPLE_RATE, 3), cls) for a, b, cls in events]
+            for _, _, cls in events:
                 counts[split][cls] += 1
-            peak = float(np.max(np.abs(scape)))
-            if peak > 0.99:
-                scape *= np.float32(0.99 / peak)
             write_wav(folder / f"scape_{i:05d}.wav", scape, SAMPLE_RATE)
             done += 1
             if progress:
