@@ -222,11 +222,7 @@ def fit(
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(run.model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-    bar = None
-    if progress and d.is_main:
-        from edgekd.core.progress import Progress
-
-        bar = Progress(obj.title + (f" x{d.world_size}" if d.enabled else ""), run.total, "step", initial=run.step)
+    bar = _progress_bar(obj, run, d) if progress and d.is_main else None
     save_to = state.path if state is not None and d.is_main else None
     every = state.every if state is not None else 0
     t0 = time.time()
@@ -252,12 +248,23 @@ def fit(
     if bar is not None:
         bar.close()
     obj.close()
+    return _finish(run, time.time() - t0)
+
+
+def _progress_bar(obj: Objective, run: _Run, d: DistContext) -> Any:
+    from edgekd.core.progress import Progress
+
+    return Progress(obj.title + (f" x{d.world_size}" if d.enabled else ""), run.total, "step", initial=run.step)
+
+
+def _finish(run: _Run, seconds: float) -> tuple[nn.Module, dict[str, Any]]:
+    """The best epoch's weights on the CPU, in eval mode, and the history with its summary."""
     model = run.model.cpu().to(memory_format=torch.contiguous_format)
     assert run.best is not None
     model.load_state_dict(run.best[1])
     h = run.history
     first = [k for k in h["epochs"][-1] if k not in ("epoch", "loss")][0]  # the metric that picked the best epoch
-    h.update({f"best_{first}": run.best[0], "train_seconds": time.time() - t0, "steps": run.step, "final_loss": h["epochs"][-1]["loss"]})
+    h.update({f"best_{first}": run.best[0], "train_seconds": seconds, "steps": run.step, "final_loss": h["epochs"][-1]["loss"]})
     return model.eval(), h
 
 
