@@ -38,7 +38,7 @@ def _teachers(specs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO / "runs/demo/data")
     ap.add_argument("--teacher", action="append", default=[], help="NAME=CKPT[,CKPT...] (repeatable; default: cnn=runs/demo/teacher.pt)")
@@ -53,12 +53,11 @@ def main() -> None:
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV, help="real Speech Commands speakers (measurement only)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel")
-    args = ap.parse_args()
-    teachers = _teachers(args.teacher) if args.teacher else {"cnn": [str(REPO / "runs/demo/teacher.pt")]}
-    fkd = {k: float(v) for k, _, v in (s.partition("=") for s in args.feature_kd)}
+    return ap.parse_args()
 
-    from edgekd.bench.machine import machine_facts
-    from edgekd.core.fsutil import write_json
+
+def _prepare_teachers(args: argparse.Namespace, teachers: dict[str, list[str]], fkd: dict[str, float], realdev: Path | None) -> list[dict]:  # type: ignore[type-arg]
+    """Fill every teacher-logit (and embedding) cache once, before the workers start; score each teacher."""
     from edgekd.runtime.frontend import FrontendParams
     from edgekd.train.logit_cache import teacher_logits
     from edgekd.train.pipeline import load_kws_data
@@ -69,9 +68,8 @@ def main() -> None:
         print("no data/teacher yet: running the demo first", flush=True)
         run_demo(REPO / "runs/demo", DemoConfig())
     kd = load_kws_data(args.data, views=args.views, cache_dir=args.cache_dir, rooms=True)
-    realdev = args.realdev if args.realdev.is_dir() else None
     teacher_rows = []
-    for name, paths in teachers.items():  # fill every teacher-logit cache once, before the workers start; score the teachers
+    for name, paths in teachers.items():
         for p in paths:
             teacher_logits(kd.train, FrontendParams().to_dict(), teacher=p, cache_root=args.cache_dir, threads=2)
         teacher_rows.append({"teacher": name, "checkpoints": paths, **_teacher_scores(paths, kd.test, realdev, args.cache_dir)})
@@ -80,19 +78,36 @@ def main() -> None:
         from edgekd.train.pipeline import embedding_targets
 
         embedding_targets(kd.train, cache_dir=args.cache_dir)
-    del kd
-    runs = []
+    return teacher_rows
+
+
+def _finished_runs(args: argparse.Namespace, teachers: dict[str, list[str]], fkd: dict[str, float], cells: list[str]) -> list[dict]:  # type: ignore[type-arg]
+    """Resume: the finished runs of the same study (same epochs, teachers and feature-KD weights) in ``args.out``."""
+    if not args.out.is_file():
+        return []
+    prev = json.loads(args.out.read_text())
+    if prev.get("epochs") == args.epochs and prev.get("teachers") == teachers and prev.get("feature_kd") == fkd:
+        return [r for r in prev.get("runs", []) if r["teacher"] in cells]
+    return []
+
+
+def main() -> None:
+    args = _args()
+    teachers = _teachers(args.teacher) if args.teacher else {"cnn": [str(REPO / "runs/demo/teacher.pt")]}
+    fkd = {k: float(v) for k, _, v in (s.partition("=") for s in args.feature_kd)}
+
+    from edgekd.bench.machine import machine_facts
+    from edgekd.core.fsutil import write_json
+    from edgekd.core.procutil import die_with_parent
+
+    realdev = args.realdev if args.realdev.is_dir() else None
+    teacher_rows = _prepare_teachers(args, teachers, fkd, realdev)
     cells = ["none", *teachers]
-    if args.out.is_file():  # resume: keep finished runs of the same study (same epochs and teachers)
-        prev = json.loads(args.out.read_text())
-        if prev.get("epochs") == args.epochs and prev.get("teachers") == teachers and prev.get("feature_kd") == fkd:
-            runs = [r for r in prev.get("runs", []) if r["teacher"] in cells]
+    runs = _finished_runs(args, teachers, fkd, cells)
     done = {(r["student"], r["teacher"], r["seed"]) for r in runs}
     tasks = [(student, cell, seed) for student in args.students for seed in args.seeds for cell in cells if (student, cell, seed) not in done]
     t0 = time.time()
     ctx = multiprocessing.get_context("spawn")
-    from edgekd.core.procutil import die_with_parent
-
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx, initializer=die_with_parent) as pool:
         futs = [pool.submit(_one_run, vars(args), student, cell, teachers.get(cell, []), fkd.get(cell, 0.0), seed, realdev)
                 for student, cell, seed in tasks]

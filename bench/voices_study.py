@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def subset_by_engine(fs, engine_of: dict[str, str], engines: tuple[str, ...], ke
     return FeatureSet(fs.x[m], fs.y[m], fs.clip[m], fs.labels, f"{fs.key}-{'+'.join(engines)}", fs.files)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO / "runs" / "vb" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "voices_study")
@@ -59,17 +60,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads per training")
     ap.add_argument("--workers", type=int, default=2, help="processes for the feature build")
     ap.add_argument("--only", default="", help="comma-separated variant names to train (default: all)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _train_variant(args: argparse.Namespace, name: str, engines: tuple[str, ...], rooms: bool, seed: int, train: Any, data: Any,
+                   test_by_engine: dict[str, Any], real: Any) -> dict[str, Any]:
+    """One DS-CNN on the clips of ``engines`` for ``args.steps`` optimizer steps; its accuracies."""
     import torch
+
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.kws_objective import train_model
+    from edgekd.train.loop import accuracy
+
+    epochs = max(1, int(round(args.steps * 128 / len(train))))
+    cfg = TrainConfig(arch="dscnn", epochs=epochs, seed=seed, threads=args.threads, alpha=0.0)
+    t = time.time()
+    torch.manual_seed(seed)
+    model, hist = train_model(cfg, train, data.validation, progress=False)
+    return {"variant": name, "engines": list(engines), "rooms": rooms, "seed": seed, "steps": args.steps,
+            "actual_steps": hist["steps"], "epochs": epochs, "train_clips": int(np.unique(train.clip).shape[0]),
+            "train_rows": len(train), "train_seconds": round(time.time() - t, 1),
+            "synth_test_accuracy": accuracy(model, data.test),
+            "synth_test_accuracy_by_engine": {e: accuracy(model, fs) for e, fs in test_by_engine.items() if len(fs)},
+            "realdev_accuracy": accuracy(model, real) if real is not None else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
 
     from edgekd.bench.machine import machine_facts
     from edgekd.core.fsutil import write_json
     from edgekd.data import KWS12_LABELS
-    from edgekd.train.config import TrainConfig
     from edgekd.train.features import build_feature_set
-    from edgekd.train.kws_objective import train_model
-    from edgekd.train.loop import accuracy
     from edgekd.train.pipeline import load_kws_data
 
     if not (args.data / "clips.tsv").is_file():
@@ -96,19 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             if (name, seed) in done and done[(name, seed)]["steps"] == args.steps:
                 results.append(done[(name, seed)])
                 continue
-            epochs = max(1, int(round(args.steps * 128 / len(train))))
-            cfg = TrainConfig(arch="dscnn", epochs=epochs, seed=seed, threads=args.threads, alpha=0.0)
-            t = time.time()
-            torch.manual_seed(seed)
-            model, hist = train_model(cfg, train, data[rooms].validation, progress=False)
-            row = {"variant": name, "engines": list(engines), "rooms": rooms, "seed": seed, "steps": args.steps,
-                   "actual_steps": hist["steps"], "epochs": epochs, "train_clips": int(np.unique(train.clip).shape[0]),
-                   "train_rows": len(train), "train_seconds": round(time.time() - t, 1),
-                   "synth_test_accuracy": accuracy(model, data[rooms].test),
-                   "synth_test_accuracy_by_engine": {e: accuracy(model, fs) for e, fs in test_by_engine.items() if len(fs)},
-                   "realdev_accuracy": accuracy(model, real) if real is not None else None}
-            print(json.dumps(row), flush=True)
-            results.append(row)
+            results.append(_train_variant(args, name, engines, rooms, seed, train, data[rooms], test_by_engine, real))
+            print(json.dumps(results[-1]), flush=True)
             _write(args, results, machine_facts, write_json, present)
     _write(args, results, machine_facts, write_json, present)
     return 0
