@@ -82,16 +82,9 @@ def _probe_sections() -> list[str]:
     return out
 
 
-def _machine_section(mdir: Path) -> list[str]:
-    """Cost on one machine: quantization table, side by side, openWakeWord peer, whole vs stream, soak."""
+def _side_by_side(mdir: Path) -> list[str]:
+    """Every shipped bundle side by side."""
     out: list[str] = []
-    out += [f"## Cost on `{mdir.name}` (`make bench`)", ""]
-    table = mdir / "quantization_table.md"
-    if table.is_file():
-        out += ["Shipped bundles streaming the same 40 s WAV (held-out voices, keywords every ~1.4 s), 1 thread, "
-                "80 ms chunks, medians of 5 passes:", "", table.read_text().strip(), ""]
-        pngs = sorted(p.name for p in mdir.glob("*.png"))
-        out += [f"![{p}](results/{mdir.name}/{p})" for p in pngs] + [""]
     sbs = mdir / "side_by_side.json"
     if sbs.is_file():
         d = _load(sbs)
@@ -100,6 +93,12 @@ def _machine_section(mdir: Path) -> list[str]:
         out += [f"| `{r['bundle']}` | {r['mode']} | {r['quantization']} | {r['stride_ms']} | {r['cpu_ms_per_audio_s']:.2f} | "
                 f"{r['macs_per_audio_s'] / 1e6:.1f} M |" for r in d["rows"]]
         out += ["", f"Measured: {_machine(d['provenance'])}.", ""]
+    return out
+
+
+def _peers(mdir: Path) -> list[str]:
+    """edgekd against openWakeWord, one section per measured bundle."""
+    out: list[str] = []
     for peer in sorted(mdir.glob("peer_openwakeword*.json")):
         d = _load(peer)
         e, o, f = d["edgekd"], d["openwakeword"], d["floor"]
@@ -126,6 +125,12 @@ def _machine_section(mdir: Path) -> list[str]:
                     f"on LiteRT {mb(rss.get('edgekd_run_litert'))}; openWakeWord `Model.predict` "
                     f"{mb(rss.get('openwakeword_model_predict'))}."]
         out += ["", f"Measured: {_machine(d)}.", ""]
+    return out
+
+
+def _stream_vs_window(mdir: Path) -> list[str]:
+    """Whole window against streaming state, per bundle."""
+    out: list[str] = []
     for svw in sorted(mdir.glob("stream_vs_window_*.json")):
         d = _load(svw)
         c = d["cpu_ms_per_audio_s"]
@@ -139,6 +144,12 @@ def _machine_section(mdir: Path) -> list[str]:
                     f"(**{d['speedup_model_calls']:.1f}x**); the log-mel frontend, {d['frontend_cpu_ms_per_audio_s']:.2f} ms, is the same "
                     f"in both modes; the rest is per-chunk Python (ring buffer or stepper, softmax, smoothing)."]
         out.append("")
+    return out
+
+
+def _soaks(mdir: Path) -> list[str]:
+    """RSS over long runs."""
+    out: list[str] = []
     soaks = sorted(mdir.glob("soak*.json"))
     if soaks:
         out += ["### Soak", ""]
@@ -149,6 +160,19 @@ def _machine_section(mdir: Path) -> list[str]:
                     f"and the end (goal < {d['goal_mb']:.0f} MB); {d['cpu_ms_per_audio_s']:.2f} CPU ms per audio s."]
         out.append("")
     return out
+
+
+def _machine_section(mdir: Path) -> list[str]:
+    """Cost on one machine: quantization table, side by side, openWakeWord peer, whole vs stream, soak."""
+    out: list[str] = []
+    out += [f"## Cost on `{mdir.name}` (`make bench`)", ""]
+    table = mdir / "quantization_table.md"
+    if table.is_file():
+        out += ["Shipped bundles streaming the same 40 s WAV (held-out voices, keywords every ~1.4 s), 1 thread, "
+                "80 ms chunks, medians of 5 passes:", "", table.read_text().strip(), ""]
+        pngs = sorted(p.name for p in mdir.glob("*.png"))
+        out += [f"![{p}](results/{mdir.name}/{p})" for p in pngs] + [""]
+    return out + _side_by_side(mdir) + _peers(mdir) + _stream_vs_window(mdir) + _soaks(mdir)
 
 
 def _wakeword_section(ww: Path) -> list[str]:
