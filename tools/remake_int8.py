@@ -79,6 +79,30 @@ def float_checkpoint_from_bundle(bundle: Path, out: Path):  # type: ignore[no-un
     return ck
 
 
+def _demo_data(work: Path) -> Path:
+    """The demo's espeak dataset under ``work/data`` (synthesized once)."""
+    from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
+
+    data = work / "data"
+    if not (data / "synth_meta.json").is_file():
+        if data.exists():
+            shutil.rmtree(data)
+        print(f"synthesizing the demo dataset into {data}", flush=True)
+        synth_kws(data, SynthKwsConfig(per_word=1000, unknown_total=2000, silence_total=800, seed=0))
+    return data
+
+
+def _install(bundle: Path) -> None:
+    """Replace models/kws12-dscnn-kd-int8 with ``bundle`` (its model card kept), through a staged copy."""
+    shutil.copy(INT8 / "MODEL_CARD.md", bundle / "MODEL_CARD.md")
+    staged = INT8.with_name(INT8.name + ".new")
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(bundle, staged)
+    shutil.rmtree(INT8)
+    staged.rename(INT8)
+    print(f"installed {INT8}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "remake-int8")
@@ -87,7 +111,6 @@ def main() -> None:
 
     import torch
 
-    from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
     from edgekd.eval.kws import evaluate_kws
     from edgekd.export.bundle import update_manifest
     from edgekd.export.int8 import calibration_features
@@ -100,12 +123,7 @@ def main() -> None:
 
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
-    data = work / "data"
-    if not (data / "synth_meta.json").is_file():
-        if data.exists():
-            shutil.rmtree(data)
-        print(f"synthesizing the demo dataset into {data}", flush=True)
-        synth_kws(data, SynthKwsConfig(per_word=1000, unknown_total=2000, silence_total=800, seed=0))
+    data = _demo_data(work)
     float_ckpt = work / "dscnn-kd.pt"
     ck = float_checkpoint_from_bundle(FP32, float_ckpt)
     kd = load_kws_data(data, labels=ck.labels, views=3, cache_dir=work / "cache")
@@ -135,13 +153,7 @@ def main() -> None:
     print(json.dumps(report, indent=1), flush=True)
     (work / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     if args.install:
-        shutil.copy(INT8 / "MODEL_CARD.md", bundle / "MODEL_CARD.md")
-        staged = INT8.with_name(INT8.name + ".new")
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.copytree(bundle, staged)
-        shutil.rmtree(INT8)
-        staged.rename(INT8)
-        print(f"installed {INT8}", flush=True)
+        _install(bundle)
 
 
 if __name__ == "__main__":
