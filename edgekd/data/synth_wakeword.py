@@ -25,11 +25,11 @@ from edgekd.data.augment import colored_noise
 from edgekd.data.synth_kws import OTHER_WORDS, SAMPLE_RATE, SynthKwsConfig, _trim_silence, split_variants
 from edgekd.runtime.wav import resample, write_wav
 
-__all__ = ["CONFUSABLES", "ENGINES", "ENGINE_VOICES", "wakeword_config", "speech_stream", "positive_files", "engine_clips"]
+__all__ = ["CONFUSABLES", "SENTENCE_WORDS", "ENGINES", "ENGINE_VOICES", "wakeword_config", "speech_stream", "positive_files", "engine_clips"]
 
 CONFUSABLES = ("hey travis", "hey marvin", "jarvis", "hey", "hey jeeves", "harvest", "hey service", "jar of this", "hey darling",
                "okay jarvis", "hey mavis", "car keys")
-_SENTENCE_WORDS = OTHER_WORDS + ("the", "a", "to", "and", "we", "can", "it", "is", "was", "for", "on", "with", "they", "at", "this",
+SENTENCE_WORDS = OTHER_WORDS + ("the", "a", "to", "and", "we", "can", "it", "is", "was", "for", "on", "with", "they", "at", "this",
                                  "weather", "today", "please", "music", "light", "kitchen", "door", "open", "close", "water", "time")
 
 
@@ -75,7 +75,7 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
         if rng.random() < confusable_rate:
             text = str(rng.choice([c for c in CONFUSABLES if c != phrase]))
         else:
-            text = " ".join(str(w) for w in rng.choice(_SENTENCE_WORDS, size=int(rng.integers(3, 12))))
+            text = " ".join(str(w) for w in rng.choice(SENTENCE_WORDS, size=int(rng.integers(3, 12))))
         x = (_say(eng, text, rng, voices) if engine == "espeak" else _say_other_engine(engine, text, rng, split))[: n - pos]
         out[pos : pos + x.shape[0]] += x
         pos += x.shape[0] + int(rng.uniform(0.1, 1.5) * SAMPLE_RATE)

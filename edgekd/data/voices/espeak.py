@@ -95,6 +95,22 @@ class Espeak:
         self._lib.espeak_Synchronize()
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
 
+    def phonemes(self, text: str, voice: str = "en-us") -> str:
+        """espeak-ng's phoneme mnemonics of ``text`` (stress marks included; one space between clauses)."""
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ConfigError(f"espeak-ng has no voice {voice!r}")
+        fn = self._lib.espeak_TextToPhonemes
+        fn.restype = ctypes.c_char_p
+        fn.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+        buf = ctypes.c_char_p(text.encode("utf-8"))
+        keep = buf  # the C side advances the pointer through this buffer
+        parts = []
+        while buf.value:
+            out = fn(ctypes.byref(buf), _ESPEAK_CHARS_UTF8, 0)
+            parts.append(out.decode("utf-8", "replace").strip() if out else "")
+        del keep
+        return " ".join(x for x in parts if x)
+
 
 # Fractions of espeak's voice variants held out (the split of every earlier edgekd dataset).
 VALIDATION_FRACTION = 0.12

@@ -1,0 +1,151 @@
+"""Confusable negatives generated from a wake phrase's sound: texts a detector should not fire on, made from the
+phrase's espeak-ng phonemes rather than by hand.
+
+Three kinds, each phonemized and ranked by the edit distance between its phoneme string and the phrase's
+(stress marks removed, normalised by the longer string):
+
+- ``edit``: one letter of one word substituted (vowel for vowel, consonant for consonant) or deleted, e.g.
+  "computer" -> "commuter", "compuder"; what a TTS engine then says is a near-miss of the phrase;
+- ``partial``: the phrase cut short: its first or last word(s), or for one word its first or last syllables;
+- ``word``: words of a word list (the kit's own vocabulary, or the caller's) whose pronunciation is closest.
+
+A candidate is dropped when it is the phrase (or one of ``exclude``, the other phrases of a command set) or is
+pronounced exactly like one of them: a homophone is a positive, not a negative. Pronunciations are distinct.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edgekd.core.errors import ConfigError
+
+__all__ = ["Confusable", "confusables", "normalize_phrase", "phonemize", "phoneme_distance"]
+
+_VOWELS = "aeiouy"
+_CONSONANTS = "bcdfghjklmnpqrstvwxz"
+_STRESS = re.compile(r"[',#%=_:]")
+_ALLOWED = re.compile(r"^[a-z][a-z' -]*$")
+
+
+@dataclass(frozen=True)
+class Confusable:
+    text: str
+    phonemes: str
+    distance: float  # normalised phoneme edit distance to the phrase, (0, 1]
+    kind: str  # "edit", "partial" or "word"
+
+
+def normalize_phrase(phrase: str) -> str:
+    """Lower case, single spaces; a phrase espeak-ng cannot phonemize as English words is refused with one line."""
+    text = " ".join(phrase.lower().split())
+    if not text:
+        raise ConfigError("the wake phrase is empty; give the words to detect, e.g. --phrase \"computer\"")
+    if not _ALLOWED.match(text):
+        raise ConfigError(f"espeak-ng cannot phonemize {phrase!r} as English words: use the letters a-z, spaces, hyphens and "
+                          "apostrophes (write numbers as words)")
+    return text
+
+
+def phonemize(text: str) -> str:
+    """The phoneme string of ``text`` (espeak-ng, en-us) without stress and length marks."""
+    from edgekd.data.voices.espeak import Espeak
+
+    return _STRESS.sub("", Espeak().phonemes(text)).strip()
+
+
+def phoneme_distance(a: str, b: str) -> float:
+    """Levenshtein distance between two phoneme strings (spaces ignored), divided by the longer length."""
+    a, b = a.replace(" ", ""), b.replace(" ", "")
+    if not a and not b:
+        return 0.0
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1] / max(len(a), len(b))
+
+
+def _edits(words: list[str]) -> dict[str, tuple[int, int]]:
+    """Every text with one letter of one word substituted within its class, or deleted (words of 3+ letters), with
+    the (word, letter) position it changed."""
+    out: dict[str, tuple[int, int]] = {}
+    for k, w in enumerate(words):
+        for i, c in enumerate(w):
+            pool = _VOWELS if c in _VOWELS else _CONSONANTS if c in _CONSONANTS else ""
+            variants = [w[:i] + r + w[i + 1 :] for r in pool if r != c]
+            if len(w) >= 3:
+                variants.append(w[:i] + w[i + 1 :])
+            for v in variants:
+                out.setdefault(" ".join([*words[:k], v, *words[k + 1 :]]), (k, i))
+    return out
+
+
+def _syllable_cuts(word: str) -> set[str]:
+    """The word's first and last syllables, cut between vowel groups ("computer" -> "com", "comput", "puter", "ter")."""
+    groups = [(m.start(), m.end()) for m in re.finditer(r"[aeiouy]+", word)]
+    cuts = set()
+    for (_, end), (nxt, _) in zip(groups, groups[1:]):
+        cuts.add(word[: end + 1])  # the syllable with one consonant of its coda
+        cuts.add(word[max(end, nxt - 1) :])  # from the consonant that opens the next syllable
+    return {c for c in cuts if len(c) >= 2 and c != word}
+
+
+def _partials(words: list[str]) -> set[str]:
+    if len(words) > 1:
+        return {" ".join(words[:i]) for i in range(1, len(words))} | {" ".join(words[i:]) for i in range(1, len(words))}
+    return _syllable_cuts(words[0])
+
+
+def _vocabulary() -> tuple[str, ...]:
+    from edgekd.data import KWS12_KEYWORDS
+    from edgekd.data.synth_kws import OTHER_WORDS
+    from edgekd.data.synth_wakeword import CONFUSABLES, SENTENCE_WORDS
+
+    return tuple(dict.fromkeys((*KWS12_KEYWORDS, *OTHER_WORDS, *SENTENCE_WORDS, *CONFUSABLES)))
+
+
+def confusables(phrase: str, n: int = 40, *, words: Sequence[str] | None = None, exclude: Sequence[str] = (),
+                max_distance: float = 0.5) -> list[Confusable]:
+    """Up to ``n`` confusable texts for ``phrase``, closest first: every partial, then edits and list words within
+    ``max_distance``. ``words``: the word list (default: the kit's vocabulary); ``exclude``: other phrases of a command
+    set, never returned, nor anything pronounced like them."""
+    text = normalize_phrase(phrase)
+    target = phonemize(text)
+    if not target:
+        raise ConfigError(f"espeak-ng gives no phonemes for {phrase!r}; give English words")
+    banned_text = {text, *(normalize_phrase(e) for e in exclude)}
+    banned_ph = {phonemize(t).replace(" ", "") for t in banned_text}
+    seen: dict[str, Confusable] = {}
+    tokens = text.split()
+    edits = _edits(tokens)
+    # real words first: a near-miss that is also a word keeps that kind (and escapes the cap on edits below)
+    kinds = [("word", {w.lower() for w in (words if words is not None else _vocabulary())}), ("partial", _partials(tokens)),
+             ("edit", set(edits))]
+    for kind, cands in kinds:
+        for cand in sorted(cands):
+            if cand in banned_text or not _ALLOWED.match(cand):
+                continue
+            ph = phonemize(cand)
+            key = ph.replace(" ", "")
+            if not key or key in banned_ph or key in seen:
+                continue
+            d = phoneme_distance(ph, target)
+            if kind != "partial" and d > max_distance:
+                continue
+            seen[key] = Confusable(cand, ph, round(d, 4), kind)
+    partial = sorted((c for c in seen.values() if c.kind == "partial"), key=lambda c: (c.distance, c.text))
+    rest = sorted((c for c in seen.values() if c.kind != "partial"), key=lambda c: (c.distance, c.text))
+    per_position: dict[tuple[int, int], int] = {}
+    spread = []
+    for c in rest:  # at most two edits at one letter, so the list covers the whole phrase
+        pos = edits.get(c.text) if c.kind == "edit" else None
+        if pos is not None:
+            per_position[pos] = per_position.get(pos, 0) + 1
+            if per_position[pos] > 2:
+                continue
+        spread.append(c)
+    return (partial + spread)[:n]

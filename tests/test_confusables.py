@@ -1,0 +1,53 @@
+"""The confusable generator: phonetically close, distinct texts, never the phrase (nor a homophone of it)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("espeakng_loader", reason="train extra (espeak-ng)")
+
+from edgekd.core.errors import ConfigError  # noqa: E402
+from edgekd.data.confusables import confusables, normalize_phrase, phoneme_distance, phonemize  # noqa: E402
+
+
+@pytest.mark.parametrize("phrase", ["computer", "Alexa", "smart  mirror"])
+def test_confusables_are_close_distinct_and_never_the_phrase(phrase: str) -> None:
+    text = normalize_phrase(phrase)
+    target = phonemize(text).replace(" ", "")
+    got = confusables(phrase, n=30)
+    assert len(got) >= 10
+    assert len({c.text for c in got}) == len(got) and len({c.phonemes.replace(" ", "") for c in got}) == len(got)
+    assert all(c.text != text and c.phonemes.replace(" ", "") != target for c in got)
+    assert all(0.0 < c.distance <= 0.5 for c in got if c.kind != "partial")
+    assert all(c.distance == pytest.approx(phoneme_distance(c.phonemes, phonemize(text)), abs=1e-4) for c in got)
+    edits = [c for c in got if c.kind == "edit"]
+    assert edits and edits == sorted(edits, key=lambda c: c.distance)  # closest first
+    assert {c.kind for c in got} >= {"partial", "edit"}
+
+
+def test_partials_cut_the_phrase_short() -> None:
+    assert {"smart", "mirror"} <= {c.text for c in confusables("smart mirror") if c.kind == "partial"}
+    parts = {c.text for c in confusables("computer") if c.kind == "partial"}
+    assert "com" in parts and "puter" in parts  # first and last syllables
+
+
+def test_other_phrases_of_a_command_set_and_their_homophones_are_never_confusables() -> None:
+    got = confusables("lights on", n=200, exclude=["lights off"], words=["lights off", "lites on", "nights on", "lights"])
+    texts = {c.text for c in got}
+    assert "lights off" not in texts
+    assert phonemize("lites on").replace(" ", "") == phonemize("lights on").replace(" ", "")  # a homophone: a positive
+    assert "lites on" not in texts
+    assert "nights on" in texts  # a list word one phoneme away
+
+
+@pytest.mark.parametrize("bad, message", [("", "empty"), ("   ", "empty"), ("hey 2000", "cannot phonemize"), ("こんにちは", "cannot phonemize")])
+def test_a_phrase_espeak_cannot_take_is_one_clear_error(bad: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        confusables(bad)
+
+
+def test_phoneme_distance() -> None:
+    assert phoneme_distance("abc", "abc") == 0.0
+    assert phoneme_distance("abcd", "abed") == 0.25
+    assert phoneme_distance("a b", "ab") == 0.0  # spaces between words do not count
+    assert phoneme_distance("", "ab") == 1.0
