@@ -88,7 +88,7 @@ def _syllable_cuts(word: str) -> set[str]:
     """The word's first and last syllables, cut between vowel groups ("computer" -> "com", "comput", "puter", "ter")."""
     groups = [(m.start(), m.end()) for m in re.finditer(r"[aeiouy]+", word)]
     cuts = set()
-    for (_, end), (nxt, _) in zip(groups, groups[1:]):
+    for (_, end), (nxt, _) in zip(groups[:-1], groups[1:], strict=True):
         cuts.add(word[: end + 1])  # the syllable with one consonant of its coda
         cuts.add(word[max(end, nxt - 1) :])  # from the consonant that opens the next syllable
     return {c for c in cuts if len(c) >= 2 and c != word}
