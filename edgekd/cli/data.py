@@ -159,14 +159,14 @@ def synth_wakeword_cmd(
     by person; --flite-* adds more of flite's training voices), transfer.wav (running speech
     by train voices, for distillation), and held-out eval material: eval/positives/ + eval/positives.tsv (test
     voices), eval/positives_flite/ + tsv (flite's held-out voice), eval/positives_festival/ + tsv (an engine never
-    trained on), eval/negatives.wav (running speech with confusables; the confusable list is made for
-    "hey jarvis") and optionally eval/ordinary.wav. Train on it with `edgekd train wakeword OUT`."""
+    trained on), eval/negatives.wav (running speech with confusables: the hand-made list for "hey jarvis", else
+    generated from the phrase's phonemes) and optionally eval/ordinary.wav. Train on it with `edgekd train wakeword OUT`."""
     import shutil
 
     from edgekd.core.errors import ConfigError
     from edgekd.core.progress import Progress
     from edgekd.data.synth_kws import synth_kws
-    from edgekd.data.synth_wakeword import engine_clips, positive_files, speech_stream, wakeword_config
+    from edgekd.data.synth_wakeword import engine_clips, phrase_confusables, positive_files, speech_stream, wakeword_config
     from edgekd.data.voices.cache import default_cache_dir
     from edgekd.runtime.wav import write_wav
 
@@ -201,7 +201,7 @@ def synth_wakeword_cmd(
     notice(f"eval/: {positives} positives (test voices), negatives.wav ({negative_minutes:g} min with confusables)")
     positive_files(out / "eval" / "positives", positives, phrase=phrase, label=label, split="test", seed=seed + 21)
     write_wav(out / "eval" / "negatives.wav", speech_stream(60 * negative_minutes, split="test", seed=seed + 31, phrase=phrase,
-                                                           confusable_rate=0.15), 16000)
+                                                           confusable_rate=0.15, confusables=phrase_confusables((phrase,))), 16000)
     if ordinary_minutes:
         write_wav(out / "eval" / "ordinary.wav", speech_stream(60 * ordinary_minutes, split="test", seed=seed + 51, phrase=phrase,
                                                                confusable_rate=0.0), 16000)

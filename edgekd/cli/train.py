@@ -207,35 +207,92 @@ def sed_cmd(
 @app.command("wakeword")
 @friendly_errors
 def wakeword_cmd(
-    data: Annotated[Path, typer.Argument(help="Material from `edgekd data synth-wakeword` (clips/ and transfer*.wav: running speech "
-                                              "the teacher labels).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the models, bundle-distilled/, bundle-distilled-int8/ and report.json.")],
-    teacher: Annotated[str, typer.Option(help="Teacher that scores raw audio: oww:NAME (openWakeWord 0.4.0 head, the oww extra).")],
-    label: Annotated[Optional[str], typer.Option(help="The phrase's clip folder (default: the phrase in clips/synth_meta.json).")] = None,
-    arch: Annotated[str, typer.Option(help=f"Student architecture: {', '.join(arch_names('student'))}.")] = "dscnn",
+    data: Annotated[Optional[Path], typer.Argument(help="With --teacher oww:NAME: material from `edgekd data synth-wakeword` (clips/ and "
+                                                        "transfer*.wav). Not with --phrase, which makes its own.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for data/ (with --phrase), the models, the bundles and report.json.")] = Path("runs/wakeword"),
+    phrase: Annotated[Optional[list[str]], typer.Option("--phrase", help="The wake phrase, from text alone; repeat it for a command set "
+                                                                        "(labels: the phrases + _unknown_ + _silence_).")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="With DATA: oww:NAME (openWakeWord 0.4.0 head, the oww extra; CC BY-NC-SA). With "
+                                                        "--phrase: speech-embedding (default), a head trained on the material.")] = None,
+    label: Annotated[Optional[str], typer.Option(help="With DATA: the phrase's clip folder (default: the phrase in clips/synth_meta.json).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help=f"Student architecture: {', '.join(arch_names('student'))} (default: dscnn with DATA, "
+                                                     "dscnn-stream with --phrase).")] = None,
     epochs: EpochsOpt = 12,
-    qat_epochs: Annotated[int, typer.Option(min=0, help="QAT int8 fine-tuning epochs on the same teacher targets (0: no int8 bundle).")] = 2,
-    alpha: Annotated[float, typer.Option(callback=unit, help="Weight of the teacher's soft targets on labelled clips (transfer windows: alone).")] = 0.7,
+    qat_epochs: Annotated[int, typer.Option(min=0, help="QAT int8 fine-tuning epochs on the same teacher targets (0: no int8 bundle; "
+                                                        "--phrase needs >= 1).")] = 2,
+    alpha: Annotated[float, typer.Option(callback=unit, help="With DATA: weight of the teacher's soft targets on labelled clips (transfer "
+                                                             "windows: alone).")] = 0.7,
     views: ViewsOpt = 2,
-    baseline: Annotated[bool, typer.Option("--baseline", help="Also train the student on hard labels only (bundle-no_teacher/).")] = False,
+    baseline: Annotated[bool, typer.Option("--baseline", help="With DATA: also train the student on hard labels only (bundle-no_teacher/).")] = False,
     stride_ms: Annotated[int, typer.Option(min=10, help="Run the student every this many ms (80: the teacher's hop; 160 halves the CPU).")] = 80,
+    per_word: Annotated[int, typer.Option(min=1, help="--phrase: clips of each phrase (confusables and other words: twice that).")] = 500,
+    engines: Annotated[Optional[str], typer.Option(help="--phrase: voice engines and weights, e.g. kokoro:3,espeak:3,piper (default: every "
+                                                        "installed one).")] = None,
+    target_fa_per_hour: Annotated[float, typer.Option(callback=positive, help="--phrase: the threshold is chosen for this many false "
+                                                                              "accepts per hour on held-out validation speech.")] = 0.5,
+    teacher_epochs: Annotated[int, typer.Option(min=1, help="--phrase: epochs of the speech-embedding teacher head.")] = 20,
+    transfer_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of unlabelled transfer windows.")] = 20.0,
+    mining_minutes: Annotated[float, typer.Option(callback=nonneg, help="--phrase: minutes of running speech streamed for false-accept "
+                                                                        "mining (0: no mining).")] = 20.0,
+    validation_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of validation speech for the threshold.")] = 20.0,
+    test_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of test speech for the report.")] = 60.0,
+    positives: Annotated[int, typer.Option(min=1, help="--phrase: validation and test positives per phrase.")] = 100,
+    rooms: RoomsOpt = True,
     threads: ThreadsOpt = 2,
 ) -> None:
-    """Wake word end to end: the teacher scores every training clip and 1 s windows of the transfer speech, a
-    student learns from those scores (soft-target BCE) and the hard labels, is fine-tuned with QAT int8 on the same
-    targets, and both are exported as bundles (one score every --stride-ms; 80 is the teacher's hop). Score them with
-    `edgekd eval-stream OUT/bundle-distilled --positives DATA/eval/positives ...`. Models already under OUT are
-    reused: delete one to retrain it. A student of an openWakeWord head inherits its CC BY-NC-SA 4.0 licence."""
+    """A wake word end to end, two ways.
+
+    From text (--phrase, any phrase, repeatable): synthesize the phrase with the voice bank, generate confusable
+    negatives from its phonemes, train a speech-embedding teacher head on that material, distil a streaming student
+    over transfer windows, mine its false accepts on running speech and train again, QAT int8, choose the threshold
+    for --target-fa-per-hour on held-out validation speech, report FRR at 0.5/1/2/5 FA/h on test speech
+    (OUT/report.json, OUT/det.png, OUT/bundle/ with its model card). Every stage is saved under OUT and reused.
+
+    From an openWakeWord head (DATA --teacher oww:NAME): the teacher scores every training clip and 1 s windows of
+    the transfer speech, a student learns from those scores and the hard labels, QAT int8, bundles. A student of an
+    openWakeWord head inherits its CC BY-NC-SA 4.0 licence."""
     from edgekd.core.errors import ConfigError
+
+    if stride_ms % 10:
+        raise ConfigError("--stride-ms must be a multiple of 10")
+    if phrase:
+        if data is not None:
+            raise ConfigError("give --phrase (material made from text) or DATA (with --teacher oww:NAME), not both")
+        if teacher not in (None, "speech-embedding"):
+            raise ConfigError(f"--teacher {teacher!r} with --phrase: only speech-embedding; for an openWakeWord head make DATA with "
+                              "`edgekd data synth-wakeword DIR --phrase ...` and run `edgekd train wakeword DIR --teacher oww:NAME`")
+        _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
+                         teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads)
+        return
+    if data is None or teacher is None:
+        raise ConfigError("give --phrase TEXT (a wake word from text), or DATA with --teacher oww:NAME")
     from edgekd.recipes.wakeword import WakewordRecipe, run_wakeword
 
-    if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0 or stride_ms < 10 or stride_ms % 10:
-        raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0, --alpha within [0, 1] and --stride-ms a multiple of 10")
-    recipe = WakewordRecipe(arch=arch, epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads, stride_ms=stride_ms,
-                            smooth_ms=max(160, stride_ms))
+    if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0:
+        raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0, --alpha within [0, 1]")
+    recipe = WakewordRecipe(arch=arch or "dscnn", epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads,
+                            stride_ms=stride_ms, smooth_ms=max(160, stride_ms))
     report = run_wakeword(data, out, teacher, recipe, label=label, baseline=baseline, say=notice)
     for name, b in report["bundles"].items():
         notice(f"{name}: {b}")
     if teacher.startswith("oww:"):
         notice("these students are distilled from a CC BY-NC-SA 4.0 openWakeWord head: keep them out of anything you redistribute")
     notice(f"-> {out / 'report.json'}")
+
+
+def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int, qat_epochs: int, views: int, stride_ms: int, per_word: int,
+                     engines: str | None, target_fa_per_hour: float, teacher_epochs: int, transfer_minutes: float, mining_minutes: float,
+                     validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int) -> None:
+    from edgekd.cli.common import check_writable
+    from edgekd.cli.data import voice_options
+    from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword
+
+    recipe = PhraseRecipe(phrases=phrases, per_word=per_word, engines=voice_options(engines, None) if engines else None,
+                          transfer_minutes=transfer_minutes, validation_minutes=validation_minutes, test_minutes=test_minutes,
+                          mining_minutes=mining_minutes, positives=positives, arch=arch, epochs=epochs, teacher_epochs=teacher_epochs,
+                          qat_epochs=qat_epochs, views=views, rooms=rooms, target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms,
+                          threads=threads, workers=threads)
+    check_recipe(recipe)
+    check_writable(out / "report.json", "--out")
+    report = run_phrase_wakeword(out, recipe, say=notice)
+    notice(f"bundle: {report['bundle']} -> {out / 'report.json'}, {out / 'det.png'}")

@@ -25,7 +25,8 @@ from edgekd.data.augment import colored_noise
 from edgekd.data.synth_kws import OTHER_WORDS, SAMPLE_RATE, SynthKwsConfig, _trim_silence, split_variants
 from edgekd.runtime.wav import resample, write_wav
 
-__all__ = ["CONFUSABLES", "SENTENCE_WORDS", "ENGINES", "ENGINE_VOICES", "wakeword_config", "speech_stream", "positive_files", "engine_clips"]
+__all__ = ["CONFUSABLES", "SENTENCE_WORDS", "phrase_confusables", "ENGINES", "ENGINE_VOICES",
+           "wakeword_config", "speech_stream", "positive_files", "engine_clips"]
 
 CONFUSABLES = ("hey travis", "hey marvin", "jarvis", "hey", "hey jeeves", "harvest", "hey service", "jar of this", "hey darling",
                "okay jarvis", "hey mavis", "car keys")
@@ -33,12 +34,28 @@ SENTENCE_WORDS = OTHER_WORDS + ("the", "a", "to", "and", "we", "can", "it", "is"
                                  "weather", "today", "please", "music", "light", "kitchen", "door", "open", "close", "water", "time")
 
 
+def phrase_confusables(phrases: tuple[str, ...], n: int = 24) -> tuple[str, ...]:
+    """Confusable texts for a set of phrases: the hand-made list measured for "hey jarvis" (the wake-word study's),
+    else ``n`` per phrase generated from its phonemes (``edgekd.data.confusables``), never one of the phrases."""
+    if phrases == ("hey jarvis",):
+        return CONFUSABLES
+    from edgekd.data.confusables import confusables
+
+    out: dict[str, None] = {}
+    for ph in phrases:
+        for c in confusables(ph, n=n, exclude=[o for o in phrases if o != ph]):
+            out.setdefault(c.text)
+    return tuple(out)
+
+
 def wakeword_config(phrase: str = "hey jarvis", per_word: int = 600, seed: int = 0, workers: int = 2,
-                    engines: tuple[tuple[str, float], ...] = (("espeak", 1.0),)) -> SynthKwsConfig:
-    """The clip set: the phrase as the one keyword, confusables and words as ``_unknown_``; spoken by the voice
-    bank's ``engines`` (espeak alone by default: the recipe the wake-word study measured)."""
-    others = tuple(w for w in CONFUSABLES + OTHER_WORDS if w != phrase)
-    return replace(SynthKwsConfig(), keywords=(phrase,), other_words=others, per_word=per_word, unknown_total=2 * per_word,
+                    engines: tuple[tuple[str, float], ...] = (("espeak", 1.0),), phrases: tuple[str, ...] | None = None) -> SynthKwsConfig:
+    """The clip set: the phrase (or each of ``phrases``, a command set) as a keyword, its confusables and other words
+    as ``_unknown_``; spoken by the voice bank's ``engines`` (espeak alone by default: the recipe the wake-word study
+    measured)."""
+    keywords = phrases or (phrase,)
+    others = tuple(w for w in phrase_confusables(keywords) + OTHER_WORDS if w not in keywords)
+    return replace(SynthKwsConfig(), keywords=keywords, other_words=others, per_word=per_word, unknown_total=2 * per_word * len(keywords),
                    silence_total=max(1, per_word // 2), seed=seed, workers=workers, engines=engines)
 
 
@@ -59,9 +76,9 @@ def _say(eng, text: str, rng: np.random.Generator, voices: list[str]) -> np.ndar
 
 
 def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase: str = "hey jarvis", confusable_rate: float = 0.1,
-                  engine: str = "espeak") -> np.ndarray:
-    """Running speech without ``phrase``: random sentences, a confusable now and then, pauses, a noise floor;
-    spoken by ``split``'s voices of ``engine``."""
+                  engine: str = "espeak", confusables: tuple[str, ...] | None = None) -> np.ndarray:
+    """Running speech without ``phrase``: random sentences, a confusable now and then (``confusables``, default the
+    "hey jarvis" list), pauses, a noise floor; spoken by ``split``'s voices of ``engine``."""
     from edgekd.data.voices.espeak import Espeak
 
     _check_engine(engine, ENGINES)
@@ -73,7 +90,7 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
     pos = int(rng.uniform(0.2, 1.0) * SAMPLE_RATE)
     while pos < n:
         if rng.random() < confusable_rate:
-            text = str(rng.choice([c for c in CONFUSABLES if c != phrase]))
+            text = str(rng.choice([c for c in (confusables or CONFUSABLES) if c != phrase]))
         else:
             text = " ".join(str(w) for w in rng.choice(SENTENCE_WORDS, size=int(rng.integers(3, 12))))
         x = (_say(eng, text, rng, voices) if engine == "espeak" else _say_other_engine(engine, text, rng, split))[: n - pos]

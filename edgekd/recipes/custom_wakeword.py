@@ -1,0 +1,330 @@
+"""A wake word (or a small command set) from text alone: ``edgekd train wakeword --phrase "computer" --out OUT``.
+
+Stages, each saved under ``OUT`` and reused by a second run (delete a file or folder to redo it):
+
+1. ``data/``: ``clips/`` (the phrases by the voice bank's engines; confusables generated from each phrase's phonemes,
+   other words and noise as ``_unknown_`` / ``_silence_``), ``transfer/`` (unlabelled 1 s windows of running speech
+   and noise that the teacher labels), ``eval/validation/`` and ``eval/test/`` (positives per phrase and running
+   speech with confusables, held-out voices; validation picks the threshold, test reports it).
+2. ``teacher.pt``: a head on the frozen speech embedding (``edgekd.train.teachers``), trained on the clips with
+   cross-fitting heads.
+3. ``student.pt``: a streaming DS-CNN distilled from it on the clips and the transfer windows.
+4. ``mined/`` + ``student-mined.pt`` (false-accept mining, on by default): the student streams running speech of
+   training voices; the 1 s windows where it fires become ``_unknown_`` clips, and the student trains again.
+5. ``student-qat.pt`` and ``bundle/``: QAT int8, exported as a streaming int8 bundle.
+6. The threshold for each phrase at ``target_fa_per_hour`` on the validation material, written into the bundle;
+   FRR at 0.5, 1, 2 and 5 FA/h on the test material, ``det.png``, ``report.json`` and ``bundle/MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.core.errors import ConfigError
+
+__all__ = ["PhraseRecipe", "check_recipe", "choose_thresholds", "phrase_labels", "run_phrase_wakeword", "make_phrase_material", "mine_false_accepts"]
+
+UNKNOWN, SILENCE = "_unknown_", "_silence_"
+FA_POINTS = (0.5, 1.0, 2.0, 5.0)
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PhraseRecipe:
+    phrases: tuple[str, ...]
+    per_word: int = 500  # clips of each phrase (confusables and other words: twice that per phrase)
+    engines: tuple[tuple[str, float], ...] | None = None  # voice bank weights; None: the bank's defaults
+    transfer_minutes: float = 20.0
+    validation_minutes: float = 20.0  # running speech (validation voices) the threshold is chosen on
+    test_minutes: float = 60.0
+    mining_minutes: float = 20.0  # running speech (training voices) streamed for false accepts; 0: no mining
+    positives: int = 100  # per phrase, for validation and for test
+    arch: str = "dscnn-stream"
+    epochs: int = 12
+    teacher_epochs: int = 20
+    qat_epochs: int = 2
+    views: int = 2
+    rooms: bool = True  # training views also through simulated rooms and real background recordings
+    target_fa_per_hour: float = 0.5
+    stride_ms: int = 80
+    seed: int = 0
+    threads: int = 2
+    workers: int = 2
+
+
+def phrase_labels(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """Labels of a command set: each phrase (spaces as underscores), then ``_unknown_`` and ``_silence_``."""
+    from edgekd.data.confusables import normalize_phrase
+
+    if not phrases:
+        raise ConfigError("give at least one --phrase")
+    names = [normalize_phrase(p).replace(" ", "_") for p in phrases]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--phrase given twice: {', '.join(phrases)}")
+    return (*names, UNKNOWN, SILENCE)
+
+
+def _material_key(r: PhraseRecipe) -> dict[str, Any]:
+    keys = ("phrases", "per_word", "engines", "transfer_minutes", "validation_minutes", "test_minutes", "mining_minutes", "positives", "seed")
+    return {k: v for k, v in asdict(r).items() if k in keys}
+
+
+def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
+    """Stage 1 (see the module): the material under ``root``, written once; a folder made for other settings is refused."""
+    from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
+    from edgekd.data.synth_wakeword import phrase_confusables, positive_files, speech_stream, wakeword_config
+    from edgekd.data.transfer import build_transfer
+    from edgekd.data.voices.cache import default_cache_dir
+    from edgekd.runtime.wav import write_wav
+
+    meta = root / "material.json"
+    if meta.is_file():
+        if json.loads(meta.read_text())["recipe"] != json.loads(json.dumps(_material_key(r))):
+            raise ConfigError(f"{root} was made for other settings ({meta}); give a new --out or delete {root}")
+        say(f"reusing {root}")
+        return root
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(f"{root}: an unfinished material folder (no material.json); delete it to make it again")
+    labels = phrase_labels(r.phrases)[: len(r.phrases)]
+    confusables = phrase_confusables(r.phrases)
+    say(f"clips/: {len(r.phrases)} phrase(s) x {r.per_word} clips, {len(confusables)} confusables: {', '.join(confusables[:8])}, ...")
+    cfg = wakeword_config(phrases=r.phrases, per_word=r.per_word, seed=r.seed, workers=r.workers,
+                          engines=r.engines if r.engines is not None else SynthKwsConfig().engines)
+    synth_kws(root / "clips", cfg, cache_dir=default_cache_dir())
+    say(f"transfer/: {r.transfer_minutes:g} min of unlabelled windows")
+    build_transfer(root / "transfer", r.transfer_minutes, seed=r.seed + 5)
+    for split, minutes, seed in (("validation", r.validation_minutes, 101), ("test", r.test_minutes, 201)):
+        ev = root / "eval" / split
+        for phrase, label in zip(r.phrases, labels, strict=True):
+            positive_files(ev / label, r.positives, phrase=phrase, label=label, split=split, seed=r.seed + seed + len(label))
+        write_wav(ev / "negatives.wav", speech_stream(60 * minutes, split=split, seed=r.seed + seed, phrase=r.phrases[0],
+                                                      confusable_rate=0.15, confusables=confusables), 16000)
+    if r.mining_minutes:
+        write_wav(root / "mining.wav", speech_stream(60 * r.mining_minutes, split="train", seed=r.seed + 301, phrase=r.phrases[0],
+                                                     confusable_rate=0.15, confusables=confusables), 16000)
+    meta.write_text(json.dumps({"recipe": _material_key(r), "confusables": list(confusables), "labels": list(labels)}, indent=1) + "\n")
+    return root
+
+
+def _kws_data(clips: Path, r: PhraseRecipe, cache: Path) -> Any:
+    from edgekd.train.pipeline import load_kws_data
+
+    return load_kws_data(clips, labels=phrase_labels(r.phrases), views=r.views, seed=r.seed, cache_dir=cache, workers=r.workers,
+                         rooms=r.rooms)
+
+
+def _teacher(out: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say) -> Path:
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.teachers.embedding_teacher import train_embedding_teacher
+
+    path = out / "teacher.pt"
+    if path.is_file():
+        say(f"reusing {path}")
+        return path
+    cfg = TrainConfig(arch="speech-embedding", epochs=r.teacher_epochs, seed=r.seed, threads=r.threads, alpha=0.0, label_smoothing=0.1)
+    ck = train_embedding_teacher(kd.train, kd.validation, kd.test, path, cfg, folds=2, cache_dir=cache,
+                                 provenance={"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
+    say(f"teacher: test accuracy {ck.metrics.get('test_accuracy_torch', float('nan')):.4f} on synthesized clips -> {path}")
+    return path
+
+
+def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe, cache: Path, say: Say) -> Path:
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.pipeline import train_kws
+
+    if path.is_file():
+        say(f"reusing {path}")
+        return path
+    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads)
+    ck = train_kws(kd, path, cfg, teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
+                   extra_provenance={"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
+    say(f"{path.name}: test accuracy {ck.metrics['test_accuracy_torch']:.4f} on synthesized clips")
+    return path
+
+
+def _export(ckpt: Path, bundle: Path, r: PhraseRecipe, golden: Path, int8: bool) -> Any:
+    from edgekd.export.onnx import export_onnx
+
+    return export_onnx(ckpt, bundle, name=bundle.name, golden_wav=golden, int8=int8,
+                       postprocess={"stride_ms": r.stride_ms, "smooth_ms": max(160, r.stride_ms)})
+
+
+def mine_false_accepts(bundle: Path, audio: np.ndarray, labels: tuple[str, ...], threshold: float, out: Path,
+                       window_s: float = 1.0) -> list[Path]:
+    """Stream ``audio`` (speech without the phrases) through ``bundle``; every detection of a phrase label at
+    ``threshold`` (1 s debounce) becomes a ``window_s`` WAV in ``out`` ending at the detection: hard negatives."""
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import write_wav
+
+    det = load_kws(bundle, backend="onnx")
+    sr = det.manifest.sample_rate
+    n = int(window_s * sr)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for label in labels:
+        t_ms, scores = we.bundle_scorer(det, label)(audio)
+        for t in we.detections(t_ms, scores, threshold):
+            end = min(audio.shape[0], int(t * sr / 1000))
+            if end < n:
+                continue
+            path = out / f"mined_{label}_{len(written):05d}.wav"
+            write_wav(path, audio[end - n : end], sr)
+            written.append(path)
+    return written
+
+
+def _mine(out: Path, data: Path, student: Path, r: PhraseRecipe, say: Say) -> Path | None:
+    """Stage 4: a float bundle of the first student streams ``mining.wav``; its false accepts join the clips."""
+    from edgekd.runtime.wav import load_audio
+
+    mined = data / "clips" / "_mined_"
+    if mined.is_dir():
+        say(f"reusing {mined}")
+        return mined
+    wav = data / "mining.wav"
+    if not wav.is_file():
+        return None
+    first = out / "bundle-first"
+    _export(student, first, r, wav, int8=False)
+    files = mine_false_accepts(first, load_audio(wav, 16000), phrase_labels(r.phrases)[: len(r.phrases)], 0.5, out / ".mined.partial")
+    (out / ".mined.partial").rename(mined)
+    say(f"mining: the first student fired {len(files)} times on {r.mining_minutes:g} min of running speech; "
+        f"those windows are now _unknown_ clips ({mined})")
+    return mined
+
+
+def _score(bundle: Path, r: PhraseRecipe, split: str, root: Path, target: float | None) -> dict[str, Any]:
+    """FRR/FA sweeps of each phrase label on ``eval/<split>`` (positives of that phrase, the split's negatives)."""
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.audio import wav_blocks
+    from edgekd.runtime.detector import load_kws
+
+    det = load_kws(bundle, backend="onnx")
+    out = {}
+    for label in phrase_labels(r.phrases)[: len(r.phrases)]:
+        ev = root / "eval" / split
+        rows, wavs = we.annotated_positives(ev / label, ev / f"{label}.tsv", label)
+        res = we.evaluate_stream(we.bundle_scorer(det, label), rows, wavs, [ev / "negatives.wav"], lambda p: wav_blocks(p, 16000),
+                                 target if target is not None else r.target_fa_per_hour)
+        out[label] = res
+    return out
+
+
+def choose_thresholds(validation: dict[str, dict[str, Any]], target_fa_per_hour: float) -> dict[str, float]:
+    """Each label's chosen threshold on its validation sweep; a target no threshold reaches is one clear error."""
+    out = {}
+    for label, res in validation.items():
+        if res["chosen"] is None:
+            lowest = min(row["fa_per_hour"] for row in res["sweep"])
+            raise ConfigError(f"{label}: no threshold reaches {target_fa_per_hour:g} FA/h on the validation speech (the lowest is "
+                              f"{lowest:.2f} FA/h); raise --target-fa-per-hour, or train longer / with more --per-word")
+        out[label] = float(res["chosen"]["threshold"])
+    return out
+
+
+def _frr_at(sweep: list[dict[str, float]], fa: float) -> float | None:
+    ok = [row for row in sweep if row["fa_per_hour"] <= fa]
+    return min(row["frr"] for row in ok) if ok else None
+
+
+def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = None, say: Say = print) -> dict[str, Any]:
+    """Every stage (see the module docstring); returns the report also written to ``OUT/report.json``."""
+    from edgekd.bench.machine import provenance
+    from edgekd.core.fsutil import write_json
+    from edgekd.eval import wakeword as we
+    from edgekd.export.bundle import apply_postprocess
+    from edgekd.train.pipeline import train_qat
+
+    labels = phrase_labels(r.phrases)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir or out / "cache"
+    data = make_phrase_material(out / "data", r, say)
+    kd = _kws_data(data / "clips", r, cache)
+    teacher = _teacher(out, kd, r, cache, say)
+    student = _student(out / "student.pt", kd, teacher, data / "transfer", r, cache, say)
+    mined = _mine(out, data, student, r, say) if r.mining_minutes else None
+    if mined is not None and any(mined.glob("*.wav")):  # nothing mined: the first student stays
+        kd = _kws_data(data / "clips", r, cache)
+        student = _student(out / "student-mined.pt", kd, teacher, data / "transfer", r, cache, say)
+    qat = out / "student-qat.pt"
+    if not qat.is_file():
+        train_qat(kd, student, qat, teacher=[str(teacher)], epochs=r.qat_epochs, seed=r.seed, threads=r.threads, cache_dir=cache)
+    bundle = out / "bundle"
+    golden = sorted((data / "eval" / "test" / labels[0]).glob("*.wav"))[0]
+    _export(qat, bundle, r, golden, int8=True)
+    thresholds = choose_thresholds(_score(bundle, r, "validation", data, None), r.target_fa_per_hour)
+    apply_postprocess(bundle, {"thresholds": thresholds}, wakeword_threshold={"target_fa_per_hour": r.target_fa_per_hour,
+                                                                              "chosen_on": "eval/validation"})
+    test = _score(bundle, r, "test", data, r.target_fa_per_hour)
+    per_label = {}
+    for label, res in test.items():
+        at = {f"frr_at_{fa:g}_fa_per_hour": _frr_at(res["sweep"], fa) for fa in FA_POINTS}
+        thr = thresholds[label]
+        row = min(res["sweep"], key=lambda x: abs(x["threshold"] - thr))
+        per_label[label] = {"threshold": thr, "test_at_threshold": {k: row[k] for k in ("frr", "fa_per_hour", "hits", "positives")},
+                            **at, "negative_seconds": res["negative_seconds"]}
+        say(f"{label}: threshold {thr:.2f}; test FRR {100 * row['frr']:.1f}% at {row['fa_per_hour']:.2f} FA/h "
+            f"({res['negative_seconds'] / 3600:.2f} h of negatives)")
+    we.det_plot({f"{label} (test)": res["sweep"] for label, res in test.items()}, out / "det.png", r.target_fa_per_hour)
+    report = {"recipe": asdict(r), "labels": list(labels), "bundle": str(bundle), "teacher": str(teacher), "per_label": per_label,
+              "material": json.loads((data / "material.json").read_text()),
+              "provenance": provenance("edgekd train wakeword --phrase", bundle)}
+    write_json(out / "report.json", report)
+    _model_card(bundle, r, report, data)
+    return report
+
+
+def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Path) -> None:
+    from edgekd.core.fsutil import atomic_write_text
+
+    phrases = " ".join(f"--phrase {json.dumps(p)}" for p in r.phrases)
+    lines = [f"# {bundle.name}: wake word(s) {', '.join(repr(p) for p in r.phrases)}", "",
+             f"Made by `edgekd train wakeword {phrases} --out {bundle.parent}` from text alone: no real recording was used.", "",
+             "- **Data**: the voice bank's synthesized voices (engines: "
+             f"{', '.join(f'{e} {w:g}' for e, w in (r.engines or ()))  or 'the bank defaults'}), confusables generated from the phrases' "
+             f"phonemes ({', '.join(report['material']['confusables'][:10])}, ...), other words, noise, simulated rooms.",
+             "- **Teacher**: a head on the frozen speech embedding of openWakeWord 0.4.0 (`melspectrogram.onnx`, "
+             "`embedding_model.onnx`: Google's speech embedding, Apache-2.0; no openWakeWord wake-word head is used). "
+             "The student carries no part of it and runs without it.",
+             f"- **Student**: `{r.arch}`, distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
+             f"false-accept mining {'on' if r.mining_minutes else 'off'}, QAT int8, streaming int8 graph.",
+             f"- **Thresholds** (chosen at {r.target_fa_per_hour} FA/h on held-out validation voices): "
+             + ", ".join(f"{k} {v['threshold']:.2f}" for k, v in report["per_label"].items()) + ".", "",
+             "| label | FRR at 0.5 FA/h | at 1 | at 2 | at 5 | test negatives (h) |", "|---|---|---|---|---|---|"]
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+
+    for label, v in report["per_label"].items():
+        lines.append(f"| {label} | " + " | ".join(pct(v[f'frr_at_{fa:g}_fa_per_hour']) for fa in FA_POINTS)
+                     + f" | {v['negative_seconds'] / 3600:.2f} |")
+    lines += ["", "Measured on synthesized held-out voices (`eval/test`); the DET curve is `det.png` beside the bundle. "
+              "Real voices may differ: measure with `edgekd eval-stream` on your own recordings."]
+    atomic_write_text(bundle / "MODEL_CARD.md", "\n".join(lines) + "\n")
+
+
+def check_recipe(r: PhraseRecipe) -> None:
+    """Refuse bad settings before any work (one line each)."""
+    if not r.phrases:
+        raise ConfigError("give at least one --phrase")
+    phrase_labels(r.phrases)
+    if r.target_fa_per_hour <= 0 or not math.isfinite(r.target_fa_per_hour):
+        raise ConfigError("--target-fa-per-hour must be a positive number")
+    if min(r.per_word, r.positives, r.epochs, r.teacher_epochs, r.views) < 1 or r.qat_epochs < 1:
+        raise ConfigError("--per-word, --positives, --epochs, --teacher-epochs, --views and --qat-epochs must be >= 1")
+    if min(r.transfer_minutes, r.validation_minutes, r.test_minutes) <= 0 or r.mining_minutes < 0:
+        raise ConfigError("--transfer-minutes, --validation-minutes and --test-minutes must be > 0, --mining-minutes >= 0")
+    if r.stride_ms < 10 or r.stride_ms % 10:
+        raise ConfigError("--stride-ms must be a multiple of 10")
+    from edgekd.train.catalog import CATALOG
+
+    if r.arch not in CATALOG or CATALOG[r.arch].role != "student" or CATALOG[r.arch].task != "kws":
+        raise ConfigError(f"--arch {r.arch!r} is not a KWS student")

@@ -1,0 +1,110 @@
+"""`edgekd train wakeword --phrase`: a wake word (or a command set) from text, end to end on tiny material, the
+false-accept mining stage, and the one-line refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="train extra")
+pytest.importorskip("openwakeword", reason="oww extra: the speech-embedding backbone files")
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--per-word", "4", "--positives", "3", "--transfer-minutes", "0.2", "--validation-minutes", "0.3", "--test-minutes", "0.3",
+        "--mining-minutes", "0.3", "--epochs", "1", "--teacher-epochs", "1", "--qat-epochs", "1", "--views", "1", "--no-rooms",
+        "--engines", "espeak", "--target-fa-per-hour", "1000", "--threads", "1"]
+
+
+def _edgekd(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache")))
+    p = subprocess.run([sys.executable, "-m", "edgekd", *map(str, args)], capture_output=True, text=True, timeout=900, env=env)
+    if ok:
+        assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+@pytest.mark.slow
+def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_stage(tmp_path: Path) -> None:
+    out = tmp_path / "computer"
+    _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY)
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"] == ["computer", "_unknown_", "_silence_"]
+    row = report["per_label"]["computer"]
+    assert 0.0 < row["threshold"] < 1.0 and row["negative_seconds"] == pytest.approx(18.0, abs=1.0)
+    assert set(row) >= {"frr_at_0.5_fa_per_hour", "frr_at_2_fa_per_hour", "test_at_threshold"}
+    material = json.loads((out / "data" / "material.json").read_text())
+    assert material["confusables"] and "computer" not in material["confusables"]
+    assert (out / "data" / "clips" / "_mined_").is_dir() and (out / "det.png").is_file()
+    bundle = out / "bundle"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["quantization"] == "int8-qat" and manifest["streaming"] and manifest["postprocess"]["thresholds"]["computer"] == row["threshold"]
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card
+    assert "PASS golden stream" in _edgekd("selftest", bundle).stdout
+    positive = sorted((out / "data" / "eval" / "test" / "computer").glob("*.wav"))[0]
+    assert _edgekd("run", bundle, "--wav", positive).returncode == 0  # it streams a WAV through the runtime
+    again = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY)
+    assert again.stderr.count("reusing") >= 3 and "train dscnn-stream" not in again.stderr
+
+
+@pytest.mark.slow
+def test_a_two_phrase_command_set(tmp_path: Path) -> None:
+    out = tmp_path / "lights"
+    _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY)
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"]
+    assert set(report["per_label"]) == {"lights_on", "lights_off"}
+    confusables = json.loads((out / "data" / "material.json").read_text())["confusables"]
+    assert "lights on" not in confusables and "lights off" not in confusables
+    assert "PASS golden stream" in _edgekd("selftest", out / "bundle").stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--phrase", ""], "empty"),
+    (["--phrase", "hey 2000"], "cannot phonemize"),
+    (["--phrase", "computer", "--phrase", "Computer"], "given twice"),
+    (["--phrase", "computer", "--teacher", "oww:alexa"], "only speech-embedding"),
+])
+def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
+    p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)
+    assert p.returncode != 0 and message in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_target_no_threshold_reaches_is_one_clear_error() -> None:
+    from edgekd.core.errors import ConfigError
+    from edgekd.recipes.custom_wakeword import choose_thresholds
+
+    sweep = [{"threshold": t, "fa_per_hour": 30.0 - 10 * t, "frr": t} for t in (0.1, 0.5, 0.9)]
+    assert choose_thresholds({"computer": {"chosen": sweep[1], "sweep": sweep}}, 25.0) == {"computer": 0.5}
+    with pytest.raises(ConfigError, match=r"no threshold reaches 0.5 FA/h .*lowest is 21.00"):
+        choose_thresholds({"computer": {"chosen": None, "sweep": sweep}}, 0.5)
+
+
+def test_mining_keeps_the_windows_a_fixed_student_fires_on(tmp_path: Path) -> None:
+    """A shipped streaming bundle on its golden clip: every detection of its keywords becomes one 1 s WAV ending at the
+    detection, and nothing else is written."""
+    from edgekd.eval import wakeword as we
+    from edgekd.recipes.custom_wakeword import mine_false_accepts
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio
+
+    bundle = REPO / "models" / "kws12-dscnn-stream-kd"
+    audio = load_audio(bundle / "golden" / "clip.wav", 16000)
+    det = load_kws(bundle, backend="onnx")
+    labels = ("yes", "no", "up", "down")
+    want = []
+    for label in labels:
+        t, s = we.bundle_scorer(det, label)(audio)
+        want += [int(x * 16) for x in we.detections(t, s, 0.5) if int(x * 16) >= 16000]
+    assert want, "the golden clip holds keywords the bundle detects"
+    files = mine_false_accepts(bundle, audio, labels, 0.5, tmp_path / "mined")
+    assert len(files) == len(want) == len(list((tmp_path / "mined").glob("*.wav")))
+    for f, end in zip(files, want, strict=True):
+        np.testing.assert_allclose(load_audio(f, 16000), audio[end - 16000 : end], atol=1 / 32767)
