@@ -23,7 +23,7 @@ KOKORO_DIR := $(EDGEKD_CACHE_DIR)/kokoro
 # Real recordings for measurement only (never trained on); absent on a user's machine, and that is fine.
 REALDEV ?= ../shared/realdev
 
-.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed kokoro realdev voices-study fuzz long-wav
+.PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed kokoro realdev voices-study fuzz long-wav wakeword-dev
 
 help:
 	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
@@ -34,7 +34,9 @@ help:
 	@echo "make wakeword  distil openWakeWord hey_jarvis into a DS-CNN; FRR at 0.5 FA/h + CPU, teacher vs students (bench/results/wakeword.json)"
 	@echo "make sed       SED: teacher CRNN vs distilled causal student on held-out soundscapes (bench/results/sed.json)"
 	@echo "make kd-study  students with no teacher, the CNN, the speech-embedding head and both, 3 seeds, synth test + real-dev (bench/results/kd_study.json)"
-	@echo "make realdev   every KWS bundle in models/ on real Speech Commands speakers in ../shared/realdev (bench/results/realdev.json)"
+	@echo "make realdev   every KWS bundle in models/ on real Speech Commands speakers in ../shared/realdev (bench/results/realdev.json);"
+	@echo "               the dev-phrase wake-word bundles of make wakeword-dev on real voices (bench/results/realdev_wakeword.json)"
+	@echo "make wakeword-dev  edgekd train wakeword --phrase for the real dev phrases \"smart mirror\" and \"view glass\" (runs/ww-*)"
 	@echo "make voices-study  DS-CNN on espeak vs each added voice engine vs all, with and without rooms (bench/results/voices_study.json)"
 	@echo "make fuzz      2000 mutated WAVs and 2000 mutated bundles through edgekd run/selftest (bench/results/fuzz.json)"
 	@echo "make long-wav  peak RSS of run, bench and eval-stream on a 1-hour WAV (bench/results/long_wav_rss.json)"
@@ -98,6 +100,13 @@ sed: install
 
 realdev: install
 	$(PY) bench/realdev.py --realdev $(REALDEV)
+	$(PY) bench/realdev_wakeword.py --realdev $(REALDEV) $(foreach l,$(DEV_PHRASES),$(if $(wildcard runs/ww-$(l)/bundle/manifest.json),--bundle $(l)=runs/ww-$(l)/bundle))
+
+# wake-word bundles for the two real dev phrases, from text alone (about an hour each on 2 cores); `make realdev` scores them
+DEV_PHRASES := smart_mirror view_glass
+wakeword-dev: install
+	for l in $(DEV_PHRASES); do $(VENV)/bin/edgekd train wakeword --phrase "$${l/_/ }" --out runs/ww-$$l --per-word 400 --positives 100 \
+	  --transfer-minutes 20 --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5 || exit 1; done
 	$(PY) bench/summarize.py
 
 voices-study: install

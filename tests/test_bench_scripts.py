@@ -75,6 +75,36 @@ def test_realdev_on_a_speech_commands_layout(tiny_data: Path, tmp_path: Path) ->
     assert r["name"] == INT8.name and 0.0 <= r["accuracy"] <= 1.0 and r["n"] > 0
 
 
+def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
+    """The real-voice wake-word yardstick on a stand-in layout (two GSC clips, two 8 kHz FSDD clips, positives of
+    "yes" from a shipped bundle's golden clip): FRR at each FA/h point on real negatives alone and with synthesized
+    speech added, and the bundle's own threshold."""
+    import numpy as np
+
+    from edgekd.runtime.wav import load_audio, write_wav
+
+    real = tmp_path / "realdev"
+    clip = load_audio(STREAM / "golden" / "clip.wav", 16000)
+    for i in range(2):
+        write_wav(real / "gsc_v2_test_dev" / "left" / f"{i}.wav", clip[i * 16000 : (i + 1) * 16000], 16000)
+        write_wav(real / "fsdd" / f"{i}_x_{i}.wav", clip[i * 16000 : (i + 1) * 16000 : 2], 8000)
+        write_wav(real / "wakeword_dev" / "yes" / f"p{i}.wav", clip, 16000)
+    (real / "wakeword_dev" / "yes.tsv").write_text("filename\tonset\toffset\tevent_label\n"
+                                                   + "".join(f"p{i}.wav\t0.0\t{clip.shape[0] / 16000:.3f}\tyes\n" for i in range(2)))
+    synth = tmp_path / "synth.wav"
+    write_wav(synth, np.zeros(16000 * 3, np.float32), 16000)
+    out = tmp_path / "r.json"
+    proc = _bench("realdev_wakeword.py", "--bundle", f"yes={STREAM}", "--realdev", real, "--synth-negatives", synth, "--work", tmp_path / "w",
+                  "--json", out)
+    row = json.loads(out.read_text())["results"][0]
+    r, both = row["real_negatives_only"], row["real_and_synthesized_negatives"]
+    assert r["positives"] == 2 and r["negative_hours"] == pytest.approx((4 * 1.25) / 3600, rel=0.02)
+    assert both["negative_hours"] == pytest.approx(r["negative_hours"] + 3 / 3600, rel=0.02)
+    assert set(r) >= {"frr_at_0.5_fa_per_hour", "frr_at_5_fa_per_hour", "at_bundle_threshold"} and "yes: FRR" in proc.stdout
+    absent = _bench("realdev_wakeword.py", "--realdev", tmp_path / "nowhere", "--json", tmp_path / "n.json")
+    assert "absent" in absent.stdout and not (tmp_path / "n.json").exists()
+
+
 def test_summarize_renders_the_committed_bench_readme(tmp_path: Path) -> None:
     """bench/README.md is what bench/summarize.py makes of the committed result files (regenerate it when they change)."""
     _bench("summarize.py", "--out", tmp_path / "README.md")

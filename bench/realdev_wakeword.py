@@ -1,0 +1,115 @@
+"""The real-voice wake-word yardstick: bundles for the dev phrases on real people's recordings.
+
+    python bench/realdev_wakeword.py --bundle smart_mirror=runs/ww-smart_mirror/bundle \\
+        --bundle view_glass=runs/ww-view_glass/bundle                               (make realdev)
+
+Positives: ../shared/realdev/wakeword_dev/<label>/*.wav with <label>.tsv (crowd-sourced "smart mirror" / "view glass"),
+each streamed from a fresh stream. Negatives: every gsc_v2_test_dev and fsdd clip (real speech without the phrases,
+resampled to 16 kHz) streamed back to back with 0.25 s gaps, plus the synthesized running speech given with
+--synth-negatives (default: the recipe's own eval/test/negatives.wav beside the bundle). FRR at 0.5, 1, 2 and 5 FA/h
+and at the bundle's own threshold, on the real negatives alone and on both, to bench/results/realdev_wakeword.json.
+Measurement only: nothing trains on these files. When the folder is absent this says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_REALDEV = REPO.parent / "shared" / "realdev"
+FA_POINTS = (0.5, 1.0, 2.0, 5.0)
+
+
+def real_negatives(realdev: Path, out: Path, gap_s: float = 0.25) -> Path:
+    """Every gsc_v2_test_dev and fsdd clip at 16 kHz, back to back with ``gap_s`` of silence, as one WAV (made once)."""
+    from edgekd.core.fsutil import atomic_write
+    from edgekd.runtime.wav import load_audio, write_wav
+
+    if out.is_file():
+        return out
+    files = sorted((realdev / "gsc_v2_test_dev").glob("*/*.wav")) + sorted((realdev / "fsdd").glob("*.wav"))
+    if not files:
+        raise SystemExit(f"error: no clips under {realdev}/gsc_v2_test_dev or {realdev}/fsdd")
+    gap = np.zeros(int(gap_s * 16000), np.float32)
+    parts: list[np.ndarray] = []
+    for f in files:
+        parts += [load_audio(f, 16000), gap]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: write_wav(tmp, np.concatenate(parts), 16000))
+    return out
+
+
+def frr_at(sweep: list[dict[str, Any]], fa: float) -> float | None:
+    ok = [r for r in sweep if r["fa_per_hour"] <= fa]
+    return min(r["frr"] for r in ok) if ok else None
+
+
+def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.audio import wav_blocks
+    from edgekd.runtime.detector import load_kws
+
+    det = load_kws(bundle, backend="onnx", threads=1)
+    rows, wavs = we.annotated_positives(positives, tsv, label)
+    res = we.evaluate_stream(we.bundle_scorer(det, label), rows, wavs, negatives, lambda p: wav_blocks(p, 16000), 2.0)
+    thr = det.postprocess.thresholds.get(label, det.postprocess.threshold)
+    own = min(res["sweep"], key=lambda r: abs(r["threshold"] - thr))
+    return {"negatives": [str(n) for n in negatives], "negative_hours": res["negative_seconds"] / 3600, "positives": res["positives"],
+            **{f"frr_at_{fa:g}_fa_per_hour": frr_at(res["sweep"], fa) for fa in FA_POINTS},
+            "bundle_threshold": thr, "at_bundle_threshold": {k: own[k] for k in ("frr", "fa_per_hour", "hits", "positives")},
+            "sweep": res["sweep"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", action="append", default=[], metavar="LABEL=BUNDLE", help="a bundle for a dev phrase (repeatable)")
+    ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
+    ap.add_argument("--synth-negatives", type=Path, action="append", default=None,
+                    help="synthesized running speech (default: BUNDLE/../data/eval/test/negatives.wav when present)")
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword", help="where the real negatives WAV is kept")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "realdev_wakeword.json")
+    args = ap.parse_args(argv)
+
+    from edgekd.bench.machine import machine_facts
+    from edgekd.core.fsutil import write_json
+
+    dev = args.realdev / "wakeword_dev"
+    if not dev.is_dir():
+        print(f"notice: {dev} is absent: no real-voice wake-word numbers (measurement only; nothing else needs it)")
+        return 0
+    if not args.bundle:
+        print("notice: no --bundle LABEL=BUNDLE given: train one with `edgekd train wakeword --phrase \"smart mirror\" --out DIR`")
+        return 0
+    real = real_negatives(args.realdev, args.work / "real_negatives.wav")
+    results = []
+    for spec in args.bundle:
+        label, _, path = spec.partition("=")
+        bundle = Path(path)
+        if not (bundle / "manifest.json").is_file():
+            print(f"error: --bundle {spec}: no bundle there", file=sys.stderr)
+            return 2
+        synth = args.synth_negatives or [p for p in [bundle.parent / "data" / "eval" / "test" / "negatives.wav"] if p.is_file()]
+        row = {"label": label, "bundle": str(bundle), "real_negatives_only": evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real])}
+        if synth:
+            row["real_and_synthesized_negatives"] = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real, *synth])
+        r = row["real_negatives_only"]
+        print(f"{label}: FRR " + ", ".join(f"{100 * v:.1f}% at {fa:g}" if (v := r[f'frr_at_{fa:g}_fa_per_hour']) is not None else f"- at {fa:g}"
+                                           for fa in FA_POINTS) + f" FA/h ({r['negative_hours']:.2f} h of real negatives, {r['positives']} "
+              f"real positives); at its own threshold {r['bundle_threshold']:.2f}: FRR {100 * r['at_bundle_threshold']['frr']:.1f}%, "
+              f"{r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h", flush=True)
+        results.append(row)
+    write_json(args.json, {"what": "wake-word bundles on real dev speakers (../shared/realdev/wakeword_dev); negatives: gsc_v2_test_dev + "
+                                   "fsdd streamed back to back (+ synthesized running speech)", "command": "make realdev",
+                           "date": datetime.date.today().isoformat(), "results": results, "machine": machine_facts()})
+    print(f"-> {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
