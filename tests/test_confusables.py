@@ -51,3 +51,19 @@ def test_phoneme_distance() -> None:
     assert phoneme_distance("abcd", "abed") == 0.25
     assert phoneme_distance("a b", "ab") == 0.0  # spaces between words do not count
     assert phoneme_distance("", "ab") == 1.0
+
+
+def test_synth_kws_with_phrases_of_your_own_adds_their_confusables(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "edgekd", "data", "synth-kws", str(tmp_path / "d"), "--keywords", "lights on,lights off",
+                        "--per-word", "2", "--unknown", "6", "--silence", "2", "--engines", "espeak", "--workers", "1"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    cfg = json.loads((tmp_path / "d" / "synth_meta.json").read_text())["config"]
+    assert cfg["keywords"] == ["lights on", "lights off"]
+    generated = {c.text for c in confusables("lights on", n=24, exclude=["lights off"])}
+    assert generated & set(cfg["other_words"]) and not {"lights on", "lights off"} & set(cfg["other_words"])
+    assert (tmp_path / "d" / "lights_on").is_dir() and (tmp_path / "d" / "lights_off").is_dir()

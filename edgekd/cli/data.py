@@ -40,7 +40,8 @@ def synth_kws_cmd(
     per_word: Annotated[int, typer.Option(min=1, help="Utterances per keyword.")] = 1000,
     unknown: Annotated[int, typer.Option(min=1, help="Utterances of other words, for _unknown_.")] = 2000,
     silence: Annotated[int, typer.Option(min=1, help="Noise clips, for _silence_.")] = 800,
-    keywords: Annotated[Optional[str], typer.Option(help="Comma-separated keywords (default: the 10 Speech Commands words).")] = None,
+    keywords: Annotated[Optional[str], typer.Option(help="Comma-separated keywords or phrases, e.g. \"lights on,lights off\" (default: the 10 "
+                                                         "Speech Commands words); confusables are generated from their phonemes.")] = None,
     engines: EnginesOpt = None,
     kokoro_dir: KokoroDirOpt = None,
     cache_dir: SynthCacheOpt = None,
@@ -62,8 +63,13 @@ def synth_kws_cmd(
     words = KWS12_KEYWORDS if keywords is None else tuple(w.strip().lower() for w in keywords.split(",") if w.strip())
     if not words or len(set(words)) != len(words):
         raise ConfigError("--keywords: give distinct, non-empty words separated by commas")
+    others = OTHER_WORDS
+    if keywords is not None:  # a command set of your own: confusables generated from each phrase's phonemes join the other words
+        from edgekd.data.synth_wakeword import phrase_confusables
+
+        others = phrase_confusables(words) + OTHER_WORDS
     cfg = SynthKwsConfig(per_word=per_word, unknown_total=unknown, silence_total=silence, seed=seed, workers=workers, engines=bank,
-                         keywords=words, other_words=tuple(w for w in OTHER_WORDS if w not in words))
+                         keywords=words, other_words=tuple(dict.fromkeys(w for w in others if w not in words)))
     with Progress("synthesize", unit="clip") as bar:
         counts = synth_kws(out, cfg, progress=bar.callback(), cache_dir=cache_dir or default_cache_dir())
     notice(f"wrote {sum(counts.values())} clips in {len(counts)} folders to {out} (engines: {', '.join(e for e, _ in bank)})")
