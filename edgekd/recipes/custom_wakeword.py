@@ -193,7 +193,8 @@ def _mine(out: Path, data: Path, student: Path, r: PhraseRecipe, say: Say) -> Pa
     if not wav.is_file():
         return None
     first = out / "bundle-first"
-    _export(student, first, r, wav, int8=False)
+    label = phrase_labels(r.phrases)[0]
+    _export(student, first, r, sorted((data / "eval" / "validation" / label).glob("*.wav"))[0], int8=False)  # a short golden clip
     files = mine_false_accepts(first, load_audio(wav, 16000), phrase_labels(r.phrases)[: len(r.phrases)], 0.5, out / ".mined.partial")
     (out / ".mined.partial").rename(mined)
     say(f"mining: the first student fired {len(files)} times on {r.mining_minutes:g} min of running speech; "
