@@ -14,11 +14,13 @@ from edgekd.data.confusables import confusables, normalize_phrase, phoneme_dista
 def test_confusables_are_close_distinct_and_never_the_phrase(phrase: str) -> None:
     text = normalize_phrase(phrase)
     target = phonemize(text).replace(" ", "")
-    got = confusables(phrase, n=30)
-    assert len(got) >= 10
+    got = confusables(phrase, n=24)
+    assert len(got) >= 8
     assert len({c.text for c in got}) == len(got) and len({c.phonemes.replace(" ", "") for c in got}) == len(got)
     assert all(c.text != text and c.phonemes.replace(" ", "") != target for c in got)
-    assert all(0.0 < c.distance <= 0.5 for c in got if c.kind != "partial")
+    assert all(0.2 <= c.distance <= 0.5 for c in got if c.kind != "partial")
+    assert all(c.distance * max(len(target), len(c.phonemes.replace(" ", ""))) >= 2 - 1e-3 for c in got if c.kind != "partial")
+    assert sum(c.kind == "edit" for c in got) <= 24 // 4  # near-misses stay a minority of the negatives
     assert all(c.distance == pytest.approx(phoneme_distance(c.phonemes, phonemize(text)), abs=1e-4) for c in got)
     edits = [c for c in got if c.kind == "edit"]
     assert edits and edits == sorted(edits, key=lambda c: c.distance)  # closest first
@@ -32,12 +34,13 @@ def test_partials_cut_the_phrase_short() -> None:
 
 
 def test_other_phrases_of_a_command_set_and_their_homophones_are_never_confusables() -> None:
-    got = confusables("lights on", n=200, exclude=["lights off"], words=["lights off", "lites on", "nights on", "lights"])
+    got = confusables("lights on", n=200, exclude=["lights off"], words=["lights off", "lites on", "nights on", "right on", "lights"])
     texts = {c.text for c in got}
     assert "lights off" not in texts
     assert phonemize("lites on").replace(" ", "") == phonemize("lights on").replace(" ", "")  # a homophone: a positive
     assert "lites on" not in texts
-    assert "nights on" in texts  # a list word one phoneme away
+    assert "right on" in texts  # a list word two phoneme symbols away
+    assert "nights on" not in texts  # one symbol away: a TTS engine says it almost like the phrase
 
 
 @pytest.mark.parametrize("bad, message", [("", "empty"), ("   ", "empty"), ("hey 2000", "cannot phonemize"), ("こんにちは", "cannot phonemize")])

@@ -1,14 +1,20 @@
 """Confusable negatives generated from a wake phrase's sound: texts a detector should not fire on, made from the
 phrase's espeak-ng phonemes rather than by hand.
 
-Three kinds, each phonemized and ranked by the edit distance between its phoneme string and the phrase's
-(stress marks removed, normalised by the longer string):
+Four kinds, each phonemized and ranked by the edit distance between its phoneme string and the phrase's (stress
+marks removed, normalised by the longer string):
 
-- ``edit``: one letter of one word substituted (vowel for vowel, consonant for consonant) or deleted, e.g.
-  "computer" -> "commuter", "compuder"; what a TTS engine then says is a near-miss of the phrase;
 - ``partial``: the phrase cut short: its first or last word(s), or for one word its first or last syllables;
-- ``word``: words of a word list (the kit's own vocabulary, or the caller's) whose pronunciation is closest.
+- ``swap`` (phrases of several words): one word replaced by the closest-sounding other words of the word list,
+  e.g. "smart mirror" -> "smart marvin", "start mirror";
+- ``word``: words of a word list (the kit's own vocabulary, or the caller's) whose pronunciation is closest;
+- ``edit``: one letter of one word substituted (vowel for vowel, consonant for consonant) or deleted, e.g.
+  "computer" -> "competer", "bomputer"; what a TTS engine then says is a near-miss of the phrase.
 
+Apart from partials, a candidate must differ from the phrase by at least ``min_distance`` (normalised) and two
+phoneme symbols: a text one symbol away ("smart mirro") is said by a TTS engine almost exactly like the phrase, and
+labelling hundreds of such clips as negatives teaches a small student to ignore the phrase itself (measured: a
+student trained with 20 one-symbol edits of "smart mirror" among its negatives detected none of the phrases).
 A candidate is dropped when it is the phrase (or one of ``exclude``, the other phrases of a command set) or is
 pronounced exactly like one of them: a homophone is a positive, not a negative. Pronunciations are distinct.
 """
@@ -108,11 +114,25 @@ def _vocabulary() -> tuple[str, ...]:
     return tuple(dict.fromkeys((*KWS12_KEYWORDS, *OTHER_WORDS, *SENTENCE_WORDS, *CONFUSABLES)))
 
 
-def confusables(phrase: str, n: int = 40, *, words: Sequence[str] | None = None, exclude: Sequence[str] = (),
-                max_distance: float = 0.5) -> list[Confusable]:
-    """Up to ``n`` confusable texts for ``phrase``, closest first: every partial, then edits and list words within
-    ``max_distance``. ``words``: the word list (default: the kit's vocabulary); ``exclude``: other phrases of a command
-    set, never returned, nor anything pronounced like them."""
+def _swaps(words: list[str], vocabulary: tuple[str, ...], per_word: int = 3) -> set[str]:
+    """Each word of a multi-word phrase replaced by the ``per_word`` closest-sounding vocabulary words."""
+    if len(words) < 2:
+        return set()
+    out = set()
+    for k, w in enumerate(words):
+        target = phonemize(w)
+        near = sorted((phoneme_distance(phonemize(v), target), v) for v in vocabulary if v != w and " " not in v)
+        out.update(" ".join([*words[:k], v, *words[k + 1 :]]) for d, v in near[: per_word] if d > 0)
+    return out
+
+
+def confusables(phrase: str, n: int = 24, *, words: Sequence[str] | None = None, exclude: Sequence[str] = (),
+                min_distance: float = 0.2, max_distance: float = 0.5) -> list[Confusable]:
+    """Up to ``n`` confusable texts for ``phrase``: every partial, then swaps, list words and edits (a quarter of the
+    list at most, one per letter) between ``min_distance`` and ``max_distance`` (and at least two phoneme symbols
+    away), closest first. ``words``: the word
+    list (default: the kit's vocabulary); ``exclude``: other phrases of a command set, never returned, nor anything
+    pronounced like them."""
     text = normalize_phrase(phrase)
     target = phonemize(text)
     if not target:
@@ -122,9 +142,10 @@ def confusables(phrase: str, n: int = 40, *, words: Sequence[str] | None = None,
     seen: dict[str, Confusable] = {}
     tokens = text.split()
     edits = _edits(tokens)
+    vocabulary = tuple(w.lower() for w in (words if words is not None else _vocabulary()))
+    size = len(target.replace(" ", ""))
     # real words first: a near-miss that is also a word keeps that kind (and escapes the cap on edits below)
-    kinds = [("word", {w.lower() for w in (words if words is not None else _vocabulary())}), ("partial", _partials(tokens)),
-             ("edit", set(edits))]
+    kinds = [("word", set(vocabulary)), ("partial", _partials(tokens)), ("swap", _swaps(tokens, vocabulary)), ("edit", set(edits))]
     for kind, cands in kinds:
         for cand in sorted(cands):
             if cand in banned_text or not _ALLOWED.match(cand):
@@ -134,18 +155,16 @@ def confusables(phrase: str, n: int = 40, *, words: Sequence[str] | None = None,
             if not key or key in banned_ph or key in seen:
                 continue
             d = phoneme_distance(ph, target)
-            if kind != "partial" and d > max_distance:
+            if kind != "partial" and not (min_distance <= d <= max_distance and d * max(size, len(key)) >= 2 - 1e-9):
                 continue
             seen[key] = Confusable(cand, ph, round(d, 4), kind)
     partial = sorted((c for c in seen.values() if c.kind == "partial"), key=lambda c: (c.distance, c.text))
     rest = sorted((c for c in seen.values() if c.kind != "partial"), key=lambda c: (c.distance, c.text))
-    per_position: dict[tuple[int, int], int] = {}
-    spread = []
-    for c in rest:  # at most two edits at one letter, so the list covers the whole phrase
-        pos = edits.get(c.text) if c.kind == "edit" else None
-        if pos is not None:
-            per_position[pos] = per_position.get(pos, 0) + 1
-            if per_position[pos] > 2:
-                continue
-        spread.append(c)
-    return (partial + spread)[:n]
+    others = [c for c in rest if c.kind != "edit"]
+    used: set[tuple[int, int]] = set()
+    near: list[Confusable] = []
+    for c in rest:  # edits: a quarter of the list at most, one per letter, so they cover the whole phrase
+        if c.kind == "edit" and edits[c.text] not in used and len(near) < max(2, n // 4):
+            used.add(edits[c.text])
+            near.append(c)
+    return (partial + sorted(others + near, key=lambda c: (c.distance, c.text)))[:n]

@@ -85,15 +85,16 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
     from edgekd.runtime.wav import write_wav
 
     meta = root / "material.json"
+    confusables = phrase_confusables(r.phrases)
     if meta.is_file():
-        if json.loads(meta.read_text())["recipe"] != json.loads(json.dumps(_material_key(r))):
-            raise ConfigError(f"{root} was made for other settings ({meta}); give a new --out or delete {root}")
+        made = json.loads(meta.read_text())
+        if made["recipe"] != json.loads(json.dumps(_material_key(r))) or made["confusables"] != list(confusables):
+            raise ConfigError(f"{root} was made for other settings or confusables ({meta}); give a new --out or delete {root}")
         say(f"reusing {root}")
         return root
     if root.exists() and any(root.iterdir()):
         raise ConfigError(f"{root}: an unfinished material folder (no material.json); delete it to make it again")
     labels = phrase_labels(r.phrases)[: len(r.phrases)]
-    confusables = phrase_confusables(r.phrases)
     say(f"clips/: {len(r.phrases)} phrase(s) x {r.per_word} clips, {len(confusables)} confusables: {', '.join(confusables[:8])}, ...")
     cfg = wakeword_config(phrases=r.phrases, per_word=r.per_word, seed=r.seed, workers=r.workers,
                           engines=r.engines if r.engines is not None else SynthKwsConfig().engines)
