@@ -29,7 +29,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 
-__all__ = ["PhraseRecipe", "check_recipe", "choose_thresholds", "phrase_labels", "run_phrase_wakeword", "make_phrase_material", "mine_false_accepts"]
+__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_thresholds", "phrase_labels", "run_phrase_wakeword", "make_phrase_material", "mine_false_accepts"]
 
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
 FA_POINTS = (0.5, 1.0, 2.0, 5.0)
@@ -150,10 +150,16 @@ def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe
     return path
 
 
+def bundle_name(r: PhraseRecipe, int8: bool = True) -> str:
+    """The bundle's name from every entry point: the phrase labels, the student, ``kd``, ``int8`` (e.g.
+    ``computer-dscnn-stream-kd-int8``)."""
+    return "-".join([*phrase_labels(r.phrases)[: len(r.phrases)], r.arch, "kd", *(["int8"] if int8 else [])])
+
+
 def _export(ckpt: Path, bundle: Path, r: PhraseRecipe, golden: Path, int8: bool) -> Any:
     from edgekd.export.onnx import export_onnx
 
-    return export_onnx(ckpt, bundle, name=bundle.name, golden_wav=golden, int8=int8,
+    return export_onnx(ckpt, bundle, name=bundle_name(r, int8), golden_wav=golden, int8=int8,
                        postprocess={"stride_ms": r.stride_ms, "smooth_ms": max(160, r.stride_ms)})
 
 
