@@ -29,7 +29,8 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 
-__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_thresholds", "phrase_labels", "run_phrase_wakeword", "make_phrase_material", "mine_false_accepts"]
+__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_thresholds", "phrase_labels", "run_phrase_wakeword",
+           "make_phrase_material", "mine_false_accepts"]
 
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
 FA_POINTS = (0.5, 1.0, 2.0, 5.0)
