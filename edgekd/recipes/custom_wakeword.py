@@ -49,6 +49,7 @@ class PhraseRecipe:
     positives: int = 100  # per phrase, for validation and for test
     arch: str = "dscnn-stream"
     epochs: int = 12
+    alpha: float = 0.3  # weight of the teacher's soft targets on labelled clips (transfer windows use them alone); QAT inherits it
     teacher_epochs: int = 20
     qat_epochs: int = 2
     views: int = 2
@@ -144,7 +145,7 @@ def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe
     if path.is_file():
         say(f"reusing {path}")
         return path
-    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads)
+    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads, alpha=r.alpha)
     ck = train_kws(kd, path, cfg, teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
                    extra_provenance={"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
     say(f"{path.name}: test accuracy {ck.metrics['test_accuracy_torch']:.4f} on synthesized clips")
@@ -329,6 +330,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--target-fa-per-hour must be a positive number")
     if min(r.per_word, r.positives, r.epochs, r.teacher_epochs, r.views) < 1 or r.qat_epochs < 1:
         raise ConfigError("--per-word, --positives, --epochs, --teacher-epochs, --views and --qat-epochs must be >= 1")
+    if not 0.0 <= r.alpha <= 1.0:
+        raise ConfigError("--alpha must be within [0, 1]")
     if min(r.transfer_minutes, r.validation_minutes, r.test_minutes) <= 0 or r.mining_minutes < 0:
         raise ConfigError("--transfer-minutes, --validation-minutes and --test-minutes must be > 0, --mining-minutes >= 0")
     if r.stride_ms < 10 or r.stride_ms % 10:
