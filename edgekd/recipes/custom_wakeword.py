@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -204,8 +205,10 @@ def _mine(out: Path, data: Path, student: Path, r: PhraseRecipe, say: Say) -> Pa
     first = out / "bundle-first"
     label = phrase_labels(r.phrases)[0]
     _export(student, first, r, sorted((data / "eval" / "validation" / label).glob("*.wav"))[0], int8=False)  # a short golden clip
-    files = mine_false_accepts(first, load_audio(wav, 16000), phrase_labels(r.phrases)[: len(r.phrases)], 0.5, out / ".mined.partial")
-    (out / ".mined.partial").rename(mined)
+    partial = out / ".mined.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted run's windows
+    files = mine_false_accepts(first, load_audio(wav, 16000), phrase_labels(r.phrases)[: len(r.phrases)], 0.5, partial)
+    partial.rename(mined)
     say(f"mining: the first student fired {len(files)} times on {r.mining_minutes:g} min of running speech; "
         f"those windows are now _unknown_ clips ({mined})")
     return mined
