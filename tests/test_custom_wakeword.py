@@ -43,7 +43,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert (out / "data" / "clips" / "_mined_").is_dir() and (out / "det.png").is_file()
     bundle = out / "bundle"
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["name"] == "computer-dscnn-stream-kd-int8" and manifest["quantization"] == "int8-qat" and manifest["streaming"]
+    assert manifest["name"] == "computer-dscnn-stream-64-kd-int8" and manifest["quantization"] == "int8-qat" and manifest["streaming"]
     assert manifest["postprocess"]["thresholds"]["computer"] == row["threshold"]
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card

@@ -216,7 +216,7 @@ def wakeword_cmd(
                                                         "--phrase: speech-embedding (default), a head trained on the material.")] = None,
     label: Annotated[Optional[str], typer.Option(help="With DATA: the phrase's clip folder (default: the phrase in clips/synth_meta.json).")] = None,
     arch: Annotated[Optional[str], typer.Option(help=f"Student architecture: {', '.join(arch_names('student'))} (default: dscnn with DATA, "
-                                                     "dscnn-stream with --phrase).")] = None,
+                                                     "dscnn-stream-64 with --phrase).")] = None,
     epochs: EpochsOpt = 12,
     qat_epochs: Annotated[int, typer.Option(min=0, help="QAT int8 fine-tuning epochs on the same teacher targets (0: no int8 bundle; "
                                                         "--phrase needs >= 1).")] = 2,
@@ -261,7 +261,7 @@ def wakeword_cmd(
         if teacher not in (None, "speech-embedding"):
             raise ConfigError(f"--teacher {teacher!r} with --phrase: only speech-embedding; for an openWakeWord head make DATA with "
                               "`edgekd data synth-wakeword DIR --phrase ...` and run `edgekd train wakeword DIR --teacher oww:NAME`")
-        _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
+        _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream-64", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
                          teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads,
                          0.3 if alpha is None else alpha)
         return
