@@ -23,7 +23,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REALDEV = REPO.parent / "shared" / "realdev"
-FA_POINTS = (0.5, 1.0, 2.0, 5.0)
 
 
 def real_negatives(realdev: Path, out: Path, gap_s: float = 0.25) -> Path:
@@ -45,11 +44,6 @@ def real_negatives(realdev: Path, out: Path, gap_s: float = 0.25) -> Path:
     return out
 
 
-def frr_at(sweep: list[dict[str, Any]], fa: float) -> float | None:
-    ok = [r for r in sweep if r["fa_per_hour"] <= fa]
-    return min(r["frr"] for r in ok) if ok else None
-
-
 def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
@@ -61,7 +55,7 @@ def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: li
     thr = det.postprocess.thresholds.get(label, det.postprocess.threshold)
     own = min(res["sweep"], key=lambda r: abs(r["threshold"] - thr))
     return {"negatives": [str(n) for n in negatives], "negative_hours": res["negative_seconds"] / 3600, "positives": res["positives"],
-            **{f"frr_at_{fa:g}_fa_per_hour": frr_at(res["sweep"], fa) for fa in FA_POINTS},
+            **we.frr_points(res["sweep"]),
             "bundle_threshold": thr, "at_bundle_threshold": {k: own[k] for k in ("frr", "fa_per_hour", "hits", "positives")},
             "sweep": res["sweep"]}
 
@@ -78,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgekd.bench.machine import machine_facts
     from edgekd.core.fsutil import write_json
+    from edgekd.eval import wakeword as we
 
     dev = args.realdev / "wakeword_dev"
     if not dev.is_dir():
@@ -100,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             row["real_and_synthesized_negatives"] = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real, *synth])
         r = row["real_negatives_only"]
         print(f"{label}: FRR " + ", ".join(f"{100 * v:.1f}% at {fa:g}" if (v := r[f'frr_at_{fa:g}_fa_per_hour']) is not None else f"- at {fa:g}"
-                                           for fa in FA_POINTS) + f" FA/h ({r['negative_hours']:.2f} h of real negatives, {r['positives']} "
+                                           for fa in we.FA_POINTS) + f" FA/h ({r['negative_hours']:.2f} h of real negatives, {r['positives']} "
               f"real positives); at its own threshold {r['bundle_threshold']:.2f}: FRR {100 * r['at_bundle_threshold']['frr']:.1f}%, "
               f"{r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h", flush=True)
         results.append(row)

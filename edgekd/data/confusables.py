@@ -21,6 +21,7 @@ pronounced exactly like one of them: a homophone is a positive, not a negative. 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ def normalize_phrase(phrase: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)  # every candidate and list word is phonemized once per process
 def phonemize(text: str) -> str:
     """The phoneme string of ``text`` (espeak-ng, en-us) without stress and length marks."""
     from edgekd.data.voices.espeak import Espeak

@@ -74,6 +74,20 @@ def sweep(pos: dict[str, tuple[np.ndarray, np.ndarray]], annotations: Sequence[A
     return rows
 
 
+FA_POINTS = (0.5, 1.0, 2.0, 5.0)  # false accepts per hour at which reports give the FRR
+
+
+def frr_at(rows: list[dict[str, float]], fa_per_hour: float) -> float | None:
+    """The lowest FRR of a sweep at or under ``fa_per_hour`` (None: no threshold gets there)."""
+    ok = [r["frr"] for r in rows if r["fa_per_hour"] <= fa_per_hour]
+    return min(ok) if ok else None
+
+
+def frr_points(rows: list[dict[str, float]]) -> dict[str, float | None]:
+    """``frr_at_<FA>_fa_per_hour`` for every ``FA_POINTS`` entry."""
+    return {f"frr_at_{fa:g}_fa_per_hour": frr_at(rows, fa) for fa in FA_POINTS}
+
+
 def pick_threshold(rows: list[dict[str, float]], target_fa_per_hour: float) -> dict[str, float] | None:
     """The lowest-FRR row with FA/h at or under the target (the lowest such threshold on ties)."""
     ok = [r for r in rows if r["fa_per_hour"] <= target_fa_per_hour]

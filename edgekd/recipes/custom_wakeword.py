@@ -34,7 +34,6 @@ __all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_thresholds", "
            "make_phrase_material", "mine_false_accepts"]
 
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
-FA_POINTS = (0.5, 1.0, 2.0, 5.0)
 Say = Callable[[str], None]
 
 
@@ -74,6 +73,11 @@ def phrase_labels(phrases: tuple[str, ...]) -> tuple[str, ...]:
     return (*names, UNKNOWN, SILENCE)
 
 
+def _keywords(r: PhraseRecipe) -> tuple[str, ...]:
+    """The phrase labels alone (without ``_unknown_`` and ``_silence_``)."""
+    return phrase_labels(r.phrases)[: len(r.phrases)]
+
+
 def _material_key(r: PhraseRecipe) -> dict[str, Any]:
     keys = ("phrases", "per_word", "engines", "transfer_minutes", "validation_minutes", "test_minutes", "mining_minutes", "positives", "seed")
     return {k: v for k, v in asdict(r).items() if k in keys}
@@ -97,7 +101,7 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
         return root
     if root.exists() and any(root.iterdir()):
         raise ConfigError(f"{root}: an unfinished material folder (no material.json); delete it to make it again")
-    labels = phrase_labels(r.phrases)[: len(r.phrases)]
+    labels = _keywords(r)
     say(f"clips/: {len(r.phrases)} phrase(s) x {r.per_word} clips, {len(confusables)} confusables: {', '.join(confusables[:8])}, ...")
     cfg = wakeword_config(phrases=r.phrases, per_word=r.per_word, seed=r.seed, workers=r.workers,
                           engines=r.engines if r.engines is not None else SynthKwsConfig().engines)
@@ -156,7 +160,7 @@ def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe
 def bundle_name(r: PhraseRecipe, int8: bool = True) -> str:
     """The bundle's name from every entry point: the phrase labels, the student, ``kd``, ``int8`` (e.g.
     ``computer-dscnn-stream-64-kd-int8``)."""
-    return "-".join([*phrase_labels(r.phrases)[: len(r.phrases)], r.arch, "kd", *(["int8"] if int8 else [])])
+    return "-".join([*_keywords(r), r.arch, "kd", *(["int8"] if int8 else [])])
 
 
 def _export(ckpt: Path, bundle: Path, r: PhraseRecipe, golden: Path, int8: bool) -> Any:
@@ -203,11 +207,11 @@ def _mine(out: Path, data: Path, student: Path, r: PhraseRecipe, say: Say) -> Pa
     if not wav.is_file():
         return None
     first = out / "bundle-first"
-    label = phrase_labels(r.phrases)[0]
+    label = _keywords(r)[0]
     _export(student, first, r, sorted((data / "eval" / "validation" / label).glob("*.wav"))[0], int8=False)  # a short golden clip
     partial = out / ".mined.partial"
     shutil.rmtree(partial, ignore_errors=True)  # an interrupted run's windows
-    files = mine_false_accepts(first, load_audio(wav, 16000), phrase_labels(r.phrases)[: len(r.phrases)], 0.5, partial)
+    files = mine_false_accepts(first, load_audio(wav, 16000), _keywords(r), 0.5, partial)
     partial.rename(mined)
     say(f"mining: the first student fired {len(files)} times on {r.mining_minutes:g} min of running speech; "
         f"those windows are now _unknown_ clips ({mined})")
@@ -222,7 +226,7 @@ def _score(bundle: Path, r: PhraseRecipe, split: str, root: Path, target: float 
 
     det = load_kws(bundle, backend="onnx")
     out = {}
-    for label in phrase_labels(r.phrases)[: len(r.phrases)]:
+    for label in _keywords(r):
         ev = root / "eval" / split
         rows, wavs = we.annotated_positives(ev / label, ev / f"{label}.tsv", label)
         res = we.evaluate_stream(we.bundle_scorer(det, label), rows, wavs, [ev / "negatives.wav"], lambda p: wav_blocks(p, 16000),
@@ -241,11 +245,6 @@ def choose_thresholds(validation: dict[str, dict[str, Any]], target_fa_per_hour:
                               f"{lowest:.2f} FA/h); raise --target-fa-per-hour, or train longer / with more --per-word")
         out[label] = float(res["chosen"]["threshold"])
     return out
-
-
-def _frr_at(sweep: list[dict[str, float]], fa: float) -> float | None:
-    ok = [row for row in sweep if row["fa_per_hour"] <= fa]
-    return min(row["frr"] for row in ok) if ok else None
 
 
 def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = None, say: Say = print) -> dict[str, Any]:
@@ -279,7 +278,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
     test = _score(bundle, r, "test", data, r.target_fa_per_hour)
     per_label = {}
     for label, res in test.items():
-        at = {f"frr_at_{fa:g}_fa_per_hour": _frr_at(res["sweep"], fa) for fa in FA_POINTS}
+        at = we.frr_points(res["sweep"])
         thr = thresholds[label]
         row = min(res["sweep"], key=lambda x: abs(x["threshold"] - thr))
         per_label[label] = {"threshold": thr, "test_at_threshold": {k: row[k] for k in ("frr", "fa_per_hour", "hits", "positives")},
@@ -297,6 +296,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
 
 def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Path) -> None:
     from edgekd.core.fsutil import atomic_write_text
+    from edgekd.eval.wakeword import FA_POINTS
 
     phrases = " ".join(f"--phrase {json.dumps(p)}" for p in r.phrases)
     lines = [f"# {bundle.name}: wake word(s) {', '.join(repr(p) for p in r.phrases)}", "",
