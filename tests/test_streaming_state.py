@@ -109,10 +109,27 @@ def test_int8_states_cross_the_boundary_as_uint8_and_change_no_logit(tiny_stream
     assert all(graph[x.input] == x.dtype for x in st.states)
     with np.load(tiny_stream_int8_bundle / st.init) as z:
         assert all(str(z[x.input].dtype) == x.dtype for x in st.states)
-    # the same QAT checkpoint with float32 states at the boundary: the same logits, bit for bit
+    # the same QAT checkpoint with float32 states at the boundary in torch's NCHW layout (neither rewrite): the same
+    # logits, bit for bit
     floats = tmp_path / "float-states"
-    export_onnx(tiny_stream_int8_bundle.parent / "q.pt", floats, int8=True, postprocess={"stride_ms": 80}, float_states=True)
-    assert all(x.dtype == "float32" for x in ModelManifest.load(floats).kws_streaming.states)  # type: ignore[union-attr]
+    export_onnx(tiny_stream_int8_bundle.parent / "q.pt", floats, int8=True, postprocess={"stride_ms": 80}, float_states=True,
+                channels_last=False)
+    plain = ModelManifest.load(floats).kws_streaming
+    assert plain is not None and all(x.dtype == "float32" for x in plain.states)
+    # the shipped form passes each 4-D state channels-last: (N, C, T, F) -> (N, T, F, C)
+    four_d = [(a.shape, b.shape) for a, b in zip(plain.states, st.states, strict=True) if len(a.shape) == 4]
+    assert four_d and all(b == (a[0], a[2], a[3], a[1]) for a, b in four_d)
+    # ... so onnxruntime (channels-last int8 convolutions) runs fewer Transposes per hop, and no dead dequantization
+    from edgekd.export.int8 import optimized_op_counts
+
+    ran = optimized_op_counts(tiny_stream_int8_bundle / st.model_file, layout=True)
+    ran_plain = optimized_op_counts(floats / plain.model_file, layout=True)
+    assert ran.get("Transpose", 0) <= 2 < ran_plain.get("Transpose", 0)
+    import onnx
+
+    g = onnx.load(str(tiny_stream_int8_bundle / st.model_file)).graph
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    assert all(any(o in used for o in n.output) for n in g.node)
     x = load_audio(tiny_stream_int8_bundle / "golden" / "clip.wav", 16000)
     a = _run(edgekd.load_model(tiny_stream_int8_bundle, mode="stream"), x)[1]
     b = _run(edgekd.load_model(floats, mode="stream"), x)[1]

@@ -105,14 +105,16 @@ def _shorten_names(g: Any) -> None:
     del g.value_info[:]
 
 
-def optimized_op_counts(path: Path) -> dict[str, int]:
-    """Op types of the graph onnxruntime actually runs (after its graph optimizations)."""
+def optimized_op_counts(path: Path, *, layout: bool = False) -> dict[str, int]:
+    """Op types of the graph onnxruntime actually runs (after its graph optimizations; with ``layout`` also its
+    layout transformations, as a default session runs it: channels-last QLinearConv and the Transposes around it)."""
     import onnx
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as d:
         so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if layout
+                                       else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         so.optimized_model_filepath = str(Path(d) / "opt.onnx")
         so.log_severity_level = 3
         ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

@@ -162,13 +162,15 @@ def export_onnx(
     int8: bool = False,
     ptq_calibration: np.ndarray | None = None,
     float_states: bool = False,
+    channels_last: bool = True,
 ) -> ModelManifest:
     """Export a checkpoint as a bundle folder ``out`` (replaced atomically if it exists).
 
     fp32 by default; ``int8=True`` for a QAT checkpoint (QDQ graph with int8 weights);
     ``ptq_calibration`` (feature windows) for onnxruntime's post-training quantization of a float one.
     A streaming student also gets its streaming-state graph (an int8 one passes its states as uint8 unless
-    ``float_states``); ``golden_wav`` adds the golden stream.
+    ``float_states``, and channels-last unless not ``channels_last``: both only for measuring the difference);
+    ``golden_wav`` adds the golden stream.
     """
     import torch
 
@@ -187,7 +189,7 @@ def export_onnx(
         manifest, golden_out = _golden_check(manifest, model_path, golden_in, golden_torch, tmp)
         if hasattr(model, "input_frames") and ptq_calibration is None:
             manifest = manifest.replace(streaming=_export_streaming(model, tmp, fp, pp, ckpt.n_mels, int8=int8,
-                                                                   float_states=float_states))
+                                                                   float_states=float_states, channels_last=channels_last))
             _check_streaming_parity(tmp, manifest, golden_in, golden_out, int8)
         if wav is not None:
             manifest = _write_golden_stream(tmp, manifest, wav)
@@ -196,12 +198,13 @@ def export_onnx(
 
 
 def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostprocessConfig, n_mels: int, int8: bool = False,
-                      float_states: bool = False) -> dict[str, Any]:
+                      float_states: bool = False, channels_last: bool = True) -> dict[str, Any]:
     """model_stream.onnx: (frames, state_0..n) -> (logits, state_out_0..n), any number of new frames per call (the
     manifest's hop is the default); its initial state.
     For a QAT model the graph is int8 like model.onnx (QDQ, weights folded to int8 initializers), and the states
-    between two convolutions cross the boundary as uint8 (``export.int8_states``: exact and cheaper);
-    ``float_states`` keeps them float32 (dequantized values), for measuring the difference."""
+    between two convolutions cross the boundary as uint8 and channels-last (``export.int8_states``: exact and cheaper);
+    ``float_states`` keeps them float32 (dequantized values) and ``channels_last=False`` in torch's NCHW layout, for
+    measuring the difference."""
     import torch
 
     from edgekd.train.models.students.dscnn_stream import StreamingStep
@@ -239,13 +242,17 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
         from edgekd.export.int8_states import quantize_state_boundaries
 
         init = quantize_state_boundaries(path, init)
+    if int8 and channels_last:
+        from edgekd.export.int8_states import channels_last_states
+
+        init = channels_last_states(path, init, dict(zip(names_in, names_out, strict=True)))
     np.savez(tmp / "state_init.npz", **init)
     from edgekd.export.graph_stats import graph_stats
 
     return KwsStreaming(model_file="model_stream.onnx", init="state_init.npz", hop_frames=hop, frames_input="frames",
                         logits_output=OUTPUT_NAME, graph_macs_per_hop=graph_stats(path, {"frames": (1, hop, n_mels)})["macs_per_inference"],
-                        states=tuple(StateSpec(i, o, tuple(sh), str(init[i].dtype))
-                                     for i, o, sh in zip(names_in, names_out, shapes, strict=True))).to_dict()
+                        states=tuple(StateSpec(i, o, tuple(init[i].shape), str(init[i].dtype))
+                                     for i, o in zip(names_in, names_out, strict=True))).to_dict()
 
 
 def _check_streaming_parity(tmp: Path, manifest: ModelManifest, golden_in: np.ndarray, golden_out: np.ndarray, int8: bool) -> None:

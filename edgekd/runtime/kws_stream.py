@@ -211,9 +211,11 @@ class KwsStream:
         if x.size and not np.isfinite(x.sum()) and not np.all(np.isfinite(x)):
             raise AudioFormatError("audio chunk contains NaN or Inf samples")
         self._samples += x.shape[0]
-        new = self._frontend.push_view(x)  # consumed before the next push overwrites it
-        if self.detector.step_backend is not None:
-            return self._accept_frames_streaming(new)
+        # frames are computed only when the next model call has all it needs: one frontend batch per hop, not per chunk
+        if self._stepper is not None:
+            new = self._frontend.push_view(x, min_frames=self._stepper.frames.shape[1] - self._pending)
+            return self._accept_frames_streaming(new)  # consumed before the next push overwrites it
+        new = self._frontend.push_view(x, min_frames=self._stride_frames - self._n_frames % self._stride_frames)
         out: list[Detection] = []
         w = self._window
         for frame in new:
