@@ -26,13 +26,18 @@ for bundle in models/kws*/; do  # the KWS bundles: the SED one streams soundscap
 done
 $EDGEKD bench compare "${results[@]}" --plots "$out" | tee "$out/quantization_table.md"
 $PY bench/side_by_side.py models/kws*/ --wav "$wav" --json "$out/side_by_side.json"
+# every shipped KWS bundle against openWakeWord (Model.predict and its ONNX models driven directly), 5 rounds each
 $PY bench/peers/openwakeword_peer.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --out "$out/peer_openwakeword.json" --rounds 5
 for bundle in models/kws*/; do
+  name=$(basename "$bundle")
+  [ "$name" = kws12-dscnn-kd-int8 ] || \
+    $PY bench/peers/openwakeword_peer.py --bundle "$bundle" --wav "$wav" --out "$out/peer_openwakeword_$name.json" --rounds 5
   if grep -q '"model_stream.onnx"' "$bundle/manifest.json"; then
-    $PY bench/stream_vs_window.py --bundle "$bundle" --wav "$wav" --out "$out/stream_vs_window_$(basename "$bundle").json"
-    $PY bench/peers/openwakeword_peer.py --bundle "$bundle" --wav "$wav" --out "$out/peer_openwakeword_$(basename "$bundle").json" --rounds 5
+    $PY bench/stream_vs_window.py --bundle "$bundle" --wav "$wav" --out "$out/stream_vs_window_$name.json"
   fi
 done
 $PY bench/soak.py --bundle models/kws12-dscnn-kd-int8 --wav "$wav" --minutes 60 --out "$out/soak.json"
 $PY bench/soak.py --bundle models/kws12-dscnn-stream-kd --wav "$wav" --minutes 60 --out "$out/soak_kws12-dscnn-stream-kd.json"
+# the default bundle (README's first model)
+$PY bench/soak.py --bundle models/kws12-dscnn-stream64-kd-int8 --wav "$wav" --minutes 60 --out "$out/soak_kws12-dscnn-stream64-kd-int8.json"
 $PY bench/summarize.py

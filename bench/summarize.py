@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -96,6 +97,12 @@ def _side_by_side(mdir: Path) -> list[str]:
     return out
 
 
+def _paired(d: dict[str, Any]) -> str:
+    """The per-round paired ratio, where the result file has it (files from before 2026-12-02 do not)."""
+    v = d.get("ratio_edgekd_to_oww_model_predict_paired_median")
+    return "" if v is None else f"; paired round by round, median: {v:.3f}"
+
+
 def _peers(mdir: Path) -> list[str]:
     """edgekd against openWakeWord, one section per measured bundle."""
     out: list[str] = []
@@ -109,7 +116,7 @@ def _peers(mdir: Path) -> list[str]:
                 f"| openWakeWord, its 3 ONNX models driven directly | {o['cpu_ms_per_audio_s_onnx_direct']:.2f} |",
                 f"| edgekd `{e['bundle']}`, stride {e['stride_ms']} ms | {e['cpu_ms_per_audio_s']:.2f} |", "",
                 f"Ratio edgekd / openWakeWord `Model.predict`: **{d['ratio_edgekd_to_oww_model_predict']:.3f}** "
-                f"(goal <= {d['goal_ratio']}); / ONNX direct: {d['ratio_edgekd_to_oww_onnx_direct']:.3f}.",
+                f"(goal <= {d['goal_ratio']}){_paired(d)}; / ONNX direct: {d['ratio_edgekd_to_oww_onnx_direct']:.3f}.",
                 f"Where edgekd's time goes (CPU ms per audio s): frontend {prof['frontend']:.2f}, model {prof['model']:.2f}, "
                 f"glue and post-processing {prof['glue_and_postprocess']:.2f}.",
                 f"Floor: a 1-thread float32 matmul runs at {f['matmul_gmacs_1thread']:.1f} GMAC/s; the student needs "

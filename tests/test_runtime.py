@@ -27,6 +27,23 @@ def test_detections_do_not_depend_on_chunk_size(shipped_bundle: Path) -> None:
     assert runs[160] == runs[1280] == runs[16000]
 
 
+def test_the_default_int8_streaming_bundle_is_chunk_size_invariant() -> None:
+    # the README's first model: int8 streaming-state graph, uint8 channels-last states, frames computed once per hop
+    bundle = Path(__file__).resolve().parents[1] / "models" / "kws12-dscnn-stream64-kd-int8"
+    det = edgekd.load_model(bundle)
+    assert det.mode == "stream" and det.manifest.quantization == "int8-qat"
+    x = load_audio(bundle / "golden" / "clip.wav", 16000)
+    logits: dict[int, list[np.ndarray]] = {}
+    runs = {}
+    for c in (160, 1280, 16000):
+        s = det.create_stream()
+        logits[c] = []
+        s.on_inference = lambda t_ms, out, c=c: logits[c].append(out.copy())
+        runs[c] = [d for i in range(0, x.shape[0], c) for d in s.accept_waveform(x[i : i + c])]
+    assert len(runs[160]) >= 3 and runs[160] == runs[1280] == runs[16000]
+    assert len(logits[160]) > 10 and np.array_equal(logits[160], logits[1280]) and np.array_equal(logits[160], logits[16000])
+
+
 def test_golden_stream_detections_reproduce(shipped_bundle: Path) -> None:
     det = edgekd.load_model(shipped_bundle)
     x = load_audio(shipped_bundle / "golden" / "clip.wav", 16000)

@@ -181,9 +181,10 @@ def test_int8_streaming_graph_runs_integer_kernels_and_passes_selftest(tiny_stre
     assert all(c.ok for c in selftest(tiny_stream_int8_bundle)), [c.line() for c in selftest(tiny_stream_int8_bundle)]
 
 
-def test_tuning_a_streaming_bundle_tries_the_hop_and_twice_the_hop(tiny_stream_bundle: Path, tiny_data: Path) -> None:
+def test_tuning_a_streaming_bundle_tries_one_two_and_four_hops(tiny_stream_bundle: Path, tiny_data: Path) -> None:
     from edgekd.eval.tune import sweep_postprocess
     from edgekd.runtime.detector import load_kws
 
     res = sweep_postprocess(load_kws(tiny_stream_bundle), tiny_data, split="all", max_clips=60)
-    assert {r["stride_ms"] for r in res.table} == {80, 160} and res.stride_ms in (80, 160)
+    assert {r["stride_ms"] for r in res.table} == {80, 160, 320} and res.stride_ms in (80, 160, 320)
+    assert all(r["smooth_ms"] >= r["stride_ms"] for r in res.table)

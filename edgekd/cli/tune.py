@@ -25,7 +25,7 @@ def tune_cmd(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the whole sweep here.")] = None,
     force: Annotated[bool, typer.Option("--force", help=f"--write even with fewer than {MIN_CLIPS_PER_LABEL} clips of a keyword.")] = False,
 ) -> None:
-    """Sweep stride (40/80 ms; a streaming-state bundle: its hop and twice it), smoothing window and threshold on a
+    """Sweep stride (40/80 ms; a streaming-state bundle: its hop, twice and four times it), smoothing window and threshold on a
     stream of the validation clips; pick the best recall minus false alarms per keyword clip (ties: cheaper stride,
     then higher threshold)."""
     from edgekd.cli.common import check_writable

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from edgekd.core.errors import ConfigError
+from edgekd.data import SILENCE, UNKNOWN
 
 __all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_thresholds", "phrase_labels", "run_phrase_wakeword",
            "make_phrase_material", "mine_false_accepts"]
 
-UNKNOWN, SILENCE = "_unknown_", "_silence_"
 Say = Callable[[str], None]
 
 

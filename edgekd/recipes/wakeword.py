@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from edgekd.data import SILENCE, UNKNOWN
+
 __all__ = ["WakewordRecipe", "TeacherTargets", "wakeword_labels", "phrase_label", "teacher_targets", "train_wakeword_students", "run_wakeword"]
 
-UNKNOWN, SILENCE = "_unknown_", "_silence_"
 LICENCE_NOTE = "distilled from a CC BY-NC-SA 4.0 openWakeWord head: do not redistribute"
 
 
