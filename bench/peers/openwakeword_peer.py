@@ -6,8 +6,8 @@ The first call creates bench/peers/.venv-oww (openwakeword==0.4.0 from PyPI, the
 its ONNX models, plus edgekd's runtime) and re-runs itself there; nothing of openWakeWord is vendored.
 openWakeWord runs two ways: through its own ``Model.predict`` (how users run it) and with its three ONNX
 models driven directly (melspectrogram -> embedding -> hey_jarvis head, same 80 ms cadence), which is the
-floor of its pipeline. Each round measures all three on the same audio, in turn; medians are reported.
-Also reported: where edgekd's time goes (frontend, model, glue) and a compute floor (a 1-thread matmul's
+floor of its pipeline. Each round measures all three on the same audio, in turn, in one process pinned to one
+CPU; medians are reported. Also reported: where edgekd's time goes (frontend, model, glue) and a compute floor (a 1-thread matmul's
 MAC/s vs the student's MACs per audio second).
 """
 
@@ -223,6 +223,17 @@ def _floor(ek: float, macs_per_s: float) -> dict[str, float]:
             "pure_compute_cpu_ms_per_audio_s": pure, "runtime_over_pure_compute": ek / pure}
 
 
+def _pin_to_one_cpu() -> int | None:
+    """Run this process (and what it starts) on one CPU, the last it may use: both pipelines share it. On a shared
+    virtual machine an unpinned process migrates between vCPUs, and rounds then differ by 2x (measured here: edgekd
+    1.15 to 2.29 CPU ms per audio s unpinned in five rounds, 1.14 to 1.33 pinned)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
 def _measure(args: argparse.Namespace) -> None:
     import numpy as np
     import openwakeword
@@ -232,6 +243,7 @@ def _measure(args: argparse.Namespace) -> None:
     from edgekd.core.fsutil import atomic_write_text
     from edgekd.runtime.wav import load_audio
 
+    pinned = _pin_to_one_cpu()
     audio = load_audio(args.wav, SAMPLE_RATE)
     seconds = audio.shape[0] / SAMPLE_RATE
     pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
@@ -252,7 +264,7 @@ def _measure(args: argparse.Namespace) -> None:
     result = {
         "what": "CPU ms per second of audio, 1 thread, same WAV, same 80 ms chunks, alternating in one process",
         "command": "make bench",
-        "wav": str(args.wav), "audio_seconds": seconds, "rounds": args.rounds,
+        "wav": str(args.wav), "audio_seconds": seconds, "rounds": args.rounds, "pinned_cpu": pinned,
         "openwakeword": {"version": openwakeword.__version__ if hasattr(openwakeword, "__version__") else OWW_VERSION,
                          "wakeword_model": Path(head_path).name,
                          "cpu_ms_per_audio_s_model_predict": op, "cpu_ms_per_audio_s_onnx_direct": od},

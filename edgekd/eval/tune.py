@@ -80,7 +80,7 @@ def stream_posteriors(detector: KwsDetector, audio: np.ndarray, stride_ms: int, 
 
 
 def sweep_postprocess(detector: KwsDetector, data_dir: str | os.PathLike[str], *, strides_ms: tuple[int, ...] = (40, 80), refractory_ms: int = 1000,
-                      smooth_ms: tuple[int, ...] = (40, 80, 120, 200, 320, 640), thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.4, 0.96, 0.05), 2)),
+                      smooth_ms: tuple[int, ...] = (40, 80, 120, 200, 320), thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.4, 0.96, 0.05), 2)),
                       split: str = "validation", max_clips: int = 600, progress: Callable[[int, int], None] | None = None) -> TuneResult:
     if detector.mode == "stream":  # a streaming-state model: one call per stride; the hop, twice or four times it
         hop_ms = detector.hop_ms or detector.postprocess.stride_ms
