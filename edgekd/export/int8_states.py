@@ -12,9 +12,9 @@ Two more rewrites, exact as well (``channels_last_states``): the dequantizations
 consumer are dropped (ONNX Runtime runs them anyway), and every 4-D state crosses the boundary channels-last
 (N, T, F, C). ONNX Runtime runs QLinearConv channels-last on every CPU, so with NCHW states it transposes each state
 concatenation in and each convolution's output back, ten Transposes per hop; with channels-last states the graph's
-own transposes at the boundary cancel against those and two remain: 7% (dead nodes) and 14% (transposes) less model
-time per hop (bench/results/<machine>/stream_graph_rewrites.json). Only for int8 graphs: the fp32 graph runs
-convolutions in blocked NCHWc, where channels-last states cost more (measured 10% slower).
+own transposes at the boundary cancel against those and two remain. Together 14-18% less model time per call
+(``tools/restream_int8.py``, bench/results/<machine>/stream_graph_rewrites.json). Only for int8 graphs: the fp32 graph
+runs convolutions in blocked NCHWc, where channels-last states measured slower.
 """
 
 from __future__ import annotations
