@@ -105,7 +105,7 @@ realdev: install
 # wake-word bundles for the two real dev phrases, from text alone (about an hour each on 2 cores); `make realdev` scores them
 DEV_PHRASES := smart_mirror view_glass
 wakeword-dev: install
-	for l in $(DEV_PHRASES); do $(VENV)/bin/edgekd train wakeword --phrase "$${l/_/ }" --out runs/ww-$$l --per-word 400 --positives 100 \
+	for l in $(DEV_PHRASES); do $(VENV)/bin/edgekd train wakeword --phrase "$${l/_/ }" --out runs/ww-$$l --per-word 1000 --positives 100 \
 	  --transfer-minutes 20 --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5 || exit 1; done
 	$(PY) bench/summarize.py
 

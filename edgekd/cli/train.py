@@ -225,7 +225,7 @@ def wakeword_cmd(
     views: ViewsOpt = 2,
     baseline: Annotated[bool, typer.Option("--baseline", help="With DATA: also train the student on hard labels only (bundle-no_teacher/).")] = False,
     stride_ms: Annotated[int, typer.Option(min=10, help="Run the student every this many ms (80: the teacher's hop; 160 halves the CPU).")] = 80,
-    per_word: Annotated[int, typer.Option(min=1, help="--phrase: clips of each phrase (confusables and other words: twice that).")] = 500,
+    per_word: Annotated[int, typer.Option(min=1, help="--phrase: clips of each phrase (confusables and other words: twice that).")] = 1000,
     engines: Annotated[Optional[str], typer.Option(help="--phrase: voice engines and weights, e.g. kokoro:3,espeak:3,piper (default: every "
                                                         "installed one).")] = None,
     target_fa_per_hour: Annotated[float, typer.Option(callback=positive, help="--phrase: the threshold is chosen for this many false "
