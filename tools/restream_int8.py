@@ -44,48 +44,38 @@ def _hop_frames(bundle: Path, manifest: Any) -> np.ndarray:
     return feats[: feats.shape[0] // hop * hop].reshape(-1, 1, hop, fp.n_mels)
 
 
-def _step_all(sess: Any, st: Any, init: dict[str, np.ndarray], hops: np.ndarray) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
-    names = [o.name for o in sess.get_outputs()]
+def _step_all(graph: Any, st: Any, init: dict[str, np.ndarray], hops: np.ndarray) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
     states, logits, trail = dict(init), [], []
     for x in hops:
-        out = dict(zip(names, sess.run(None, {st.frames_input: x, **states}), strict=True))
+        out = graph.run({st.frames_input: x, **states})
         states = {s.input: out[s.output] for s in st.states}
         logits.append(out[st.logits_output])
         trail.append(states)
     return np.concatenate(logits), trail
 
 
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def _time_side_by_side(a: Any, fa: dict[str, np.ndarray], b: Any, fb: dict[str, np.ndarray], rounds: int, calls: int = 500) -> dict[str, float]:
-    """Median CPU microseconds per call of each session, alternating rounds in this one process."""
+    """Median CPU microseconds per call of each graph, alternating rounds in this one process."""
     for _ in range(100):
-        a.run(None, fa)
-        b.run(None, fb)
+        a.run(fa)
+        b.run(fb)
     ta: list[float] = []
     tb: list[float] = []
     for _ in range(rounds):
         for sess, feeds, acc in ((a, fa, ta), (b, fb, tb)):
             c0 = time.process_time()
             for _ in range(calls):
-                sess.run(None, feeds)
+                sess.run(feeds)
             acc.append(1e6 * (time.process_time() - c0) / calls)
     return {"before_us_per_call": statistics.median(ta), "after_us_per_call": statistics.median(tb),
             "after_over_before": statistics.median(tb) / statistics.median(ta)}
 
 
 def restream(bundle: Path, rounds: int, install: bool) -> dict[str, Any]:
-    from edgekd.export.bundle import finalize_manifest
+    from edgekd.export.bundle import finalize_manifest, staging_dir
     from edgekd.export.int8 import optimized_op_counts
     from edgekd.export.int8_states import channels_last_states
+    from edgekd.runtime.backends.onnx import OnnxBackend
     from edgekd.runtime.manifest import ModelManifest
 
     man = ModelManifest.load(bundle)
@@ -99,7 +89,7 @@ def restream(bundle: Path, rounds: int, install: bool) -> dict[str, Any]:
             init = {k: z[k] for k in z.files}
         new_init = channels_last_states(work / st.model_file, init, {s.input: s.output for s in st.states})
         moved = [k for k in init if new_init[k].shape != init[k].shape]
-        before, after = _session(bundle / st.model_file), _session(work / st.model_file)
+        before, after = OnnxBackend(bundle / st.model_file), OnnxBackend(work / st.model_file)
         hops = _hop_frames(bundle, man)
         la, sa = _step_all(before, st, init, hops)
         lb, sb = _step_all(after, st, new_init, hops)
@@ -119,7 +109,8 @@ def restream(bundle: Path, rounds: int, install: bool) -> dict[str, Any]:
             block = dict(man.streaming)
             block["states"] = [{**s, "shape": shapes[s["input"]]} for s in block["states"]]
             finalize_manifest(work, man.replace(streaming=block))
-            _swap(work, bundle)
+            with staging_dir(bundle) as tmp:  # the bundle is replaced whole or not at all
+                shutil.copytree(work, tmp, dirs_exist_ok=True)
             print(f"installed {bundle}", flush=True)
     return result
 
@@ -128,17 +119,6 @@ def _nodes(path: Path) -> int:
     import onnx
 
     return len(onnx.load(str(path)).graph.node)
-
-
-def _swap(new: Path, bundle: Path) -> None:
-    """Replace ``bundle`` with ``new`` (copied next to it first, then renamed: never half a bundle)."""
-    staged = bundle.with_name(f".{bundle.name}.new")
-    old = bundle.with_name(f".{bundle.name}.old")
-    shutil.rmtree(staged, ignore_errors=True)
-    shutil.copytree(new, staged)
-    bundle.rename(old)
-    staged.rename(bundle)
-    shutil.rmtree(old)
 
 
 def main() -> None:

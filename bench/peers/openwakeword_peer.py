@@ -167,10 +167,8 @@ def _edgekd_runners(det, audio, chunk: int):  # type: ignore[no-untyped-def]
 
     def model_only_cpu() -> float:
         n = int(round(seconds * 1000 / det.postprocess.stride_ms))
-        st = det.streaming
-        if st is not None:  # the stream's own stepper (preallocated, bound buffers), fed typical speech-level frames
-            stepper = det.step_backend.state_stepper(st.frames_input, (1, det.stride_frames, det.frontend_params.n_mels),
-                                                     [(x.input, x.output) for x in st.states], st.logits_output, det.state_init)
+        stepper = det.state_stepper()
+        if stepper is not None:  # the stream's own stepper (preallocated, bound buffers), fed typical speech-level frames
             stepper.frames[...] = np.random.default_rng(0).normal(-6, 3, stepper.frames.shape)
             c0 = time.process_time()
             for _ in range(n):

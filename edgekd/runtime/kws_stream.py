@@ -16,7 +16,7 @@ from edgekd.runtime.kws_post import Detection, KwsPostprocessConfig, KwsPostproc
 from edgekd.runtime.manifest import ModelManifest
 
 if TYPE_CHECKING:
-    from edgekd.runtime.backends.onnx import OnnxBackend
+    from edgekd.runtime.backends.onnx import OnnxBackend, StateStepper
 
 __all__ = ["KwsDetector", "KwsStream"]
 
@@ -120,6 +120,16 @@ class KwsDetector:
             return st.graph_macs_per_hop * self.stride_frames // st.hop_frames
         return int(m.provenance.get("graph_macs_per_inference") or m.provenance.get("macs_per_inference") or 0)
 
+    def state_stepper(self) -> StateStepper | None:
+        """A new stepper of the streaming-state graph (its own state, one stride of new frames per step), or None for
+        a whole-window detector."""
+        st = self.streaming
+        if self.step_backend is None or st is None:
+            return None
+        return self.step_backend.state_stepper(
+            st.frames_input, (1, self.stride_frames, self.frontend_params.n_mels),  # a fixed-hop graph's stride is its hop
+            [(x.input, x.output) for x in st.states], st.logits_output, self.state_init)
+
     @property
     def window_samples(self) -> int:
         p = self.frontend_params
@@ -177,13 +187,7 @@ class KwsStream:
         # called after every inference with (t_ms, logits): evaluation and parity checks read the raw model outputs
         # here; ``logits`` is the model's output buffer, overwritten by the next inference (copy what you keep)
         self.on_inference: Callable[[int, np.ndarray], None] | None = None
-        self._stepper = None
-        st = detector.streaming
-        if detector.step_backend is not None and st is not None:
-            self._stepper = detector.step_backend.state_stepper(
-                st.frames_input, (1, self._stride_frames, p.n_mels),  # a fixed-hop graph's stride is its hop
-                [(x.input, x.output) for x in st.states], st.logits_output,
-                detector.state_init)
+        self._stepper = detector.state_stepper()
         self.reset()
 
     def reset(self) -> None:
