@@ -60,8 +60,9 @@ def update_manifest(bundle: str | os.PathLike[str], **changes: Any) -> ModelMani
 
 
 
-def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: Any, rel: str) -> str:
-    """Run the runtime over the bundle's golden WAV with ``backend`` and write what it detects to ``rel``."""
+def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: Any, rel: str, *, step_backend: Any = None) -> str:
+    """Run the runtime over the bundle's golden WAV with ``backend`` (streaming through ``step_backend`` when given, as
+    the runtime does with a streaming-state graph) and write what it detects to ``rel``."""
     import json
 
     from edgekd.runtime.kws_post import KwsPostprocessConfig
@@ -69,7 +70,8 @@ def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: 
     from edgekd.runtime.wav import load_audio
 
     audio = load_audio(bundle_dir / manifest.golden_block.wav, manifest.sample_rate)  # exactly what a reader will see
-    det = KwsDetector(manifest, backend, KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=bundle_dir)
+    det = KwsDetector(manifest, backend, KwsPostprocessConfig.from_dict(manifest.postprocess), bundle_dir=bundle_dir,
+                      step_backend=step_backend)
     found = [d.to_dict() for d in det.create_stream().accept_waveform(audio)]
     (bundle_dir / rel).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
     return rel
@@ -78,6 +80,7 @@ def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: 
 def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any], **extra_provenance: Any) -> ModelManifest:
     """Store new post-processing in a bundle and regenerate its golden detections (ONNX and TFLite), atomically."""
     from edgekd.runtime.backends import create_backend
+    from edgekd.runtime.detector import streaming_backend
     from edgekd.runtime.kws_post import KwsPostprocessConfig
 
     root = Path(bundle)
@@ -90,6 +93,7 @@ def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any
         g = m.golden_block
         if g.wav:
             for backend in ("onnx", "litert") if m.tflite_file else ("onnx",):
-                write_golden_detections(tmp, m, create_backend(backend, tmp, m), g.check(backend).expected)
+                write_golden_detections(tmp, m, create_backend(backend, tmp, m), g.check(backend).expected,
+                                        step_backend=streaming_backend(backend, tmp, m))
         m = finalize_manifest(tmp, m)
     return m

@@ -16,7 +16,7 @@ from edgekd.runtime.kws_stream import KwsDetector
 from edgekd.runtime.manifest import ModelManifest
 from edgekd.runtime.sed_stream import SedDetector
 
-__all__ = ["Detector", "DetectorStream", "load_model", "load_kws", "MODES"]
+__all__ = ["Detector", "DetectorStream", "load_model", "load_kws", "streaming_backend", "MODES"]
 
 MODES = ("auto", "stream", "whole")
 
@@ -97,15 +97,26 @@ def load_model(
     if manifest.task == "sed":
         return SedDetector(manifest, model, postprocess, bundle_dir=root)
     pp = KwsPostprocessConfig.from_dict({**manifest.postprocess, **(postprocess or {})})
-    step = None
-    streaming = manifest.kws_streaming
-    if streaming is not None and mode != "whole" and model.name == "onnx":
-        from edgekd.runtime.backends.onnx import OnnxBackend
-
-        step = OnnxBackend(root / streaming.model_file, threads=threads)
-    elif mode == "stream":
+    step = streaming_backend(model.name, root, manifest, threads=threads) if mode != "whole" else None
+    if step is None and mode == "stream":
         raise ConfigError(f"{root}: no streaming-state model for this backend; use --mode whole (or auto)")
     return KwsDetector(manifest, model, pp, bundle_dir=root, step_backend=step)
+
+
+def streaming_backend(backend: str, root: Path, manifest: ModelManifest, *, threads: int = 1) -> Any:
+    """The streaming-state graph of a KWS bundle for ``backend`` ("onnx" or "litert"), loaded; None when it has none."""
+    st = manifest.kws_streaming
+    if st is None:
+        return None
+    if backend == "onnx":
+        from edgekd.runtime.backends.onnx import OnnxBackend
+
+        return OnnxBackend(root / st.model_file, threads=threads)
+    if backend == "litert" and st.tflite_model_file:
+        from edgekd.runtime.backends.litert import LiteRTBackend
+
+        return LiteRTBackend(root / st.tflite_model_file, threads=threads)
+    return None
 
 
 def _check_label_count(root: Path, manifest: ModelManifest, model: Backend) -> None:

@@ -16,6 +16,7 @@ from edgekd.runtime.kws_post import Detection, KwsPostprocessConfig, KwsPostproc
 from edgekd.runtime.manifest import ModelManifest
 
 if TYPE_CHECKING:
+    from edgekd.runtime.backends.litert import LiteRTBackend, LiteRTStateStepper
     from edgekd.runtime.backends.onnx import OnnxBackend, StateStepper
 
 __all__ = ["KwsDetector", "KwsStream"]
@@ -26,7 +27,7 @@ class KwsDetector:
 
     def __init__(
         self, manifest: ModelManifest, backend: Backend, postprocess: KwsPostprocessConfig, *, bundle_dir: Path,
-        step_backend: OnnxBackend | None = None,
+        step_backend: OnnxBackend | LiteRTBackend | None = None,
     ) -> None:
         self.manifest = manifest
         self.step_backend = step_backend
@@ -50,16 +51,20 @@ class KwsDetector:
             if not self.any_hop and postprocess.stride_ms != hop_ms:
                 raise ConfigError(f"this bundle streams one hop of {hop_ms} ms per inference; the stride must be {hop_ms} ms "
                                   "(or use --mode whole)")
-            with np.load(bundle_dir / st.init) as z:
+            # the ONNX graph's states are described by the manifest; the LiteRT twin's (int8, NHWC) by its own graph
+            lite = step_backend.name == "litert"
+            model_file, init_file = (st.tflite_model_file, st.tflite_init) if lite else (st.model_file, st.init)
+            with np.load(bundle_dir / init_file) as z:
                 self.state_init = {k: z[k] for k in z.files}
             want = {st.frames_input, *(x.input for x in st.states)}
             if {t.name for t in step_backend.input_specs} != want:
-                raise BundleError(f"{st.model_file}: inputs do not match the manifest's streaming block; re-export the bundle")
-            graph_types = {t.name: t.dtype for t in step_backend.input_specs}
+                raise BundleError(f"{model_file}: inputs do not match the manifest's streaming block; re-export the bundle")
+            graph = {t.name: t for t in step_backend.input_specs}
             for x in st.states:
                 got = self.state_init.get(x.input)
-                if got is None or str(got.dtype) != x.dtype or graph_types[x.input] != x.dtype or tuple(got.shape) != x.shape:
-                    raise BundleError(f"{st.init}: state {x.input} does not match the manifest ({x.dtype} {list(x.shape)}) "
+                dtype, shape = (graph[x.input].dtype, graph[x.input].shape) if lite else (x.dtype, x.shape)
+                if got is None or str(got.dtype) != dtype or graph[x.input].dtype != dtype or tuple(got.shape) != shape:
+                    raise BundleError(f"{init_file}: state {x.input} does not match the manifest ({x.dtype} {list(x.shape)}) "
                                       "or the graph; re-export the bundle")
         self.backend = backend
         self.postprocess = postprocess
@@ -120,7 +125,7 @@ class KwsDetector:
             return st.graph_macs_per_hop * self.stride_frames // st.hop_frames
         return int(m.provenance.get("graph_macs_per_inference") or m.provenance.get("macs_per_inference") or 0)
 
-    def state_stepper(self) -> StateStepper | None:
+    def state_stepper(self) -> StateStepper | LiteRTStateStepper | None:
         """A new stepper of the streaming-state graph (its own state, one stride of new frames per step), or None for
         a whole-window detector."""
         st = self.streaming

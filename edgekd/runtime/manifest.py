@@ -95,6 +95,9 @@ def _check_streaming(st: dict[str, Any], task: Any, bad: Any) -> None:
     for key in ("model_file", "init", "frames_input", "logits_output"):
         if not isinstance(st.get(key), str) or not st[key]:
             raise bad(f"streaming.{key} must be a non-empty string")
+    tfl = [k for k in ("tflite_model_file", "tflite_init") if k in st]
+    if tfl and (len(tfl) != 2 or not all(isinstance(st[k], str) and st[k] for k in tfl)):
+        raise bad("streaming.tflite_model_file and streaming.tflite_init go together, as non-empty strings")
     if not _positive_int(st.get("hop_frames")):
         raise bad("streaming.hop_frames must be a positive integer")
     macs = st.get("graph_macs_per_hop", 0)
@@ -150,10 +153,15 @@ class KwsStreaming:
     logits_output: str
     states: tuple[StateSpec, ...]
     graph_macs_per_hop: int = 0
+    # the LiteRT twin of the graph (same state names; its own int8 types and NHWC shapes, its own initial states)
+    tflite_model_file: str = ""
+    tflite_init: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["states"] = [{"input": x.input, "output": x.output, "shape": list(x.shape), "dtype": x.dtype} for x in self.states]
+        if not self.tflite_model_file:
+            del d["tflite_model_file"], d["tflite_init"]
         return d
 
     @classmethod
@@ -161,6 +169,7 @@ class KwsStreaming:
         """From a block ``_check_streaming`` accepted."""
         return cls(model_file=d["model_file"], init=d["init"], hop_frames=int(d["hop_frames"]), frames_input=d["frames_input"],
                    logits_output=d["logits_output"], graph_macs_per_hop=int(d.get("graph_macs_per_hop") or 0),
+                   tflite_model_file=str(d.get("tflite_model_file", "")), tflite_init=str(d.get("tflite_init", "")),
                    states=tuple(StateSpec(x["input"], x["output"], tuple(int(n) for n in x["shape"]), str(x.get("dtype", "float32")))
                                 for x in d["states"]))
 
@@ -324,7 +333,7 @@ class ModelManifest:
         out = [self.model_file]
         if self.tflite_file:
             out.append(self.tflite_file)
-        for key in ("model_file", "init"):
+        for key in ("model_file", "init", "tflite_model_file", "tflite_init"):
             if isinstance(self.streaming.get(key), str):
                 out.append(self.streaming[key])
         out += [v for k, v in sorted(self.golden.items()) if isinstance(v, str) and k not in _GOLDEN_SETTINGS]
