@@ -32,6 +32,9 @@ for bundle in models/kws*/; do
   name=$(basename "$bundle")
   [ "$name" = kws12-dscnn-kd-int8 ] || \
     $PY bench/peers/openwakeword_peer.py --bundle "$bundle" --wav "$wav" --out "$out/peer_openwakeword_$name.json" --rounds 5
+  if grep -q '"model_stream.tflite"' "$bundle/manifest.json"; then  # its LiteRT streaming graph too
+    $PY bench/peers/openwakeword_peer.py --bundle "$bundle" --wav "$wav" --out "$out/peer_openwakeword_${name}_litert.json" --rounds 5 --backend litert
+  fi
   if grep -q '"model_stream.onnx"' "$bundle/manifest.json"; then
     $PY bench/stream_vs_window.py --bundle "$bundle" --wav "$wav" --out "$out/stream_vs_window_$name.json"
   fi

@@ -42,10 +42,11 @@ def _setup() -> None:
     if not py.exists():
         print(f"creating {VENV} (openwakeword=={OWW_VERSION})", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    ok = subprocess.run([str(py), "-c", f"import edgekd, importlib.metadata as m; assert m.version('openwakeword') == '{OWW_VERSION}'"],
+    ok = subprocess.run([str(py), "-c", f"import edgekd, ai_edge_litert, importlib.metadata as m; assert m.version('openwakeword') == '{OWW_VERSION}'"],
                         capture_output=True).returncode == 0 if hasattr(sys, "prefix") else False
-    if not ok:
-        subprocess.run([str(py), "-m", "pip", "install", "-q", f"openwakeword=={OWW_VERSION}", "typer"], check=True)
+    if not ok:  # LiteRT for edgekd's --backend litert, at the kit's own pinned version
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"), f"openwakeword=={OWW_VERSION}", "typer",
+                        "ai-edge-litert==2.3.0"], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)], check=True)
 
 
@@ -56,6 +57,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--wakeword", default="hey_jarvis")
+    ap.add_argument("--backend", default="onnx", choices=("onnx", "litert"), help="edgekd's backend (its streaming graph when it has one)")
     args = ap.parse_args()
     if not _in_peer_venv():
         _setup()
@@ -248,8 +250,9 @@ def _measure(args: argparse.Namespace) -> None:
     chunk = 1280  # openWakeWord's 80 ms frame; edgekd gets the same chunks
     head_path = str(Path(openwakeword.__file__).parent / "resources" / "models" / f"{args.wakeword}_v0.1.onnx")
     run_oww_predict, run_oww_direct = _oww_runners(pcm, head_path, chunk)
-    det = edgekd.load_model(args.bundle, backend="onnx", threads=1)
-    det80 = edgekd.load_model(args.bundle, backend="onnx", threads=1, postprocess={"stride_ms": 80}, mode="whole" if det.mode == "whole" else "auto")
+    det = edgekd.load_model(args.bundle, backend=args.backend, threads=1)
+    det80 = edgekd.load_model(args.bundle, backend=args.backend, threads=1, postprocess={"stride_ms": 80},
+                              mode="whole" if det.mode == "whole" else "auto")
     run_edgekd, run_frontend_only, model_only_cpu = _edgekd_runners(det, audio, chunk)
     rounds = _rounds(args.rounds, seconds, run_oww_predict, run_oww_direct, run_edgekd, det80, det.postprocess.stride_ms,
                      run_frontend_only, model_only_cpu)
@@ -266,7 +269,7 @@ def _measure(args: argparse.Namespace) -> None:
         "openwakeword": {"version": openwakeword.__version__ if hasattr(openwakeword, "__version__") else OWW_VERSION,
                          "wakeword_model": Path(head_path).name,
                          "cpu_ms_per_audio_s_model_predict": op, "cpu_ms_per_audio_s_onnx_direct": od},
-        "edgekd": {"bundle": det.manifest.name, "quantization": det.manifest.quantization, "backend": "onnx", "mode": det.mode, "threads": 1,
+        "edgekd": {"bundle": det.manifest.name, "quantization": det.manifest.quantization, "backend": args.backend, "mode": det.mode, "threads": 1,
                    "stride_ms": det.postprocess.stride_ms, "cpu_ms_per_audio_s": ek,
                    "profile_cpu_ms_per_audio_s": {"frontend": fe_ms, "model": mo_ms, "glue_and_postprocess": max(0.0, ek - fe_ms - mo_ms)}},
         "edgekd_stride80_cpu_ms_per_audio_s": med("edgekd_stride80"),

@@ -69,6 +69,32 @@ def tflite_cmd(
     notice(f"wrote {bundle / m.tflite_file} ({'int8' if int8 else 'fp32'}) {size / 1024:.1f} KiB")
 
 
+@app.command("tflite-stream")
+@friendly_errors
+def tflite_stream_cmd(
+    bundle: Annotated[Path, typer.Argument(help="An int8 streaming-state bundle with model.tflite (rewritten atomically).")],
+    calib: Annotated[Path, typer.Option(help="Folder of WAVs for the ranges the ONNX graph keeps in float (input frames, pooled means).")],
+) -> None:
+    """Add model_stream.tflite: the LiteRT twin of BUNDLE's int8 streaming-state graph, made from that ONNX graph (no
+    checkpoint needed) with the same integer weights and activation ranges, checked against it hop by hop.
+
+    `edgekd export tflite --int8` does this by itself; this command serves bundles whose checkpoint is gone.
+    Needs the host-only converter extra: pip install -c constraints.txt "edgekd\\[tflite]".
+    """
+    from edgekd.export.int8 import calibration_features
+    from edgekd.export.tflite_stream import add_tflite_stream_to_bundle
+    from edgekd.runtime.manifest import ModelManifest
+
+    m = ModelManifest.load(bundle)
+    calibration = calibration_features(calib, m.frontend, m.window_frames)
+    m = add_tflite_stream_to_bundle(bundle, calibration=calibration)
+    st = m.kws_streaming
+    assert st is not None
+    size = (bundle / st.tflite_model_file).stat().st_size
+    notice(f"wrote {bundle / st.tflite_model_file} (int8 streaming, {size / 1024:.1f} KiB); "
+           f"largest difference from the ONNX step {m.provenance['tflite_stream_vs_onnx_max_steps']:g} output steps")
+
+
 @app.command("c-array")
 @friendly_errors
 def c_array_cmd(

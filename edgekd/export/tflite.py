@@ -239,8 +239,9 @@ def convert_to_tflite(model: Any, window_frames: int, n_mels: int, out: Path, *,
 def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibration: np.ndarray | None = None) -> Any:
     """Convert ``checkpoint`` and add ``model.tflite`` (+ its golden output) to ``bundle``, atomically.
 
-    fp32 without ``calibration``; full-integer int8 (TFLite's own calibration) with it. The bundle must
-    come from the same checkpoint family (same labels and frontend).
+    fp32 without ``calibration``; full-integer int8 (TFLite's own calibration) with it, and then also the LiteRT twin
+    of the bundle's int8 streaming-state graph if it has one (``export.tflite_stream``). The bundle must come from the
+    same checkpoint family (same labels and frontend).
     """
     import shutil
 
@@ -272,10 +273,18 @@ def add_tflite_to_bundle(checkpoint: str | Path, bundle: str | Path, *, calibrat
         else:
             atol = FP32_GOLDEN_ATOL
         golden = manifest.golden_block.replace(tflite_output="golden/output_tflite.npy", tflite_atol=atol)
-        if golden.wav:
-            golden = golden.replace(tflite_detections=write_golden_detections(tmp, manifest, backend, "golden/detections_tflite.json"))
         quant = "int8" if calibration is not None else "fp32"
         m = manifest.replace(tflite_file="model.tflite", golden=golden.to_dict(),
                              provenance=dict(manifest.provenance, tflite_quantization=quant, tflite_converter=f"tensorflow {_import_tf().__version__}"))
+        st = m.kws_streaming
+        if calibration is not None and st is not None and any(x.dtype == "uint8" for x in st.states):
+            from edgekd.export.tflite_stream import write_tflite_stream
+
+            m = write_tflite_stream(tmp, m, calibration)  # the int8 streaming graph's LiteRT twin, and golden detections
+        elif golden.wav:
+            from edgekd.runtime.detector import streaming_backend
+
+            rel = write_golden_detections(tmp, m, backend, "golden/detections_tflite.json", step_backend=streaming_backend("litert", tmp, m))
+            m = m.replace(golden=golden.replace(tflite_detections=rel).to_dict())
         m = finalize_manifest(tmp, m)
     return m
