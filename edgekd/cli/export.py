@@ -87,7 +87,7 @@ def tflite_stream_cmd(
 
     m = ModelManifest.load(bundle)
     calibration = calibration_features(calib, m.frontend, m.window_frames)
-    m = add_tflite_stream_to_bundle(bundle, calibration=calibration)
+    m = add_tflite_stream_to_bundle(bundle, calibration=calibration, calibration_source=f"{calib} ({calibration.shape[0]} WAVs)")
     st = m.kws_streaming
     assert st is not None
     size = (bundle / st.tflite_model_file).stat().st_size

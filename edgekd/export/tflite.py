@@ -229,7 +229,11 @@ def convert_to_tflite(model: Any, window_frames: int, n_mels: int, out: Path, *,
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-    data = conv.convert()
+    import warnings
+
+    with warnings.catch_warnings():  # the converter's own use of its deprecated interpreter is not the user's business
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        data = conv.convert()
     from edgekd.core.fsutil import atomic_write_bytes
 
     atomic_write_bytes(out, data)

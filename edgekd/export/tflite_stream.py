@@ -267,7 +267,11 @@ def convert_stream_to_tflite(onnx_path: Path, out: Path, representative: list[li
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    data = conv.convert()
+    import warnings
+
+    with warnings.catch_warnings():  # the converter's own use of its deprecated interpreter is not the user's business
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        data = conv.convert()
     atomic_write_bytes(out, data)
     return data
 
@@ -290,7 +294,7 @@ def _quantize(x: np.ndarray, d: dict[str, Any]) -> np.ndarray:
     return np.clip(np.round(x / s) + z, -128, 127).astype(np.int8)
 
 
-def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, max_samples: int = 400) -> Any:
+def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, max_samples: int = 400, calibration_source: str = "") -> Any:
     """In ``tmp`` (a staging copy of an int8 streaming bundle with a model.tflite): convert its ONNX streaming graph,
     write the TFLite graph, its initial states and the LiteRT golden detections (now streamed); check the TFLite step
     against the ONNX step hop by hop on the golden windows. Return the manifest with all of it recorded (not yet
@@ -331,7 +335,8 @@ def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, ma
                           "report this with the bundle")
     streaming = dict(manifest.streaming, tflite_model_file=TFLITE_STREAM_FILE, tflite_init=TFLITE_STREAM_INIT)
     m = manifest.replace(streaming=streaming, provenance=dict(manifest.provenance, tflite_stream_vs_onnx_max_steps=round(worst, 3),
-                                                              tflite_stream_from=st.model_file))
+                                                              tflite_stream_from=st.model_file,
+                                                              tflite_stream_calibration=calibration_source or "the export's --calib WAVs"))
     g = m.golden_block
     if g.wav:
         whole = LiteRTBackend(tmp / m.tflite_file)
@@ -364,8 +369,9 @@ def _max_steps_vs_onnx(path: Path, onnx: Any, names: list[tuple[str, str]], init
     return worst
 
 
-def add_tflite_stream_to_bundle(bundle: str | Path, *, calibration: np.ndarray) -> Any:
-    """Add ``model_stream.tflite`` (made from the bundle's int8 streaming ONNX graph) to ``bundle``, atomically."""
+def add_tflite_stream_to_bundle(bundle: str | Path, *, calibration: np.ndarray, calibration_source: str = "") -> Any:
+    """Add ``model_stream.tflite`` (made from the bundle's int8 streaming ONNX graph) to ``bundle``, atomically;
+    ``calibration_source`` (what the calibration windows came from) goes into the provenance."""
     import shutil
 
     from edgekd.export.bundle import finalize_manifest, staging_dir
@@ -378,5 +384,5 @@ def add_tflite_stream_to_bundle(bundle: str | Path, *, calibration: np.ndarray) 
     _import_tf()
     with staging_dir(root) as tmp:
         shutil.copytree(root, tmp, dirs_exist_ok=True)
-        m = finalize_manifest(tmp, write_tflite_stream(tmp, manifest, calibration))
+        m = finalize_manifest(tmp, write_tflite_stream(tmp, manifest, calibration, calibration_source=calibration_source))
     return m
