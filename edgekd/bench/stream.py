@@ -21,6 +21,7 @@ from edgekd.bench.machine import machine_facts, provenance
 from edgekd.core.errors import AudioFormatError, ConfigError
 from edgekd.runtime.audio import WavFileSource
 from edgekd.runtime.detector import load_model
+from edgekd.runtime.kws_stream import KwsDetector
 from edgekd.runtime.manifest import MANIFEST_NAME, sha256_file
 
 __all__ = ["bench_stream", "REQUIRED_FIELDS"]
@@ -67,6 +68,9 @@ def _result(det: Any, bundle: str | Path, wav: str | Path, seconds: float, repea
     m = det.manifest
     lat = np.asarray(lat_all)
     file = m.tflite_file if det.backend.name == "litert" else m.model_file
+    st = det.streaming if isinstance(det, KwsDetector) and det.mode == "stream" else None
+    if st is not None:  # the graph the stream runs
+        file = st.tflite_model_file if det.backend.name == "litert" else st.model_file
     macs = det.macs_per_inference
     hist_counts, hist_edges = np.histogram(lat, bins=40)
     return {
