@@ -105,6 +105,34 @@ def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
     assert "absent" in absent.stdout and not (tmp_path / "n.json").exists()
 
 
+def test_wakeword_peer_on_stand_in_material(tmp_path: Path) -> None:
+    """The wake-word side by side: a bundle and openWakeWord's head on the same positives and negatives (here: "yes"
+    from a shipped bundle's golden clip, and silence), FRR at each FA/h point for both, CPU of both and their ratio."""
+    pytest.importorskip("openwakeword", reason="oww extra (the peer)")
+    import numpy as np
+
+    from edgekd.runtime.wav import load_audio, write_wav
+
+    mat = tmp_path / "m"
+    clip = load_audio(STREAM / "golden" / "clip.wav", 16000)
+    for i in range(2):
+        write_wav(mat / "yes" / f"p{i}.wav", clip, 16000)
+    (mat / "yes.tsv").write_text("filename\tonset\toffset\tevent_label\n"
+                                 + "".join(f"p{i}.wav\t0.0\t{clip.shape[0] / 16000:.3f}\tyes\n" for i in range(2)))
+    write_wav(mat / "negatives.wav", 0.01 * np.random.default_rng(0).standard_normal(16000 * 4).astype(np.float32), 16000)
+    out = tmp_path / "w.json"
+    proc = _bench("wakeword_peer.py", "--bundle", STREAM, "--wakeword", "alexa", "--label", "yes", "--material", mat, "--json", out,
+                  "--cpu-seconds", "2")
+    d = json.loads(out.read_text())
+    for name in ("edgekd", "openwakeword"):
+        assert d[name]["positives"] == 2 and d[name]["negative_hours"] == pytest.approx(4 / 3600, rel=0.01)
+        assert set(d[name]) >= {"frr_at_0.5_fa_per_hour", "frr_at_5_fa_per_hour", "own_threshold"}
+    assert d["openwakeword"]["own_threshold"]["threshold"] == pytest.approx(0.5)
+    c = d["cpu_ms_per_audio_s"]
+    assert c["ratio_edgekd_to_oww_model_predict"] == pytest.approx(c["edgekd"] / c["openwakeword_model_predict"])
+    assert "openWakeWord Model.predict" in proc.stdout
+
+
 def test_summarize_renders_the_committed_bench_readme(tmp_path: Path) -> None:
     """bench/README.md is what bench/summarize.py makes of the committed result files (regenerate it when they change)."""
     _bench("summarize.py", "--out", tmp_path / "README.md")
