@@ -110,7 +110,7 @@ def _peers(mdir: Path) -> list[str]:
         d = _load(peer)
         e, o, f = d["edgekd"], d["openwakeword"], d["floor"]
         prof = e["profile_cpu_ms_per_audio_s"]
-        out += [f"### edgekd `{e['bundle']}` ({e.get('mode', 'whole')}) vs openWakeWord {o['version']} `{o['wakeword_model']}`", "",
+        out += [f"### edgekd `{e['bundle']}` ({e.get('backend', 'onnx')}, {e.get('mode', 'whole')}) vs openWakeWord {o['version']} `{o['wakeword_model']}`", "",
                 "| pipeline | CPU ms per second of audio |", "|---|---|",
                 f"| openWakeWord, its own `Model.predict` | {o['cpu_ms_per_audio_s_model_predict']:.2f} |",
                 f"| openWakeWord, its 3 ONNX models driven directly | {o['cpu_ms_per_audio_s_onnx_direct']:.2f} |",

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Rebuild a shipped wake-word bundle (models/<label>-dscnn-stream-64-kd-int8) from text alone, then measure it.
+# About 20 min per phrase on 2 cores with a warm voice cache.
+#   bash tools/ship_wakeword.sh alexa            # models/alexa-dscnn-stream-64-kd-int8
+#   bash tools/ship_wakeword.sh computer         # models/computer-dscnn-stream-64-kd-int8
+# Steps: the recipe (`edgekd train wakeword --phrase`, its own bundle, thresholds and model card), the int8 TFLite graphs
+# (whole window and the streaming twin) from the recipe's QAT checkpoint, the copy into models/, and the side by side
+# with openWakeWord's head for the same phrase when it has one (bench/wakeword_peer.py, run time only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+phrase="${1:?usage: tools/ship_wakeword.sh PHRASE}"
+label="${phrase// /_}"
+EDGEKD=${EDGEKD:-.venv/bin/edgekd}
+PY=${PY:-.venv/bin/python}
+export EDGEKD_CACHE_DIR=${EDGEKD_CACHE_DIR:-$PWD/.edgekd-cache}  # the voice bank's Kokoro model and synthesis cache
+OUT=runs/ww-$label
+"$EDGEKD" train wakeword --phrase "$phrase" --out "$OUT" --per-word 1000 --positives 100 --transfer-minutes 20 \
+  --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5
+"$EDGEKD" export tflite "$OUT/student-qat.pt" --bundle "$OUT/bundle" --int8 --calib "$OUT/data/clips"
+name=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['name'])" "$OUT/bundle/manifest.json")
+rm -rf "models/$name"
+cp -r "$OUT/bundle" "models/$name"
+cp "$OUT/det.png" "models/$name/det.png"
+$PY - "models/$name" <<'EOF'
+import sys
+from pathlib import Path
+from edgekd.export.bundle import finalize_manifest
+from edgekd.runtime.manifest import ModelManifest
+b = Path(sys.argv[1])
+finalize_manifest(b, ModelManifest.load(b))  # lists det.png with its sha256
+EOF
+"$EDGEKD" selftest "models/$name" --backend onnx
+"$EDGEKD" selftest "models/$name" --backend litert
+if ls .venv/lib/python*/site-packages/openwakeword/resources/models/"${label}"_v*.onnx >/dev/null 2>&1; then
+  $PY bench/wakeword_peer.py --bundle "models/$name" --wakeword "$phrase" --material "$OUT/data/eval/test" \
+    --json "bench/results/wakeword_peer_$label.json"
+fi
