@@ -21,13 +21,31 @@ name=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['name'])" "$O
 rm -rf "models/$name"
 cp -r "$OUT/bundle" "models/$name"
 cp "$OUT/det.png" "models/$name/det.png"
-$PY - "models/$name" <<'EOF'
+# the golden clip: the recipe's is one test positive (at the recipe's strict threshold often not detected); a shipped
+# bundle gets the first four held-out test positives it detects, back to back, so the golden stream checks something
+$PY - "models/$name" "$OUT/data/eval/test/$label" "$label" <<'EOF'
 import sys
 from pathlib import Path
-from edgekd.export.bundle import finalize_manifest
+import numpy as np
+from edgekd.export.bundle import apply_postprocess, finalize_manifest
+from edgekd.runtime.detector import load_kws
 from edgekd.runtime.manifest import ModelManifest
-b = Path(sys.argv[1])
-finalize_manifest(b, ModelManifest.load(b))  # lists det.png with its sha256
+from edgekd.runtime.wav import load_audio, write_wav
+b, pos, label = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+det = load_kws(b, backend="onnx")
+picked = []
+for wav in sorted(pos.glob("*.wav")):
+    x = load_audio(wav, 16000)
+    if any(d.label == label for d in det.create_stream().accept_waveform(x)):
+        picked.append(x)
+    if len(picked) == 4:
+        break
+if len(picked) < 3:
+    raise SystemExit(f"only {len(picked)} test positives detected: no golden clip with three detections")
+gap = np.zeros(8000, np.float32)
+write_wav(b / "golden" / "clip.wav", np.concatenate([p for x in picked for p in (x, gap)]), 16000)
+finalize_manifest(b, ModelManifest.load(b))  # the new clip and det.png listed with their sha256
+apply_postprocess(b, {}, golden_clip="the first four held-out test positives (espeak-ng test voices) the bundle detects")
 EOF
 "$EDGEKD" selftest "models/$name" --backend onnx
 "$EDGEKD" selftest "models/$name" --backend litert
