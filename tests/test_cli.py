@@ -45,6 +45,19 @@ def test_run_prints_json_lines(shipped_bundle: Path) -> None:
     assert [d["label"] for d in lines] == [d["label"] for d in want]
 
 
+def test_run_threshold_overrides_a_wake_words_own_threshold() -> None:
+    """--threshold is for every keyword, also over a bundle's per-label thresholds (a wake word's): with a lower one
+    the shipped alexa bundle (own threshold 0.98) reports more than its golden detections, each at or above it."""
+    b = Path(__file__).resolve().parents[1] / "models" / "alexa-dscnn-stream-64-kd-int8"
+    wav = _golden(b)
+    own = [json.loads(ln) for ln in _invoke("run", b, "--wav", wav).stdout.splitlines()]
+    res = _invoke("run", b, "--wav", wav, "--threshold", "0.05", "--refractory-ms", "100")
+    assert res.exit_code == 0, res.output
+    low = [json.loads(ln) for ln in res.stdout.splitlines()]
+    assert len(own) >= 3 and len(low) > len(own)
+    assert min(d["score"] for d in low) < 0.98
+
+
 @pytest.mark.parametrize("sr", [8000, 44100])
 def test_run_resamples_other_rates_with_a_notice(shipped_bundle: Path, tmp_path: Path, sr: int) -> None:
     from edgekd.runtime.wav import resample

@@ -19,7 +19,10 @@ def postprocess_overrides(
     threshold: float | None, stride_ms: int | None, smooth_ms: int | None, refractory_ms: int | None
 ) -> dict[str, Any]:
     pairs = {"threshold": threshold, "stride_ms": stride_ms, "smooth_ms": smooth_ms, "refractory_ms": refractory_ms}
-    return {k: v for k, v in pairs.items() if v is not None}
+    out: dict[str, Any] = {k: v for k, v in pairs.items() if v is not None}
+    if threshold is not None:
+        out["thresholds"] = {}  # for every keyword: a bundle's per-label thresholds (a wake word's) would win otherwise
+    return out
 
 
 @friendly_errors
