@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 
-__all__ = ["convert_to_tflite", "tflite_available"]
+__all__ = ["convert_to_tflite", "convert_and_write", "tflite_available"]
 
 
 def tflite_available() -> bool:
@@ -224,18 +224,26 @@ def convert_to_tflite(model: Any, window_frames: int, n_mels: int, out: Path, *,
             for i in range(rep.shape[0]):
                 yield [rep[i : i + 1]]
 
+        return convert_and_write(tf, conv, out, gen)
+    return convert_and_write(tf, conv, out, None)
+
+
+def convert_and_write(tf: Any, conv: Any, out: Path, representative: Any) -> bytes:
+    """Run ``conv`` (a TFLiteConverter) and write its model to ``out`` atomically: full-integer int8 (int8 inputs and
+    outputs) calibrated on the ``representative`` generator when one is given, else as the converter is set up."""
+    import warnings
+
+    from edgekd.core.fsutil import atomic_write_bytes
+
+    if representative is not None:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = gen
+        conv.representative_dataset = representative
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-    import warnings
-
     with warnings.catch_warnings():  # the converter's own use of its deprecated interpreter is not the user's business
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
         data = conv.convert()
-    from edgekd.core.fsutil import atomic_write_bytes
-
     atomic_write_bytes(out, data)
     return data
 

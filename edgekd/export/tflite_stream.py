@@ -244,8 +244,7 @@ def onnx_states_to_float(sg: StreamGraph, onnx_states: list[np.ndarray]) -> list
 def convert_stream_to_tflite(onnx_path: Path, out: Path, representative: list[list[np.ndarray]]) -> bytes:
     """Write ``out`` (.tflite): the int8 step of ``onnx_path`` with int8 inputs and outputs; ``representative`` holds
     float ``[frames, *states]`` samples (TFLite layout) for the ranges ONNX leaves in float."""
-    from edgekd.core.fsutil import atomic_write_bytes
-    from edgekd.export.tflite import _import_tf
+    from edgekd.export.tflite import _import_tf, convert_and_write
 
     sg = read_stream_graph(onnx_path)
     tf = _import_tf()
@@ -262,18 +261,7 @@ def convert_stream_to_tflite(onnx_path: Path, out: Path, representative: list[li
         for sample in representative:  # by name: with a signature the converter orders its inputs its own way
             yield dict(zip(keys, sample, strict=True))
 
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = gen
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    import warnings
-
-    with warnings.catch_warnings():  # the converter's own use of its deprecated interpreter is not the user's business
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-        data = conv.convert()
-    atomic_write_bytes(out, data)
-    return data
+    return convert_and_write(tf, conv, out, gen)
 
 
 def _onnx_hops(backend: Any, names: list[tuple[str, str]], init: dict[str, np.ndarray], window: np.ndarray,
