@@ -64,8 +64,8 @@ class KwsDetector:
                 got = self.state_init.get(x.input)
                 dtype, shape = (graph[x.input].dtype, graph[x.input].shape) if lite else (x.dtype, x.shape)
                 if got is None or str(got.dtype) != dtype or graph[x.input].dtype != dtype or tuple(got.shape) != shape:
-                    raise BundleError(f"{init_file}: state {x.input} does not match the manifest ({x.dtype} {list(x.shape)}) "
-                                      "or the graph; re-export the bundle")
+                    raise BundleError(f"{init_file}: state {x.input} does not match {model_file} ({dtype} {list(shape)}); "
+                                      "re-export the bundle")
         self.backend = backend
         self.postprocess = postprocess
         self.bundle_dir = bundle_dir
