@@ -1,7 +1,7 @@
 """A wake-word bundle from text against openWakeWord's own head for the same phrase, side by side in one run.
 
-    python bench/wakeword_peer.py --bundle models/ww-alexa-dscnn-stream64-int8 --wakeword alexa \\
-        --material runs/ww-alexa/data/eval/test --json bench/results/wakeword_peer_alexa.json
+    python bench/wakeword_peer.py --bundle models/alexa-dscnn-stream-64-kd-int8 --wakeword alexa \\
+        --material runs/ww-alexa/data/eval/test --json bench/results/peer_wakeword_alexa.json
 
 Same synthesized positives and negatives for both (the recipe's held-out test material: 100 phrase clips by
 espeak-ng test voices, running speech of test voices with confusables, never trained on by either), same counting

@@ -51,5 +51,5 @@ EOF
 "$EDGEKD" selftest "models/$name" --backend litert
 if ls .venv/lib/python*/site-packages/openwakeword/resources/models/"${label}"_v*.onnx >/dev/null 2>&1; then
   $PY bench/wakeword_peer.py --bundle "models/$name" --wakeword "$phrase" --material "$OUT/data/eval/test" \
-    --json "bench/results/wakeword_peer_$label.json"
+    --json "bench/results/peer_wakeword_$label.json"
 fi
