@@ -25,10 +25,11 @@ import numpy as np
 from edgekd.core.errors import ConfigError
 
 __all__ = ["StreamGraph", "read_stream_graph", "convert_stream_to_tflite", "add_tflite_stream_to_bundle", "TFLITE_STREAM_FILE",
-           "TFLITE_STREAM_INIT"]
+           "TFLITE_STREAM_INIT", "STREAM_PARITY_STEPS"]
 
 TFLITE_STREAM_FILE = "model_stream.tflite"
 TFLITE_STREAM_INIT = "state_init_tflite.npz"
+STREAM_PARITY_STEPS = 4  # the TFLite step may differ from the ONNX step by this many output steps (measured: 1-3)
 
 QParams = tuple[float, int]  # uint8 scale and zero point of one activation
 
@@ -333,8 +334,6 @@ def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, ma
         m = m.replace(golden=g.replace(tflite_detections=rel).to_dict())
     return m
 
-
-STREAM_PARITY_STEPS = 4  # the TFLite step may differ from the ONNX step by this many output steps (measured: 1-3)
 
 
 def _max_steps_vs_onnx(path: Path, onnx: Any, names: list[tuple[str, str]], init: dict[str, np.ndarray],
