@@ -27,20 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 OWW_THRESHOLD = 0.5  # openWakeWord's documented default
 
 
-def _oww_scorer(name: str):  # type: ignore[no-untyped-def]
-    """openWakeWord's head as a scorer: one score per 80 ms, at the end of each 80 ms of audio."""
-    from edgekd.eval.wakeword import as_array
-    from edgekd.train.teachers.oww import OnnxTeacher
-
-    teacher = OnnxTeacher(f"oww:{name}")
-
-    def score(audio: Any) -> tuple[np.ndarray, np.ndarray]:
-        s = np.asarray(teacher.scores(as_array(audio)), dtype=np.float64).reshape(-1)
-        return (np.arange(1, s.shape[0] + 1) * teacher.hop_ms).astype(np.float64), s
-
-    return score
-
-
 def _at(sweep: list[dict[str, Any]], thr: float) -> dict[str, Any]:
     row = min(sweep, key=lambda r: abs(r["threshold"] - thr))
     return {k: row[k] for k in ("threshold", "frr", "fa_per_hour", "hits", "positives")}
@@ -95,16 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.runtime.audio import wav_blocks
     from edgekd.runtime.detector import load_kws
     from edgekd.runtime.wav import load_audio
+    from edgekd.train.teachers.oww import OnnxTeacher
 
     label = args.label or args.wakeword.replace(" ", "_")
     det = load_kws(args.bundle, backend="onnx", threads=1)
     rows, wavs = we.annotated_positives(args.material / label, args.material / f"{label}.tsv", label)
     negatives = [args.material / "negatives.wav"]
-    thr = det.postprocess.thresholds.get(label, det.postprocess.threshold)
+    thr = det.postprocess.threshold_for(label)
     result: dict[str, Any] = {"what": "same synthesized positives and negatives, same counting rules; CPU on the same audio, 1 thread",
                               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if argv is None else "",
                               "date": datetime.date.today().isoformat(), "material": str(args.material)}
-    for name, scorer, own in (("edgekd", we.bundle_scorer(det, label), thr), ("openwakeword", _oww_scorer(args.wakeword), OWW_THRESHOLD)):
+    for name, scorer, own in (("edgekd", we.bundle_scorer(det, label), thr), ("openwakeword", OnnxTeacher(f"oww:{args.wakeword}").timeline,
+                                                                                             OWW_THRESHOLD)):
         print(f"scoring {name} ...", flush=True)
         res = we.evaluate_stream(scorer, rows, wavs, negatives, (lambda p: wav_blocks(p, 16000)) if name == "edgekd" else
                                  (lambda p: load_audio(p, 16000)), 0.5)

@@ -242,12 +242,12 @@ def onnx_states_to_float(sg: StreamGraph, onnx_states: list[np.ndarray]) -> list
     return out
 
 
-def convert_stream_to_tflite(onnx_path: Path, out: Path, representative: list[list[np.ndarray]]) -> bytes:
-    """Write ``out`` (.tflite): the int8 step of ``onnx_path`` with int8 inputs and outputs; ``representative`` holds
-    float ``[frames, *states]`` samples (TFLite layout) for the ranges ONNX leaves in float."""
+def convert_stream_to_tflite(sg: StreamGraph, out: Path, representative: list[list[np.ndarray]]) -> bytes:
+    """Write ``out`` (.tflite): the int8 step of the graph ``sg`` was read from (``read_stream_graph``) with int8 inputs
+    and outputs; ``representative`` holds float ``[frames, *states]`` samples (TFLite layout) for the ranges ONNX leaves
+    in float."""
     from edgekd.export.tflite import _import_tf, convert_and_write
 
-    sg = read_stream_graph(onnx_path)
     tf = _import_tf()
     names = state_names(len(sg.blocks))
     sig = [tf.TensorSpec([1, None, sg.n_mels], tf.float32, name="frames"),
@@ -313,12 +313,12 @@ def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, ma
     rep = [[frames, *onnx_states_to_float(sg, states)]
            for w in calibration[::step] for frames, states, _ in _onnx_hops(onnx, names, init, w, hop)]
     path = tmp / TFLITE_STREAM_FILE
-    convert_stream_to_tflite(onnx_path, path, rep)
+    convert_stream_to_tflite(sg, path, rep)
     lite = LiteRTBackend(path)
     ins = lite._in  # name -> interpreter detail (quantization of each int8 input)
     init_tfl = {i: _quantize(x, ins[i]) for (i, _), x in zip(names, onnx_states_to_float(sg, [init[i] for i, _ in names]), strict=True)}
     np.savez(tmp / TFLITE_STREAM_INIT, **init_tfl)
-    worst = _max_steps_vs_onnx(path, onnx, names, init, init_tfl, np.load(tmp / manifest.golden_block.input), hop, sg.head_out[0])
+    worst = _max_steps_vs_onnx(lite, onnx, names, init, init_tfl, np.load(tmp / manifest.golden_block.input), hop, sg.head_out[0])
     if worst > STREAM_PARITY_STEPS:
         raise ConfigError(f"TFLite streaming graph differs from the ONNX one by {worst:.0f} output steps (limit {STREAM_PARITY_STEPS}); "
                           "report this with the bundle")
@@ -336,23 +336,17 @@ def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, ma
 
 
 
-def _max_steps_vs_onnx(path: Path, onnx: Any, names: list[tuple[str, str]], init: dict[str, np.ndarray],
+def _max_steps_vs_onnx(lite: Any, onnx: Any, names: list[tuple[str, str]], init: dict[str, np.ndarray],
                        init_tfl: dict[str, np.ndarray], windows: np.ndarray, hop: int, out_step: float) -> float:
-    """Largest logit difference, in output steps, between the TFLite and the ONNX step over ``windows`` hop by hop."""
-    from edgekd.runtime.backends.litert import interpreter_class
-
-    cls, _, _ = interpreter_class()
-    runner = cls(model_path=str(path)).get_signature_runner()
-    ind, outd = runner.get_input_details(), runner.get_output_details()
-    s_out, z_out = outd["logits"]["quantization"]
+    """Largest logit difference, in output steps, between the TFLite step (through the runtime's own LiteRT stepper) and
+    the ONNX step over ``windows`` hop by hop."""
+    stepper = lite.state_stepper("frames", (1, hop, windows.shape[2]), names, "logits", init_tfl)
     worst = 0.0
     for w in windows:
-        states = [init_tfl[i] for i, _ in names]
+        stepper.reset()
         for frames, _, want in _onnx_hops(onnx, names, init, w, hop):
-            res = runner(frames=_quantize(frames, ind["frames"]), **{i: s for (i, _), s in zip(names, states, strict=True)})
-            states = [res[o] for _, o in names]
-            got = (res["logits"][0].astype(np.float32) - z_out) * np.float32(s_out)
-            worst = max(worst, float(np.max(np.abs(got - want))) / out_step)
+            stepper.frames[...] = frames
+            worst = max(worst, float(np.max(np.abs(stepper.step() - want))) / out_step)
     return worst
 
 
