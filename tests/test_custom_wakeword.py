@@ -50,8 +50,19 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert "PASS golden stream" in _edgekd("selftest", bundle).stdout
     positive = sorted((out / "data" / "eval" / "test" / "computer").glob("*.wav"))[0]
     assert _edgekd("run", bundle, "--wav", positive).returncode == 0  # it streams a WAV through the runtime
+    # evaluation speech plants the confusables people say, not the one-letter edits; every confusable's fire rate is reported
+    ev = json.loads((out / "data" / "eval" / "eval.json").read_text())
+    assert ev["speech_confusables"] and set(ev["speech_confusables"]) < set(ev["checked_confusables"]) == set(material["confusables"])
+    assert "computer" not in ev["checked_confusables"]
+    fired = row["confusables_fired"]
+    assert set(fired) == set(material["confusables"]) and all(0.0 <= v <= 1.0 for v in fired.values())
+    assert all(len(list((out / "data" / "eval" / "test" / "confusables" / t.replace(" ", "_")).glob("*.wav"))) == 3 for t in fired)
+    # an eval/ made by other rules is made again; every trained stage is reused
+    (out / "data" / "eval" / "eval.json").write_text(json.dumps({**ev, "rules": 0}))
     again = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY)
     assert again.stderr.count("reusing") >= 3 and "train dscnn-stream" not in again.stderr
+    assert "made by other evaluation rules" in again.stderr
+    assert json.loads((out / "data" / "eval" / "eval.json").read_text()) == ev
 
 
 @pytest.mark.slow
@@ -76,6 +87,20 @@ def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: li
     p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)
     assert p.returncode != 0 and message in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluation_speech_confusables_leave_out_the_one_letter_edits() -> None:
+    """The edits ("compujer", to espeak-ng a near-homophone of "computer") train; the speech a threshold is chosen on
+    plants only what people say (partials, close words), in the training list's order."""
+    from edgekd.data.confusables import confusables
+    from edgekd.data.synth_wakeword import phrase_confusables
+
+    for phrase in ("computer", "smart mirror"):
+        kinds = {c.text: c.kind for c in confusables(phrase)}
+        everything, spoken = phrase_confusables((phrase,)), phrase_confusables((phrase,), edits=False)
+        assert any(kinds[t] == "edit" for t in everything), "the training list holds edits"
+        assert spoken == tuple(t for t in everything if kinds[t] != "edit") and spoken
+    assert phrase_confusables(("hey jarvis",), edits=False) == phrase_confusables(("hey jarvis",))
 
 
 def test_a_target_no_threshold_reaches_is_one_clear_error() -> None:

@@ -97,6 +97,14 @@ def test_other_engines_give_training_clips_and_annotated_positives(tmp_path: Pat
         positive_files(tmp_path / "x", 1, engine="pico")
     with pytest.raises(ConfigError, match="festival has no validation voices"):  # kal, slt train; ked test; none left for validation
         engine_clips(tmp_path / "clips", 1, engine="festival", split="validation")
+    # several engines take turns: the first clip of (festival, espeak) is festival's own first clip
+    positive_files(tmp_path / "mixed", 2, engine=("festival", "espeak"), seed=2)
+    np.testing.assert_array_equal(load_audio(tmp_path / "mixed" / "pos_0000.wav", 16000), load_audio(tmp_path / "fest" / "pos_0000.wav", 16000))
+    assert not np.array_equal(load_audio(tmp_path / "mixed" / "pos_0001.wav", 16000)[:8000], audio[:8000])
+    from edgekd.data.synth_wakeword import heldout_engines
+
+    assert heldout_engines("validation", ("festival", "flite", "espeak")) == ("espeak",)  # none of flite's or festival's voices validate
+    assert heldout_engines("test", ("festival", "flite"))[:1] == ("espeak",) and "festival" in heldout_engines("test", ("festival",))
 
 
 def test_other_engine_negatives_land_in_word_folders_and_voices_are_split(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

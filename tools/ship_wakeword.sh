@@ -45,7 +45,7 @@ if len(picked) < 3:
 gap = np.zeros(8000, np.float32)
 write_wav(b / "golden" / "clip.wav", np.concatenate([p for x in picked for p in (x, gap)]), 16000)
 finalize_manifest(b, ModelManifest.load(b))  # the new clip and det.png listed with their sha256
-apply_postprocess(b, {}, golden_clip="the first four held-out test positives (espeak-ng test voices) the bundle detects")
+apply_postprocess(b, {}, golden_clip="the first four held-out test positives (test voices of the voice bank) the bundle detects")
 EOF
 "$EDGEKD" selftest "models/$name" --backend onnx
 "$EDGEKD" selftest "models/$name" --backend litert

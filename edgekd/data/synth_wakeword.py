@@ -16,6 +16,7 @@ flite trains on awb, slt and kal16 and holds out rms; festival trains on kal and
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from edgekd.data.synth_kws import OTHER_WORDS, SAMPLE_RATE, SynthKwsConfig, _tri
 from edgekd.runtime.wav import resample, write_wav
 
 __all__ = ["CONFUSABLES", "SENTENCE_WORDS", "phrase_confusables", "ENGINES", "ENGINE_VOICES",
-           "wakeword_config", "speech_stream", "positive_files", "engine_clips"]
+           "wakeword_config", "speech_stream", "positive_files", "engine_clips", "heldout_engines"]
 
 CONFUSABLES = ("hey travis", "hey marvin", "jarvis", "hey", "hey jeeves", "harvest", "hey service", "jar of this", "hey darling",
                "okay jarvis", "hey mavis", "car keys")
@@ -34,9 +35,12 @@ SENTENCE_WORDS = OTHER_WORDS + ("the", "a", "to", "and", "we", "can", "it", "is"
                                  "weather", "today", "please", "music", "light", "kitchen", "door", "open", "close", "water", "time")
 
 
-def phrase_confusables(phrases: tuple[str, ...], n: int = 24) -> tuple[str, ...]:
+def phrase_confusables(phrases: tuple[str, ...], n: int = 24, *, edits: bool = True) -> tuple[str, ...]:
     """Confusable texts for a set of phrases: the hand-made list measured for "hey jarvis" (the wake-word study's),
-    else ``n`` per phrase generated from its phonemes (``edgekd.data.confusables``), never one of the phrases."""
+    else ``n`` per phrase generated from its phonemes (``edgekd.data.confusables``), never one of the phrases.
+    ``edits=False`` leaves out the one-letter edits ("compujer"): training negatives, but not words anyone says, and
+    to espeak-ng often near-homophones of the phrase, so evaluation speech does not plant them (the same list
+    otherwise, in the same order)."""
     if phrases == ("hey jarvis",):
         return CONFUSABLES
     from edgekd.data.confusables import confusables
@@ -44,7 +48,8 @@ def phrase_confusables(phrases: tuple[str, ...], n: int = 24) -> tuple[str, ...]
     out: dict[str, None] = {}
     for ph in phrases:
         for c in confusables(ph, n=n, exclude=[o for o in phrases if o != ph]):
-            out.setdefault(c.text)
+            if edits or c.kind != "edit":
+                out.setdefault(c.text)
     return tuple(out)
 
 
@@ -149,6 +154,18 @@ def _say_other_engine(engine: str, text: str, rng: np.random.Generator, split: s
     return (x * np.float32(rng.uniform(0.2, 0.8) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
 
 
+def heldout_engines(split: str, engines: Sequence[str] = ENGINES) -> tuple[str, ...]:
+    """The engines among ``engines`` that can speak for ``split`` here (espeak-ng always; another engine when it is
+    installed and the voice bank holds voices of it for that split), espeak-ng first."""
+    from edgekd.data.voices.bank import get_engine
+
+    out = ["espeak"]
+    for e in engines:
+        if e != "espeak" and e in ENGINES and get_engine(e).available() is None and ENGINE_VOICES[e].get(split):
+            out.append(e)
+    return tuple(dict.fromkeys(out))
+
+
 def engine_clips(clips_dir: Path, n: int, *, engine: str = "flite", words: tuple[str, ...] = ("hey jarvis",), seed: int = 0,
                  split: str = "train") -> list[Path]:
     """Add ``n`` one-second training clips by another engine's ``split`` voices to a Speech Commands folder from
@@ -173,12 +190,17 @@ def engine_clips(clips_dir: Path, n: int, *, engine: str = "flite", words: tuple
 
 
 def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: str = "hey_jarvis", split: str = "test", seed: int = 0,
-                   engine: str = "espeak") -> Path:
+                   engine: str | Sequence[str] = "espeak") -> Path:
     """``n`` WAVs, each: 0.5-1.5 s of noise, the phrase, 1.5 s of noise; returns the annotation tsv written beside them.
-    ``engine="flite"`` or ``"festival"`` speaks with another TTS engine's voices."""
+    ``engine="flite"`` or ``"festival"`` speaks with another TTS engine's voices; several engines take turns (clip ``i``
+    by ``engine[i % len(engine)]``)."""
     from edgekd.data.voices.espeak import Espeak
 
-    _check_engine(engine, ENGINES)
+    engines = (engine,) if isinstance(engine, str) else tuple(engine)
+    if not engines:
+        raise ValueError("positive_files: give at least one engine")
+    for e in engines:
+        _check_engine(e, ENGINES)
 
     rng = np.random.default_rng(seed)
     voices = _voices(split, 0)
@@ -186,7 +208,8 @@ def positive_files(out_dir: Path, n: int, *, phrase: str = "hey jarvis", label: 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        x = _say(eng, phrase, rng, voices) if engine == "espeak" else _say_other_engine(engine, phrase, rng, split)
+        e = engines[i % len(engines)]
+        x = _say(eng, phrase, rng, voices) if e == "espeak" else _say_other_engine(e, phrase, rng, split)
         lead = int(rng.uniform(0.5, 1.5) * SAMPLE_RATE)
         audio = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(int(1.5 * SAMPLE_RATE), np.float32)])
         audio += colored_noise(audio.shape[0], float(rng.integers(0, 3)), rng) * np.float32(10 ** (rng.uniform(-50, -30) / 20))

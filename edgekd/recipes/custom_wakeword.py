@@ -4,8 +4,9 @@ Stages, each saved under ``OUT`` and reused by a second run (delete a file or fo
 
 1. ``data/``: ``clips/`` (the phrases by the voice bank's engines; confusables generated from each phrase's phonemes,
    other words and noise as ``_unknown_`` / ``_silence_``), ``transfer/`` (unlabelled 1 s windows of running speech
-   and noise that the teacher labels), ``eval/validation/`` and ``eval/test/`` (positives per phrase and running
-   speech with confusables, held-out voices; validation picks the threshold, test reports it).
+   and noise that the teacher labels), ``mining.wav``; ``eval/validation/`` and ``eval/test/`` (positives per phrase by
+   every engine's held-out voices, running speech with the confusables people say; validation picks the threshold,
+   test reports it; ``eval/test/confusables/``: utterances of every training confusable), checked on its own.
 2. ``teacher.pt``: a head on the frozen speech embedding (``edgekd.train.teachers``), trained on the clips with
    cross-fitting heads.
 3. ``student.pt``: a streaming DS-CNN distilled from it on the clips and the transfer windows.
@@ -13,7 +14,8 @@ Stages, each saved under ``OUT`` and reused by a second run (delete a file or fo
    training voices; the 1 s windows where it fires become ``_unknown_`` clips, and the student trains again.
 5. ``student-qat.pt`` and ``bundle/``: QAT int8, exported as a streaming int8 bundle.
 6. The threshold for each phrase at ``target_fa_per_hour`` on the validation material, written into the bundle;
-   FRR at 0.5, 1, 2 and 5 FA/h on the test material, ``det.png``, ``report.json`` and ``bundle/MODEL_CARD.md``.
+   FRR at 0.5, 1, 2 and 5 FA/h on the test material, how often each confusable fires at the threshold, ``det.png``,
+   ``report.json`` and ``bundle/MODEL_CARD.md``.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import numpy as np
 from edgekd.core.errors import ConfigError
 from edgekd.data import SILENCE, UNKNOWN
 
-__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_thresholds", "phrase_labels", "run_phrase_wakeword",
-           "make_phrase_material", "mine_false_accepts"]
+__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_thresholds", "confusable_fire_rates", "phrase_labels",
+           "run_phrase_wakeword", "make_phrase_material", "make_eval_material", "mine_false_accepts"]
 
 Say = Callable[[str], None]
 
@@ -85,9 +87,11 @@ def _material_key(r: PhraseRecipe) -> dict[str, Any]:
 
 
 def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
-    """Stage 1 (see the module): the material under ``root``, written once; a folder made for other settings is refused."""
+    """Stage 1 (see the module): the material under ``root``, written once; a folder made for other settings is refused.
+    The evaluation material (``eval/``) is checked on its own and made again when the rules that make it changed: it
+    trains nothing, so remaking it never invalidates a trained stage."""
     from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
-    from edgekd.data.synth_wakeword import phrase_confusables, positive_files, speech_stream, wakeword_config
+    from edgekd.data.synth_wakeword import phrase_confusables, speech_stream, wakeword_config
     from edgekd.data.transfer import build_transfer
     from edgekd.data.voices.cache import default_cache_dir
     from edgekd.runtime.wav import write_wav
@@ -99,27 +103,76 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
         if made["recipe"] != json.loads(json.dumps(_material_key(r))) or made["confusables"] != list(confusables):
             raise ConfigError(f"{root} was made for other settings or confusables ({meta}); give a new --out or delete {root}")
         say(f"reusing {root}")
-        return root
-    if root.exists() and any(root.iterdir()):
-        raise ConfigError(f"{root}: an unfinished material folder (no material.json); delete it to make it again")
-    labels = _keywords(r)
-    say(f"clips/: {len(r.phrases)} phrase(s) x {r.per_word} clips, {len(confusables)} confusables: {', '.join(confusables[:8])}, ...")
-    cfg = wakeword_config(phrases=r.phrases, per_word=r.per_word, seed=r.seed, workers=r.workers,
-                          engines=r.engines if r.engines is not None else SynthKwsConfig().engines)
-    synth_kws(root / "clips", cfg, cache_dir=default_cache_dir())
-    say(f"transfer/: {r.transfer_minutes:g} min of unlabelled windows")
-    build_transfer(root / "transfer", r.transfer_minutes, seed=r.seed + 5)
-    for split, minutes, seed in (("validation", r.validation_minutes, 101), ("test", r.test_minutes, 201)):
-        ev = root / "eval" / split
-        for phrase, label in zip(r.phrases, labels, strict=True):
-            positive_files(ev / label, r.positives, phrase=phrase, label=label, split=split, seed=r.seed + seed + len(label))
-        write_wav(ev / "negatives.wav", speech_stream(60 * minutes, split=split, seed=r.seed + seed, phrase=r.phrases[0],
-                                                      confusable_rate=0.15, confusables=confusables), 16000)
-    if r.mining_minutes:
-        write_wav(root / "mining.wav", speech_stream(60 * r.mining_minutes, split="train", seed=r.seed + 301, phrase=r.phrases[0],
-                                                     confusable_rate=0.15, confusables=confusables), 16000)
-    meta.write_text(json.dumps({"recipe": _material_key(r), "confusables": list(confusables), "labels": list(labels)}, indent=1) + "\n")
+    else:
+        if root.exists() and any(p.name != "eval" for p in root.iterdir()):
+            raise ConfigError(f"{root}: an unfinished material folder (no material.json); delete it to make it again")
+        say(f"clips/: {len(r.phrases)} phrase(s) x {r.per_word} clips, {len(confusables)} confusables: {', '.join(confusables[:8])}, ...")
+        cfg = wakeword_config(phrases=r.phrases, per_word=r.per_word, seed=r.seed, workers=r.workers,
+                              engines=r.engines if r.engines is not None else SynthKwsConfig().engines)
+        synth_kws(root / "clips", cfg, cache_dir=default_cache_dir())
+        say(f"transfer/: {r.transfer_minutes:g} min of unlabelled windows")
+        build_transfer(root / "transfer", r.transfer_minutes, seed=r.seed + 5)
+        if r.mining_minutes:  # the training voices' running speech, with every confusable (one-letter edits too)
+            write_wav(root / "mining.wav", speech_stream(60 * r.mining_minutes, split="train", seed=r.seed + 301, phrase=r.phrases[0],
+                                                         confusable_rate=0.15, confusables=confusables), 16000)
+        meta.write_text(json.dumps({"recipe": _material_key(r), "confusables": list(confusables), "labels": list(_keywords(r))},
+                                   indent=1) + "\n")
+    make_eval_material(root, r, say)
     return root
+
+
+CONFUSABLE_CLIPS = 10  # held-out utterances of each confusable text (at most --positives), to report how often it fires
+EVAL_RULES = 2  # bump when the evaluation material is made differently (an older eval/ is then made again)
+
+
+def _eval_spec(r: PhraseRecipe) -> dict[str, Any]:
+    from edgekd.data.synth_kws import SynthKwsConfig, resolve_engines
+    from edgekd.data.synth_wakeword import heldout_engines, phrase_confusables
+
+    engines = tuple(resolve_engines(SynthKwsConfig(engines=r.engines or ())))
+    return {"rules": EVAL_RULES, "recipe": json.loads(json.dumps(_material_key(r))), "confusable_clips": min(CONFUSABLE_CLIPS, r.positives),
+            "speech_confusables": list(phrase_confusables(r.phrases, edits=False)),
+            "checked_confusables": list(phrase_confusables(r.phrases)),
+            "engines": {s: list(heldout_engines(s, engines)) for s in ("validation", "test")}}
+
+
+def make_eval_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
+    """``root/eval``: for validation (threshold) and test (report), ``positives`` utterances of each phrase by held-out
+    voices of every engine that has some, and running speech of held-out voices in which 15% of the utterances are
+    confusables people say (partials, close words and phrases; not the one-letter edits, which are training negatives
+    only); for test also ``confusables/<text>/``: ``CONFUSABLE_CLIPS`` (at most ``positives``) utterances of every training confusable (edits
+    too), to report how often each fires. ``eval/eval.json`` records the rules; a folder made by others is made again."""
+    from edgekd.data.synth_wakeword import positive_files, speech_stream
+    from edgekd.runtime.wav import write_wav
+
+    ev = root / "eval"
+    spec = _eval_spec(r)
+    meta = ev / "eval.json"
+    if meta.is_file() and json.loads(meta.read_text()) == spec:
+        say(f"reusing {ev}")
+        return ev
+    if ev.exists():
+        say(f"{ev}: made by other evaluation rules; making it again (it trains nothing)")
+    tmp = root / ".eval.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    speech = tuple(spec["speech_confusables"])
+    say(f"eval/: {r.positives} positives per phrase and split ({', '.join(spec['engines']['test'])}), "
+        f"{r.validation_minutes:g} + {r.test_minutes:g} min of running speech (confusables: {', '.join(speech[:8])}), "
+        f"{len(spec['checked_confusables'])} confusables x {spec['confusable_clips']}")
+    for split, minutes, seed in (("validation", r.validation_minutes, 101), ("test", r.test_minutes, 201)):
+        engines = spec["engines"][split]
+        for phrase, label in zip(r.phrases, _keywords(r), strict=True):
+            positive_files(tmp / split / label, r.positives, phrase=phrase, label=label, split=split, seed=r.seed + seed + len(label),
+                           engine=engines)
+        write_wav(tmp / split / "negatives.wav", speech_stream(60 * minutes, split=split, seed=r.seed + seed, phrase=r.phrases[0],
+                                                               confusable_rate=0.15 if speech else 0.0, confusables=speech or None), 16000)
+    for k, text in enumerate(spec["checked_confusables"]):
+        positive_files(tmp / "test" / "confusables" / text.replace(" ", "_"), spec["confusable_clips"], phrase=text, label=UNKNOWN, split="test",
+                       seed=r.seed + 401 + k, engine=spec["engines"]["test"])
+    (tmp / "eval.json").write_text(json.dumps(spec, indent=1) + "\n")
+    shutil.rmtree(ev, ignore_errors=True)
+    tmp.rename(ev)
+    return ev
 
 
 def _kws_data(clips: Path, r: PhraseRecipe, cache: Path) -> Any:
@@ -236,6 +289,26 @@ def _score(bundle: Path, r: PhraseRecipe, split: str, root: Path, target: float 
     return out
 
 
+def confusable_fire_rates(bundle: Path, folder: Path, thresholds: dict[str, float]) -> dict[str, dict[str, float]]:
+    """For each phrase label: the fraction of the utterances in each ``folder/<confusable>/`` on which the bundle fires
+    that label at its threshold (each utterance from a fresh stream)."""
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio
+
+    det = load_kws(bundle, backend="onnx")
+    out: dict[str, dict[str, float]] = {}
+    for label, thr in thresholds.items():
+        score = we.bundle_scorer(det, label)
+        rates = {}
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+            wavs = sorted(sub.glob("*.wav"))
+            fired = sum(we.detections(*score(load_audio(w, 16000)), thr).size > 0 for w in wavs)
+            rates[sub.name.replace("_", " ")] = fired / max(1, len(wavs))
+        out[label] = rates
+    return out
+
+
 def choose_thresholds(validation: dict[str, dict[str, Any]], target_fa_per_hour: float) -> dict[str, float]:
     """Each label's chosen threshold on its validation sweep; a target no threshold reaches is one clear error."""
     out = {}
@@ -286,9 +359,16 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
                             **at, "negative_seconds": res["negative_seconds"]}
         say(f"{label}: threshold {thr:.2f}; test FRR {100 * row['frr']:.1f}% at {row['fa_per_hour']:.2f} FA/h "
             f"({res['negative_seconds'] / 3600:.2f} h of negatives)")
+    fires = confusable_fire_rates(bundle, data / "eval" / "test" / "confusables", thresholds)
+    for label, rates in fires.items():
+        per_label[label]["confusables_fired"] = rates
+        worst = sorted(rates.items(), key=lambda kv: -kv[1])[:4]
+        say(f"{label}: fires at its threshold on " + ", ".join(f"{t!r} {100 * v:.0f}%" for t, v in worst)
+            + f" of {min(CONFUSABLE_CLIPS, r.positives)} held-out utterances (the most often fired confusables)")
     we.det_plot({f"{label} (test)": res["sweep"] for label, res in test.items()}, out / "det.png", r.target_fa_per_hour)
     report = {"recipe": asdict(r), "labels": list(labels), "bundle": str(bundle), "teacher": str(teacher), "per_label": per_label,
               "material": json.loads((data / "material.json").read_text()),
+              "evaluation": json.loads((data / "eval" / "eval.json").read_text()),
               "provenance": provenance("edgekd train wakeword --phrase", bundle)}
     write_json(out / "report.json", report)
     _model_card(bundle, r, report, data)
@@ -320,8 +400,15 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
     for label, v in report["per_label"].items():
         lines.append(f"| {label} | " + " | ".join(pct(v[f'frr_at_{fa:g}_fa_per_hour']) for fa in FA_POINTS)
                      + f" | {v['negative_seconds'] / 3600:.2f} |")
-    lines += ["", "Measured on synthesized held-out voices (`eval/test`); the DET curve is `det.png` beside the bundle. "
-              "Real voices may differ: measure with `edgekd eval-stream` on your own recordings."]
+    ev = report["evaluation"]
+    lines += ["", f"Measured on synthesized held-out voices (`eval/test`: {', '.join(ev['engines']['test'])}; running speech in "
+              f"which 15% of the utterances are confusables people say: {', '.join(ev['speech_confusables']) or 'none'}); "
+              "the DET curve is `det.png` beside the bundle. The one-letter edits of the phrase are training negatives only: "
+              "to espeak-ng some are near-homophones, which no threshold separates, and nobody says them.", "",
+              f"How often it fires at its threshold on {ev['confusable_clips']} held-out utterances of each training confusable:", ""]
+    for label, v in report["per_label"].items():
+        lines.append(f"- {label}: " + ", ".join(f"{t} {100 * f:.0f}%" for t, f in v.get("confusables_fired", {}).items()))
+    lines += ["", "Real voices may differ: measure with `edgekd eval-stream` on your own recordings."]
     atomic_write_text(bundle / "MODEL_CARD.md", "\n".join(lines) + "\n")
 
 
