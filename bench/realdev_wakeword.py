@@ -52,7 +52,7 @@ def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: li
     det = load_kws(bundle, backend="onnx", threads=1)
     rows, wavs = we.annotated_positives(positives, tsv, label)
     res = we.evaluate_stream(we.bundle_scorer(det, label), rows, wavs, negatives, lambda p: wav_blocks(p, 16000), 2.0)
-    thr = det.postprocess.thresholds.get(label, det.postprocess.threshold)
+    thr = det.postprocess.threshold_for(label)
     own = min(res["sweep"], key=lambda r: abs(r["threshold"] - thr))
     return {"negatives": [str(n) for n in negatives], "negative_hours": res["negative_seconds"] / 3600, "positives": res["positives"],
             **we.frr_points(res["sweep"]),

@@ -41,6 +41,8 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     material = json.loads((out / "data" / "material.json").read_text())
     assert material["confusables"] and "computer" not in material["confusables"]
     assert (out / "data" / "clips" / "_mined_").is_dir() and (out / "det.png").is_file()
+    speech = sorted((out / "data" / "clips" / "_speech_").glob("*.wav"))  # running-speech windows, _unknown_ clips
+    assert len(speech) == 4
     bundle = out / "bundle"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["name"] == "computer-dscnn-stream-64-kd-int8" and manifest["quantization"] == "int8-qat" and manifest["streaming"]
@@ -101,6 +103,22 @@ def test_evaluation_speech_confusables_leave_out_the_one_letter_edits() -> None:
         assert any(kinds[t] == "edit" for t in everything), "the training list holds edits"
         assert spoken == tuple(t for t in everything if kinds[t] != "edit") and spoken
     assert phrase_confusables(("hey jarvis",), edits=False) == phrase_confusables(("hey jarvis",))
+
+
+def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refused(tmp_path: Path) -> None:
+    from edgekd.core.errors import ConfigError
+    from edgekd.data.synth_wakeword import speech_windows
+    from edgekd.recipes.custom_wakeword import PhraseRecipe, make_phrase_material
+    from edgekd.runtime.wav import load_audio
+
+    files = speech_windows(tmp_path / "w", 5, seed=3, phrase="computer", confusables=("comput", "puter"))
+    assert [f.name for f in files] == [f"speech_{i:05d}.wav" for i in range(5)]
+    assert all(x.shape == (16000,) and np.abs(x).max() >= 0.1 for x in map(lambda f: load_audio(f, 16000), files))
+    old = tmp_path / "data"
+    old.mkdir()
+    (old / "material.json").write_text(json.dumps({"recipe": {}, "confusables": []}))  # made before the speech windows
+    with pytest.raises(ConfigError, match="older recipe"):
+        make_phrase_material(old, PhraseRecipe(phrases=("computer",)), say=lambda s: None)
 
 
 def test_a_target_no_threshold_reaches_is_one_clear_error() -> None:

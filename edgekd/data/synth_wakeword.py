@@ -6,6 +6,7 @@
 - ``speech_stream``: minutes to hours of running speech (random sentences, some confusables, no phrase)
   from one split's voices, with pauses and a noise floor: negatives (test voices) or an unlabelled
   transfer set (train voices) that only the teacher labels.
+- ``speech_windows``: one-second windows cut from such running speech, as known-negative training clips.
 - ``positive_files``: one WAV per phrase (noise, phrase, noise) by held-out voices, with a DCASE tsv.
 - ``engine_clips``: training clips of the phrase, or of confusables and words, by another TTS engine.
 
@@ -27,7 +28,7 @@ from edgekd.data.synth_kws import OTHER_WORDS, SAMPLE_RATE, SynthKwsConfig, _tri
 from edgekd.runtime.wav import resample, write_wav
 
 __all__ = ["CONFUSABLES", "SENTENCE_WORDS", "phrase_confusables", "ENGINES", "ENGINE_VOICES",
-           "wakeword_config", "speech_stream", "positive_files", "engine_clips", "heldout_engines"]
+           "wakeword_config", "speech_stream", "speech_windows", "positive_files", "engine_clips", "heldout_engines"]
 
 CONFUSABLES = ("hey travis", "hey marvin", "jarvis", "hey", "hey jeeves", "harvest", "hey service", "jar of this", "hey darling",
                "okay jarvis", "hey mavis", "car keys")
@@ -106,6 +107,26 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
 
 
 ENGINES = ("espeak", "flite", "festival", "kokoro", "piper")
+
+
+def speech_windows(out_dir: Path, n: int, *, seed: int = 0, phrase: str = "hey jarvis", confusables: tuple[str, ...] | None = None,
+                   confusable_rate: float = 0.15, split: str = "train") -> list[Path]:
+    """``n`` one-second WAVs cut back to back from running speech without ``phrase`` (``speech_stream``: ``split``'s
+    voices, ``confusables`` now and then), each holding speech (peak >= 0.1; pauses alone are skipped): words cut
+    anywhere, as a detector streaming speech sees them. Known negatives: a wake-word clip set labels them ``_unknown_``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    k = 0
+    while len(out) < n:
+        x = speech_stream(1.3 * (n - len(out)) + 2.0, split=split, seed=seed * 1000 + k, phrase=phrase, confusable_rate=confusable_rate,
+                          confusables=confusables)
+        for w in x[: x.shape[0] // SAMPLE_RATE * SAMPLE_RATE].reshape(-1, SAMPLE_RATE):
+            if len(out) < n and float(np.max(np.abs(w))) >= 0.1:
+                path = out_dir / f"speech_{len(out):05d}.wav"
+                write_wav(path, w, SAMPLE_RATE)
+                out.append(path)
+        k += 1
+    return out
 
 
 def engine_voices(engine: str) -> dict[str, tuple[str, ...]]:

@@ -308,7 +308,8 @@ def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, ma
     with np.load(tmp / st.init) as z:
         init = {k: z[k] for k in z.files}
     onnx = OnnxBackend(onnx_path)
-    hop = max(1, manifest.postprocess.get("stride_ms", 160) * manifest.sample_rate // (1000 * int(manifest.frontend["hop_samples"])))
+    stride_ms, hop_samples = manifest.postprocess.get("stride_ms", 160), int(manifest.frontend["hop_samples"])
+    hop = max(1, round(stride_ms * manifest.sample_rate / (1000 * hop_samples)))  # rounded as KwsStream.stride_frames
     step = max(1, calibration.shape[0] * (calibration.shape[1] // hop) // max_samples)
     rep = [[frames, *onnx_states_to_float(sg, states)]
            for w in calibration[::step] for frames, states, _ in _onnx_hops(onnx, names, init, w, hop)]

@@ -2,11 +2,12 @@
 
 Stages, each saved under ``OUT`` and reused by a second run (delete a file or folder to redo it):
 
-1. ``data/``: ``clips/`` (the phrases by the voice bank's engines; confusables generated from each phrase's phonemes,
-   other words and noise as ``_unknown_`` / ``_silence_``), ``transfer/`` (unlabelled 1 s windows of running speech
-   and noise that the teacher labels), ``mining.wav``; ``eval/validation/`` and ``eval/test/`` (positives per phrase by
-   every engine's held-out voices, running speech with the confusables people say; validation picks the threshold,
-   test reports it; ``eval/test/confusables/``: utterances of every training confusable), checked on its own.
+1. ``data/``: ``clips/`` (the phrases by the voice bank's engines; as ``_unknown_`` / ``_silence_``: confusables
+   generated from each phrase's phonemes, other words, one-second windows of running speech (``_speech_/``), noise),
+   ``transfer/`` (unlabelled 1 s windows of running speech and noise that the teacher labels), ``mining.wav``;
+   ``eval/validation/`` and ``eval/test/`` (positives per phrase by every engine's held-out voices, running speech
+   with the confusables people say; validation picks the threshold, test reports it; ``eval/test/confusables/``:
+   utterances of every training confusable), checked on its own.
 2. ``teacher.pt``: a head on the frozen speech embedding (``edgekd.train.teachers``), trained on the clips with
    cross-fitting heads.
 3. ``student.pt``: a streaming DS-CNN distilled from it on the clips and the transfer windows.
@@ -81,6 +82,12 @@ def _keywords(r: PhraseRecipe) -> tuple[str, ...]:
     return phrase_labels(r.phrases)[: len(r.phrases)]
 
 
+# 2: running-speech windows among the clips (clips/_speech_/, _unknown_). Without them the teacher head, trained on isolated
+# words only, put P(phrase) > 0.2 on 13% of running-speech windows ("computer", measured) and taught the student so
+MATERIAL_RULES = 2
+SPEECH_FOLDER = "_speech_"
+
+
 def _material_key(r: PhraseRecipe) -> dict[str, Any]:
     keys = ("phrases", "per_word", "engines", "transfer_minutes", "validation_minutes", "test_minutes", "mining_minutes", "positives", "seed")
     return {k: v for k, v in asdict(r).items() if k in keys}
@@ -91,7 +98,7 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
     The evaluation material (``eval/``) is checked on its own and made again when the rules that make it changed: it
     trains nothing, so remaking it never invalidates a trained stage."""
     from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
-    from edgekd.data.synth_wakeword import phrase_confusables, speech_stream, wakeword_config
+    from edgekd.data.synth_wakeword import phrase_confusables, speech_stream, speech_windows, wakeword_config
     from edgekd.data.transfer import build_transfer
     from edgekd.data.voices.cache import default_cache_dir
     from edgekd.runtime.wav import write_wav
@@ -100,6 +107,9 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
     confusables = phrase_confusables(r.phrases)
     if meta.is_file():
         made = json.loads(meta.read_text())
+        if made.get("rules", 1) != MATERIAL_RULES:
+            raise ConfigError(f"{root} was made by an older recipe (without running-speech windows among its clips); give a new --out "
+                              f"or delete {root}")
         if made["recipe"] != json.loads(json.dumps(_material_key(r))) or made["confusables"] != list(confusables):
             raise ConfigError(f"{root} was made for other settings or confusables ({meta}); give a new --out or delete {root}")
         say(f"reusing {root}")
@@ -110,13 +120,15 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
         cfg = wakeword_config(phrases=r.phrases, per_word=r.per_word, seed=r.seed, workers=r.workers,
                               engines=r.engines if r.engines is not None else SynthKwsConfig().engines)
         synth_kws(root / "clips", cfg, cache_dir=default_cache_dir())
+        say(f"clips/{SPEECH_FOLDER}/: {r.per_word} one-second windows of running speech (training voices, confusables too) as {UNKNOWN}")
+        speech_windows(root / "clips" / SPEECH_FOLDER, r.per_word, seed=r.seed + 7, phrase=r.phrases[0], confusables=confusables)
         say(f"transfer/: {r.transfer_minutes:g} min of unlabelled windows")
         build_transfer(root / "transfer", r.transfer_minutes, seed=r.seed + 5)
         if r.mining_minutes:  # the training voices' running speech, with every confusable (one-letter edits too)
             write_wav(root / "mining.wav", speech_stream(60 * r.mining_minutes, split="train", seed=r.seed + 301, phrase=r.phrases[0],
                                                          confusable_rate=0.15, confusables=confusables), 16000)
-        meta.write_text(json.dumps({"recipe": _material_key(r), "confusables": list(confusables), "labels": list(_keywords(r))},
-                                   indent=1) + "\n")
+        meta.write_text(json.dumps({"rules": MATERIAL_RULES, "recipe": _material_key(r), "confusables": list(confusables),
+                                    "labels": list(_keywords(r))}, indent=1) + "\n")
     make_eval_material(root, r, say)
     return root
 
