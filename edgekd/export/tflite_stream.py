@@ -291,6 +291,7 @@ def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, ma
     from edgekd.export.bundle import write_golden_detections
     from edgekd.runtime.backends.litert import LiteRTBackend
     from edgekd.runtime.backends.onnx import OnnxBackend
+    from edgekd.runtime.kws_stream import stride_frames
 
     st = manifest.kws_streaming
     if st is None or not any(x.dtype == "uint8" for x in st.states):
@@ -308,8 +309,7 @@ def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, ma
     with np.load(tmp / st.init) as z:
         init = {k: z[k] for k in z.files}
     onnx = OnnxBackend(onnx_path)
-    stride_ms, hop_samples = manifest.postprocess.get("stride_ms", 160), int(manifest.frontend["hop_samples"])
-    hop = max(1, round(stride_ms * manifest.sample_rate / (1000 * hop_samples)))  # rounded as KwsStream.stride_frames
+    hop = stride_frames(manifest.postprocess.get("stride_ms", 160), manifest.sample_rate, int(manifest.frontend["hop_samples"]))
     step = max(1, calibration.shape[0] * (calibration.shape[1] // hop) // max_samples)
     rep = [[frames, *onnx_states_to_float(sg, states)]
            for w in calibration[::step] for frames, states, _ in _onnx_hops(onnx, names, init, w, hop)]

@@ -309,15 +309,13 @@ def confusable_fire_rates(bundle: Path, folder: Path, thresholds: dict[str, floa
     from edgekd.runtime.wav import load_audio
 
     det = load_kws(bundle, backend="onnx")
-    out: dict[str, dict[str, float]] = {}
-    for label, thr in thresholds.items():
-        score = we.bundle_scorer(det, label)
-        rates = {}
-        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-            wavs = sorted(sub.glob("*.wav"))
-            fired = sum(we.detections(*score(load_audio(w, 16000)), thr).size > 0 for w in wavs)
-            rates[sub.name.replace("_", " ")] = fired / max(1, len(wavs))
-        out[label] = rates
+    scorers = {label: we.bundle_scorer(det, label) for label in thresholds}
+    out: dict[str, dict[str, float]] = {label: {} for label in thresholds}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        audio = [load_audio(w, 16000) for w in sorted(sub.glob("*.wav"))]
+        for label, thr in thresholds.items():
+            fired = sum(we.detections(*scorers[label](x), thr).size > 0 for x in audio)
+            out[label][sub.name.replace("_", " ")] = fired / max(1, len(audio))
     return out
 
 
@@ -371,16 +369,17 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
                             **at, "negative_seconds": res["negative_seconds"]}
         say(f"{label}: threshold {thr:.2f}; test FRR {100 * row['frr']:.1f}% at {row['fa_per_hour']:.2f} FA/h "
             f"({res['negative_seconds'] / 3600:.2f} h of negatives)")
+    evaluation = json.loads((data / "eval" / "eval.json").read_text())
     fires = confusable_fire_rates(bundle, data / "eval" / "test" / "confusables", thresholds)
     for label, rates in fires.items():
         per_label[label]["confusables_fired"] = rates
         worst = sorted(rates.items(), key=lambda kv: -kv[1])[:4]
         say(f"{label}: fires at its threshold on " + ", ".join(f"{t!r} {100 * v:.0f}%" for t, v in worst)
-            + f" of {min(CONFUSABLE_CLIPS, r.positives)} held-out utterances (the most often fired confusables)")
+            + f" of {evaluation['confusable_clips']} held-out utterances (the most often fired confusables)")
     we.det_plot({f"{label} (test)": res["sweep"] for label, res in test.items()}, out / "det.png", r.target_fa_per_hour)
     report = {"recipe": asdict(r), "labels": list(labels), "bundle": str(bundle), "teacher": str(teacher), "per_label": per_label,
               "material": json.loads((data / "material.json").read_text()),
-              "evaluation": json.loads((data / "eval" / "eval.json").read_text()),
+              "evaluation": evaluation,
               "provenance": provenance("edgekd train wakeword --phrase", bundle)}
     write_json(out / "report.json", report)
     _model_card(bundle, r, report, data)

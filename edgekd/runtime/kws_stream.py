@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from edgekd.runtime.backends.litert import LiteRTBackend, LiteRTStateStepper
     from edgekd.runtime.backends.onnx import OnnxBackend, StateStepper
 
-__all__ = ["KwsDetector", "KwsStream"]
+__all__ = ["KwsDetector", "KwsStream", "stride_frames"]
+
+
+def stride_frames(stride_ms: int, sample_rate: int, hop_samples: int) -> int:
+    """Frontend frames between two model calls at ``stride_ms`` (at least one)."""
+    return max(1, round(stride_ms * sample_rate / (1000.0 * hop_samples)))
 
 
 class KwsDetector:
@@ -114,7 +119,7 @@ class KwsDetector:
     def stride_frames(self) -> int:
         """Frames between two model calls (a streaming graph's new frames per call)."""
         p = self.frontend_params
-        return max(1, round(self.postprocess.stride_ms * p.sample_rate / (1000.0 * p.hop_samples)))
+        return stride_frames(self.postprocess.stride_ms, p.sample_rate, p.hop_samples)
 
     @property
     def macs_per_inference(self) -> int:
