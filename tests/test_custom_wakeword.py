@@ -105,27 +105,6 @@ def test_evaluation_speech_confusables_leave_out_the_one_letter_edits() -> None:
     assert phrase_confusables(("hey jarvis",), edits=False) == phrase_confusables(("hey jarvis",))
 
 
-def test_a_wake_word_hears_hundreds_of_everyday_words_besides_its_confusables() -> None:
-    """The _unknown_ clips: CONFUSABLE_SHARE of them the confusables (every one), the rest distinct everyday words, never
-    a word of the phrase; running speech is made of everyday words without the phrase's words."""
-    from collections import Counter
-
-    from edgekd.data.synth_kws import OTHER_WORDS
-    from edgekd.data.synth_wakeword import CONFUSABLE_SHARE, phrase_confusables, sentence_words, wakeword_config
-    from edgekd.data.words import COMMON_WORDS
-
-    cfg = wakeword_config(phrases=("smart mirror",), per_word=300, seed=1)
-    conf = set(phrase_confusables(("smart mirror",)))
-    n = Counter(cfg.other_words)
-    assert len(cfg.other_words) == cfg.unknown_total == 600
-    assert set(n) >= conf and sum(n[c] for c in conf) == round(CONFUSABLE_SHARE * 600)
-    words = set(n) - conf
-    assert len(words) == 600 - round(CONFUSABLE_SHARE * 600) and words <= set(COMMON_WORDS) | set(OTHER_WORDS)
-    assert set(OTHER_WORDS) <= words and not {"smart", "mirror"} & words
-    vocab = sentence_words(("smart mirror", "view glass"))
-    assert len(vocab) > 500 and not {"smart", "mirror", "view", "glass"} & set(vocab) and "kitchen" in vocab
-
-
 def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refused(tmp_path: Path) -> None:
     from edgekd.core.errors import ConfigError
     from edgekd.data.synth_wakeword import speech_windows

@@ -2,9 +2,8 @@
 
 - ``wakeword_config``: a Speech Commands-layout set whose one keyword is the phrase (folder ``hey_jarvis``)
   and whose ``_unknown_`` words are confusable phrases ("hey travis", "hey marvin", "jarvis", ...) plus
-  hundreds of everyday words (``edgekd.data.words``); voices are split by variant, so validation and test speakers
-  are never trained on.
-- ``speech_stream``: minutes to hours of running speech (random sentences of everyday words, some confusables, no phrase)
+  ordinary words; voices are split by variant, so validation and test speakers are never trained on.
+- ``speech_stream``: minutes to hours of running speech (random sentences, some confusables, no phrase)
   from one split's voices, with pauses and a noise floor: negatives (test voices) or an unlabelled
   transfer set (train voices) that only the teacher labels.
 - ``speech_windows``: one-second windows cut from such running speech, as known-negative training clips.
@@ -26,23 +25,15 @@ import numpy as np
 
 from edgekd.data.augment import colored_noise
 from edgekd.data.synth_kws import OTHER_WORDS, SAMPLE_RATE, SynthKwsConfig, _trim_silence, split_variants
-from edgekd.data.words import everyday_words
 from edgekd.runtime.wav import resample, write_wav
 
 __all__ = ["CONFUSABLES", "SENTENCE_WORDS", "phrase_confusables", "ENGINES", "ENGINE_VOICES",
-           "wakeword_config", "sentence_words", "CONFUSABLE_SHARE", "speech_stream", "speech_windows", "positive_files", "engine_clips", "heldout_engines"]
+           "wakeword_config", "speech_stream", "speech_windows", "positive_files", "engine_clips", "heldout_engines"]
 
 CONFUSABLES = ("hey travis", "hey marvin", "jarvis", "hey", "hey jeeves", "harvest", "hey service", "jar of this", "hey darling",
                "okay jarvis", "hey mavis", "car keys")
-# the short list the confusable generator searches for close-sounding words (``edgekd.data.confusables``)
 SENTENCE_WORDS = OTHER_WORDS + ("the", "a", "to", "and", "we", "can", "it", "is", "was", "for", "on", "with", "they", "at", "this",
                                  "weather", "today", "please", "music", "light", "kitchen", "door", "open", "close", "water", "time")
-
-
-def sentence_words(phrases: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The words running speech is made of: ``SENTENCE_WORDS`` and the everyday words, without any word of
-    ``phrases`` (so a random sentence never says a phrase; its parts come as confusables)."""
-    return tuple(dict.fromkeys(w for w in SENTENCE_WORDS + everyday_words() if w not in {x for p in phrases for x in p.split()}))
 
 
 def phrase_confusables(phrases: tuple[str, ...], n: int = 24, *, edits: bool = True) -> tuple[str, ...]:
@@ -63,23 +54,14 @@ def phrase_confusables(phrases: tuple[str, ...], n: int = 24, *, edits: bool = T
     return tuple(out)
 
 
-CONFUSABLE_SHARE = 0.4  # of a wake word's _unknown_ clips: its confusables; the rest cycle through everyday words
-
-
 def wakeword_config(phrase: str = "hey jarvis", per_word: int = 600, seed: int = 0, workers: int = 2,
                     engines: tuple[tuple[str, float], ...] = (("espeak", 1.0),), phrases: tuple[str, ...] | None = None) -> SynthKwsConfig:
-    """The clip set: the phrase (or each of ``phrases``, a command set) as a keyword; as ``_unknown_``, twice as many
-    clips: ``CONFUSABLE_SHARE`` of them its confusables (in turn), the rest everyday words (``edgekd.data.words``, the
-    Speech Commands "other" words first, then a seeded shuffle; the phrases' own words left out: those are the
-    partial confusables); spoken by the voice bank's ``engines`` (espeak alone by default)."""
+    """The clip set: the phrase (or each of ``phrases``, a command set) as a keyword, its confusables and other words
+    as ``_unknown_``; spoken by the voice bank's ``engines`` (espeak alone by default: the recipe the wake-word study
+    measured)."""
     keywords = phrases or (phrase,)
-    unknown_total = 2 * per_word * len(keywords)
-    conf = tuple(c for c in phrase_confusables(keywords) if c not in keywords)
-    pool = [w for w in dict.fromkeys(OTHER_WORDS + everyday_words(keywords)) if w not in keywords and w not in conf]
-    rest = pool[: len(OTHER_WORDS)] + [pool[i] for i in np.random.default_rng(seed).permutation(np.arange(len(OTHER_WORDS), len(pool)))]
-    n_conf = min(unknown_total, max(len(conf), round(CONFUSABLE_SHARE * unknown_total))) if conf else 0
-    others = [conf[i % len(conf)] for i in range(n_conf)] + [rest[i % len(rest)] for i in range(unknown_total - n_conf)]
-    return replace(SynthKwsConfig(), keywords=keywords, other_words=tuple(others), per_word=per_word, unknown_total=unknown_total,
+    others = tuple(w for w in phrase_confusables(keywords) + OTHER_WORDS if w not in keywords)
+    return replace(SynthKwsConfig(), keywords=keywords, other_words=others, per_word=per_word, unknown_total=2 * per_word * len(keywords),
                    silence_total=max(1, per_word // 2), seed=seed, workers=workers, engines=engines)
 
 
@@ -100,9 +82,8 @@ def _say(eng, text: str, rng: np.random.Generator, voices: list[str]) -> np.ndar
 
 
 def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase: str = "hey jarvis", confusable_rate: float = 0.1,
-                  engine: str = "espeak", confusables: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()) -> np.ndarray:
-    """Running speech without ``phrase`` (nor the phrases of ``exclude``): random sentences of everyday words
-    (``sentence_words``: none of those phrases' words), a confusable now and then (``confusables``, default the
+                  engine: str = "espeak", confusables: tuple[str, ...] | None = None) -> np.ndarray:
+    """Running speech without ``phrase``: random sentences, a confusable now and then (``confusables``, default the
     "hey jarvis" list), pauses, a noise floor; spoken by ``split``'s voices of ``engine``."""
     from edgekd.data.voices.espeak import Espeak
 
@@ -110,7 +91,6 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
     rng = np.random.default_rng(seed)
     voices = _voices(split, 0)
     eng = Espeak()
-    words = sentence_words((phrase, *exclude))
     n = int(seconds * SAMPLE_RATE)
     out = np.zeros(n, dtype=np.float32)
     pos = int(rng.uniform(0.2, 1.0) * SAMPLE_RATE)
@@ -118,7 +98,7 @@ def speech_stream(seconds: float, *, split: str = "test", seed: int = 0, phrase:
         if rng.random() < confusable_rate:
             text = str(rng.choice([c for c in (confusables or CONFUSABLES) if c != phrase]))
         else:
-            text = " ".join(str(w) for w in rng.choice(words, size=int(rng.integers(3, 12))))
+            text = " ".join(str(w) for w in rng.choice(SENTENCE_WORDS, size=int(rng.integers(3, 12))))
         x = (_say(eng, text, rng, voices) if engine == "espeak" else _say_other_engine(engine, text, rng, split))[: n - pos]
         out[pos : pos + x.shape[0]] += x
         pos += x.shape[0] + int(rng.uniform(0.1, 1.5) * SAMPLE_RATE)
@@ -130,7 +110,7 @@ ENGINES = ("espeak", "flite", "festival", "kokoro", "piper")
 
 
 def speech_windows(out_dir: Path, n: int, *, seed: int = 0, phrase: str = "hey jarvis", confusables: tuple[str, ...] | None = None,
-                   confusable_rate: float = 0.15, split: str = "train", exclude: tuple[str, ...] = ()) -> list[Path]:
+                   confusable_rate: float = 0.15, split: str = "train") -> list[Path]:
     """``n`` one-second WAVs cut back to back from running speech without ``phrase`` (``speech_stream``: ``split``'s
     voices, ``confusables`` now and then), each holding speech (peak >= 0.1; pauses alone are skipped): words cut
     anywhere, as a detector streaming speech sees them. Known negatives: a wake-word clip set labels them ``_unknown_``."""
@@ -139,7 +119,7 @@ def speech_windows(out_dir: Path, n: int, *, seed: int = 0, phrase: str = "hey j
     k = 0
     while len(out) < n:
         x = speech_stream(1.3 * (n - len(out)) + 2.0, split=split, seed=seed * 1000 + k, phrase=phrase, confusable_rate=confusable_rate,
-                          confusables=confusables, exclude=exclude)
+                          confusables=confusables)
         for w in x[: x.shape[0] // SAMPLE_RATE * SAMPLE_RATE].reshape(-1, SAMPLE_RATE):
             if len(out) < n and float(np.max(np.abs(w))) >= 0.1:
                 path = out_dir / f"speech_{len(out):05d}.wav"
