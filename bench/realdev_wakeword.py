@@ -8,6 +8,8 @@ each streamed from a fresh stream. Negatives: every gsc_v2_test_dev and fsdd cli
 resampled to 16 kHz) streamed back to back with 0.25 s gaps, plus the synthesized running speech given with
 --synth-negatives (default: the recipe's own eval/test/negatives.wav beside the bundle). FRR at 0.5, 1, 2 and 5 FA/h
 and at the bundle's own threshold, on the real negatives alone and on both, to bench/results/realdev_wakeword.json.
+``--teacher LABEL=runs/ww-smart_mirror/teacher.pt`` also scores the recipe's speech-embedding teacher on the same real
+streams (same counting; the last second every 80 ms, unsmoothed): where a student falls short of what its teacher knows.
 Measurement only: nothing trains on these files. When the folder is absent this says so and exits 0.
 """
 
@@ -44,25 +46,47 @@ def real_negatives(realdev: Path, out: Path, gap_s: float = 0.25) -> Path:
     return out
 
 
-def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
+def _sweep(scorer: Any, label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
+
+    rows, wavs = we.annotated_positives(positives, tsv, label)
+    res = we.evaluate_stream(scorer, rows, wavs, negatives, lambda p: wav_blocks(p, 16000), 2.0)
+    return {"negatives": [str(n) for n in negatives], "negative_hours": res["negative_seconds"] / 3600, "positives": res["positives"],
+            **we.frr_points(res["sweep"]), "sweep": res["sweep"]}
+
+
+def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
+    from edgekd.eval import wakeword as we
     from edgekd.runtime.detector import load_kws
 
     det = load_kws(bundle, backend="onnx", threads=1)
-    rows, wavs = we.annotated_positives(positives, tsv, label)
-    res = we.evaluate_stream(we.bundle_scorer(det, label), rows, wavs, negatives, lambda p: wav_blocks(p, 16000), 2.0)
+    out = _sweep(we.bundle_scorer(det, label), label, positives, tsv, negatives)
     thr = det.postprocess.threshold_for(label)
-    own = min(res["sweep"], key=lambda r: abs(r["threshold"] - thr))
-    return {"negatives": [str(n) for n in negatives], "negative_hours": res["negative_seconds"] / 3600, "positives": res["positives"],
-            **we.frr_points(res["sweep"]),
-            "bundle_threshold": thr, "at_bundle_threshold": {k: own[k] for k in ("frr", "fa_per_hour", "hits", "positives")},
-            "sweep": res["sweep"]}
+    own = min(out["sweep"], key=lambda r: abs(r["threshold"] - thr))
+    return {**out, "bundle_threshold": thr, "at_bundle_threshold": {k: own[k] for k in ("frr", "fa_per_hour", "hits", "positives")}}
+
+
+def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
+    """The recipe's speech-embedding teacher on the same streams (host-side: torch and the backbone), unsmoothed."""
+    from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
+
+    return _sweep(embedding_teacher_scorer(teacher, label), label, positives, tsv, negatives)
+
+
+def _frr_line(label: str, r: dict[str, Any], what: str) -> str:
+    from edgekd.eval import wakeword as we
+
+    return (f"{label} ({what}): FRR " + ", ".join(f"{100 * v:.1f}% at {fa:g}" if (v := r[f'frr_at_{fa:g}_fa_per_hour']) is not None
+                                                  else f"- at {fa:g}" for fa in we.FA_POINTS)
+            + f" FA/h ({r['negative_hours']:.2f} h of real negatives, {r['positives']} real positives)")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", action="append", default=[], metavar="LABEL=BUNDLE", help="a bundle for a dev phrase (repeatable)")
+    ap.add_argument("--teacher", action="append", default=[], metavar="LABEL=TEACHER",
+                    help="also score a speech-embedding teacher checkpoint (the recipe's teacher.pt) on the real streams (repeatable)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--synth-negatives", type=Path, action="append", default=None,
                     help="synthesized running speech (default: BUNDLE/../data/eval/test/negatives.wav when present)")
@@ -72,13 +96,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgekd.bench.machine import machine_facts
     from edgekd.core.fsutil import write_json
-    from edgekd.eval import wakeword as we
 
     dev = args.realdev / "wakeword_dev"
     if not dev.is_dir():
         print(f"notice: {dev} is absent: no real-voice wake-word numbers (measurement only; nothing else needs it)")
         return 0
-    if not args.bundle:
+    if not args.bundle and not args.teacher:
         print("notice: no --bundle LABEL=BUNDLE given: train one with `edgekd train wakeword --phrase \"smart mirror\" --out DIR`")
         return 0
     real = real_negatives(args.realdev, args.work / "real_negatives.wav")
@@ -94,10 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         if synth:
             row["real_and_synthesized_negatives"] = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real, *synth])
         r = row["real_negatives_only"]
-        print(f"{label}: FRR " + ", ".join(f"{100 * v:.1f}% at {fa:g}" if (v := r[f'frr_at_{fa:g}_fa_per_hour']) is not None else f"- at {fa:g}"
-                                           for fa in we.FA_POINTS) + f" FA/h ({r['negative_hours']:.2f} h of real negatives, {r['positives']} "
-              f"real positives); at its own threshold {r['bundle_threshold']:.2f}: FRR {100 * r['at_bundle_threshold']['frr']:.1f}%, "
-              f"{r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h", flush=True)
+        print(_frr_line(label, r, "bundle") + f"; at its own threshold {r['bundle_threshold']:.2f}: FRR "
+              f"{100 * r['at_bundle_threshold']['frr']:.1f}%, {r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h", flush=True)
+        results.append(row)
+    for spec in args.teacher:
+        label, _, path = spec.partition("=")
+        if not Path(path).is_file():
+            print(f"error: --teacher {spec}: no checkpoint there", file=sys.stderr)
+            return 2
+        row = {"label": label, "teacher": path, "real_negatives_only": evaluate_teacher(Path(path), label, dev / label, dev / f"{label}.tsv", [real])}
+        print(_frr_line(label, row["real_negatives_only"], "teacher"), flush=True)
         results.append(row)
     write_json(args.json, {"what": "wake-word bundles on real dev speakers (../shared/realdev/wakeword_dev); negatives: gsc_v2_test_dev + "
                                    "fsdd streamed back to back (+ synthesized running speech)", "command": "make realdev",

@@ -75,6 +75,20 @@ def test_realdev_on_a_speech_commands_layout(tiny_data: Path, tmp_path: Path) ->
     assert r["name"] == INT8.name and 0.0 <= r["accuracy"] <= 1.0 and r["n"] > 0
 
 
+def _random_speech_embedding_teacher(path: Path, labels: tuple[str, ...]) -> None:
+    """A speech-embedding teacher checkpoint with an untrained head: what the yardstick reads, not what it scores."""
+    torch = pytest.importorskip("torch", reason="training extra")
+    pytest.importorskip("openwakeword", reason="oww extra: the speech-embedding backbone files")
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.models import build_model
+
+    torch.manual_seed(0)
+    kw = {"frames": 9, "hidden": 8, "folds": 0}
+    Checkpoint(arch="speech-embedding", labels=labels, n_mels=96, frontend={}, window_frames=9,
+               state_dict=build_model("speech-embedding", n_labels=len(labels), n_mels=96, **kw).state_dict(),
+               config={"arch_kwargs": kw}).save(path)
+
+
 def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
     """The real-voice wake-word yardstick on a stand-in layout (two GSC clips, two 8 kHz FSDD clips, positives of
     "yes" from a shipped bundle's golden clip): FRR at each FA/h point on real negatives alone and with synthesized
@@ -94,13 +108,17 @@ def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
     synth = tmp_path / "synth.wav"
     write_wav(synth, np.zeros(16000 * 3, np.float32), 16000)
     out = tmp_path / "r.json"
-    proc = _bench("realdev_wakeword.py", "--bundle", f"yes={STREAM}", "--realdev", real, "--synth-negatives", synth, "--work", tmp_path / "w",
-                  "--json", out)
-    row = json.loads(out.read_text())["results"][0]
+    teacher = tmp_path / "teacher.pt"
+    _random_speech_embedding_teacher(teacher, ("yes", "_unknown_", "_silence_"))
+    proc = _bench("realdev_wakeword.py", "--bundle", f"yes={STREAM}", "--teacher", f"yes={teacher}", "--realdev", real, "--synth-negatives", synth,
+                  "--work", tmp_path / "w", "--json", out)
+    row, trow = json.loads(out.read_text())["results"]
+    assert trow["teacher"] == str(teacher) and trow["real_negatives_only"]["positives"] == 2 and "yes (teacher): FRR" in proc.stdout
+    assert trow["real_negatives_only"]["negative_hours"] == pytest.approx(row["real_negatives_only"]["negative_hours"])
     r, both = row["real_negatives_only"], row["real_and_synthesized_negatives"]
     assert r["positives"] == 2 and r["negative_hours"] == pytest.approx((4 * 1.25) / 3600, rel=0.02)
     assert both["negative_hours"] == pytest.approx(r["negative_hours"] + 3 / 3600, rel=0.02)
-    assert set(r) >= {"frr_at_0.5_fa_per_hour", "frr_at_5_fa_per_hour", "at_bundle_threshold"} and "yes: FRR" in proc.stdout
+    assert set(r) >= {"frr_at_0.5_fa_per_hour", "frr_at_5_fa_per_hour", "at_bundle_threshold"} and "yes (bundle): FRR" in proc.stdout
     absent = _bench("realdev_wakeword.py", "--realdev", tmp_path / "nowhere", "--json", tmp_path / "n.json")
     assert "absent" in absent.stdout and not (tmp_path / "n.json").exists()
 

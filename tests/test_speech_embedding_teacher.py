@@ -202,3 +202,32 @@ def test_an_ensemble_of_teachers_is_the_mean_of_their_logits(se_teacher, tiny_ch
     assert who1["teacher"] == tiny_checkpoint.name and "teachers" not in who1
     with pytest.raises(ConfigError, match="one teacher"):
         ensemble_logits(fs, fe, [path, tiny_checkpoint], cache=cache / "x", cache_root=cache)
+
+
+def test_a_teacher_streams_as_a_wake_word_scorer(se_teacher, tiny_data: Path, tiny_checkpoint: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every 80 ms the teacher's P(label) of the last second, centred as in training: each score equals the head on that
+    window's own embedding frames, whatever the blocks and batches; a student or an unknown label is one clear error."""
+    from edgekd.core.errors import ConfigError
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
+    from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+
+    path, _ = se_teacher
+    x = np.concatenate([load_audio(c, 16000) for c in sorted((tiny_data / "yes").glob("*.wav"))[:2]] + [np.zeros(3000, np.float32)])
+    t, s = embedding_teacher_scorer(path, "yes")(x)
+    ends = np.arange(16000, x.shape[0] + 1, 1280)
+    np.testing.assert_allclose(t, ends / 16.0)
+    assert s.shape == ends.shape and np.all((s >= 0) & (s <= 1))
+    _, s2 = embedding_teacher_scorer(path, "yes", batch=3)(iter([x[:5000], x[5000:]]))  # blocks, small batches
+    np.testing.assert_allclose(s2, s, atol=1e-6)
+    ck = Checkpoint.load(path)
+    head, k = ck.build(), ck.labels.index("yes")
+    for i in (0, len(ends) - 1):
+        frames = SpeechEmbedding().frames(x[None, ends[i] - 16000 : ends[i]])
+        with torch.no_grad():
+            assert s[i] == pytest.approx(torch.softmax(head(torch.from_numpy(frames)), -1)[0, k].item(), abs=1e-6)
+    with pytest.raises(ConfigError, match="not one of the teacher's labels"):
+        embedding_teacher_scorer(path, "computer")
+    with pytest.raises(ConfigError, match="not a speech-embedding teacher"):
+        embedding_teacher_scorer(tiny_checkpoint, "yes")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,10 @@ from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext
 from edgekd.train.features import FeatureSet, aligned_feature_set
 
-__all__ = ["ARCH", "INPUT", "fold_of", "train_embedding_teacher", "embedding_inputs"]
+if TYPE_CHECKING:
+    from edgekd.eval.wakeword import Scorer
+
+__all__ = ["ARCH", "INPUT", "fold_of", "train_embedding_teacher", "embedding_inputs", "embedding_teacher_scorer"]
 
 ARCH = "speech-embedding"
 INPUT = "speech-embedding"
@@ -110,6 +113,39 @@ def train_embedding_teacher(
         ckpt.save(out)
     d.barrier()
     return ckpt
+
+
+def embedding_teacher_scorer(checkpoint: str | os.PathLike[str], label: str, hop: int = 1280, batch: int = 64) -> Scorer:
+    """A speech-embedding teacher (``train_embedding_teacher``'s checkpoint, main head) as a wake-word scorer for
+    ``edgekd.eval.wakeword``: every ``hop`` samples (80 ms), P(``label``) of the last second of audio, centred in
+    1.5 s of zeros exactly as the teacher saw its training clips; times are the windows' ends (ms), unsmoothed.
+    Host-side (torch, the backbone's two ONNX files): how a teacher does on the same streams as its student."""
+    import torch
+
+    from edgekd.core.units import CLIP_SAMPLES, SAMPLE_RATE
+    from edgekd.eval.wakeword import as_array
+    from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+
+    ck = Checkpoint.load(checkpoint)
+    if ck.arch != ARCH:
+        raise ConfigError(f"{checkpoint}: a {ck.arch} checkpoint, not a speech-embedding teacher")
+    if label not in ck.labels:
+        raise ConfigError(f"--label {label!r} is not one of the teacher's labels: {', '.join(ck.labels)}")
+    head = ck.build()  # the main head (eval mode)
+    k = ck.labels.index(label)
+    backbone = SpeechEmbedding()
+
+    def score(audio: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(as_array(audio), dtype=np.float32)
+        ends = np.arange(CLIP_SAMPLES, x.shape[0] + 1, hop)
+        out = []
+        for i in range(0, ends.shape[0], batch):
+            frames = backbone.frames(np.stack([x[e - CLIP_SAMPLES : e] for e in ends[i : i + batch]]))
+            with torch.no_grad():
+                out.append(torch.softmax(head(torch.from_numpy(frames)), dim=-1)[:, k].numpy())
+        return ends * (1000.0 / SAMPLE_RATE), (np.concatenate(out) if out else np.zeros(0))
+
+    return score
 
 
 def _frontend() -> dict[str, Any]:
