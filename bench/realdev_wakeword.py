@@ -128,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         row = {"label": label, "teacher": path, "real_negatives_only": evaluate_teacher(Path(path), label, dev / label, dev / f"{label}.tsv", [real])}
         print(_frr_line(label, row["real_negatives_only"], "teacher"), flush=True)
         results.append(row)
-    write_json(args.json, {"what": "wake-word bundles on real dev speakers (../shared/realdev/wakeword_dev); negatives: gsc_v2_test_dev + "
-                                   "fsdd streamed back to back (+ synthesized running speech)", "command": "make realdev",
+    command = " ".join(["python bench/realdev_wakeword.py", *(sys.argv[1:] if argv is None else argv)])
+    write_json(args.json, {"what": "wake-word bundles (rows with 'bundle') and speech-embedding teachers (rows with 'teacher') on real dev "
+                                   "speakers (../shared/realdev/wakeword_dev); negatives: gsc_v2_test_dev + fsdd streamed back to back "
+                                   "(+ synthesized running speech, bundles only)", "command": command,
                            "date": datetime.date.today().isoformat(), "results": results, "machine": machine_facts()})
     print(f"-> {args.json}")
     return 0

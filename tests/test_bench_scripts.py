@@ -112,7 +112,9 @@ def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
     _random_speech_embedding_teacher(teacher, ("yes", "_unknown_", "_silence_"))
     proc = _bench("realdev_wakeword.py", "--bundle", f"yes={STREAM}", "--teacher", f"yes={teacher}", "--realdev", real, "--synth-negatives", synth,
                   "--work", tmp_path / "w", "--json", out)
-    row, trow = json.loads(out.read_text())["results"]
+    result = json.loads(out.read_text())
+    row, trow = result["results"]
+    assert result["command"].startswith("python bench/realdev_wakeword.py --bundle yes=") and f"--teacher yes={teacher}" in result["command"]
     assert trow["teacher"] == str(teacher) and trow["real_negatives_only"]["positives"] == 2 and "yes (teacher): FRR" in proc.stdout
     assert trow["real_negatives_only"]["negative_hours"] == pytest.approx(row["real_negatives_only"]["negative_hours"])
     r, both = row["real_negatives_only"], row["real_and_synthesized_negatives"]

@@ -70,9 +70,14 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
 @pytest.mark.slow
 def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     out = tmp_path / "lights"
-    _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY)
+    _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1")
     report = json.loads((out / "report.json").read_text())
     assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"]
+    assert report["recipe"]["feature_kd"] == 1.0
+    from edgekd.train.checkpoint import Checkpoint
+
+    for student in ("student.pt", "student-mined.pt"):  # both students regressed their features onto the teacher's embedding
+        assert Checkpoint.load(out / student).provenance["feature_kd"]["weight"] == 1.0
     assert set(report["per_label"]) == {"lights_on", "lights_off"}
     confusables = json.loads((out / "data" / "material.json").read_text())["confusables"]
     assert "lights on" not in confusables and "lights off" not in confusables
@@ -84,6 +89,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     (["--phrase", "hey 2000"], "cannot phonemize"),
     (["--phrase", "computer", "--phrase", "Computer"], "given twice"),
     (["--phrase", "computer", "--teacher", "oww:alexa"], "only speech-embedding"),
+    (["--phrase", "computer", "--feature-kd", "-1"], "--feature-kd"),
 ])
 def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)

@@ -237,6 +237,9 @@ def wakeword_cmd(
     validation_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of validation speech for the threshold.")] = 20.0,
     test_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of test speech for the report.")] = 60.0,
     positives: Annotated[int, typer.Option(min=1, help="--phrase: validation and test positives per phrase.")] = 100,
+    feature_kd: Annotated[float, typer.Option(callback=nonneg, help="--phrase: weight of feature distillation (the students' pooled "
+                                                                    "features regressed onto the teacher's speech embedding of the same "
+                                                                    "window; 0 = off).")] = 0.0,
     rooms: RoomsOpt = True,
     threads: ThreadsOpt = 2,
 ) -> None:
@@ -263,7 +266,7 @@ def wakeword_cmd(
                               "`edgekd data synth-wakeword DIR --phrase ...` and run `edgekd train wakeword DIR --teacher oww:NAME`")
         _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream-64", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
                          teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads,
-                         0.3 if alpha is None else alpha)
+                         0.3 if alpha is None else alpha, feature_kd)
         return
     if data is None or teacher is None:
         raise ConfigError("give --phrase TEXT (a wake word from text), or DATA with --teacher oww:NAME")
@@ -284,16 +287,17 @@ def wakeword_cmd(
 
 def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int, qat_epochs: int, views: int, stride_ms: int, per_word: int,
                      engines: str | None, target_fa_per_hour: float, teacher_epochs: int, transfer_minutes: float, mining_minutes: float,
-                     validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float) -> None:
+                     validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float,
+                     feature_kd: float) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword
 
     recipe = PhraseRecipe(phrases=phrases, per_word=per_word, engines=voice_options(engines, None) if engines else None,
                           transfer_minutes=transfer_minutes, validation_minutes=validation_minutes, test_minutes=test_minutes,
-                          mining_minutes=mining_minutes, positives=positives, arch=arch, epochs=epochs, alpha=alpha, teacher_epochs=teacher_epochs,
-                          qat_epochs=qat_epochs, views=views, rooms=rooms, target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms,
-                          threads=threads, workers=threads)
+                          mining_minutes=mining_minutes, positives=positives, arch=arch, epochs=epochs, alpha=alpha, feature_kd=feature_kd,
+                          teacher_epochs=teacher_epochs, qat_epochs=qat_epochs, views=views, rooms=rooms,
+                          target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms, threads=threads, workers=threads)
     check_recipe(recipe)
     check_writable(out / "report.json", "--out")
     report = run_phrase_wakeword(out, recipe, say=notice)

@@ -54,6 +54,7 @@ class PhraseRecipe:
     arch: str = "dscnn-stream-64"  # width 32 (7.5k params): "smart mirror" FRR 78.6% vs 47.7% at 2 FA/h on real voices
     epochs: int = 12
     alpha: float = 0.3  # weight of the teacher's soft targets on labelled clips (transfer windows use them alone); QAT inherits it
+    feature_kd: float = 0.0  # weight of feature distillation onto the teacher's speech embedding (both students; 0 = off)
     teacher_epochs: int = 20
     qat_epochs: int = 2
     views: int = 2
@@ -216,7 +217,7 @@ def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe
     if path.is_file():
         say(f"reusing {path}")
         return path
-    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads, alpha=r.alpha)
+    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd)
     ck = train_kws(kd, path, cfg, teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
                    extra_provenance={"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
     say(f"{path.name}: test accuracy {ck.metrics['test_accuracy_torch']:.4f} on synthesized clips")
@@ -434,6 +435,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--per-word, --positives, --epochs, --teacher-epochs, --views and --qat-epochs must be >= 1")
     if not 0.0 <= r.alpha <= 1.0:
         raise ConfigError("--alpha must be within [0, 1]")
+    if not (r.feature_kd >= 0.0 and math.isfinite(r.feature_kd)):
+        raise ConfigError("--feature-kd must be a number >= 0")
     if min(r.transfer_minutes, r.validation_minutes, r.test_minutes) <= 0 or r.mining_minutes < 0:
         raise ConfigError("--transfer-minutes, --validation-minutes and --test-minutes must be > 0, --mining-minutes >= 0")
     if r.stride_ms < 10 or r.stride_ms % 10:
