@@ -1,0 +1,142 @@
+"""How much of a wake-word number is the training seed: the recipe's final student trained again with other seeds.
+
+    python bench/realdev_wakeword_seeds.py runs/ww-smart_mirror --seeds 0 1 2
+    python bench/realdev_wakeword_seeds.py runs/ww-smart_mirror --seeds 0 1 2 --feature-kd 1 --json bench/results/realdev_wakeword_seeds_smart_mirror_fkd.json
+
+RUN is a finished ``edgekd train wakeword --phrase`` folder. For each seed, the student the recipe ships (the one
+after false-accept mining) is trained again on the same material, views, teacher and transfer windows with only the
+training seed changed (initialisation, batch order, SpecAugment), exported as a float streaming bundle under
+``RUN/seeds/`` and scored: FRR at 0.5 / 1 / 2 / 5 FA/h on the recipe's synthesized validation and test material and,
+when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/realdev_wakeword.py``; measurement
+only). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
+Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
+About 20 min per seed on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from realdev_wakeword import DEFAULT_REALDEV, evaluate, real_negatives  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+POINTS = ("frr_at_0.5_fa_per_hour", "frr_at_1_fa_per_hour", "frr_at_2_fa_per_hour", "frr_at_5_fa_per_hour")
+
+
+def _recipe(run: Path) -> Any:
+    from edgekd.recipes.custom_wakeword import PhraseRecipe
+
+    report = run / "report.json"
+    if not report.is_file():
+        raise SystemExit(f"error: {run}: no report.json; give a finished `edgekd train wakeword --phrase ... --out RUN` folder")
+    known = {f.name for f in fields(PhraseRecipe)}
+    r = {k: v for k, v in json.loads(report.read_text())["recipe"].items() if k in known}
+    r["phrases"] = tuple(r["phrases"])
+    if r.get("engines") is not None:
+        r["engines"] = tuple(tuple(e) for e in r["engines"])
+    return PhraseRecipe(**r)
+
+
+def _student(run: Path, r: Any, seed: int, out: Path) -> tuple[Path, float | None]:
+    """The recipe's final student with training seed ``seed`` (``r`` carries the feature-KD weight to use)."""
+    from edgekd.recipes.custom_wakeword import _kws_data
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.pipeline import train_kws
+
+    own = run / ("student-mined.pt" if (run / "student-mined.pt").is_file() else "student.pt")
+    made = Checkpoint.load(own)
+    if seed == made.config.get("seed") and r.feature_kd == float(made.config.get("feature_kd", 0.0)):
+        return own, made.metrics.get("test_accuracy_torch")
+    if out.is_file():
+        ck = Checkpoint.load(out)
+        return out, ck.metrics.get("test_accuracy_torch")
+    kd = _kws_data(run / "data" / "clips", r, run / "cache")
+    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=seed, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd)
+    ck = train_kws(kd, out, cfg, teacher=[str(run / "teacher.pt")], cache_dir=run / "cache", transfer=run / "data" / "transfer",
+                   extra_provenance={"recipe": "bench/realdev_wakeword_seeds.py", "run": str(run)})
+    return out, ck.metrics.get("test_accuracy_torch")
+
+
+def _stats(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for p in POINTS:
+        v = [row[key][p] for row in rows if row.get(key) and row[key][p] is not None]
+        out[p] = {"mean": float(np.mean(v)) if v else None, "std": float(np.std(v)) if v else None,
+                  "min": float(np.min(v)) if v else None, "max": float(np.max(v)) if v else None}
+    return out
+
+
+def _line(name: str, r: dict[str, Any]) -> str:
+    return f"{name} " + " / ".join("-" if r[p] is None else f"{100 * r[p]:.1f}%" for p in POINTS) + " at 0.5 / 1 / 2 / 5 FA/h"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    ap.add_argument("--feature-kd", type=float, default=None, help="feature-distillation weight (default: the run's own)")
+    ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    from edgekd.bench.machine import machine_facts
+    from edgekd.core.fsutil import write_json
+    from edgekd.eval import wakeword as we
+    from edgekd.recipes.custom_wakeword import _export, _score, phrase_labels
+
+    run = args.run
+    r = _recipe(run)
+    if args.feature_kd is not None:
+        if args.feature_kd < 0:
+            raise SystemExit("error: --feature-kd must be >= 0")
+        r = replace(r, feature_kd=args.feature_kd)
+    if len(r.phrases) != 1:
+        raise SystemExit(f"error: {run} is a command set ({', '.join(r.phrases)}); this bench takes one phrase")
+    label = phrase_labels(r.phrases)[0]
+    out_json = args.json or REPO / "bench" / "results" / f"realdev_wakeword_seeds_{label}.json"
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    dev = args.realdev / "wakeword_dev"
+    real = real_negatives(args.realdev, REPO / "runs" / "realdev_wakeword" / "real_negatives.wav") if (dev / label).is_dir() else None
+    if real is None:
+        print(f"notice: {dev / label} is absent: synthesized material only (real voices are measurement only; nothing needs them)")
+    golden = sorted((run / "data" / "eval" / "validation" / label).glob("*.wav"))[0]
+    rows = []
+    for seed in args.seeds:
+        tag = f"seed{seed}-fkd{r.feature_kd:g}"
+        ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt")
+        bundle = run / "seeds" / f"{tag}-bundle"
+        _export(ckpt, bundle, r, golden, int8=False)
+        row: dict[str, Any] = {"seed": seed, "checkpoint": str(ckpt), "bundle": str(bundle), "test_accuracy_synthesized": acc}
+        for split in ("validation", "test"):
+            res = _score(bundle, r, split, run / "data", r.target_fa_per_hour)[label]
+            row[f"synthesized_{split}"] = we.frr_points(res["sweep"])
+        if real is not None:
+            res = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real])
+            row["real"] = {p: res[p] for p in POINTS}
+        print(f"seed {seed}: " + "; ".join(_line(k, row[k]) for k in ("synthesized_test", "real") if k in row), flush=True)
+        rows.append(row)
+    summary = {k: _stats(rows, k) for k in ("synthesized_validation", "synthesized_test", "real") if any(k in row for row in rows)}
+    for k, s in summary.items():
+        print(f"{k}: " + ", ".join(f"{p.split('_')[2]} FA/h {100 * v['mean']:.1f} +- {100 * v['std']:.1f}%" for p, v in s.items()
+                                   if v["mean"] is not None))
+    command = " ".join(["python bench/realdev_wakeword_seeds.py", *(sys.argv[1:] if argv is None else [str(a) for a in argv])])
+    write_json(out_json, {"what": f"the recipe's final student of {run} trained again with other seeds (float streaming bundles); "
+                                  "FRR on its synthesized validation/test material and on real dev voices (measurement only)",
+                          "command": command, "date": datetime.date.today().isoformat(), "label": label, "feature_kd": r.feature_kd,
+                          "rows": rows, "summary": summary, "machine": machine_facts()})
+    print(f"-> {out_json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
