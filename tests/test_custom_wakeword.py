@@ -88,8 +88,10 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     assert report["recipe"]["feature_kd"] == 1.0
     from edgekd.train.checkpoint import Checkpoint
 
-    for student in ("student.pt", "student-mined.pt"):  # both students regressed their features onto the teacher's embedding
-        assert Checkpoint.load(out / student).provenance["feature_kd"]["weight"] == 1.0
+    students = [out / s for s in ("student.pt", "student-mined.pt") if (out / s).is_file()]  # the second one if mining found windows
+    assert students and students[0].name == "student.pt"
+    for student in students:  # each student regressed its features onto the teacher's embedding
+        assert Checkpoint.load(student).provenance["feature_kd"]["weight"] == 1.0
     assert set(report["per_label"]) == {"lights_on", "lights_off"}
     confusables = json.loads((out / "data" / "material.json").read_text())["confusables"]
     assert "lights on" not in confusables and "lights off" not in confusables
