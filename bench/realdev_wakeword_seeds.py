@@ -28,8 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realdev_wakeword import DEFAULT_REALDEV, evaluate, real_negatives  # noqa: E402
 
+from edgekd.eval.wakeword import FA_POINTS  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-POINTS = ("frr_at_0.5_fa_per_hour", "frr_at_1_fa_per_hour", "frr_at_2_fa_per_hour", "frr_at_5_fa_per_hour")
+POINTS = tuple(f"frr_at_{fa:g}_fa_per_hour" for fa in FA_POINTS)  # the keys of edgekd.eval.wakeword.frr_points
 
 
 def _recipe(run: Path) -> Any:
@@ -77,7 +79,7 @@ def _stats(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, float | 
 
 
 def _line(name: str, r: dict[str, Any]) -> str:
-    return f"{name} " + " / ".join("-" if r[p] is None else f"{100 * r[p]:.1f}%" for p in POINTS) + " at 0.5 / 1 / 2 / 5 FA/h"
+    return f"{name} " + " / ".join("-" if r[p] is None else f"{100 * r[p]:.1f}%" for p in POINTS) + " at " + " / ".join(f"{fa:g}" for fa in FA_POINTS) + " FA/h"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     summary = {k: _stats(rows, k) for k in ("synthesized_validation", "synthesized_test", "real") if any(k in row for row in rows)}
     for k, s in summary.items():
-        print(f"{k}: " + ", ".join(f"{p.split('_')[2]} FA/h {100 * v['mean']:.1f} +- {100 * v['std']:.1f}%" for p, v in s.items()
+        print(f"{k}: " + ", ".join(f"{fa:g} FA/h {100 * v['mean']:.1f} +- {100 * v['std']:.1f}%" for fa, v in zip(FA_POINTS, s.values(), strict=True)
                                    if v["mean"] is not None))
     command = " ".join(["python bench/realdev_wakeword_seeds.py", *(sys.argv[1:] if argv is None else [str(a) for a in argv])])
     write_json(out_json, {"what": f"the recipe's final student of {run} trained again with other seeds (float streaming bundles); "
