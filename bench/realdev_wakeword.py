@@ -67,6 +67,28 @@ def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: li
     return {**out, "bundle_threshold": thr, "at_bundle_threshold": {k: own[k] for k in ("frr", "fa_per_hour", "hits", "positives")}}
 
 
+def mean_scorer(bundles: list[Path], label: str) -> Any:
+    """A scorer whose timeline is the mean of several bundles' smoothed posteriors of ``label`` (one stride and
+    frontend): an ensemble of seeds. Each input is read whole (~350 MB per hour of audio)."""
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.detector import load_kws
+
+    scorers = [we.bundle_scorer(load_kws(b, backend="onnx", threads=1), label) for b in bundles]
+
+    def score(audio: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = we.as_array(audio)
+        out = [s(x) for s in scorers]
+        n = min(t.shape[0] for t, _ in out)
+        return out[0][0][:n], np.mean([v[:n] for _, v in out], axis=0)
+
+    return score
+
+
+def evaluate_mean(bundles: list[Path], label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
+    """``evaluate`` for the mean posterior of ``bundles`` (``mean_scorer``): how much of one student's error is its draw."""
+    return _sweep(mean_scorer(bundles, label), label, positives, tsv, negatives)
+
+
 def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
     """The recipe's speech-embedding teacher on the same streams (host-side: torch and the backbone), unsmoothed."""
     from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer

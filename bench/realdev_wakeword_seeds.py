@@ -10,6 +10,7 @@ training seed changed (initialisation, batch order, SpecAugment), exported as a 
 when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/realdev_wakeword.py``; measurement
 only). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
+``--ensemble`` also scores the mean of the seeds' posteriors on real voices: how much of one student's error is its own draw.
 About 20 min per seed on 2 cores.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realdev_wakeword import DEFAULT_REALDEV, evaluate, real_negatives  # noqa: E402
+from realdev_wakeword import DEFAULT_REALDEV, evaluate, evaluate_mean, real_negatives  # noqa: E402
 
 from edgekd.eval.wakeword import FA_POINTS  # noqa: E402
 
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--feature-kd", type=float, default=None, help="feature-distillation weight (default: the run's own)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--ensemble", action="store_true",
+                    help="also score the mean posterior of all the seeds' bundles on real voices (what averaging the draws gives)")
     args = ap.parse_args(argv)
 
     from edgekd.bench.machine import machine_facts
@@ -127,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             row["real"] = {p: res[p] for p in POINTS}
         print(f"seed {seed}: " + "; ".join(_line(k, row[k]) for k in ("synthesized_test", "real") if k in row), flush=True)
         rows.append(row)
+    ensemble = None
+    if args.ensemble and real is not None and len(rows) > 1:
+        res = evaluate_mean([Path(row["bundle"]) for row in rows], label, dev / label, dev / f"{label}.tsv", [real])
+        ensemble = {"seeds": [row["seed"] for row in rows], "real": {p: res[p] for p in POINTS}}
+        print(_line(f"mean posterior of seeds {' '.join(str(s) for s in ensemble['seeds'])}: real", ensemble["real"]), flush=True)
     summary = {k: _stats(rows, k) for k in ("synthesized_validation", "synthesized_test", "real") if any(k in row for row in rows)}
     for k, s in summary.items():
         print(f"{k}: " + ", ".join(f"{fa:g} FA/h {100 * v['mean']:.1f} +- {100 * v['std']:.1f}%" for fa, v in zip(FA_POINTS, s.values(), strict=True)
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out_json, {"what": f"the recipe's final student of {run} trained again with other seeds (float streaming bundles); "
                                   "FRR on its synthesized validation/test material and on real dev voices (measurement only)",
                           "command": command, "date": datetime.date.today().isoformat(), "label": label, "feature_kd": r.feature_kd,
-                          "rows": rows, "summary": summary, "machine": machine_facts()})
+                          "rows": rows, "summary": summary, **({"ensemble": ensemble} if ensemble else {}), "machine": machine_facts()})
     print(f"-> {out_json}")
     return 0
 

@@ -89,12 +89,8 @@ def _random_speech_embedding_teacher(path: Path, labels: tuple[str, ...]) -> Non
                config={"arch_kwargs": kw}).save(path)
 
 
-def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
-    """The real-voice wake-word yardstick on a stand-in layout (two GSC clips, two 8 kHz FSDD clips, positives of
-    "yes" from a shipped bundle's golden clip): FRR at each FA/h point on real negatives alone and with synthesized
-    speech added, and the bundle's own threshold."""
-    import numpy as np
-
+def _fake_realdev(tmp_path: Path) -> Path:
+    """A stand-in realdev layout: two GSC clips, two 8 kHz FSDD clips, two positives of "yes" (a shipped bundle's golden clip)."""
     from edgekd.runtime.wav import load_audio, write_wav
 
     real = tmp_path / "realdev"
@@ -105,6 +101,44 @@ def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
         write_wav(real / "wakeword_dev" / "yes" / f"p{i}.wav", clip, 16000)
     (real / "wakeword_dev" / "yes.tsv").write_text("filename\tonset\toffset\tevent_label\n"
                                                    + "".join(f"p{i}.wav\t0.0\t{clip.shape[0] / 16000:.3f}\tyes\n" for i in range(2)))
+    return real
+
+
+def test_the_yardsticks_mean_posterior_of_bundles(tmp_path: Path) -> None:
+    """The seed ensemble's scorer on the stand-in layout: its timeline is the mean of the bundles' own timelines, and a
+    bundle averaged with itself gives exactly that bundle's sweep."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from realdev_wakeword import evaluate, evaluate_mean, mean_scorer, real_negatives
+
+    from edgekd.eval.wakeword import bundle_scorer
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio
+
+    real = _fake_realdev(tmp_path)
+    neg = real_negatives(real, tmp_path / "neg.wav")
+    pos, tsv = real / "wakeword_dev" / "yes", real / "wakeword_dev" / "yes.tsv"
+    one = evaluate(STREAM, "yes", pos, tsv, [neg])
+    twice = evaluate_mean([STREAM, STREAM], "yes", pos, tsv, [neg])
+    assert twice["sweep"] == one["sweep"] and twice["positives"] == 2 and twice["negative_hours"] == pytest.approx(one["negative_hours"])
+    other = REPO / "models" / "kws12-dscnn-stream-kd-int8"
+    x = load_audio(neg, 16000)
+    (ta, a), (tb, b) = (bundle_scorer(load_kws(m, backend="onnx", threads=1), "yes")(x) for m in (STREAM, other))
+    t, m = mean_scorer([STREAM, other], "yes")(x)
+    assert np.array_equal(t, ta) and np.array_equal(ta, tb) and not np.allclose(a, b)
+    np.testing.assert_allclose(m, (a + b) / 2, rtol=0, atol=1e-12)
+
+
+def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
+    """The real-voice wake-word yardstick on a stand-in layout (two GSC clips, two 8 kHz FSDD clips, positives of
+    "yes" from a shipped bundle's golden clip): FRR at each FA/h point on real negatives alone and with synthesized
+    speech added, and the bundle's own threshold."""
+    import numpy as np
+
+    from edgekd.runtime.wav import write_wav
+
+    real = _fake_realdev(tmp_path)
     synth = tmp_path / "synth.wav"
     write_wav(synth, np.zeros(16000 * 3, np.float32), 16000)
     out = tmp_path / "r.json"
