@@ -10,6 +10,7 @@ training seed changed (initialisation, batch order, SpecAugment), exported as a 
 when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/realdev_wakeword.py``; measurement
 only). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
+``--alpha`` and ``--transfer`` train the seeds with another soft-target weight or transfer set (a probe of the recipe).
 ``--ensemble`` also scores the mean of the seeds' posteriors on real voices: how much of one student's error is its own draw.
 About 20 min per seed on 2 cores.
 """
@@ -49,8 +50,9 @@ def _recipe(run: Path) -> Any:
     return PhraseRecipe(**r)
 
 
-def _student(run: Path, r: Any, seed: int, out: Path) -> tuple[Path, float | None]:
-    """The recipe's final student with training seed ``seed`` (``r`` carries the feature-KD weight to use)."""
+def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path) -> tuple[Path, float | None]:
+    """The recipe's final student with training seed ``seed`` (``r`` carries the feature-KD and soft-target weights
+    to use), distilled on the transfer windows of ``transfer``."""
     from edgekd.recipes.custom_wakeword import _kws_data
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.config import TrainConfig
@@ -58,14 +60,15 @@ def _student(run: Path, r: Any, seed: int, out: Path) -> tuple[Path, float | Non
 
     own = run / ("student-mined.pt" if (run / "student-mined.pt").is_file() else "student.pt")
     made = Checkpoint.load(own)
-    if seed == made.config.get("seed") and r.feature_kd == float(made.config.get("feature_kd", 0.0)):
+    if (seed == made.config.get("seed") and r.feature_kd == float(made.config.get("feature_kd", 0.0)) and r.alpha == made.config.get("alpha")
+            and transfer == run / "data" / "transfer"):
         return own, made.metrics.get("test_accuracy_torch")
     if out.is_file():
         ck = Checkpoint.load(out)
         return out, ck.metrics.get("test_accuracy_torch")
     kd = _kws_data(run / "data" / "clips", r, run / "cache")
     cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=seed, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd)
-    ck = train_kws(kd, out, cfg, teacher=[str(run / "teacher.pt")], cache_dir=run / "cache", transfer=run / "data" / "transfer",
+    ck = train_kws(kd, out, cfg, teacher=[str(run / "teacher.pt")], cache_dir=run / "cache", transfer=transfer,
                    extra_provenance={"recipe": "bench/realdev_wakeword_seeds.py", "run": str(run)})
     return out, ck.metrics.get("test_accuracy_torch")
 
@@ -88,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     ap.add_argument("--feature-kd", type=float, default=None, help="feature-distillation weight (default: the run's own)")
+    ap.add_argument("--alpha", type=float, default=None, help="weight of the teacher's soft targets on labelled clips (default: the run's own)")
+    ap.add_argument("--transfer", type=Path, default=None,
+                    help="another transfer set (`edgekd data transfer`) to distil on (default: the run's data/transfer)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--ensemble", action="store_true",
@@ -105,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.feature_kd < 0:
             raise SystemExit("error: --feature-kd must be >= 0")
         r = replace(r, feature_kd=args.feature_kd)
+    if args.alpha is not None:
+        if not 0.0 <= args.alpha <= 1.0:
+            raise SystemExit("error: --alpha must be between 0 and 1")
+        r = replace(r, alpha=args.alpha)
+    transfer = args.transfer or run / "data" / "transfer"
+    if not (transfer / "transfer_meta.json").is_file():
+        raise SystemExit(f"error: --transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
+    own = _recipe(run).alpha
     if len(r.phrases) != 1:
         raise SystemExit(f"error: {run} is a command set ({', '.join(r.phrases)}); this bench takes one phrase")
     label = phrase_labels(r.phrases)[0]
@@ -117,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     golden = sorted((run / "data" / "eval" / "validation" / label).glob("*.wav"))[0]
     rows = []
     for seed in args.seeds:
-        tag = f"seed{seed}-fkd{r.feature_kd:g}"
-        ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt")
+        tag = f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{transfer.name}" if args.transfer else "")
+        ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer)
         bundle = run / "seeds" / f"{tag}-bundle"
         _export(ckpt, bundle, r, golden, int8=False)
         row: dict[str, Any] = {"seed": seed, "checkpoint": str(ckpt), "bundle": str(bundle), "test_accuracy_synthesized": acc}
@@ -142,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/realdev_wakeword_seeds.py", *(sys.argv[1:] if argv is None else [str(a) for a in argv])])
     write_json(out_json, {"what": f"the recipe's final student of {run} trained again with other seeds (float streaming bundles); "
                                   "FRR on its synthesized validation/test material and on real dev voices (measurement only)",
-                          "command": command, "date": datetime.date.today().isoformat(), "label": label, "feature_kd": r.feature_kd,
+                          "command": command, "date": datetime.date.today().isoformat(), "label": label,
+                          "feature_kd": r.feature_kd, "alpha": r.alpha, "transfer": str(transfer),
                           "rows": rows, "summary": summary, **({"ensemble": ensemble} if ensemble else {}), "machine": machine_facts()})
     print(f"-> {out_json}")
     return 0

@@ -221,7 +221,7 @@ def wakeword_cmd(
     qat_epochs: Annotated[int, typer.Option(min=0, help="QAT int8 fine-tuning epochs on the same teacher targets (0: no int8 bundle; "
                                                         "--phrase needs >= 1).")] = 2,
     alpha: Annotated[Optional[float], typer.Option(callback=unit, help="Weight of the teacher's soft targets on labelled clips (transfer "
-                                                                       "windows: alone); default 0.7 with DATA, 0.3 with --phrase.")] = None,
+                                                                       "windows: alone); default 0.7 with DATA, 0.8 with --phrase.")] = None,
     views: ViewsOpt = 2,
     baseline: Annotated[bool, typer.Option("--baseline", help="With DATA: also train the student on hard labels only (bundle-no_teacher/).")] = False,
     stride_ms: Annotated[int, typer.Option(min=10, help="Run the student every this many ms (80: the teacher's hop; 160 halves the CPU).")] = 80,
@@ -266,7 +266,7 @@ def wakeword_cmd(
                               "`edgekd data synth-wakeword DIR --phrase ...` and run `edgekd train wakeword DIR --teacher oww:NAME`")
         _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream-64", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
                          teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads,
-                         0.3 if alpha is None else alpha, feature_kd)
+                         alpha, feature_kd)
         return
     if data is None or teacher is None:
         raise ConfigError("give --phrase TEXT (a wake word from text), or DATA with --teacher oww:NAME")
@@ -287,7 +287,7 @@ def wakeword_cmd(
 
 def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int, qat_epochs: int, views: int, stride_ms: int, per_word: int,
                      engines: str | None, target_fa_per_hour: float, teacher_epochs: int, transfer_minutes: float, mining_minutes: float,
-                     validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float,
+                     validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float | None,
                      feature_kd: float) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
@@ -295,9 +295,10 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
 
     recipe = PhraseRecipe(phrases=phrases, per_word=per_word, engines=voice_options(engines, None) if engines else None,
                           transfer_minutes=transfer_minutes, validation_minutes=validation_minutes, test_minutes=test_minutes,
-                          mining_minutes=mining_minutes, positives=positives, arch=arch, epochs=epochs, alpha=alpha, feature_kd=feature_kd,
+                          mining_minutes=mining_minutes, positives=positives, arch=arch, epochs=epochs, feature_kd=feature_kd,
                           teacher_epochs=teacher_epochs, qat_epochs=qat_epochs, views=views, rooms=rooms,
-                          target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms, threads=threads, workers=threads)
+                          target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms, threads=threads, workers=threads,
+                          **({} if alpha is None else {"alpha": alpha}))
     check_recipe(recipe)
     check_writable(out / "report.json", "--out")
     report = run_phrase_wakeword(out, recipe, say=notice)
