@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = args.run
     r = _recipe(run)
+    own = r.alpha  # the run's own soft-target weight: seeds trained with another get it in their file names
     if args.feature_kd is not None:
         if args.feature_kd < 0:
             raise SystemExit("error: --feature-kd must be >= 0")
@@ -118,7 +119,6 @@ def main(argv: list[str] | None = None) -> int:
     transfer = args.transfer or run / "data" / "transfer"
     if not (transfer / "transfer_meta.json").is_file():
         raise SystemExit(f"error: --transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
-    own = _recipe(run).alpha
     if len(r.phrases) != 1:
         raise SystemExit(f"error: {run} is a command set ({', '.join(r.phrases)}); this bench takes one phrase")
     label = phrase_labels(r.phrases)[0]
@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: " + "; ".join(_line(k, row[k]) for k in ("synthesized_test", "real") if k in row), flush=True)
         rows.append(row)
     ensemble = None
-    if args.ensemble and real is not None and len(rows) > 1:
+    if args.ensemble and (real is None or len(rows) < 2):
+        print("notice: --ensemble scores real voices and needs two seeds or more; skipped")
+    elif args.ensemble:
         res = evaluate_mean([Path(row["bundle"]) for row in rows], label, dev / label, dev / f"{label}.tsv", [real])
         ensemble = {"seeds": [row["seed"] for row in rows], "real": {p: res[p] for p in POINTS}}
         print(_line(f"mean posterior of seeds {' '.join(str(s) for s in ensemble['seeds'])}: real", ensemble["real"]), flush=True)
