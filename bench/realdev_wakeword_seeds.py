@@ -52,25 +52,20 @@ def _recipe(run: Path) -> Any:
 
 def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path) -> tuple[Path, float | None]:
     """The recipe's final student with training seed ``seed`` (``r`` carries the feature-KD and soft-target weights
-    to use), distilled on the transfer windows of ``transfer``."""
+    to use), distilled on the transfer windows of ``transfer`` by the recipe's own training step."""
     from edgekd.recipes.custom_wakeword import _kws_data
+    from edgekd.recipes.custom_wakeword import _student as train_student
     from edgekd.train.checkpoint import Checkpoint
-    from edgekd.train.config import TrainConfig
-    from edgekd.train.pipeline import train_kws
 
     own = run / ("student-mined.pt" if (run / "student-mined.pt").is_file() else "student.pt")
     made = Checkpoint.load(own)
     if (seed == made.config.get("seed") and r.feature_kd == float(made.config.get("feature_kd", 0.0)) and r.alpha == made.config.get("alpha")
             and transfer == run / "data" / "transfer"):
         return own, made.metrics.get("test_accuracy_torch")
-    if out.is_file():
-        ck = Checkpoint.load(out)
-        return out, ck.metrics.get("test_accuracy_torch")
-    kd = _kws_data(run / "data" / "clips", r, run / "cache")
-    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=seed, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd)
-    ck = train_kws(kd, out, cfg, teacher=[str(run / "teacher.pt")], cache_dir=run / "cache", transfer=transfer,
-                   extra_provenance={"recipe": "bench/realdev_wakeword_seeds.py", "run": str(run)})
-    return out, ck.metrics.get("test_accuracy_torch")
+    if not out.is_file():  # the views stay the run's (its seed); only the training seed changes
+        train_student(out, _kws_data(run / "data" / "clips", r, run / "cache"), run / "teacher.pt", transfer, replace(r, seed=seed), run / "cache",
+                      print, provenance={"recipe": "bench/realdev_wakeword_seeds.py", "run": str(run)})
+    return out, Checkpoint.load(out).metrics.get("test_accuracy_torch")
 
 
 def _stats(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, float | None]]:

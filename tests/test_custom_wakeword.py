@@ -67,10 +67,15 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert json.loads((out / "data" / "eval" / "eval.json").read_text()) == ev
     # the seed bench trains the shipped student again with another seed (the recipe's own seed reuses its student)
     seeds = tmp_path / "seeds.json"
-    p = subprocess.run([sys.executable, str(REPO / "bench" / "realdev_wakeword_seeds.py"), str(out), "--seeds", "0", "1", "--realdev",
-                        str(tmp_path / "nowhere"), "--json", str(seeds)], capture_output=True, text=True, timeout=900,
-                       env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
-    assert p.returncode == 0, p.stderr[-3000:]
+
+    def seed_bench(*args: str) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run([sys.executable, str(REPO / "bench" / "realdev_wakeword_seeds.py"), str(out), *args, "--realdev",
+                            str(tmp_path / "nowhere"), "--json", str(seeds)], capture_output=True, text=True, timeout=900,
+                           env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
+        assert p.returncode == 0, p.stderr[-3000:]
+        return p
+
+    p = seed_bench("--seeds", "0", "1")
     assert "absent" in p.stdout and "seed 1: synthesized_test" in p.stdout
     rows = json.loads(seeds.read_text())["rows"]
     final = out / ("student-mined.pt" if (out / "student-mined.pt").is_file() else "student.pt")
@@ -78,10 +83,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert rows[1]["checkpoint"] != rows[0]["checkpoint"] and all((Path(r["bundle"]) / "manifest.json").is_file() for r in rows)
     assert all(set(r["synthesized_test"]) >= {"frr_at_0.5_fa_per_hour", "frr_at_2_fa_per_hour"} and "real" not in r for r in rows)
     # another soft-target weight: the recipe's own seed is trained again (not reused), under its own name
-    p = subprocess.run([sys.executable, str(REPO / "bench" / "realdev_wakeword_seeds.py"), str(out), "--seeds", "0", "--alpha", "0.9",
-                        "--realdev", str(tmp_path / "nowhere"), "--json", str(seeds)], capture_output=True, text=True, timeout=900,
-                       env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
-    assert p.returncode == 0, p.stderr[-3000:]
+    seed_bench("--seeds", "0", "--alpha", "0.9")
     again = json.loads(seeds.read_text())
     assert again["alpha"] == 0.9 and again["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-a0.9.pt")
     from edgekd.train.checkpoint import Checkpoint

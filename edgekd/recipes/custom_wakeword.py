@@ -213,7 +213,8 @@ def _teacher(out: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say) -> Path
     return path
 
 
-def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe, cache: Path, say: Say) -> Path:
+def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe, cache: Path, say: Say,
+             provenance: dict[str, Any] | None = None) -> Path:
     from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import train_kws
 
@@ -222,7 +223,7 @@ def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe
         return path
     cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd)
     ck = train_kws(kd, path, cfg, teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
-                   extra_provenance={"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
+                   extra_provenance=provenance or {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
     say(f"{path.name}: test accuracy {ck.metrics['test_accuracy_torch']:.4f} on synthesized clips")
     return path
 
