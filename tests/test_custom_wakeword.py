@@ -89,6 +89,51 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     from edgekd.train.checkpoint import Checkpoint
 
     assert Checkpoint.load(again["rows"][0]["checkpoint"]).config["alpha"] == 0.9
+    _misses_bench(out, tmp_path)
+
+
+def _misses_bench(run: Path, tmp_path: Path) -> None:
+    """bench/realdev_wakeword_misses.py on the tiny run, with a stand-in realdev layout (its test positives as the
+    "real" utterances, its test negatives as the GSC and FSDD clips): every utterance's bundle peak is the runtime
+    scorer's, the groups hold every utterance once; a folder that is not a run is one line."""
+    from edgekd.eval.wakeword import bundle_scorer
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio, write_wav
+
+    real = tmp_path / "realdev"
+    neg = load_audio(run / "data" / "eval" / "test" / "negatives.wav", 16000)
+    for i in range(2):
+        (real / "gsc_v2_test_dev" / "no").mkdir(parents=True, exist_ok=True)
+        (real / "fsdd").mkdir(exist_ok=True)
+        write_wav(real / "gsc_v2_test_dev" / "no" / f"n{i}.wav", neg[i * 16000 : (i + 1) * 16000], 16000)
+        write_wav(real / "fsdd" / f"{i}_x_{i}.wav", neg[(2 + i) * 16000 : (3 + i) * 16000 : 2], 8000)
+    dev = real / "wakeword_dev" / "computer"
+    dev.mkdir(parents=True)
+    rows = []
+    for wav in sorted((run / "data" / "eval" / "test" / "computer").glob("*.wav"))[:3]:
+        x = load_audio(wav, 16000)
+        write_wav(dev / wav.name, x, 16000)
+        rows.append(f"{wav.name}\t0.0\t{x.shape[0] / 16000:.3f}\tcomputer\n")
+    (real / "wakeword_dev" / "computer.tsv").write_text("filename\tonset\toffset\tevent_label\n" + "".join(rows))
+    out = tmp_path / "misses.json"
+
+    def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "bench" / "realdev_wakeword_misses.py"), *map(str, args)],
+                              capture_output=True, text=True, timeout=900)
+
+    p = bench(run, "--realdev", real, "--fa-per-hour", "100000", "--json", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["summary"]["utterances"] == 3 and sum(g["bundle"]["utterances"] for g in res["by_active_length"].values()) == 3
+    first = res["utterances"][0]
+    x = load_audio(dev / first["file"], 16000)
+    pad = np.zeros(16000, np.float32)
+    peak = float(bundle_scorer(load_kws(run / "bundle", backend="onnx", threads=1), "computer")(np.concatenate([pad, x, pad]))[1].max())
+    assert first["bundle"] == pytest.approx(peak, abs=1e-6) and 0.0 <= first["teacher_1s"] <= 1.0 and 0.0 <= first["teacher_1.5s"] <= 1.0
+    assert 0.0 < first["active_s"] <= x.shape[0] / 16000
+    assert "teacher_1.5s missed" in p.stdout and set(res["summary"]["missed"]) == {"bundle", "teacher_1s", "teacher_1.5s"}
+    p = bench(tmp_path, "--realdev", real)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "finished" in p.stderr
 
 
 @pytest.mark.slow

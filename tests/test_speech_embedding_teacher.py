@@ -205,8 +205,9 @@ def test_an_ensemble_of_teachers_is_the_mean_of_their_logits(se_teacher, tiny_ch
 
 
 def test_a_teacher_streams_as_a_wake_word_scorer(se_teacher, tiny_data: Path, tiny_checkpoint: Path) -> None:  # type: ignore[no-untyped-def]
-    """Every 80 ms the teacher's P(label) of the last second, centred as in training: each score equals the head on that
-    window's own embedding frames, whatever the blocks and batches; a student or an unknown label is one clear error."""
+    """Every 80 ms the teacher's P(label) of the last second, centred as in training (or of the last 1.5 s with
+    ``window``): each score equals the head on that window's own embedding frames, whatever the blocks and batches; a
+    student, an unknown label or a window beyond the backbone's is one clear error."""
     from edgekd.core.errors import ConfigError
     from edgekd.runtime.wav import load_audio
     from edgekd.train.checkpoint import Checkpoint
@@ -227,6 +228,13 @@ def test_a_teacher_streams_as_a_wake_word_scorer(se_teacher, tiny_data: Path, ti
         frames = SpeechEmbedding().frames(x[None, ends[i] - 16000 : ends[i]])
         with torch.no_grad():
             assert s[i] == pytest.approx(torch.softmax(head(torch.from_numpy(frames)), -1)[0, k].item(), abs=1e-6)
+    t3, s3 = embedding_teacher_scorer(path, "yes", window=24000)(x)  # the backbone's whole 1.5 s of audio, no zeros
+    np.testing.assert_allclose(t3, np.arange(24000, x.shape[0] + 1, 1280) / 16.0)
+    frames = SpeechEmbedding().frames(x[None, :24000])
+    with torch.no_grad():
+        assert s3[0] == pytest.approx(torch.softmax(head(torch.from_numpy(frames)), -1)[0, k].item(), abs=1e-6)
+    with pytest.raises(ConfigError, match="1..24000 samples"):
+        embedding_teacher_scorer(path, "yes", window=24001)
     with pytest.raises(ConfigError, match="not one of the teacher's labels"):
         embedding_teacher_scorer(path, "computer")
     with pytest.raises(ConfigError, match="not a speech-embedding teacher"):

@@ -115,16 +115,23 @@ def train_embedding_teacher(
     return ckpt
 
 
-def embedding_teacher_scorer(checkpoint: str | os.PathLike[str], label: str, hop: int = 1280, batch: int = 64) -> Scorer:
+def embedding_teacher_scorer(checkpoint: str | os.PathLike[str], label: str, hop: int = 1280, batch: int = 64,
+                             window: int | None = None) -> Scorer:
     """A speech-embedding teacher (``train_embedding_teacher``'s checkpoint, main head) as a wake-word scorer for
     ``edgekd.eval.wakeword``: every ``hop`` samples (80 ms), P(``label``) of the last second of audio, centred in
     1.5 s of zeros exactly as the teacher saw its training clips; times are the windows' ends (ms), unsmoothed.
-    Host-side (torch, the backbone's two ONNX files): how a teacher does on the same streams as its student."""
+    ``window``: samples of audio each score sees instead of one second (at most the backbone's 1.5 s, which then holds
+    no zeros): how much a longer view than the student's helps. Host-side (torch, the backbone's two ONNX files): how
+    a teacher does on the same streams as its student."""
     import torch
 
     from edgekd.core.units import CLIP_SAMPLES, SAMPLE_RATE
     from edgekd.eval.wakeword import as_array
-    from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+    from edgekd.train.teachers.speech_embedding import WINDOW_SAMPLES, SpeechEmbedding
+
+    n = CLIP_SAMPLES if window is None else window
+    if not 0 < n <= WINDOW_SAMPLES:
+        raise ConfigError(f"window {n}: give 1..{WINDOW_SAMPLES} samples (the backbone's 1.5 s window)")
 
     ck = Checkpoint.load(checkpoint)
     if ck.arch != ARCH:
@@ -137,10 +144,10 @@ def embedding_teacher_scorer(checkpoint: str | os.PathLike[str], label: str, hop
 
     def score(audio: Any) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(as_array(audio), dtype=np.float32)
-        ends = np.arange(CLIP_SAMPLES, x.shape[0] + 1, hop)
+        ends = np.arange(n, x.shape[0] + 1, hop)
         out = []
         for i in range(0, ends.shape[0], batch):
-            frames = backbone.frames(np.stack([x[e - CLIP_SAMPLES : e] for e in ends[i : i + batch]]))
+            frames = backbone.frames(np.stack([x[e - n : e] for e in ends[i : i + batch]]))
             with torch.no_grad():
                 out.append(torch.softmax(head(torch.from_numpy(frames)), dim=-1)[:, k].numpy())
         return ends * (1000.0 / SAMPLE_RATE), (np.concatenate(out) if out else np.zeros(0))

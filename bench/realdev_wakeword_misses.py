@@ -1,0 +1,132 @@
+"""Which real utterances a wake-word bundle misses, by how long they are, beside its teacher with a 1 s and a 1.5 s view.
+
+    python bench/realdev_wakeword_misses.py runs/ww-smart_mirror
+    python bench/realdev_wakeword_misses.py runs/ww-view_glass --fa-per-hour 2
+
+RUN is a finished ``edgekd train wakeword --phrase`` folder (its ``bundle/``, ``teacher.pt`` and ``report.json``).
+Each real dev utterance (``../shared/realdev/wakeword_dev/<label>``, measurement only) is scored alone, with 1 s of
+silence on both sides: the bundle's peak smoothed posterior, and the teacher's peak P(label) with the view it was
+trained on (the last 1 s, centred in 1.5 s of zeros) and with the backbone's whole 1.5 s of audio. The bundle's
+threshold is the one at ``--fa-per-hour`` on the real negatives (every gsc_v2_test_dev and fsdd clip back to back,
+as in ``bench/realdev_wakeword.py``); the teacher's is 0.5 (streaming it over the hour and a half of negatives
+would take ~20 min on 2 cores: ``bench/realdev_wakeword.py --teacher`` does that). Utterances are grouped by their
+active length: from the first to the last 10 ms frame within 30 dB of the loudest. Prints and writes
+``bench/results/realdev_wakeword_misses_<label>.json``. About 5 min per run on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from realdev_wakeword import DEFAULT_REALDEV, evaluate, real_negatives  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EDGES = (0.0, 0.7, 0.85, 1.0, 1.2, float("inf"))  # s of active speech: the student's window is 1 s
+TEACHER_THRESHOLD = 0.5
+
+
+def active_seconds(x: np.ndarray, sr: int = 16000, within_db: float = 30.0) -> float:
+    """From the first to the last 10 ms frame whose energy is within ``within_db`` of the loudest frame's."""
+    hop = sr // 100
+    fr = x[: x.shape[0] // hop * hop].reshape(-1, hop).astype(np.float64)
+    e = 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
+    on = np.flatnonzero(e > e.max() - within_db)
+    return float((on[-1] - on[0] + 1) / 100) if on.size else 0.0
+
+
+def _peaks(scorer: Any, clips: list[np.ndarray]) -> np.ndarray:
+    pad = np.zeros(16000, np.float32)
+    return np.array([float(np.max(scorer(np.concatenate([pad, x, pad]))[1])) for x in clips])
+
+
+def _group(ok: np.ndarray, dur: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
+    m = (dur >= lo) & (dur < hi)
+    return {"utterances": int(m.sum()), "missed": float(np.mean(~ok[m])) if m.any() else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder")
+    ap.add_argument("--fa-per-hour", type=float, default=2.0, help="the bundle's threshold: this many false accepts per hour of real negatives")
+    ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    from edgekd.bench.machine import machine_facts
+    from edgekd.core.fsutil import write_json
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
+    from edgekd.train.teachers.speech_embedding import WINDOW_SAMPLES
+
+    run, bundle, teacher = args.run, args.run / "bundle", args.run / "teacher.pt"
+    if not (run / "report.json").is_file() or not (bundle / "manifest.json").is_file() or not teacher.is_file():
+        print(f"error: {run}: give a finished `edgekd train wakeword --phrase ... --out RUN` folder (report.json, bundle/, teacher.pt)",
+              file=sys.stderr)
+        return 2
+    report = json.loads((run / "report.json").read_text())
+    if len(report["recipe"]["phrases"]) != 1:
+        print(f"error: {run} is a command set; this bench takes one phrase", file=sys.stderr)
+        return 2
+    label = report["labels"][0]
+    dev = args.realdev / "wakeword_dev"
+    if not (dev / label).is_dir():
+        print(f"notice: {dev / label} is absent: no real utterances to break down (measurement only; nothing else needs them)")
+        return 0
+    real = real_negatives(args.realdev, REPO / "runs" / "realdev_wakeword" / "real_negatives.wav")
+    sweep = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real])
+    at = we.pick_threshold(sweep["sweep"], args.fa_per_hour)
+    if at is None:
+        print(f"error: no threshold of {bundle} reaches {args.fa_per_hour:g} FA/h on the real negatives", file=sys.stderr)
+        return 2
+    files = sorted((dev / label).glob("*.wav"))
+    clips = [load_audio(f, 16000) for f in files]
+    dur = np.array([active_seconds(x) for x in clips])
+    student = _peaks(we.bundle_scorer(load_kws(bundle, backend="onnx", threads=1), label), clips)
+    t1 = _peaks(embedding_teacher_scorer(teacher, label), clips)
+    t15 = _peaks(embedding_teacher_scorer(teacher, label, window=WINDOW_SAMPLES), clips)
+    hit = {"bundle": student >= at["threshold"], "teacher_1s": t1 >= TEACHER_THRESHOLD, "teacher_1.5s": t15 >= TEACHER_THRESHOLD}
+    groups = [(lo, hi) for lo, hi in zip(EDGES[:-1], EDGES[1:], strict=True)]
+    table = {f"{lo:g}-{hi:g} s": {k: _group(ok, dur, lo, hi) for k, ok in hit.items()} for lo, hi in groups}
+    missed = ~hit["bundle"]
+    summary = {"utterances": len(files), "bundle_threshold": at["threshold"], "bundle_fa_per_hour": at["fa_per_hour"],
+               "missed": {k: float(np.mean(~ok)) for k, ok in hit.items()},
+               "bundle_misses_longer_than_1s": float(np.mean(dur[missed] > 1.0)) if missed.any() else None,
+               "all_longer_than_1s": float(np.mean(dur > 1.0)),
+               "bundle_misses_the_teacher_1.5s_gets": float(np.mean(hit["teacher_1.5s"][missed])) if missed.any() else None}
+    print(f"{label}: {len(files)} real utterances; bundle threshold {at['threshold']:.2f} ({at['fa_per_hour']:.2f} FA/h of real negatives), "
+          f"teachers at {TEACHER_THRESHOLD}")
+    print(f"{'active length':>14} {'n':>4} " + " ".join(f"{k + ' missed':>18}" for k in hit))
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    for name, row in table.items():
+        print(f"{name:>14} {row['bundle']['utterances']:>4} " + " ".join(f"{pct(v['missed']):>18}" for v in row.values()))
+    print(f"{'all':>14} {len(files):>4} " + " ".join(f"{100 * v:>17.1f}%" for v in summary["missed"].values()))
+    if missed.any():
+        print(f"of the bundle's misses, {100 * summary['bundle_misses_longer_than_1s']:.0f}% are longer than 1 s (of all utterances: "
+              f"{100 * summary['all_longer_than_1s']:.0f}%); the teacher with 1.5 s gets {100 * summary['bundle_misses_the_teacher_1.5s_gets']:.0f}% of them")
+    out = args.json or REPO / "bench" / "results" / f"realdev_wakeword_misses_{label}.json"
+    command = " ".join(["python bench/realdev_wakeword_misses.py", *(sys.argv[1:] if argv is None else [str(a) for a in argv])])
+    write_json(out, {"what": "real dev utterances missed by a wake-word bundle (at a threshold for FA/h of real negatives) and by its "
+                             "speech-embedding teacher (1 s view as trained, and 1.5 s), grouped by active length (measurement only)",
+                     "command": command, "date": datetime.date.today().isoformat(), "run": str(run), "label": label,
+                     "summary": summary, "by_active_length": table,
+                     "utterances": [{"file": f.name, "active_s": float(d), "bundle": float(s), "teacher_1s": float(a), "teacher_1.5s": float(b)}
+                                    for f, d, s, a, b in zip(files, dur, student, t1, t15, strict=True)],
+                     "machine": machine_facts()})
+    print(f"-> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
