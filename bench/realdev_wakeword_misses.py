@@ -11,7 +11,8 @@ threshold is the one at ``--fa-per-hour`` on the real negatives (every gsc_v2_te
 as in ``bench/realdev_wakeword.py``); the teacher's is 0.5 (streaming it over the hour and a half of negatives
 would take ~20 min on 2 cores: ``bench/realdev_wakeword.py --teacher`` does that). Utterances are grouped by their
 active length: from the first to the last 10 ms frame within 30 dB of the loudest. Prints and writes
-``bench/results/realdev_wakeword_misses_<label>.json``. About 5 min per run on 2 cores.
+``bench/results/realdev_wakeword_misses_<label>.json``. About 10 min per run on 2 cores (the teacher's two views of
+every utterance and the bundle over the real negatives).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def _peaks(scorer: Any, clips: list[np.ndarray]) -> np.ndarray:
 def _group(ok: np.ndarray, dur: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
     m = (dur >= lo) & (dur < hi)
     return {"utterances": int(m.sum()), "missed": float(np.mean(~ok[m])) if m.any() else None}
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,11 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{label}: {len(files)} real utterances; bundle threshold {at['threshold']:.2f} ({at['fa_per_hour']:.2f} FA/h of real negatives), "
           f"teachers at {TEACHER_THRESHOLD}")
     print(f"{'active length':>14} {'n':>4} " + " ".join(f"{k + ' missed':>18}" for k in hit))
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.1f}%"
-
     for name, row in table.items():
-        print(f"{name:>14} {row['bundle']['utterances']:>4} " + " ".join(f"{pct(v['missed']):>18}" for v in row.values()))
+        print(f"{name:>14} {row['bundle']['utterances']:>4} " + " ".join(f"{_pct(v['missed']):>18}" for v in row.values()))
     print(f"{'all':>14} {len(files):>4} " + " ".join(f"{100 * v:>17.1f}%" for v in summary["missed"].values()))
     if missed.any():
         print(f"of the bundle's misses, {100 * summary['bundle_misses_longer_than_1s']:.0f}% are longer than 1 s (of all utterances: "
