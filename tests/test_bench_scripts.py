@@ -91,17 +91,11 @@ def _random_speech_embedding_teacher(path: Path, labels: tuple[str, ...]) -> Non
 
 def _fake_realdev(tmp_path: Path) -> Path:
     """A stand-in realdev layout: two GSC clips, two 8 kHz FSDD clips, two positives of "yes" (a shipped bundle's golden clip)."""
-    from edgekd.runtime.wav import load_audio, write_wav
+    from edgekd.runtime.wav import load_audio
+    from tests.realdev_layout import fake_realdev
 
-    real = tmp_path / "realdev"
     clip = load_audio(STREAM / "golden" / "clip.wav", 16000)
-    for i in range(2):
-        write_wav(real / "gsc_v2_test_dev" / "left" / f"{i}.wav", clip[i * 16000 : (i + 1) * 16000], 16000)
-        write_wav(real / "fsdd" / f"{i}_x_{i}.wav", clip[i * 16000 : (i + 1) * 16000 : 2], 8000)
-        write_wav(real / "wakeword_dev" / "yes" / f"p{i}.wav", clip, 16000)
-    (real / "wakeword_dev" / "yes.tsv").write_text("filename\tonset\toffset\tevent_label\n"
-                                                   + "".join(f"p{i}.wav\t0.0\t{clip.shape[0] / 16000:.3f}\tyes\n" for i in range(2)))
-    return real
+    return fake_realdev(tmp_path, "yes", [clip, clip], clip)
 
 
 def test_the_yardsticks_mean_posterior_of_bundles(tmp_path: Path) -> None:

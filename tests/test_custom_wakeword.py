@@ -93,28 +93,17 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
 
 
 def _misses_bench(run: Path, tmp_path: Path) -> None:
-    """bench/realdev_wakeword_misses.py on the tiny run, with a stand-in realdev layout (its test positives as the
-    "real" utterances, its test negatives as the GSC and FSDD clips): every utterance's bundle peak is the runtime
+    """bench/realdev_wakeword_misses.py on the tiny run, with a stand-in realdev layout (three of its test positives as
+    the "real" utterances, its test negatives as the GSC and FSDD clips): every utterance's bundle peak is the runtime
     scorer's, the groups hold every utterance once; a folder that is not a run is one line."""
     from edgekd.eval.wakeword import bundle_scorer
     from edgekd.runtime.detector import load_kws
-    from edgekd.runtime.wav import load_audio, write_wav
+    from edgekd.runtime.wav import load_audio
+    from tests.realdev_layout import fake_realdev
 
-    real = tmp_path / "realdev"
-    neg = load_audio(run / "data" / "eval" / "test" / "negatives.wav", 16000)
-    for i in range(2):
-        (real / "gsc_v2_test_dev" / "no").mkdir(parents=True, exist_ok=True)
-        (real / "fsdd").mkdir(exist_ok=True)
-        write_wav(real / "gsc_v2_test_dev" / "no" / f"n{i}.wav", neg[i * 16000 : (i + 1) * 16000], 16000)
-        write_wav(real / "fsdd" / f"{i}_x_{i}.wav", neg[(2 + i) * 16000 : (3 + i) * 16000 : 2], 8000)
+    positives = [load_audio(w, 16000) for w in sorted((run / "data" / "eval" / "test" / "computer").glob("*.wav"))[:3]]
+    real = fake_realdev(tmp_path, "computer", positives, load_audio(run / "data" / "eval" / "test" / "negatives.wav", 16000))
     dev = real / "wakeword_dev" / "computer"
-    dev.mkdir(parents=True)
-    rows = []
-    for wav in sorted((run / "data" / "eval" / "test" / "computer").glob("*.wav"))[:3]:
-        x = load_audio(wav, 16000)
-        write_wav(dev / wav.name, x, 16000)
-        rows.append(f"{wav.name}\t0.0\t{x.shape[0] / 16000:.3f}\tcomputer\n")
-    (real / "wakeword_dev" / "computer.tsv").write_text("filename\tonset\toffset\tevent_label\n" + "".join(rows))
     out = tmp_path / "misses.json"
 
     def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
