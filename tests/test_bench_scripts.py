@@ -179,6 +179,12 @@ def test_wakeword_peer_on_stand_in_material(tmp_path: Path) -> None:
     c = d["cpu_ms_per_audio_s"]
     assert c["ratio_edgekd_to_oww_model_predict"] == pytest.approx(c["edgekd"] / c["openwakeword_model_predict"])
     assert "openWakeWord Model.predict" in proc.stdout
+    # a phrase openWakeWord has no head for: the CPU side alone, against Model.predict with the head named
+    only = _bench("wakeword_peer.py", "--bundle", STREAM, "--wakeword", "computer", "--label", "yes", "--material", mat, "--json",
+                  tmp_path / "c.json", "--cpu-seconds", "1", "--cpu-only", "--oww-head", "hey_jarvis")
+    c = json.loads((tmp_path / "c.json").read_text())
+    assert "edgekd" not in c and "openwakeword" not in c and c["openwakeword_head"] == "hey_jarvis"
+    assert c["cpu_ms_per_audio_s"]["edgekd"] > 0 and "scoring" not in only.stdout
 
 
 def test_summarize_renders_the_committed_bench_readme(tmp_path: Path) -> None:

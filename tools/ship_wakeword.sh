@@ -52,4 +52,7 @@ EOF
 if ls .venv/lib/python*/site-packages/openwakeword/resources/models/"${label}"_v*.onnx >/dev/null 2>&1; then
   $PY bench/wakeword_peer.py --bundle "models/$name" --wakeword "$phrase" --material "$OUT/data/eval/test" \
     --json "bench/results/peer_wakeword_$label.json"
+else  # no openWakeWord head for this phrase: the CPU side alone, against Model.predict with its alexa head
+  $PY bench/wakeword_peer.py --bundle "models/$name" --wakeword "$phrase" --material "$OUT/data/eval/test" --cpu-only \
+    --oww-head alexa --json "bench/results/peer_wakeword_$label.json"
 fi
