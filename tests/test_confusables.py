@@ -33,6 +33,20 @@ def test_partials_cut_the_phrase_short() -> None:
     assert "com" in parts and "puter" in parts  # first and last syllables
 
 
+def test_an_edit_changes_the_word_it_edits_audibly() -> None:
+    """Two symbols of a long word are a near-homophone ("compujer" for "computer"): never a negative; the same two
+    symbols in a short word of a longer phrase ("bmart mirror") are audible and stay."""
+    for phrase in ("computer", "smart mirror"):
+        words = phrase.split()
+        for c in confusables(phrase):
+            if c.kind == "edit":
+                k = next(i for i, (a, b) in enumerate(zip(c.text.split(), words, strict=True)) if a != b)
+                assert phoneme_distance(phonemize(c.text.split()[k]), phonemize(words[k])) >= 0.3
+    assert not {c.text for c in confusables("computer")} & {"compujer", "computir", "computeb", "comxuter"}
+    assert "bmart mirror" in {c.text for c in confusables("smart mirror")}
+    assert "compujer" in {c.text for c in confusables("computer", min_edit_word_distance=0.0)}  # the rule is what removes it
+
+
 def test_other_phrases_of_a_command_set_and_their_homophones_are_never_confusables() -> None:
     got = confusables("lights on", n=200, exclude=["lights off"], words=["lights off", "lites on", "nights on", "right on", "lights"])
     texts = {c.text for c in got}

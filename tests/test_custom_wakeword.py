@@ -158,7 +158,7 @@ def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: li
 
 
 def test_evaluation_speech_confusables_leave_out_the_one_letter_edits() -> None:
-    """The edits ("compujer", to espeak-ng a near-homophone of "computer") train; the speech a threshold is chosen on
+    """The one-letter edits ("jomputer", "bmart mirror") train; the speech a threshold is chosen on
     plants only what people say (partials, close words), in the training list's order."""
     from edgekd.data.confusables import confusables
     from edgekd.data.synth_wakeword import phrase_confusables

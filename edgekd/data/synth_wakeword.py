@@ -39,8 +39,8 @@ SENTENCE_WORDS = OTHER_WORDS + ("the", "a", "to", "and", "we", "can", "it", "is"
 def phrase_confusables(phrases: tuple[str, ...], n: int = 24, *, edits: bool = True) -> tuple[str, ...]:
     """Confusable texts for a set of phrases: the hand-made list measured for "hey jarvis" (the wake-word study's),
     else ``n`` per phrase generated from its phonemes (``edgekd.data.confusables``), never one of the phrases.
-    ``edits=False`` leaves out the one-letter edits ("compujer"): training negatives, but not words anyone says, and
-    to espeak-ng often near-homophones of the phrase, so evaluation speech does not plant them (the same list
+    ``edits=False`` leaves out the one-letter edits ("jomputer"): training negatives, but not words anyone says, and
+    to espeak-ng often close to the phrase, so evaluation speech does not plant them (the same list
     otherwise, in the same order)."""
     if phrases == ("hey jarvis",):
         return CONFUSABLES
