@@ -47,7 +47,7 @@ def test_run_prints_json_lines(shipped_bundle: Path) -> None:
 
 def test_run_threshold_overrides_a_wake_words_own_threshold() -> None:
     """--threshold is for every keyword, also over a bundle's per-label thresholds (a wake word's): with a lower one
-    the shipped alexa bundle (own threshold 0.98) reports more than its golden detections, each at or above it."""
+    the shipped alexa bundle (own threshold 0.95) reports more than its golden detections, each at or above it."""
     b = Path(__file__).resolve().parents[1] / "models" / "alexa-dscnn-stream-64-kd-int8"
     wav = _golden(b)
     own = [json.loads(ln) for ln in _invoke("run", b, "--wav", wav).stdout.splitlines()]
@@ -55,7 +55,7 @@ def test_run_threshold_overrides_a_wake_words_own_threshold() -> None:
     assert res.exit_code == 0, res.output
     low = [json.loads(ln) for ln in res.stdout.splitlines()]
     assert len(own) >= 3 and len(low) > len(own)
-    assert min(d["score"] for d in low) < 0.98
+    assert min(d["score"] for d in low) < 0.95
 
 
 @pytest.mark.parametrize("sr", [8000, 44100])
