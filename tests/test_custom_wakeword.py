@@ -171,6 +171,20 @@ def test_evaluation_speech_confusables_leave_out_the_one_letter_edits() -> None:
     assert phrase_confusables(("hey jarvis",), edits=False) == phrase_confusables(("hey jarvis",))
 
 
+def test_speech_windows_count_and_material_key() -> None:
+    """--speech-windows sets how many running-speech windows become _unknown_ clips; left out, the material key is
+    the one folders made before the option carry, so they stay valid."""
+    from edgekd.core.errors import ConfigError
+    from edgekd.recipes.custom_wakeword import PhraseRecipe, _material_key, _speech_window_count, check_recipe
+
+    default, more = PhraseRecipe(phrases=("computer",), per_word=7), PhraseRecipe(phrases=("computer",), per_word=7, speech_windows=21)
+    assert _speech_window_count(default) == 7 and _speech_window_count(more) == 21
+    assert "speech_windows" not in _material_key(default) and _material_key(more)["speech_windows"] == 21
+    assert {k: v for k, v in _material_key(more).items() if k != "speech_windows"} == _material_key(default)
+    with pytest.raises(ConfigError, match="--speech-windows"):
+        check_recipe(PhraseRecipe(phrases=("computer",), speech_windows=0))
+
+
 def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refused(tmp_path: Path) -> None:
     from edgekd.core.errors import ConfigError
     from edgekd.data.synth_wakeword import speech_windows

@@ -226,6 +226,8 @@ def wakeword_cmd(
     baseline: Annotated[bool, typer.Option("--baseline", help="With DATA: also train the student on hard labels only (bundle-no_teacher/).")] = False,
     stride_ms: Annotated[int, typer.Option(min=10, help="Run the student every this many ms (80: the teacher's hop; 160 halves the CPU).")] = 80,
     per_word: Annotated[int, typer.Option(min=1, help="--phrase: clips of each phrase (confusables and other words: twice that).")] = 1000,
+    speech_windows: Annotated[Optional[int], typer.Option(min=1, help="--phrase: one-second windows of running speech among the "
+                                                                      "_unknown_ clips (default: --per-word).")] = None,
     engines: Annotated[Optional[str], typer.Option(help="--phrase: voice engines and weights, e.g. kokoro:3,espeak:3,piper (default: every "
                                                         "installed one).")] = None,
     target_fa_per_hour: Annotated[float, typer.Option(callback=positive, help="--phrase: the threshold is chosen for this many false "
@@ -266,7 +268,7 @@ def wakeword_cmd(
                               "`edgekd data synth-wakeword DIR --phrase ...` and run `edgekd train wakeword DIR --teacher oww:NAME`")
         _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream-64", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
                          teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads,
-                         alpha, feature_kd)
+                         alpha, feature_kd, speech_windows)
         return
     if data is None or teacher is None:
         raise ConfigError("give --phrase TEXT (a wake word from text), or DATA with --teacher oww:NAME")
@@ -288,12 +290,12 @@ def wakeword_cmd(
 def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int, qat_epochs: int, views: int, stride_ms: int, per_word: int,
                      engines: str | None, target_fa_per_hour: float, teacher_epochs: int, transfer_minutes: float, mining_minutes: float,
                      validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float | None,
-                     feature_kd: float) -> None:
+                     feature_kd: float, speech_windows: int | None = None) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword
 
-    recipe = PhraseRecipe(phrases=phrases, per_word=per_word, engines=voice_options(engines, None) if engines else None,
+    recipe = PhraseRecipe(phrases=phrases, per_word=per_word, speech_windows=speech_windows, engines=voice_options(engines, None) if engines else None,
                           transfer_minutes=transfer_minutes, validation_minutes=validation_minutes, test_minutes=test_minutes,
                           mining_minutes=mining_minutes, positives=positives, arch=arch, epochs=epochs, feature_kd=feature_kd,
                           teacher_epochs=teacher_epochs, qat_epochs=qat_epochs, views=views, rooms=rooms,
