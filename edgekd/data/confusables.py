@@ -17,9 +17,9 @@ labelling hundreds of such clips as negatives teaches a small student to ignore 
 student trained with 20 one-symbol edits of "smart mirror" among its negatives detected none of the phrases).
 An edit must also change the sound of the *word* it edits by at least ``min_edit_word_distance``: two symbols of a
 long word ("computer" ``k@mpjut3`` -> "compujer" ``k@mpjudZ3``, "computir") leave a near-homophone that espeak-ng,
-flite and festival say almost like the phrase; with six of them among its ten confusables the "computer" student
-scored the phrase itself only 0.56-0.64 (median peak) and missed 95% of its test positives at 2 FA/h. In a phrase of
-several words the same two symbols change a short word a lot ("bmart" for "smart": 0.33) and such edits stay.
+flite and festival say almost like the phrase and label it a negative (six of "computer"'s ten confusables were such;
+its student missed 95% of its test positives at 2 FA/h, and 92% without them: the rest is its teacher's, README). In a
+phrase of several words the same two symbols change a short word a lot ("bmart" for "smart": 0.33) and such edits stay.
 A candidate is dropped when it is the phrase (or one of ``exclude``, the other phrases of a command set) or is
 pronounced exactly like one of them: a homophone is a positive, not a negative. Pronunciations are distinct.
 """
