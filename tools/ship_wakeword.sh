@@ -49,10 +49,7 @@ apply_postprocess(b, {}, golden_clip="the first four held-out test positives (te
 EOF
 "$EDGEKD" selftest "models/$name" --backend onnx
 "$EDGEKD" selftest "models/$name" --backend litert
-if ls .venv/lib/python*/site-packages/openwakeword/resources/models/"${label}"_v*.onnx >/dev/null 2>&1; then
-  $PY bench/wakeword_peer.py --bundle "models/$name" --wakeword "$phrase" --material "$OUT/data/eval/test" \
-    --json "bench/results/peer_wakeword_$label.json"
-else  # no openWakeWord head for this phrase: the CPU side alone, against Model.predict with its alexa head
-  $PY bench/wakeword_peer.py --bundle "models/$name" --wakeword "$phrase" --material "$OUT/data/eval/test" --cpu-only \
-    --oww-head alexa --json "bench/results/peer_wakeword_$label.json"
-fi
+peer=()  # openWakeWord's head for the phrase; without one, the CPU side alone against Model.predict with its alexa head
+ls .venv/lib/python*/site-packages/openwakeword/resources/models/"${label}"_v*.onnx >/dev/null 2>&1 || peer=(--cpu-only --oww-head alexa)
+$PY bench/wakeword_peer.py --bundle "models/$name" --wakeword "$phrase" --material "$OUT/data/eval/test" "${peer[@]}" \
+  --json "bench/results/peer_wakeword_$label.json"
