@@ -2,20 +2,21 @@
 # Rebuild a shipped wake-word bundle (models/<label>-dscnn-stream-64-kd-int8) from text alone, then measure it.
 # About 20 min per phrase on 2 cores with a warm voice cache.
 #   bash tools/ship_wakeword.sh alexa            # models/alexa-dscnn-stream-64-kd-int8
-#   bash tools/ship_wakeword.sh computer         # models/computer-dscnn-stream-64-kd-int8
+#   bash tools/ship_wakeword.sh computer --speech-windows 3000   # options after the phrase go to `edgekd train wakeword`
 # Steps: the recipe (`edgekd train wakeword --phrase`, its own bundle, thresholds and model card), the int8 TFLite graphs
 # (whole window and the streaming twin) from the recipe's QAT checkpoint, the copy into models/, and the side by side
 # with openWakeWord's head for the same phrase when it has one (bench/wakeword_peer.py, run time only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-phrase="${1:?usage: tools/ship_wakeword.sh PHRASE}"
+phrase="${1:?usage: tools/ship_wakeword.sh PHRASE [train-wakeword options]}"
+shift
 label="${phrase// /_}"
 EDGEKD=${EDGEKD:-.venv/bin/edgekd}
 PY=${PY:-.venv/bin/python}
 export EDGEKD_CACHE_DIR=${EDGEKD_CACHE_DIR:-$PWD/.edgekd-cache}  # the voice bank's Kokoro model and synthesis cache
 OUT=runs/ww-$label
 "$EDGEKD" train wakeword --phrase "$phrase" --out "$OUT" --per-word 1000 --positives 100 --transfer-minutes 20 \
-  --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5
+  --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5 "$@"
 "$EDGEKD" export tflite "$OUT/student-qat.pt" --bundle "$OUT/bundle" --int8 --calib "$OUT/data/clips"
 name=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['name'])" "$OUT/bundle/manifest.json")
 rm -rf "models/$name"
