@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     label = args.label or args.wakeword.replace(" ", "_")
     det = load_kws(args.bundle, backend="onnx", threads=1)
-    rows, wavs = we.annotated_positives(args.material / label, args.material / f"{label}.tsv", label)
+    rows, wavs = ([], []) if args.cpu_only else we.annotated_positives(args.material / label, args.material / f"{label}.tsv", label)
     negatives = [args.material / "negatives.wav"]
     thr = det.postprocess.threshold_for(label)
     what = ("CPU on the same audio, 1 thread (no FRR comparison: --cpu-only)" if args.cpu_only else
