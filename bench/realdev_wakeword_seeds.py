@@ -10,7 +10,8 @@ training seed changed (initialisation, batch order, SpecAugment), exported as a 
 when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/realdev_wakeword.py``; measurement
 only). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
-``--alpha`` and ``--transfer`` train the seeds with another soft-target weight or transfer set (a probe of the recipe).
+``--alpha``, ``--arch`` and ``--transfer`` train the seeds with another soft-target weight, student or transfer set (a
+probe of the recipe).
 ``--ensemble`` also scores the mean of the seeds' posteriors on real voices: how much of one student's error is its own draw.
 About 20 min per seed on 2 cores.
 """
@@ -59,7 +60,8 @@ def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path) -> tuple[P
 
     own = run / ("student-mined.pt" if (run / "student-mined.pt").is_file() else "student.pt")
     made = Checkpoint.load(own)
-    if (seed == made.config.get("seed") and r.feature_kd == float(made.config.get("feature_kd", 0.0)) and r.alpha == made.config.get("alpha")
+    if (seed == made.config.get("seed") and r.arch == made.arch and r.feature_kd == float(made.config.get("feature_kd", 0.0))
+            and r.alpha == made.config.get("alpha")
             and transfer == run / "data" / "transfer"):
         return own, made.metrics.get("test_accuracy_torch")
     if not out.is_file():  # the views stay the run's (its seed); only the training seed changes
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     ap.add_argument("--feature-kd", type=float, default=None, help="feature-distillation weight (default: the run's own)")
+    ap.add_argument("--arch", default=None, help="student architecture (default: the run's own), e.g. dscnn-stream-128")
     ap.add_argument("--alpha", type=float, default=None, help="weight of the teacher's soft targets on labelled clips (default: the run's own)")
     ap.add_argument("--transfer", type=Path, default=None,
                     help="another transfer set (`edgekd data transfer`) to distil on (default: the run's data/transfer)")
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = args.run
     r = _recipe(run)
-    own = r.alpha  # the run's own soft-target weight: seeds trained with another get it in their file names
+    own, own_arch = r.alpha, r.arch  # the run's own soft-target weight and student: seeds trained with others get them in their file names
     if args.feature_kd is not None:
         if args.feature_kd < 0:
             raise SystemExit("error: --feature-kd must be >= 0")
@@ -111,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         if not 0.0 <= args.alpha <= 1.0:
             raise SystemExit("error: --alpha must be between 0 and 1")
         r = replace(r, alpha=args.alpha)
+    if args.arch is not None:
+        from edgekd.train.catalog import arch_names
+
+        if args.arch not in arch_names("student"):
+            raise SystemExit(f"error: --arch {args.arch}: not a student ({', '.join(arch_names('student'))})")
+        r = replace(r, arch=args.arch)
     transfer = args.transfer or run / "data" / "transfer"
     if not (transfer / "transfer_meta.json").is_file():
         raise SystemExit(f"error: --transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
@@ -126,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     golden = sorted((run / "data" / "eval" / "validation" / label).glob("*.wav"))[0]
     rows = []
     for seed in args.seeds:
-        tag = f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{transfer.name}" if args.transfer else "")
+        tag = (f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{r.arch}" if r.arch != own_arch else "")
+               + (f"-{transfer.name}" if args.transfer else ""))
         ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer)
         bundle = run / "seeds" / f"{tag}-bundle"
         _export(ckpt, bundle, r, golden, int8=False)
@@ -154,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out_json, {"what": f"the recipe's final student of {run} trained again with other seeds (float streaming bundles); "
                                   "FRR on its synthesized validation/test material and on real dev voices (measurement only)",
                           "command": command, "date": datetime.date.today().isoformat(), "label": label,
-                          "feature_kd": r.feature_kd, "alpha": r.alpha, "transfer": str(transfer),
+                          "arch": r.arch, "feature_kd": r.feature_kd, "alpha": r.alpha, "transfer": str(transfer),
                           "rows": rows, "summary": summary, **({"ensemble": ensemble} if ensemble else {}), "machine": machine_facts()})
     print(f"-> {out_json}")
     return 0

@@ -10,6 +10,7 @@ def test_registry_sizes_match_their_descriptions() -> None:
     sizes = {name: count_params(build_model(name, 12, 40)) for name in ARCHITECTURES}
     assert 20_000 <= sizes["dscnn"] <= 40_000
     assert 8_000 <= sizes["bcresnet1"] <= 12_000
+    assert 20_000 <= sizes["dscnn-stream-64"] <= 26_000 and 70_000 <= sizes["dscnn-stream-128"] <= 85_000
     assert sizes["cnn-teacher"] >= 20 * sizes["dscnn"]
     assert sizes["sed-crnn"] >= 10 * sizes["sed-causal-cnn"]  # the SED student is at least 10x smaller
 

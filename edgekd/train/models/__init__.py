@@ -36,6 +36,7 @@ _STUDENT_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "dscnn": DSCNN,
     "dscnn-stream": DSCNNStream,
     "dscnn-stream-64": functools.partial(DSCNNStream, width=64),
+    "dscnn-stream-128": functools.partial(DSCNNStream, width=128),
     "bcresnet1": BCResNet,
     "sed-causal-cnn": SedCausalCNN,
 }
