@@ -25,8 +25,7 @@ CATALOG: dict[str, ArchInfo] = {
         ArchInfo("dscnn", "student", "DS-CNN, width 64, 4 depthwise-separable blocks (~23k params)"),
         ArchInfo("dscnn-stream", "student", "DS-CNN, width 32, valid time kernels: also a streaming graph with state (~7.5k params)"),
         ArchInfo("dscnn-stream-64", "student", "dscnn-stream at width 64: also a streaming graph with state (~24k params)"),
-        ArchInfo("dscnn-stream-128", "student", "dscnn-stream at width 128: also a streaming graph with state (~77k params; int8 "
-                 "streaming costs ~1.3x width 64's CPU)"),
+        ArchInfo("dscnn-stream-128", "student", "dscnn-stream at width 128: also a streaming graph with state (~77k params)"),
         ArchInfo("bcresnet1", "student", "BC-ResNet-1 style, broadcasted residual blocks, width 1.25 (~11k params)"),
         ArchInfo("cnn-teacher", "teacher", "wide VGG-style CNN teacher (~0.6M params)"),
         ArchInfo("speech-embedding", "teacher", "MLP head on the frozen speech embedding (openWakeWord 0.4.0's backbone, 9 x 96 frames)",
