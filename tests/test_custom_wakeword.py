@@ -89,7 +89,42 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     from edgekd.train.checkpoint import Checkpoint
 
     assert Checkpoint.load(again["rows"][0]["checkpoint"]).config["alpha"] == 0.9
+    # another student: trained again under its own name, with that architecture
+    seed_bench("--seeds", "0", "--arch", "dscnn-stream-128")
+    wide = json.loads(seeds.read_text())
+    assert wide["arch"] == "dscnn-stream-128" and wide["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-dscnn-stream-128.pt")
+    assert Checkpoint.load(wide["rows"][0]["checkpoint"]).arch == "dscnn-stream-128"
     _misses_bench(out, tmp_path)
+    _engines_bench(out, tmp_path)
+
+
+def _engines_bench(run: Path, tmp_path: Path) -> None:
+    """bench/wakeword_engines.py on the tiny run: one row per test engine, its positives those the engine spoke
+    (``i % n``), the bundle's median peak the runtime scorer's; a folder that is not a run is one line."""
+    from edgekd.eval.wakeword import bundle_scorer
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio
+
+    out = tmp_path / "engines.json"
+
+    def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "bench" / "wakeword_engines.py"), *map(str, args)], capture_output=True,
+                              text=True, timeout=900)
+
+    p = bench(run, "--threshold", "0.5", "--json", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    engines = json.loads((run / "data" / "eval" / "eval.json").read_text())["engines"]["test"]
+    wavs = sorted((run / "data" / "eval" / "test" / "computer").glob("*.wav"))
+    assert list(res["bundle"]) == list(res["teacher"]) == engines and sum(v["positives"] for v in res["bundle"].values()) == len(wavs)
+    score = bundle_scorer(load_kws(run / "bundle", backend="onnx", threads=1), "computer")
+    pad = np.zeros(16000, np.float32)
+    first = [float(score(np.concatenate([load_audio(w, 16000), pad]))[1].max()) for w in wavs[:: len(engines)]]
+    assert res["bundle"][engines[0]]["median_peak"] == pytest.approx(float(np.median(first)), abs=1e-6)
+    assert res["bundle"][engines[0]]["detected"] == pytest.approx(float(np.mean(np.array(first) >= 0.5)))
+    assert all(0.0 <= v["median_peak"] <= 1.0 for v in res["teacher"].values())
+    p = bench(tmp_path)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "wakeword --phrase" in p.stderr
 
 
 def _misses_bench(run: Path, tmp_path: Path) -> None:
