@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild a shipped wake-word bundle (models/<label>-dscnn-stream-64-kd-int8) from text alone, then measure it.
-# About 20 min per phrase on 2 cores with a warm voice cache.
+# About an hour per phrase on 2 cores with a warm voice cache (the two student trainings are most of it).
 #   bash tools/ship_wakeword.sh alexa            # models/alexa-dscnn-stream-64-kd-int8
 #   bash tools/ship_wakeword.sh computer --speech-windows 3000   # options after the phrase go to `edgekd train wakeword`
 # Steps: the recipe (`edgekd train wakeword --phrase`, its own bundle, thresholds and model card), the int8 TFLite graphs
