@@ -46,8 +46,8 @@ class PhraseRecipe:
     # clips of each phrase (confusables and other words: twice that); 400 -> 1000: "smart mirror" 47.7% -> 24.9% FRR at 2 FA/h
     per_word: int = 1000
     engines: tuple[tuple[str, float], ...] | None = None  # voice bank weights; None: the bank's defaults
-    # one-second running-speech windows among the _unknown_ clips; None: per_word. Not yet measured end to end: a one-seed
-    # probe of "computer"'s teacher head alone with 3000 (issue 18's notes) fired far less on held-out running speech
+    # one-second running-speech windows among the _unknown_ clips; None: per_word. 3000 helped "computer"'s teacher head
+    # alone, but end to end (2026-12-03) neither its student nor "view glass" on real voices over two seeds (README)
     speech_windows: int | None = None
     transfer_minutes: float = 20.0
     validation_minutes: float = 20.0  # running speech (validation voices) the threshold is chosen on
