@@ -11,7 +11,8 @@ when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/
 only). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
 ``--alpha``, ``--arch`` and ``--transfer`` train the seeds with another soft-target weight, student or transfer set (a
-probe of the recipe).
+probe of the recipe); ``--phrase-windows N`` adds N phrase windows of the run's training clips to that transfer set
+(``edgekd.data.transfer.with_phrase_windows``, made once as ``<transfer>-phraseN`` beside it).
 ``--ensemble`` also scores the mean of the seeds' posteriors on real voices: how much of one student's error is its own draw.
 About 20 min per seed on 2 cores.
 """
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=None, help="weight of the teacher's soft targets on labelled clips (default: the run's own)")
     ap.add_argument("--transfer", type=Path, default=None,
                     help="another transfer set (`edgekd data transfer`) to distil on (default: the run's data/transfer)")
+    ap.add_argument("--phrase-windows", type=int, default=0,
+                    help="add this many phrase windows (the run's training clips warped, cut, over speech) to the transfer set")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--ensemble", action="store_true",
@@ -126,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(r.phrases) != 1:
         raise SystemExit(f"error: {run} is a command set ({', '.join(r.phrases)}); this bench takes one phrase")
     label = phrase_labels(r.phrases)[0]
+    if args.phrase_windows < 0:
+        raise SystemExit("error: --phrase-windows must be >= 0")
+    if args.phrase_windows:
+        from edgekd.data.transfer import with_phrase_windows
+        from edgekd.recipes.custom_wakeword import training_clips
+
+        plus = transfer.with_name(f"{transfer.name}-phrase{args.phrase_windows}")
+        if not (plus / "transfer_meta.json").is_file():
+            with_phrase_windows(transfer, plus, {label: training_clips(run / "data" / "clips", label)}, args.phrase_windows, seed=r.seed)
+        transfer = plus
     out_json = args.json or REPO / "bench" / "results" / f"realdev_wakeword_seeds_{label}.json"
     out_json.parent.mkdir(parents=True, exist_ok=True)
     dev = args.realdev / "wakeword_dev"
@@ -136,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in args.seeds:
         tag = (f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{r.arch}" if r.arch != own_arch else "")
-               + (f"-{transfer.name}" if args.transfer else ""))
+               + (f"-{transfer.name}" if transfer != run / "data" / "transfer" else ""))
         ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer)
         bundle = run / "seeds" / f"{tag}-bundle"
         _export(ckpt, bundle, r, golden, int8=False)

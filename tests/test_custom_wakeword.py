@@ -94,6 +94,14 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     wide = json.loads(seeds.read_text())
     assert wide["arch"] == "dscnn-stream-128" and wide["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-dscnn-stream-128.pt")
     assert Checkpoint.load(wide["rows"][0]["checkpoint"]).arch == "dscnn-stream-128"
+    # phrase windows added to the run's transfer set: the seed is distilled on the larger set, under its own name
+    seed_bench("--seeds", "0", "--phrase-windows", "3")
+    plus = json.loads(seeds.read_text())
+    assert plus["transfer"] == str(out / "data" / "transfer-phrase3")
+    assert plus["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-transfer-phrase3.pt")
+    assert json.loads((out / "data" / "transfer-phrase3" / "transfer_meta.json").read_text())["phrases"] == {"computer": 3}
+    base = json.loads((out / "data" / "transfer" / "transfer_meta.json").read_text())["windows"]
+    assert Checkpoint.load(plus["rows"][0]["checkpoint"]).provenance["transfer"]["windows"] == base + 3
     _misses_bench(out, tmp_path)
     _engines_bench(out, tmp_path)
 
@@ -163,10 +171,13 @@ def _misses_bench(run: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     out = tmp_path / "lights"
-    _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1")
+    _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1",
+            "--phrase-windows", "2")
     report = json.loads((out / "report.json").read_text())
     assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"]
     assert report["recipe"]["feature_kd"] == 1.0
+    transfer = json.loads((out / "data" / "transfer" / "transfer_meta.json").read_text())  # phrase windows of each phrase
+    assert transfer["phrases"] == {"lights_on": 2, "lights_off": 2} and transfer["by_source"]["phrase"] == 4
     from edgekd.train.checkpoint import Checkpoint
 
     students = [out / s for s in ("student.pt", "student-mined.pt") if (out / s).is_file()]  # the second one if mining found windows
@@ -218,6 +229,11 @@ def test_speech_windows_count_and_material_key() -> None:
     assert {k: v for k, v in _material_key(more).items() if k != "speech_windows"} == _material_key(default)
     with pytest.raises(ConfigError, match="--speech-windows"):
         check_recipe(PhraseRecipe(phrases=("computer",), speech_windows=0))
+    # --phrase-windows likewise enters the key only when given
+    assert "phrase_windows" not in _material_key(default)
+    assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, phrase_windows=5))["phrase_windows"] == 5
+    with pytest.raises(ConfigError, match="--phrase-windows"):
+        check_recipe(PhraseRecipe(phrases=("computer",), phrase_windows=-1))
 
 
 def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refused(tmp_path: Path) -> None:

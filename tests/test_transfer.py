@@ -22,8 +22,21 @@ def transfer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     own = root / "own"
     own.mkdir()
     write_wav(own / "kitchen.wav", (np.random.default_rng(0).standard_normal(40000) * 0.05).astype(np.float32), 16000)  # 2.5 s
-    build_transfer(root / "t", 0.25, engines={"espeak": 1.0}, extra=[own], seed=3)
+    build_transfer(root / "t", 0.25, engines={"espeak": 1.0}, extra=[own], phrases={"beep": _bursts(root / "beep")}, per_phrase=3, seed=3)
     return root / "t"
+
+
+def _bursts(folder: Path) -> list[Path]:
+    """Two stand-in phrase clips: 0.5 s tone bursts between 0.2 s of silence."""
+    from edgekd.runtime.wav import write_wav
+
+    folder.mkdir()
+    out = []
+    for k, hz in enumerate((440.0, 660.0)):
+        t = np.arange(8000) / 16000
+        write_wav(folder / f"b{k}.wav", np.concatenate([np.zeros(3200), 0.5 * np.sin(2 * np.pi * hz * t), np.zeros(3200)]).astype(np.float32), 16000)
+        out.append(folder / f"b{k}.wav")
+    return out
 
 
 def test_transfer_windows_sources_and_atomicity(transfer_dir: Path) -> None:
@@ -31,10 +44,13 @@ def test_transfer_windows_sources_and_atomicity(transfer_dir: Path) -> None:
     from edgekd.runtime.wav import load_audio
 
     meta = json.loads((transfer_dir / "transfer_meta.json").read_text())
-    assert meta["by_source"] == {"speech": 12, "noise": 3, "extra": 4}  # 15 s generated (80% speech); 2.5 s cut with a 0.5 s hop
+    # 15 s generated (80% speech); 3 phrase windows; 2.5 s cut with a 0.5 s hop
+    assert meta["by_source"] == {"speech": 12, "noise": 3, "phrase": 3, "extra": 4}
+    assert meta["phrases"] == {"beep": 3}
     rows = (transfer_dir / "transfer.tsv").read_text().splitlines()[1:]
     files = sorted((transfer_dir / TRANSFER).glob("*.wav"))
-    assert len(rows) == len(files) == meta["windows"] == 19
+    assert len(rows) == len(files) == meta["windows"] == 22
+    assert {r.split("\t")[2] for r in rows if r.split("\t")[1] == "phrase"} == {"beep"}
     assert {r.split("\t")[2] for r in rows if r.split("\t")[1] == "extra"} == {f"{transfer_dir.parent / 'own'}/kitchen.wav"}
     lens = {load_audio(f, 16000).shape[0] for f in files}
     assert lens == {16000}
@@ -48,6 +64,41 @@ def test_transfer_windows_sources_and_atomicity(transfer_dir: Path) -> None:
     with pytest.raises(ConfigError, match="no .wav files"):
         build_transfer(transfer_dir.parent / "t2", 0.0, extra=[empty])
     assert not (transfer_dir.parent / "t2").exists() and not list(transfer_dir.parent.glob(".*partial"))
+
+
+def test_phrase_windows_place_warp_and_cut_the_phrase(tmp_path: Path) -> None:
+    from edgekd.data.transfer import PHRASE_WARP, phrase_windows
+
+    clips = _bursts(tmp_path / "beep")
+    ws = phrase_windows(clips, 60, seed=5)
+    assert len(ws) == 60 and {w.shape for w in ws} == {(16000,)}
+    assert all(10 ** (-18 / 20) - 1e-4 <= float(np.abs(w).max()) <= 1.0 + 1e-6 for w in ws)
+    np.testing.assert_array_equal(np.stack(ws), np.stack(phrase_windows(clips, 60, seed=5)))  # seeded
+    # how long the 0.5 s burst lasts in each window: whole, warped (0.8-1.25x), or cut off at an edge
+    loud = np.array([int(np.sum(np.abs(w) > 0.1 * np.abs(w).max())) for w in ws])
+    assert loud.max() <= 8000 / PHRASE_WARP[0] + 200
+    assert np.sum(loud < 8000 / PHRASE_WARP[1] - 200) >= 3  # partial phrases
+    assert np.sum(np.abs(loud - 8000) > 400) >= 20  # warped
+    speech = [(np.random.default_rng(1).standard_normal(16000) * 0.1).astype(np.float32)]
+    over = [int(np.sum(w == 0)) < 1000 for w in phrase_windows(clips, 60, speech=speech, seed=5)]
+    assert 0 < sum(over) < 60  # some windows lie over the speech, most do not
+    with pytest.raises(ConfigError, match="training clips"):
+        phrase_windows([], 3)
+
+
+def test_phrase_windows_added_to_a_finished_transfer_set(transfer_dir: Path, tmp_path: Path) -> None:
+    from edgekd.data.transfer import TRANSFER, with_phrase_windows
+
+    meta = with_phrase_windows(transfer_dir, tmp_path / "t", {"boop": _bursts(tmp_path / "boop")}, 2, seed=1)
+    assert meta["windows"] == 24 and meta["by_source"]["phrase"] == 5 and meta["phrases"] == {"beep": 3, "boop": 2}
+    rows = (tmp_path / "t" / "transfer.tsv").read_text().splitlines()[1:]
+    assert len(rows) == len(list((tmp_path / "t" / TRANSFER).glob("*.wav"))) == 24 and rows[-1].endswith("\tphrase\tboop")
+    assert json.loads((transfer_dir / "transfer_meta.json").read_text())["windows"] == 22  # the source is untouched
+    with pytest.raises(ConfigError, match="exists"):
+        with_phrase_windows(transfer_dir, tmp_path / "t", {"boop": _bursts(tmp_path / "boop2")}, 2)
+    with pytest.raises(ConfigError, match="not a transfer set"):
+        with_phrase_windows(tmp_path / "boop", tmp_path / "t4", {}, 2)
+    assert not list(tmp_path.glob(".*partial"))
 
 
 def test_concat_marks_transfer_rows_unlabelled(transfer_dir: Path, tiny_kws_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

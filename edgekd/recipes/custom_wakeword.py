@@ -50,6 +50,8 @@ class PhraseRecipe:
     # alone, but end to end (2026-12-03) neither its student nor "view glass" on real voices over two seeds (README)
     speech_windows: int | None = None
     transfer_minutes: float = 20.0
+    # transfer windows made of each phrase's training clips (edgekd.data.transfer.phrase_windows): warped, cut, over speech
+    phrase_windows: int = 0
     validation_minutes: float = 20.0  # running speech (validation voices) the threshold is chosen on
     test_minutes: float = 60.0
     mining_minutes: float = 20.0  # running speech (training voices) streamed for false accepts; 0: no mining
@@ -100,11 +102,22 @@ def _material_key(r: PhraseRecipe) -> dict[str, Any]:
     key = {k: v for k, v in asdict(r).items() if k in keys}
     if r.speech_windows is not None:  # only when given, so that folders made before the option stay valid
         key["speech_windows"] = r.speech_windows
+    if r.phrase_windows:  # likewise: a folder made without phrase windows keeps its key
+        key["phrase_windows"] = r.phrase_windows
     return key
 
 
 def _speech_window_count(r: PhraseRecipe) -> int:
     return r.per_word if r.speech_windows is None else r.speech_windows
+
+
+def training_clips(clips: Path, label: str) -> list[Path]:
+    """The training-split clips of ``label`` in a clip folder made by ``synth_kws`` (its ``clips.tsv``)."""
+    import csv
+
+    with open(clips / "clips.tsv", encoding="utf-8", newline="") as f:
+        return [clips / row["path"] for row in csv.DictReader(f, delimiter="\t")
+                if row["split"] == "train" and row["path"].split("/", 1)[0] == label]
 
 
 def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
@@ -137,8 +150,9 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
         n_speech = _speech_window_count(r)
         say(f"clips/{SPEECH_FOLDER}/: {n_speech} one-second windows of running speech (training voices, confusables too) as {UNKNOWN}")
         speech_windows(root / "clips" / SPEECH_FOLDER, n_speech, seed=r.seed + 7, phrase=r.phrases[0], confusables=confusables)
-        say(f"transfer/: {r.transfer_minutes:g} min of unlabelled windows")
-        build_transfer(root / "transfer", r.transfer_minutes, seed=r.seed + 5)
+        say(f"transfer/: {r.transfer_minutes:g} min of unlabelled windows" + (f", {r.phrase_windows} phrase windows per phrase" if r.phrase_windows else ""))
+        build_transfer(root / "transfer", r.transfer_minutes, seed=r.seed + 5, per_phrase=r.phrase_windows,
+                       phrases={k: training_clips(root / "clips", k) for k in _keywords(r)})
         if r.mining_minutes:  # the training voices' running speech, with every confusable (one-letter edits too)
             write_wav(root / "mining.wav", speech_stream(60 * r.mining_minutes, split="train", seed=r.seed + 301, phrase=r.phrases[0],
                                                          confusable_rate=0.15, confusables=confusables), 16000)
@@ -448,6 +462,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--target-fa-per-hour must be a positive number")
     if min(r.per_word, r.positives, r.epochs, r.teacher_epochs, r.views) < 1 or r.qat_epochs < 1:
         raise ConfigError("--per-word, --positives, --epochs, --teacher-epochs, --views and --qat-epochs must be >= 1")
+    if r.phrase_windows < 0:
+        raise ConfigError("--phrase-windows must be >= 0")
     if r.speech_windows is not None and r.speech_windows < 1:
         raise ConfigError("--speech-windows must be >= 1")
     if not 0.0 <= r.alpha <= 1.0:
