@@ -105,11 +105,11 @@ def test_concat_marks_transfer_rows_unlabelled(transfer_dir: Path, tiny_kws_data
     from edgekd.train.pipeline import concat_sets, load_transfer
 
     t = load_transfer(transfer_dir, rooms=False, cache_dir=tmp_path, progress=False)
-    assert len(t) == 19 and t.x.shape[1:] == tiny_kws_data.train.x.shape[1:]
+    assert len(t) == 22 and t.x.shape[1:] == tiny_kws_data.train.x.shape[1:]
     both = concat_sets(tiny_kws_data.train, t)
     n = len(tiny_kws_data.train)
-    assert len(both) == n + 19 and np.all(both.y[n:] == -1) and np.array_equal(both.y[:n], tiny_kws_data.train.y)
-    assert both.clip[n:].min() == len(tiny_kws_data.train.files) and len(both.files) == len(tiny_kws_data.train.files) + 19
+    assert len(both) == n + 22 and np.all(both.y[n:] == -1) and np.array_equal(both.y[:n], tiny_kws_data.train.y)
+    assert both.clip[n:].min() == len(tiny_kws_data.train.files) and len(both.files) == len(tiny_kws_data.train.files) + 22
 
 
 def test_student_learns_the_teachers_logits_on_transfer_windows(transfer_dir: Path, tiny_data: Path, tiny_checkpoint: Path,
@@ -122,9 +122,9 @@ def test_student_learns_the_teachers_logits_on_transfer_windows(transfer_dir: Pa
     p = subprocess.run([*base, "--teacher", str(tiny_checkpoint), "--transfer", str(transfer_dir)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
     ck = Checkpoint.load(out)
-    assert ck.provenance["transfer"]["windows"] == 19 and ck.provenance["teacher"] == tiny_checkpoint.name
+    assert ck.provenance["transfer"]["windows"] == 22 and ck.provenance["teacher"] == tiny_checkpoint.name
     caches = [json.loads(i.read_text()) for i in (tmp_path / "cache").glob("teacher-*/index.json")]
-    assert sorted(c["features"]["rows"] for c in caches)[0] == 19  # the teacher labelled the 19 windows in a cache of their own
+    assert sorted(c["features"]["rows"] for c in caches)[0] == 22  # the teacher labelled the 22 windows in a cache of their own
     p = subprocess.run([*base, "--no-teacher", "--transfer", str(transfer_dir)], capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--transfer needs --teacher" in p.stderr
     p = subprocess.run([*base, "--teacher", str(tiny_checkpoint), "--transfer", str(tiny_data)], capture_output=True, text=True)
