@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,19 @@ PHRASE_WARP = (0.8, 1.25)  # speed factors of phrase windows: wider than the tra
 PHRASE_P_WARP = 0.7
 PHRASE_P_PARTIAL = 0.4  # share of phrase windows that may cut off up to half of the phrase (the teacher scores what is left)
 PHRASE_P_SPEECH = 0.3  # share laid over running speech, at 3-20 dB below the phrase
+
+
+@contextmanager
+def _partial(out: Path) -> Iterator[Path]:
+    """A ``.OUT.partial`` folder to write in: renamed to ``out`` when the block ends, removed if it fails."""
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _windows(x: np.ndarray, hop: int) -> list[np.ndarray]:
@@ -145,11 +159,8 @@ def build_transfer(
     weights = np.array(list(engines.values()), dtype=np.float64)
     share = np.floor(n_speech * weights / weights.sum()).astype(int)
     share[0] += n_speech - int(share.sum())
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / TRANSFER).mkdir(parents=True)
     rows: list[tuple[str, str, str]] = []
-    phrases = phrases if per_phrase > 0 else {}
+    phrases = phrases if per_phrase > 0 and phrases else {}
     todo = total + per_phrase * len(phrases)  # extra windows are added to the count once known
 
     def put(x: np.ndarray, source: str, origin: str) -> None:
@@ -159,7 +170,8 @@ def build_transfer(
         if progress:
             progress(len(rows), todo)
 
-    try:
+    with _partial(out) as tmp:
+        (tmp / TRANSFER).mkdir(parents=True)
         speech: list[np.ndarray] = []
         for k, (engine, n) in enumerate(zip(engines, share, strict=True)):
             for w in _speech(engine, float(n), seed + k)[: int(n)]:
@@ -181,10 +193,6 @@ def build_transfer(
                 "phrases": {name: per_phrase for name in phrases},
                 "by_source": {s: sum(1 for r in rows if r[1] == s) for s in ("speech", "noise", "phrase", "extra")}}
         (tmp / "transfer_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta
 
 
@@ -200,9 +208,7 @@ def with_phrase_windows(src: str | os.PathLike[str], out: str | os.PathLike[str]
         raise ConfigError(f"{src}: not a transfer set (no transfer_meta.json)")
     if out.exists():
         raise ConfigError(f"{out} exists; give a new folder (a transfer set is written once)")
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with _partial(out) as tmp:
         shutil.copytree(src, tmp)
         meta = json.loads((tmp / "transfer_meta.json").read_text())
         tsv = (tmp / "transfer.tsv").read_text().splitlines(keepends=True)
@@ -219,8 +225,4 @@ def with_phrase_windows(src: str | os.PathLike[str], out: str | os.PathLike[str]
         meta.update(windows=n, phrases={**meta.get("phrases", {}), **{name: per_phrase for name in phrases}},
                     by_source={**by_source, "phrase": by_source.get("phrase", 0) + per_phrase * len(phrases)}, phrase_seed=seed)
         (tmp / "transfer_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta

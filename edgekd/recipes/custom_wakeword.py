@@ -152,7 +152,7 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
         speech_windows(root / "clips" / SPEECH_FOLDER, n_speech, seed=r.seed + 7, phrase=r.phrases[0], confusables=confusables)
         say(f"transfer/: {r.transfer_minutes:g} min of unlabelled windows" + (f", {r.phrase_windows} phrase windows per phrase" if r.phrase_windows else ""))
         build_transfer(root / "transfer", r.transfer_minutes, seed=r.seed + 5, per_phrase=r.phrase_windows,
-                       phrases={k: training_clips(root / "clips", k) for k in _keywords(r)})
+                       phrases={k: training_clips(root / "clips", k) for k in _keywords(r)} if r.phrase_windows else None)
         if r.mining_minutes:  # the training voices' running speech, with every confusable (one-letter edits too)
             write_wav(root / "mining.wav", speech_stream(60 * r.mining_minutes, split="train", seed=r.seed + 301, phrase=r.phrases[0],
                                                          confusable_rate=0.15, confusables=confusables), 16000)
