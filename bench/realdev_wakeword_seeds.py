@@ -10,8 +10,9 @@ training seed changed (initialisation, batch order, SpecAugment), exported as a 
 when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/realdev_wakeword.py``; measurement
 only). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
-``--alpha``, ``--arch`` and ``--transfer`` train the seeds with another soft-target weight, student or transfer set (a
-probe of the recipe); ``--phrase-windows N`` adds N phrase windows of the run's training clips to that transfer set
+``--alpha``, ``--arch``, ``--freq-warp``, ``--ema`` and ``--transfer`` train the seeds with another soft-target weight,
+student, frequency warping, weight average or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
+phrase windows of the run's training clips to that transfer set
 (``edgekd.data.transfer.with_phrase_windows``, made once as ``<transfer>-phraseN`` beside it).
 ``--ensemble`` also scores the mean of the seeds' posteriors on real voices: how much of one student's error is its own draw.
 About 20 min per seed on 2 cores.
@@ -62,7 +63,8 @@ def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path) -> tuple[P
     own = run / ("student-mined.pt" if (run / "student-mined.pt").is_file() else "student.pt")
     made = Checkpoint.load(own)
     if (seed == made.config.get("seed") and r.arch == made.arch and r.feature_kd == float(made.config.get("feature_kd", 0.0))
-            and r.alpha == made.config.get("alpha")
+            and r.alpha == made.config.get("alpha") and r.freq_warp == float(made.config.get("freq_warp", 0.0))
+            and r.ema == float(made.config.get("ema", 0.0))
             and transfer == run / "data" / "transfer"):
         return own, made.metrics.get("test_accuracy_torch")
     if not out.is_file():  # the views stay the run's (its seed); only the training seed changes
@@ -91,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--feature-kd", type=float, default=None, help="feature-distillation weight (default: the run's own)")
     ap.add_argument("--arch", default=None, help="student architecture (default: the run's own), e.g. dscnn-stream-128")
     ap.add_argument("--alpha", type=float, default=None, help="weight of the teacher's soft targets on labelled clips (default: the run's own)")
+    ap.add_argument("--freq-warp", type=float, default=None, help="frequency warping of the students' windows, factor in [1-w, 1+w] (default: the run's own)")
+    ap.add_argument("--ema", type=float, default=None, help="decay of the weight average the students keep (default: the run's own)")
     ap.add_argument("--transfer", type=Path, default=None,
                     help="another transfer set (`edgekd data transfer`) to distil on (default: the run's data/transfer)")
     ap.add_argument("--phrase-windows", type=int, default=0,
@@ -108,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run = args.run
     r = _recipe(run)
-    own, own_arch = r.alpha, r.arch  # the run's own soft-target weight and student: seeds trained with others get them in their file names
+    # the run's own settings: seeds trained with others get them in their file names
+    own, own_arch, own_warp, own_ema = r.alpha, r.arch, r.freq_warp, r.ema
     if args.feature_kd is not None:
         if args.feature_kd < 0:
             raise SystemExit("error: --feature-kd must be >= 0")
@@ -123,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.arch not in arch_names("student"):
             raise SystemExit(f"error: --arch {args.arch}: not a student ({', '.join(arch_names('student'))})")
         r = replace(r, arch=args.arch)
+    if args.freq_warp is not None:
+        if not 0.0 <= args.freq_warp < 0.5:
+            raise SystemExit("error: --freq-warp must be in [0, 0.5)")
+        r = replace(r, freq_warp=args.freq_warp)
+    if args.ema is not None:
+        if not 0.0 <= args.ema < 1.0:
+            raise SystemExit("error: --ema must be in [0, 1)")
+        r = replace(r, ema=args.ema)
     transfer = args.transfer or run / "data" / "transfer"
     if not (transfer / "transfer_meta.json").is_file():
         raise SystemExit(f"error: --transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
@@ -149,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in args.seeds:
         tag = (f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{r.arch}" if r.arch != own_arch else "")
+               + (f"-warp{r.freq_warp:g}" if r.freq_warp != own_warp else "") + (f"-ema{r.ema:g}" if r.ema != own_ema else "")
                + (f"-{transfer.name}" if transfer != run / "data" / "transfer" else ""))
         ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer)
         bundle = run / "seeds" / f"{tag}-bundle"
@@ -177,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out_json, {"what": f"the recipe's final student of {run} trained again with other seeds (float streaming bundles); "
                                   "FRR on its synthesized validation/test material and on real dev voices (measurement only)",
                           "command": command, "date": datetime.date.today().isoformat(), "label": label,
-                          "arch": r.arch, "feature_kd": r.feature_kd, "alpha": r.alpha, "transfer": str(transfer),
+                          "arch": r.arch, "feature_kd": r.feature_kd, "alpha": r.alpha,
+                          "freq_warp": r.freq_warp, "ema": r.ema, "transfer": str(transfer),
                           "rows": rows, "summary": summary, **({"ensemble": ensemble} if ensemble else {}), "machine": machine_facts()})
     print(f"-> {out_json}")
     return 0

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekd.core.units import FRAME_SAMPLES, HOP_SAMPLES, N_FFT, N_MELS, SAMPLE_RATE
 
-__all__ = ["FrontendParams", "LogMelFrontend", "mel_filterbank"]
+__all__ = ["FrontendParams", "LogMelFrontend", "mel_filterbank", "hz_to_mel", "mel_to_hz"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ class FrontendParams:
         return float(np.log(self.log_floor))
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Hz to Slaney mels (librosa's default scale)."""
     # Slaney: linear below 1 kHz, logarithmic above.
     f_sp = 200.0 / 3.0
     min_log_hz = 1000.0
@@ -87,7 +88,8 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep, mel)
 
 
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Slaney mels to Hz (the inverse of ``hz_to_mel``)."""
     f_sp = 200.0 / 3.0
     min_log_hz = 1000.0
     min_log_mel = min_log_hz / f_sp
@@ -100,8 +102,8 @@ def mel_filterbank(p: FrontendParams) -> np.ndarray:
     """Slaney-normalised triangular mel filters, shape ``(n_fft // 2 + 1, n_mels)``."""
     n_bins = p.n_fft // 2 + 1
     fft_hz = np.linspace(0.0, p.sample_rate / 2.0, n_bins)
-    mel_pts = np.linspace(_hz_to_mel(np.array(p.fmin_hz)), _hz_to_mel(np.array(p.fmax_hz)), p.n_mels + 2)
-    hz_pts = _mel_to_hz(mel_pts)
+    mel_pts = np.linspace(hz_to_mel(np.array(p.fmin_hz)), hz_to_mel(np.array(p.fmax_hz)), p.n_mels + 2)
+    hz_pts = mel_to_hz(mel_pts)
     fdiff = np.diff(hz_pts)
     ramps = hz_pts[:, None] - fft_hz[None, :]
     weights = np.zeros((p.n_mels, n_bins))

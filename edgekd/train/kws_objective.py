@@ -1,5 +1,5 @@
-"""KWS (and wake-word) training on fixed feature windows: SpecAugment, logit distillation on cached teacher logits,
-optional feature distillation; ``train_model`` runs it through the one loop (``train.loop.fit``)."""
+"""KWS (and wake-word) training on fixed feature windows: SpecAugment, optional frequency warping, logit distillation
+on cached teacher logits, optional feature distillation; ``train_model`` runs it through the one loop (``train.loop.fit``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext, shard_rows
 from edgekd.train.distill import kd_loss
 from edgekd.train.features import FeatureSet
+from edgekd.train.freq_warp import warp_mels
 from edgekd.train.loop import Resume, Schedule, accuracy, fit
 from edgekd.train.models import build_model
 
@@ -108,11 +109,14 @@ class KwsObjective:
     def loss(self, net: nn.Module, rows: np.ndarray, rng: np.random.Generator, d: DistContext) -> torch.Tensor:
         cfg, train = self.cfg, self.train
         masks = _specaugment_masks(rows.shape[0], train.x.shape[1], train.x.shape[2], cfg, self.gen) if cfg.specaugment else None
+        warp = (1.0 + cfg.freq_warp * (2 * torch.rand(rows.shape[0], generator=self.gen) - 1)).numpy() if cfg.freq_warp > 0 else None
         order = np.argsort(rows, kind="stable")  # sorted rows read faster from memory-mapped arrays
         mine = shard_rows(order, d.rank, d.world_size)
         idx = rows[mine]
         x = torch.from_numpy(train.x[idx].astype(np.float32))
         y = torch.from_numpy(train.y[idx])
+        if warp is not None:
+            x = warp_mels(x, warp[mine])
         if masks is not None:
             x = _masked(x, self.mean, (masks[0][mine], masks[1][mine]))
         x, y = x.to(d.device), y.to(d.device)
@@ -135,7 +139,8 @@ class KwsObjective:
         return {"val_accuracy": accuracy(model, self.val, d) if self.val is not None else float("nan")}
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"arch": self.cfg.arch, "data": self.train.key, "alpha": self.cfg.alpha, "feature_kd": self.cfg.feature_kd}
+        return {"arch": self.cfg.arch, "data": self.train.key, "alpha": self.cfg.alpha, "feature_kd": self.cfg.feature_kd,
+                **({"freq_warp": self.cfg.freq_warp} if self.cfg.freq_warp else {})}
 
     def state(self) -> dict[str, Any]:
         return {"torch_gen": self.gen.get_state(), "projection": self.fkd.proj.state_dict() if self.fkd is not None else None}
@@ -170,5 +175,5 @@ def train_model(
     ``cfg.feature_kd``). The rest as ``train.loop.fit``.
     """
     obj = KwsObjective(cfg, train, val, teacher_logits, feature_targets)
-    sch = Schedule(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.seed, cfg.threads)
+    sch = Schedule(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.seed, cfg.threads, cfg.ema)
     return fit(obj, sch, model=model, progress=progress, before_epoch=before_epoch, dist=dist, state=state)

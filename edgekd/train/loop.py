@@ -31,7 +31,9 @@ STATE_FORMAT = "edgekd-train-state-2"
 
 @dataclass(frozen=True)
 class Schedule:
-    """How long and how fast: ``epochs`` over ``rows // batch_size`` global batches each."""
+    """How long and how fast: ``epochs`` over ``rows // batch_size`` global batches each; with ``ema`` > 0 the
+    weights validated, kept and returned are their exponential moving average over steps (a running ensemble of the
+    late iterates; its decay ramps up as ``(1 + step) / (10 + step)`` until it reaches ``ema``)."""
 
     epochs: int
     batch_size: int
@@ -39,6 +41,7 @@ class Schedule:
     weight_decay: float
     seed: int = 0
     threads: int = 2
+    ema: float = 0.0  # decay of an exponential moving average of the weights, validated and kept instead of them (0: off)
 
 
 class Objective(Protocol):
@@ -122,6 +125,12 @@ class _Run:
     perm: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     history: dict[str, Any] = field(default_factory=lambda: {"epochs": [], "train_examples_seen": 0})
     best: tuple[float, dict[str, torch.Tensor]] | None = None
+    ema: nn.Module | None = None  # the averaged weights (Schedule.ema > 0)
+
+    @property
+    def kept(self) -> nn.Module:
+        """The weights that are validated and returned: the average when there is one."""
+        return self.ema if self.ema is not None else self.model
 
     def state(self, fingerprint: dict[str, Any], objective: Objective) -> dict[str, Any]:
         return {
@@ -129,6 +138,7 @@ class _Run:
             "perm": torch.from_numpy(self.perm), "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "objective": objective.state(), "numpy_rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(), "history": self.history, "best": self.best,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
         }
 
     def restore(self, path: Path, fingerprint: dict[str, Any], objective: Objective) -> None:
@@ -144,6 +154,8 @@ class _Run:
         torch.set_rng_state(saved["torch_rng"])
         self.step, self.run_loss, self.perm, self.history = saved["step"], saved["run_loss"], saved["perm"].numpy(), saved["history"]
         self.best = saved["best"]
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
         self.history.setdefault("resumed_at_steps", []).append(self.step)
 
 
@@ -157,7 +169,22 @@ def _prepare(obj: Objective, sch: Schedule, model: nn.Module | None, d: DistCont
     total = steps_per_epoch * sch.epochs
     opt = torch.optim.AdamW(list(model.parameters()) + obj.extra_parameters(), lr=sch.lr, weight_decay=sch.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=sch.lr, total_steps=total, pct_start=0.15)
-    return _Run(model, opt, sched, rng, steps_per_epoch, total)
+    if not 0.0 <= sch.ema < 1.0:
+        raise ConfigError(f"the weight-average decay must be in [0, 1), got {sch.ema}")
+    ema = copy.deepcopy(model) if sch.ema > 0 else None
+    return _Run(model, opt, sched, rng, steps_per_epoch, total, ema=ema)
+
+
+@torch.no_grad()
+def _average(run: _Run, decay: float) -> None:
+    """Move the averaged weights (and float buffers: BatchNorm statistics) towards the model's; copy the others."""
+    assert run.ema is not None
+    d = min(decay, (1 + run.step) / (10 + run.step))
+    for e, p in zip(run.ema.state_dict().values(), run.model.state_dict().values(), strict=True):
+        if e.dtype.is_floating_point:
+            e.mul_(d).add_(p, alpha=1 - d)
+        else:
+            e.copy_(p)
 
 
 def _train_step(run: _Run, net: nn.Module, obj: Objective, sch: Schedule, d: DistContext) -> None:
@@ -174,6 +201,8 @@ def _train_step(run: _Run, net: nn.Module, obj: Objective, sch: Schedule, d: Dis
     obj.after_backward(d)
     run.opt.step()
     run.sched.step()
+    if run.ema is not None:
+        _average(run, sch.ema)
     (step_loss,) = d.all_sum([loss.item()])
     run.run_loss += step_loss / d.world_size
     run.history["train_examples_seen"] += int(rows.shape[0])
@@ -183,11 +212,11 @@ def _train_step(run: _Run, net: nn.Module, obj: Objective, sch: Schedule, d: Dis
 def _end_epoch(run: _Run, obj: Objective, d: DistContext) -> dict[str, float]:
     """Validation metrics of the epoch just ended; the best epoch's weights are kept (ties and NaN: the later one)."""
     epoch = run.step // run.steps_per_epoch
-    metrics = obj.validate(run.model, d)
+    metrics = obj.validate(run.kept, d)
     score = next(iter(metrics.values()))
     run.history["epochs"].append({"epoch": epoch, "loss": run.run_loss / run.steps_per_epoch, **metrics})
     if run.best is None or not (score <= run.best[0]):
-        run.best = (score, copy.deepcopy({k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}))
+        run.best = (score, copy.deepcopy({k: v.detach().cpu().contiguous() for k, v in run.kept.state_dict().items()}))
     return metrics
 
 
@@ -214,7 +243,7 @@ def fit(
         raise ConfigError(f"the batch size {sch.batch_size} must split evenly over {d.world_size} processes")
     run = _prepare(obj, sch, model, d)
     fingerprint = {**obj.fingerprint(), "rows": obj.rows, "batch_size": sch.batch_size, "epochs": sch.epochs, "seed": sch.seed,
-                   "total_steps": run.total}
+                   "total_steps": run.total, **({"ema": sch.ema} if sch.ema else {})}
     if state is not None and state.resume and state.path.is_file():
         run.restore(state.path, fingerprint, obj)
     net: nn.Module = run.model
