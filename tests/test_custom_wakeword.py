@@ -234,6 +234,31 @@ def test_speech_windows_count_and_material_key() -> None:
     assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, phrase_windows=5))["phrase_windows"] == 5
     with pytest.raises(ConfigError, match="--phrase-windows"):
         check_recipe(PhraseRecipe(phrases=("computer",), phrase_windows=-1))
+    # and --confusable-clips
+    assert "confusable_clips" not in _material_key(default)
+    assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, confusable_clips=9))["confusable_clips"] == 9
+    with pytest.raises(ConfigError, match="--confusable-clips"):
+        check_recipe(PhraseRecipe(phrases=("computer",), confusable_clips=-1))
+
+
+def test_confusable_clips_add_clips_of_each_confusable_after_the_same_plan() -> None:
+    """More clips of each confusable come on top of the even share, planned after it: the clips planned without
+    the option stay the same draws (the synthesis cache's hits too); the phrase itself never becomes a negative."""
+    from collections import Counter
+
+    from edgekd.data.synth_kws import _plan
+    from edgekd.data.synth_wakeword import phrase_confusables, wakeword_config
+
+    engines = {"espeak": 1.0}
+    base = wakeword_config(phrases=("view glass",), per_word=20)
+    more = wakeword_config(phrases=("view glass",), per_word=20, confusable_clips=5)
+    jobs0, _, _ = _plan(base, engines)
+    jobs1, _, _ = _plan(more, engines)
+    assert jobs1[: len(jobs0)] == jobs0
+    confusables = phrase_confusables(("view glass",))
+    added = Counter(j.text for j in jobs1[len(jobs0):])
+    assert added == {c: 5 for c in confusables} and "view glass" not in added
+    assert all(j.folder == j.text.replace(" ", "_") for j in jobs1[len(jobs0):])
 
 
 def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refused(tmp_path: Path) -> None:

@@ -64,6 +64,9 @@ class SynthKwsConfig:
     workers: int = 2
     keywords: tuple[str, ...] = KWS12_KEYWORDS
     other_words: tuple[str, ...] = OTHER_WORDS
+    # more _unknown_ words, each with its own clip count, planned after the even share of unknown_total (so that the
+    # clips planned before them, and the synthesis cache's hits, stay the same)
+    word_clips: tuple[tuple[str, int], ...] = ()
     # (engine, weight) pairs of the voice bank; () = every installed engine with its default weight
     engines: tuple[tuple[str, float], ...] = ()
 
@@ -234,6 +237,9 @@ def _plan(cfg: SynthKwsConfig, engines: dict[str, float]) -> tuple[list[_Job], d
     for i in range(cfg.unknown_total):
         word = cfg.other_words[i % len(cfg.other_words)]
         add(word, word.replace(" ", "_"))
+    for word, n in cfg.word_clips:
+        for _ in range(n):
+            add(word, word.replace(" ", "_"))
     return jobs, lists, voices
 
 
@@ -249,7 +255,7 @@ def synth_kws(out_dir: str | os.PathLike[str], cfg: SynthKwsConfig = SynthKwsCon
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: folder is not empty; give a new folder (nothing was overwritten)")
-    if set(cfg.keywords) & set(cfg.other_words):
+    if set(cfg.keywords) & (set(cfg.other_words) | {w for w, _ in cfg.word_clips}):
         raise ConfigError("a word is both a keyword and an _unknown_ word")
     engines = resolve_engines(cfg)
     jobs, lists, voices = _plan(cfg, engines)

@@ -55,14 +55,17 @@ def phrase_confusables(phrases: tuple[str, ...], n: int = 24, *, edits: bool = T
 
 
 def wakeword_config(phrase: str = "hey jarvis", per_word: int = 600, seed: int = 0, workers: int = 2,
-                    engines: tuple[tuple[str, float], ...] = (("espeak", 1.0),), phrases: tuple[str, ...] | None = None) -> SynthKwsConfig:
+                    engines: tuple[tuple[str, float], ...] = (("espeak", 1.0),), phrases: tuple[str, ...] | None = None,
+                    confusable_clips: int = 0) -> SynthKwsConfig:
     """The clip set: the phrase (or each of ``phrases``, a command set) as a keyword, its confusables and other words
-    as ``_unknown_``; spoken by the voice bank's ``engines`` (espeak alone by default: the recipe the wake-word study
-    measured)."""
+    as ``_unknown_`` (2 x ``per_word`` per phrase, shared evenly; ``confusable_clips`` more of each confusable on
+    top); spoken by the voice bank's ``engines`` (espeak alone by default: the recipe the wake-word study measured)."""
     keywords = phrases or (phrase,)
-    others = tuple(w for w in phrase_confusables(keywords) + OTHER_WORDS if w not in keywords)
+    confusables = tuple(w for w in phrase_confusables(keywords) if w not in keywords)
+    others = tuple(w for w in confusables + OTHER_WORDS if w not in keywords)
     return replace(SynthKwsConfig(), keywords=keywords, other_words=others, per_word=per_word, unknown_total=2 * per_word * len(keywords),
-                   silence_total=max(1, per_word // 2), seed=seed, workers=workers, engines=engines)
+                   silence_total=max(1, per_word // 2), seed=seed, workers=workers, engines=engines,
+                   word_clips=tuple((w, confusable_clips) for w in confusables) if confusable_clips > 0 else ())
 
 
 def _voices(split: str, seed: int) -> list[str]:

@@ -52,6 +52,9 @@ class PhraseRecipe:
     transfer_minutes: float = 20.0
     # transfer windows made of each phrase's training clips (edgekd.data.transfer.phrase_windows): warped, cut, over speech
     phrase_windows: int = 0
+    # more clips of each confusable on top of its even share of the _unknown_ clips (2 x per_word over ~47 words: ~43
+    # each at 1000); the confusables people say are most of the false accepts on synthesized test speech
+    confusable_clips: int = 0
     validation_minutes: float = 20.0  # running speech (validation voices) the threshold is chosen on
     test_minutes: float = 60.0
     mining_minutes: float = 20.0  # running speech (training voices) streamed for false accepts; 0: no mining
@@ -106,6 +109,8 @@ def _material_key(r: PhraseRecipe) -> dict[str, Any]:
         key["speech_windows"] = r.speech_windows
     if r.phrase_windows:  # likewise: a folder made without phrase windows keeps its key
         key["phrase_windows"] = r.phrase_windows
+    if r.confusable_clips:
+        key["confusable_clips"] = r.confusable_clips
     return key
 
 
@@ -147,7 +152,7 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
             raise ConfigError(f"{root}: an unfinished material folder (no material.json); delete it to make it again")
         say(f"clips/: {len(r.phrases)} phrase(s) x {r.per_word} clips, {len(confusables)} confusables: {', '.join(confusables[:8])}, ...")
         cfg = wakeword_config(phrases=r.phrases, per_word=r.per_word, seed=r.seed, workers=r.workers,
-                              engines=r.engines if r.engines is not None else SynthKwsConfig().engines)
+                              engines=r.engines if r.engines is not None else SynthKwsConfig().engines, confusable_clips=r.confusable_clips)
         synth_kws(root / "clips", cfg, cache_dir=default_cache_dir())
         n_speech = _speech_window_count(r)
         say(f"clips/{SPEECH_FOLDER}/: {n_speech} one-second windows of running speech (training voices, confusables too) as {UNKNOWN}")
@@ -467,6 +472,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--per-word, --positives, --epochs, --teacher-epochs, --views and --qat-epochs must be >= 1")
     if r.phrase_windows < 0:
         raise ConfigError("--phrase-windows must be >= 0")
+    if r.confusable_clips < 0:
+        raise ConfigError("--confusable-clips must be >= 0")
     if r.speech_windows is not None and r.speech_windows < 1:
         raise ConfigError("--speech-windows must be >= 1")
     if not 0.0 <= r.alpha <= 1.0:
