@@ -8,7 +8,8 @@ after false-accept mining) is trained again on the same material, views, teacher
 training seed changed (initialisation, batch order, SpecAugment), exported as a float streaming bundle under
 ``RUN/seeds/`` and scored: FRR at 0.5 / 1 / 2 / 5 FA/h on the recipe's synthesized validation and test material and,
 when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/realdev_wakeword.py``; measurement
-only). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
+only) against the real negatives (``real``) and against them with the run's synthesized test speech
+(``real_and_synthesized``, the issue's yardstick). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
 ``--alpha``, ``--arch``, ``--freq-warp``, ``--ema`` and ``--transfer`` train the seeds with another soft-target weight,
 student, frequency warping, weight average or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
@@ -174,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         if real is not None:
             res = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real])
             row["real"] = {p: res[p] for p in POINTS}
-        print(f"seed {seed}: " + "; ".join(_line(k, row[k]) for k in ("synthesized_test", "real") if k in row), flush=True)
+            # the yardstick: the real negatives and the run's synthesized test speech together
+            res = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real, run / "data" / "eval" / "test" / "negatives.wav"])
+            row["real_and_synthesized"] = {p: res[p] for p in POINTS}
+        print(f"seed {seed}: " + "; ".join(_line(k, row[k]) for k in ("synthesized_test", "real", "real_and_synthesized") if k in row), flush=True)
         rows.append(row)
     ensemble = None
     if args.ensemble and (real is None or len(rows) < 2):
@@ -183,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         res = evaluate_mean([Path(row["bundle"]) for row in rows], label, dev / label, dev / f"{label}.tsv", [real])
         ensemble = {"seeds": [row["seed"] for row in rows], "real": {p: res[p] for p in POINTS}}
         print(_line(f"mean posterior of seeds {' '.join(str(s) for s in ensemble['seeds'])}: real", ensemble["real"]), flush=True)
-    summary = {k: _stats(rows, k) for k in ("synthesized_validation", "synthesized_test", "real") if any(k in row for row in rows)}
+    summary = {k: _stats(rows, k) for k in ("synthesized_validation", "synthesized_test", "real", "real_and_synthesized")
+               if any(k in row for row in rows)}
     for k, s in summary.items():
         print(f"{k}: " + ", ".join(f"{fa:g} FA/h {100 * v['mean']:.1f} +- {100 * v['std']:.1f}%" for fa, v in zip(FA_POINTS, s.values(), strict=True)
                                    if v["mean"] is not None))

@@ -25,7 +25,7 @@ import json
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -424,6 +424,12 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
     return report
 
 
+def _changed(r: PhraseRecipe) -> dict[str, Any]:
+    """The recipe's settings that differ from the defaults (the phrases aside)."""
+    default = PhraseRecipe(phrases=r.phrases)
+    return {f.name: getattr(r, f.name) for f in fields(PhraseRecipe) if getattr(r, f.name) != getattr(default, f.name)}
+
+
 def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Path) -> None:
     from edgekd.core.fsutil import atomic_write_text
     from edgekd.eval.wakeword import FA_POINTS
@@ -439,6 +445,8 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              "The student carries no part of it and runs without it.",
              f"- **Student**: `{r.arch}`, distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
              f"false-accept mining {'on' if r.mining_minutes else 'off'}, QAT int8, streaming int8 graph.",
+             "- **Settings other than the defaults**: " + (", ".join(f"{k} {v}" for k, v in _changed(r).items()) or "none")
+             + " (`report.json` holds every one).",
              f"- **Thresholds** (chosen at {r.target_fa_per_hour} FA/h on held-out validation voices): "
              + ", ".join(f"{k} {v['threshold']:.2f}" for k, v in report["per_label"].items()) + ".", "",
              "| label | FRR at 0.5 FA/h | at 1 | at 2 | at 5 | test negatives (h) |", "|---|---|---|---|---|---|"]
