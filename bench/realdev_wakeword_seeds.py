@@ -11,8 +11,8 @@ when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/
 only) against the real negatives (``real``) and against them with the run's synthesized test speech
 (``real_and_synthesized``, the issue's yardstick). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
-``--alpha``, ``--arch``, ``--freq-warp``, ``--ema`` and ``--transfer`` train the seeds with another soft-target weight,
-student, frequency warping, weight average or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
+``--alpha``, ``--arch``, ``--freq-warp``, ``--eq-db``, ``--ema`` and ``--transfer`` train the seeds with another
+soft-target weight, student, frequency warping, random EQ, weight average or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
 phrase windows of the run's training clips to that transfer set
 (``edgekd.data.transfer.with_phrase_windows``, made once as ``<transfer>-phraseN`` beside it).
 ``--ensemble`` also scores the mean of the seeds' posteriors on real voices: how much of one student's error is its own draw.
@@ -65,7 +65,7 @@ def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path) -> tuple[P
     made = Checkpoint.load(own)
     if (seed == made.config.get("seed") and r.arch == made.arch and r.feature_kd == float(made.config.get("feature_kd", 0.0))
             and r.alpha == made.config.get("alpha") and r.freq_warp == float(made.config.get("freq_warp", 0.0))
-            and r.ema == float(made.config.get("ema", 0.0))
+            and r.ema == float(made.config.get("ema", 0.0)) and r.eq_db == float(made.config.get("eq_db", 0.0))
             and transfer == run / "data" / "transfer"):
         return own, made.metrics.get("test_accuracy_torch")
     if not out.is_file():  # the views stay the run's (its seed); only the training seed changes
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", default=None, help="student architecture (default: the run's own), e.g. dscnn-stream-128")
     ap.add_argument("--alpha", type=float, default=None, help="weight of the teacher's soft targets on labelled clips (default: the run's own)")
     ap.add_argument("--freq-warp", type=float, default=None, help="frequency warping of the students' windows, factor in [1-w, 1+w] (default: the run's own)")
+    ap.add_argument("--eq-db", type=float, default=None, help="random smooth EQ of the students' windows, +- dB per cosine (default: the run's own)")
     ap.add_argument("--ema", type=float, default=None, help="decay of the weight average the students keep (default: the run's own)")
     ap.add_argument("--transfer", type=Path, default=None,
                     help="another transfer set (`edgekd data transfer`) to distil on (default: the run's data/transfer)")
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run
     r = _recipe(run)
     # the run's own settings: seeds trained with others get them in their file names
-    own, own_arch, own_warp, own_ema = r.alpha, r.arch, r.freq_warp, r.ema
+    own, own_arch, own_warp, own_eq, own_ema = r.alpha, r.arch, r.freq_warp, r.eq_db, r.ema
     if args.feature_kd is not None:
         if args.feature_kd < 0:
             raise SystemExit("error: --feature-kd must be >= 0")
@@ -133,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         if not 0.0 <= args.freq_warp < 0.5:
             raise SystemExit("error: --freq-warp must be in [0, 0.5)")
         r = replace(r, freq_warp=args.freq_warp)
+    if args.eq_db is not None:
+        if not 0.0 <= args.eq_db <= 20.0:
+            raise SystemExit("error: --eq-db must be in [0, 20]")
+        r = replace(r, eq_db=args.eq_db)
     if args.ema is not None:
         if not 0.0 <= args.ema < 1.0:
             raise SystemExit("error: --ema must be in [0, 1)")
@@ -163,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in args.seeds:
         tag = (f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{r.arch}" if r.arch != own_arch else "")
-               + (f"-warp{r.freq_warp:g}" if r.freq_warp != own_warp else "") + (f"-ema{r.ema:g}" if r.ema != own_ema else "")
+               + (f"-warp{r.freq_warp:g}" if r.freq_warp != own_warp else "") + (f"-eq{r.eq_db:g}" if r.eq_db != own_eq else "")
+               + (f"-ema{r.ema:g}" if r.ema != own_ema else "")
                + (f"-{transfer.name}" if transfer != run / "data" / "transfer" else ""))
         ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer)
         bundle = run / "seeds" / f"{tag}-bundle"
@@ -197,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "FRR on its synthesized validation/test material and on real dev voices (measurement only)",
                           "command": command, "date": datetime.date.today().isoformat(), "label": label,
                           "arch": r.arch, "feature_kd": r.feature_kd, "alpha": r.alpha,
-                          "freq_warp": r.freq_warp, "ema": r.ema, "transfer": str(transfer),
+                          "freq_warp": r.freq_warp, "eq_db": r.eq_db, "ema": r.ema, "transfer": str(transfer),
                           "rows": rows, "summary": summary, **({"ensemble": ensemble} if ensemble else {}), "machine": machine_facts()})
     print(f"-> {out_json}")
     return 0

@@ -96,12 +96,12 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert wide["arch"] == "dscnn-stream-128" and wide["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-dscnn-stream-128.pt")
     assert Checkpoint.load(wide["rows"][0]["checkpoint"]).arch == "dscnn-stream-128"
     # frequency warping and the weight average: trained again under their own name, with those settings
-    seed_bench("--seeds", "0", "--freq-warp", "0.1", "--ema", "0.9")
+    seed_bench("--seeds", "0", "--freq-warp", "0.1", "--eq-db", "3", "--ema", "0.9")
     warped = json.loads(seeds.read_text())
-    assert (warped["freq_warp"], warped["ema"]) == (0.1, 0.9)
-    assert warped["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-warp0.1-ema0.9.pt")
+    assert (warped["freq_warp"], warped["eq_db"], warped["ema"]) == (0.1, 3.0, 0.9)
+    assert warped["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-warp0.1-eq3-ema0.9.pt")
     config = Checkpoint.load(warped["rows"][0]["checkpoint"]).config
-    assert (config["freq_warp"], config["ema"]) == (0.1, 0.9)
+    assert (config["freq_warp"], config["eq_db"], config["ema"]) == (0.1, 3.0, 0.9)
     # phrase windows added to the run's transfer set: the seed is distilled on the larger set, under its own name
     seed_bench("--seeds", "0", "--phrase-windows", "3")
     plus = json.loads(seeds.read_text())

@@ -66,7 +66,8 @@ class PhraseRecipe:
     # (bench/results/realdev_wakeword_seeds_*_alpha0.8.json; the synthesized test clips had favoured 0.3 on one seed)
     alpha: float = 0.8
     feature_kd: float = 0.0  # weight of feature distillation onto the teacher's speech embedding (both students; 0 = off)
-    freq_warp: float = 0.0  # students' windows scaled in frequency by a factor in [1 - w, 1 + w] (train.freq_warp; 0 = off)
+    freq_warp: float = 0.0  # students' windows scaled in frequency by a factor in [1 - w, 1 + w] (train.mel_augment; 0 = off)
+    eq_db: float = 0.0  # students' windows through a random smooth EQ, cosine weights within +-eq_db dB (train.mel_augment; 0 = off)
     ema: float = 0.0  # decay of the weight average the students keep (train.loop.Schedule; 0 = off)
     teacher_epochs: int = 20
     qat_epochs: int = 2
@@ -254,7 +255,7 @@ def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe
         say(f"reusing {path}")
         return path
     cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd,
-                      freq_warp=r.freq_warp, ema=r.ema)
+                      freq_warp=r.freq_warp, eq_db=r.eq_db, ema=r.ema)
     ck = train_kws(kd, path, cfg, teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
                    extra_provenance=provenance or {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
     say(f"{path.name}: test accuracy {ck.metrics['test_accuracy_torch']:.4f} on synthesized clips")

@@ -22,6 +22,7 @@ class TrainConfig:
     feature_kd: float = 0.0  # weight of feature distillation onto the teacher's embedding (0 = off)
     label_smoothing: float = 0.0
     freq_warp: float = 0.0  # frequency-axis scaling of each training window, factor drawn from [1 - w, 1 + w] (0 = off)
+    eq_db: float = 0.0  # random smooth EQ of each training window, cosine weights within +-eq_db dB (train.mel_augment; 0 = off)
     ema: float = 0.0  # decay of the weight average that is validated and kept (0 = off; train.loop.Schedule)
     specaugment: bool = True
     time_masks: int = 2

@@ -1,5 +1,5 @@
-"""KWS (and wake-word) training on fixed feature windows: SpecAugment, optional frequency warping, logit distillation
-on cached teacher logits, optional feature distillation; ``train_model`` runs it through the one loop (``train.loop.fit``)."""
+"""KWS (and wake-word) training on fixed feature windows: SpecAugment, optional frequency warping and random EQ,
+logit distillation on cached teacher logits, optional feature distillation; ``train_model`` runs it through the one loop (``train.loop.fit``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext, shard_rows
 from edgekd.train.distill import kd_loss
 from edgekd.train.features import FeatureSet
-from edgekd.train.freq_warp import warp_mels
 from edgekd.train.loop import Resume, Schedule, accuracy, fit
+from edgekd.train.mel_augment import EQ_TERMS, tilt_mels, warp_mels
 from edgekd.train.models import build_model
 
 __all__ = ["KwsObjective", "FeatureDistiller", "train_model"]
@@ -110,6 +110,7 @@ class KwsObjective:
         cfg, train = self.cfg, self.train
         masks = _specaugment_masks(rows.shape[0], train.x.shape[1], train.x.shape[2], cfg, self.gen) if cfg.specaugment else None
         warp = (1.0 + cfg.freq_warp * (2 * torch.rand(rows.shape[0], generator=self.gen) - 1)).numpy() if cfg.freq_warp > 0 else None
+        eq = (cfg.eq_db * (2 * torch.rand(rows.shape[0], EQ_TERMS, generator=self.gen) - 1)).numpy() if cfg.eq_db > 0 else None
         order = np.argsort(rows, kind="stable")  # sorted rows read faster from memory-mapped arrays
         mine = shard_rows(order, d.rank, d.world_size)
         idx = rows[mine]
@@ -117,6 +118,8 @@ class KwsObjective:
         y = torch.from_numpy(train.y[idx])
         if warp is not None:
             x = warp_mels(x, warp[mine])
+        if eq is not None:
+            x = tilt_mels(x, eq[mine])
         if masks is not None:
             x = _masked(x, self.mean, (masks[0][mine], masks[1][mine]))
         x, y = x.to(d.device), y.to(d.device)
@@ -140,7 +143,7 @@ class KwsObjective:
 
     def fingerprint(self) -> dict[str, Any]:
         return {"arch": self.cfg.arch, "data": self.train.key, "alpha": self.cfg.alpha, "feature_kd": self.cfg.feature_kd,
-                **({"freq_warp": self.cfg.freq_warp} if self.cfg.freq_warp else {})}
+                **({"freq_warp": self.cfg.freq_warp} if self.cfg.freq_warp else {}), **({"eq_db": self.cfg.eq_db} if self.cfg.eq_db else {})}
 
     def state(self) -> dict[str, Any]:
         return {"torch_gen": self.gen.get_state(), "projection": self.fkd.proj.state_dict() if self.fkd is not None else None}

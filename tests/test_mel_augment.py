@@ -1,5 +1,6 @@
-"""Frequency warping of log-mel windows (``edgekd.train.freq_warp``) against the frontend itself: a tone's log-mel
-warped by a factor looks like the log-mel of the tone at that factor times its frequency."""
+"""Augmentations of log-mel windows (``edgekd.train.mel_augment``) against the frontend itself: a tone's log-mel
+warped by a factor looks like the log-mel of the tone at that factor times its frequency; an EQ curve is the log-mel
+of the audio through that gain."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-from edgekd.train.freq_warp import band_positions, warp_mels
+from edgekd.train.mel_augment import EQ_TERMS, band_positions, eq_curves, tilt_mels, warp_mels
 
 SR = 16000
 
@@ -40,3 +41,21 @@ def test_band_positions_are_monotonic_and_stay_inside_the_bands() -> None:
     assert np.all(np.diff(pos, axis=1) >= 0) and pos.min() >= 0 and pos.max() <= 39
     assert np.allclose(pos[1], np.arange(40))
     assert np.all(pos[0] >= pos[1]) and np.all(pos[2] <= pos[1])  # factor < 1 reads higher bands (moves energy down)
+
+
+def test_an_eq_curve_is_a_gain_in_db_per_band() -> None:
+    """A tone 6 dB louder has log-mels 6 dB higher; so does a flat-band weight pattern read back through eq_curves."""
+    quiet, loud = _tone_mels(1000.0), _tone_mels(1000.0) + np.log(10 ** 0.6)  # +6 dB of power
+    t = np.arange(SR) / SR
+    louder = torch.from_numpy(LogMelFrontend(FrontendParams()).features((2 * 0.5 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)))
+    band = int(quiet.mean(0).argmax())
+    assert float((louder - quiet)[:, band].mean()) == pytest.approx(float((loud - quiet)[:, band].mean()), abs=0.02)
+    w = np.array([[6.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    curves = eq_curves(w, 40) * 10 / np.log(10.0)  # back to dB
+    assert curves.shape == (2, 40) and np.allclose(curves[1], 0.0)
+    assert curves[0, 0] == pytest.approx(6.0, abs=0.05) and curves[0, -1] == pytest.approx(-6.0, abs=0.05)  # a tilt: +6 dB low, -6 dB high
+    assert np.all(np.diff(curves[0]) < 0)
+    x = torch.randn(2, 5, 40)
+    y = tilt_mels(x, w)
+    assert torch.equal(y[1], x[1]) and torch.allclose(y[0] - x[0], torch.from_numpy(eq_curves(w, 40)[0].astype(np.float32)).expand(5, 40))
+    assert EQ_TERMS == 3
