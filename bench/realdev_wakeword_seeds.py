@@ -49,6 +49,7 @@ def _recipe(run: Path) -> Any:
     known = {f.name for f in fields(PhraseRecipe)}
     r = {k: v for k, v in json.loads(report.read_text())["recipe"].items() if k in known}
     r["phrases"] = tuple(r["phrases"])
+    r.setdefault("confusable_clips", 0)  # a run made before the option has none
     if r.get("engines") is not None:
         r["engines"] = tuple(tuple(e) for e in r["engines"])
     return PhraseRecipe(**r)

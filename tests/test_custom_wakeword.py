@@ -229,7 +229,7 @@ def test_speech_windows_count_and_material_key() -> None:
     """--speech-windows sets how many running-speech windows become _unknown_ clips; left out, the material key is
     the one folders made before the option carry, so they stay valid."""
     from edgekd.core.errors import ConfigError
-    from edgekd.recipes.custom_wakeword import PhraseRecipe, _material_key, _speech_window_count, check_recipe
+    from edgekd.recipes.custom_wakeword import PhraseRecipe, _material_key, _speech_window_count, check_recipe, confusable_clip_count
 
     default, more = PhraseRecipe(phrases=("computer",), per_word=7), PhraseRecipe(phrases=("computer",), per_word=7, speech_windows=21)
     assert _speech_window_count(default) == 7 and _speech_window_count(more) == 21
@@ -242,8 +242,10 @@ def test_speech_windows_count_and_material_key() -> None:
     assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, phrase_windows=5))["phrase_windows"] == 5
     with pytest.raises(ConfigError, match="--phrase-windows"):
         check_recipe(PhraseRecipe(phrases=("computer",), phrase_windows=-1))
-    # and --confusable-clips
-    assert "confusable_clips" not in _material_key(default)
+    # --confusable-clips: per_word // 5 unless given; in the key when there are any
+    assert "confusable_clips" not in _material_key(PhraseRecipe(phrases=("computer",), per_word=4))
+    assert _material_key(default)["confusable_clips"] == 1 and confusable_clip_count(PhraseRecipe(phrases=("x",))) == 200
+    assert "confusable_clips" not in _material_key(PhraseRecipe(phrases=("computer",), per_word=7, confusable_clips=0))
     assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, confusable_clips=9))["confusable_clips"] == 9
     with pytest.raises(ConfigError, match="--confusable-clips"):
         check_recipe(PhraseRecipe(phrases=("computer",), confusable_clips=-1))
@@ -283,6 +285,16 @@ def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refu
     (old / "material.json").write_text(json.dumps({"recipe": {}, "confusables": []}))  # made before the speech windows
     with pytest.raises(ConfigError, match="older recipe"):
         make_phrase_material(old, PhraseRecipe(phrases=("computer",)), say=lambda s: None)
+    # a folder made before --confusable-clips: the error names the option that takes it as it is
+    from edgekd.data.synth_wakeword import phrase_confusables
+    from edgekd.recipes.custom_wakeword import MATERIAL_RULES, _material_key
+
+    before = PhraseRecipe(phrases=("computer",), confusable_clips=0)
+    (old / "material.json").write_text(json.dumps({"rules": MATERIAL_RULES, "recipe": _material_key(before),
+                                                   "confusables": list(phrase_confusables(("computer",)))}))
+    with pytest.raises(ConfigError, match="holds 0 more clips of each confusable, this recipe 200; give --confusable-clips 0"):
+        make_phrase_material(old, PhraseRecipe(phrases=("computer",)), say=lambda s: None)
+    make_phrase_material(old, before, say=lambda s: None)  # taken as it is
 
 
 def test_a_target_no_threshold_reaches_is_one_clear_error() -> None:

@@ -237,8 +237,8 @@ def wakeword_cmd(
     phrase_windows: Annotated[int, typer.Option(min=0, help="--phrase: transfer windows made of each phrase's training clips (warped "
                                                             "wider than the training views, cut at the window's edges, some over "
                                                             "running speech), labelled by the teacher alone.")] = 0,
-    confusable_clips: Annotated[int, typer.Option(min=0, help="--phrase: more clips of each confusable on top of its even share of "
-                                                              "the _unknown_ clips (2 x --per-word over ~47 words).")] = 0,
+    confusable_clips: Annotated[Optional[int], typer.Option(min=0, help="--phrase: more clips of each confusable on top of its even "
+                                                                        "share of the _unknown_ clips (default: --per-word / 5).")] = None,
     mining_minutes: Annotated[float, typer.Option(callback=nonneg, help="--phrase: minutes of running speech streamed for false-accept "
                                                                         "mining (0: no mining).")] = 20.0,
     validation_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of validation speech for the threshold.")] = 20.0,
@@ -295,7 +295,8 @@ def wakeword_cmd(
 def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int, qat_epochs: int, views: int, stride_ms: int, per_word: int,
                      engines: str | None, target_fa_per_hour: float, teacher_epochs: int, transfer_minutes: float, mining_minutes: float,
                      validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float | None,
-                     feature_kd: float, speech_windows: int | None = None, phrase_windows: int = 0, confusable_clips: int = 0) -> None:
+                     feature_kd: float, speech_windows: int | None = None, phrase_windows: int = 0,
+                     confusable_clips: int | None = None) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword
