@@ -25,6 +25,7 @@ import argparse
 import datetime
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,14 @@ from realdev_wakeword import DEFAULT_REALDEV, evaluate, evaluate_mean, real_nega
 from edgekd.eval.wakeword import FA_POINTS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# numeric training settings a seed may take instead of the run's own: recipe field (= option), valid when, in words
+SETTINGS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
+    ("feature_kd", lambda v: v >= 0, ">= 0"),
+    ("alpha", lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
+    ("freq_warp", lambda v: 0.0 <= v < 0.5, "in [0, 0.5)"),
+    ("eq_db", lambda v: 0.0 <= v <= 20.0, "in [0, 20]"),
+    ("ema", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+)
 POINTS = tuple(f"frr_at_{fa:g}_fa_per_hour" for fa in FA_POINTS)  # the keys of edgekd.eval.wakeword.frr_points
 
 
@@ -117,32 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     r = _recipe(run)
     # the run's own settings: seeds trained with others get them in their file names
     own, own_arch, own_warp, own_eq, own_ema = r.alpha, r.arch, r.freq_warp, r.eq_db, r.ema
-    if args.feature_kd is not None:
-        if args.feature_kd < 0:
-            raise SystemExit("error: --feature-kd must be >= 0")
-        r = replace(r, feature_kd=args.feature_kd)
-    if args.alpha is not None:
-        if not 0.0 <= args.alpha <= 1.0:
-            raise SystemExit("error: --alpha must be between 0 and 1")
-        r = replace(r, alpha=args.alpha)
+    for name, ok, what in SETTINGS:
+        value = getattr(args, name)
+        if value is not None:
+            if not ok(value):
+                raise SystemExit(f"error: --{name.replace('_', '-')} must be {what}")
+            r = replace(r, **{name: value})
     if args.arch is not None:
         from edgekd.train.catalog import arch_names
 
         if args.arch not in arch_names("student"):
             raise SystemExit(f"error: --arch {args.arch}: not a student ({', '.join(arch_names('student'))})")
         r = replace(r, arch=args.arch)
-    if args.freq_warp is not None:
-        if not 0.0 <= args.freq_warp < 0.5:
-            raise SystemExit("error: --freq-warp must be in [0, 0.5)")
-        r = replace(r, freq_warp=args.freq_warp)
-    if args.eq_db is not None:
-        if not 0.0 <= args.eq_db <= 20.0:
-            raise SystemExit("error: --eq-db must be in [0, 20]")
-        r = replace(r, eq_db=args.eq_db)
-    if args.ema is not None:
-        if not 0.0 <= args.ema < 1.0:
-            raise SystemExit("error: --ema must be in [0, 1)")
-        r = replace(r, ema=args.ema)
     transfer = args.transfer or run / "data" / "transfer"
     if not (transfer / "transfer_meta.json").is_file():
         raise SystemExit(f"error: --transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
