@@ -38,7 +38,8 @@ from realdev_wakeword import DEFAULT_REALDEV, evaluate, evaluate_mean, real_nega
 from edgekd.eval.wakeword import FA_POINTS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-# numeric training settings a seed may take instead of the run's own: recipe field (= option), valid when, in words
+# numeric training settings a seed may take instead of the run's own: recipe field (= option), valid when, in words;
+# the augmentations' tag in a seed's file name when it differs from the run's
 SETTINGS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("feature_kd", lambda v: v >= 0, ">= 0"),
     ("alpha", lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
@@ -46,6 +47,7 @@ SETTINGS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("eq_db", lambda v: 0.0 <= v <= 20.0, "in [0, 20]"),
     ("ema", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
 )
+TAGS = {"freq_warp": "warp", "eq_db": "eq", "ema": "ema"}
 POINTS = tuple(f"frr_at_{fa:g}_fa_per_hour" for fa in FA_POINTS)  # the keys of edgekd.eval.wakeword.frr_points
 
 
@@ -74,8 +76,7 @@ def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path) -> tuple[P
     own = run / ("student-mined.pt" if (run / "student-mined.pt").is_file() else "student.pt")
     made = Checkpoint.load(own)
     if (seed == made.config.get("seed") and r.arch == made.arch and r.feature_kd == float(made.config.get("feature_kd", 0.0))
-            and r.alpha == made.config.get("alpha") and r.freq_warp == float(made.config.get("freq_warp", 0.0))
-            and r.ema == float(made.config.get("ema", 0.0)) and r.eq_db == float(made.config.get("eq_db", 0.0))
+            and r.alpha == made.config.get("alpha") and all(getattr(r, k) == float(made.config.get(k, 0.0)) for k in TAGS)
             and transfer == run / "data" / "transfer"):
         return own, made.metrics.get("test_accuracy_torch")
     if not out.is_file():  # the views stay the run's (its seed); only the training seed changes
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run
     r = _recipe(run)
     # the run's own settings: seeds trained with others get them in their file names
-    own, own_arch, own_warp, own_eq, own_ema = r.alpha, r.arch, r.freq_warp, r.eq_db, r.ema
+    own, own_arch, own_aug = r.alpha, r.arch, {k: getattr(r, k) for k in TAGS}
     for name, ok, what in SETTINGS:
         value = getattr(args, name)
         if value is not None:
@@ -164,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in args.seeds:
         tag = (f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{r.arch}" if r.arch != own_arch else "")
-               + (f"-warp{r.freq_warp:g}" if r.freq_warp != own_warp else "") + (f"-eq{r.eq_db:g}" if r.eq_db != own_eq else "")
-               + (f"-ema{r.ema:g}" if r.ema != own_ema else "")
+               + "".join(f"-{t}{getattr(r, k):g}" for k, t in TAGS.items() if getattr(r, k) != own_aug[k])
                + (f"-{transfer.name}" if transfer != run / "data" / "transfer" else ""))
         ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer)
         bundle = run / "seeds" / f"{tag}-bundle"

@@ -153,10 +153,9 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
             raise ConfigError(f"{root} was made by an older recipe (without running-speech windows among its clips); give a new --out "
                               f"or delete {root}")
         want = json.loads(json.dumps(_material_key(r)))
-        if {k: v for k, v in made["recipe"].items() if k != "confusable_clips"} == {k: v for k, v in want.items() if k != "confusable_clips"} \
-                and made["recipe"].get("confusable_clips", 0) != want.get("confusable_clips", 0):
-            raise ConfigError(f"{root} holds {made['recipe'].get('confusable_clips', 0)} more clips of each confusable, this recipe "
-                              f"{want.get('confusable_clips', 0)}; give --confusable-clips {made['recipe'].get('confusable_clips', 0)} "
+        have, asked = made["recipe"].get("confusable_clips", 0), want.get("confusable_clips", 0)
+        if have != asked and {**made["recipe"], "confusable_clips": 0} == {**want, "confusable_clips": 0}:
+            raise ConfigError(f"{root} holds {have} more clips of each confusable, this recipe {asked}; give --confusable-clips {have} "
                               "to use it, or a new --out")
         if made["recipe"] != want or made["confusables"] != list(confusables):
             raise ConfigError(f"{root} was made for other settings or confusables ({meta}); give a new --out or delete {root}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekd.core.units import FRAME_SAMPLES, HOP_SAMPLES, N_FFT, N_MELS, SAMPLE_RATE
 
-__all__ = ["FrontendParams", "LogMelFrontend", "mel_filterbank", "hz_to_mel", "mel_to_hz"]
+__all__ = ["FrontendParams", "LogMelFrontend", "mel_filterbank", "hz_to_mel", "mel_to_hz", "mel_points"]
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,16 @@ def mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
+def mel_points(p: FrontendParams) -> np.ndarray:
+    """The ``n_mels + 2`` edges and centres of the mel bands, in mels, evenly spaced from fmin to fmax."""
+    return np.linspace(hz_to_mel(np.array(p.fmin_hz)), hz_to_mel(np.array(p.fmax_hz)), p.n_mels + 2)
+
+
 def mel_filterbank(p: FrontendParams) -> np.ndarray:
     """Slaney-normalised triangular mel filters, shape ``(n_fft // 2 + 1, n_mels)``."""
     n_bins = p.n_fft // 2 + 1
     fft_hz = np.linspace(0.0, p.sample_rate / 2.0, n_bins)
-    mel_pts = np.linspace(hz_to_mel(np.array(p.fmin_hz)), hz_to_mel(np.array(p.fmax_hz)), p.n_mels + 2)
-    hz_pts = mel_to_hz(mel_pts)
+    hz_pts = mel_to_hz(mel_points(p))
     fdiff = np.diff(hz_pts)
     ramps = hz_pts[:, None] - fft_hz[None, :]
     weights = np.zeros((p.n_mels, n_bins))

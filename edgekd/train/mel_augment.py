@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from edgekd.runtime.frontend import FrontendParams, hz_to_mel, mel_to_hz
+from edgekd.runtime.frontend import FrontendParams, hz_to_mel, mel_points, mel_to_hz
 
 __all__ = ["band_positions", "warp_mels", "eq_curves", "tilt_mels"]
 
 
 def band_positions(p: FrontendParams, factors: np.ndarray) -> np.ndarray:
     """``(B, n_mels)`` fractional band index that each output band reads, for spectra scaled by ``factors`` ``(B,)``."""
-    mel_pts = np.linspace(hz_to_mel(np.array(p.fmin_hz)), hz_to_mel(np.array(p.fmax_hz)), p.n_mels + 2)
+    mel_pts = mel_points(p)
     centres = mel_pts[1:-1]
     src = hz_to_mel(mel_to_hz(centres)[None, :] / np.asarray(factors, dtype=np.float64)[:, None])
     return np.clip((src - centres[0]) / (mel_pts[1] - mel_pts[0]), 0.0, p.n_mels - 1)
