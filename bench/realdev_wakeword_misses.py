@@ -10,7 +10,8 @@ trained on (the last 1 s, centred in 1.5 s of zeros) and with the backbone's who
 threshold is the one at ``--fa-per-hour`` on the real negatives (every gsc_v2_test_dev and fsdd clip back to back,
 as in ``bench/realdev_wakeword.py``); the teacher's is 0.5 (streaming it over the hour and a half of negatives
 would take ~20 min on 2 cores: ``bench/realdev_wakeword.py --teacher`` does that). Utterances are grouped by their
-active length: from the first to the last 10 ms frame within 30 dB of the loudest. Prints and writes
+active length: from the first to the last 10 ms frame within 30 dB of the loudest, and by median pitch (``pitch_hz``:
+autocorrelation over the voiced 32 ms frames; 190 Hz and above is mostly women's voices). Prints and writes
 ``bench/results/realdev_wakeword_misses_<label>.json``. About 10 min per run on 2 cores (the teacher's two views of
 every utterance and the bundle over the real negatives).
 """
@@ -31,6 +32,7 @@ from realdev_wakeword import DEFAULT_REALDEV, evaluate, real_negatives  # noqa: 
 
 REPO = Path(__file__).resolve().parents[1]
 EDGES = (0.0, 0.7, 0.85, 1.0, 1.2, float("inf"))  # s of active speech: the student's window is 1 s
+PITCH_EDGES = (0.0, 120.0, 150.0, 190.0, 230.0, float("inf"))  # Hz, median f0 of the voiced frames
 TEACHER_THRESHOLD = 0.5
 
 
@@ -43,13 +45,31 @@ def active_seconds(x: np.ndarray, sr: int = 16000, within_db: float = 30.0) -> f
     return float((on[-1] - on[0] + 1) / 100) if on.size else 0.0
 
 
+def pitch_hz(x: np.ndarray, sr: int = 16000, frame: int = 512, lo_hz: float = 70.0, hi_hz: float = 400.0) -> float:
+    """Median fundamental frequency of the voiced frames (those within 20 dB of the loudest whose normalized
+    autocorrelation peaks above 0.4 between ``lo_hz`` and ``hi_hz``); NaN when none is voiced."""
+    fr = x[: x.shape[0] // frame * frame].reshape(-1, frame).astype(np.float64)
+    if not fr.shape[0]:
+        return float("nan")
+    e = np.mean(fr**2, axis=1)
+    f0 = []
+    for w in fr[e > e.max() * 1e-2]:
+        w = w - w.mean()
+        ac = np.correlate(w, w, "full")[frame - 1 :]
+        a, b = int(sr / hi_hz), int(sr / lo_hz)
+        k = a + int(np.argmax(ac[a:b]))
+        if ac[0] > 0 and ac[k] > 0.4 * ac[0]:
+            f0.append(sr / k)
+    return float(np.median(f0)) if f0 else float("nan")
+
+
 def _peaks(scorer: Any, clips: list[np.ndarray]) -> np.ndarray:
     pad = np.zeros(16000, np.float32)
     return np.array([float(np.max(scorer(np.concatenate([pad, x, pad]))[1])) for x in clips])
 
 
-def _group(ok: np.ndarray, dur: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
-    m = (dur >= lo) & (dur < hi)
+def _group(ok: np.ndarray, value: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
+    m = (value >= lo) & (value < hi)
     return {"utterances": int(m.sum()), "missed": float(np.mean(~ok[m])) if m.any() else None}
 
 
@@ -96,12 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted((dev / label).glob("*.wav"))
     clips = [load_audio(f, 16000) for f in files]
     dur = np.array([active_seconds(x) for x in clips])
+    pitch = np.array([pitch_hz(x) for x in clips])
     student = _peaks(we.bundle_scorer(load_kws(bundle, backend="onnx", threads=1), label), clips)
     t1 = _peaks(embedding_teacher_scorer(teacher, label), clips)
     t15 = _peaks(embedding_teacher_scorer(teacher, label, window=WINDOW_SAMPLES), clips)
     hit = {"bundle": student >= at["threshold"], "teacher_1s": t1 >= TEACHER_THRESHOLD, "teacher_1.5s": t15 >= TEACHER_THRESHOLD}
     groups = [(lo, hi) for lo, hi in zip(EDGES[:-1], EDGES[1:], strict=True)]
     table = {f"{lo:g}-{hi:g} s": {k: _group(ok, dur, lo, hi) for k, ok in hit.items()} for lo, hi in groups}
+    by_pitch = {f"{lo:g}-{hi:g} Hz": {k: _group(ok, pitch, lo, hi) for k, ok in hit.items()}
+                for lo, hi in zip(PITCH_EDGES[:-1], PITCH_EDGES[1:], strict=True)}
+    if np.isnan(pitch).any():
+        by_pitch["unvoiced"] = {k: {"utterances": int(np.isnan(pitch).sum()), "missed": float(np.mean(~ok[np.isnan(pitch)]))} for k, ok in hit.items()}
     missed = ~hit["bundle"]
     summary = {"utterances": len(files), "bundle_threshold": at["threshold"], "bundle_fa_per_hour": at["fa_per_hour"],
                "missed": {k: float(np.mean(~ok)) for k, ok in hit.items()},
@@ -113,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'active length':>14} {'n':>4} " + " ".join(f"{k + ' missed':>18}" for k in hit))
     for name, row in table.items():
         print(f"{name:>14} {row['bundle']['utterances']:>4} " + " ".join(f"{_pct(v['missed']):>18}" for v in row.values()))
+    print(f"{'median pitch':>14}")
+    for name, row in by_pitch.items():
+        print(f"{name:>14} {row['bundle']['utterances']:>4} " + " ".join(f"{_pct(v['missed']):>18}" for v in row.values()))
     print(f"{'all':>14} {len(files):>4} " + " ".join(f"{100 * v:>17.1f}%" for v in summary["missed"].values()))
     if missed.any():
         print(f"of the bundle's misses, {100 * summary['bundle_misses_longer_than_1s']:.0f}% are longer than 1 s (of all utterances: "
@@ -120,11 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or REPO / "bench" / "results" / f"realdev_wakeword_misses_{label}.json"
     command = " ".join(["python bench/realdev_wakeword_misses.py", *(sys.argv[1:] if argv is None else [str(a) for a in argv])])
     write_json(out, {"what": "real dev utterances missed by a wake-word bundle (at a threshold for FA/h of real negatives) and by its "
-                             "speech-embedding teacher (1 s view as trained, and 1.5 s), grouped by active length (measurement only)",
+                             "speech-embedding teacher (1 s view as trained, and 1.5 s), grouped by active length and by median pitch (measurement only)",
                      "command": command, "date": datetime.date.today().isoformat(), "run": str(run), "label": label,
-                     "summary": summary, "by_active_length": table,
-                     "utterances": [{"file": f.name, "active_s": float(d), "bundle": float(s), "teacher_1s": float(a), "teacher_1.5s": float(b)}
-                                    for f, d, s, a, b in zip(files, dur, student, t1, t15, strict=True)],
+                     "summary": summary, "by_active_length": table, "by_pitch": by_pitch,
+                     "utterances": [{"file": f.name, "active_s": float(d), "pitch_hz": None if np.isnan(h) else float(h), "bundle": float(s),
+                                     "teacher_1s": float(a), "teacher_1.5s": float(b)}
+                                    for f, d, h, s, a, b in zip(files, dur, pitch, student, t1, t15, strict=True)],
                      "machine": machine_facts()})
     print(f"-> {out}")
     return 0

@@ -66,7 +66,7 @@ def _recipe(run: Path) -> Any:
     return PhraseRecipe(**r)
 
 
-def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path) -> tuple[Path, float | None]:
+def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path, views: int) -> tuple[Path, float | None]:
     """The recipe's final student with training seed ``seed`` (``r`` carries the feature-KD and soft-target weights
     to use), distilled on the transfer windows of ``transfer`` by the recipe's own training step."""
     from edgekd.recipes.custom_wakeword import _kws_data
@@ -77,9 +77,9 @@ def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path) -> tuple[P
     made = Checkpoint.load(own)
     if (seed == made.config.get("seed") and r.arch == made.arch and r.feature_kd == float(made.config.get("feature_kd", 0.0))
             and r.alpha == made.config.get("alpha") and all(getattr(r, k) == float(made.config.get(k, 0.0)) for k in TAGS)
-            and transfer == run / "data" / "transfer"):
+            and transfer == run / "data" / "transfer" and r.views == views):
         return own, made.metrics.get("test_accuracy_torch")
-    if not out.is_file():  # the views stay the run's (its seed); only the training seed changes
+    if not out.is_file():  # the views stay the run's (its seed; more views add new ones after them); only the training seed changes
         train_student(out, _kws_data(run / "data" / "clips", r, run / "cache"), run / "teacher.pt", transfer, replace(r, seed=seed), run / "cache",
                       print, provenance={"recipe": "bench/realdev_wakeword_seeds.py", "run": str(run)})
     return out, Checkpoint.load(out).metrics.get("test_accuracy_torch")
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--freq-warp", type=float, default=None, help="frequency warping of the students' windows, factor in [1-w, 1+w] (default: the run's own)")
     ap.add_argument("--eq-db", type=float, default=None, help="random smooth EQ of the students' windows, +- dB per cosine (default: the run's own)")
     ap.add_argument("--ema", type=float, default=None, help="decay of the weight average the students keep (default: the run's own)")
+    ap.add_argument("--views", type=int, default=None,
+                    help="augmented views per training clip (default: the run's own); the first ones are the run's, the teacher labels the new ones")
     ap.add_argument("--transfer", type=Path, default=None,
                     help="another transfer set (`edgekd data transfer`) to distil on (default: the run's data/transfer)")
     ap.add_argument("--phrase-windows", type=int, default=0,
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run
     r = _recipe(run)
     # the run's own settings: seeds trained with others get them in their file names
-    own, own_arch, own_aug = r.alpha, r.arch, {k: getattr(r, k) for k in TAGS}
+    own, own_arch, own_aug, own_views = r.alpha, r.arch, {k: getattr(r, k) for k in TAGS}, r.views
     for name, ok, what in SETTINGS:
         value = getattr(args, name)
         if value is not None:
@@ -139,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.arch not in arch_names("student"):
             raise SystemExit(f"error: --arch {args.arch}: not a student ({', '.join(arch_names('student'))})")
         r = replace(r, arch=args.arch)
+    if args.views is not None:
+        if args.views < 1:
+            raise SystemExit("error: --views must be >= 1")
+        r = replace(r, views=args.views)
     transfer = args.transfer or run / "data" / "transfer"
     if not (transfer / "transfer_meta.json").is_file():
         raise SystemExit(f"error: --transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
@@ -166,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         tag = (f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{r.arch}" if r.arch != own_arch else "")
                + "".join(f"-{t}{getattr(r, k):g}" for k, t in TAGS.items() if getattr(r, k) != own_aug[k])
+               + (f"-views{r.views}" if r.views != own_views else "")
                + (f"-{transfer.name}" if transfer != run / "data" / "transfer" else ""))
-        ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer)
+        ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer, own_views)
         bundle = run / "seeds" / f"{tag}-bundle"
         _export(ckpt, bundle, r, golden, int8=False)
         row: dict[str, Any] = {"seed": seed, "checkpoint": str(ckpt), "bundle": str(bundle), "test_accuracy_synthesized": acc}
@@ -199,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "FRR on its synthesized validation/test material and on real dev voices (measurement only)",
                           "command": command, "date": datetime.date.today().isoformat(), "label": label,
                           "arch": r.arch, "feature_kd": r.feature_kd, "alpha": r.alpha,
-                          "freq_warp": r.freq_warp, "eq_db": r.eq_db, "ema": r.ema, "transfer": str(transfer),
+                          "freq_warp": r.freq_warp, "eq_db": r.eq_db, "ema": r.ema, "views": r.views, "transfer": str(transfer),
                           "rows": rows, "summary": summary, **({"ensemble": ensemble} if ensemble else {}), "machine": machine_facts()})
     print(f"-> {out_json}")
     return 0

@@ -249,3 +249,23 @@ def test_wakeword_study_on_tiny_material(tmp_path: Path) -> None:
     d = json.loads(out.read_text())
     assert {"teacher (openWakeWord hey_jarvis)", "student distilled (dscnn)"} <= set(d["systems"])
     assert d["positives"] == 6 and d["negative_hours"] > 0
+
+
+def test_the_misses_bench_pitch_of_a_voice() -> None:
+    """``pitch_hz`` (bench/realdev_wakeword_misses.py): a pulse train at f0 through a formant-like resonance reads f0
+    within 2% (men's 110 Hz and women's 220 Hz alike, not an octave off), and silence or white noise is unvoiced."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from realdev_wakeword_misses import pitch_hz
+
+    sr = 16000
+    for f0 in (110.0, 220.0):
+        x = np.zeros(sr, np.float64)
+        x[(np.arange(0, sr, sr / f0)).astype(int)] = 1.0
+        k = np.arange(200)
+        ring = np.exp(-k / 40.0) * np.cos(2 * np.pi * 700.0 * k / sr)  # a decaying 700 Hz resonance, as a vowel's first formant
+        v = np.convolve(x, ring)[:sr].astype(np.float32)
+        assert pitch_hz(v, sr) == pytest.approx(f0, rel=0.02)
+    assert np.isnan(pitch_hz(np.zeros(sr, np.float32), sr))
+    assert np.isnan(pitch_hz(np.random.default_rng(0).standard_normal(sr).astype(np.float32), sr))

@@ -165,12 +165,14 @@ def _misses_bench(run: Path, tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["summary"]["utterances"] == 3 and sum(g["bundle"]["utterances"] for g in res["by_active_length"].values()) == 3
+    assert sum(g["bundle"]["utterances"] for g in res["by_pitch"].values()) == 3  # every utterance once (voiced or not)
     first = res["utterances"][0]
     x = load_audio(dev / first["file"], 16000)
     pad = np.zeros(16000, np.float32)
     peak = float(bundle_scorer(load_kws(run / "bundle", backend="onnx", threads=1), "computer")(np.concatenate([pad, x, pad]))[1].max())
     assert first["bundle"] == pytest.approx(peak, abs=1e-6) and 0.0 <= first["teacher_1s"] <= 1.0 and 0.0 <= first["teacher_1.5s"] <= 1.0
     assert 0.0 < first["active_s"] <= x.shape[0] / 16000
+    assert first["pitch_hz"] is None or 70.0 <= first["pitch_hz"] <= 400.0
     assert "teacher_1.5s missed" in p.stdout and set(res["summary"]["missed"]) == {"bundle", "teacher_1s", "teacher_1.5s"}
     p = bench(tmp_path, "--realdev", real)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "finished" in p.stderr
