@@ -102,6 +102,11 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert warped["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-warp0.1-eq3-ema0.9.pt")
     config = Checkpoint.load(warped["rows"][0]["checkpoint"]).config
     assert (config["freq_warp"], config["eq_db"], config["ema"]) == (0.1, 3.0, 0.9)
+    # more views per clip: trained again under its own name, on more rows (same epochs, so more steps)
+    seed_bench("--seeds", "0", "--views", "3")
+    more = json.loads(seeds.read_text())
+    assert more["views"] == 3 and more["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-views3.pt")
+    assert Checkpoint.load(more["rows"][0]["checkpoint"]).metrics["train_steps"] > Checkpoint.load(final).metrics["train_steps"]
     # phrase windows added to the run's transfer set: the seed is distilled on the larger set, under its own name
     seed_bench("--seeds", "0", "--phrase-windows", "3")
     plus = json.loads(seeds.read_text())
@@ -247,6 +252,7 @@ def test_speech_windows_count_and_material_key() -> None:
     # --confusable-clips: per_word // 5 unless given; in the key when there are any
     assert "confusable_clips" not in _material_key(PhraseRecipe(phrases=("computer",), per_word=4))
     assert _material_key(default)["confusable_clips"] == 1 and confusable_clip_count(PhraseRecipe(phrases=("x",))) == 200
+    assert _material_key(default)["confusable_clips_of"] == "said"
     assert "confusable_clips" not in _material_key(PhraseRecipe(phrases=("computer",), per_word=7, confusable_clips=0))
     assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, confusable_clips=9))["confusable_clips"] == 9
     with pytest.raises(ConfigError, match="--confusable-clips"):
@@ -254,8 +260,9 @@ def test_speech_windows_count_and_material_key() -> None:
 
 
 def test_confusable_clips_add_clips_of_each_confusable_after_the_same_plan() -> None:
-    """More clips of each confusable come on top of the even share, planned after it: the clips planned without
-    the option stay the same draws (the synthesis cache's hits too); the phrase itself never becomes a negative."""
+    """More clips of each confusable people say come on top of the even share, planned after it: the clips planned
+    without the option stay the same draws (the synthesis cache's hits too); the one-letter edits get none, and the
+    phrase itself never becomes a negative."""
     from collections import Counter
 
     from edgekd.data.synth_kws import _plan
@@ -267,9 +274,10 @@ def test_confusable_clips_add_clips_of_each_confusable_after_the_same_plan() -> 
     jobs0, _, _ = _plan(base, engines)
     jobs1, _, _ = _plan(more, engines)
     assert jobs1[: len(jobs0)] == jobs0
-    confusables = phrase_confusables(("view glass",))
+    confusables, said = phrase_confusables(("view glass",)), phrase_confusables(("view glass",), edits=False)
     added = Counter(j.text for j in jobs1[len(jobs0):])
-    assert added == {c: 5 for c in confusables} and "view glass" not in added
+    assert added == {c: 5 for c in said} and "view glass" not in added
+    assert set(confusables) - set(said) and not set(added) & (set(confusables) - set(said))  # the one-letter edits get no more
     assert all(j.folder == j.text.replace(" ", "_") for j in jobs1[len(jobs0):])
 
 
@@ -297,6 +305,12 @@ def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refu
     with pytest.raises(ConfigError, match="holds 0 more clips of each confusable, this recipe 200; give --confusable-clips 0"):
         make_phrase_material(old, PhraseRecipe(phrases=("computer",)), say=lambda s: None)
     make_phrase_material(old, before, say=lambda s: None)  # taken as it is
+    # a folder whose one-letter edits got the extra clips too (before they went to the confusables people say only)
+    edits_too = {k: v for k, v in _material_key(PhraseRecipe(phrases=("computer",))).items() if k != "confusable_clips_of"}
+    (old / "material.json").write_text(json.dumps({"rules": MATERIAL_RULES, "recipe": edits_too,
+                                                   "confusables": list(phrase_confusables(("computer",)))}))
+    with pytest.raises(ConfigError, match="holds more clips of the one-letter edits too .*give a new --out"):
+        make_phrase_material(old, PhraseRecipe(phrases=("computer",)), say=lambda s: None)
 
 
 def test_a_target_no_threshold_reaches_is_one_clear_error() -> None:

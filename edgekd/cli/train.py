@@ -237,8 +237,9 @@ def wakeword_cmd(
     phrase_windows: Annotated[int, typer.Option(min=0, help="--phrase: transfer windows made of each phrase's training clips (warped "
                                                             "wider than the training views, cut at the window's edges, some over "
                                                             "running speech), labelled by the teacher alone.")] = 0,
-    confusable_clips: Annotated[Optional[int], typer.Option(min=0, help="--phrase: more clips of each confusable on top of its even "
-                                                                        "share of the _unknown_ clips (default: --per-word / 5).")] = None,
+    confusable_clips: Annotated[Optional[int], typer.Option(min=0, help="--phrase: more clips of each confusable people say (partials, "
+                                                                        "close words; not the one-letter edits) on top of its even share "
+                                                                        "of the _unknown_ clips (default: --per-word / 5).")] = None,
     mining_minutes: Annotated[float, typer.Option(callback=nonneg, help="--phrase: minutes of running speech streamed for false-accept "
                                                                         "mining (0: no mining).")] = 20.0,
     validation_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of validation speech for the threshold.")] = 20.0,

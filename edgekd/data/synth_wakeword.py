@@ -58,14 +58,16 @@ def wakeword_config(phrase: str = "hey jarvis", per_word: int = 600, seed: int =
                     engines: tuple[tuple[str, float], ...] = (("espeak", 1.0),), phrases: tuple[str, ...] | None = None,
                     confusable_clips: int = 0) -> SynthKwsConfig:
     """The clip set: the phrase (or each of ``phrases``, a command set) as a keyword, its confusables and other words
-    as ``_unknown_`` (2 x ``per_word`` per phrase, shared evenly; ``confusable_clips`` more of each confusable on
-    top); spoken by the voice bank's ``engines`` (espeak alone by default: the recipe the wake-word study measured)."""
+    as ``_unknown_`` (2 x ``per_word`` per phrase, shared evenly; ``confusable_clips`` more of each confusable people
+    say on top: not of the one-letter edits, whose extra clips taught "smart mirror" to reject real speakers); spoken
+    by the voice bank's ``engines`` (espeak alone by default: the recipe the wake-word study measured)."""
     keywords = phrases or (phrase,)
     confusables = tuple(w for w in phrase_confusables(keywords) if w not in keywords)
+    said = set(phrase_confusables(keywords, edits=False))
     others = tuple(w for w in confusables + OTHER_WORDS if w not in keywords)
     return replace(SynthKwsConfig(), keywords=keywords, other_words=others, per_word=per_word, unknown_total=2 * per_word * len(keywords),
                    silence_total=max(1, per_word // 2), seed=seed, workers=workers, engines=engines,
-                   word_clips=tuple((w, confusable_clips) for w in confusables) if confusable_clips > 0 else ())
+                   word_clips=tuple((w, confusable_clips) for w in confusables if w in said) if confusable_clips > 0 else ())
 
 
 def _voices(split: str, seed: int) -> list[str]:
