@@ -11,8 +11,9 @@ when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/
 only) against the real negatives (``real``) and against them with the run's synthesized test speech
 (``real_and_synthesized``, the issue's yardstick). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
-``--alpha``, ``--arch``, ``--freq-warp``, ``--eq-db``, ``--ema`` and ``--transfer`` train the seeds with another
-soft-target weight, student, frequency warping, random EQ, weight average or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
+``--alpha``, ``--arch``, ``--freq-warp``, ``--eq-db``, ``--ema``, ``--views`` and ``--transfer`` train the seeds with another
+soft-target weight, student, frequency warping, random EQ, weight average, number of augmented views per clip (the
+run's own first, the run's teacher labels them all) or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
 phrase windows of the run's training clips to that transfer set
 (``edgekd.data.transfer.with_phrase_windows``, made once as ``<transfer>-phraseN`` beside it).
 ``--ensemble`` also scores the mean of the seeds' posteriors on real voices: how much of one student's error is its own draw.
