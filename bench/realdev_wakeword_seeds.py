@@ -67,7 +67,7 @@ def _recipe(run: Path) -> Any:
     return PhraseRecipe(**r)
 
 
-def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path, views: int) -> tuple[Path, float | None]:
+def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path, own_views: int) -> tuple[Path, float | None]:
     """The recipe's final student with training seed ``seed`` (``r`` carries the feature-KD and soft-target weights
     to use), distilled on the transfer windows of ``transfer`` by the recipe's own training step."""
     from edgekd.recipes.custom_wakeword import _kws_data
@@ -78,7 +78,7 @@ def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path, views: int
     made = Checkpoint.load(own)
     if (seed == made.config.get("seed") and r.arch == made.arch and r.feature_kd == float(made.config.get("feature_kd", 0.0))
             and r.alpha == made.config.get("alpha") and all(getattr(r, k) == float(made.config.get(k, 0.0)) for k in TAGS)
-            and transfer == run / "data" / "transfer" and r.views == views):
+            and transfer == run / "data" / "transfer" and r.views == own_views):
         return own, made.metrics.get("test_accuracy_torch")
     if not out.is_file():  # the views stay the run's (its seed; more views add new ones after them); only the training seed changes
         train_student(out, _kws_data(run / "data" / "clips", r, run / "cache"), run / "teacher.pt", transfer, replace(r, seed=seed), run / "cache",

@@ -309,8 +309,9 @@ def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refu
     edits_too = {k: v for k, v in _material_key(PhraseRecipe(phrases=("computer",))).items() if k != "confusable_clips_of"}
     (old / "material.json").write_text(json.dumps({"rules": MATERIAL_RULES, "recipe": edits_too,
                                                    "confusables": list(phrase_confusables(("computer",)))}))
-    with pytest.raises(ConfigError, match="holds more clips of the one-letter edits too .*give a new --out"):
-        make_phrase_material(old, PhraseRecipe(phrases=("computer",)), say=lambda s: None)
+    for asked in (None, 0, 3):  # whatever count is asked, the folder cannot be taken as it is
+        with pytest.raises(ConfigError, match="holds more clips of the one-letter edits too .*give a new --out$"):
+            make_phrase_material(old, PhraseRecipe(phrases=("computer",), confusable_clips=asked), say=lambda s: None)
 
 
 def test_a_target_no_threshold_reaches_is_one_clear_error() -> None:

@@ -157,12 +157,12 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
         want = json.loads(json.dumps(_material_key(r)))
         have, asked = made["recipe"].get("confusable_clips", 0), want.get("confusable_clips", 0)
         plain = [{k: v for k, v in key.items() if k not in ("confusable_clips", "confusable_clips_of")} for key in (made["recipe"], want)]
+        if have and made["recipe"].get("confusable_clips_of") != "said" and plain[0] == plain[1]:  # whatever the count asked
+            raise ConfigError(f"{root} holds more clips of the one-letter edits too (made by an earlier edgekd), this recipe only of the "
+                              "confusables people say; give a new --out")
         if have != asked and plain[0] == plain[1]:
             raise ConfigError(f"{root} holds {have} more clips of each confusable, this recipe {asked}; give --confusable-clips {have} "
                               "to use it, or a new --out")
-        if have and made["recipe"].get("confusable_clips_of") != want.get("confusable_clips_of") and plain[0] == plain[1]:
-            raise ConfigError(f"{root} holds more clips of the one-letter edits too (made by an earlier edgekd), this recipe only of the "
-                              "confusables people say; give a new --out (or --confusable-clips 0 and a new --out)")
         if made["recipe"] != want or made["confusables"] != list(confusables):
             raise ConfigError(f"{root} was made for other settings or confusables ({meta}); give a new --out or delete {root}")
         say(f"reusing {root}")
