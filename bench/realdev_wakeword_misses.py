@@ -68,9 +68,23 @@ def _peaks(scorer: Any, clips: list[np.ndarray]) -> np.ndarray:
     return np.array([float(np.max(scorer(np.concatenate([pad, x, pad]))[1])) for x in clips])
 
 
-def _group(ok: np.ndarray, value: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
-    m = (value >= lo) & (value < hi)
+def _group(ok: np.ndarray, m: np.ndarray) -> dict[str, Any]:
+    """How many of the utterances in mask ``m`` there are, and the share of them not ``ok``."""
     return {"utterances": int(m.sum()), "missed": float(np.mean(~ok[m])) if m.any() else None}
+
+
+def _groups(hit: dict[str, np.ndarray], value: np.ndarray, edges: tuple[float, ...], unit: str) -> dict[str, dict[str, Any]]:
+    """``hit``'s misses per bin of ``value`` (``edges``), and a group of its own for NaN values when there are any."""
+    out = {f"{lo:g}-{hi:g} {unit}": {k: _group(ok, (value >= lo) & (value < hi)) for k, ok in hit.items()}
+           for lo, hi in zip(edges[:-1], edges[1:], strict=True)}
+    if np.isnan(value).any():
+        out["unvoiced"] = {k: _group(ok, np.isnan(value)) for k, ok in hit.items()}
+    return out
+
+
+def _print_groups(groups: dict[str, dict[str, Any]]) -> None:
+    for name, row in groups.items():
+        print(f"{name:>14} {row['bundle']['utterances']:>4} " + " ".join(f"{_pct(v['missed']):>18}" for v in row.values()))
 
 
 def _pct(v: float | None) -> str:
@@ -121,12 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     t1 = _peaks(embedding_teacher_scorer(teacher, label), clips)
     t15 = _peaks(embedding_teacher_scorer(teacher, label, window=WINDOW_SAMPLES), clips)
     hit = {"bundle": student >= at["threshold"], "teacher_1s": t1 >= TEACHER_THRESHOLD, "teacher_1.5s": t15 >= TEACHER_THRESHOLD}
-    groups = [(lo, hi) for lo, hi in zip(EDGES[:-1], EDGES[1:], strict=True)]
-    table = {f"{lo:g}-{hi:g} s": {k: _group(ok, dur, lo, hi) for k, ok in hit.items()} for lo, hi in groups}
-    by_pitch = {f"{lo:g}-{hi:g} Hz": {k: _group(ok, pitch, lo, hi) for k, ok in hit.items()}
-                for lo, hi in zip(PITCH_EDGES[:-1], PITCH_EDGES[1:], strict=True)}
-    if np.isnan(pitch).any():
-        by_pitch["unvoiced"] = {k: {"utterances": int(np.isnan(pitch).sum()), "missed": float(np.mean(~ok[np.isnan(pitch)]))} for k, ok in hit.items()}
+    table = _groups(hit, dur, EDGES, "s")
+    by_pitch = _groups(hit, pitch, PITCH_EDGES, "Hz")
     missed = ~hit["bundle"]
     summary = {"utterances": len(files), "bundle_threshold": at["threshold"], "bundle_fa_per_hour": at["fa_per_hour"],
                "missed": {k: float(np.mean(~ok)) for k, ok in hit.items()},
@@ -136,11 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{label}: {len(files)} real utterances; bundle threshold {at['threshold']:.2f} ({at['fa_per_hour']:.2f} FA/h of real negatives), "
           f"teachers at {TEACHER_THRESHOLD}")
     print(f"{'active length':>14} {'n':>4} " + " ".join(f"{k + ' missed':>18}" for k in hit))
-    for name, row in table.items():
-        print(f"{name:>14} {row['bundle']['utterances']:>4} " + " ".join(f"{_pct(v['missed']):>18}" for v in row.values()))
+    _print_groups(table)
     print(f"{'median pitch':>14}")
-    for name, row in by_pitch.items():
-        print(f"{name:>14} {row['bundle']['utterances']:>4} " + " ".join(f"{_pct(v['missed']):>18}" for v in row.values()))
+    _print_groups(by_pitch)
     print(f"{'all':>14} {len(files):>4} " + " ".join(f"{100 * v:>17.1f}%" for v in summary["missed"].values()))
     if missed.any():
         print(f"of the bundle's misses, {100 * summary['bundle_misses_longer_than_1s']:.0f}% are longer than 1 s (of all utterances: "

@@ -104,6 +104,7 @@ def _keywords(r: PhraseRecipe) -> tuple[str, ...]:
 # words only, put P(phrase) > 0.2 on 13% of running-speech windows ("computer", measured) and taught the student so
 MATERIAL_RULES = 2
 SPEECH_FOLDER = "_speech_"
+CONFUSABLE_CLIPS_OF = "said"  # the material key's word for which confusables get the extra clips: those people say, not the edits
 
 
 def _material_key(r: PhraseRecipe) -> dict[str, Any]:
@@ -115,7 +116,7 @@ def _material_key(r: PhraseRecipe) -> dict[str, Any]:
         key["phrase_windows"] = r.phrase_windows
     if confusable_clip_count(r):  # folders made before the option hold none, and their key says so
         key["confusable_clips"] = confusable_clip_count(r)
-        key["confusable_clips_of"] = "said"  # not the one-letter edits; folders whose edits got them too lack this
+        key["confusable_clips_of"] = CONFUSABLE_CLIPS_OF  # folders whose edits got them too lack this
     return key
 
 
@@ -157,7 +158,7 @@ def make_phrase_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
         want = json.loads(json.dumps(_material_key(r)))
         have, asked = made["recipe"].get("confusable_clips", 0), want.get("confusable_clips", 0)
         plain = [{k: v for k, v in key.items() if k not in ("confusable_clips", "confusable_clips_of")} for key in (made["recipe"], want)]
-        if have and made["recipe"].get("confusable_clips_of") != "said" and plain[0] == plain[1]:  # whatever the count asked
+        if have and made["recipe"].get("confusable_clips_of") != CONFUSABLE_CLIPS_OF and plain[0] == plain[1]:  # whatever the count asked
             raise ConfigError(f"{root} holds more clips of the one-letter edits too (made by an earlier edgekd), this recipe only of the "
                               "confusables people say; give a new --out")
         if have != asked and plain[0] == plain[1]:
