@@ -11,9 +11,10 @@ when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/
 only) against the real negatives (``real``) and against them with the run's synthesized test speech
 (``real_and_synthesized``, the issue's yardstick). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
-``--alpha``, ``--arch``, ``--freq-warp``, ``--eq-db``, ``--ema``, ``--views`` and ``--transfer`` train the seeds with another
-soft-target weight, student, frequency warping, random EQ, weight average, number of augmented views per clip (the
-run's own first, the run's teacher labels them all) or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
+``--alpha``, ``--arch``, ``--freq-warp``, ``--eq-db``, ``--ema``, ``--views``, ``--pitch-shift`` and ``--transfer`` train the seeds
+with another soft-target weight, student, frequency warping, random EQ, weight average, number of augmented views per
+clip (the run's own first, the run's teacher labels them all), pitch shift of the views (new views, labelled by the
+run's teacher) or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
 phrase windows of the run's training clips to that transfer set
 (``edgekd.data.transfer.with_phrase_windows``, made once as ``<transfer>-phraseN`` beside it).
 ``--ensemble`` also scores the mean of the seeds' posteriors on real voices: how much of one student's error is its own draw.
@@ -47,8 +48,10 @@ SETTINGS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("freq_warp", lambda v: 0.0 <= v < 0.5, "in [0, 0.5)"),
     ("eq_db", lambda v: 0.0 <= v <= 20.0, "in [0, 20]"),
     ("ema", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    ("pitch_shift", lambda v: 0.0 <= v <= 12.0, "in [0, 12] semitones"),
 )
-TAGS = {"freq_warp": "warp", "eq_db": "eq", "ema": "ema"}
+TAGS = {"freq_warp": "warp", "eq_db": "eq", "ema": "ema"}  # training settings, in the checkpoint's config
+DATA_TAGS = {"views": "views", "pitch_shift": "pitch"}  # settings of the views: the run's own are its recipe's
 POINTS = tuple(f"frr_at_{fa:g}_fa_per_hour" for fa in FA_POINTS)  # the keys of edgekd.eval.wakeword.frr_points
 
 
@@ -67,7 +70,7 @@ def _recipe(run: Path) -> Any:
     return PhraseRecipe(**r)
 
 
-def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path, own_views: int) -> tuple[Path, float | None]:
+def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path, own_data: dict[str, float]) -> tuple[Path, float | None]:
     """The recipe's final student with training seed ``seed`` (``r`` carries the feature-KD and soft-target weights
     to use), distilled on the transfer windows of ``transfer`` by the recipe's own training step."""
     from edgekd.recipes.custom_wakeword import _kws_data
@@ -78,7 +81,7 @@ def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path, own_views:
     made = Checkpoint.load(own)
     if (seed == made.config.get("seed") and r.arch == made.arch and r.feature_kd == float(made.config.get("feature_kd", 0.0))
             and r.alpha == made.config.get("alpha") and all(getattr(r, k) == float(made.config.get(k, 0.0)) for k in TAGS)
-            and transfer == run / "data" / "transfer" and r.views == own_views):
+            and transfer == run / "data" / "transfer" and all(getattr(r, k) == v for k, v in own_data.items())):
         return own, made.metrics.get("test_accuracy_torch")
     if not out.is_file():  # the views stay the run's (its seed; more views add new ones after them); only the training seed changes
         train_student(out, _kws_data(run / "data" / "clips", r, run / "cache"), run / "teacher.pt", transfer, replace(r, seed=seed), run / "cache",
@@ -111,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ema", type=float, default=None, help="decay of the weight average the students keep (default: the run's own)")
     ap.add_argument("--views", type=int, default=None,
                     help="augmented views per training clip (default: the run's own); the first ones are the run's, the teacher labels the new ones")
+    ap.add_argument("--pitch-shift", type=float, default=None,
+                    help="half the views raised by up to this many semitones in pitch and formants (default: the run's own)")
     ap.add_argument("--transfer", type=Path, default=None,
                     help="another transfer set (`edgekd data transfer`) to distil on (default: the run's data/transfer)")
     ap.add_argument("--phrase-windows", type=int, default=0,
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run
     r = _recipe(run)
     # the run's own settings: seeds trained with others get them in their file names
-    own, own_arch, own_aug, own_views = r.alpha, r.arch, {k: getattr(r, k) for k in TAGS}, r.views
+    own, own_arch, own_aug, own_data = r.alpha, r.arch, {k: getattr(r, k) for k in TAGS}, {k: getattr(r, k) for k in DATA_TAGS}
     for name, ok, what in SETTINGS:
         value = getattr(args, name)
         if value is not None:
@@ -173,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         tag = (f"seed{seed}-fkd{r.feature_kd:g}" + (f"-a{r.alpha:g}" if r.alpha != own else "") + (f"-{r.arch}" if r.arch != own_arch else "")
                + "".join(f"-{t}{getattr(r, k):g}" for k, t in TAGS.items() if getattr(r, k) != own_aug[k])
-               + (f"-views{r.views}" if r.views != own_views else "")
+               + "".join(f"-{t}{getattr(r, k):g}" for k, t in DATA_TAGS.items() if getattr(r, k) != own_data[k])
                + (f"-{transfer.name}" if transfer != run / "data" / "transfer" else ""))
-        ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer, own_views)
+        ckpt, acc = _student(run, r, seed, run / "seeds" / f"{tag}.pt", transfer, own_data)
         bundle = run / "seeds" / f"{tag}-bundle"
         _export(ckpt, bundle, r, golden, int8=False)
         row: dict[str, Any] = {"seed": seed, "checkpoint": str(ckpt), "bundle": str(bundle), "test_accuracy_synthesized": acc}
@@ -207,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "FRR on its synthesized validation/test material and on real dev voices (measurement only)",
                           "command": command, "date": datetime.date.today().isoformat(), "label": label,
                           "arch": r.arch, "feature_kd": r.feature_kd, "alpha": r.alpha,
-                          "freq_warp": r.freq_warp, "eq_db": r.eq_db, "ema": r.ema, "views": r.views, "transfer": str(transfer),
+                          "freq_warp": r.freq_warp, "eq_db": r.eq_db, "ema": r.ema, "views": r.views, "pitch_shift": r.pitch_shift, "transfer": str(transfer),
                           "rows": rows, "summary": summary, **({"ensemble": ensemble} if ensemble else {}), "machine": machine_facts()})
     print(f"-> {out_json}")
     return 0

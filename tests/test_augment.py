@@ -1,7 +1,9 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from edgekd.data.augment import add_noise, augment_clip, colored_noise, fit_to_length, warp_speed
+from edgekd.data.augment import AugmentConfig, add_noise, augment_clip, colored_noise, fit_to_length, shift_pitch, warp_speed
 
 
 def _speech_like(n: int = 16000) -> np.ndarray:
@@ -49,3 +51,44 @@ def test_augmented_views_are_valid_and_differ() -> None:
     rms = [float(np.sqrt(np.mean(s**2))) for s in silence]
     assert all(np.all(np.isfinite(s)) and np.max(np.abs(s)) <= 1.0 for s in silence)
     assert min(rms) < 0.01 and np.median(rms) < 0.1  # noise floors, not loud signals
+
+
+def _peak_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.shape[0])))
+    return float(np.argmax(spec) * 16000 / x.shape[0])
+
+
+@pytest.mark.parametrize("semitones", [3.0, 6.0])
+def test_shift_pitch_raises_the_pitch_and_keeps_the_tempo(semitones: float) -> None:
+    x = _speech_like()  # 220 Hz from 0.25 s to 0.75 s
+    y = shift_pitch(x, semitones)
+    assert y.shape[0] == pytest.approx(x.shape[0], rel=0.01)
+    assert _peak_hz(y[: x.shape[0]]) == pytest.approx(220 * 2 ** (semitones / 12), rel=0.02)
+    loud = np.flatnonzero(np.abs(y) > 0.1 * np.max(np.abs(y)))  # the tone still spans ~0.5 s (a plain resample: 0.35 s at +6)
+    assert (loud[-1] - loud[0]) / 16000 == pytest.approx(0.5 * (np.hanning(8000) > 0.1).mean(), abs=0.03)
+
+
+def test_pitch_views_only_when_asked() -> None:
+    """``p_pitch`` 0 (the default) draws nothing, so the views stay what they were; 1 shifts every speech view."""
+    x = _speech_like()
+    plain = augment_clip(x, np.random.default_rng(5))
+    assert np.array_equal(plain, augment_clip(x, np.random.default_rng(5), AugmentConfig(p_pitch=0.0)))
+    cfg = replace(AugmentConfig(), p_pitch=1.0, pitch_st=(5.0, 5.0), speed_range=(1.0, 1.0), p_eq=0.0, p_reverb=0.0, p_noise=0.0, max_shift_s=0.0)
+    quiet = replace(cfg, p_pitch=0.0)
+    assert _peak_hz(augment_clip(x, np.random.default_rng(6), cfg)) == pytest.approx(2 ** (5 / 12) * _peak_hz(augment_clip(x, np.random.default_rng(6), quiet)), rel=0.02)
+
+
+def test_feature_views_follow_the_augmentation(tiny_data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The default augmentation keeps the cached views (same key); a pitch shift makes other views under another key,
+    and the set records it, so the teacher's aligned set (``aligned_feature_set``) is made of the same shifted audio."""
+    from edgekd.data import KWS12_LABELS
+    from edgekd.train.features import build_feature_set
+
+    def views(augment: AugmentConfig | None):  # type: ignore[no-untyped-def]
+        return build_feature_set(tiny_data, KWS12_LABELS, "train", views=1, workers=1, cache_dir=tmp_path, augment=augment)
+
+    plain, default = views(None), views(AugmentConfig())
+    shifted = views(AugmentConfig(p_pitch=1.0))
+    assert default.key == plain.key and np.array_equal(default.x, plain.x)
+    assert shifted.key != plain.key and shifted.x.shape == plain.x.shape and not np.allclose(shifted.x, plain.x)
+    assert shifted.spec is not None and shifted.spec["augment"] == AugmentConfig(p_pitch=1.0)

@@ -1,4 +1,4 @@
-"""Waveform augmentation in numpy: make one synthesizer sound like many speakers, rooms and microphones.
+"""Waveform augmentation in numpy (librosa's phase vocoder for the pitch shift): make one synthesizer sound like many speakers, rooms and microphones.
 
 Each function takes and returns float32 mono; ``augment_clip`` chains them with random parameters.
 SpecAugment (time/frequency masks on features) lives with training, where it runs per batch.
@@ -16,7 +16,7 @@ from edgekd.runtime.wav import fast_fft_len
 if TYPE_CHECKING:
     from edgekd.data.rooms import RirBank
 
-__all__ = ["AugmentConfig", "augment_clip", "colored_noise", "fit_to_length", "add_noise", "warp_speed", "random_eq", "reverb", "room_response"]
+__all__ = ["AugmentConfig", "augment_clip", "colored_noise", "fit_to_length", "add_noise", "warp_speed", "shift_pitch", "random_eq", "reverb", "room_response"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ class AugmentConfig:
     p_background: float = 0.5  # share of the noise draws that are real recordings
     p_clip: float = 0.1  # an overdriven cheap microphone: +3..12 dB, then clipped
     far_field_db_per_doubling: float = 3.0  # SNR lost per doubling of the distance beyond 0.5 m
+    # higher voices: this share of the speech views shifted up in pitch and formants by semitones drawn in pitch_st, at
+    # the same tempo (``shift_pitch``); 0 = off (and no random draw, so the views are what they were without it)
+    p_pitch: float = 0.0
+    pitch_st: tuple[float, float] = (0.0, 6.0)
 
 
 def fit_to_length(x: np.ndarray, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -65,6 +69,20 @@ def warp_speed(x: np.ndarray, factor: float) -> np.ndarray:
     out[:keep] = spec[:keep]
     y = np.fft.irfft(out, n=m) * (m / n)
     return y[: int(round(x.shape[0] * m / n))].astype(np.float32)
+
+
+def shift_pitch(x: np.ndarray, semitones: float, sample_rate: int = 16000) -> np.ndarray:
+    """``x`` with pitch and formants moved by ``semitones`` at the same tempo (a higher or lower voice saying the same
+    thing as fast): a phase-vocoder stretch (librosa; 32 ms frames, 8 ms hop) to ``2 ** (semitones / 12)`` times the
+    length, then ``warp_speed`` back to it. Same length as ``x`` within a sample."""
+    import librosa
+
+    f = 2.0 ** (semitones / 12.0)
+    n_fft = max(16, int(0.032 * sample_rate))
+    if x.shape[0] < n_fft or f == 1.0:
+        return x.astype(np.float32)
+    y = librosa.effects.time_stretch(x.astype(np.float32), rate=1.0 / f, n_fft=n_fft, hop_length=n_fft // 4)
+    return warp_speed(y, f)
 
 
 def random_eq(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
@@ -144,7 +162,10 @@ def augment_clip(
     n = x.shape[0]
     y = x.astype(np.float32)
     if speech:
-        y = fit_to_length(np.trim_zeros(warp_speed(np.trim_zeros(y), float(rng.uniform(*cfg.speed_range)))), n, rng)
+        y = np.trim_zeros(y)
+        if cfg.p_pitch > 0 and rng.random() < cfg.p_pitch:
+            y = shift_pitch(y, float(rng.uniform(*cfg.pitch_st)), sample_rate)
+        y = fit_to_length(np.trim_zeros(warp_speed(y, float(rng.uniform(*cfg.speed_range)))), n, rng)
     if rng.random() < cfg.p_eq:
         y = random_eq(y, rng, sample_rate)
     snr_drop_db = 0.0

@@ -72,6 +72,9 @@ class PhraseRecipe:
     freq_warp: float = 0.0  # students' windows scaled in frequency by a factor in [1 - w, 1 + w] (train.mel_augment; 0 = off)
     eq_db: float = 0.0  # students' windows through a random smooth EQ, cosine weights within +-eq_db dB (train.mel_augment; 0 = off)
     ema: float = 0.0  # decay of the weight average the students keep (train.loop.Schedule; 0 = off)
+    # half the speech views (all classes alike) raised by up to this many semitones in pitch and formants, tempo kept
+    # (data.augment.shift_pitch; 0 = off): the synthesized positives hold fewer high voices than people (README)
+    pitch_shift: float = 0.0
     teacher_epochs: int = 20
     qat_epochs: int = 2
     views: int = 2
@@ -244,10 +247,12 @@ def make_eval_material(root: Path, r: PhraseRecipe, say: Say = print) -> Path:
 
 
 def _kws_data(clips: Path, r: PhraseRecipe, cache: Path) -> Any:
+    from edgekd.data.augment import AugmentConfig
     from edgekd.train.pipeline import load_kws_data
 
+    augment = AugmentConfig(p_pitch=0.5, pitch_st=(0.0, r.pitch_shift)) if r.pitch_shift > 0 else None
     return load_kws_data(clips, labels=phrase_labels(r.phrases), views=r.views, seed=r.seed, cache_dir=cache, workers=r.workers,
-                         rooms=r.rooms)
+                         rooms=r.rooms, augment=augment)
 
 
 def _teacher(out: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say) -> Path:

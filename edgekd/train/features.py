@@ -84,7 +84,7 @@ def _worker_init(*init: Any) -> None:
 
 
 def _setup(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samples: int, rirs: RirBank | None = None,
-           backgrounds: list[np.ndarray] | None = None, kind: str = "logmel") -> None:
+           backgrounds: list[np.ndarray] | None = None, kind: str = "logmel", augment: AugmentConfig | None = None) -> None:
     """What ``_featurize`` reads, in this process."""
     try:  # an initializer that raises makes the pool respawn workers forever: keep the error for the first job
         backbone = None
@@ -93,7 +93,7 @@ def _setup(babble: list[np.ndarray], params: dict, views: int, seed: int, n_samp
 
             backbone = SpeechEmbedding(threads=1)
         _W.update(babble=babble, fe=LogMelFrontend(FrontendParams.from_dict(params)), views=views, seed=seed, n=n_samples, rirs=rirs,
-                  backgrounds=backgrounds, backbone=backbone, init_error=None)
+                  backgrounds=backgrounds, backbone=backbone, augment=augment or AugmentConfig(), init_error=None)
     except Exception as e:  # noqa: BLE001
         _W["init_error"] = f"{type(e).__name__}: {e}"
 
@@ -112,7 +112,7 @@ def _featurize(item: tuple[int, Clip]) -> np.ndarray:
     else:
         rng = np.random.default_rng([_W["seed"], i])  # type: ignore[list-item]
         speech = clip.label != SILENCE
-        audio = [augment_clip(x, rng, AugmentConfig(), babble=_W["babble"], speech=speech, sample_rate=sr,  # type: ignore[arg-type]
+        audio = [augment_clip(x, rng, _W["augment"], babble=_W["babble"], speech=speech, sample_rate=sr,  # type: ignore[arg-type]
                               rirs=_W["rirs"], backgrounds=_W["backgrounds"])  # type: ignore[arg-type]
                  for _ in range(views)]
     backbone = _W.get("backbone")
@@ -128,12 +128,15 @@ def _relname(clip: Clip, root: Path) -> str:
 
 
 def _cache_key(data_dir: str | os.PathLike[str], clips: list[Any], labels: tuple[str, ...], split: str, views: int, seed: int,
-               params: FrontendParams, window_frames: int, rooms: bool, kind: str) -> str:
-    """What the features depend on (clips, split, views, frontend, rooms, backbone), hashed: the cache file's key."""
+               params: FrontendParams, window_frames: int, rooms: bool, kind: str, augment: AugmentConfig | None = None) -> str:
+    """What the features depend on (clips, split, views, frontend, rooms, augmentation when not the default, backbone),
+    hashed: the cache file's key."""
     ident = {"root": str(Path(data_dir).resolve()), "n": len(clips), "first": clips[0].path.name, "last": clips[-1].path.name,
              "labels": labels, "split": split, "views": views, "seed": seed, "frontend": params.to_dict(), "T": window_frames, "v": 4}
     if rooms and views:
         ident["rooms"] = asdict(RoomConfig())
+    if views and augment is not None and augment != AugmentConfig():
+        ident["augment"] = asdict(augment)
     if kind != "logmel":
         from edgekd.train.teachers.speech_embedding import backbone_identity
 
@@ -178,17 +181,19 @@ def build_feature_set(
     progress: Callable[[int, int], None] | None = None,
     rooms: bool = False,
     kind: str = "logmel",
+    augment: AugmentConfig | None = None,
 ) -> FeatureSet:
     """Features of one split; ``views > 0`` makes that many augmented views per clip (training). ``rooms``: the
-    views also go through simulated rooms (the cached RIR bank), real background recordings and clipping.
+    views also go through simulated rooms (the cached RIR bank), real background recordings and clipping; ``augment``:
+    the views' augmentation settings (None: ``AugmentConfig()``).
     ``kind``: ``logmel`` or ``speech-embedding`` (the frozen backbone's frames of the same audio)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown feature kind {kind!r}; choose one of: {', '.join(KINDS)}")
     spec = {"data_dir": str(data_dir), "labels": tuple(labels), "split": split, "views": views, "seed": seed, "params": params,
-            "window_frames": window_frames, "rooms": rooms, "kind": kind, "cache_dir": str(cache_dir) if cache_dir else None}
+            "window_frames": window_frames, "rooms": rooms, "kind": kind, "augment": augment, "cache_dir": str(cache_dir) if cache_dir else None}
     ds = SpeechCommands(data_dir)
     clips = ds.clips(labels, split, sample_rate=params.sample_rate, seed=seed)
-    key = _cache_key(data_dir, clips, labels, split, views, seed, params, window_frames, rooms, kind)
+    key = _cache_key(data_dir, clips, labels, split, views, seed, params, window_frames, rooms, kind, augment)
     root = Path(data_dir).resolve()
     files = tuple(_relname(c, root) for c in clips)
     cache = Path(cache_dir) / f"features-{split}-{key}.npz" if cache_dir else None
@@ -204,7 +209,7 @@ def build_feature_set(
             babble.append(np.trim_zeros(speech[int(j)].load(params.sample_rate)))
     rirs = rir_bank(RoomConfig()) if rooms and views else None
     backgrounds = background_recordings(seed=seed) if rooms and views else None
-    init = (babble, params.to_dict(), views, seed, n_samples, rirs, backgrounds, kind)
+    init = (babble, params.to_dict(), views, seed, n_samples, rirs, backgrounds, kind, augment)
     chunks = _featurize_all(list(enumerate(clips)), init, workers, progress)
     per = chunks[0].shape[0]
     x = np.concatenate(chunks)

@@ -14,6 +14,7 @@ import numpy as np
 from edgekd.core.errors import ConfigError
 from edgekd.core.units import WINDOW_FRAMES
 from edgekd.data import KWS12_LABELS
+from edgekd.data.augment import AugmentConfig
 from edgekd.runtime.frontend import FrontendParams
 from edgekd.train.checkpoint import Checkpoint
 from edgekd.train.config import TrainConfig
@@ -63,14 +64,16 @@ def load_kws_data(
     workers: int = 2,
     progress: bool = True,
     rooms: bool = False,
+    augment: AugmentConfig | None = None,
 ) -> KwsData:
     """Features of the train (augmented views), validation and test splits; ``rooms``: training views also go
-    through simulated rooms, real background recordings and clipping."""
+    through simulated rooms, real background recordings and clipping; ``augment``: the views' augmentation settings
+    (None: ``AugmentConfig()``)."""
     sets = {}
     for split, v in (("train", views), ("validation", 0), ("test", 0)):
         bar, cb = _bar(f"features {split}", progress)
         sets[split] = build_feature_set(data_dir, labels, split, views=v, seed=seed, window_frames=WINDOW_FRAMES,
-                                        cache_dir=cache_dir, workers=workers, progress=cb, rooms=rooms)
+                                        cache_dir=cache_dir, workers=workers, progress=cb, rooms=rooms, augment=augment if v else None)
         if bar is not None:
             bar.close()
     return KwsData(Path(data_dir), sets["train"], sets["validation"], sets["test"], views)
