@@ -59,3 +59,18 @@ def test_equal_logits_leave_only_cross_entropy() -> None:
     z = torch.tensor(S)
     ce = kd_loss(z, None, torch.tensor([2, 0])).item()
     assert kd_loss(z, z.clone(), torch.tensor([2, 0]), alpha=0.7).item() == pytest.approx(0.3 * ce, rel=1e-6)
+
+
+def test_known_negatives_drop_the_keyword_mass() -> None:
+    """Labels (kw0, kw1, _unknown_, _silence_): a row labelled _unknown_ keeps the teacher's unknown/silence split and
+    loses its keyword mass; keyword rows and unlabelled transfer rows (-1) keep the teacher's logits."""
+    from edgekd.train.distill import drop_keyword_mass
+
+    t = torch.tensor([[2.0, 1.0, 0.5, -1.0], [2.0, 1.0, 0.5, -1.0], [2.0, 1.0, 0.5, -1.0], [3.0, 0.0, 0.0, 1.0]])
+    y = torch.tensor([2, 0, -1, 3])
+    out = drop_keyword_mass(t, y, torch.tensor([2, 3]))
+    assert torch.equal(out[1:3], t[1:3])
+    for row in (0, 3):
+        p = _softmax([v / 3.0 for v in out[row].tolist()])
+        assert sum(p[:2]) < 1e-4
+        assert p[2] / p[3] == pytest.approx(math.exp((t[row, 2] - t[row, 3]).item() / 3.0), rel=1e-5)

@@ -75,6 +75,7 @@ class PhraseRecipe:
     # half the speech views (all classes alike) raised by up to this many semitones in pitch and formants, tempo kept
     # (data.augment.shift_pitch; 0 = off): the synthesized positives hold fewer high voices than people (README)
     pitch_shift: float = 0.0
+    clean_negatives: bool = False  # _unknown_ / _silence_ clips take none of the teacher's phrase mass (TrainConfig; QAT inherits it)
     teacher_epochs: int = 20
     qat_epochs: int = 2
     views: int = 2
@@ -279,7 +280,7 @@ def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe
         say(f"reusing {path}")
         return path
     cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd,
-                      freq_warp=r.freq_warp, eq_db=r.eq_db, ema=r.ema)
+                      freq_warp=r.freq_warp, eq_db=r.eq_db, ema=r.ema, clean_negatives=bool(r.clean_negatives))
     ck = train_kws(kd, path, cfg, teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
                    extra_provenance=provenance or {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
     say(f"{path.name}: test accuracy {ck.metrics['test_accuracy_torch']:.4f} on synthesized clips")

@@ -24,6 +24,9 @@ class TrainConfig:
     freq_warp: float = 0.0  # frequency-axis scaling of each training window, factor drawn from [1 - w, 1 + w] (0 = off)
     eq_db: float = 0.0  # random smooth EQ of each training window, cosine weights within +-eq_db dB (train.mel_augment; 0 = off)
     ema: float = 0.0  # decay of the weight average that is validated and kept (0 = off; train.loop.Schedule)
+    # rows labelled _unknown_ / _silence_ (known to hold no keyword) take none of the teacher's keyword mass in KD
+    # (distill.drop_keyword_mass); unlabelled transfer rows keep the teacher's targets as they are
+    clean_negatives: bool = False
     specaugment: bool = True
     time_masks: int = 2
     time_mask_frames: int = 10

@@ -36,6 +36,20 @@ def kd_loss(
     return alpha * t * t * kl + (1.0 - alpha) * ce
 
 
+def drop_keyword_mass(teacher_logits: torch.Tensor, targets: torch.Tensor, negative_ids: torch.Tensor, margin: float = 30.0) -> torch.Tensor:
+    """``teacher_logits`` with every keyword class set ``margin`` below the row's best non-keyword logit on the rows
+    whose label is a non-keyword (``negative_ids``: _unknown_, _silence_): a clip known to hold no keyword keeps the
+    teacher's split between the non-keyword classes and none of its keyword mass (at temperature 3, e^-10 of it).
+    Keyword rows and unlabelled rows (``targets < 0``) are unchanged."""
+    negative = torch.isin(targets, negative_ids)
+    keyword = torch.ones(teacher_logits.shape[1], dtype=torch.bool, device=teacher_logits.device)
+    keyword[negative_ids] = False
+    if not negative.any() or not keyword.any():
+        return teacher_logits
+    low = teacher_logits[:, ~keyword].max(dim=1, keepdim=True).values - margin
+    return torch.where(negative.unsqueeze(1) & keyword.unsqueeze(0), low, teacher_logits)
+
+
 def sed_kd_loss(student: torch.Tensor, teacher: torch.Tensor | None, target: torch.Tensor, alpha: float, temperature: float,
                 labelled: torch.Tensor | None = None) -> torch.Tensor:
     """Batch mean of the frame-level KD loss. ``labelled`` (B,) bool: samples without labels (a transfer set) take

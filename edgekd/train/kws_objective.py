@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.data import SILENCE, UNKNOWN
 from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext, shard_rows
-from edgekd.train.distill import kd_loss
+from edgekd.train.distill import drop_keyword_mass, kd_loss
 from edgekd.train.features import FeatureSet
 from edgekd.train.loop import Resume, Schedule, accuracy, fit
 from edgekd.train.mel_augment import EQ_TERMS, tilt_mels, warp_mels
@@ -90,6 +91,7 @@ class KwsObjective:
         self.mean = torch.zeros(train.x.shape[2])
         self.fkd: FeatureDistiller | None = None
         self.ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.negative_ids = torch.tensor([i for i, lab in enumerate(train.labels) if lab in (UNKNOWN, SILENCE)], dtype=torch.long)
 
     def setup(self, model: nn.Module | None, rng: np.random.Generator, d: DistContext) -> nn.Module:
         """Input statistics from 4,000 random rows (SpecAugment's fill; a fresh model's input normalisation)."""
@@ -126,6 +128,8 @@ class KwsObjective:
         logits = net(x)
         if self.teacher_logits is not None and cfg.alpha > 0:
             tl = torch.from_numpy(np.ascontiguousarray(self.teacher_logits[idx], dtype=np.float32)).to(d.device)
+            if cfg.clean_negatives:
+                tl = drop_keyword_mass(tl, y, self.negative_ids.to(d.device))
             loss = kd_loss(logits, tl, y, alpha=cfg.alpha, temperature=cfg.temperature)
         else:
             loss = self.ce(logits, y)

@@ -300,7 +300,8 @@ def train_qat(
 
     cfg = TrainConfig(arch=src.arch, epochs=epochs, lr=lr, seed=seed, threads=threads,
                       alpha=float(src.config.get("alpha", 0.7)) if t_logits is not None else 0.0,
-                      temperature=float(src.config.get("temperature", 3.0)), specaugment=False)
+                      temperature=float(src.config.get("temperature", 3.0)), specaugment=False,
+                      clean_negatives=bool(src.config.get("clean_negatives", False)))
     model, history = train_model(cfg, data.train, data.validation, teacher_logits=t_logits, progress=progress,
                                  model=model, before_epoch=freeze_observers_from(freeze_at), dist=d, state=state)
     ckpt = Checkpoint(
