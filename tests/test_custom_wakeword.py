@@ -108,6 +108,12 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert more["views"] == 3 and more["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-views3.pt")
     seen = [Checkpoint.load(c).metrics["train_examples_seen"] for c in (more["rows"][0]["checkpoint"], final)]
     assert seen[0] > seen[1]
+    # pitch-shifted views and known negatives: trained again under their own name, with those settings
+    seed_bench("--seeds", "0", "--pitch-shift", "3", "--clean-negatives", "1")
+    shifted = json.loads(seeds.read_text())
+    assert (shifted["pitch_shift"], shifted["clean_negatives"]) == (3.0, True)
+    assert shifted["rows"][0]["checkpoint"] == str(out / "seeds" / "seed0-fkd0-clean1-pitch3.pt")
+    assert Checkpoint.load(shifted["rows"][0]["checkpoint"]).config["clean_negatives"] is True
     # phrase windows added to the run's transfer set: the seed is distilled on the larger set, under its own name
     seed_bench("--seeds", "0", "--phrase-windows", "3")
     plus = json.loads(seeds.read_text())
@@ -212,6 +218,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     (["--phrase", "computer", "--phrase", "Computer"], "given twice"),
     (["--phrase", "computer", "--teacher", "oww:alexa"], "only speech-embedding"),
     (["--phrase", "computer", "--feature-kd", "-1"], "--feature-kd"),
+    (["--phrase", "computer", "--mining-threshold", "1.5"], "--mining-threshold"),
 ])
 def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)

@@ -242,6 +242,8 @@ def wakeword_cmd(
                                                                         "of the _unknown_ clips (default: --per-word / 5).")] = None,
     mining_minutes: Annotated[float, typer.Option(callback=nonneg, help="--phrase: minutes of running speech streamed for false-accept "
                                                                         "mining (0: no mining).")] = 20.0,
+    mining_threshold: Annotated[float, typer.Option(help="--phrase: the first student's score at which a window of the mining speech "
+                                                         "becomes a hard negative.")] = 0.5,
     validation_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of validation speech for the threshold.")] = 20.0,
     test_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of test speech for the report.")] = 60.0,
     positives: Annotated[int, typer.Option(min=1, help="--phrase: validation and test positives per phrase.")] = 100,
@@ -274,7 +276,7 @@ def wakeword_cmd(
                               "`edgekd data synth-wakeword DIR --phrase ...` and run `edgekd train wakeword DIR --teacher oww:NAME`")
         _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream-64", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
                          teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads,
-                         alpha, feature_kd, speech_windows, phrase_windows, confusable_clips)
+                         alpha, feature_kd, speech_windows, phrase_windows, confusable_clips, mining_threshold)
         return
     if data is None or teacher is None:
         raise ConfigError("give --phrase TEXT (a wake word from text), or DATA with --teacher oww:NAME")
@@ -297,7 +299,7 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                      engines: str | None, target_fa_per_hour: float, teacher_epochs: int, transfer_minutes: float, mining_minutes: float,
                      validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float | None,
                      feature_kd: float, speech_windows: int | None = None, phrase_windows: int = 0,
-                     confusable_clips: int | None = None) -> None:
+                     confusable_clips: int | None = None, mining_threshold: float = 0.5) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword
@@ -306,8 +308,8 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                           confusable_clips=confusable_clips,
                           engines=voice_options(engines, None) if engines else None,
                           transfer_minutes=transfer_minutes, validation_minutes=validation_minutes, test_minutes=test_minutes,
-                          mining_minutes=mining_minutes, positives=positives, arch=arch, epochs=epochs, feature_kd=feature_kd,
-                          teacher_epochs=teacher_epochs, qat_epochs=qat_epochs, views=views, rooms=rooms,
+                          mining_minutes=mining_minutes, mining_threshold=mining_threshold, positives=positives, arch=arch, epochs=epochs,
+                          feature_kd=feature_kd, teacher_epochs=teacher_epochs, qat_epochs=qat_epochs, views=views, rooms=rooms,
                           target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms, threads=threads, workers=threads,
                           **({} if alpha is None else {"alpha": alpha}))
     check_recipe(recipe)

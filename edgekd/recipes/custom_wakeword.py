@@ -61,6 +61,7 @@ class PhraseRecipe:
     validation_minutes: float = 20.0  # running speech (validation voices) the threshold is chosen on
     test_minutes: float = 60.0
     mining_minutes: float = 20.0  # running speech (training voices) streamed for false accepts; 0: no mining
+    mining_threshold: float = 0.5  # the first student's score at which a window of that speech is mined
     positives: int = 100  # per phrase, for validation and for test
     arch: str = "dscnn-stream-64"  # width 32 (7.5k params): "smart mirror" FRR 78.6% vs 47.7% at 2 FA/h on real voices
     epochs: int = 12
@@ -341,9 +342,9 @@ def _mine(out: Path, data: Path, student: Path, r: PhraseRecipe, say: Say) -> Pa
     _export(student, first, r, sorted((data / "eval" / "validation" / label).glob("*.wav"))[0], int8=False)  # a short golden clip
     partial = out / ".mined.partial"
     shutil.rmtree(partial, ignore_errors=True)  # an interrupted run's windows
-    files = mine_false_accepts(first, load_audio(wav, 16000), _keywords(r), 0.5, partial)
+    files = mine_false_accepts(first, load_audio(wav, 16000), _keywords(r), r.mining_threshold, partial)
     partial.rename(mined)
-    say(f"mining: the first student fired {len(files)} times on {r.mining_minutes:g} min of running speech; "
+    say(f"mining: the first student fired {len(files)} times at {r.mining_threshold:g} on {r.mining_minutes:g} min of running speech; "
         f"those windows are now _unknown_ clips ({mined})")
     return mined
 
@@ -516,6 +517,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--feature-kd must be a number >= 0")
     if min(r.transfer_minutes, r.validation_minutes, r.test_minutes) <= 0 or r.mining_minutes < 0:
         raise ConfigError("--transfer-minutes, --validation-minutes and --test-minutes must be > 0, --mining-minutes >= 0")
+    if not 0.0 < r.mining_threshold < 1.0:
+        raise ConfigError("--mining-threshold must lie between 0 and 1 (a score)")
     if r.stride_ms < 10 or r.stride_ms % 10:
         raise ConfigError("--stride-ms must be a multiple of 10")
     from edgekd.train.catalog import CATALOG
