@@ -129,6 +129,37 @@ def test_teacher_checkpoint_records_backbone_and_crossfits(se_teacher, tiny_kws_
     np.testing.assert_allclose(lv.to_array(), t.logits(embedding_inputs(val, cache_dir=cache, workers=1).x), rtol=1e-5, atol=1e-5)
 
 
+def test_clips_mined_after_the_teacher_take_its_main_head_and_the_rest_stay_cross_fitted(se_teacher, tiny_data: Path, tmp_path: Path) -> None:
+    """The teacher's data folder with false accepts added after it was trained (``_mined_/``, as the wake-word recipe
+    does): its own clips keep the fold heads that never saw them, the new ones get the main head. An earlier rule
+    compared the whole file list and gave every row the main head as soon as one clip was added."""
+    import shutil
+
+    from edgekd.runtime.frontend import FrontendParams
+    from edgekd.train.logit_cache import build_logit_cache
+    from edgekd.train.pipeline import load_kws_data
+    from edgekd.train.teachers import TorchTeacher
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs, fold_of
+
+    path, _ = se_teacher
+    root = tmp_path / "kws"
+    shutil.copytree(tiny_data, root)
+    (root / "_mined_").mkdir()
+    for k, f in enumerate(sorted((root / "yes").glob("*.wav"))[:3]):
+        shutil.copy(f, root / "_mined_" / f"mined_{k:05d}.wav")
+    fs = load_kws_data(root, views=1, cache_dir=tmp_path / "cache", workers=1, progress=False).train
+    new = np.array([fs.files[c].startswith("_mined_/") for c in fs.clip])
+    assert new.sum() == 3 and (~new).sum() > 3
+    lc = build_logit_cache(path, fs, tmp_path / "logits", frontend=FrontendParams().to_dict())
+    assert lc.index["teacher"]["crossfit"] is True
+    x = embedding_inputs(fs, cache_dir=tmp_path / "cache", workers=1).x
+    t = TorchTeacher(path)
+    got = lc.to_array()
+    np.testing.assert_allclose(got[new], t.logits(x[new]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[~new], t.logits(x, fold_of(fs, 2))[~new], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got[~new], t.logits(x[~new]))  # not the main head there
+
+
 def test_student_distils_from_it_with_feature_kd(se_teacher, tiny_data: Path) -> None:
     from edgekd.data.transfer import build_transfer
     from edgekd.train.checkpoint import Checkpoint

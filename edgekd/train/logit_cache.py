@@ -150,15 +150,21 @@ def _backbone(ckpt: Any) -> dict[str, Any]:
 
 def _teacher_inputs(ckpt: Any, fs: FeatureSet, d: DistContext) -> tuple[FeatureSet, np.ndarray | None]:
     """What the teacher reads for the rows of ``fs``: the log-mels themselves, or the speech-embedding frames of the
-    same views; and per row the cross-fitting head that never saw the clip (when the teacher was trained on these
-    very files), else None."""
+    same views; and per row the cross-fitting head that never saw the clip, where the teacher was trained on it (the
+    main head, -1, for clips it never saw: false-accept windows mined after it, another split), else None."""
     if ckpt.config.get("input", "logmel") == "logmel":
         return fs, None
     from edgekd.train.teachers.embedding_teacher import embedding_inputs, fold_of
 
     src = embedding_inputs(fs, dist=d)
     folds = int(ckpt.config.get("folds", 0))
-    if folds and ckpt.provenance.get("train_files_sha256") == fs.files_sha256:
+    if not folds:
+        return src, None
+    trained = ckpt.provenance.get("train_files")
+    if trained is not None:  # teachers since 2026-12-04 list their files: the rows of those clips, whatever else fs holds
+        fold = fold_of(fs, folds, set(trained))
+        return (src, fold) if (fold >= 0).any() else (src, None)
+    if ckpt.provenance.get("train_files_sha256") == fs.files_sha256:  # earlier teachers: only the very same files
         return src, fold_of(fs, folds)
     return src, None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +33,13 @@ ARCH = "speech-embedding"
 INPUT = "speech-embedding"
 
 
-def fold_of(fs: FeatureSet, k: int) -> np.ndarray:
-    """Fold ``0..k-1`` of every row of ``fs``, from a hash of its source clip's file name (all views of a clip agree)."""
+def fold_of(fs: FeatureSet, k: int, seen: Collection[str] | None = None) -> np.ndarray:
+    """Fold ``0..k-1`` of every row of ``fs``, from a hash of its source clip's file name (all views of a clip agree);
+    with ``seen`` (the files a teacher was trained on), -1 (its main head) for the rows of clips it never saw."""
     per_clip = np.array([int(hashlib.sha1(f.encode()).hexdigest()[:8], 16) % k for f in fs.files], dtype=np.int64)
+    if seen is not None:
+        known = set(seen)
+        per_clip[np.array([f not in known for f in fs.files], dtype=bool)] = -1
     return per_clip[fs.clip]
 
 
@@ -106,7 +111,7 @@ def train_embedding_teacher(
                  "macs_per_inference": count_macs(model, (1, FRAMES, DIM)),  # the head's; the frozen backbone runs besides
                  "train_seconds": history["train_seconds"], "train_steps": history["steps"], "final_train_loss": history["final_loss"],
                  "processes": d.world_size},
-        provenance=dict(provenance or {}, backbone=backbone_identity(), train_files_sha256=train.files_sha256,
+        provenance=dict(provenance or {}, backbone=backbone_identity(), train_files_sha256=train.files_sha256, train_files=list(train.files),
                         fold_rule="sha1(clip file name) % folds"),
     )
     if d.is_main:
