@@ -101,6 +101,7 @@ class KwsObjective:
             model = build_model(self.cfg.arch, n_labels=len(self.train.labels), n_mels=self.train.x.shape[2])
             model.norm.set_stats(self.mean, torch.from_numpy(stats.std(axis=(0, 1))))  # type: ignore[operator]
         model = model.to(d.device).to(memory_format=torch.channels_last)
+        self.negative_ids = self.negative_ids.to(d.device)
         if self.feature_targets is not None and self.cfg.feature_kd > 0:
             self.fkd = FeatureDistiller(model, self.feature_targets.shape[1], d.device)
         return model
@@ -129,7 +130,7 @@ class KwsObjective:
         if self.teacher_logits is not None and cfg.alpha > 0:
             tl = torch.from_numpy(np.ascontiguousarray(self.teacher_logits[idx], dtype=np.float32)).to(d.device)
             if cfg.clean_negatives:
-                tl = drop_keyword_mass(tl, y, self.negative_ids.to(d.device))
+                tl = drop_keyword_mass(tl, y, self.negative_ids)
             loss = kd_loss(logits, tl, y, alpha=cfg.alpha, temperature=cfg.temperature)
         else:
             loss = self.ce(logits, y)

@@ -162,7 +162,7 @@ def _teacher_inputs(ckpt: Any, fs: FeatureSet, d: DistContext) -> tuple[FeatureS
         return src, None
     trained = ckpt.provenance.get("train_files")
     if trained is not None:  # teachers since 2026-12-04 list their files: the rows of those clips, whatever else fs holds
-        fold = fold_of(fs, folds, set(trained))
+        fold = fold_of(fs, folds, trained)
         return (src, fold) if (fold >= 0).any() else (src, None)
     if ckpt.provenance.get("train_files_sha256") == fs.files_sha256:  # earlier teachers: only the very same files
         return src, fold_of(fs, folds)

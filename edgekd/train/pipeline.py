@@ -73,7 +73,7 @@ def load_kws_data(
     for split, v in (("train", views), ("validation", 0), ("test", 0)):
         bar, cb = _bar(f"features {split}", progress)
         sets[split] = build_feature_set(data_dir, labels, split, views=v, seed=seed, window_frames=WINDOW_FRAMES,
-                                        cache_dir=cache_dir, workers=workers, progress=cb, rooms=rooms, augment=augment if v else None)
+                                        cache_dir=cache_dir, workers=workers, progress=cb, rooms=rooms, augment=augment)
         if bar is not None:
             bar.close()
     return KwsData(Path(data_dir), sets["train"], sets["validation"], sets["test"], views)
