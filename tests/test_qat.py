@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 def test_qat_model_and_int8_onnx_agree_on_the_test_split(tiny_qat_checkpoint: Path, tiny_int8_bundle: Path, tiny_kws_data) -> None:  # type: ignore[no-untyped-def]
     from edgekd.train.qat import freeze
 
-    model = freeze(Checkpoint.load(tiny_qat_checkpoint).build())
+    ck = Checkpoint.load(tiny_qat_checkpoint)
+    model = freeze(ck.build(), torch.zeros(1, ck.window_frames, ck.n_mels))
     x = np.concatenate([tiny_kws_data.test.x, tiny_kws_data.validation.x]).astype(np.float32)
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
@@ -141,3 +142,30 @@ def test_fused_integer_kernels_equal_the_qdq_graph(tiny_int8_bundle: Path, tiny_
         outs.append(sess.run(None, {sess.get_inputs()[0].name: x})[0])
     step = output_quant_step(path)
     assert float(np.abs(outs[0] - outs[1]).max()) <= 1.01 * step
+
+
+def test_every_bias_lies_on_the_grid_the_integer_kernel_adds_it_on(tiny_int8_bundle: Path) -> None:
+    """A fused QLinearConv / QGemm adds its bias as int32 in steps of input scale x weight scale. A float bias off
+    that grid is rounded by onnxruntime and not by the QAT model or the QDQ graph: that put a 10-layer wake-word
+    student's fused kernels 3 output steps from its QAT model. ``freeze`` snaps each bias onto the grid."""
+    import onnx
+
+    from edgekd.export.graph_stats import constant_map
+
+    g = onnx.load(str(tiny_int8_bundle / "model.onnx")).graph
+    consts = constant_map(g)
+    producer = {o: n for n in g.node for o in n.output}
+
+    def dequantize_scale(name: str) -> np.ndarray:
+        n = producer[name]
+        while n.op_type != "DequantizeLinear":  # through the Unsqueeze / Reshape views in front of a layer
+            n = producer[n.input[0]]
+        return consts[n.input[1]].astype(np.float32)
+
+    layers = [n for n in g.node if n.op_type in ("Conv", "Gemm") and len(n.input) > 2]
+    assert len(layers) >= 5
+    for n in layers:
+        grid = dequantize_scale(n.input[0]).reshape(-1)[0] * dequantize_scale(n.input[1]).reshape(-1)
+        steps = consts[n.input[2]].astype(np.float64) / grid
+        slack = 1e-3 + 4 * np.finfo(np.float32).eps * np.abs(steps)  # a float32 bias holds k * grid to its own precision
+        assert np.all(np.abs(steps - np.round(steps)) <= slack), n.op_type

@@ -68,9 +68,11 @@ def _open_checkpoint(checkpoint: str | os.PathLike[str], int8: bool, ptq: bool) 
         raise ConfigError("--int8 (QAT) and --ptq are two different int8 paths; give one")
     model = ckpt.build()
     if int8:
+        import torch
+
         from edgekd.train.qat import freeze
 
-        freeze(model)
+        freeze(model, torch.zeros(1, int(getattr(model, "input_frames", ckpt.window_frames)), ckpt.n_mels))
     return ckpt, model, "int8-qat" if int8 else "int8-ptq" if ptq else "fp32"
 
 

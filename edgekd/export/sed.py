@@ -84,8 +84,8 @@ def export_sed(model: nn.Module, labels: list[str], out: str | os.PathLike[str],
     from edgekd.train.qat import fake_quant_disabled, freeze, is_qat
 
     int8 = is_qat(model)
-    model = freeze(model) if int8 else model.eval()
     params = FrontendParams()
+    model = freeze(model, torch.zeros(1, 64 * TIME_POOL, params.n_mels)) if int8 else model.eval()
     with fake_quant_disabled(model):  # the structure, not rounding, decides how far back a frame sees
         context = receptive_field(model, params.n_mels)
     with staging_dir(out) as tmp:

@@ -9,7 +9,8 @@
   equal the QDQ reference exactly, so an int8 bundle gives the same answer on an x86 host and an ARM board.
 - Activations: uint8 asymmetric per tensor with an EMA min/max observer (``fake_quantize_per_tensor_affine``).
 - ``freeze()`` turns every observed range into Python constants, so the ONNX exporter sees fixed
-  QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into QLinearConv / QGemm.
+  QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into QLinearConv / QGemm, and puts each bias on
+  the int32 grid the fused kernel adds it on (``_input_scales``).
 
 The transform works on the building blocks the registry's students use: ``Sequential(Conv, BatchNorm
 [, ReLU])`` runs (1-D or 2-D) become ``QConv``; ``Linear`` becomes ``QLinear``; an input quantizer follows ``norm``;
@@ -231,8 +232,9 @@ def freeze_observers_from(first_epoch: int) -> Callable[[nn.Module, int], None]:
     return before_epoch
 
 
-def freeze(model: nn.Module) -> nn.Module:
-    """Fix every activation range and weight scale as constants (call before export)."""
+def freeze(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """Fix every activation range and weight scale as constants and put every bias on its int32 grid (call before
+    export). ``example``: any one input of the model's shape, run once to find what feeds each layer."""
     for m in model.modules():
         if isinstance(m, ActQuant):
             m.frozen = m.qparams()
@@ -241,7 +243,44 @@ def freeze(model: nn.Module) -> nn.Module:
             m.frozen_scale = weight_scale(m.weight, m.weight_bits)
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.eval()
+    model.eval()
+    with torch.no_grad():
+        for layer, in_scale in _input_scales(model, example).items():
+            grid = torch.tensor(in_scale, dtype=torch.float32) * layer.frozen_scale
+            layer.bias.copy_(torch.round(layer.bias / grid) * grid)
+    return model
+
+
+def _input_scales(model: nn.Module, example: torch.Tensor) -> dict[QConv | QLinear, float]:
+    """The scale of the uint8 input of every QConv / QLinear whose input comes straight from a quantizer (its own,
+    or a view of an earlier one's output), found by running ``example`` once.
+
+    An integer kernel adds the bias as int32 on the grid ``input scale x weight scale``; onnxruntime rounds a float
+    bias onto it when it fuses ``DQ -> Conv -> Q`` into QLinearConv. Off the grid, that rounding moved each layer by
+    up to half an output step, so a 10-layer wake-word DS-CNN's fused kernels ended 3 output steps from its QDQ
+    graph (and from the QAT model). On the grid, the QAT model, the QDQ graph and the fused kernels add the same bias.
+    A layer fed any other way (none in the registry's students) keeps its float bias."""
+    outputs: dict[int, tuple[torch.Tensor, float]] = {}  # data_ptr -> (tensor kept alive, so its memory is not reused; scale)
+    found: dict[QConv | QLinear, float] = {}
+
+    def after_quant(mod: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        outputs[out.data_ptr()] = (out, mod.frozen[0])
+
+    def before_layer(mod: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        if mod.in_q is not None:
+            found[mod] = mod.in_q.frozen[0]
+        elif inputs[0].data_ptr() in outputs:  # (a left pad adds zeros, which every uint8 grid holds)
+            found[mod] = outputs[inputs[0].data_ptr()][1]
+
+    hooks = [m.register_forward_hook(after_quant) for m in model.modules() if isinstance(m, ActQuant)]
+    hooks += [m.register_forward_pre_hook(before_layer) for m in model.modules() if isinstance(m, (QConv, QLinear))]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return found
 
 
 def output_step(model: nn.Module) -> float:
