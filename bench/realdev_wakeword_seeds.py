@@ -11,9 +11,10 @@ when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/
 only) against the real negatives (``real``) and against them with the run's synthesized test speech
 (``real_and_synthesized``, the issue's yardstick). Float, not QAT int8, to save ~8 min per seed; the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
-``--alpha``, ``--arch``, ``--freq-warp``, ``--eq-db``, ``--ema``, ``--clean-negatives``, ``--views``, ``--pitch-shift`` and ``--transfer`` train the seeds
+``--alpha``, ``--arch``, ``--freq-warp``, ``--eq-db``, ``--ema``, ``--clean-negatives``, ``--views``, ``--pitch-shift``, ``--slow-down``
+and ``--transfer`` train the seeds
 with another soft-target weight, student, frequency warping, random EQ, weight average, number of augmented views per
-clip (the run's own first, the run's teacher labels them all), pitch shift of the views (new views, labelled by the
+clip (the run's own first, the run's teacher labels them all), pitch shift or slowing of the views (new views, labelled by the
 run's teacher) or transfer set (a probe of the recipe); ``--phrase-windows N`` adds N
 phrase windows of the run's training clips to that transfer set
 (``edgekd.data.transfer.with_phrase_windows``, made once as ``<transfer>-phraseN`` beside it).
@@ -49,10 +50,11 @@ SETTINGS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("eq_db", lambda v: 0.0 <= v <= 20.0, "in [0, 20]"),
     ("ema", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     ("pitch_shift", lambda v: 0.0 <= v <= 12.0, "in [0, 12] semitones"),
+    ("slow_down", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
     ("clean_negatives", lambda v: v in (0.0, 1.0), "0 or 1"),
 )
 TAGS = {"freq_warp": "warp", "eq_db": "eq", "ema": "ema", "clean_negatives": "clean"}  # training settings, in the checkpoint's config
-DATA_TAGS = {"views": "views", "pitch_shift": "pitch"}  # settings of the views: the run's own are its recipe's
+DATA_TAGS = {"views": "views", "pitch_shift": "pitch", "slow_down": "slow"}  # settings of the views: the run's own are its recipe's
 POINTS = tuple(f"frr_at_{fa:g}_fa_per_hour" for fa in FA_POINTS)  # the keys of edgekd.eval.wakeword.frr_points
 
 
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="augmented views per training clip (default: the run's own); the first ones are the run's, the teacher labels the new ones")
     ap.add_argument("--pitch-shift", type=float, default=None,
                     help="half the views raised by up to this many semitones in pitch and formants (default: the run's own)")
+    ap.add_argument("--slow-down", type=float, default=None,
+                    help="half the views made up to 1 + this times longer at the same pitch (default: the run's own)")
     ap.add_argument("--clean-negatives", type=float, default=None,
                     help="1: _unknown_/_silence_ clips take none of the teacher's phrase mass in KD (default: the run's own)")
     ap.add_argument("--transfer", type=Path, default=None,
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                           "command": command, "date": datetime.date.today().isoformat(), "label": label,
                           "arch": r.arch, "feature_kd": r.feature_kd, "alpha": r.alpha,
                           "freq_warp": r.freq_warp, "eq_db": r.eq_db, "ema": r.ema, "views": r.views, "pitch_shift": r.pitch_shift,
-                          "clean_negatives": bool(r.clean_negatives), "transfer": str(transfer),
+                          "slow_down": r.slow_down, "clean_negatives": bool(r.clean_negatives), "transfer": str(transfer),
                           "rows": rows, "summary": summary, **({"ensemble": ensemble} if ensemble else {}), "machine": machine_facts()})
     print(f"-> {out_json}")
     return 0

@@ -3,7 +3,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edgekd.data.augment import AugmentConfig, add_noise, augment_clip, colored_noise, fit_to_length, shift_pitch, warp_speed
+from edgekd.data.augment import AugmentConfig, add_noise, augment_clip, colored_noise, fit_to_length, shift_pitch, stretch_tempo, warp_speed
 
 
 def _speech_like(n: int = 16000) -> np.ndarray:
@@ -77,6 +77,31 @@ def test_pitch_views_only_when_asked() -> None:
     quiet = replace(cfg, p_pitch=0.0)
     shifted, plain = (_peak_hz(augment_clip(x, np.random.default_rng(6), c)) for c in (cfg, quiet))
     assert shifted == pytest.approx(2 ** (5 / 12) * plain, rel=0.02)
+
+
+@pytest.mark.parametrize("factor", [1.2, 1.4])
+def test_stretch_tempo_makes_it_longer_at_the_same_pitch(factor: float) -> None:
+    x = _speech_like()  # 220 Hz from 0.25 s to 0.75 s
+    y = stretch_tempo(x, factor)
+    assert y.shape[0] == pytest.approx(factor * x.shape[0], rel=0.01)
+    assert _peak_hz(y) == pytest.approx(220, rel=0.02)
+    loud = np.flatnonzero(np.abs(y) > 0.1 * np.max(np.abs(y)))
+    assert (loud[-1] - loud[0]) / 16000 == pytest.approx(factor * 0.5 * (np.hanning(8000) > 0.1).mean(), abs=0.03)
+
+
+def test_stretched_views_only_when_asked() -> None:
+    """``p_stretch`` 0 (the default) draws nothing; 1 slows every speech view, and a view longer than the clip is
+    centre-cut to its length."""
+    x = _speech_like()
+    assert np.array_equal(augment_clip(x, np.random.default_rng(5)), augment_clip(x, np.random.default_rng(5), AugmentConfig(p_stretch=0.0)))
+    cfg = replace(AugmentConfig(), p_stretch=1.0, stretch=(1.5, 1.5), speed_range=(1.0, 1.0), p_eq=0.0, p_reverb=0.0, p_noise=0.0, max_shift_s=0.0)
+    spans = []
+    for c in (cfg, replace(cfg, p_stretch=0.0)):
+        y = augment_clip(x, np.random.default_rng(6), c)
+        assert y.shape == x.shape and _peak_hz(y) == pytest.approx(220, rel=0.02)
+        loud = np.flatnonzero(np.abs(y) > 0.1 * np.max(np.abs(y)))
+        spans.append((loud[-1] - loud[0]) / 16000)
+    assert spans[0] == pytest.approx(1.5 * spans[1], rel=0.08)
 
 
 def test_feature_views_follow_the_augmentation(tiny_data, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,8 @@ from edgekd.runtime.wav import fast_fft_len
 if TYPE_CHECKING:
     from edgekd.data.rooms import RirBank
 
-__all__ = ["AugmentConfig", "augment_clip", "colored_noise", "fit_to_length", "add_noise", "warp_speed", "shift_pitch", "random_eq", "reverb", "room_response"]
+__all__ = ["AugmentConfig", "augment_clip", "colored_noise", "fit_to_length", "add_noise", "warp_speed", "shift_pitch", "stretch_tempo",
+           "random_eq", "reverb", "room_response"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class AugmentConfig:
     # the same tempo (``shift_pitch``); 0 = off (and no random draw, so the views are what they were without it)
     p_pitch: float = 0.0
     pitch_st: tuple[float, float] = (0.0, 6.0)
+    # slower talkers: this share of the speech views made longer by a factor drawn in stretch, at the same pitch
+    # (``stretch_tempo``); a view that grows past the clip is centre-cut like any long clip; 0 = off (no random draw)
+    p_stretch: float = 0.0
+    stretch: tuple[float, float] = (1.0, 1.3)
 
 
 def fit_to_length(x: np.ndarray, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -71,18 +76,24 @@ def warp_speed(x: np.ndarray, factor: float) -> np.ndarray:
     return y[: int(round(x.shape[0] * m / n))].astype(np.float32)
 
 
-def shift_pitch(x: np.ndarray, semitones: float, sample_rate: int = 16000) -> np.ndarray:
-    """``x`` with pitch and formants moved by ``semitones`` at the same tempo (a higher or lower voice saying the same
-    thing as fast): a phase-vocoder stretch (librosa; 32 ms frames, 8 ms hop) to ``2 ** (semitones / 12)`` times the
-    length, then ``warp_speed`` back to it. Same length as ``x`` within a sample."""
+def stretch_tempo(x: np.ndarray, factor: float, sample_rate: int = 16000) -> np.ndarray:
+    """``x`` said ``factor`` times as long at the same pitch (a phase vocoder: librosa, 32 ms frames, 8 ms hop)."""
     import librosa
 
-    f = 2.0 ** (semitones / 12.0)
     n_fft = max(16, int(0.032 * sample_rate))
-    if x.shape[0] < n_fft or f == 1.0:
+    if x.shape[0] < n_fft or factor == 1.0:
         return x.astype(np.float32)
-    y = librosa.effects.time_stretch(x.astype(np.float32), rate=1.0 / f, n_fft=n_fft, hop_length=n_fft // 4)
-    return warp_speed(y, f)
+    return librosa.effects.time_stretch(x.astype(np.float32), rate=1.0 / factor, n_fft=n_fft, hop_length=n_fft // 4).astype(np.float32)
+
+
+def shift_pitch(x: np.ndarray, semitones: float, sample_rate: int = 16000) -> np.ndarray:
+    """``x`` with pitch and formants moved by ``semitones`` at the same tempo (a higher or lower voice saying the same
+    thing as fast): ``stretch_tempo`` to ``2 ** (semitones / 12)`` times the length, then ``warp_speed`` back to it.
+    Same length as ``x`` within a sample."""
+    f = 2.0 ** (semitones / 12.0)
+    if x.shape[0] < max(16, int(0.032 * sample_rate)) or f == 1.0:
+        return x.astype(np.float32)
+    return warp_speed(stretch_tempo(x, f, sample_rate), f)
 
 
 def random_eq(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
@@ -165,6 +176,8 @@ def augment_clip(
         y = np.trim_zeros(y)
         if cfg.p_pitch > 0 and rng.random() < cfg.p_pitch:
             y = shift_pitch(y, float(rng.uniform(*cfg.pitch_st)), sample_rate)
+        if cfg.p_stretch > 0 and rng.random() < cfg.p_stretch:
+            y = stretch_tempo(y, float(rng.uniform(*cfg.stretch)), sample_rate)
         y = fit_to_length(np.trim_zeros(warp_speed(y, float(rng.uniform(*cfg.speed_range)))), n, rng)
     if rng.random() < cfg.p_eq:
         y = random_eq(y, rng, sample_rate)

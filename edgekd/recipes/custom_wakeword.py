@@ -76,6 +76,9 @@ class PhraseRecipe:
     # half the speech views (all classes alike) raised by up to this many semitones in pitch and formants, tempo kept
     # (data.augment.shift_pitch; 0 = off): the synthesized positives hold fewer high voices than people (README)
     pitch_shift: float = 0.0
+    # half the speech views (all classes alike) made up to 1 + slow_down times longer at the same pitch
+    # (data.augment.stretch_tempo; 0 = off): people said the dev phrases slower than the voice bank does (README)
+    slow_down: float = 0.0
     clean_negatives: bool = False  # _unknown_ / _silence_ clips take none of the teacher's phrase mass (TrainConfig; QAT inherits it)
     teacher_epochs: int = 20
     qat_epochs: int = 2
@@ -252,7 +255,10 @@ def _kws_data(clips: Path, r: PhraseRecipe, cache: Path) -> Any:
     from edgekd.data.augment import AugmentConfig
     from edgekd.train.pipeline import load_kws_data
 
-    augment = AugmentConfig(p_pitch=0.5, pitch_st=(0.0, r.pitch_shift)) if r.pitch_shift > 0 else None
+    augment = None
+    if r.pitch_shift > 0 or r.slow_down > 0:
+        augment = AugmentConfig(p_pitch=0.5 if r.pitch_shift > 0 else 0.0, pitch_st=(0.0, r.pitch_shift),
+                                p_stretch=0.5 if r.slow_down > 0 else 0.0, stretch=(1.0, 1.0 + r.slow_down))
     return load_kws_data(clips, labels=phrase_labels(r.phrases), views=r.views, seed=r.seed, cache_dir=cache, workers=r.workers,
                          rooms=r.rooms, augment=augment)
 
