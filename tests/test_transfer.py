@@ -129,3 +129,19 @@ def test_student_learns_the_teachers_logits_on_transfer_windows(transfer_dir: Pa
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--transfer needs --teacher" in p.stderr
     p = subprocess.run([*base, "--teacher", str(tiny_checkpoint), "--transfer", str(tiny_data)], capture_output=True, text=True)
     assert p.returncode == 2 and "not a transfer set" in p.stderr
+
+
+def test_qat_fine_tuning_keeps_the_transfer_windows(transfer_dir: Path, tiny_kws_data, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """QAT fine-tunes on the labelled clips plus the transfer windows the float student was distilled on (the
+    teacher labels them); without a teacher it cannot."""
+    from edgekd.train.pipeline import train_qat
+
+    kw = {"epochs": 1, "threads": 1, "cache_dir": tmp_path / "cache", "progress": False}
+    plain = train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "a.pt", teacher=[str(tiny_checkpoint)], **kw)
+    both = train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "b.pt", teacher=[str(tiny_checkpoint)], transfer=transfer_dir, **kw)
+    assert "transfer" not in plain.provenance and both.provenance["transfer"]["windows"] == 22
+    caches = [json.loads(i.read_text()) for i in (tmp_path / "cache").glob("teacher-*/index.json")]
+    assert sorted(c["features"]["rows"] for c in caches)[0] == 22  # the teacher labelled the windows
+    with pytest.raises(ConfigError, match="--transfer needs --teacher"):
+        train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "c.pt", transfer=transfer_dir, **kw)
+    assert not (tmp_path / "c.pt").exists()

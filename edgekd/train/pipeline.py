@@ -272,9 +272,11 @@ def train_qat(
     dist: DistContext | None = None,
     state: Resume | None = None,
     soft_targets: np.ndarray | None = None,
+    transfer: str | os.PathLike[str] | None = None,
 ) -> Checkpoint:
     """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given, or on
-    ``soft_targets`` (teacher logits per training row computed elsewhere, as for ``train_kws``)."""
+    ``soft_targets`` (teacher logits per training row computed elsewhere, as for ``train_kws``). ``transfer``: the
+    transfer set the float student was distilled on, whose windows stay in the fine-tuning (distillation term only)."""
     from edgekd.train.kws_objective import train_model
     from edgekd.train.logit_cache import ensemble_logits
     from edgekd.train.loop import accuracy
@@ -302,7 +304,10 @@ def train_qat(
                       alpha=float(src.config.get("alpha", 0.7)) if t_logits is not None else 0.0,
                       temperature=float(src.config.get("temperature", 3.0)), specaugment=False,
                       clean_negatives=bool(src.config.get("clean_negatives", False)))
-    model, history = train_model(cfg, data.train, data.validation, teacher_logits=t_logits, progress=progress,
+    train = data.train
+    if transfer is not None:
+        train, t_logits, _ = _with_transfer(data, train, t_logits, 1.0, cfg, teacher, transfer, cache_dir, d, progress, provenance)
+    model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress,
                                  model=model, before_epoch=freeze_observers_from(freeze_at), dist=d, state=state)
     ckpt = Checkpoint(
         arch=src.arch, labels=src.labels, n_mels=src.n_mels, frontend=src.frontend, window_frames=src.window_frames,
