@@ -169,3 +169,22 @@ def test_every_bias_lies_on_the_grid_the_integer_kernel_adds_it_on(tiny_int8_bun
         steps = consts[n.input[2]].astype(np.float64) / grid
         slack = 1e-3 + 4 * np.finfo(np.float32).eps * np.abs(steps)  # a float32 bias holds k * grid to its own precision
         assert np.all(np.abs(steps - np.round(steps)) <= slack), n.op_type
+
+
+def test_int8_without_fine_tuning_keeps_the_float_weights(tiny_kws_data, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``epochs=0``: the float student's weights untouched (BatchNorm folded), ranges observed over every training
+    row; it exports as int8 like a fine-tuned QAT checkpoint, and with rounding bypassed it is the float model."""
+    from edgekd.export.onnx import export_onnx
+    from edgekd.train.pipeline import train_qat
+    from edgekd.train.qat import fake_quant_disabled
+
+    ck = train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "q.pt", epochs=0, threads=1, progress=False)
+    assert ck.config["qat"] and ck.metrics["qat_train_steps"] == 0
+    model = Checkpoint.load(tmp_path / "q.pt").build()
+    x = torch.from_numpy(tiny_kws_data.test.x[:8].astype(np.float32))
+    with torch.no_grad(), fake_quant_disabled(model):
+        got = model(x)
+        want = Checkpoint.load(tiny_checkpoint).build().eval()(x)
+    assert torch.allclose(got, want, atol=1e-4)
+    man = export_onnx(tmp_path / "q.pt", tmp_path / "b", int8=True)
+    assert man.quantization == "int8-qat"

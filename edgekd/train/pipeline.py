@@ -255,6 +255,26 @@ def _calibrated_qat_model(src: Checkpoint, data: KwsData, seed: int) -> Any:
     return model
 
 
+def calibrate_ranges(model: Any, train: FeatureSet, validation: FeatureSet, seed: int, dist: DistContext,
+                     batch_size: int = 256) -> tuple[Any, dict[str, Any]]:
+    """Int8 without fine-tuning: a QAT model's observers follow every row of ``train`` once (shuffled, in batches; min/max
+    of the first, moving average after), weights untouched. Measured on "smart mirror" (README): the fine-tuning of
+    the recipe's two QAT epochs cost real voices what this keeps. Returns the model and a history like ``fit``'s."""
+    import time
+
+    import torch
+
+    from edgekd.train.loop import accuracy
+    from edgekd.train.qat import calibrate
+
+    t0 = time.perf_counter()
+    order = np.random.default_rng(seed).permutation(len(train))
+    calibrate(model, (torch.from_numpy(np.asarray(train.x[np.sort(order[i : i + batch_size])], dtype=np.float32))
+                      for i in range(0, order.shape[0], batch_size)))
+    return model, {"best_val_accuracy": accuracy(model, validation, dist), "train_seconds": time.perf_counter() - t0, "steps": 0,
+                   "final_loss": None}
+
+
 def train_qat(
     data: KwsData,
     checkpoint: str | os.PathLike[str],
@@ -276,7 +296,9 @@ def train_qat(
 ) -> Checkpoint:
     """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given, or on
     ``soft_targets`` (teacher logits per training row computed elsewhere, as for ``train_kws``). ``transfer``: the
-    transfer set the float student was distilled on, whose windows stay in the fine-tuning (distillation term only)."""
+    transfer set the float student was distilled on, whose windows stay in the fine-tuning (distillation term only).
+    ``epochs=0``: no fine-tuning, the float weights as they are; the int8 ranges are observed over every training row
+    (and transfer window) instead (``calibrate_ranges``)."""
     from edgekd.train.kws_objective import train_model
     from edgekd.train.logit_cache import ensemble_logits
     from edgekd.train.loop import accuracy
@@ -307,8 +329,11 @@ def train_qat(
     train = data.train
     if transfer is not None:
         train, t_logits, _ = _with_transfer(data, train, t_logits, 1.0, cfg, teacher, transfer, cache_dir, d, progress, provenance)
-    model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress,
-                                 model=model, before_epoch=freeze_observers_from(freeze_at), dist=d, state=state)
+    if epochs == 0:
+        model, history = calibrate_ranges(model, train, data.validation, seed, d)
+    else:
+        model, history = train_model(cfg, train, data.validation, teacher_logits=t_logits, progress=progress,
+                                     model=model, before_epoch=freeze_observers_from(freeze_at), dist=d, state=state)
     ckpt = Checkpoint(
         arch=src.arch, labels=src.labels, n_mels=src.n_mels, frontend=src.frontend, window_frames=src.window_frames,
         state_dict={k: v.contiguous() for k, v in model.state_dict().items()},

@@ -19,7 +19,7 @@ a block with its own ``to_qat()`` method (the causal convolutions of the SED stu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -211,7 +211,7 @@ def is_qat(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
+def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
     """Initialise the observers on a few batches (min/max of the first, EMA after)."""
     model.train()
     for b in batches:
