@@ -50,6 +50,11 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card
     assert "Settings other than the defaults" in card and "per_word 4" in card and "epochs 1" in card
+    assert "QAT int8 (1 epoch of fine-tuning)" in card  # --qat-epochs 1: fine-tuned on the clips and the transfer windows
+    from edgekd.train.checkpoint import Checkpoint
+
+    qat = Checkpoint.load(out / "student-qat.pt")
+    assert qat.metrics["qat_train_steps"] > 0 and qat.provenance["transfer"]["windows"] > 0
     assert "PASS golden stream" in _edgekd("selftest", bundle).stdout
     positive = sorted((out / "data" / "eval" / "test" / "computer").glob("*.wav"))[0]
     assert _edgekd("run", bundle, "--wav", positive).returncode == 0  # it streams a WAV through the runtime
@@ -194,14 +199,17 @@ def _misses_bench(run: Path, tmp_path: Path) -> None:
 def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     out = tmp_path / "lights"
     _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1",
-            "--phrase-windows", "2")
+            "--phrase-windows", "2", "--qat-epochs", "0")  # the default: int8 without fine-tuning
     report = json.loads((out / "report.json").read_text())
-    assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"]
+    assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"] and report["recipe"]["qat_epochs"] == 0
     assert report["recipe"]["feature_kd"] == 1.0
     transfer = json.loads((out / "data" / "transfer" / "transfer_meta.json").read_text())  # phrase windows of each phrase
     assert transfer["phrases"] == {"lights_on": 2, "lights_off": 2} and transfer["by_source"]["phrase"] == 4
     from edgekd.train.checkpoint import Checkpoint
 
+    int8 = Checkpoint.load(out / "student-qat.pt")  # ranges observed over the clips and the transfer windows, weights kept
+    assert int8.is_qat and int8.metrics["qat_train_steps"] == 0 and int8.provenance["transfer"]["windows"] > 0
+    assert "int8 without fine-tuning" in (out / "bundle" / "MODEL_CARD.md").read_text()
     students = [out / s for s in ("student.pt", "student-mined.pt") if (out / s).is_file()]  # the second one if mining found windows
     assert students and students[0].name == "student.pt"
     for student in students:  # each student regressed its features onto the teacher's embedding

@@ -218,8 +218,9 @@ def wakeword_cmd(
     arch: Annotated[Optional[str], typer.Option(help=f"Student architecture: {', '.join(arch_names('student'))} (default: dscnn with DATA, "
                                                      "dscnn-stream-64 with --phrase).")] = None,
     epochs: EpochsOpt = 12,
-    qat_epochs: Annotated[int, typer.Option(min=0, help="QAT int8 fine-tuning epochs on the same teacher targets (0: no int8 bundle; "
-                                                        "--phrase needs >= 1).")] = 2,
+    qat_epochs: Annotated[Optional[int], typer.Option(min=0, help="QAT int8 fine-tuning epochs on the same teacher targets. With DATA: "
+                                                                  "default 2, 0 = no int8 bundle. With --phrase: default 0 = int8 "
+                                                                  "without fine-tuning (ranges observed over the training rows).")] = None,
     alpha: Annotated[Optional[float], typer.Option(callback=unit, help="Weight of the teacher's soft targets on labelled clips (transfer "
                                                                        "windows: alone); default 0.7 with DATA, 0.8 with --phrase.")] = None,
     views: ViewsOpt = 2,
@@ -257,7 +258,8 @@ def wakeword_cmd(
 
     From text (--phrase, any phrase, repeatable): synthesize the phrase with the voice bank, generate confusable
     negatives from its phonemes, train a speech-embedding teacher head on that material, distil a streaming student
-    over transfer windows, mine its false accepts on running speech and train again, QAT int8, choose the threshold
+    over transfer windows, mine its false accepts on running speech and train again, int8 (no fine-tuning unless
+    --qat-epochs), choose the threshold
     for --target-fa-per-hour on held-out validation speech, report FRR at 0.5/1/2/5 FA/h on test speech
     (OUT/report.json, OUT/det.png, OUT/bundle/ with its model card). Every stage is saved under OUT and reused.
 
@@ -283,6 +285,7 @@ def wakeword_cmd(
     from edgekd.recipes.wakeword import WakewordRecipe, run_wakeword
 
     alpha = 0.7 if alpha is None else alpha
+    qat_epochs = 2 if qat_epochs is None else qat_epochs
     if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0:
         raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0, --alpha within [0, 1]")
     recipe = WakewordRecipe(arch=arch or "dscnn", epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads,
@@ -295,7 +298,7 @@ def wakeword_cmd(
     notice(f"-> {out / 'report.json'}")
 
 
-def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int, qat_epochs: int, views: int, stride_ms: int, per_word: int,
+def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int, qat_epochs: int | None, views: int, stride_ms: int, per_word: int,
                      engines: str | None, target_fa_per_hour: float, teacher_epochs: int, transfer_minutes: float, mining_minutes: float,
                      validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float | None,
                      feature_kd: float, speech_windows: int | None = None, phrase_windows: int = 0,
@@ -309,9 +312,9 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                           engines=voice_options(engines, None) if engines else None,
                           transfer_minutes=transfer_minutes, validation_minutes=validation_minutes, test_minutes=test_minutes,
                           mining_minutes=mining_minutes, mining_threshold=mining_threshold, positives=positives, arch=arch, epochs=epochs,
-                          feature_kd=feature_kd, teacher_epochs=teacher_epochs, qat_epochs=qat_epochs, views=views, rooms=rooms,
+                          feature_kd=feature_kd, teacher_epochs=teacher_epochs, views=views, rooms=rooms,
                           target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms, threads=threads, workers=threads,
-                          **({} if alpha is None else {"alpha": alpha}))
+                          **({} if alpha is None else {"alpha": alpha}), **({} if qat_epochs is None else {"qat_epochs": qat_epochs}))
     check_recipe(recipe)
     check_writable(out / "report.json", "--out")
     report = run_phrase_wakeword(out, recipe, say=notice)
