@@ -10,7 +10,7 @@ training seed changed (initialisation, batch order, SpecAugment), exported as a 
 when ``../shared/realdev`` is present, on real voices (the yardstick of ``bench/realdev_wakeword.py``; measurement
 only) against the real negatives (``real``) and against them with the run's synthesized test speech
 (``real_and_synthesized``, the issue's yardstick). Float bundles: the recipe's int8 keeps the float weights (no
-fine-tuning by default since 2026-12-04) and measured within 3 points of them; the recipe's own seed with its own settings reuses its student.
+fine-tuning by default since 2026-12-04) and measured 0-3.3 points from them (README); the recipe's own seed with its own settings reuses its student.
 Prints each seed and the mean and std of every FRR point; writes JSON (default ``bench/results/realdev_wakeword_seeds_<label>.json``).
 ``--alpha``, ``--arch``, ``--freq-warp``, ``--eq-db``, ``--ema``, ``--clean-negatives``, ``--views``, ``--pitch-shift``, ``--slow-down``
 and ``--transfer`` train the seeds
