@@ -129,6 +129,26 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert Checkpoint.load(plus["rows"][0]["checkpoint"]).provenance["transfer"]["windows"] == base + 3
     _misses_bench(out, tmp_path)
     _engines_bench(out, tmp_path)
+    _int8_draws_bench(out, tmp_path)
+
+
+def _int8_draws_bench(run: Path, tmp_path: Path) -> None:
+    """bench/int8_draws.py on the tiny run: the final student made int8 without fine-tuning streams like the recipe's
+    bundle and keeps the float weights; without real voices it says so and scores nothing."""
+    from edgekd.train.checkpoint import Checkpoint
+
+    out = tmp_path / "draw.json"
+    p = subprocess.run([sys.executable, str(REPO / "bench" / "int8_draws.py"), str(run), "--qat-epochs", "0", "--transfer", "--realdev",
+                        str(tmp_path / "nowhere"), "--json", str(out)], capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
+    assert p.returncode == 0, p.stderr[-3000:]
+    row = json.loads(out.read_text())
+    assert "absent" in p.stdout and "real" not in row and row["qat_epochs"] == 0 and row["transfer"] is True
+    ck = Checkpoint.load(row["checkpoint"])
+    assert ck.is_qat and ck.metrics["qat_train_steps"] == 0 and ck.provenance["transfer"]["windows"] > 0
+    assert "PASS golden stream" in _edgekd("selftest", row["bundle"]).stdout
+    p = subprocess.run([sys.executable, str(REPO / "bench" / "int8_draws.py"), str(run), "--qat-epochs", "-1"], capture_output=True, text=True)
+    assert p.returncode != 0 and "--qat-epochs must be >= 0" in p.stderr
 
 
 def _engines_bench(run: Path, tmp_path: Path) -> None:
