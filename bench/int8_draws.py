@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgekd.bench.machine import machine_facts
     from edgekd.core.fsutil import write_json
-    from edgekd.recipes.custom_wakeword import _export, _kws_data, phrase_labels
+    from edgekd.recipes.custom_wakeword import _export, _kws_data, golden_clip, phrase_labels
     from edgekd.train.pipeline import train_qat
 
     run = args.run
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                   epochs=args.qat_epochs, lr=args.lr, seed=args.seed, threads=r.threads, cache_dir=run / "cache",
                   transfer=run / "data" / "transfer" if args.transfer else None)
     bundle = run / "int8-draws" / f"{tag}-bundle"
-    _export(ckpt, bundle, r, sorted((run / "data" / "eval" / "test" / label).glob("*.wav"))[0], int8=True)
+    _export(ckpt, bundle, r, golden_clip(run / "data", label), int8=True)
     dev = args.realdev / "wakeword_dev"
     row: dict[str, object] = {"student": str(student), "checkpoint": str(ckpt), "bundle": str(bundle)}
     if (dev / label).is_dir():

@@ -304,6 +304,11 @@ def bundle_name(r: PhraseRecipe, int8: bool = True) -> str:
     return "-".join([*_keywords(r), r.arch, "kd", *(["int8"] if int8 else [])])
 
 
+def golden_clip(data: Path, label: str) -> Path:
+    """The golden clip of a phrase's int8 bundle: its first held-out test positive (``data/eval/test/<label>/``)."""
+    return sorted((data / "eval" / "test" / label).glob("*.wav"))[0]
+
+
 def _export(ckpt: Path, bundle: Path, r: PhraseRecipe, golden: Path, int8: bool) -> Any:
     from edgekd.export.onnx import export_onnx
 
@@ -430,8 +435,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
         train_qat(kd, student, qat, teacher=[str(teacher)], epochs=r.qat_epochs, seed=r.seed, threads=r.threads, cache_dir=cache,
                   transfer=data / "transfer")
     bundle = out / "bundle"
-    golden = sorted((data / "eval" / "test" / labels[0]).glob("*.wav"))[0]
-    _export(qat, bundle, r, golden, int8=True)
+    _export(qat, bundle, r, golden_clip(data, labels[0]), int8=True)
     thresholds = choose_thresholds(_score(bundle, r, "validation", data, None), r.target_fa_per_hour)
     apply_postprocess(bundle, {"thresholds": thresholds}, wakeword_threshold={"target_fa_per_hour": r.target_fa_per_hour,
                                                                               "chosen_on": "eval/validation"})
