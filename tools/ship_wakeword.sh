@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Rebuild a shipped wake-word bundle (models/<label>-dscnn-stream-64-kd-int8) from text alone, then measure it.
-# About an hour per phrase on 2 cores with a warm voice cache (the two student trainings are most of it).
-#   bash tools/ship_wakeword.sh alexa            # models/alexa-dscnn-stream-64-kd-int8
+# Rebuild a shipped wake-word bundle (models/<label>-dscnn-stream-64-kd-int8) from text alone, measure it beside the
+# bundle shipped now, and replace that one only when asked (--replace).
+# About 35-60 min per phrase on 2 cores with a warm voice cache (the two student trainings are most of it).
+#   bash tools/ship_wakeword.sh alexa                # stage runs/ww-alexa/ship/<name>, compare, leave models/ alone
+#   bash tools/ship_wakeword.sh --replace alexa      # the same, then copy the staged bundle into models/
 #   bash tools/ship_wakeword.sh computer --speech-windows 3000   # options after the phrase go to `edgekd train wakeword`
 # Steps: the recipe (`edgekd train wakeword --phrase`, its own bundle, thresholds and model card), the int8 TFLite graphs
-# (whole window and the streaming twin) from the recipe's QAT checkpoint, the copy into models/, and the side by side
-# with openWakeWord's head for the same phrase when it has one (bench/wakeword_peer.py, run time only).
+# (whole window and the streaming twin) from the recipe's int8 checkpoint, a staged copy with a golden clip, selftests,
+# FRR of the staged and the shipped bundle on the same held-out synthesized material (edgekd eval-stream), and the side
+# by side with openWakeWord's head for the same phrase when it has one (bench/wakeword_peer.py, run time only). With
+# --replace the staged bundle goes into models/ and its peer result into bench/results/; without it both stay under
+# runs/ww-<label>/ship/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-phrase="${1:?usage: tools/ship_wakeword.sh PHRASE [train-wakeword options]}"
+replace=0
+if [[ "${1:-}" == --replace ]]; then replace=1; shift; fi
+phrase="${1:?usage: tools/ship_wakeword.sh [--replace] PHRASE [train-wakeword options]}"
 shift
 label="${phrase// /_}"
 EDGEKD=${EDGEKD:-.venv/bin/edgekd}
@@ -19,12 +26,14 @@ OUT=runs/ww-$label
   --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5 "$@"
 "$EDGEKD" export tflite "$OUT/student-qat.pt" --bundle "$OUT/bundle" --int8 --calib "$OUT/data/clips"
 name=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['name'])" "$OUT/bundle/manifest.json")
-rm -rf "models/$name"
-cp -r "$OUT/bundle" "models/$name"
-cp "$OUT/det.png" "models/$name/det.png"
+STAGE="$OUT/ship"
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+cp -r "$OUT/bundle" "$STAGE/$name"
+cp "$OUT/det.png" "$STAGE/$name/det.png"
 # the golden clip: the recipe's is one test positive (at the recipe's strict threshold often not detected); a shipped
 # bundle gets the first four held-out test positives it detects, back to back, so the golden stream checks something
-$PY - "models/$name" "$OUT/data/eval/test/$label" "$label" <<'EOF'
+$PY - "$STAGE/$name" "$OUT/data/eval/test/$label" "$label" <<'EOF'
 import sys
 from pathlib import Path
 import numpy as np
@@ -48,9 +57,37 @@ write_wav(b / "golden" / "clip.wav", np.concatenate([p for x in picked for p in 
 finalize_manifest(b, ModelManifest.load(b))  # the new clip and det.png listed with their sha256
 apply_postprocess(b, {}, golden_clip="the first four held-out test positives (test voices of the voice bank) the bundle detects")
 EOF
-"$EDGEKD" selftest "models/$name" --backend onnx
-"$EDGEKD" selftest "models/$name" --backend litert
+"$EDGEKD" selftest "$STAGE/$name" --backend onnx
+"$EDGEKD" selftest "$STAGE/$name" --backend litert
+# the staged and the shipped bundle on the same held-out material (this run's eval/test)
+T="$OUT/data/eval/test"
+for which in staged shipped; do
+  b="$STAGE/$name"; [[ $which == shipped ]] && b="models/$name"
+  [[ -f "$b/manifest.json" ]] || continue
+  "$EDGEKD" eval-stream "$b" --positives "$T/$label" --annotations "$T/$label.tsv" --negatives "$T/negatives.wav" \
+    --label "$label" --json "$STAGE/eval_$which.json" >/dev/null
+done
+$PY - "$STAGE" <<'EOF'
+import json, sys
+from pathlib import Path
+from edgekd.eval.wakeword import FA_POINTS, frr_at
+stage = Path(sys.argv[1])
+print("FRR on this run's held-out synthesized test (eval/test) at " + " / ".join(f"{fa:g}" for fa in FA_POINTS) + " FA/h:")
+for which in ("staged", "shipped"):
+    f = stage / f"eval_{which}.json"
+    if f.is_file():
+        rows = json.loads(f.read_text())["sweep"]
+        print(f"  {which:8s} " + " / ".join("-" if (v := frr_at(rows, fa)) is None else f"{100 * v:.0f}%" for fa in FA_POINTS))
+EOF
 peer=()  # openWakeWord's head for the phrase; without one, the CPU side alone against Model.predict with its alexa head
 ls .venv/lib/python*/site-packages/openwakeword/resources/models/"${label}"_v*.onnx >/dev/null 2>&1 || peer=(--cpu-only --oww-head alexa)
-$PY bench/wakeword_peer.py --bundle "models/$name" --wakeword "$phrase" --material "$OUT/data/eval/test" "${peer[@]}" \
-  --json "bench/results/peer_wakeword_$label.json"
+$PY bench/wakeword_peer.py --bundle "$STAGE/$name" --wakeword "$phrase" --material "$T" "${peer[@]}" \
+  --json "$STAGE/peer_wakeword_$label.json"
+if (( replace )); then
+  rm -rf "models/$name"
+  cp -r "$STAGE/$name" "models/$name"
+  cp "$STAGE/peer_wakeword_$label.json" "bench/results/peer_wakeword_$label.json"
+  echo "shipped: models/$name (bench/results/peer_wakeword_$label.json)"
+else
+  echo "staged: $STAGE/$name; models/ unchanged (give --replace to ship it)"
+fi
