@@ -145,6 +145,20 @@ def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
     assert result["command"].startswith("python bench/realdev_wakeword.py --bundle yes=") and f"--teacher yes={teacher}" in result["command"]
     assert trow["teacher"] == str(teacher) and trow["real_negatives_only"]["positives"] == 2 and "yes (teacher): FRR" in proc.stdout
     assert trow["real_negatives_only"]["negative_hours"] == pytest.approx(row["real_negatives_only"]["negative_hours"])
+    # the teacher's second yardstick joins its real and synthesized timelines: the hours add up, and no threshold
+    # finds fewer false accepts with more speech; the real-only sweep is the plain streamed one
+    tboth = trow["real_and_synthesized_negatives"]
+    assert tboth["negatives"] == [str(tmp_path / "w" / "real_negatives.wav"), str(synth)] and "with synthesized speech): FRR" in proc.stdout
+    assert tboth["negative_hours"] == pytest.approx(trow["real_negatives_only"]["negative_hours"] + 3 / 3600, rel=1e-6)
+    assert all(b["false_accepts"] >= a["false_accepts"] for a, b in zip(trow["real_negatives_only"]["sweep"], tboth["sweep"], strict=True))
+    sys.path.insert(0, str(REPO / "bench"))
+    from realdev_wakeword import _sweep
+
+    from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
+
+    wd = real / "wakeword_dev"
+    plain = _sweep(embedding_teacher_scorer(teacher, "yes"), "yes", wd / "yes", wd / "yes.tsv", [tmp_path / "w" / "real_negatives.wav"])
+    assert plain["sweep"] == trow["real_negatives_only"]["sweep"]
     r, both = row["real_negatives_only"], row["real_and_synthesized_negatives"]
     assert r["positives"] == 2 and r["negative_hours"] == pytest.approx((4 * 1.25) / 3600, rel=0.02)
     assert both["negative_hours"] == pytest.approx(r["negative_hours"] + 3 / 3600, rel=0.02)
