@@ -8,7 +8,7 @@ each streamed from a fresh stream. Negatives: every gsc_v2_test_dev and fsdd cli
 resampled to 16 kHz) streamed back to back with 0.25 s gaps, plus the synthesized running speech given with
 --synth-negatives (default: the recipe's own eval/test/negatives.wav beside the bundle). FRR at 0.5, 1, 2 and 5 FA/h
 and at the bundle's own threshold, on the real negatives alone and on both, to bench/results/realdev_wakeword.json.
-``--teacher LABEL=runs/ww-smart_mirror/teacher.pt`` also scores the recipe's speech-embedding teacher on the same
+``--teacher LABEL=runs/ww-smart_mirror/teacher.pt`` (``--teacher-window 1.5``: a 1.5 s view) also scores the recipe's speech-embedding teacher on the same
 streams, real and (its run's) synthesized (same counting; the last second every 80 ms, unsmoothed): where a student falls
 short of what its teacher knows, and whether the teacher itself reaches the issue's yardstick (~1 h per teacher).
 Measurement only: nothing trains on these files. When the folder is absent this says so and exits 0.
@@ -90,17 +90,19 @@ def evaluate_mean(bundles: list[Path], label: str, positives: Path, tsv: Path, n
     return _sweep(mean_scorer(bundles, label), label, positives, tsv, negatives)
 
 
-def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, real: Path, synth: list[Path]) -> dict[str, dict[str, Any]]:
+def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, real: Path, synth: list[Path],
+                     window_s: float | None = None) -> dict[str, dict[str, Any]]:
     """The recipe's speech-embedding teacher on the same streams (host-side: torch and the backbone), unsmoothed:
     ``real_negatives_only`` and, with ``synth``, ``real_and_synthesized_negatives``. The teacher is slow (the backbone
     every 80 ms), so each stream is scored once and the second yardstick joins the real and synthesized timelines end
     to end (each scored from a fresh stream: for a teacher that sees only the last second this differs from streaming
-    them back to back only around the join, the windows that would straddle it and the debounce across it)."""
+    them back to back only around the join, the windows that would straddle it and the debounce across it).
+    ``window_s``: seconds of audio each score sees instead of the training clips' one (at most the backbone's 1.5)."""
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
     from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
 
-    scorer = embedding_teacher_scorer(teacher, label)
+    scorer = embedding_teacher_scorer(teacher, label, window=None if window_s is None else round(window_s * 16000))
     load = lambda p: wav_blocks(p, 16000)  # noqa: E731
     rows, wavs = we.annotated_positives(positives, tsv, label)
     pos, _ = we.score_files(scorer, list(wavs), load)
@@ -136,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", action="append", default=[], metavar="LABEL=BUNDLE", help="a bundle for a dev phrase (repeatable)")
     ap.add_argument("--teacher", action="append", default=[], metavar="LABEL=TEACHER",
                     help="also score a speech-embedding teacher checkpoint (the recipe's teacher.pt) on the real streams (repeatable)")
+    ap.add_argument("--teacher-window", type=float, default=None, metavar="SECONDS",
+                    help="the teachers see this many seconds of audio per score (default: 1, as trained; at most 1.5, the backbone's window)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--synth-negatives", type=Path, action="append", default=None,
                     help="synthesized running speech (default: BUNDLE/../data/eval/test/negatives.wav when present)")
@@ -169,13 +173,17 @@ def main(argv: list[str] | None = None) -> int:
         print(_frr_line(label, r, "bundle") + f"; at its own threshold {r['bundle_threshold']:.2f}: FRR "
               f"{100 * r['at_bundle_threshold']['frr']:.1f}%, {r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h", flush=True)
         results.append(row)
+    if args.teacher_window is not None and not 0.0 < args.teacher_window <= 1.5:
+        print(f"error: --teacher-window {args.teacher_window:g}: give seconds in (0, 1.5] (the backbone's window)", file=sys.stderr)
+        return 2
     for spec in args.teacher:
         label, _, path = spec.partition("=")
         if not Path(path).is_file():
             print(f"error: --teacher {spec}: no checkpoint there", file=sys.stderr)
             return 2
         synth = args.synth_negatives or [p for p in [Path(path).parent / "data" / "eval" / "test" / "negatives.wav"] if p.is_file()]
-        row = {"label": label, "teacher": path, **evaluate_teacher(Path(path), label, dev / label, dev / f"{label}.tsv", real, synth)}
+        scored = evaluate_teacher(Path(path), label, dev / label, dev / f"{label}.tsv", real, synth, args.teacher_window)
+        row = {"label": label, "teacher": path, "teacher_window_s": args.teacher_window or 1.0, **scored}
         print(_frr_line(label, row["real_negatives_only"], "teacher"), flush=True)
         if "real_and_synthesized_negatives" in row:
             print(_frr_line(label, row["real_and_synthesized_negatives"], "teacher, with synthesized speech"), flush=True)
