@@ -91,18 +91,20 @@ def evaluate_mean(bundles: list[Path], label: str, positives: Path, tsv: Path, n
 
 
 def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, real: Path, synth: list[Path],
-                     window_s: float | None = None) -> dict[str, dict[str, Any]]:
+                     window_s: float | None = None, frames_cache: Path | None = None) -> dict[str, dict[str, Any]]:
     """The recipe's speech-embedding teacher on the same streams (host-side: torch and the backbone), unsmoothed:
     ``real_negatives_only`` and, with ``synth``, ``real_and_synthesized_negatives``. The teacher is slow (the backbone
     every 80 ms), so each stream is scored once and the second yardstick joins the real and synthesized timelines end
     to end (each scored from a fresh stream: for a teacher that sees only the last second this differs from streaming
     them back to back only around the join, the windows that would straddle it and the debounce across it).
-    ``window_s``: seconds of audio each score sees instead of the training clips' one (at most the backbone's 1.5)."""
+    ``window_s``: seconds of audio each score sees instead of the training clips' one (at most the backbone's 1.5).
+    ``frames_cache``: where the backbone's frames of each stream are kept, so a second head on the same streams
+    costs seconds instead of an hour."""
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
     from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
 
-    scorer = embedding_teacher_scorer(teacher, label, window=None if window_s is None else round(window_s * 16000))
+    scorer = embedding_teacher_scorer(teacher, label, window=None if window_s is None else round(window_s * 16000), frames_cache=frames_cache)
     load = lambda p: wav_blocks(p, 16000)  # noqa: E731
     rows, wavs = we.annotated_positives(positives, tsv, label)
     pos, _ = we.score_files(scorer, list(wavs), load)
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--synth-negatives", type=Path, action="append", default=None,
                     help="synthesized running speech (default: BUNDLE/../data/eval/test/negatives.wav when present)")
-    ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword", help="where the real negatives WAV is kept")
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword",
+                    help="where the real negatives WAV and the teachers' backbone frames of every stream (teacher_frames/) are kept")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "realdev_wakeword.json")
     args = ap.parse_args(argv)
 
@@ -182,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --teacher {spec}: no checkpoint there", file=sys.stderr)
             return 2
         synth = args.synth_negatives or [p for p in [Path(path).parent / "data" / "eval" / "test" / "negatives.wav"] if p.is_file()]
-        scored = evaluate_teacher(Path(path), label, dev / label, dev / f"{label}.tsv", real, synth, args.teacher_window)
+        scored = evaluate_teacher(Path(path), label, dev / label, dev / f"{label}.tsv", real, synth, args.teacher_window,
+                                  args.work / "teacher_frames")
         row = {"label": label, "teacher": path, "teacher_window_s": args.teacher_window or 1.0, **scored}
         print(_frr_line(label, row["real_negatives_only"], "teacher"), flush=True)
         if "real_and_synthesized_negatives" in row:

@@ -130,6 +130,51 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     _misses_bench(out, tmp_path)
     _engines_bench(out, tmp_path)
     _int8_draws_bench(out, tmp_path)
+    _teacher_heads_bench(out, tmp_path)
+
+
+def _teacher_heads_bench(run: Path, tmp_path: Path) -> None:
+    """bench/teacher_heads.py on the tiny run with a stand-in realdev layout: a head per epochs and seed, trained on the
+    teacher material without the mined windows, scored like the yardstick's teacher rows; a second call reuses every
+    head and the backbone frames; a folder that is not a run is one line."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from realdev_wakeword import evaluate_teacher, real_negatives
+
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.checkpoint import Checkpoint
+    from tests.realdev_layout import fake_realdev
+
+    test = run / "data" / "eval" / "test"
+    real = fake_realdev(tmp_path / "th", "computer", [load_audio(w, 16000) for w in sorted((test / "computer").glob("*.wav"))[:2]],
+                        load_audio(test / "negatives.wav", 16000))
+    out, work = tmp_path / "th.json", tmp_path / "th-work"
+
+    def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "bench" / "teacher_heads.py"), *map(str, args)], capture_output=True, text=True,
+                              timeout=900)
+
+    p = bench(run, "--epochs", "1", "2", "--seeds", "0", "1", "--realdev", real, "--work", work, "--json", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [(h["epochs"], h["seed"]) for h in res["heads"]] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert set(res["summary"]) == {"1", "2"} and set(res["summary"]["1"]) == {"real_negatives_only", "real_and_synthesized_negatives"}
+    head = Path(res["heads"][0]["teacher"])
+    ck = Checkpoint.load(head)
+    assert ck.config["epochs"] == 1 and ck.config["folds"] == 0
+    mined = len(list((run / "data" / "clips" / "_mined_").glob("*.wav")))  # views 1: one row per clip
+    assert res["mined_rows_dropped"] == mined and ck.metrics["train_steps"] > 0
+    frames = sorted((work / "teacher_frames").glob("*.npy"))
+    assert len(frames) == 2 + 2  # two positives, the real negatives, the synthesized test speech
+    dev = real / "wakeword_dev"
+    again = evaluate_teacher(head, "computer", dev / "computer", dev / "computer.tsv", real_negatives(real, work / "real_negatives.wav"),
+                             [test / "negatives.wav"])  # no frames cache: the backbone again, the same sweep
+    assert {k: v for k, v in again["real_negatives_only"].items() if k.startswith("frr_at")} == res["heads"][0]["real_negatives_only"]
+    mtimes = [f.stat().st_mtime_ns for f in frames]
+    p = bench(run, "--epochs", "1", "--seeds", "0", "--realdev", real, "--work", work, "--json", out)
+    assert p.returncode == 0 and [f.stat().st_mtime_ns for f in sorted((work / "teacher_frames").glob("*.npy"))] == mtimes
+    assert head.stat().st_mtime_ns == Path(json.loads(out.read_text())["heads"][0]["teacher"]).stat().st_mtime_ns
+    bad = bench(tmp_path, "--realdev", real, "--json", tmp_path / "x.json")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no report.json" in bad.stderr and not (tmp_path / "x.json").exists()
 
 
 def _int8_draws_bench(run: Path, tmp_path: Path) -> None:
