@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.bench.machine import machine_facts
     from edgekd.core.fsutil import write_json
 
+    if args.teacher_window is not None and not 0.0 < args.teacher_window <= 1.5:
+        print(f"error: --teacher-window {args.teacher_window:g}: give seconds in (0, 1.5] (the backbone's window)", file=sys.stderr)
+        return 2
     dev = args.realdev / "wakeword_dev"
     if not dev.is_dir():
         print(f"notice: {dev} is absent: no real-voice wake-word numbers (measurement only; nothing else needs it)")
@@ -176,9 +179,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_frr_line(label, r, "bundle") + f"; at its own threshold {r['bundle_threshold']:.2f}: FRR "
               f"{100 * r['at_bundle_threshold']['frr']:.1f}%, {r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h", flush=True)
         results.append(row)
-    if args.teacher_window is not None and not 0.0 < args.teacher_window <= 1.5:
-        print(f"error: --teacher-window {args.teacher_window:g}: give seconds in (0, 1.5] (the backbone's window)", file=sys.stderr)
-        return 2
     for spec in args.teacher:
         label, _, path = spec.partition("=")
         if not Path(path).is_file():
