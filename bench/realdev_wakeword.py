@@ -109,7 +109,6 @@ def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, real
     rows, wavs = we.annotated_positives(positives, tsv, label)
     pos, _ = we.score_files(scorer, list(wavs), load)
     negs = [we.score_files(scorer, [n], load, concatenate=True) for n in [real, *synth]]
-    grid = [round(x, 3) for x in np.arange(0.01, 1.0, 0.01)]
     out: dict[str, dict[str, Any]] = {}
     for key, k in (("real_negatives_only", 1), ("real_and_synthesized_negatives", 1 + len(synth))):
         if key != "real_negatives_only" and not synth:
@@ -121,7 +120,7 @@ def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, real
             scores.append(v)
             offset += 1000.0 * seconds
         neg_s = offset / 1000.0
-        rows_sweep = we.sweep(pos, rows, (np.concatenate(times), np.concatenate(scores)), neg_s, grid)
+        rows_sweep = we.sweep(pos, rows, (np.concatenate(times), np.concatenate(scores)), neg_s, we.THRESHOLDS)
         out[key] = {"negatives": [str(n) for n in [real, *synth][:k]], "negative_hours": neg_s / 3600, "positives": len(rows),
                     **we.frr_points(rows_sweep), "sweep": rows_sweep}
     return out

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realdev_wakeword import DEFAULT_REALDEV, evaluate_teacher, real_negatives  # noqa: E402
+from realdev_wakeword_seeds import POINTS, _recipe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MINED = "_mined_"
@@ -35,13 +34,11 @@ MINED = "_mined_"
 def teacher_material(run: Path) -> tuple[Any, Any, Any, int]:
     """The run's recipe, its labelled sets, the training set as speech-embedding features without mined clips, and how
     many rows (views of mined clips) were left out."""
-    from edgekd.recipes.custom_wakeword import PhraseRecipe, _kws_data
+    from edgekd.recipes.custom_wakeword import _kws_data
     from edgekd.train.features import FeatureSet
     from edgekd.train.teachers.embedding_teacher import embedding_inputs
 
-    report = json.loads((run / "report.json").read_text())["recipe"]
-    known = {f.name for f in fields(PhraseRecipe)}
-    r = PhraseRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in report.items() if k in known})
+    r = _recipe(run)
     kd = _kws_data(run / "data" / "clips", r, run / "cache")
     e = embedding_inputs(kd.train, cache_dir=run / "cache")
     keep = np.array([not e.files[c].startswith(MINED + "/") for c in e.clip], dtype=bool)
@@ -74,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgekd.bench.machine import machine_facts
     from edgekd.core.fsutil import write_json
-    from edgekd.eval.wakeword import FA_POINTS
 
     if not (args.run / "report.json").is_file():
         print(f"error: {args.run}: no report.json; give a finished `edgekd train wakeword --phrase` folder", file=sys.stderr)
@@ -96,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     real = real_negatives(args.realdev, args.work / "real_negatives.wav")
     synth = [p for p in [args.run / "data" / "eval" / "test" / "negatives.wav"] if p.is_file()]
-    keys = [f"frr_at_{fa:g}_fa_per_hour" for fa in FA_POINTS]
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
     for epochs in args.epochs:
@@ -104,14 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             head = train_head(args.run, r, kd, train, epochs, seed)
             res = evaluate_teacher(head, label, dev / label, dev / f"{label}.tsv", real, synth, None, args.work / "teacher_frames")
-            row = {"epochs": epochs, "seed": seed, "teacher": str(head), **{y: {k: res[y][k] for k in keys} for y in res}}
+            row = {"epochs": epochs, "seed": seed, "teacher": str(head), **{y: {k: res[y][k] for k in POINTS} for y in res}}
             rows.append(row)
             got.append(row)
         summary[str(epochs)] = {}
         for y in got[0]:
             if y in ("epochs", "seed", "teacher"):
                 continue
-            vals = {k: [g[y][k] for g in got] for k in keys}
+            vals = {k: [g[y][k] for g in got] for k in POINTS}
             summary[str(epochs)][y] = {k: {"mean": float(np.mean(v)) if None not in v else None, "std": float(np.std(v)) if None not in v else None,
                                            "values": v} for k, v in vals.items()}
             at2 = vals["frr_at_2_fa_per_hour"]

@@ -30,7 +30,7 @@ from edgekd.eval.matching import DEBOUNCE_MS, HIT_TAIL_MS, fire, in_hit_window, 
 
 __all__ = ["Annotation", "read_annotations", "detections", "count_hits", "count_false_accepts", "sweep", "pick_threshold",
            "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "det_plot", "annotated_positives", "evaluate_stream",
-           "DEBOUNCE_MS", "HIT_TAIL_MS"]
+           "DEBOUNCE_MS", "HIT_TAIL_MS", "THRESHOLDS"]
 
 AudioIn = np.ndarray | Iterable[np.ndarray]  # a whole signal, or its blocks in order
 Scorer = Callable[[AudioIn], tuple[np.ndarray, np.ndarray]]
@@ -75,6 +75,7 @@ def sweep(pos: dict[str, tuple[np.ndarray, np.ndarray]], annotations: Sequence[A
 
 
 FA_POINTS = (0.5, 1.0, 2.0, 5.0)  # false accepts per hour at which reports give the FRR
+THRESHOLDS = tuple(round(x, 3) for x in np.arange(0.01, 1.0, 0.01))  # the sweep's grid: 0.01 ... 0.99
 
 
 def frr_at(rows: list[dict[str, float]], fa_per_hour: float) -> float | None:
@@ -187,7 +188,7 @@ def evaluate_stream(scorer: Scorer, rows: Sequence[Annotation], wavs: Sequence[P
         pos, pos_s = score_files(scorer, list(wavs), load, progress=bar.callback() if bar else None)
     with progress("negatives", len(negatives)) if progress else contextlib.nullcontext() as bar:
         neg, neg_s = score_files(scorer, list(negatives), load, concatenate=True, progress=bar.callback() if bar else None)
-    grid = list(thresholds) if thresholds is not None else [round(x, 3) for x in np.arange(0.01, 1.0, 0.01)]
+    grid = list(thresholds) if thresholds is not None else list(THRESHOLDS)
     rows_sweep = sweep(pos, rows, neg[""], neg_s, grid)
     return {"positives": len(rows), "positive_seconds": pos_s, "negative_seconds": neg_s, "negative_files": [str(n) for n in negatives],
             "target_fa_per_hour": target_fa_per_hour, "chosen": pick_threshold(rows_sweep, target_fa_per_hour), "sweep": rows_sweep,

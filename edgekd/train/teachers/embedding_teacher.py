@@ -151,11 +151,12 @@ def embedding_teacher_scorer(checkpoint: str | os.PathLike[str], label: str, hop
     k = ck.labels.index(label)
     backbone = SpeechEmbedding()
 
-    ident = hashlib.sha256(repr((n, hop, sorted(backbone_identity()["files"].items()))).encode()).hexdigest()[:16]
-
     def stream_frames(x: np.ndarray, ends: np.ndarray) -> np.ndarray:
         parts = [backbone.frames(np.stack([x[e - n : e] for e in ends[i : i + batch]])) for i in range(0, ends.shape[0], batch)]
         return np.concatenate(parts) if parts else np.zeros((0, FRAMES, DIM), np.float32)
+
+    ident = "" if frames_cache is None else \
+        hashlib.sha256(repr((n, hop, sorted(backbone_identity()["files"].items()))).encode()).hexdigest()[:16]
 
     def score(audio: Any) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(as_array(audio), dtype=np.float32)
