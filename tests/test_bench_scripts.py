@@ -283,3 +283,25 @@ def test_the_misses_bench_pitch_of_a_voice() -> None:
         assert pitch_hz(v, sr) == pytest.approx(f0, rel=0.02)
     assert np.isnan(pitch_hz(np.zeros(sr, np.float32), sr))
     assert np.isnan(pitch_hz(np.random.default_rng(0).standard_normal(sr).astype(np.float32), sr))
+
+
+def test_the_cascade_bench_gates_the_verifier_by_the_students_score() -> None:
+    """``gated`` (bench/realdev_cascade.py): the verifier's score passes only at hops within ``hold_ms`` after the
+    student's score reached the gate (at or before the hop, never after it); open hops and openings are counted;
+    ``joined`` puts streams end to end."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from realdev_cascade import gated, joined
+
+    t = np.arange(0.0, 800.0, 80.0)  # 10 hops
+    student = (t, np.array([0.0, 0.6, 0.1, 0.1, 0.1, 0.1, 0.7, 0.1, 0.1, 0.1]))
+    teacher = (t, np.full(10, 0.9))
+    (tt, v), calls, opened = gated(student, teacher, 0.5, hold_ms=160.0)
+    assert tt is t and v.tolist() == [0.0, 0.9, 0.9, 0.0, 0.0, 0.0, 0.9, 0.9, 0.0, 0.0] and calls == 4 and opened == 2
+    (_, v), calls, opened = gated(student, teacher, 0.65, hold_ms=80.0)
+    assert v.tolist() == [0.0] * 6 + [0.9] + [0.0] * 3 and (calls, opened) == (1, 1)
+    (_, v), calls, opened = gated(student, teacher, 0.95, hold_ms=1000.0)
+    assert not v.any() and (calls, opened) == (0, 0)
+    (jt, jv), seconds = joined([((t, t / 1000), 0.8), ((t, t / 100), 2.0)])
+    assert seconds == 2.8 and jt.tolist() == [*t, *(t + 800.0)] and jv.tolist() == [*(t / 1000), *(t / 100)]

@@ -131,6 +131,32 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     _engines_bench(out, tmp_path)
     _int8_draws_bench(out, tmp_path)
     _teacher_heads_bench(out, tmp_path)
+    _cascade_bench(out, tmp_path)
+
+
+def _cascade_bench(run: Path, tmp_path: Path) -> None:
+    """bench/realdev_cascade.py on the tiny run with the stand-in realdev of ``_teacher_heads_bench`` (its backbone
+    frames reused): each stage alone and the cascade per gate on both yardsticks; a higher gate never opens the
+    verifier more often; a gate outside (0, 1) or a folder that is not a run is one line and writes nothing."""
+    out, work, real = tmp_path / "casc.json", tmp_path / "th-work", tmp_path / "th" / "realdev"
+
+    def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "bench" / "realdev_cascade.py"), *map(str, args)], capture_output=True,
+                              text=True, timeout=900)
+
+    p = bench(run, "--gates", "0.01", "0.3", "0.9", "--realdev", real, "--work", work, "--json", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    for key in ("real_negatives_only", "real_and_synthesized_negatives"):
+        rows = res[key]["rows"]
+        assert [r["system"] for r in rows] == ["student", "teacher", "cascade gate 0.01", "cascade gate 0.3", "cascade gate 0.9"]
+        calls = [r["verifier_calls_per_hour"] for r in rows[2:]]
+        assert calls == sorted(calls, reverse=True) and all(r["gate_openings_per_hour"] <= r["verifier_calls_per_hour"] for r in rows[2:])
+        assert all(set(r) >= {"frr_at_2_fa_per_hour"} for r in rows) and res[key]["positives"] == 2
+    assert res["verifier_cpu_ms_per_call"] > 0 and res["label"] == "computer"
+    for args, message in (((run, "--gates", "1.5"), "--gates must lie in (0, 1)"), ((tmp_path,), "is missing")):
+        bad = bench(*args, "--realdev", real, "--work", work, "--json", tmp_path / "y.json")
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr and not (tmp_path / "y.json").exists()
 
 
 def _teacher_heads_bench(run: Path, tmp_path: Path) -> None:

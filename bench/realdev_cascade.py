@@ -1,0 +1,168 @@
+"""What a two-stage detector would give on real voices: the int8 student as an always-on gate, the recipe's
+speech-embedding teacher as a verifier that runs only while the gate is open.
+
+    python bench/realdev_cascade.py runs/ww-view_glass --gates 0.1 0.15 0.2 0.3
+    python bench/realdev_cascade.py runs/ww-view_glass --teacher runs/other/teacher.pt --hold-ms 400
+
+RUN is a finished ``edgekd train wakeword --phrase`` folder (its ``bundle/``, ``teacher.pt``,
+``data/eval/test/negatives.wav``); ``--bundle`` / ``--teacher`` take others. The streams are those of
+``bench/realdev_wakeword.py`` (measurement only): the real dev speakers of the run's phrase, each file from a fresh
+stream, against the real negatives (every gsc_v2_test_dev and fsdd clip back to back) and against them joined end to
+end with the run's synthesized test speech (the issue's yardstick). Both models score every 80 ms hop: the bundle its
+smoothed posterior (as the runtime), the teacher P(phrase) of the last second (unsmoothed; its backbone frames kept
+under ``--work/teacher_frames``). The cascade's score at a teacher hop is the teacher's when the student's score
+reached ``gate`` within the last ``--hold-ms`` (the verifier runs at that hop), else 0; its FRR at 0.5 / 1 / 2 / 5 FA/h
+comes from the same threshold sweep as every other wake-word number. Per gate it also gives the verifier hops per
+hour of negatives and, with the verifier's measured CPU ms per hop (backbone + head on one 1.5 s window, one thread),
+the verifier's CPU per audio second on those negatives: what the teacher would add to the student's cost. Offline: no
+runtime implements the cascade; the numbers say whether one is worth building. Prints a table; writes
+``bench/results/realdev_cascade_<label>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from realdev_wakeword import DEFAULT_REALDEV, real_negatives  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+Timeline = tuple[np.ndarray, np.ndarray]
+
+
+def gated(student: Timeline, teacher: Timeline, gate: float, hold_ms: float) -> tuple[Timeline, int, int]:
+    """The cascade's timeline on the teacher's hops: the teacher's score where the student reached ``gate`` at a time in
+    ``(t - hold_ms, t]``, else 0; how many hops were open (the verifier's calls) and how many times the gate opened."""
+    ts, vs = student
+    tt, vt = teacher
+    over = np.asarray(ts, dtype=np.float64)[np.asarray(vs) >= gate]
+    if over.size == 0:
+        return (tt, np.zeros_like(vt)), 0, 0
+    i = np.searchsorted(over, tt, side="right")  # over[i - 1] <= t: the last gate crossing at or before t
+    last = np.where(i > 0, over[np.maximum(i - 1, 0)], -np.inf)
+    open_ = tt - last < hold_ms
+    opened = int(open_[0]) + int(np.sum(open_[1:] & ~open_[:-1])) if open_.size else 0
+    return (tt, np.where(open_, vt, 0.0)), int(open_.sum()), opened
+
+
+def joined(parts: list[tuple[Timeline, float]]) -> tuple[Timeline, float]:
+    """Timelines of streams scored one after the other, end to end (each offset by the seconds before it)."""
+    times, scores, offset = [], [], 0.0
+    for (t, v), seconds in parts:
+        times.append(np.asarray(t, dtype=np.float64) + 1000.0 * offset)
+        scores.append(v)
+        offset += seconds
+    return (np.concatenate(times), np.concatenate(scores)), offset
+
+
+def verifier_ms_per_hop(teacher: Path, label: str, rounds: int = 30) -> float:
+    """Median CPU ms of one verifier call: the backbone and the head on one 1.5 s window, batch 1, one thread."""
+    from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
+
+    score = embedding_teacher_scorer(teacher, label, window=24000)
+    x = np.random.default_rng(0).normal(0, 0.05, 24000).astype(np.float32)
+    score(x)  # warm
+    spent = []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        score(x)
+        spent.append(1000.0 * (time.process_time() - t0))
+    return float(np.median(spent))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder")
+    ap.add_argument("--bundle", type=Path, default=None, help="the gate (default: RUN/bundle)")
+    ap.add_argument("--teacher", type=Path, default=None, help="the verifier (default: RUN/teacher.pt)")
+    ap.add_argument("--gates", type=float, nargs="+", default=[0.1, 0.15, 0.2, 0.3, 0.5], help="student scores that open the gate")
+    ap.add_argument("--hold-ms", type=float, default=80.0,
+                    help="how long the gate stays open after the student's score reached it (default 80: only the hops at or over the gate)")
+    ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword",
+                    help="where the real negatives WAV and the teacher's backbone frames (teacher_frames/) are kept")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    from edgekd.bench.machine import machine_facts
+    from edgekd.core.fsutil import write_json
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.audio import wav_blocks
+    from edgekd.runtime.detector import load_kws
+    from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
+
+    bundle, teacher = args.bundle or args.run / "bundle", args.teacher or args.run / "teacher.pt"
+    synth = args.run / "data" / "eval" / "test" / "negatives.wav"
+    for what, p in (("--bundle", bundle / "manifest.json"), ("--teacher", teacher), ("synthesized test speech", synth)):
+        if not p.is_file():
+            print(f"error: {what}: {p} is missing; give a finished `edgekd train wakeword --phrase` folder", file=sys.stderr)
+            return 2
+    if any(not 0.0 < g < 1.0 for g in args.gates) or args.hold_ms <= 0:
+        print("error: --gates must lie in (0, 1) and --hold-ms be > 0", file=sys.stderr)
+        return 2
+    label = json.loads((args.run / "report.json").read_text())["labels"][0] if (args.run / "report.json").is_file() else None
+    det = load_kws(bundle, backend="onnx", threads=1)
+    label = label or det.labels[0]
+    dev = args.realdev / "wakeword_dev"
+    if not (dev / label).is_dir():
+        print(f"notice: {dev / label} is absent: no real-voice numbers (measurement only; nothing else needs it)")
+        return 0
+    real = real_negatives(args.realdev, args.work / "real_negatives.wav")
+    rows, wavs = we.annotated_positives(dev / label, dev / f"{label}.tsv", label)
+    load = lambda p: wav_blocks(p, 16000)  # noqa: E731
+    scorers = {"student": we.bundle_scorer(det, label),
+               "teacher": embedding_teacher_scorer(teacher, label, frames_cache=args.work / "teacher_frames")}
+    pos: dict[str, dict[str, Timeline]] = {}
+    neg: dict[str, list[tuple[Timeline, float]]] = {}
+    for name, scorer in scorers.items():
+        print(f"scoring with the {name} ...", flush=True)
+        pos[name], _ = we.score_files(scorer, list(wavs), load)
+        neg[name] = []
+        for n in (real, synth):
+            timeline, seconds = we.score_files(scorer, [n], load, concatenate=True)
+            neg[name].append((timeline[""], seconds))
+    cost = verifier_ms_per_hop(teacher, label)
+    out: dict[str, Any] = {}
+    for key, k in (("real_negatives_only", 1), ("real_and_synthesized_negatives", 2)):
+        neg_tl = {name: joined(neg[name][:k]) for name in scorers}
+        seconds = neg_tl["teacher"][1]
+        table = []
+        for name in scorers:  # each stage alone, on the same streams
+            sw = we.sweep(pos[name], rows, neg_tl[name][0], seconds, we.THRESHOLDS)
+            table.append({"system": name, **we.frr_points(sw)})
+        for g in args.gates:
+            p = {f: gated(pos["student"][f], pos["teacher"][f], g, args.hold_ms)[0] for f in pos["teacher"]}
+            n_tl, calls, opened = gated(neg_tl["student"][0], neg_tl["teacher"][0], g, args.hold_ms)
+            sw = we.sweep(p, rows, n_tl, seconds, we.THRESHOLDS)
+            per_hour = calls / (seconds / 3600.0)
+            table.append({"system": f"cascade gate {g:g}", "gate": g, **we.frr_points(sw), "verifier_calls_per_hour": per_hour,
+                          "gate_openings_per_hour": opened / (seconds / 3600.0),
+                          "verifier_cpu_ms_per_audio_s": per_hour * cost / 3600.0})
+        out[key] = {"negative_hours": seconds / 3600.0, "positives": len(rows), "rows": table}
+        print(f"\n{label}, {key.replace('_', ' ')} ({seconds / 3600:.2f} h, {len(rows)} real positives): FRR at "
+              + " / ".join(f"{fa:g}" for fa in we.FA_POINTS) + " FA/h")
+        for r in table:
+            frr = " / ".join("-" if (v := r[f"frr_at_{fa:g}_fa_per_hour"]) is None else f"{100 * v:.1f}%" for fa in we.FA_POINTS)
+            extra = (f"  verifier {r['verifier_calls_per_hour']:.0f} calls/h ({r['gate_openings_per_hour']:.0f} openings), "
+                     f"{r['verifier_cpu_ms_per_audio_s']:.2f} CPU ms per audio s"
+                     if "gate" in r else "")
+            print(f"  {r['system']:<20} {frr}{extra}")
+    out_json = args.json or REPO / "bench" / "results" / f"realdev_cascade_{label}.json"
+    command = " ".join(["python bench/realdev_cascade.py", *(sys.argv[1:] if argv is None else argv)])
+    write_json(out_json, {"what": "student bundle as a gate, speech-embedding teacher as the verifier, offline on the real dev streams",
+                          "command": command, "date": datetime.date.today().isoformat(), "bundle": str(bundle), "teacher": str(teacher),
+                          "hold_ms": args.hold_ms, "verifier_cpu_ms_per_call": cost, "label": label, **out, "machine": machine_facts()})
+    print(f"verifier: {cost:.1f} CPU ms per call (one 1.5 s window, one thread)\n-> {out_json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
