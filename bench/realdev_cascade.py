@@ -64,9 +64,13 @@ def joined(parts: list[tuple[Timeline, float]]) -> tuple[Timeline, float]:
 
 
 def verifier_ms_per_hop(teacher: Path, label: str, rounds: int = 30) -> float:
-    """Median CPU ms of one verifier call: the backbone and the head on one 1.5 s window, batch 1, one thread."""
+    """Median CPU ms of one verifier call: the backbone and the head on one 1.5 s window, batch 1, one thread (torch's
+    too: process time counts every thread's)."""
+    import torch
+
     from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
 
+    torch.set_num_threads(1)
     score = embedding_teacher_scorer(teacher, label, window=24000)
     x = np.random.default_rng(0).normal(0, 0.05, 24000).astype(np.float32)
     score(x)  # warm
