@@ -14,7 +14,10 @@ under ``--work/teacher_frames``). The cascade's score at a teacher hop is the te
 reached ``gate`` within the last ``--hold-ms`` (the verifier runs at that hop), else 0; its FRR at 0.5 / 1 / 2 / 5 FA/h
 comes from the same threshold sweep as every other wake-word number. Per gate it also gives the verifier hops per
 hour of negatives and, with the verifier's measured CPU ms per hop (backbone + head on one 1.5 s window, one thread),
-the verifier's CPU per audio second on those negatives: what the teacher would add to the student's cost. Offline: no
+the verifier's CPU per audio second on those negatives: what the teacher would add to the student's cost. The gates a
+recipe could choose without real voices are printed too: the student's score that 99 / 98 / 95 / 90% of the run's
+synthesized validation positives reach, with the verifier calls per hour of the validation speech, and the cascade is
+scored at each of them as well (rows ``cascade valNN%``). Offline: no
 runtime implements the cascade; the numbers say whether one is worth building. Prints a table; writes
 ``bench/results/realdev_cascade_<label>.json``.
 """
@@ -82,6 +85,26 @@ def verifier_ms_per_hop(teacher: Path, label: str, rounds: int = 30) -> float:
     return float(np.median(spent))
 
 
+def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...] = (0.99, 0.98, 0.95, 0.9)) -> list[dict[str, float]]:
+    """Gates a recipe could pick without real voices: the student's score that ``keep`` of the run's synthesized
+    validation positives reach (their peaks' quantile), and how many hops of the validation speech reach it per hour
+    (the verifier's calls there)."""
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.audio import wav_blocks
+
+    val = run / "data" / "eval" / "validation"
+    load = lambda p: wav_blocks(p, 16000)  # noqa: E731
+    _, wavs = we.annotated_positives(val / label, val / f"{label}.tsv", label)
+    pos, _ = we.score_files(scorer, list(wavs), load)
+    peaks = np.array([v.max() if v.size else 0.0 for _, v in pos.values()])
+    neg, seconds = we.score_files(scorer, [val / "negatives.wav"], load, concatenate=True)
+    out = []
+    for k in keep:
+        g = float(np.quantile(peaks, 1.0 - k))
+        out.append({"keep": k, "gate": g, "validation_calls_per_hour": float(np.sum(neg[""][1] >= g)) / (seconds / 3600.0)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder")
@@ -133,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in (real, synth):
             timeline, seconds = we.score_files(scorer, [n], load, concatenate=True)
             neg[name].append((timeline[""], seconds))
+    picks = validation_gates(scorers["student"], args.run, label) if (args.run / "data" / "eval" / "validation" / label).is_dir() else []
     cost = verifier_ms_per_hop(teacher, label)
     out: dict[str, Any] = {}
     for key, k in (("real_negatives_only", 1), ("real_and_synthesized_negatives", 2)):
@@ -142,12 +166,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in scorers:  # each stage alone, on the same streams
             sw = we.sweep(pos[name], rows, neg_tl[name][0], seconds, we.THRESHOLDS)
             table.append({"system": name, **we.frr_points(sw)})
-        for g in args.gates:
+        named = [(f"cascade gate {g:g}", g) for g in args.gates] + [(f"cascade val{100 * pk['keep']:.0f}% {pk['gate']:.3f}", pk["gate"])
+                                                                   for pk in picks]
+        for system, g in named:
             p = {f: gated(pos["student"][f], pos["teacher"][f], g, args.hold_ms)[0] for f in pos["teacher"]}
             n_tl, calls, opened = gated(neg_tl["student"][0], neg_tl["teacher"][0], g, args.hold_ms)
             sw = we.sweep(p, rows, n_tl, seconds, we.THRESHOLDS)
             per_hour = calls / (seconds / 3600.0)
-            table.append({"system": f"cascade gate {g:g}", "gate": g, **we.frr_points(sw), "verifier_calls_per_hour": per_hour,
+            table.append({"system": system, "gate": g, **we.frr_points(sw), "verifier_calls_per_hour": per_hour,
                           "gate_openings_per_hour": opened / (seconds / 3600.0),
                           "verifier_cpu_ms_per_audio_s": per_hour * cost / 3600.0})
         out[key] = {"negative_hours": seconds / 3600.0, "positives": len(rows), "rows": table}
@@ -158,12 +184,16 @@ def main(argv: list[str] | None = None) -> int:
             extra = (f"  verifier {r['verifier_calls_per_hour']:.0f} calls/h ({r['gate_openings_per_hour']:.0f} openings), "
                      f"{r['verifier_cpu_ms_per_audio_s']:.2f} CPU ms per audio s"
                      if "gate" in r else "")
-            print(f"  {r['system']:<20} {frr}{extra}")
+            print(f"  {r['system']:<24} {frr}{extra}")
+    for pk in picks:
+        print(f"gate keeping {100 * pk['keep']:.0f}% of the synthesized validation positives: {pk['gate']:.3f} "
+              f"({pk['validation_calls_per_hour']:.0f} verifier calls per hour of validation speech)")
     out_json = args.json or REPO / "bench" / "results" / f"realdev_cascade_{label}.json"
     command = " ".join(["python bench/realdev_cascade.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out_json, {"what": "student bundle as a gate, speech-embedding teacher as the verifier, offline on the real dev streams",
                           "command": command, "date": datetime.date.today().isoformat(), "bundle": str(bundle), "teacher": str(teacher),
-                          "hold_ms": args.hold_ms, "verifier_cpu_ms_per_call": cost, "label": label, **out, "machine": machine_facts()})
+                          "hold_ms": args.hold_ms, "verifier_cpu_ms_per_call": cost, "label": label, **out, "validation_gates": picks,
+                          "machine": machine_facts()})
     print(f"verifier: {cost:.1f} CPU ms per call (one 1.5 s window, one thread)\n-> {out_json}")
     return 0
 

@@ -149,11 +149,14 @@ def _cascade_bench(run: Path, tmp_path: Path) -> None:
     res = json.loads(out.read_text())
     for key in ("real_negatives_only", "real_and_synthesized_negatives"):
         rows = res[key]["rows"]
-        assert [r["system"] for r in rows] == ["student", "teacher", "cascade gate 0.01", "cascade gate 0.3", "cascade gate 0.9"]
-        calls = [r["verifier_calls_per_hour"] for r in rows[2:]]
+        assert [r["system"] for r in rows[:5]] == ["student", "teacher", "cascade gate 0.01", "cascade gate 0.3", "cascade gate 0.9"]
+        assert [r["gate"] for r in rows[5:]] == [g["gate"] for g in res["validation_gates"]]  # the gates a recipe could pick, scored too
+        calls = [r["verifier_calls_per_hour"] for r in rows[2:5]]
         assert calls == sorted(calls, reverse=True) and all(r["gate_openings_per_hour"] <= r["verifier_calls_per_hour"] for r in rows[2:])
         assert all(set(r) >= {"frr_at_2_fa_per_hour"} for r in rows) and res[key]["positives"] == 2
     assert res["verifier_cpu_ms_per_call"] > 0 and res["label"] == "computer"
+    gates = [g["gate"] for g in res["validation_gates"]]  # keep 99, 98, 95, 90% of the validation positives: the gate only rises
+    assert [g["keep"] for g in res["validation_gates"]] == [0.99, 0.98, 0.95, 0.9] and gates == sorted(gates)
     for args, message in (((run, "--gates", "1.5"), "--gates must lie in (0, 1)"), ((tmp_path,), "is missing")):
         bad = bench(*args, "--realdev", real, "--work", work, "--json", tmp_path / "y.json")
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr and not (tmp_path / "y.json").exists()
