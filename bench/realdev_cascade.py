@@ -13,12 +13,13 @@ smoothed posterior (as the runtime), the teacher P(phrase) of the last second (u
 under ``--work/teacher_frames``). The cascade's score at a teacher hop is the teacher's when the student's score
 reached ``gate`` within the last ``--hold-ms`` (the verifier runs at that hop), else 0; its FRR at 0.5 / 1 / 2 / 5 FA/h
 comes from the same threshold sweep as every other wake-word number. Per gate it also gives the verifier hops per
-hour of negatives and, with the verifier's measured CPU ms per hop (backbone + head on one 1.5 s window, one thread),
+hour of negatives and, with the verifier's measured CPU ms per call (the teacher exported by ``edgekd.export.verifier``
+and run by the device-side ``edgekd.runtime.verifier.Verifier``: backbone + head on one second, one thread),
 the verifier's CPU per audio second on those negatives: what the teacher would add to the student's cost. The gates a
 recipe could choose without real voices are printed too: the student's score that 99 / 98 / 95 / 90% of the run's
 synthesized validation positives reach, with the verifier calls per hour of the validation speech, and the cascade is
-scored at each of them as well (rows ``cascade valNN%``). Offline: no
-runtime implements the cascade; the numbers say whether one is worth building. Prints a table; writes
+scored at each of them as well (rows ``cascade valNN%``). Offline: no stream runs
+the pair yet (the verifier itself exists, ``edgekd.runtime.verifier``); the numbers say what building it would give. Prints a table; writes
 ``bench/results/realdev_cascade_<label>.json``.
 """
 
@@ -66,22 +67,24 @@ def joined(parts: list[tuple[Timeline, float]]) -> tuple[Timeline, float]:
     return (np.concatenate(times), np.concatenate(scores)), offset
 
 
-def verifier_ms_per_hop(teacher: Path, label: str, rounds: int = 30) -> float:
-    """Median CPU ms of one verifier call: the backbone and the head on one 1.5 s window, batch 1, one thread (torch's
-    too: process time counts every thread's)."""
-    import torch
+def verifier_ms_per_hop(teacher: Path, rounds: int = 30) -> float:
+    """Median CPU ms of one verifier call as a board would make it: the teacher exported as a verifier folder
+    (``edgekd.export.verifier``) and run by the device-side ``edgekd.runtime.verifier.Verifier`` (numpy and
+    onnxruntime, one thread) on one second of audio."""
+    import tempfile
 
-    from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
+    from edgekd.export.verifier import export_verifier
+    from edgekd.runtime.verifier import Verifier
 
-    torch.set_num_threads(1)
-    score = embedding_teacher_scorer(teacher, label, window=24000)
-    x = np.random.default_rng(0).normal(0, 0.05, 24000).astype(np.float32)
-    score(x)  # warm
-    spent = []
-    for _ in range(rounds):
-        t0 = time.process_time()
-        score(x)
-        spent.append(1000.0 * (time.process_time() - t0))
+    with tempfile.TemporaryDirectory() as tmp:
+        v = Verifier(export_verifier(teacher, Path(tmp) / "verifier"), threads=1)
+        x = np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)
+        v.probs(x)  # warm
+        spent = []
+        for _ in range(rounds):
+            t0 = time.process_time()
+            v.probs(x)
+            spent.append(1000.0 * (time.process_time() - t0))
     return float(np.median(spent))
 
 
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             timeline, seconds = we.score_files(scorer, [n], load, concatenate=True)
             neg[name].append((timeline[""], seconds))
     picks = validation_gates(scorers["student"], args.run, label) if (args.run / "data" / "eval" / "validation" / label).is_dir() else []
-    cost = verifier_ms_per_hop(teacher, label)
+    cost = verifier_ms_per_hop(teacher)
     out: dict[str, Any] = {}
     for key, k in (("real_negatives_only", 1), ("real_and_synthesized_negatives", 2)):
         neg_tl = {name: joined(neg[name][:k]) for name in scorers}
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                           "command": command, "date": datetime.date.today().isoformat(), "bundle": str(bundle), "teacher": str(teacher),
                           "hold_ms": args.hold_ms, "verifier_cpu_ms_per_call": cost, "label": label, **out, "validation_gates": picks,
                           "machine": machine_facts()})
-    print(f"verifier: {cost:.1f} CPU ms per call (one 1.5 s window, one thread)\n-> {out_json}")
+    print(f"verifier: {cost:.1f} CPU ms per call (edgekd.runtime.verifier, one thread)\n-> {out_json}")
     return 0
 
 

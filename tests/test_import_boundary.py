@@ -12,7 +12,8 @@ def _loaded_after(code: str) -> set[str]:
     return {m.split(".")[0] for m in out.stdout.split()}
 
 
-DEVICE_MODULES = ("edgekd", "edgekd.runtime", "edgekd.runtime.manifest", "edgekd.runtime.sed_stream", "edgekd.bench", "edgekd.core.errors",
+DEVICE_MODULES = ("edgekd", "edgekd.runtime", "edgekd.runtime.manifest", "edgekd.runtime.sed_stream", "edgekd.runtime.verifier",
+                  "edgekd.bench", "edgekd.core.errors",
                   "edgekd.core.fsutil", "edgekd.core.procutil", "edgekd.core.progress", "edgekd.eval.matching", "edgekd.eval.kws",
                   "edgekd.eval.tune", "edgekd.eval.wakeword", "edgekd.eval.sed", "edgekd.eval.sed_metrics", "firmware_bridge")
 

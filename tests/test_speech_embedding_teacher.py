@@ -270,3 +270,38 @@ def test_a_teacher_streams_as_a_wake_word_scorer(se_teacher, tiny_data: Path, ti
         embedding_teacher_scorer(path, "computer")
     with pytest.raises(ConfigError, match="not a speech-embedding teacher"):
         embedding_teacher_scorer(tiny_checkpoint, "yes")
+
+
+def test_a_teacher_exported_as_a_verifier_scores_as_the_host_does(se_teacher, tiny_data: Path, tiny_checkpoint: Path,
+                                                                  tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``export_verifier`` + the device-side ``Verifier`` (numpy and onnxruntime, no torch): its posterior of the last
+    second equals the host teacher scorer's on the same audio; a changed file is refused with one line naming it; a
+    student checkpoint or an existing folder is refused before anything is written; loading it imports no torch."""
+    from edgekd.core.errors import BundleError, ConfigError
+    from edgekd.export.verifier import export_verifier
+    from edgekd.runtime.verifier import HEAD_FILE, Verifier
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
+
+    path, _ = se_teacher
+    out = export_verifier(path, tmp_path / "verifier")
+    assert sorted(p.name for p in out.iterdir()) == ["embedding_model.onnx", "head.onnx", "melspectrogram.onnx", "verifier.json"]
+    v = Verifier(out)
+    x = np.concatenate([load_audio(c, 16000) for c in sorted((tiny_data / "yes").glob("*.wav"))[:2]])
+    t, s = embedding_teacher_scorer(path, "yes")(x)
+    end = int(round(t[-1] * 16))
+    assert v.probs(x[:end])[v.labels.index("yes")] == pytest.approx(s[-1], abs=1e-5)
+    assert v.probs(x[:end]).sum() == pytest.approx(1.0)
+    probe = f"from edgekd.runtime.verifier import Verifier\nVerifier({str(out)!r}).probs(__import__('numpy').zeros(16000, 'float32'))\n" \
+            "import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'librosa', 'scipy')))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    head = out / HEAD_FILE
+    head.write_bytes(head.read_bytes() + b"\0")
+    with pytest.raises(BundleError, match="head.onnx: sha256 differs") as e:
+        Verifier(out)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="exists"):
+        export_verifier(path, out)
+    with pytest.raises(ConfigError, match="not a speech-embedding teacher"):
+        export_verifier(tiny_checkpoint, tmp_path / "v2")
+    assert not (tmp_path / "v2").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

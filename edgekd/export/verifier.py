@@ -1,0 +1,57 @@
+"""Export a speech-embedding teacher as a verifier folder (``edgekd.runtime.verifier.Verifier``), host side.
+
+The teacher's main head goes to ONNX (``head.onnx``, frames ``(N, 9, 96)`` -> logits); the backbone's two files are
+copied from the installed openwakeword wheel after checking they are the files the teacher was trained on (their
+sha256 in its checkpoint); ``verifier.json`` records labels, window, every file's sha256, the backbone's licence note
+and the teacher's sha256. Written under a temporary name and renamed, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgekd.core.errors import ConfigError
+from edgekd.runtime.manifest import sha256_file
+from edgekd.runtime.verifier import HEAD_FILE, VERIFIER_FORMAT, VERIFIER_META
+
+__all__ = ["export_verifier"]
+
+
+def export_verifier(teacher: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Write the verifier folder ``out`` (which must not exist) for the speech-embedding teacher checkpoint ``teacher``."""
+    from edgekd.core.units import CLIP_SAMPLES
+    from edgekd.export.onnx import _torch_to_onnx
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.teachers.embedding_teacher import ARCH
+    from edgekd.train.teachers.oww import oww_models_dir
+    from edgekd.train.teachers.speech_embedding import DIM, FRAMES, LICENCE_NOTE, backbone_identity
+
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"{out} exists; give a new folder for the verifier")
+    ck = Checkpoint.load(teacher)
+    if ck.arch != ARCH:
+        raise ConfigError(f"{teacher}: a {ck.arch} checkpoint, not a speech-embedding teacher")
+    here = backbone_identity()["files"]
+    if ck.provenance.get("backbone", {}).get("files") != here:
+        raise ConfigError(f"{teacher}: trained on other backbone files than the installed openwakeword wheel's; install openwakeword==0.4.0")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _torch_to_onnx(ck.build().eval(), FRAMES, DIM, tmp / HEAD_FILE)  # the students' exporter: (batch, 9, 96) -> logits
+        src = oww_models_dir()
+        for name in here:
+            shutil.copyfile(src / name, tmp / name)
+        files = {name: sha256_file(tmp / name) for name in (*here, HEAD_FILE)}
+        meta = {"format": VERIFIER_FORMAT, "labels": list(ck.labels), "window_samples": CLIP_SAMPLES, "files": files,
+                "teacher_sha256": sha256_file(teacher), "licence": LICENCE_NOTE}
+        (tmp / VERIFIER_META).write_text(json.dumps(meta, indent=1) + "\n")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
