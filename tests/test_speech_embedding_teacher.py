@@ -295,6 +295,11 @@ def test_a_teacher_exported_as_a_verifier_scores_as_the_host_does(se_teacher, ti
     probe = f"from edgekd.runtime.verifier import Verifier\nVerifier({str(out)!r}).probs(__import__('numpy').zeros(16000, 'float32'))\n" \
             "import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'librosa', 'scipy')))"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    meta = (out / "verifier.json").read_text()
+    (out / "verifier.json").write_text(meta.replace('"window_samples": 16000', '"window_samples": 0'))
+    with pytest.raises(BundleError, match="'window_samples' must be a whole number"):
+        Verifier(out)
+    (out / "verifier.json").write_text(meta)
     head = out / HEAD_FILE
     head.write_bytes(head.read_bytes() + b"\0")
     with pytest.raises(BundleError, match="head.onnx: sha256 differs") as e:

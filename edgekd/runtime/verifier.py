@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.core.errors import BundleError
-from edgekd.runtime.embedding_backbone import BACKBONE_FILES, EmbeddingBackbone
+from edgekd.runtime.embedding_backbone import BACKBONE_FILES, WINDOW_SAMPLES, EmbeddingBackbone
 from edgekd.runtime.manifest import sha256_file
 
 __all__ = ["Verifier", "VERIFIER_FORMAT", "VERIFIER_META", "HEAD_FILE"]
@@ -27,7 +27,7 @@ VERIFIER_META = "verifier.json"
 HEAD_FILE = "head.onnx"
 
 
-def read_verifier_meta(folder: Path) -> dict[str, Any]:
+def _read_meta(folder: Path) -> dict[str, Any]:
     """``verifier.json`` of ``folder``, checked: the format, every file present with its recorded sha256."""
     meta_path = folder / VERIFIER_META
     try:
@@ -37,6 +37,11 @@ def read_verifier_meta(folder: Path) -> dict[str, Any]:
                           "edgekd.export.verifier") from None
     if not isinstance(meta, dict) or meta.get("format") != VERIFIER_FORMAT:
         raise BundleError(f"{meta_path}: format is not {VERIFIER_FORMAT}; export the verifier again")
+    labels, window = meta.get("labels"), meta.get("window_samples")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise BundleError(f"{meta_path}: 'labels' must be a non-empty list of names; export the verifier again")
+    if not isinstance(window, int) or isinstance(window, bool) or not 0 < window <= WINDOW_SAMPLES:
+        raise BundleError(f"{meta_path}: 'window_samples' must be a whole number in 1..{WINDOW_SAMPLES}; export the verifier again")
     files = meta.get("files")
     if not isinstance(files, dict) or set(files) != {*BACKBONE_FILES, HEAD_FILE}:
         raise BundleError(f"{meta_path}: 'files' must name {', '.join((*BACKBONE_FILES, HEAD_FILE))} with their sha256")
@@ -56,7 +61,7 @@ class Verifier:
         from edgekd.runtime.backends.onnx import OnnxBackend
 
         self.folder = Path(folder)
-        self.meta = read_verifier_meta(self.folder)
+        self.meta = _read_meta(self.folder)
         self.labels: tuple[str, ...] = tuple(self.meta["labels"])
         self.window_samples = int(self.meta["window_samples"])
         self._backbone = EmbeddingBackbone(self.folder, threads=threads)
