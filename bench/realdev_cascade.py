@@ -17,8 +17,8 @@ hour of negatives and, with the verifier's measured CPU ms per call (the teacher
 and run by the device-side ``edgekd.runtime.verifier.Verifier``: backbone + head on one second, one thread),
 the verifier's CPU per audio second on those negatives: what the teacher would add to the student's cost. The gates a
 recipe could choose without real voices are printed too: the student's score that 99 / 98 / 95 / 90% of the run's
-synthesized validation positives reach, with the verifier calls per hour of the validation speech, and the cascade is
-scored at each of them as well (rows ``cascade valNN%``). Offline: no stream runs
+synthesized validation positives reach (``valNN%``), and the lowest gate whose verifier calls stay within 250 / 500 /
+1,000 per hour of the validation speech (``budgetN/h``); the cascade is scored at each of them as well. Offline: no stream runs
 the pair yet (the verifier itself exists, ``edgekd.runtime.verifier``); the numbers say what building it would give. Prints a table; writes
 ``bench/results/realdev_cascade_<label>.json``.
 """
@@ -88,10 +88,12 @@ def verifier_ms_per_hop(teacher: Path, rounds: int = 30) -> float:
     return float(np.median(spent))
 
 
-def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...] = (0.99, 0.98, 0.95, 0.9)) -> list[dict[str, float]]:
-    """Gates a recipe could pick without real voices: the student's score that ``keep`` of the run's synthesized
-    validation positives reach (their peaks' quantile), and how many hops of the validation speech reach it per hour
-    (the verifier's calls there)."""
+def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...] = (0.99, 0.98, 0.95, 0.9),
+                     budgets: tuple[float, ...] = (250.0, 500.0, 1000.0)) -> list[dict[str, Any]]:
+    """Gates a recipe could pick without real voices, from the run's synthesized validation material: the student's
+    score that ``keep`` of the validation positives reach (their peaks' quantile), and the lowest gate (0.01 steps)
+    whose verifier calls stay within each of ``budgets`` per hour of the validation speech. Each with the share of
+    validation positives that reach it and its calls per hour there."""
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
 
@@ -101,10 +103,17 @@ def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...]
     pos, _ = we.score_files(scorer, list(wavs), load)
     peaks = np.array([v.max() if v.size else 0.0 for _, v in pos.values()])
     neg, seconds = we.score_files(scorer, [val / "negatives.wav"], load, concatenate=True)
-    out = []
-    for k in keep:
-        g = float(np.quantile(peaks, 1.0 - k))
-        out.append({"keep": k, "gate": g, "validation_calls_per_hour": float(np.sum(neg[""][1] >= g)) / (seconds / 3600.0)})
+
+    def pick(rule: str, g: float) -> dict[str, Any]:
+        return {"rule": rule, "gate": g, "keep": float(np.mean(peaks >= g)),
+                "validation_calls_per_hour": float(np.sum(neg[""][1] >= g)) / (seconds / 3600.0)}
+
+    out = [pick(f"val{100 * k:.0f}%", float(np.quantile(peaks, 1.0 - k))) for k in keep]
+    grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    for b in budgets:
+        ok = [g for g in grid if pick("", float(g))["validation_calls_per_hour"] <= b]
+        if ok:
+            out.append(pick(f"budget{b:g}/h", float(ok[0])))
     return out
 
 
@@ -169,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in scorers:  # each stage alone, on the same streams
             sw = we.sweep(pos[name], rows, neg_tl[name][0], seconds, we.THRESHOLDS)
             table.append({"system": name, **we.frr_points(sw)})
-        named = [(f"cascade gate {g:g}", g) for g in args.gates] + [(f"cascade val{100 * pk['keep']:.0f}% {pk['gate']:.3f}", pk["gate"])
-                                                                   for pk in picks]
+        named = [(f"cascade gate {g:g}", g) for g in args.gates] + [(f"cascade {pk['rule']} {pk['gate']:.3f}", pk["gate"]) for pk in picks]
         for system, g in named:
             p = {f: gated(pos["student"][f], pos["teacher"][f], g, args.hold_ms)[0] for f in pos["teacher"]}
             n_tl, calls, opened = gated(neg_tl["student"][0], neg_tl["teacher"][0], g, args.hold_ms)
@@ -189,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                      if "gate" in r else "")
             print(f"  {r['system']:<24} {frr}{extra}")
     for pk in picks:
-        print(f"gate keeping {100 * pk['keep']:.0f}% of the synthesized validation positives: {pk['gate']:.3f} "
-              f"({pk['validation_calls_per_hour']:.0f} verifier calls per hour of validation speech)")
+        print(f"gate {pk['rule']}: {pk['gate']:.3f} ({100 * pk['keep']:.0f}% of the synthesized validation positives reach it, "
+              f"{pk['validation_calls_per_hour']:.0f} verifier calls per hour of validation speech)")
     out_json = args.json or REPO / "bench" / "results" / f"realdev_cascade_{label}.json"
     command = " ".join(["python bench/realdev_cascade.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out_json, {"what": "student bundle as a gate, speech-embedding teacher as the verifier, offline on the real dev streams",

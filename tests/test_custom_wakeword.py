@@ -155,8 +155,11 @@ def _cascade_bench(run: Path, tmp_path: Path) -> None:
         assert calls == sorted(calls, reverse=True) and all(r["gate_openings_per_hour"] <= r["verifier_calls_per_hour"] for r in rows[2:])
         assert all(set(r) >= {"frr_at_2_fa_per_hour"} for r in rows) and res[key]["positives"] == 2
     assert res["verifier_cpu_ms_per_call"] > 0 and res["label"] == "computer"
-    gates = [g["gate"] for g in res["validation_gates"]]  # keep 99, 98, 95, 90% of the validation positives: the gate only rises
-    assert [g["keep"] for g in res["validation_gates"]] == [0.99, 0.98, 0.95, 0.9] and gates == sorted(gates)
+    picks = res["validation_gates"]
+    gates = [g["gate"] for g in picks[:4]]  # keep 99, 98, 95, 90% of the validation positives: the gate only rises
+    assert [g["rule"] for g in picks[:4]] == ["val99%", "val98%", "val95%", "val90%"] and gates == sorted(gates)
+    for g in picks[4:]:  # the lowest gate within a budget of verifier calls per hour of validation speech
+        assert g["rule"].startswith("budget") and g["validation_calls_per_hour"] <= float(g["rule"][6:-2])
     for args, message in (((run, "--gates", "1.5"), "--gates must lie in (0, 1)"), ((tmp_path,), "is missing")):
         bad = bench(*args, "--realdev", real, "--work", work, "--json", tmp_path / "y.json")
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr and not (tmp_path / "y.json").exists()
