@@ -36,10 +36,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realdev_wakeword import DEFAULT_REALDEV, real_negatives  # noqa: E402
+from realdev_wakeword import DEFAULT_REALDEV, Timeline, joined, real_negatives, stream_timelines  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-Timeline = tuple[np.ndarray, np.ndarray]
 
 
 def gated(student: Timeline, teacher: Timeline, gate: float, hold_ms: float) -> tuple[Timeline, int, int]:
@@ -55,16 +54,6 @@ def gated(student: Timeline, teacher: Timeline, gate: float, hold_ms: float) -> 
     open_ = tt - last < hold_ms
     opened = int(open_[0]) + int(np.sum(open_[1:] & ~open_[:-1])) if open_.size else 0
     return (tt, np.where(open_, vt, 0.0)), int(open_.sum()), opened
-
-
-def joined(parts: list[tuple[Timeline, float]]) -> tuple[Timeline, float]:
-    """Timelines of streams scored one after the other, end to end (each offset by the seconds before it)."""
-    times, scores, offset = [], [], 0.0
-    for (t, v), seconds in parts:
-        times.append(np.asarray(t, dtype=np.float64) + 1000.0 * offset)
-        scores.append(v)
-        offset += seconds
-    return (np.concatenate(times), np.concatenate(scores)), offset
 
 
 def verifier_ms_per_hop(teacher: Path, rounds: int = 30) -> float:
@@ -95,25 +84,24 @@ def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...]
     whose verifier calls stay within each of ``budgets`` per hour of the validation speech. Each with the share of
     validation positives that reach it and its calls per hour there."""
     from edgekd.eval import wakeword as we
-    from edgekd.runtime.audio import wav_blocks
 
     val = run / "data" / "eval" / "validation"
-    load = lambda p: wav_blocks(p, 16000)  # noqa: E731
     _, wavs = we.annotated_positives(val / label, val / f"{label}.tsv", label)
-    pos, _ = we.score_files(scorer, list(wavs), load)
+    pos, [((_, neg), seconds)] = stream_timelines(scorer, wavs, [val / "negatives.wav"])
     peaks = np.array([v.max() if v.size else 0.0 for _, v in pos.values()])
-    neg, seconds = we.score_files(scorer, [val / "negatives.wav"], load, concatenate=True)
+
+    def per_hour(g: float) -> float:
+        return float(np.sum(neg >= g)) / (seconds / 3600.0)
 
     def pick(rule: str, g: float) -> dict[str, Any]:
-        return {"rule": rule, "gate": g, "keep": float(np.mean(peaks >= g)),
-                "validation_calls_per_hour": float(np.sum(neg[""][1] >= g)) / (seconds / 3600.0)}
+        return {"rule": rule, "gate": g, "keep": float(np.mean(peaks >= g)), "validation_calls_per_hour": per_hour(g)}
 
     out = [pick(f"val{100 * k:.0f}%", float(np.quantile(peaks, 1.0 - k))) for k in keep]
-    grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    grid = [(float(g), per_hour(float(g))) for g in np.round(np.arange(0.01, 1.0, 0.01), 2)]
     for b in budgets:
-        ok = [g for g in grid if pick("", float(g))["validation_calls_per_hour"] <= b]
+        ok = [g for g, calls in grid if calls <= b]
         if ok:
-            out.append(pick(f"budget{b:g}/h", float(ok[0])))
+            out.append(pick(f"budget{b:g}/h", ok[0]))
     return out
 
 
@@ -134,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.bench.machine import machine_facts
     from edgekd.core.fsutil import write_json
     from edgekd.eval import wakeword as we
-    from edgekd.runtime.audio import wav_blocks
     from edgekd.runtime.detector import load_kws
     from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
 
@@ -156,18 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     real = real_negatives(args.realdev, args.work / "real_negatives.wav")
     rows, wavs = we.annotated_positives(dev / label, dev / f"{label}.tsv", label)
-    load = lambda p: wav_blocks(p, 16000)  # noqa: E731
     scorers = {"student": we.bundle_scorer(det, label),
                "teacher": embedding_teacher_scorer(teacher, label, frames_cache=args.work / "teacher_frames")}
     pos: dict[str, dict[str, Timeline]] = {}
     neg: dict[str, list[tuple[Timeline, float]]] = {}
     for name, scorer in scorers.items():
         print(f"scoring with the {name} ...", flush=True)
-        pos[name], _ = we.score_files(scorer, list(wavs), load)
-        neg[name] = []
-        for n in (real, synth):
-            timeline, seconds = we.score_files(scorer, [n], load, concatenate=True)
-            neg[name].append((timeline[""], seconds))
+        pos[name], neg[name] = stream_timelines(scorer, wavs, [real, synth])
     picks = validation_gates(scorers["student"], args.run, label) if (args.run / "data" / "eval" / "validation" / label).is_dir() else []
     cost = verifier_ms_per_hop(teacher)
     out: dict[str, Any] = {}

@@ -90,6 +90,33 @@ def evaluate_mean(bundles: list[Path], label: str, positives: Path, tsv: Path, n
     return _sweep(mean_scorer(bundles, label), label, positives, tsv, negatives)
 
 
+Timeline = tuple[np.ndarray, np.ndarray]  # (times in ms, scores)
+
+
+def stream_timelines(scorer: Any, wavs: list[Path], negatives: list[Path]) -> tuple[dict[str, Timeline], list[tuple[Timeline, float]]]:
+    """``scorer``'s timeline of each positive file (each from a fresh stream) and of each negative stream, with its seconds."""
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.audio import wav_blocks
+
+    load = lambda p: wav_blocks(p, 16000)  # noqa: E731
+    pos, _ = we.score_files(scorer, list(wavs), load)
+    negs = []
+    for n in negatives:
+        timeline, seconds = we.score_files(scorer, [n], load, concatenate=True)
+        negs.append((timeline[""], seconds))
+    return pos, negs
+
+
+def joined(parts: list[tuple[Timeline, float]]) -> tuple[Timeline, float]:
+    """Timelines of streams scored one after the other, end to end (each offset by the seconds before it)."""
+    times, scores, offset = [], [], 0.0
+    for (t, v), seconds in parts:
+        times.append(np.asarray(t, dtype=np.float64) + 1000.0 * offset)
+        scores.append(v)
+        offset += seconds
+    return (np.concatenate(times), np.concatenate(scores)), offset
+
+
 def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, real: Path, synth: list[Path],
                      window_s: float | None = None, frames_cache: Path | None = None) -> dict[str, dict[str, Any]]:
     """The recipe's speech-embedding teacher on the same streams (host-side: torch and the backbone), unsmoothed:
@@ -101,26 +128,17 @@ def evaluate_teacher(teacher: Path, label: str, positives: Path, tsv: Path, real
     ``frames_cache``: where the backbone's frames of each stream are kept, so a second head on the same streams
     costs seconds instead of an hour."""
     from edgekd.eval import wakeword as we
-    from edgekd.runtime.audio import wav_blocks
     from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
 
     scorer = embedding_teacher_scorer(teacher, label, window=None if window_s is None else round(window_s * 16000), frames_cache=frames_cache)
-    load = lambda p: wav_blocks(p, 16000)  # noqa: E731
     rows, wavs = we.annotated_positives(positives, tsv, label)
-    pos, _ = we.score_files(scorer, list(wavs), load)
-    negs = [we.score_files(scorer, [n], load, concatenate=True) for n in [real, *synth]]
+    pos, negs = stream_timelines(scorer, wavs, [real, *synth])
     out: dict[str, dict[str, Any]] = {}
     for key, k in (("real_negatives_only", 1), ("real_and_synthesized_negatives", 1 + len(synth))):
         if key != "real_negatives_only" and not synth:
             continue
-        times, scores, offset = [], [], 0.0
-        for (timeline, seconds) in negs[:k]:
-            t, v = timeline[""]
-            times.append(t + offset)
-            scores.append(v)
-            offset += 1000.0 * seconds
-        neg_s = offset / 1000.0
-        rows_sweep = we.sweep(pos, rows, (np.concatenate(times), np.concatenate(scores)), neg_s, we.THRESHOLDS)
+        neg, neg_s = joined(negs[:k])
+        rows_sweep = we.sweep(pos, rows, neg, neg_s, we.THRESHOLDS)
         out[key] = {"negatives": [str(n) for n in [real, *synth][:k]], "negative_hours": neg_s / 3600, "positives": len(rows),
                     **we.frr_points(rows_sweep), "sweep": rows_sweep}
     return out
