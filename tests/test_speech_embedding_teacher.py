@@ -310,3 +310,76 @@ def test_a_teacher_exported_as_a_verifier_scores_as_the_host_does(se_teacher, ti
     with pytest.raises(ConfigError, match="not a speech-embedding teacher"):
         export_verifier(tiny_checkpoint, tmp_path / "v2")
     assert not (tmp_path / "v2").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``attach_verifier`` makes a two-stage bundle: the student's smoothed score opens a gate, the verifier scores the
+    second of audio that ends there and its score is thresholded. The stream's detections carry exactly the verifier's
+    posterior of that second, do not depend on the chunking (chunks larger than the stream's audio pieces too), equal
+    the evaluation timeline's (``bundle_scorer``), and pass the bundle's self-test; without the verifier the student's
+    own detections come back. A changed verifier file or a gate out of range is one line; streaming imports no torch."""
+    import json
+    import shutil
+
+    from edgekd.core.errors import BundleError
+    from edgekd.data.synth_kws import synth_keyword_stream
+    from edgekd.eval import wakeword as we
+    from edgekd.export.verifier import attach_verifier
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.manifest import ModelManifest
+    from edgekd.runtime.selftest import selftest
+    from edgekd.runtime.verifier import Verifier
+
+    bundle = tmp_path / "pair"
+    shutil.copytree(tiny_bundle, bundle)
+    kws = ModelManifest.load(bundle).keyword_labels
+    with pytest.raises(BundleError, match="verifier.gates names 'nope'"):
+        attach_verifier(bundle, se_teacher[0], {"nope": 0.1})
+    assert ModelManifest.load(bundle).verifier_block is None  # refused before anything was written
+    m = attach_verifier(bundle, se_teacher[0], {k: 0.05 for k in kws})
+    assert set(m.verifier_block.files()) <= set(m.files)
+    audio, _ = synth_keyword_stream(("yes", "no", "stop", "go", "left"), seed=5)
+    pair = load_kws(bundle, backend="onnx")
+    timelines = {k: we.bundle_scorer(pair, k)(audio) for k in kws}
+    top = max(float(v.max()) for _, v in timelines.values())
+    assert top > 0.0  # the gate opened and the verifier answered
+    thr = round(0.8 * top, 3)
+    det = load_kws(bundle, backend="onnx", postprocess={"threshold": thr, "thresholds": {}})
+    runs = []
+    for chunk in (160, 1000, 5000, audio.shape[0]):
+        s = det.create_stream()
+        found = [d for i in range(0, audio.shape[0], chunk) for d in s.accept_waveform(audio[i : i + chunk])]
+        runs.append(([d.to_dict() for d in found], s.verifier_calls))
+    assert all(r == runs[0] for r in runs[1:])
+    found, calls = runs[0]
+    assert found and 0 < calls <= s.inferences
+    v = Verifier(bundle / "verifier")
+    for d in found:
+        t, scores = timelines[d["label"]]
+        assert d["score"] == pytest.approx(scores[t == d["t_ms"]][0], abs=1e-4) and d["score"] >= thr
+        assert d["score"] == pytest.approx(v.probs(audio[: d["t_ms"] * 16])[v.labels.index(d["label"])], abs=1e-4)
+    merged = sorted((float(t), k) for k, (ts, vs) in timelines.items() for t in we.detections(ts, vs, thr))
+    if len(found) == 1 or all(b[0] - a[0] >= 1000 for a, b in zip(merged, merged[1:])):  # no two labels within a refractory time
+        assert [(float(d["t_ms"]), d["label"]) for d in found] == merged
+    alone = load_kws(bundle, backend="onnx", verifier=False)
+    student = load_kws(tiny_bundle, backend="onnx")
+    s1, s2 = alone.create_stream(), student.create_stream()
+    assert s1.accept_waveform(audio) == s2.accept_waveform(audio) and s1.verifier_calls == 0
+    assert all(c.ok for c in selftest(bundle, backend="onnx")), [c for c in selftest(bundle, backend="onnx") if not c.ok]
+    probe = (f"import numpy as np\nfrom edgekd.runtime.detector import load_kws\nd = load_kws({str(bundle)!r}, backend='onnx')\n"
+             f"s = d.create_stream(); s.accept_waveform(np.load({str(tmp_path / 'a.npy')!r}))\nassert s.verifier_calls > 0\n"
+             "import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'librosa', 'scipy')))")
+    np.save(tmp_path / "a.npy", audio)
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["verifier"]["gates"][kws[0]] = 1.5
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"verifier.gates\['.+'\] must be a number in \(0, 1\)"):
+        load_kws(bundle)
+    manifest["verifier"]["gates"][kws[0]] = 0.05
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    head = bundle / "verifier" / "head.onnx"
+    head.write_bytes(head.read_bytes() + b"\0")
+    with pytest.raises(BundleError, match="head.onnx: sha256") as e:
+        load_kws(bundle)
+    assert "\n" not in str(e.value)

@@ -97,7 +97,8 @@ def pick_threshold(rows: list[dict[str, float]], target_fa_per_hour: float) -> d
 
 def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
     """A bundle's score timeline for ``label``: its posterior, smoothed exactly as the runtime's post-processing
-    smooths it (same stride and window), at each inference's audio time."""
+    smooths it (same stride and window), at each inference's audio time. A bundle with a verifier (two stages) scores
+    what its runtime thresholds: the verifier's posterior where the smoothed posterior reaches the label's gate, else 0."""
     from edgekd.runtime.kws_post import softmax
 
     if label not in detector.labels:
@@ -105,6 +106,8 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
     k = detector.labels.index(label)
     pp = detector.postprocess
     n_smooth = max(1, round(pp.smooth_ms / pp.stride_ms) if pp.smooth_ms else 1)
+    if getattr(detector, "verifier", None) is not None:
+        return _pair_scorer(detector, label, k, n_smooth, chunk)
 
     def score(audio: AudioIn) -> tuple[np.ndarray, np.ndarray]:
         s = detector.create_stream()
@@ -126,6 +129,34 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
         if not posts:
             return np.zeros(0), np.zeros(0)
         return np.asarray(times, dtype=np.float64), moving_average(np.concatenate(posts), n_smooth)
+
+    return score
+
+
+def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -> Scorer:
+    """``bundle_scorer`` of a two-stage bundle: the gate decided per inference, as ``KwsPostprocessor`` decides it."""
+    from edgekd.runtime.kws_post import softmax
+
+    gate = detector.verifier_block.gates.get(label, math.inf)
+    v = detector.verifier.labels.index(label)
+
+    def score(audio: AudioIn) -> tuple[np.ndarray, np.ndarray]:
+        s = detector.create_stream()
+        times: list[int] = []
+        scores: list[float] = []
+        last = np.zeros(n_smooth)
+
+        def keep(t_ms: int, out: np.ndarray) -> None:
+            last[len(times) % n_smooth] = softmax(np.asarray(out, dtype=np.float64))[k]
+            times.append(t_ms)
+            smoothed = last[: min(len(times), n_smooth)].mean()
+            scores.append(float(s.verify_now()[v]) if smoothed >= gate else 0.0)
+
+        s.on_inference = keep  # the post-processor's own verifier call at a hop reuses this one's answer (verify_now)
+        blocks = (audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)) if isinstance(audio, np.ndarray) else audio
+        for x in blocks:
+            s.accept_waveform(x)
+        return np.asarray(times, dtype=np.float64), np.asarray(scores, dtype=np.float64)
 
     return score
 

@@ -13,7 +13,7 @@ from typing import Any
 from edgekd.core.fsutil import atomic_write_text
 from edgekd.runtime.manifest import MANIFEST_NAME, ModelManifest, sha256_file
 
-__all__ = ["staging_dir", "finalize_manifest", "update_manifest", "apply_postprocess", "write_golden_detections"]
+__all__ = ["staging_dir", "finalize_manifest", "update_manifest", "apply_postprocess", "refresh_golden_detections", "write_golden_detections"]
 
 
 @contextmanager
@@ -79,8 +79,6 @@ def write_golden_detections(bundle_dir: Path, manifest: ModelManifest, backend: 
 
 def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any], **extra_provenance: Any) -> ModelManifest:
     """Store new post-processing in a bundle and regenerate its golden detections (ONNX and TFLite), atomically."""
-    from edgekd.runtime.backends import create_backend
-    from edgekd.runtime.detector import streaming_backend
     from edgekd.runtime.kws_post import KwsPostprocessConfig
 
     root = Path(bundle)
@@ -90,10 +88,18 @@ def apply_postprocess(bundle: str | os.PathLike[str], postprocess: dict[str, Any
     m = m.replace(postprocess=pp.to_dict(), provenance=dict(m.provenance, **extra_provenance))
     with staging_dir(root) as tmp:
         shutil.copytree(root, tmp, dirs_exist_ok=True)
-        g = m.golden_block
-        if g.wav:
-            for backend in ("onnx", "litert") if m.tflite_file else ("onnx",):
-                write_golden_detections(tmp, m, create_backend(backend, tmp, m), g.check(backend).expected,
-                                        step_backend=streaming_backend(backend, tmp, m))
+        refresh_golden_detections(tmp, m)
         m = finalize_manifest(tmp, m)
     return m
+
+
+def refresh_golden_detections(bundle_dir: Path, m: ModelManifest) -> None:
+    """Rewrite the golden detections of every backend the bundle has (ONNX, and TFLite when it has one) from ``m``."""
+    from edgekd.runtime.backends import create_backend
+    from edgekd.runtime.detector import streaming_backend
+
+    g = m.golden_block
+    if g.wav:
+        for backend in ("onnx", "litert") if m.tflite_file else ("onnx",):
+            write_golden_detections(bundle_dir, m, create_backend(backend, bundle_dir, m), g.check(backend).expected,
+                                    step_backend=streaming_backend(backend, bundle_dir, m))

@@ -14,11 +14,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from edgekd.core.errors import ConfigError
 from edgekd.runtime.manifest import sha256_file
 from edgekd.runtime.verifier import HEAD_FILE, VERIFIER_FORMAT, VERIFIER_META
 
-__all__ = ["export_verifier"]
+if TYPE_CHECKING:
+    from edgekd.runtime.manifest import ModelManifest
+
+__all__ = ["export_verifier", "attach_verifier", "VERIFIER_DIR"]
+
+VERIFIER_DIR = "verifier"  # the verifier's folder inside a bundle
 
 
 def export_verifier(teacher: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
@@ -55,3 +62,28 @@ def export_verifier(teacher: str | os.PathLike[str], out: str | os.PathLike[str]
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def attach_verifier(bundle: str | os.PathLike[str], teacher: str | os.PathLike[str], gates: dict[str, float],
+                    **extra_provenance: object) -> ModelManifest:
+    """Give a KWS/wake-word bundle a second stage: ``teacher`` exported as its ``verifier/`` folder, ``gates`` (label ->
+    smoothed posterior that opens the gate) in the manifest's verifier block; the post-processing thresholds then
+    apply to the verifier's score. Golden detections are rewritten and every file rehashed; atomically (a failure
+    leaves the bundle as it was). A bundle that has a verifier gets the new one in its place."""
+    from edgekd.export.bundle import finalize_manifest, refresh_golden_detections, staging_dir
+    from edgekd.runtime.manifest import ModelManifest
+
+    root = Path(bundle)
+    m = ModelManifest.load(root)
+    m.verify_files(root)
+    if m.task == "sed":
+        raise ConfigError(f"{root}: a sed bundle; a verifier is a second stage for keywords and wake words")
+    m = m.replace(verifier={"dir": VERIFIER_DIR, "gates": {k: float(v) for k, v in gates.items()}},
+                  provenance=dict(m.provenance, verifier={"teacher_sha256": sha256_file(teacher), **extra_provenance}))
+    ModelManifest.from_dict(m.to_dict())  # the block is checked before any work
+    with staging_dir(root) as tmp:
+        shutil.copytree(root, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(VERIFIER_DIR))
+        export_verifier(teacher, tmp / VERIFIER_DIR)
+        refresh_golden_detections(tmp, m)
+        m = finalize_manifest(tmp, m)
+    return m

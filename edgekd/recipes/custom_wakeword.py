@@ -16,7 +16,10 @@ Stages, each saved under ``OUT`` and reused by a second run (delete a file or fo
 5. ``student-qat.pt`` and ``bundle/``: int8, exported as a streaming int8 bundle. By default (``qat_epochs`` 0) the
    student's own weights with int8 ranges observed over every training clip and transfer window; ``qat_epochs`` N
    fine-tunes N epochs with fake quantization first (on the clips and the transfer windows).
-6. The threshold for each phrase at ``target_fa_per_hour`` on the validation material, written into the bundle;
+6. With ``verifier_budget`` > 0 (the default): ``bundle/verifier/``, the teacher as a second stage. A phrase's gate is
+   the lowest student score whose hops stay within ``verifier_budget`` per hour of the validation speech; where the
+   student's smoothed score reaches it, the verifier scores the last second and decides (``edgekd.runtime.verifier``).
+7. The threshold for each phrase at ``target_fa_per_hour`` on the validation material, written into the bundle;
    FRR at 0.5, 1, 2 and 5 FA/h on the test material, how often each confusable fires at the threshold, ``det.png``,
    ``report.json`` and ``bundle/MODEL_CARD.md``.
 """
@@ -36,7 +39,7 @@ import numpy as np
 from edgekd.core.errors import ConfigError
 from edgekd.data import SILENCE, UNKNOWN
 
-__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "confusable_clip_count", "choose_thresholds", "confusable_fire_rates", "golden_clip", "phrase_labels",
+__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_gates", "confusable_clip_count", "choose_thresholds", "confusable_fire_rates", "golden_clip", "phrase_labels",
            "run_phrase_wakeword", "make_phrase_material", "make_eval_material", "mine_false_accepts"]
 
 Say = Callable[[str], None]
@@ -89,6 +92,11 @@ class PhraseRecipe:
     views: int = 2
     rooms: bool = True  # training views also through simulated rooms and real background recordings
     target_fa_per_hour: float = 0.5
+    # a second stage: the teacher as the bundle's verifier, asked where the student's smoothed score reaches a gate; the
+    # gate is the lowest whose verifier calls stay within this many per hour of the validation speech (0: no verifier).
+    # Offline on real voices (bench/realdev_cascade.py, 2026-12-05) 1000/h gave "smart mirror" 24.4% -> 11.7% FRR at 2 FA/h
+    # with synthesized speech, the verifier adding 0.4 CPU ms per audio second on the dev negatives
+    verifier_budget: float = 1000.0
     stride_ms: int = 80
     seed: int = 0
     threads: int = 2
@@ -364,6 +372,42 @@ def _mine(out: Path, data: Path, student: Path, r: PhraseRecipe, say: Say) -> Pa
     return mined
 
 
+def choose_gates(bundle: Path, r: PhraseRecipe, root: Path) -> dict[str, dict[str, float]]:
+    """Each phrase's gate: the lowest score (0.01 steps) at which the bundle's smoothed posterior on the validation
+    speech (``eval/validation/negatives.wav``) is at or over it at most ``verifier_budget`` hops per hour; with the
+    share of the validation positives whose peak reaches it and the hops per hour there."""
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.audio import wav_blocks
+    from edgekd.runtime.detector import load_kws
+
+    det = load_kws(bundle, backend="onnx", verifier=False)
+    ev = root / "eval" / "validation"
+    out = {}
+    for label in _keywords(r):
+        scorer = we.bundle_scorer(det, label)
+        _, wavs = we.annotated_positives(ev / label, ev / f"{label}.tsv", label)
+        neg, seconds = we.score_files(scorer, [ev / "negatives.wav"], lambda p: wav_blocks(p, 16000), concatenate=True)
+        scores = neg[""][1]
+        per_hour = {g: float(np.sum(scores >= g)) / (seconds / 3600.0) for g in we.THRESHOLDS}
+        gate = next((g for g in we.THRESHOLDS if per_hour[g] <= r.verifier_budget), we.THRESHOLDS[-1])
+        peaks = np.array([v.max() if v.size else 0.0 for _, v in (scorer(wav_blocks(w, 16000)) for w in wavs)])
+        out[label] = {"gate": gate, "validation_calls_per_hour": per_hour[gate], "validation_positives_reaching": float(np.mean(peaks >= gate))}
+    return out
+
+
+def _attach_verifier(bundle: Path, teacher: Path, r: PhraseRecipe, root: Path, say: Say) -> dict[str, dict[str, float]]:
+    """Stage 6: the gates on the validation speech, then the teacher as ``bundle/verifier/``."""
+    from edgekd.export.verifier import attach_verifier
+
+    gates = choose_gates(bundle, r, root)
+    attach_verifier(bundle, teacher, {k: v["gate"] for k, v in gates.items()},
+                    gate_rule=f"lowest gate within {r.verifier_budget:g} verifier calls per hour of eval/validation speech", chosen=gates)
+    for label, g in gates.items():
+        say(f"{label}: verifier gate {g['gate']:.2f} ({g['validation_calls_per_hour']:.0f} calls per hour of validation speech; "
+            f"{100 * g['validation_positives_reaching']:.0f}% of the validation positives reach it)")
+    return gates
+
+
 def _score(bundle: Path, r: PhraseRecipe, split: str, root: Path, target: float | None) -> dict[str, Any]:
     """FRR/FA sweeps of each phrase label on ``eval/<split>`` (positives of that phrase, the split's negatives)."""
     from edgekd.eval import wakeword as we
@@ -436,6 +480,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
                   transfer=data / "transfer")
     bundle = out / "bundle"
     _export(qat, bundle, r, golden_clip(data, labels[0]), int8=True)
+    gates = _attach_verifier(bundle, teacher, r, data, say) if r.verifier_budget > 0 else {}
     thresholds = choose_thresholds(_score(bundle, r, "validation", data, None), r.target_fa_per_hour)
     apply_postprocess(bundle, {"thresholds": thresholds}, wakeword_threshold={"target_fa_per_hour": r.target_fa_per_hour,
                                                                               "chosen_on": "eval/validation"})
@@ -458,6 +503,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
             + f" of {evaluation['confusable_clips']} held-out utterances (the most often fired confusables)")
     we.det_plot({f"{label} (test)": res["sweep"] for label, res in test.items()}, out / "det.png", r.target_fa_per_hour)
     report = {"recipe": asdict(r), "labels": list(labels), "bundle": str(bundle), "teacher": str(teacher), "per_label": per_label,
+              "verifier": {"budget_calls_per_hour": r.verifier_budget, "gates": gates} if gates else None,
               "material": json.loads((data / "material.json").read_text()),
               "evaluation": evaluation,
               "provenance": provenance("edgekd train wakeword --phrase", bundle)}
@@ -484,7 +530,11 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              f"phonemes ({', '.join(report['material']['confusables'][:10])}, ...), other words, noise, simulated rooms.",
              "- **Teacher**: a head on the frozen speech embedding of openWakeWord 0.4.0 (`melspectrogram.onnx`, "
              "`embedding_model.onnx`: Google's speech embedding, Apache-2.0; no openWakeWord wake-word head is used). "
-             "The student carries no part of it and runs without it.",
+             + ("The student carries no part of it and runs without it." if not report.get("verifier") else
+                "It is also the bundle's second stage (`verifier/`: the two backbone files, unchanged, and the head): where the "
+                "student's smoothed score reaches its gate (" + ", ".join(f"{k} {v['gate']:.2f}" for k, v in report["verifier"]["gates"].items())
+                + f"; the lowest gate within {r.verifier_budget:g} verifier calls per hour of validation speech) it scores the last second "
+                "and decides; its Apache-2.0 licence and notice travel in `verifier/verifier.json`."),
              f"- **Student**: `{r.arch}`, distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
              f"false-accept mining {'on' if r.mining_minutes else 'off'}, "
              + (f"QAT int8 ({r.qat_epochs} epoch{'s' if r.qat_epochs > 1 else ''} of fine-tuning)" if r.qat_epochs
@@ -492,7 +542,8 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              + ", streaming int8 graph.",
              "- **Settings other than the defaults**: " + (", ".join(f"{k} {v}" for k, v in _changed(r).items()) or "none")
              + " (`report.json` holds every one).",
-             f"- **Thresholds** (chosen at {r.target_fa_per_hour} FA/h on held-out validation voices): "
+             f"- **Thresholds** ({'of the verifier' + chr(39) + 's score, ' if report.get('verifier') else ''}chosen at "
+             f"{r.target_fa_per_hour} FA/h on held-out validation voices): "
              + ", ".join(f"{k} {v['threshold']:.2f}" for k, v in report["per_label"].items()) + ".", "",
              "| label | FRR at 0.5 FA/h | at 1 | at 2 | at 5 | test negatives (h) |", "|---|---|---|---|---|---|"]
 
@@ -539,6 +590,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--transfer-minutes, --validation-minutes and --test-minutes must be > 0, --mining-minutes >= 0")
     if not 0.0 < r.mining_threshold < 1.0:
         raise ConfigError("--mining-threshold must lie between 0 and 1 (a score)")
+    if not (r.verifier_budget >= 0 and math.isfinite(r.verifier_budget)):
+        raise ConfigError("--verifier-budget must be a number of calls per hour >= 0 (0: no verifier)")
     if r.stride_ms < 10 or r.stride_ms % 10:
         raise ConfigError("--stride-ms must be a multiple of 10")
     from edgekd.train.catalog import CATALOG

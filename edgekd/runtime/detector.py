@@ -72,11 +72,13 @@ def load_model(
     postprocess: dict[str, Any] | None = None,
     verify: bool = True,
     mode: str = "auto",
+    verifier: bool = True,
 ) -> KwsDetector | SedDetector:
     """Open a bundle folder: check its files against the manifest, load the model, return a ``KwsDetector`` or a
     ``SedDetector`` (the manifest's task says which).
 
     ``postprocess`` overrides keys of the manifest's post-processing block (e.g. ``{"threshold": 0.8}``).
+    ``verifier=False`` leaves a bundle's second stage unloaded: its gate alone decides, at the thresholds.
     """
     root = Path(bundle)
     if not root.is_dir():
@@ -100,7 +102,7 @@ def load_model(
     step = streaming_backend(model.name, root, manifest, threads=threads) if mode != "whole" else None
     if step is None and mode == "stream":
         raise ConfigError(f"{root}: no streaming-state model for this backend; use --mode whole (or auto)")
-    return KwsDetector(manifest, model, pp, bundle_dir=root, step_backend=step)
+    return KwsDetector(manifest, model, pp, bundle_dir=root, step_backend=step, use_verifier=verifier, verifier_threads=threads)
 
 
 def streaming_backend(backend: str, root: Path, manifest: ModelManifest, *, threads: int = 1) -> Any:

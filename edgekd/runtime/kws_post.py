@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -73,13 +74,29 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class KwsPostprocessor:
     """Per-stream state: the last few posteriors and the refractory clock. Every buffer is allocated here, once:
-    an update allocates no array."""
+    an update allocates no array.
 
-    def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig) -> None:
+    With ``gates`` (a bundle with a second stage, ``edgekd.runtime.verifier``) a keyword's smoothed posterior at or over
+    its gate opens the gate; ``update``'s ``verify`` is then called once for the verifier's posteriors (in the order of
+    ``verifier_labels``), and the keyword fires when its verified score reaches its threshold. ``verifier_calls`` counts
+    those calls (none during the refractory time)."""
+
+    def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig,
+                 gates: dict[str, float] | None = None, verifier_labels: tuple[str, ...] = ()) -> None:
         self.labels = labels
         self.cfg = cfg
         self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.intp)
         self._thr = np.array([cfg.threshold_for(k) for k in keyword_labels], dtype=np.float32)
+        self._gate: np.ndarray | None = None
+        if gates is not None:
+            missing = [k for k in keyword_labels if k not in verifier_labels]
+            if missing:
+                raise ConfigError(f"the verifier has no label {missing[0]!r}; export the verifier from this bundle's teacher")
+            self._gate = np.array([gates.get(k, 1.0 + 1e-9) for k in keyword_labels], dtype=np.float64)  # no gate: never opens
+            self._v_idx = np.array([verifier_labels.index(k) for k in keyword_labels], dtype=np.intp)
+            self._verified = np.zeros(self._kw_idx.shape[0], dtype=np.float64)
+            self._open = np.zeros(self._kw_idx.shape[0], dtype=bool)
+        self.verifier_calls = 0
         self._n_smooth = max(1, round(cfg.smooth_ms / cfg.stride_ms) if cfg.smooth_ms else 1)
         # the last n_smooth keyword posteriors in a fixed ring
         self._ring = np.zeros((self._n_smooth, self._kw_idx.shape[0]), dtype=np.float64)
@@ -94,17 +111,18 @@ class KwsPostprocessor:
         self._count = 0
         self._last_fire_ms = None
 
-    def update_logits(self, logits: np.ndarray, t_ms: int) -> Detection | None:
+    def update_logits(self, logits: np.ndarray, t_ms: int, verify: Callable[[], np.ndarray] | None = None) -> Detection | None:
         """``update`` from raw model outputs: the softmax (float64, as ``softmax``) is computed in place."""
         p = self._probs
         np.copyto(p, logits)
         np.subtract(p, p.max(), out=p)
         np.exp(p, out=p)
         np.divide(p, p.sum(), out=p)
-        return self.update(p, t_ms)
+        return self.update(p, t_ms, verify)
 
-    def update(self, probs: np.ndarray, t_ms: int) -> Detection | None:
-        """Add one posterior vector observed at ``t_ms``; return a detection if one fires."""
+    def update(self, probs: np.ndarray, t_ms: int, verify: Callable[[], np.ndarray] | None = None) -> Detection | None:
+        """Add one posterior vector observed at ``t_ms``; return a detection if one fires (with gates: ``verify`` gives
+        the verifier's posteriors of this moment, asked only when a gate is open)."""
         np.take(probs, self._kw_idx, out=self._ring[self._count % self._n_smooth], mode="clip")
         self._count += 1
         n = min(self._count, self._n_smooth)
@@ -113,7 +131,16 @@ class KwsPostprocessor:
         np.divide(smoothed, n, out=smoothed)
         if self._last_fire_ms is not None and t_ms - self._last_fire_ms < self.cfg.refractory_ms:
             return None
-        over = np.greater_equal(smoothed, self._thr, out=self._over)
+        if self._gate is not None:
+            if not np.greater_equal(smoothed, self._gate, out=self._open).any():
+                return None
+            if verify is None:
+                raise ConfigError("this bundle has a verifier; give update() its verify callback")
+            self.verifier_calls += 1
+            smoothed = np.take(verify(), self._v_idx, out=self._verified)  # the verified score replaces the gate's
+            over = np.logical_and(self._open, np.greater_equal(smoothed, self._thr, out=self._over), out=self._over)
+        else:
+            over = np.greater_equal(smoothed, self._thr, out=self._over)
         if not over.any():
             return None
         best = int(np.argmax(np.where(over, smoothed, -1.0)))

@@ -18,6 +18,7 @@ from edgekd.runtime.manifest import ModelManifest
 if TYPE_CHECKING:
     from edgekd.runtime.backends.litert import LiteRTBackend, LiteRTStateStepper
     from edgekd.runtime.backends.onnx import OnnxBackend, StateStepper
+    from edgekd.runtime.verifier import Verifier
 
 __all__ = ["KwsDetector", "KwsStream", "stride_frames"]
 
@@ -32,7 +33,7 @@ class KwsDetector:
 
     def __init__(
         self, manifest: ModelManifest, backend: Backend, postprocess: KwsPostprocessConfig, *, bundle_dir: Path,
-        step_backend: OnnxBackend | LiteRTBackend | None = None,
+        step_backend: OnnxBackend | LiteRTBackend | None = None, use_verifier: bool = True, verifier_threads: int = 1,
     ) -> None:
         self.manifest = manifest
         self.step_backend = step_backend
@@ -74,6 +75,16 @@ class KwsDetector:
         self.backend = backend
         self.postprocess = postprocess
         self.bundle_dir = bundle_dir
+        # the second stage (manifest's verifier block), loaded unless ``use_verifier`` is False (the gate alone)
+        self.verifier_block = manifest.verifier_block if use_verifier else None
+        self.verifier: Verifier | None = None
+        if self.verifier_block is not None:
+            from edgekd.runtime.verifier import Verifier
+
+            self.verifier = Verifier(bundle_dir / self.verifier_block.dir, threads=verifier_threads)
+            missing = [k for k in manifest.keyword_labels if k not in self.verifier.labels]
+            if missing:
+                raise BundleError(f"{bundle_dir}: the verifier has no label {missing[0]!r}; re-export the bundle")
         self._frontend = LogMelFrontend(self.frontend_params)
         self._check_tensors()
         self._in = manifest.inputs[0].name
@@ -191,7 +202,17 @@ class KwsStream:
         self._stride_frames = detector.stride_frames
         self._hop_ms = 1000.0 * p.hop_samples / p.sample_rate
         self._win_ms = 1000.0 * p.window_samples / p.sample_rate
-        self._post = KwsPostprocessor(detector.labels, detector.manifest.keyword_labels, detector.postprocess)
+        vb, verifier = detector.verifier_block, detector.verifier
+        self._post = KwsPostprocessor(detector.labels, detector.manifest.keyword_labels, detector.postprocess,
+                                      gates=vb.gates if vb is not None else None, verifier_labels=verifier.labels if verifier else ())
+        self._verify = self.verify_now if verifier is not None else None
+        # with a verifier: the last seconds of audio in a ring allocated once; every sample is written twice (at i and
+        # i + n) so that any second of it is one contiguous slice. Chunks are fed in pieces of at most _piece samples,
+        # so the ring holds the verifier's window + a piece + what the frontend may still owe the model (stride, window)
+        self._piece = 4000
+        lag = 2 * (detector.stride_frames * p.hop_samples + p.window_samples)
+        self._audio_n = (verifier.window_samples + self._piece + lag) if verifier is not None else 0
+        self._audio = np.zeros(2 * self._audio_n, dtype=np.float32)
         self.inferences = 0
         self.inference_ms: list[float] | None = None  # set to [] to record each inference's wall time (bench)
         # called after every inference with (t_ms, logits): evaluation and parity checks read the raw model outputs
@@ -212,7 +233,16 @@ class KwsStream:
         self._head = self._window - 1
         self._n_frames = 0
         self._samples = 0
+        self._audio[...] = 0.0
+        self._t_samples = 0
+        self._verified_at = -1
+        self._verified = np.zeros(0)
         self._post.reset()
+
+    @property
+    def verifier_calls(self) -> int:
+        """Times the post-processor asked the verifier (0 without one)."""
+        return self._post.verifier_calls
 
     @property
     def audio_seconds(self) -> float:
@@ -224,6 +254,39 @@ class KwsStream:
         # one sum is a cheap screen (NaN and Inf propagate); the exact check runs only when it trips
         if x.size and not np.isfinite(x.sum()) and not np.all(np.isfinite(x)):
             raise AudioFormatError("audio chunk contains NaN or Inf samples")
+        if self._audio_n == 0:
+            return self._accept(x)
+        out: list[Detection] = []
+        for i in range(0, x.shape[0], self._piece):
+            piece = x[i : i + self._piece]
+            self._remember(piece)
+            out += self._accept(piece)
+        return out
+
+    def _remember(self, x: np.ndarray) -> None:
+        """Write ``x`` (at most one piece) into the audio ring, at its absolute sample positions, twice."""
+        n, a = self._audio_n, self._samples % self._audio_n
+        m = min(x.shape[0], n - a)
+        for base in (0, n):
+            self._audio[base + a : base + a + m] = x[:m]
+            self._audio[base : base + x.shape[0] - m] = x[m:]
+
+    def verify_now(self) -> np.ndarray:
+        """The verifier's posteriors (its label order) of the second of audio that ends at the last inference: what the
+        post-processor asks when a gate opens; evaluation asks it too (``edgekd.eval.wakeword.bundle_scorer``)."""
+        verifier = self.detector.verifier
+        if verifier is None:
+            raise ConfigError("this detector has no verifier")
+        w, n = verifier.window_samples, self._audio_n
+        if self._samples - self._t_samples > n - w:  # cannot happen: the ring is sized for the frontend's lag
+            raise RuntimeError("the audio ring no longer holds the verifier's window")
+        if self._verified_at != self._t_samples:  # asked once per inference, however many callers ask
+            start = (self._t_samples - w) % n  # before the stream's start: zeros, as the ring began
+            self._verified = verifier.probs(self._audio[start : start + w])
+            self._verified_at = self._t_samples
+        return self._verified
+
+    def _accept(self, x: np.ndarray) -> list[Detection]:
         self._samples += x.shape[0]
         # frames are computed only when the next model call has all it needs: one frontend batch per hop, not per chunk
         if self._stepper is not None:
@@ -255,9 +318,11 @@ class KwsStream:
             self.inference_ms.append((time.perf_counter() - t0) * 1000.0)
         self.inferences += 1
         t_ms = int(round((self._n_frames - 1) * self._hop_ms + self._win_ms))
+        p = self.detector.frontend_params
+        self._t_samples = (self._n_frames - 1) * p.hop_samples + p.window_samples
         if self.on_inference is not None:
             self.on_inference(t_ms, logits)
-        det = self._post.update_logits(logits, t_ms)
+        det = self._post.update_logits(logits, t_ms, self._verify)
         if det is not None:
             out.append(det)
 

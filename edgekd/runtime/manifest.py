@@ -14,7 +14,7 @@ from typing import Any
 from edgekd.core.errors import BundleError
 
 __all__ = ["SCHEMA_VERSION", "MANIFEST_NAME", "ModelManifest", "TensorSpec", "StateSpec", "KwsStreaming", "SedStreaming", "Golden",
-           "GoldenCheck", "sha256_file"]
+           "GoldenCheck", "VerifierBlock", "VERIFIER_FILES", "sha256_file"]
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -49,7 +49,7 @@ def _check_shape(d: dict[str, Any]) -> None:
         raise bad("labels must be a non-empty list of strings")
     if len(set(labels)) != len(labels):
         raise bad("labels repeat a name")
-    for key in ("frontend", "streaming", "postprocess", "files", "provenance", "metrics", "golden"):
+    for key in ("frontend", "streaming", "postprocess", "files", "provenance", "metrics", "golden", "verifier"):
         if key in d and not isinstance(d[key], dict):
             raise bad(f"{key} must be an object, not {type(d[key]).__name__}")
     for key in ("inputs", "outputs"):
@@ -70,6 +70,7 @@ def _check_shape(d: dict[str, Any]) -> None:
     if not _positive_int(wf):
         raise bad("window_frames must be a positive integer")
     _check_streaming(d.get("streaming") or {}, d.get("task", "kws"), bad)
+    _check_verifier(d.get("verifier") or {}, d.get("task", "kws"), labels, bad)
     for key, v in (d.get("golden") or {}).items():
         if key in _GOLDEN_SETTINGS:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
@@ -112,6 +113,49 @@ def _check_streaming(st: dict[str, Any], task: Any, bad: Any) -> None:
             raise bad("streaming.states must hold {input, output, shape} objects (names and positive sizes)")
         if x.get("dtype", "float32") not in STATE_DTYPES:
             raise bad(f"streaming.states dtype must be one of {', '.join(STATE_DTYPES)}")
+
+
+# what a verifier folder holds (edgekd.runtime.verifier): its description, the head, the backbone's two files
+VERIFIER_FILES = ("verifier.json", "head.onnx", "melspectrogram.onnx", "embedding_model.onnx")
+
+
+def _check_verifier(v: dict[str, Any], task: Any, labels: list[str], bad: Any) -> None:
+    """The verifier block of a wake-word/KWS bundle with a second stage: its folder and a gate in (0, 1) per label."""
+    if not v:
+        return
+    if task == "sed":
+        raise bad("verifier: a sed bundle has no second stage")
+    folder, gates = v.get("dir"), v.get("gates")
+    if not isinstance(folder, str) or not folder.strip():
+        raise bad("verifier.dir must name the verifier folder inside the bundle")
+    if not isinstance(gates, dict) or not gates:
+        raise bad("verifier.gates must be an object of label -> gate")
+    for lab, g in gates.items():
+        if lab not in labels:
+            raise bad(f"verifier.gates names {lab!r}, not a label")
+        if not isinstance(g, (int, float)) or isinstance(g, bool) or not 0.0 < float(g) < 1.0:
+            raise bad(f"verifier.gates[{lab!r}] must be a number in (0, 1)")
+
+
+@dataclass(frozen=True)
+class VerifierBlock:
+    """The ``verifier`` block: a second stage (``edgekd.runtime.verifier``) in the folder ``dir`` of the bundle. A
+    keyword's smoothed posterior at or over its ``gates`` entry opens the gate; the verifier then scores the last
+    second, and the keyword fires when that score reaches the post-processing threshold."""
+
+    dir: str
+    gates: dict[str, float]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VerifierBlock:
+        """From a block ``_check_verifier`` accepted."""
+        return cls(dir=str(d["dir"]), gates={str(k): float(v) for k, v in d["gates"].items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dir": self.dir, "gates": dict(self.gates)}
+
+    def files(self) -> list[str]:
+        return [f"{self.dir}/{name}" for name in VERIFIER_FILES]
 
 
 @dataclass(frozen=True)
@@ -262,6 +306,7 @@ class ModelManifest:
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     golden: dict[str, Any] = field(default_factory=dict)
+    verifier: dict[str, Any] = field(default_factory=dict)  # a second stage (VerifierBlock); empty: none
     schema_version: int = SCHEMA_VERSION
 
     # ---- serialisation -------------------------------------------------------------------
@@ -270,6 +315,8 @@ class ModelManifest:
         d["labels"] = list(self.labels)
         d["inputs"] = [dict(dataclasses.asdict(t), shape=list(t.shape)) for t in self.inputs]
         d["outputs"] = [dict(dataclasses.asdict(t), shape=list(t.shape)) for t in self.outputs]
+        if not self.verifier:
+            del d["verifier"]  # a bundle without a second stage reads as it always did
         return d
 
     def to_json(self) -> str:
@@ -308,6 +355,7 @@ class ModelManifest:
                 provenance=dict(d.get("provenance", {})),
                 metrics=dict(d.get("metrics", {})),
                 golden=dict(d.get("golden", {})),
+                verifier=dict(d.get("verifier", {})),
                 schema_version=version,
             )
         except (KeyError, TypeError, ValueError) as e:
@@ -337,6 +385,8 @@ class ModelManifest:
             if isinstance(self.streaming.get(key), str):
                 out.append(self.streaming[key])
         out += [v for k, v in sorted(self.golden.items()) if isinstance(v, str) and k not in _GOLDEN_SETTINGS]
+        if self.verifier_block is not None:
+            out += self.verifier_block.files()
         return out
 
     def check_listing(self, bundle_dir: str | os.PathLike[str]) -> None:
@@ -382,6 +432,11 @@ class ModelManifest:
         if self.task == "sed" or not self.streaming:
             return None
         return KwsStreaming.from_dict(self.streaming)
+
+    @property
+    def verifier_block(self) -> VerifierBlock | None:
+        """The bundle's second stage, or None when it has none."""
+        return VerifierBlock.from_dict(self.verifier) if self.verifier else None
 
     @property
     def sed_streaming(self) -> SedStreaming:
