@@ -56,6 +56,21 @@ def gated(student: Timeline, teacher: Timeline, gate: float, hold_ms: float) -> 
     return (tt, np.where(open_, vt, 0.0)), int(open_.sum()), opened
 
 
+def mean_of(scorers: list[Any]) -> Any:
+    """One scorer whose timeline is the mean of ``scorers``' (same hops): an ensemble of verifier heads."""
+    if len(scorers) == 1:
+        return scorers[0]
+
+    def score(audio: Any) -> Timeline:
+        from edgekd.eval.wakeword import as_array
+
+        x = as_array(audio)
+        tls = [s(x) for s in scorers]
+        return tls[0][0], np.mean([v for _, v in tls], axis=0)
+
+    return score
+
+
 def verifier_ms_per_hop(teacher: Path, rounds: int = 30) -> float:
     """Median CPU ms of one verifier call as a board would make it: the teacher exported as a verifier folder
     (``edgekd.export.verifier``) and run by the device-side ``edgekd.runtime.verifier.Verifier`` (numpy and
@@ -109,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder")
     ap.add_argument("--bundle", type=Path, default=None, help="the gate (default: RUN/bundle)")
-    ap.add_argument("--teacher", type=Path, default=None, help="the verifier (default: RUN/teacher.pt)")
+    ap.add_argument("--teacher", type=Path, nargs="+", default=None,
+                    help="the verifier (default: RUN/teacher.pt); several: the mean of their posteriors (heads on one backbone)")
     ap.add_argument("--gates", type=float, nargs="+", default=[0.1, 0.15, 0.2, 0.3, 0.5], help="student scores that open the gate")
     ap.add_argument("--hold-ms", type=float, default=80.0,
                     help="how long the gate stays open after the student's score reached it (default 80: only the hops at or over the gate)")
@@ -125,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.runtime.detector import load_kws
     from edgekd.train.teachers.embedding_teacher import embedding_teacher_scorer
 
-    bundle, teacher = args.bundle or args.run / "bundle", args.teacher or args.run / "teacher.pt"
+    bundle, teachers = args.bundle or args.run / "bundle", args.teacher or [args.run / "teacher.pt"]
+    teacher = teachers[0]
     synth = args.run / "data" / "eval" / "test" / "negatives.wav"
-    for what, p in (("--bundle", bundle / "manifest.json"), ("--teacher", teacher), ("synthesized test speech", synth)):
+    for what, p in (("--bundle", bundle / "manifest.json"), *(("--teacher", t) for t in teachers), ("synthesized test speech", synth)):
         if not p.is_file():
             print(f"error: {what}: {p} is missing; give a finished `edgekd train wakeword --phrase` folder", file=sys.stderr)
             return 2
@@ -135,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --gates must lie in (0, 1) and --hold-ms be > 0", file=sys.stderr)
         return 2
     label = json.loads((args.run / "report.json").read_text())["labels"][0] if (args.run / "report.json").is_file() else None
-    det = load_kws(bundle, backend="onnx", threads=1)
+    det = load_kws(bundle, backend="onnx", threads=1, verifier=False)  # the gate: a bundle's own second stage stays out
     label = label or det.labels[0]
     dev = args.realdev / "wakeword_dev"
     if not (dev / label).is_dir():
@@ -144,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     real = real_negatives(args.realdev, args.work / "real_negatives.wav")
     rows, wavs = we.annotated_positives(dev / label, dev / f"{label}.tsv", label)
     scorers = {"student": we.bundle_scorer(det, label),
-               "teacher": embedding_teacher_scorer(teacher, label, frames_cache=args.work / "teacher_frames")}
+               "teacher": mean_of([embedding_teacher_scorer(t, label, frames_cache=args.work / "teacher_frames") for t in teachers])}
     pos: dict[str, dict[str, Timeline]] = {}
     neg: dict[str, list[tuple[Timeline, float]]] = {}
     for name, scorer in scorers.items():
         print(f"scoring with the {name} ...", flush=True)
         pos[name], neg[name] = stream_timelines(scorer, wavs, [real, synth])
     picks = validation_gates(scorers["student"], args.run, label) if (args.run / "data" / "eval" / "validation" / label).is_dir() else []
-    cost = verifier_ms_per_hop(teacher)
+    cost = verifier_ms_per_hop(teacher)  # more heads share the backbone: each adds well under a ms
     out: dict[str, Any] = {}
     for key, k in (("real_negatives_only", 1), ("real_and_synthesized_negatives", 2)):
         neg_tl = {name: joined(neg[name][:k]) for name in scorers}
@@ -184,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     out_json = args.json or REPO / "bench" / "results" / f"realdev_cascade_{label}.json"
     command = " ".join(["python bench/realdev_cascade.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out_json, {"what": "student bundle as a gate, speech-embedding teacher as the verifier, offline on the real dev streams",
-                          "command": command, "date": datetime.date.today().isoformat(), "bundle": str(bundle), "teacher": str(teacher),
+                          "command": command, "date": datetime.date.today().isoformat(), "bundle": str(bundle), "teacher": " ".join(map(str, teachers)),
                           "hold_ms": args.hold_ms, "verifier_cpu_ms_per_call": cost, "label": label, **out, "validation_gates": picks,
                           "machine": machine_facts()})
     print(f"verifier: {cost:.1f} CPU ms per call (edgekd.runtime.verifier, one thread)\n-> {out_json}")

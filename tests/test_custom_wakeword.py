@@ -47,8 +47,12 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["name"] == "computer-dscnn-stream-64-kd-int8" and manifest["quantization"] == "int8-qat" and manifest["streaming"]
     assert manifest["postprocess"]["thresholds"]["computer"] == row["threshold"]
+    gate = report["verifier"]["gates"]["computer"]  # the teacher is the bundle's second stage, behind a gate chosen on validation
+    assert manifest["verifier"] == {"dir": "verifier", "gates": {"computer": gate["gate"]}} and 0.0 < gate["gate"] < 1.0
+    assert gate["validation_calls_per_hour"] <= 1000 or gate["gate"] == 0.99
+    assert all(f"verifier/{f}" in manifest["files"] for f in ("head.onnx", "melspectrogram.onnx", "embedding_model.onnx", "verifier.json"))
     card = (bundle / "MODEL_CARD.md").read_text()
-    assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card
+    assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card and "second stage" in card
     assert "Settings other than the defaults" in card and "per_word 4" in card and "epochs 1" in card
     assert "QAT int8 (1 epoch of fine-tuning)" in card  # --qat-epochs 1: fine-tuned on the clips and the transfer windows
     from edgekd.train.checkpoint import Checkpoint
@@ -312,6 +316,8 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     for student in students:  # each student regressed its features onto the teacher's embedding
         assert Checkpoint.load(student).provenance["feature_kd"]["weight"] == 1.0
     assert set(report["per_label"]) == {"lights_on", "lights_off"}
+    gates = json.loads((out / "bundle" / "manifest.json").read_text())["verifier"]["gates"]  # one gate per phrase
+    assert set(gates) == {"lights_on", "lights_off"} and gates == {k: v["gate"] for k, v in report["verifier"]["gates"].items()}
     confusables = json.loads((out / "data" / "material.json").read_text())["confusables"]
     assert "lights on" not in confusables and "lights off" not in confusables
     assert "PASS golden stream" in _edgekd("selftest", out / "bundle").stdout
@@ -324,6 +330,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     (["--phrase", "computer", "--teacher", "oww:alexa"], "only speech-embedding"),
     (["--phrase", "computer", "--feature-kd", "-1"], "--feature-kd"),
     (["--phrase", "computer", "--mining-threshold", "1.5"], "--mining-threshold"),
+    (["--phrase", "computer", "--verifier-budget", "-1"], "--verifier-budget"),
 ])
 def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)

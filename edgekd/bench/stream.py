@@ -34,9 +34,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
 
 
-def _timed_pass(det: Any, src: WavFileSource) -> tuple[float, float, list[float], int]:
-    """One pass over the WAV through a fresh stream: (CPU s, wall s, per-inference ms, inferences), the time spent
-    reading the file left out."""
+def _timed_pass(det: Any, src: WavFileSource) -> tuple[float, float, list[float], int, int]:
+    """One pass over the WAV through a fresh stream: (CPU s, wall s, per-inference ms, inferences, verifier calls), the
+    time spent reading the file left out. The CPU counts a two-stage bundle's verifier; the per-inference ms do not."""
     stream = det.create_stream()
     stream.inference_ms = []
     blocks = src.samples()
@@ -51,7 +51,7 @@ def _timed_pass(det: Any, src: WavFileSource) -> tuple[float, float, list[float]
             break
         stream.accept_waveform(x)
     cpu, wall = time.process_time() - c0 - read_cpu, time.perf_counter() - w0 - read_wall
-    return cpu, wall, list(stream.inference_ms or []), stream.inferences
+    return cpu, wall, list(stream.inference_ms or []), stream.inferences, int(getattr(stream, "verifier_calls", 0))
 
 
 def _warm_up(det: Any, src: WavFileSource, step: int) -> None:
@@ -64,7 +64,7 @@ def _warm_up(det: Any, src: WavFileSource, step: int) -> None:
 
 
 def _result(det: Any, bundle: str | Path, wav: str | Path, seconds: float, repeats: int, chunk_ms: int, cpu: list[float],
-            wall: list[float], lat_all: list[float], infer: int) -> dict[str, Any]:
+            wall: list[float], lat_all: list[float], infer: int, verifier_calls: int = 0) -> dict[str, Any]:
     m = det.manifest
     lat = np.asarray(lat_all)
     file = m.tflite_file if det.backend.name == "litert" else m.model_file
@@ -85,6 +85,7 @@ def _result(det: Any, bundle: str | Path, wav: str | Path, seconds: float, repea
         "cpu_ms_per_audio_s_all": [1000.0 * c / seconds for c in cpu],
         "rtf": statistics.median(wall) / seconds,
         "inferences_per_audio_s": infer / seconds,
+        "verifier_calls_per_audio_hour": verifier_calls * 3600.0 / seconds,  # a two-stage bundle's second stage (0: none)
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)), "p99": float(np.percentile(lat, 99)),
                        "max": float(lat.max()), "mean": float(lat.mean()), "n": int(lat.size),
                        "histogram": {"counts": hist_counts.tolist(), "edges_ms": hist_edges.tolist()}},
@@ -133,9 +134,9 @@ def bench_stream(
         cpu: list[float] = []
         wall: list[float] = []
         lat_all: list[float] = []
-        infer = 0
+        infer = calls = 0
         for _ in range(repeats):
-            c, w, lat, infer = _timed_pass(det, src)
+            c, w, lat, infer, calls = _timed_pass(det, src)
             cpu.append(c)
             wall.append(w)
             lat_all.extend(lat)
@@ -143,4 +144,4 @@ def bench_stream(
                 progress(len(cpu), repeats)
     finally:
         src.close()
-    return _result(det, bundle, wav, seconds, repeats, chunk_ms, cpu, wall, lat_all, infer)
+    return _result(det, bundle, wav, seconds, repeats, chunk_ms, cpu, wall, lat_all, infer, calls)

@@ -80,5 +80,7 @@ def bench_cmd(
     lat = res["latency_ms"]
     notice(f"{res['bundle']} [{res['backend']} {res['quantization']} {res['mode']}, {res['threads']} thread(s)]: "
            f"{res['cpu_ms_per_audio_s']:.2f} CPU ms per audio s, latency p50 {lat['p50']:.3f} ms p99 {lat['p99']:.3f} ms, "
-           f"RTF {res['rtf']:.4f}, peak RSS {res['peak_rss_mb']:.1f} MB")
+           f"RTF {res['rtf']:.4f}, peak RSS {res['peak_rss_mb']:.1f} MB"
+           + (f"; verifier {res['verifier_calls_per_audio_hour']:.0f} calls per audio hour (in the CPU, not in the latency)"
+              if res.get("verifier_calls_per_audio_hour") else ""))
     print(f"{res['cpu_ms_per_audio_s']:.3f}")
