@@ -359,7 +359,7 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
         assert d["score"] == pytest.approx(scores[t == d["t_ms"]][0], abs=1e-4) and d["score"] >= thr
         assert d["score"] == pytest.approx(v.probs(audio[: d["t_ms"] * 16])[v.labels.index(d["label"])], abs=1e-4)
     merged = sorted((float(t), k) for k, (ts, vs) in timelines.items() for t in we.detections(ts, vs, thr))
-    if len(found) == 1 or all(b[0] - a[0] >= 1000 for a, b in zip(merged, merged[1:])):  # no two labels within a refractory time
+    if len(found) == 1 or all(b[0] - a[0] >= 1000 for a, b in zip(merged, merged[1:], strict=False)):  # no two labels within a refractory time
         assert [(float(d["t_ms"]), d["label"]) for d in found] == merged
     alone = load_kws(bundle, backend="onnx", verifier=False)
     student = load_kws(tiny_bundle, backend="onnx")

@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from edgekd.core.errors import ConfigError

@@ -39,7 +39,8 @@ import numpy as np
 from edgekd.core.errors import ConfigError
 from edgekd.data import SILENCE, UNKNOWN
 
-__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_gates", "confusable_clip_count", "choose_thresholds", "confusable_fire_rates", "golden_clip", "phrase_labels",
+__all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_gates", "confusable_clip_count", "choose_thresholds", "confusable_fire_rates",
+           "golden_clip", "phrase_labels",
            "run_phrase_wakeword", "make_phrase_material", "make_eval_material", "mine_false_accepts"]
 
 Say = Callable[[str], None]
