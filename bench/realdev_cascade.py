@@ -18,8 +18,10 @@ and run by the device-side ``edgekd.runtime.verifier.Verifier``: backbone + head
 the verifier's CPU per audio second on those negatives: what the teacher would add to the student's cost. The gates a
 recipe could choose without real voices are printed too: the student's score that 99 / 98 / 95 / 90% of the run's
 synthesized validation positives reach (``valNN%``), and the lowest gate whose verifier calls stay within 250 / 500 /
-1,000 per hour of the validation speech (``budgetN/h``); the cascade is scored at each of them as well. Offline: no stream runs
-the pair yet (the verifier itself exists, ``edgekd.runtime.verifier``); the numbers say what building it would give. Prints a table; writes
+1,000 per hour of the validation speech (``budgetN/h``); the cascade is scored at each of them as well. Offline, on
+the teacher's hop grid: a pair bundle (``edgekd train wakeword --phrase`` with its default ``--verifier-budget``) is
+measured as it runs by ``bench/realdev_wakeword.py``; this bench compares gates and verifiers without building each.
+The gate is the bundle's student alone (a bundle's own verifier is left out). Prints a table; writes
 ``bench/results/realdev_cascade_<label>.json``.
 """
 

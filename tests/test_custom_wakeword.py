@@ -50,13 +50,16 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     gate = report["verifier"]["gates"]["computer"]  # the teacher is the bundle's second stage, behind a gate chosen on validation
     assert manifest["verifier"] == {"dir": "verifier", "gates": {"computer": gate["gate"]}} and 0.0 < gate["gate"] < 1.0
     assert gate["validation_calls_per_hour"] <= 1000 or gate["gate"] == 0.99
+    assert report["verifier"]["head"] == str(out / "verifier.pt") and report["verifier"]["epochs"] == 2  # its own 2-epoch head
+    from edgekd.train.checkpoint import Checkpoint
+
+    head = Checkpoint.load(out / "verifier.pt")
+    assert head.config["epochs"] == 2 and head.config["folds"] == 0 and head.provenance["role"] == "verifier"
     assert all(f"verifier/{f}" in manifest["files"] for f in ("head.onnx", "melspectrogram.onnx", "embedding_model.onnx", "verifier.json"))
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card and "second stage" in card
     assert "Settings other than the defaults" in card and "per_word 4" in card and "epochs 1" in card
     assert "QAT int8 (1 epoch of fine-tuning)" in card  # --qat-epochs 1: fine-tuned on the clips and the transfer windows
-    from edgekd.train.checkpoint import Checkpoint
-
     qat = Checkpoint.load(out / "student-qat.pt")
     assert qat.metrics["qat_train_steps"] > 0 and qat.provenance["transfer"]["windows"] > 0
     assert "PASS golden stream" in _edgekd("selftest", bundle).stdout
@@ -300,7 +303,7 @@ def _misses_bench(run: Path, tmp_path: Path) -> None:
 def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     out = tmp_path / "lights"
     _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1",
-            "--phrase-windows", "2", "--qat-epochs", "0")  # the default: int8 without fine-tuning
+            "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1")  # int8 without fine-tuning: the default
     report = json.loads((out / "report.json").read_text())
     assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"] and report["recipe"]["qat_epochs"] == 0
     assert report["recipe"]["feature_kd"] == 1.0
@@ -318,6 +321,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     assert set(report["per_label"]) == {"lights_on", "lights_off"}
     gates = json.loads((out / "bundle" / "manifest.json").read_text())["verifier"]["gates"]  # one gate per phrase
     assert set(gates) == {"lights_on", "lights_off"} and gates == {k: v["gate"] for k, v in report["verifier"]["gates"].items()}
+    assert report["verifier"]["head"] == str(out / "teacher.pt") and not (out / "verifier.pt").exists()  # as many epochs: the teacher
     confusables = json.loads((out / "data" / "material.json").read_text())["confusables"]
     assert "lights on" not in confusables and "lights off" not in confusables
     assert "PASS golden stream" in _edgekd("selftest", out / "bundle").stdout

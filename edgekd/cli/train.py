@@ -255,6 +255,8 @@ def wakeword_cmd(
                                                                          "where the student's score reaches a gate: the lowest gate "
                                                                          "with at most this many verifier calls per hour of validation "
                                                                          "speech (0: no verifier, the student alone).")] = 1000.0,
+    verifier_epochs: Annotated[int, typer.Option(min=1, help="--phrase: epochs of the verifier's head (a second head on the teacher's "
+                                                             "backbone and clips; the teacher itself when equal to --teacher-epochs).")] = 2,
     rooms: RoomsOpt = True,
     threads: ThreadsOpt = 2,
 ) -> None:
@@ -283,7 +285,7 @@ def wakeword_cmd(
                               "`edgekd data synth-wakeword DIR --phrase ...` and run `edgekd train wakeword DIR --teacher oww:NAME`")
         _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream-64", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
                          teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads,
-                         alpha, feature_kd, speech_windows, phrase_windows, confusable_clips, mining_threshold, verifier_budget)
+                         alpha, feature_kd, speech_windows, phrase_windows, confusable_clips, mining_threshold, verifier_budget, verifier_epochs)
         return
     if data is None or teacher is None:
         raise ConfigError("give --phrase TEXT (a wake word from text), or DATA with --teacher oww:NAME")
@@ -307,7 +309,8 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                      engines: str | None, target_fa_per_hour: float, teacher_epochs: int, transfer_minutes: float, mining_minutes: float,
                      validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float | None,
                      feature_kd: float, speech_windows: int | None = None, phrase_windows: int = 0,
-                     confusable_clips: int | None = None, mining_threshold: float = 0.5, verifier_budget: float = 1000.0) -> None:
+                     confusable_clips: int | None = None, mining_threshold: float = 0.5, verifier_budget: float = 1000.0,
+                     verifier_epochs: int = 2) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword
@@ -319,7 +322,7 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                           mining_minutes=mining_minutes, mining_threshold=mining_threshold, positives=positives, arch=arch, epochs=epochs,
                           feature_kd=feature_kd, teacher_epochs=teacher_epochs, views=views, rooms=rooms,
                           target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms, threads=threads, workers=threads,
-                          verifier_budget=verifier_budget,
+                          verifier_budget=verifier_budget, verifier_epochs=verifier_epochs,
                           **({} if alpha is None else {"alpha": alpha}), **({} if qat_epochs is None else {"qat_epochs": qat_epochs}))
     check_recipe(recipe)
     check_writable(out / "report.json", "--out")

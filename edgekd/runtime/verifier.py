@@ -4,8 +4,8 @@ A verifier folder (``edgekd.export.verifier.export_verifier``) holds the backbon
 teacher's main head: ``(N, 9, 96)`` embedding frames -> logits) and ``verifier.json`` (labels, the window, each
 file's sha256, the backbone's licence). ``Verifier.probs(audio)`` gives the label posteriors of the last second of
 ``audio`` centred in 1.5 s of zeros, exactly as the host scores the teacher (``embedding_teacher_scorer``), with
-numpy and onnxruntime only. ``bench/realdev_cascade.py`` measured what a student gate plus this verifier does on real
-voices; no stream calls it yet (docs/ARCHITECTURE.md, "Two stages").
+numpy and onnxruntime only. A bundle whose manifest has a ``verifier`` block carries such a folder; its ``KwsStream``
+asks the verifier where the student's smoothed score reaches the gate (docs/ARCHITECTURE.md, "Two stages").
 """
 
 from __future__ import annotations
