@@ -36,3 +36,34 @@ def test_match_is_one_detection_per_phrase_of_its_own_label() -> None:
     dets = [("yes", 1600), ("yes", 2000), ("no", 2900), ("no", 4400), ("yes", 7000)]
     hit, false = match(truth, dets)
     assert hit.tolist() == [True, True, False] and false == 3  # a second "yes" in the same window, "no" too early, "yes" too late
+
+
+def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open_inference() -> None:
+    """Two stages: a keyword fires only when its gate is open and the verifier's score reaches the threshold; of a
+    run of open inferences the first and every ``verify_every``-th ask (``verified_hops`` says which), none during the
+    refractory time; a gate that never opens never asks."""
+    from edgekd.runtime.kws_post import verified_hops
+
+    labels = ("a", "b", "_unknown_")
+    cfg = KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=0.6, refractory_ms=1000)
+    p_a = [0.1, 0.5, 0.5, 0.5, 0.1, 0.5, 0.5, 0.5, 0.5, 0.5]  # P(a) per inference; the gate for a is 0.4
+    verified = [0.1] * 10
+    verified[7] = 0.9  # the verifier agrees only at inference 7
+    asked: list[int] = []
+    post = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.4, "b": 0.99}, verifier_labels=("b", "a", "_unknown_"), verify_every=2)
+    fired = []
+    for i, pa in enumerate(p_a):
+        def verify(i: int = i) -> np.ndarray:
+            asked.append(i)
+            return np.array([0.0, verified[i], 1.0 - verified[i]])
+
+        d = post.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, verify)
+        if d is not None:
+            fired.append((d.label, d.t_ms, round(d.score, 3)))
+    assert asked == [1, 3, 5, 7] and post.verifier_calls == 4  # runs 1-3 and 5-9: their 1st and 3rd; 9 is refractory
+    assert fired == [("a", 700, 0.9)]
+    open_ = np.array(p_a) >= 0.4
+    assert verified_hops(open_, 2).nonzero()[0].tolist() == [1, 3, 5, 7, 9]
+    assert verified_hops(open_, 1).tolist() == open_.tolist() and verified_hops(np.zeros(0, bool), 2).size == 0
+    never = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.99, "b": 0.99}, verifier_labels=labels)
+    assert all(never.update(np.array([0.9, 0.05, 0.05]), i * 100) is None for i in range(5)) and never.verifier_calls == 0

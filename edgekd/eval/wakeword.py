@@ -134,23 +134,32 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
 
 
 def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -> Scorer:
-    """``bundle_scorer`` of a two-stage bundle: the gate decided per inference, as ``KwsPostprocessor`` decides it."""
+    """``bundle_scorer`` of a two-stage bundle: the gates and the verified inferences decided per inference exactly as
+    ``KwsPostprocessor`` decides them (any keyword's gate open counts towards the run of open inferences)."""
     from edgekd.runtime.kws_post import softmax
 
-    gate = detector.verifier_block.gates.get(label, math.inf)
+    vb = detector.verifier_block
+    kws = detector.manifest.keyword_labels
+    kw_idx = np.array([detector.labels.index(x) for x in kws])
+    gates = np.array([vb.gates.get(x, math.inf) for x in kws])
+    mine = kws.index(label)
     v = detector.verifier.labels.index(label)
 
     def score(audio: AudioIn) -> tuple[np.ndarray, np.ndarray]:
         s = detector.create_stream()
         times: list[int] = []
         scores: list[float] = []
-        last = np.zeros(n_smooth)
+        last = np.zeros((n_smooth, kw_idx.shape[0]))
+        run = [0]
 
         def keep(t_ms: int, out: np.ndarray) -> None:
-            last[len(times) % n_smooth] = softmax(np.asarray(out, dtype=np.float64))[k]
+            last[len(times) % n_smooth] = softmax(np.asarray(out, dtype=np.float64))[kw_idx]
             times.append(t_ms)
-            smoothed = last[: min(len(times), n_smooth)].mean()
-            scores.append(float(s.verify_now()[v]) if smoothed >= gate else 0.0)
+            smoothed = np.sum(last[: min(len(times), n_smooth)], axis=0) / min(len(times), n_smooth)
+            is_open = smoothed >= gates
+            run[0] = run[0] + 1 if is_open.any() else 0
+            asked = run[0] > 0 and (run[0] - 1) % vb.every == 0
+            scores.append(float(s.verify_now()[v]) if asked and is_open[mine] else 0.0)
 
         s.on_inference = keep  # the post-processor's own verifier call at a hop reuses this one's answer (verify_now)
         blocks = (audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)) if isinstance(audio, np.ndarray) else audio

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 
-__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "softmax"]
+__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "softmax", "verified_hops"]
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,12 @@ class KwsPostprocessor:
 
     With ``gates`` (a bundle with a second stage, ``edgekd.runtime.verifier``) a keyword's smoothed posterior at or over
     its gate opens the gate; ``update``'s ``verify`` is then called once for the verifier's posteriors (in the order of
-    ``verifier_labels``), and the keyword fires when its verified score reaches its threshold. ``verifier_calls`` counts
-    those calls (none during the refractory time)."""
+    ``verifier_labels``), and the keyword fires when its verified score reaches its threshold. Of consecutive
+    inferences with a gate open, the first and then every ``verify_every``-th asks (``verified_hops``). ``verifier_calls``
+    counts those calls (none during the refractory time)."""
 
     def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig,
-                 gates: dict[str, float] | None = None, verifier_labels: tuple[str, ...] = ()) -> None:
+                 gates: dict[str, float] | None = None, verifier_labels: tuple[str, ...] = (), verify_every: int = 1) -> None:
         self.labels = labels
         self.cfg = cfg
         self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.intp)
@@ -97,6 +98,8 @@ class KwsPostprocessor:
             self._verified = np.zeros(self._kw_idx.shape[0], dtype=np.float64)
             self._open = np.zeros(self._kw_idx.shape[0], dtype=bool)
         self.verifier_calls = 0
+        self._every = max(1, int(verify_every))
+        self._open_run = 0
         self._n_smooth = max(1, round(cfg.smooth_ms / cfg.stride_ms) if cfg.smooth_ms else 1)
         # the last n_smooth keyword posteriors in a fixed ring
         self._ring = np.zeros((self._n_smooth, self._kw_idx.shape[0]), dtype=np.float64)
@@ -108,6 +111,7 @@ class KwsPostprocessor:
 
     def reset(self) -> None:
         self._ring[...] = 0.0
+        self._open_run = 0
         self._count = 0
         self._last_fire_ms = None
 
@@ -129,10 +133,13 @@ class KwsPostprocessor:
         smoothed = self._smoothed
         np.sum(self._ring if n == self._n_smooth else self._ring[:n], axis=0, out=smoothed)
         np.divide(smoothed, n, out=smoothed)
-        if self._last_fire_ms is not None and t_ms - self._last_fire_ms < self.cfg.refractory_ms:
-            return None
+        refractory = self._last_fire_ms is not None and t_ms - self._last_fire_ms < self.cfg.refractory_ms
         if self._gate is not None:
             if not np.greater_equal(smoothed, self._gate, out=self._open).any():
+                self._open_run = 0
+                return None
+            self._open_run += 1  # consecutive inferences with a gate open; every ``verify_every``-th is verified
+            if refractory or (self._open_run - 1) % self._every:
                 return None
             if verify is None:
                 raise ConfigError("this bundle has a verifier; give update() its verify callback")
@@ -140,9 +147,20 @@ class KwsPostprocessor:
             smoothed = np.take(verify(), self._v_idx, out=self._verified)  # the verified score replaces the gate's
             over = np.logical_and(self._open, np.greater_equal(smoothed, self._thr, out=self._over), out=self._over)
         else:
+            if refractory:
+                return None
             over = np.greater_equal(smoothed, self._thr, out=self._over)
         if not over.any():
             return None
         best = int(np.argmax(np.where(over, smoothed, -1.0)))
         self._last_fire_ms = t_ms
         return Detection(label=self.labels[int(self._kw_idx[best])], score=float(smoothed[best]), t_ms=t_ms)
+
+
+def verified_hops(open_: np.ndarray, every: int) -> np.ndarray:
+    """Which inferences ask the verifier, given where a gate is open (bool per inference, in order): in each run of open
+    inferences the first and every ``every``-th after it (refractory time aside), as ``KwsPostprocessor`` asks."""
+    o = np.asarray(open_, dtype=bool)
+    i = np.arange(o.shape[0])
+    last_closed = np.maximum.accumulate(np.where(o, -1, i)) if o.size else i
+    return o & ((i - last_closed - 1) % max(1, int(every)) == 0)

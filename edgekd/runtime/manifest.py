@@ -125,7 +125,9 @@ def _check_verifier(v: dict[str, Any], task: Any, labels: list[str], bad: Any) -
         return
     if task == "sed":
         raise bad("verifier: a sed bundle has no second stage")
-    folder, gates = v.get("dir"), v.get("gates")
+    folder, gates, every = v.get("dir"), v.get("gates"), v.get("every", 1)
+    if not _positive_int(every):
+        raise bad("verifier.every must be a positive integer (verify every n-th inference of an opening)")
     if not isinstance(folder, str) or not folder.strip():
         raise bad("verifier.dir must name the verifier folder inside the bundle")
     if not isinstance(gates, dict) or not gates:
@@ -141,18 +143,20 @@ def _check_verifier(v: dict[str, Any], task: Any, labels: list[str], bad: Any) -
 class VerifierBlock:
     """The ``verifier`` block: a second stage (``edgekd.runtime.verifier``) in the folder ``dir`` of the bundle. A
     keyword's smoothed posterior at or over its ``gates`` entry opens the gate; the verifier then scores the last
-    second, and the keyword fires when that score reaches the post-processing threshold."""
+    second, and the keyword fires when that score reaches the post-processing threshold. ``every`` > 1 asks it on
+    the first inference of an opening and every ``every``-th after it: fewer calls where the gate stays open."""
 
     dir: str
     gates: dict[str, float]
+    every: int = 1  # of consecutive inferences with a gate open, the first and every ``every``-th ask the verifier
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerifierBlock:
         """From a block ``_check_verifier`` accepted."""
-        return cls(dir=str(d["dir"]), gates={str(k): float(v) for k, v in d["gates"].items()})
+        return cls(dir=str(d["dir"]), gates={str(k): float(v) for k, v in d["gates"].items()}, every=int(d.get("every", 1)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dir": self.dir, "gates": dict(self.gates)}
+        return {"dir": self.dir, "gates": dict(self.gates), "every": self.every}
 
     def files(self) -> list[str]:
         return [f"{self.dir}/{name}" for name in VERIFIER_FILES]
