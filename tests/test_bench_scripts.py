@@ -198,11 +198,18 @@ def test_wakeword_peer_on_stand_in_material(tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "negatives.wav").write_bytes((mat / "negatives.wav").read_bytes())
+    other = tmp_path / "other.wav"  # the CPU side on other audio than the material's negatives
+    write_wav(other, np.zeros(16000 * 3, np.float32), 16000)
     only = _bench("wakeword_peer.py", "--bundle", STREAM, "--wakeword", "computer", "--label", "yes", "--material", bare, "--json",
-                  tmp_path / "c.json", "--cpu-seconds", "1", "--cpu-only", "--oww-head", "hey_jarvis")
+                  tmp_path / "c.json", "--cpu-seconds", "2", "--cpu-only", "--oww-head", "hey_jarvis", "--cpu-wav", other)
     c = json.loads((tmp_path / "c.json").read_text())
     assert "edgekd" not in c and "openwakeword" not in c and c["openwakeword_head"] == "hey_jarvis"
     assert c["cpu_ms_per_audio_s"]["edgekd"] > 0 and "scoring" not in only.stdout
+    assert c["cpu_ms_per_audio_s"]["wav"] == str(other) and c["cpu_ms_per_audio_s"]["audio_seconds"] == pytest.approx(2.0)
+    bad = subprocess.run([sys.executable, str(REPO / "bench" / "wakeword_peer.py"), "--bundle", str(STREAM), "--material", str(bare),
+                          "--json", str(tmp_path / "x.json"), "--cpu-only", "--cpu-wav", str(tmp_path / "nowhere.wav")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--cpu-wav" in bad.stderr and "Traceback" not in bad.stderr and not (tmp_path / "x.json").exists()
 
 
 def test_summarize_renders_the_committed_bench_readme(tmp_path: Path) -> None:
