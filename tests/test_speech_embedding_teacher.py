@@ -371,7 +371,14 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
              "import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'librosa', 'scipy')))")
     np.save(tmp_path / "a.npy", audio)
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    from typer.testing import CliRunner
+
+    from edgekd.cli import app
+
+    res = CliRunner().invoke(app, ["tune", str(bundle), "--data", str(tiny_bundle)])  # its sweep would set the gate's thresholds
+    assert res.exit_code == 2 and "second stage" in res.stderr and "Traceback" not in res.stderr
     manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["verifier"]["every"] == 2
     manifest["verifier"]["gates"][kws[0]] = 1.5
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=r"verifier.gates\['.+'\] must be a number in \(0, 1\)"):

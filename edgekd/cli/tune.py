@@ -41,6 +41,9 @@ def tune_cmd(
     if split == "test":
         raise ConfigError("tuning on the test split would make its numbers meaningless; use validation")
     det = load_kws(bundle)
+    if det.verifier is not None:
+        raise ConfigError(f"{bundle} has a second stage (a verifier), and its thresholds apply to the verifier's score, which this "
+                          "sweep does not replay; choose them with `edgekd eval-stream` (its threshold sweep) or the wake-word recipe")
     if write and not force:
         from edgekd.data.speech_commands import SpeechCommands
 
