@@ -57,7 +57,8 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert head.config["epochs"] == 2 and head.config["folds"] == 0 and head.provenance["role"] == "verifier"
     assert all(f"verifier/{f}" in manifest["files"] for f in ("head.onnx", "melspectrogram.onnx", "embedding_model.onnx", "verifier.json"))
     card = (bundle / "MODEL_CARD.md").read_text()
-    assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card and "second stage" in card
+    assert card.startswith("# computer-dscnn-stream-64-kd-int8: wake word(s)") and "second stage" in card
+    assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card
     assert "Settings other than the defaults" in card and "per_word 4" in card and "epochs 1" in card
     assert "QAT int8 (1 epoch of fine-tuning)" in card  # --qat-epochs 1: fine-tuned on the clips and the transfer windows
     qat = Checkpoint.load(out / "student-qat.pt")

@@ -555,7 +555,9 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
     from edgekd.eval.wakeword import FA_POINTS
 
     phrases = " ".join(f"--phrase {json.dumps(p)}" for p in r.phrases)
-    lines = [f"# {bundle.name}: wake word(s) {', '.join(repr(p) for p in r.phrases)}", "",
+    from edgekd.runtime.manifest import ModelManifest
+
+    lines = [f"# {ModelManifest.load(bundle).name}: wake word(s) {', '.join(repr(p) for p in r.phrases)}", "",
              f"Made by `edgekd train wakeword {phrases} --out {bundle.parent}` from text alone: no real recording was used.", "",
              "- **Data**: the voice bank's synthesized voices (engines: "
              f"{', '.join(f'{e} {w:g}' for e, w in (r.engines or ()))  or 'the bank defaults'}), confusables generated from the phrases' "
