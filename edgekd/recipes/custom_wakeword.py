@@ -46,7 +46,8 @@ __all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_gates", "confu
 
 Say = Callable[[str], None]
 # the verifier asks on the first and every second inference while a gate stays open: offline on the real dev streams
-# (2026-12-05) 43% fewer calls than asking at every one, for FRR at 2 FA/h within half a point on both dev phrases
+# (2026-12-05, bench/realdev_cascade.py --every 2) 43-44% fewer calls than asking at every one, for FRR at 2 FA/h within
+# a point on both dev phrases
 VERIFY_EVERY = 2
 
 
