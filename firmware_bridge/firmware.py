@@ -81,6 +81,9 @@ def settings_header(manifest: ModelManifest, details: dict[str, Any] | None) -> 
         f"constexpr float kOutputScale = {_float(out['scale'])};",
         f"constexpr int kOutputZeroPoint = {int(out['zero_point'])};",
         f"constexpr const char* kQuantization = {json.dumps(manifest.quantization)};",
+        *(["", "// The bundle's second stage (its verifier/ folder: a speech-embedding backbone and head for onnxruntime) is",
+           "// not in this array: here the student runs alone, and the manifest's thresholds were chosen for the verifier."]
+          if manifest.verifier else []),
         "",
         "}  // namespace edgekd",
         "",
