@@ -286,37 +286,30 @@ def _kws_data(clips: Path, r: PhraseRecipe, cache: Path) -> Any:
 
 
 def _teacher(out: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say) -> Path:
-    from edgekd.train.config import TrainConfig
-    from edgekd.train.teachers.embedding_teacher import train_embedding_teacher
-
-    path = out / "teacher.pt"
-    if path.is_file():
-        say(f"reusing {path}")
-        return path
-    cfg = TrainConfig(arch="speech-embedding", epochs=r.teacher_epochs, seed=r.seed, threads=r.threads, alpha=0.0, label_smoothing=0.1)
-    ck = train_embedding_teacher(kd.train, kd.validation, kd.test, path, cfg, folds=2, cache_dir=cache,
-                                 provenance={"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
-    say(f"teacher: test accuracy {ck.metrics.get('test_accuracy_torch', float('nan')):.4f} on synthesized clips -> {path}")
-    return path
+    """Stage 2: ``teacher.pt``, the head with its cross-fitting heads."""
+    return _embedding_head(out / "teacher.pt", kd, r, cache, say, epochs=r.teacher_epochs, folds=2, role="teacher")
 
 
 def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Path, say: Say) -> Path:
     """The second stage's head: ``verifier.pt``, trained ``verifier_epochs`` on the teacher's material (no mined clips,
     no cross-fitting heads), or the teacher itself when it has as many epochs."""
+    if r.verifier_epochs == r.teacher_epochs:
+        return teacher
+    return _embedding_head(out / "verifier.pt", kd, r, cache, say, epochs=r.verifier_epochs, folds=0, role="verifier")
+
+
+def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say, *, epochs: int, folds: int, role: str) -> Path:
+    """A head on the frozen speech embedding trained on the clips (reused when ``path`` exists)."""
     from edgekd.train.config import TrainConfig
     from edgekd.train.teachers.embedding_teacher import train_embedding_teacher
 
-    if r.verifier_epochs == r.teacher_epochs:
-        return teacher
-    path = out / "verifier.pt"
     if path.is_file():
         say(f"reusing {path}")
         return path
-    cfg = TrainConfig(arch="speech-embedding", epochs=r.verifier_epochs, seed=r.seed, threads=r.threads, alpha=0.0, label_smoothing=0.1)
-    ck = train_embedding_teacher(kd.train, kd.validation, kd.test, path, cfg, folds=0, cache_dir=cache,
-                                 provenance={"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases), "role": "verifier"})
-    say(f"verifier head ({r.verifier_epochs} epochs): test accuracy {ck.metrics.get('test_accuracy_torch', float('nan')):.4f} "
-        f"on synthesized clips -> {path}")
+    cfg = TrainConfig(arch="speech-embedding", epochs=epochs, seed=r.seed, threads=r.threads, alpha=0.0, label_smoothing=0.1)
+    provenance = {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases), **({"role": role} if role != "teacher" else {})}
+    ck = train_embedding_teacher(kd.train, kd.validation, kd.test, path, cfg, folds=folds, cache_dir=cache, provenance=provenance)
+    say(f"{role} ({epochs} epochs): test accuracy {ck.metrics.get('test_accuracy_torch', float('nan')):.4f} on synthesized clips -> {path}")
     return path
 
 
