@@ -71,14 +71,15 @@ def attach_verifier(bundle: str | os.PathLike[str], teacher: str | os.PathLike[s
     apply to the verifier's score. Golden detections are rewritten and every file rehashed; atomically (a failure
     leaves the bundle as it was). A bundle that has a verifier gets the new one in its place."""
     from edgekd.export.bundle import finalize_manifest, refresh_golden_detections, staging_dir
-    from edgekd.runtime.manifest import ModelManifest
+    from edgekd.runtime.manifest import ModelManifest, VerifierBlock
 
     root = Path(bundle)
     m = ModelManifest.load(root)
     m.verify_files(root)
     if m.task == "sed":
         raise ConfigError(f"{root}: a sed bundle; a verifier is a second stage for keywords and wake words")
-    m = m.replace(verifier={"dir": VERIFIER_DIR, "gates": {k: float(v) for k, v in gates.items()}, "every": every},
+    block = VerifierBlock(dir=VERIFIER_DIR, gates={k: float(v) for k, v in gates.items()}, every=every)
+    m = m.replace(verifier=block.to_dict(),
                   provenance=dict(m.provenance, verifier={"teacher_sha256": sha256_file(teacher), **extra_provenance}))
     ModelManifest.from_dict(m.to_dict())  # the block is checked before any work
     with staging_dir(root) as tmp:

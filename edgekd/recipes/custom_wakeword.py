@@ -18,7 +18,7 @@ Stages, each saved under ``OUT`` and reused by a second run (delete a file or fo
    student's own weights with int8 ranges observed over every training clip and transfer window; ``qat_epochs`` N
    fine-tunes N epochs with fake quantization first (on the clips and the transfer windows).
 6. With ``verifier_budget`` > 0 (the default): ``bundle/verifier/``, the verifier head as a second stage. A phrase's gate is
-   the lowest student score whose hops stay within ``verifier_budget`` per hour of the validation speech; where the
+   the lowest student score whose verifier calls stay within ``verifier_budget`` per hour of the validation speech; where the
    student's smoothed score reaches it, the verifier scores the last second and decides (``edgekd.runtime.verifier``).
 7. The threshold for each phrase at ``target_fa_per_hour`` on the validation material, written into the bundle;
    FRR at 0.5, 1, 2 and 5 FA/h on the test material, how often each confusable fires at the threshold, ``det.png``,
@@ -100,8 +100,8 @@ class PhraseRecipe:
     target_fa_per_hour: float = 0.5
     # a second stage: the teacher as the bundle's verifier, asked where the student's smoothed score reaches a gate; the
     # gate is the lowest whose verifier calls stay within this many per hour of the validation speech (0: no verifier).
-    # Offline on real voices (bench/realdev_cascade.py, 2026-12-05) 1000/h gave "smart mirror" 24.4% -> 11.7% FRR at 2 FA/h
-    # with synthesized speech, the verifier adding 0.4 CPU ms per audio second on the dev negatives
+    # 1000/h, built (2026-12-05, bench/realdev_wakeword.py): real "smart mirror" speakers missed 35.0% -> 10.8% at 2 FA/h of
+    # real and synthesized speech, "view glass" 58.1% -> 16.0% (README); fewer calls cost misses, more cost CPU
     verifier_budget: float = 1000.0
     # the verifier: a head on the same backbone trained this many epochs on the teacher's material (``verifier.pt``; the
     # teacher itself when equal to teacher_epochs). Offline on "view glass" (2026-12-04/05) two-epoch heads verified better
