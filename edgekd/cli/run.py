@@ -37,7 +37,8 @@ def run(
     mode: Annotated[str, typer.Option(help="auto (streaming-state model when the bundle has one), stream, or whole (whole window per inference).")] = "auto",
     threads: Annotated[int, typer.Option(min=1, max=64, help="Inference threads (1 suits always-on work).")] = 1,
     chunk_ms: Annotated[int, typer.Option(min=1, max=60000, help="Audio chunk size in ms (results do not depend on it).")] = 80,
-    threshold: Annotated[Optional[float], typer.Option(callback=unit, help="Override the detection threshold for every keyword.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(callback=unit, help="Override the detection threshold for every keyword "
+                                                                           "(of a two-stage bundle: the verifier's score).")] = None,
     stride_ms: Annotated[Optional[int], typer.Option(min=1, help="Override the inference stride.")] = None,
     smooth_ms: Annotated[Optional[int], typer.Option(min=0, help="Override the posterior smoothing window.")] = None,
     refractory_ms: Annotated[Optional[int], typer.Option(min=0, help="Override the time after a detection during which none fires.")] = None,
