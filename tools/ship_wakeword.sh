@@ -5,7 +5,8 @@
 #   bash tools/ship_wakeword.sh alexa                # stage runs/ww-alexa/ship/<name>, compare, leave models/ alone
 #   bash tools/ship_wakeword.sh --replace alexa      # the same, then copy the staged bundle into models/
 #   bash tools/ship_wakeword.sh computer --speech-windows 3000   # options after the phrase go to `edgekd train wakeword`
-# Steps: the recipe (`edgekd train wakeword --phrase`, its own bundle, thresholds and model card), the int8 TFLite graphs
+# Steps: the recipe (`edgekd train wakeword --phrase`, its own bundle with its verifier/ second stage, thresholds and
+# model card), the int8 TFLite graphs
 # (whole window and the streaming twin) from the recipe's int8 checkpoint, a staged copy with a golden clip, selftests,
 # FRR of the staged and the shipped bundle on the same held-out synthesized material (edgekd eval-stream), and the side
 # by side with openWakeWord's head for the same phrase when it has one (bench/wakeword_peer.py, run time only). With
