@@ -73,10 +73,12 @@ def test_litert_int8_agrees_with_onnx_int8(tiny_data: Path) -> None:
     lite_det = load_model(INT8, backend="litert")
     clips = SpeechCommands(tiny_data).clips(onnx_det.labels, "all")
     feats = np.stack([onnx_det.clip_features(c.load(16000)) for c in clips])
-    a = onnx_det.logits(feats).argmax(1)
+    lo = onnx_det.logits(feats)
     b = lite_det.logits(feats).argmax(1)
     assert feats.shape[0] >= 100
-    assert np.mean(a == b) >= 0.98
+    # int8 logits tie exactly on a few clips (their top two dequantize to one value), and argmax then picks the first
+    # label; LiteRT's choice agrees when it is one of ONNX Runtime's tied best
+    assert np.mean(lo[np.arange(b.shape[0]), b] == lo.max(1)) >= 0.98
 
 
 def test_unknown_backend_is_refused(shipped_bundle: Path) -> None:
