@@ -251,10 +251,11 @@ def wakeword_cmd(
     feature_kd: Annotated[float, typer.Option(callback=nonneg, help="--phrase: weight of feature distillation (the students' pooled "
                                                                     "features regressed onto the teacher's speech embedding of the same "
                                                                     "window; 0 = off).")] = 0.0,
-    verifier_budget: Annotated[float, typer.Option(callback=nonneg, help="--phrase: the teacher becomes the bundle's second stage, asked "
-                                                                         "where the student's score reaches a gate: the lowest gate "
-                                                                         "with at most this many verifier calls per hour of validation "
-                                                                         "speech (0: no verifier, the student alone).")] = 1000.0,
+    verifier_budget: Annotated[float, typer.Option(callback=nonneg, help="--phrase: a head on the teacher's backbone becomes the "
+                                                                         "bundle's second stage, asked where the student's score reaches "
+                                                                         "a gate: the lowest gate with at most this many verifier calls "
+                                                                         "per hour of validation speech (0: no verifier, the student "
+                                                                         "alone).")] = 1000.0,
     verifier_epochs: Annotated[int, typer.Option(min=1, help="--phrase: epochs of the verifier's head (a second head on the teacher's "
                                                              "backbone and clips; the teacher itself when equal to --teacher-epochs).")] = 2,
     rooms: RoomsOpt = True,
@@ -265,8 +266,8 @@ def wakeword_cmd(
     From text (--phrase, any phrase, repeatable): synthesize the phrase with the voice bank, generate confusable
     negatives from its phonemes, train a speech-embedding teacher head on that material, distil a streaming student
     over transfer windows, mine its false accepts on running speech and train again, int8 (no fine-tuning unless
-    --qat-epochs), give the bundle the teacher as a second stage where the student's score opens a gate
-    (--verifier-budget), choose the threshold
+    --qat-epochs), give the bundle a verifier (a head on the teacher's backbone) as a second stage where the
+    student's score opens a gate (--verifier-budget), choose the threshold
     for --target-fa-per-hour on held-out validation speech, report FRR at 0.5/1/2/5 FA/h on test speech
     (OUT/report.json, OUT/det.png, OUT/bundle/ with its model card). Every stage is saved under OUT and reused.
 
