@@ -27,7 +27,8 @@ from firmware_bridge.ssh import SshTarget, last_line, rpath
 from firmware_bridge.targets import Target, check_board
 from firmware_bridge.wheels import check_wheelhouse, kit_version, kit_wheel
 
-__all__ = ["DeployOptions", "DeployResult", "deploy", "rollback", "upload", "bundle_items", "bundle_id", "venv_bin", "edgekd_cmd", "require_runtime"]
+__all__ = ["DeployOptions", "DeployResult", "deploy", "rollback", "upload", "bundle_items", "bundle_id", "venv_bin", "edgekd_cmd", "require_runtime",
+           "runtime_extras"]
 
 VENV_BYTES = 300 * 1024**2  # a venv with numpy + onnxruntime (or ai-edge-litert) and the kit, with headroom
 NO_VENV_EXIT = 45
@@ -104,7 +105,14 @@ def _selftest(target: SshTarget, remote_dir: str, bundle_expr: str, backend: str
     return res.returncode == 0, lines
 
 
-def _install_runtime(target: SshTarget, info: BoardInfo, opts: DeployOptions, backend: str, log: Callable[[str], None]) -> None:
+def runtime_extras(manifest: ModelManifest, backend: str) -> tuple[str, ...]:
+    """The kit's extras a board needs for ``manifest`` on ``backend``: the backend's, and onnx as well for a two-stage
+    bundle on LiteRT (its verifier runs on onnxruntime)."""
+    return (backend, "onnx") if manifest.verifier and backend != "onnx" else (backend,)
+
+
+def _install_runtime(target: SshTarget, info: BoardInfo, opts: DeployOptions, extras: tuple[str, ...], log: Callable[[str], None]) -> None:
+    extra = ",".join(extras)
     with tempfile.TemporaryDirectory(prefix="edgekd-deploy-") as tmp:
         wheel = kit_wheel(opts.wheelhouse, Path(tmp))
         items = [(wheel, wheel.name)]
@@ -124,10 +132,10 @@ def _install_runtime(target: SshTarget, info: BoardInfo, opts: DeployOptions, ba
             "trap 'rm -rf \"$W\"' EXIT",
             f"if [ ! -x {root}/venv/bin/python ]; then {shlex.quote(opts.python)} -m venv {root}/venv || exit 46; fi",
             f"cd {w} || exit 47",
-            f"{pip} {index} {shlex.quote(f'./{wheel.name}[{backend}]')} || exit 47",
+            f"{pip} {index} {shlex.quote(f'./{wheel.name}[{extra}]')} || exit 47",
             f"{pip} --no-deps --force-reinstall {shlex.quote(f'./{wheel.name}')} || exit 47",
         ])
-        log(f"installing the runtime (edgekd[{backend}]) into {opts.remote_dir}/venv" + (" from the wheelhouse" if index else " from PyPI"))
+        log(f"installing the runtime (edgekd[{extra}]) into {opts.remote_dir}/venv" + (" from the wheelhouse" if index else " from PyPI"))
         res = target.run(script, check=False, what="runtime install")
         if res.returncode == 46:
             raise BoardError(f"creating a venv with {opts.python} failed on {target.destination} ({last_line(res.stderr)}); "
@@ -135,7 +143,7 @@ def _install_runtime(target: SshTarget, info: BoardInfo, opts: DeployOptions, ba
         if res.returncode != 0:
             where = "the wheelhouse" if index else "PyPI"
             hint = "add the missing wheels to the wheelhouse (make wheelhouse)" if index else "for an offline board pass --wheelhouse DIR"
-            raise BoardError(f"installing edgekd[{backend}] from {where} failed on {target.destination} "
+            raise BoardError(f"installing edgekd[{extra}] from {where} failed on {target.destination} "
                              f"({info.arch}, Python {info.python}): {last_line(res.stderr)}; {hint}")
 
 
@@ -162,8 +170,10 @@ def deploy(bundle: Path, target: SshTarget, opts: DeployOptions, log: Callable[[
     if opts.service and not info.systemd:
         raise BoardError(f"--service: systemd is not running on {target.destination}; deploy without --service and start the "
                          f"detector another way (nothing was changed on the board)")
+    extras = runtime_extras(manifest, backend)
     if opts.wheelhouse is not None:
-        check_wheelhouse(opts.wheelhouse, info, backend, target.destination)
+        for extra in extras:
+            check_wheelhouse(opts.wheelhouse, info, extra, target.destination)
     install = opts.reinstall or not info.venv_python or info.edgekd_version != kit_version()
     need = sum(p.stat().st_size for p, _ in bundle_items(bundle)) + (VENV_BYTES if install else 0)
     if opts.wheelhouse is not None and install:
@@ -172,7 +182,7 @@ def deploy(bundle: Path, target: SshTarget, opts: DeployOptions, log: Callable[[
         raise BoardError(f"only {info.disk_free_bytes / 2**20:.0f} MB free on {target.destination} at {info.disk_path}; this deploy needs about "
                          f"{need / 2**20:.0f} MB: free some space or pass --remote-dir on a larger disk")
     if install:
-        _install_runtime(target, info, opts, backend, log)
+        _install_runtime(target, info, opts, extras, log)
     else:
         log(f"reusing the runtime in {opts.remote_dir}/venv (edgekd {info.edgekd_version})")
 

@@ -133,3 +133,26 @@ def test_c_array_export_needs_a_tflite(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "edgekd", "export", "c-array", str(bundle), "--out", str(tmp_path / "fw")], capture_output=True, text=True)
     assert p.returncode == 2 and "no .tflite model" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "fw").exists()
+
+
+def test_a_two_stage_bundle_needs_onnxruntime_on_a_litert_board_and_its_c_array_says_so(tmp_path: Path) -> None:
+    """The shipped alexa bundle has a verifier (onnxruntime): a LiteRT deploy installs the onnx extra too, a KWS bundle
+    without one does not; its C-array header says the verifier is not in the array (and compiles)."""
+    from edgekd.runtime.manifest import ModelManifest
+    from firmware_bridge.deploy import runtime_extras
+
+    pair, plain = ModelManifest.load(REPO / "models" / "alexa-dscnn-stream-64-kd-int8"), ModelManifest.load(INT8)
+    assert pair.verifier_block is not None and plain.verifier_block is None
+    assert runtime_extras(pair, "litert") == ("litert", "onnx") and runtime_extras(pair, "onnx") == ("onnx",)
+    assert runtime_extras(plain, "litert") == ("litert",)
+    out = tmp_path / "fw"
+    p = subprocess.run([sys.executable, "-m", "edgekd", "export", "c-array", str(REPO / "models" / "alexa-dscnn-stream-64-kd-int8"),
+                        "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "second stage" in (out / "model_settings.h").read_text()
+    assert "second stage" not in subprocess.run([sys.executable, "-m", "edgekd", "export", "c-array", str(INT8), "--out", str(tmp_path / "p")],
+                                                capture_output=True, text=True, check=True).stderr + (tmp_path / "p" / "model_settings.h").read_text()
+    (tmp_path / "main.cc").write_text('#include "model_settings.h"\nint main() { return edgekd::kLabelCount == 3 ? 0 : 1; }\n')
+    subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-I", str(out), "-o", str(tmp_path / "m"), str(tmp_path / "main.cc")], check=True,
+                   capture_output=True)
+    assert subprocess.run([str(tmp_path / "m")]).returncode == 0
