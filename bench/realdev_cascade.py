@@ -111,20 +111,15 @@ def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...]
     pos, [((_, neg), seconds)] = stream_timelines(scorer, wavs, [val / "negatives.wav"])
     peaks = np.array([v.max() if v.size else 0.0 for _, v in pos.values()])
 
-    def per_hour(g: float) -> float:
-        from edgekd.runtime.kws_post import verified_hops
-
-        return float(np.sum(verified_hops(neg >= g, every))) / (seconds / 3600.0)
-
     def pick(rule: str, g: float) -> dict[str, Any]:
-        return {"rule": rule, "gate": g, "keep": float(np.mean(peaks >= g)), "validation_calls_per_hour": per_hour(g)}
+        return {"rule": rule, "gate": g, "keep": float(np.mean(peaks >= g)),
+                "validation_calls_per_hour": we.verifier_calls_per_hour(neg, seconds, g, every)}
 
     out = [pick(f"val{100 * k:.0f}%", float(np.quantile(peaks, 1.0 - k))) for k in keep]
-    grid = [(float(g), per_hour(float(g))) for g in np.round(np.arange(0.01, 1.0, 0.01), 2)]
-    for b in budgets:
-        ok = [g for g, calls in grid if calls <= b]
-        if ok:
-            out.append(pick(f"budget{b:g}/h", ok[0]))
+    for b in budgets:  # the recipe's rule (edgekd.recipes.custom_wakeword.choose_gates)
+        g = we.lowest_gate(neg, seconds, b, every)
+        if g is not None:
+            out.append(pick(f"budget{b:g}/h", g))
     return out
 
 

@@ -29,7 +29,8 @@ from edgekd.data.annotations import Annotation, read_annotations
 from edgekd.eval.matching import DEBOUNCE_MS, HIT_TAIL_MS, fire, in_hit_window, moving_average
 
 __all__ = ["Annotation", "read_annotations", "detections", "count_hits", "count_false_accepts", "sweep", "pick_threshold",
-           "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "det_plot", "annotated_positives", "evaluate_stream",
+           "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "lowest_gate",
+           "verifier_calls_per_hour", "det_plot", "annotated_positives", "evaluate_stream",
            "DEBOUNCE_MS", "HIT_TAIL_MS", "THRESHOLDS"]
 
 AudioIn = np.ndarray | Iterable[np.ndarray]  # a whole signal, or its blocks in order
@@ -93,6 +94,20 @@ def pick_threshold(rows: list[dict[str, float]], target_fa_per_hour: float) -> d
     """The lowest-FRR row with FA/h at or under the target (the lowest such threshold on ties)."""
     ok = [r for r in rows if r["fa_per_hour"] <= target_fa_per_hour]
     return min(ok, key=lambda r: (r["frr"], r["threshold"])) if ok else None
+
+
+def verifier_calls_per_hour(scores: np.ndarray, seconds: float, gate: float, every: int) -> float:
+    """How often a two-stage bundle would ask its verifier on a stream whose gate-side (smoothed) scores are ``scores``:
+    the inferences ``verified_hops`` picks where the score reaches ``gate``, per hour of ``seconds`` of audio."""
+    from edgekd.runtime.kws_post import verified_hops
+
+    return float(np.sum(verified_hops(np.asarray(scores) >= gate, every))) / (seconds / 3600.0)
+
+
+def lowest_gate(scores: np.ndarray, seconds: float, budget: float, every: int) -> float | None:
+    """The lowest gate of ``THRESHOLDS`` whose verifier calls (``verifier_calls_per_hour``) stay within ``budget`` per
+    hour; None when none does."""
+    return next((g for g in THRESHOLDS if verifier_calls_per_hour(scores, seconds, g, every) <= budget), None)
 
 
 def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:

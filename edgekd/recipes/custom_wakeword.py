@@ -402,7 +402,6 @@ def choose_gates(bundle: Path, r: PhraseRecipe, root: Path) -> dict[str, dict[st
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
     from edgekd.runtime.detector import load_kws
-    from edgekd.runtime.kws_post import verified_hops
 
     det = load_kws(bundle, backend="onnx", verifier=False)
     ev = root / "eval" / "validation"
@@ -412,10 +411,10 @@ def choose_gates(bundle: Path, r: PhraseRecipe, root: Path) -> dict[str, dict[st
         _, wavs = we.annotated_positives(ev / label, ev / f"{label}.tsv", label)
         neg, seconds = we.score_files(scorer, [ev / "negatives.wav"], lambda p: wav_blocks(p, 16000), concatenate=True)
         scores = neg[""][1]
-        per_hour = {g: float(np.sum(verified_hops(scores >= g, VERIFY_EVERY))) / (seconds / 3600.0) for g in we.THRESHOLDS}
-        gate = next((g for g in we.THRESHOLDS if per_hour[g] <= r.verifier_budget), we.THRESHOLDS[-1])
+        gate = we.lowest_gate(scores, seconds, r.verifier_budget, VERIFY_EVERY) or we.THRESHOLDS[-1]
         peaks = np.array([v.max() if v.size else 0.0 for _, v in (scorer(wav_blocks(w, 16000)) for w in wavs)])
-        out[label] = {"gate": gate, "validation_calls_per_hour": per_hour[gate], "validation_positives_reaching": float(np.mean(peaks >= gate))}
+        out[label] = {"gate": gate, "validation_calls_per_hour": we.verifier_calls_per_hour(scores, seconds, gate, VERIFY_EVERY),
+                      "validation_positives_reaching": float(np.mean(peaks >= gate))}
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekd.core.errors import BundleError
 from edgekd.runtime.embedding_backbone import BACKBONE_FILES, WINDOW_SAMPLES, EmbeddingBackbone
+from edgekd.runtime.kws_post import softmax
 from edgekd.runtime.manifest import sha256_file
 
 __all__ = ["Verifier", "VERIFIER_FORMAT", "VERIFIER_META", "HEAD_FILE"]
@@ -72,6 +73,5 @@ class Verifier:
         taken whole), centred in the backbone's window as the teacher saw its training clips."""
         x = np.asarray(audio, dtype=np.float32)[-self.window_samples :]
         frames = self._backbone.frames(x[None, :])
-        logits = self._head.run({self._head.input_specs[0].name: frames})[self._head.output_specs[0].name][0].astype(np.float64)
-        e = np.exp(logits - logits.max())
-        return e / e.sum()
+        logits = self._head.run({self._head.input_specs[0].name: frames})[self._head.output_specs[0].name][0]
+        return softmax(logits.astype(np.float64))
