@@ -55,6 +55,14 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
 
     head = Checkpoint.load(out / "verifier.pt")
     assert head.config["epochs"] == 2 and head.config["folds"] == 0 and head.provenance["role"] == "verifier"
+    windows = head.provenance["gate_open_windows"]  # it also learnt the mining speech's windows at which the gate asks it
+    assert windows == {"source": "mining.wav", "gates": {"computer": gate["gate"]}, "every": 2, "repeat": 3,
+                       "windows": report["verifier"]["gate_open_windows"]}
+    from edgekd.recipes.custom_wakeword import gate_open_windows
+    from edgekd.runtime.wav import load_audio
+
+    mining = load_audio(out / "data" / "mining.wav", 16000)
+    assert windows["windows"] == len(gate_open_windows(bundle, mining, {"computer": gate["gate"]}, 2))
     assert all(f"verifier/{f}" in manifest["files"] for f in ("head.onnx", "melspectrogram.onnx", "embedding_model.onnx", "verifier.json"))
     card = (bundle / "MODEL_CARD.md").read_text()
     assert card.startswith("# computer-dscnn-stream-64-kd-int8: wake word(s)") and "second stage" in card
@@ -77,6 +85,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     (out / "data" / "eval" / "eval.json").write_text(json.dumps({**ev, "rules": 0}))
     again = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY)
     assert again.stderr.count("reusing") >= 3 and "train dscnn-stream" not in again.stderr
+    assert f"reusing {out / 'verifier.pt'}" in again.stderr and "training it again" not in again.stderr
     assert "made by other evaluation rules" in again.stderr
     assert json.loads((out / "data" / "eval" / "eval.json").read_text()) == ev
     # the seed bench trains the shipped student again with another seed (the recipe's own seed reuses its student)
@@ -304,7 +313,7 @@ def _misses_bench(run: Path, tmp_path: Path) -> None:
 def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     out = tmp_path / "lights"
     _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1",
-            "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1")  # int8 without fine-tuning: the default
+            "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1", "--mining-minutes", "0")  # int8 without fine-tuning: the default
     report = json.loads((out / "report.json").read_text())
     assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"] and report["recipe"]["qat_epochs"] == 0
     assert report["recipe"]["feature_kd"] == 1.0
@@ -316,13 +325,15 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     assert int8.is_qat and int8.metrics["qat_train_steps"] == 0 and int8.provenance["transfer"]["windows"] > 0
     assert "int8 without fine-tuning" in (out / "bundle" / "MODEL_CARD.md").read_text()
     students = [out / s for s in ("student.pt", "student-mined.pt") if (out / s).is_file()]  # the second one if mining found windows
-    assert students and students[0].name == "student.pt"
+    assert students == [out / "student.pt"]  # no mining
     for student in students:  # each student regressed its features onto the teacher's embedding
         assert Checkpoint.load(student).provenance["feature_kd"]["weight"] == 1.0
     assert set(report["per_label"]) == {"lights_on", "lights_off"}
     gates = json.loads((out / "bundle" / "manifest.json").read_text())["verifier"]["gates"]  # one gate per phrase
     assert set(gates) == {"lights_on", "lights_off"} and gates == {k: v["gate"] for k, v in report["verifier"]["gates"].items()}
-    assert report["verifier"]["head"] == str(out / "teacher.pt") and not (out / "verifier.pt").exists()  # as many epochs: the teacher
+    # no mining speech (so no gate-open windows) and as many epochs: the teacher is the verifier
+    assert report["verifier"]["head"] == str(out / "teacher.pt") and not (out / "verifier.pt").exists()
+    assert report["verifier"]["gate_open_windows"] == 0
     confusables = json.loads((out / "data" / "material.json").read_text())["confusables"]
     assert "lights on" not in confusables and "lights off" not in confusables
     assert "PASS golden stream" in _edgekd("selftest", out / "bundle").stdout
@@ -470,3 +481,33 @@ def test_mining_keeps_the_windows_a_fixed_student_fires_on(tmp_path: Path) -> No
     assert len(files) == len(want) == len(list((tmp_path / "mined").glob("*.wav")))
     for f, end in zip(files, want, strict=True):
         np.testing.assert_allclose(load_audio(f, 16000), audio[end - 16000 : end], atol=1 / 32767)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_gate_open_windows_are_the_seconds_the_verifier_is_asked_about(every: int) -> None:
+    """The shipped two-stage alexa bundle's student alone, on its golden clip with a low gate: one window per inference
+    that would ask the verifier (the first of each open run, then every ``every``-th), each the second of audio before
+    it; ``limit`` keeps a subset, in order."""
+    from edgekd.eval import wakeword as we
+    from edgekd.recipes.custom_wakeword import gate_open_windows
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio
+
+    bundle = REPO / "models" / "alexa-dscnn-stream-64-kd-int8"
+    audio = load_audio(bundle / "golden" / "clip.wav", 16000)
+    t, s = we.bundle_scorer(load_kws(bundle, backend="onnx", verifier=False), "alexa")(audio)
+    gate = float(np.quantile(s, 0.6))  # open for 40% of the inferences, in runs
+    ends, run = [], 0
+    for tm, v in zip(t, s, strict=True):
+        run = run + 1 if v >= gate else 0
+        if run and (run - 1) % every == 0 and int(round(tm * 16)) >= 16000:
+            ends.append(int(round(tm * 16)))
+    assert len(ends) >= 3 and (every == 1 or len(ends) < int(np.sum(s >= gate)))
+    windows = gate_open_windows(bundle, audio, {"alexa": gate}, every)
+    assert windows.shape == (len(ends), 16000) and windows.dtype == np.float32
+    for w, end in zip(windows, ends, strict=True):
+        np.testing.assert_array_equal(w, audio[end - 16000 : end])
+    some = gate_open_windows(bundle, audio, {"alexa": gate}, every, limit=2, seed=1)
+    picked = [next(i for i, w in enumerate(windows) if np.array_equal(w, x)) for x in some]
+    assert len(picked) == 2 and picked == sorted(set(picked))
+    assert gate_open_windows(bundle, audio, {"alexa": 0.999}, every).shape == (0, 16000)

@@ -257,7 +257,9 @@ def wakeword_cmd(
                                                                          "per hour of validation speech (0: no verifier, the student "
                                                                          "alone).")] = 1000.0,
     verifier_epochs: Annotated[int, typer.Option(min=1, help="--phrase: epochs of the verifier's head (a second head on the teacher's "
-                                                             "backbone and clips; the teacher itself when equal to --teacher-epochs).")] = 2,
+                                                             "backbone, trained on the clips and on the windows of the mining speech "
+                                                             "at which the gate asks it; with --mining-minutes 0, the teacher itself "
+                                                             "when equal to --teacher-epochs).")] = 2,
     rooms: RoomsOpt = True,
     threads: ThreadsOpt = 2,
 ) -> None:

@@ -9,17 +9,18 @@ Stages, each saved under ``OUT`` and reused by a second run (delete a file or fo
    with the confusables people say; validation picks the threshold, test reports it; ``eval/test/confusables/``:
    utterances of every training confusable), checked on its own.
 2. ``teacher.pt``: a head on the frozen speech embedding (``edgekd.train.teachers``), trained on the clips with
-   cross-fitting heads; with a verifier (the default) also ``verifier.pt``, a head trained ``verifier_epochs`` on the
-   same clips.
+   cross-fitting heads.
 3. ``student.pt``: a streaming DS-CNN distilled from it on the clips and the transfer windows.
 4. ``mined/`` + ``student-mined.pt`` (false-accept mining, on by default): the student streams running speech of
    training voices; the 1 s windows where it fires become ``_unknown_`` clips, and the student trains again.
 5. ``student-qat.pt`` and ``bundle/``: int8, exported as a streaming int8 bundle. By default (``qat_epochs`` 0) the
    student's own weights with int8 ranges observed over every training clip and transfer window; ``qat_epochs`` N
    fine-tunes N epochs with fake quantization first (on the clips and the transfer windows).
-6. With ``verifier_budget`` > 0 (the default): ``bundle/verifier/``, the verifier head as a second stage. A phrase's gate is
+6. With ``verifier_budget`` > 0 (the default): ``verifier.pt`` and ``bundle/verifier/``, a second stage. A phrase's gate is
    the lowest student score whose verifier calls stay within ``verifier_budget`` per hour of the validation speech; where the
    student's smoothed score reaches it, the verifier scores the last second and decides (``edgekd.runtime.verifier``).
+   The verifier is a head on the teacher's backbone trained ``verifier_epochs`` on the clips and on the windows of
+   ``mining.wav`` at which the gates ask it (``gate_open_windows``), as ``_unknown_``.
 7. The threshold for each phrase at ``target_fa_per_hour`` on the validation material, written into the bundle;
    FRR at 0.5, 1, 2 and 5 FA/h on the test material, how often each confusable fires at the threshold, ``det.png``,
    ``report.json`` and ``bundle/MODEL_CARD.md``.
@@ -41,7 +42,7 @@ from edgekd.core.errors import ConfigError
 from edgekd.data import SILENCE, UNKNOWN
 
 __all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_gates", "confusable_clip_count", "choose_thresholds", "confusable_fire_rates",
-           "golden_clip", "phrase_labels",
+           "gate_open_windows", "golden_clip", "phrase_labels",
            "run_phrase_wakeword", "make_phrase_material", "make_eval_material", "mine_false_accepts"]
 
 Say = Callable[[str], None]
@@ -49,6 +50,12 @@ Say = Callable[[str], None]
 # (2026-12-05, bench/realdev_cascade.py --every 2) 43-44% fewer calls than asking at every one, for FRR at 2 FA/h within
 # a point on both dev phrases
 VERIFY_EVERY = 2
+# the verifier also learns, as _unknown_, the windows of mining.wav at which the gates ask it, this many times each:
+# offline on the real dev streams (2026-12-05, bench/realdev_cascade.py, 2-epoch heads; FRR at 0.5 / 2 FA/h of real and
+# synthesized speech) "smart mirror" 16.0 / 10.6% and 14.1 / 9.5% (two seeds without) -> 8.9 / 8.7% (x3); "view glass"
+# 22.1 / 15.8% and 24.6 / 11.3% -> 13.5 / 12.3% and 15.8 / 13.8% (README)
+VERIFIER_WINDOW_REPEAT = 3
+GATE_OPEN_WINDOWS_MAX = 5000  # a random choice of them beyond this
 
 
 @dataclass(frozen=True)
@@ -103,9 +110,10 @@ class PhraseRecipe:
     # 1000/h, built (2026-12-05, bench/realdev_wakeword.py): real "smart mirror" speakers missed 35.0% -> 10.8% at 2 FA/h of
     # real and synthesized speech, "view glass" 58.1% -> 16.0% (README); fewer calls cost misses, more cost CPU
     verifier_budget: float = 1000.0
-    # the verifier: a head on the same backbone trained this many epochs on the teacher's material (``verifier.pt``; the
-    # teacher itself when equal to teacher_epochs). Offline on "view glass" (2026-12-04/05) two-epoch heads verified better
-    # than the 20-epoch teacher: 17.9 +- 1.6% against 21.1% FRR at 2 FA/h with synthesized speech, five seeds (README)
+    # the verifier: a head on the same backbone trained this many epochs on the teacher's material and the gate-open
+    # windows of mining.wav (``verifier.pt``; without mining.wav, the teacher itself when equal to teacher_epochs).
+    # Offline on "view glass" (2026-12-04/05) two-epoch heads verified better than the 20-epoch teacher: 17.9 +- 1.6%
+    # against 21.1% FRR at 2 FA/h with synthesized speech, five seeds (README)
     verifier_epochs: int = 2
     stride_ms: int = 80
     seed: int = 0
@@ -290,16 +298,64 @@ def _teacher(out: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say) -> Path
     return _embedding_head(out / "teacher.pt", kd, r, cache, say, epochs=r.teacher_epochs, folds=2, role="teacher")
 
 
-def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Path, say: Say) -> Path:
-    """The second stage's head: ``verifier.pt``, trained ``verifier_epochs`` on the teacher's material (no mined clips,
-    no cross-fitting heads), or the teacher itself when it has as many epochs."""
-    if r.verifier_epochs == r.teacher_epochs:
+def gate_open_windows(bundle: Path, audio: np.ndarray, gates: dict[str, float], every: int = VERIFY_EVERY, window_s: float = 1.0,
+                      limit: int = GATE_OPEN_WINDOWS_MAX, seed: int = 0) -> np.ndarray:
+    """The ``window_s`` of ``audio`` before every inference at which ``bundle``'s student (its verifier left out) would ask
+    the verifier, given each label's gate (``verified_hops`` of its smoothed score; the refractory time aside):
+    (N, samples) float32, at most ``limit`` (a random choice, in order)."""
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.kws_post import verified_hops
+
+    det = load_kws(bundle, backend="onnx", verifier=False)
+    n = int(window_s * det.manifest.sample_rate)
+    ends: set[int] = set()
+    for label, gate in gates.items():
+        t_ms, scores = we.bundle_scorer(det, label)(audio)
+        for t in t_ms[verified_hops(scores >= gate, every)]:
+            end = min(audio.shape[0], int(round(t * det.manifest.sample_rate / 1000)))
+            if end >= n:
+                ends.add(end)
+    picked = sorted(ends)
+    if len(picked) > limit:
+        picked = sorted(np.random.default_rng(seed).choice(picked, size=limit, replace=False).tolist())
+    return np.stack([audio[e - n : e] for e in picked]).astype(np.float32) if picked else np.zeros((0, n), np.float32)
+
+
+def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Path, say: Say, bundle: Path,
+                   gates: dict[str, dict[str, float]], data: Path) -> Path:
+    """Stage 6: the second stage's head, ``verifier.pt``: trained ``verifier_epochs`` on the clips (no cross-fitting
+    heads) and on the windows of ``mining.wav`` (the training voices' running speech) at which the gates would ask it,
+    each ``VERIFIER_WINDOW_REPEAT`` times as ``_unknown_``: the speech it is asked about. Without ``mining.wav``, the
+    teacher itself when it has as many epochs. Reused when made for the same gates."""
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.checkpoint import Checkpoint
+
+    wav = data / "mining.wav"
+    if not wav.is_file() and r.verifier_epochs == r.teacher_epochs:
         return teacher
-    return _embedding_head(out / "verifier.pt", kd, r, cache, say, epochs=r.verifier_epochs, folds=0, role="verifier")
+    path = out / "verifier.pt"
+    chosen = {k: float(v["gate"]) for k, v in gates.items()}
+    want = {"source": wav.name, "gates": chosen, "every": VERIFY_EVERY, "repeat": VERIFIER_WINDOW_REPEAT} if wav.is_file() else None
+    if path.is_file():
+        made = Checkpoint.load(path).provenance.get("gate_open_windows")
+        if (made and {k: v for k, v in made.items() if k != "windows"}) == want:
+            say(f"reusing {path}")
+            return path
+        say(f"{path}: trained for other gates (or without their windows); training it again")
+        path.unlink()
+    windows = None
+    if want is not None:
+        windows = gate_open_windows(bundle, load_audio(wav, 16000), chosen, VERIFY_EVERY, seed=r.seed)
+        want["windows"] = len(windows)
+        say(f"verifier: {len(windows)} windows of {wav.name} at which the gates ask it, as {UNKNOWN} x {VERIFIER_WINDOW_REPEAT}")
+    return _embedding_head(path, kd, r, cache, say, epochs=r.verifier_epochs, folds=0, role="verifier", extra_unknown=windows,
+                           provenance={"gate_open_windows": want})
 
 
-def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say, *, epochs: int, folds: int, role: str) -> Path:
-    """A head on the frozen speech embedding trained on the clips (reused when ``path`` exists)."""
+def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say, *, epochs: int, folds: int, role: str,
+                    extra_unknown: np.ndarray | None = None, provenance: dict[str, Any] | None = None) -> Path:
+    """A head on the frozen speech embedding trained on the clips (and ``extra_unknown`` windows; reused when ``path`` exists)."""
     from edgekd.train.config import TrainConfig
     from edgekd.train.teachers.embedding_teacher import train_embedding_teacher
 
@@ -307,8 +363,10 @@ def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say,
         say(f"reusing {path}")
         return path
     cfg = TrainConfig(arch="speech-embedding", epochs=epochs, seed=r.seed, threads=r.threads, alpha=0.0, label_smoothing=0.1)
-    provenance = {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases), **({"role": role} if role != "teacher" else {})}
-    ck = train_embedding_teacher(kd.train, kd.validation, kd.test, path, cfg, folds=folds, cache_dir=cache, provenance=provenance)
+    prov = {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases), **({"role": role} if role != "teacher" else {}),
+            **(provenance or {})}
+    ck = train_embedding_teacher(kd.train, kd.validation, kd.test, path, cfg, folds=folds, cache_dir=cache, provenance=prov,
+                                 extra_unknown=extra_unknown, extra_repeat=VERIFIER_WINDOW_REPEAT)
     say(f"{role} ({epochs} epochs): test accuracy {ck.metrics.get('test_accuracy_torch', float('nan')):.4f} on synthesized clips -> {path}")
     return path
 
@@ -418,17 +476,28 @@ def choose_gates(bundle: Path, r: PhraseRecipe, root: Path) -> dict[str, dict[st
     return out
 
 
-def _attach_verifier(bundle: Path, verifier: Path, r: PhraseRecipe, root: Path, say: Say) -> dict[str, dict[str, float]]:
-    """Stage 6: the gates on the validation speech, then the verifier head as ``bundle/verifier/``."""
-    from edgekd.export.verifier import attach_verifier
-
+def _gates(bundle: Path, r: PhraseRecipe, root: Path, say: Say) -> dict[str, dict[str, float]]:
+    """Stage 6 begins: each phrase's gate on the validation speech (``choose_gates``)."""
     gates = choose_gates(bundle, r, root)
-    attach_verifier(bundle, verifier, {k: v["gate"] for k, v in gates.items()}, every=VERIFY_EVERY, head=verifier.name, epochs=r.verifier_epochs,
-                    gate_rule=f"lowest gate within {r.verifier_budget:g} verifier calls per hour of eval/validation speech", chosen=gates)
     for label, g in gates.items():
         say(f"{label}: verifier gate {g['gate']:.2f} ({g['validation_calls_per_hour']:.0f} calls per hour of validation speech; "
             f"{100 * g['validation_positives_reaching']:.0f}% of the validation positives reach it)")
     return gates
+
+
+def _window_count(head: Path | None) -> int:
+    """How many gate-open windows ``head`` learnt as ``_unknown_`` (0 for the teacher, or a head without them)."""
+    from edgekd.train.checkpoint import Checkpoint
+
+    return int(((Checkpoint.load(head).provenance.get("gate_open_windows") or {}) if head else {}).get("windows", 0))
+
+
+def _attach_verifier(bundle: Path, verifier: Path, gates: dict[str, dict[str, float]], r: PhraseRecipe) -> None:
+    """Stage 6 ends: the verifier head as ``bundle/verifier/`` behind the gates."""
+    from edgekd.export.verifier import attach_verifier
+
+    attach_verifier(bundle, verifier, {k: v["gate"] for k, v in gates.items()}, every=VERIFY_EVERY, head=verifier.name, epochs=r.verifier_epochs,
+                    gate_rule=f"lowest gate within {r.verifier_budget:g} verifier calls per hour of eval/validation speech", chosen=gates)
 
 
 def _score(bundle: Path, r: PhraseRecipe, split: str, root: Path, target: float | None) -> dict[str, Any]:
@@ -492,7 +561,6 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
     data = make_phrase_material(out / "data", r, say)
     kd = _kws_data(data / "clips", r, cache)
     teacher = _teacher(out, kd, r, cache, say)
-    verifier = _verifier_head(out, kd, teacher, r, cache, say) if r.verifier_budget > 0 else None
     student = _student(out / "student.pt", kd, teacher, data / "transfer", r, cache, say)
     mined = _mine(out, data, student, r, say) if r.mining_minutes else None
     if mined is not None and any(mined.glob("*.wav")):  # nothing mined: the first student stays
@@ -504,7 +572,11 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
                   transfer=data / "transfer")
     bundle = out / "bundle"
     _export(qat, bundle, r, golden_clip(data, labels[0]), int8=True)
-    gates = _attach_verifier(bundle, verifier, r, data, say) if verifier is not None else {}
+    gates, verifier = {}, None
+    if r.verifier_budget > 0:
+        gates = _gates(bundle, r, data, say)
+        verifier = _verifier_head(out, kd, teacher, r, cache, say, bundle, gates, data)
+        _attach_verifier(bundle, verifier, gates, r)
     thresholds = choose_thresholds(_score(bundle, r, "validation", data, None), r.target_fa_per_hour)
     apply_postprocess(bundle, {"thresholds": thresholds}, wakeword_threshold={"target_fa_per_hour": r.target_fa_per_hour,
                                                                               "chosen_on": "eval/validation"})
@@ -528,6 +600,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
     we.det_plot({f"{label} (test)": res["sweep"] for label, res in test.items()}, out / "det.png", r.target_fa_per_hour)
     report = {"recipe": asdict(r), "labels": list(labels), "bundle": str(bundle), "teacher": str(teacher), "per_label": per_label,
               "verifier": {"head": str(verifier), "epochs": r.verifier_epochs, "budget_calls_per_hour": r.verifier_budget,
+                           "gate_open_windows": _window_count(verifier),
                            "gates": gates} if gates else None,
               "material": json.loads((data / "material.json").read_text()),
               "evaluation": evaluation,
@@ -558,7 +631,10 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              "- **Teacher**: a head on the frozen speech embedding of openWakeWord 0.4.0 (`melspectrogram.onnx`, "
              "`embedding_model.onnx`: Google's speech embedding, Apache-2.0; no openWakeWord wake-word head is used). "
              + ("The student carries no part of it and runs without it." if not report.get("verifier") else
-                f"A second head on the same backbone, trained {r.verifier_epochs} epoch(s) on the same clips, is the bundle's second stage "
+                f"A second head on the same backbone, trained {r.verifier_epochs} epoch(s) on the same clips"
+                + (f" and on the {report['verifier']['gate_open_windows']} one-second windows of the training voices' running speech "
+                   f"at which the gate asks it (as {UNKNOWN}, x{VERIFIER_WINDOW_REPEAT})" if report["verifier"].get("gate_open_windows") else "")
+                + ", is the bundle's second stage "
                 "(`verifier/`: the two backbone files, unchanged, and that head): where the student's smoothed score reaches its gate ("
                 + ", ".join(f"{k} {v['gate']:.2f}" for k, v in report["verifier"]["gates"].items())
                 + f"; the lowest gate within {r.verifier_budget:g} verifier calls per hour of validation speech) it scores the last second "

@@ -6,6 +6,8 @@ fold comes from its file name (``fold_of``), so any later user of the same data 
 labels each training row of that data with the head that never saw its clip (k-fold cross-fitting: a head's targets
 on its own training clips are nearly one-hot, which leaves a student little to learn); anything else gets the main
 head. The checkpoint stores the head config, the backbone files' sha256 and licence, and the training files' digest.
+``extra_unknown`` adds audio windows that are not clip files (a wake-word verifier's gate-open windows of running
+speech) as ``_unknown_`` rows of the main head's training set, by their frames of the same backbone.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from edgekd.train.features import FeatureSet, aligned_feature_set
 if TYPE_CHECKING:
     from edgekd.eval.wakeword import Scorer
 
-__all__ = ["ARCH", "INPUT", "fold_of", "train_embedding_teacher", "embedding_inputs", "embedding_teacher_scorer"]
+__all__ = ["ARCH", "INPUT", "fold_of", "train_embedding_teacher", "embedding_inputs", "embedding_teacher_scorer", "with_unknown_windows"]
 
 ARCH = "speech-embedding"
 INPUT = "speech-embedding"
@@ -61,6 +63,25 @@ def embedding_inputs(fs: FeatureSet, *, cache_dir: str | os.PathLike[str] | None
                 bar.close()
 
 
+def with_unknown_windows(fs: FeatureSet, audio: np.ndarray, repeat: int = 1, threads: int = 1) -> FeatureSet:
+    """``fs`` (speech-embedding frames) with the frames of each one-second window in ``audio`` (N, samples) added as an
+    ``_unknown_`` row ``repeat`` times; each window is a source clip of its own, named ``window:<sha256 prefix>``."""
+    from edgekd.data import UNKNOWN
+    from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+
+    if UNKNOWN not in fs.labels:
+        raise ConfigError(f"extra negative windows need an {UNKNOWN} label; this data has {', '.join(fs.labels)}")
+    if audio.ndim != 2 or not len(audio) or repeat < 1:
+        return fs
+    emb = SpeechEmbedding(threads=threads)
+    frames = np.concatenate([emb.frames(audio[i : i + 64]) for i in range(0, len(audio), 64)]).astype(fs.x.dtype)
+    first = int(fs.clip.max()) + 1 if len(fs) else 0
+    clip = first + np.arange(len(audio), dtype=fs.clip.dtype)
+    names = tuple(f"window:{hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]}" for a in audio)
+    return FeatureSet(np.concatenate([fs.x, *[frames] * repeat]), np.concatenate([fs.y, *[np.full(len(audio), fs.labels.index(UNKNOWN), fs.y.dtype)] * repeat]),
+                      np.concatenate([fs.clip, *[clip] * repeat]), fs.labels, f"{fs.key}-windows{len(audio)}x{repeat}", tuple(fs.files) + names, fs.spec)
+
+
 def train_embedding_teacher(
     train: FeatureSet,
     validation: FeatureSet,
@@ -74,8 +95,12 @@ def train_embedding_teacher(
     progress: bool = True,
     dist: DistContext | None = None,
     provenance: dict[str, Any] | None = None,
+    extra_unknown: np.ndarray | None = None,
+    extra_repeat: int = 1,
 ) -> Checkpoint:
-    """Train the main head and ``folds`` cross-fitting heads on the embedding frames of the log-mel sets given."""
+    """Train the main head and ``folds`` cross-fitting heads on the embedding frames of the log-mel sets given;
+    ``extra_unknown`` (N, samples): audio windows the main head also learns as ``_unknown_``, ``extra_repeat`` times each
+    (only without ``folds``: the cross-fitting heads label clip files)."""
     from edgekd.train.kws_objective import train_model
     from edgekd.train.loop import accuracy
     from edgekd.train.models.teachers.embedding_head import EmbeddingHead
@@ -85,8 +110,12 @@ def train_embedding_teacher(
     if folds == 1 or folds < 0:
         raise ConfigError(f"--folds must be 0 (no cross-fitting) or at least 2, got {folds}")
     d = dist or DistContext()
+    if extra_unknown is not None and len(extra_unknown) and folds:
+        raise ConfigError("extra negative windows are for a head without cross-fitting heads (folds 0)")
     sets = [embedding_inputs(s, cache_dir=cache_dir, dist=d) for s in (train, validation, test)]
     etrain, eval_, etest = sets
+    if extra_unknown is not None:
+        etrain = with_unknown_windows(etrain, extra_unknown, extra_repeat, threads=max(1, cfg.threads))
     cfg = replace(cfg, arch=ARCH, specaugment=False)
     model, history = train_model(cfg, etrain, eval_, progress=progress, dist=d)
     full = EmbeddingHead(len(train.labels), DIM, FRAMES, hidden=hidden, folds=folds)
