@@ -390,3 +390,43 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
     with pytest.raises(BundleError, match="head.onnx: sha256") as e:
         load_kws(bundle)
     assert "\n" not in str(e.value)
+
+
+def test_extra_unknown_windows_join_the_main_heads_training_rows(tiny_kws_data, emb_train, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Audio windows that are not clip files become ``_unknown_`` rows (their backbone frames, ``repeat`` times, each
+    window a source clip of its own); a head trained with them learns them, and cross-fitting heads refuse them."""
+    from edgekd.core.errors import ConfigError
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.teachers.embedding_teacher import train_embedding_teacher, with_unknown_windows
+    from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+
+    rng = np.random.default_rng(0)
+    windows = (0.1 * rng.standard_normal((3, 16000))).astype(np.float32)
+    more = with_unknown_windows(emb_train, windows, repeat=2)
+    n = len(emb_train)
+    assert len(more) == n + 6 and more.labels == emb_train.labels and more.key != emb_train.key
+    unk = emb_train.labels.index("_unknown_")
+    assert (more.y[n:] == unk).all() and np.array_equal(more.x[:n], emb_train.x) and np.array_equal(more.y[:n], emb_train.y)
+    frames = SpeechEmbedding().frames(windows).astype(more.x.dtype)
+    np.testing.assert_array_equal(more.x[n : n + 3], frames)
+    np.testing.assert_array_equal(more.x[n + 3 :], frames)
+    first = int(emb_train.clip.max()) + 1
+    assert more.clip[n:].tolist() == [first, first + 1, first + 2] * 2 and len(more.files) == len(emb_train.files) + 3
+    assert all(f.startswith("window:") for f in more.files[-3:])
+    assert with_unknown_windows(emb_train, np.zeros((0, 16000), np.float32)) is emb_train
+    cfg = TrainConfig(arch="speech-embedding", epochs=2, seed=0, threads=1, alpha=0.0, batch_size=16)
+    with pytest.raises(ConfigError, match="folds 0"):
+        train_embedding_teacher(tiny_kws_data.train, tiny_kws_data.validation, tiny_kws_data.test, tmp_path / "x.pt", cfg, folds=2,
+                                extra_unknown=windows, progress=False)
+    plain = train_embedding_teacher(tiny_kws_data.train, tiny_kws_data.validation, tiny_kws_data.test, tmp_path / "a.pt", cfg, folds=0,
+                                    progress=False)
+    trained = train_embedding_teacher(tiny_kws_data.train, tiny_kws_data.validation, tiny_kws_data.test, tmp_path / "b.pt", cfg, folds=0,
+                                      extra_unknown=windows, extra_repeat=3, progress=False)
+    assert trained.metrics["train_steps"] > plain.metrics["train_steps"]  # more rows, same epochs
+
+    def p_unknown(ck) -> float:  # type: ignore[no-untyped-def]
+        model = ck.build().eval()
+        with torch.no_grad():
+            return float(torch.softmax(model(torch.from_numpy(frames.astype(np.float32))), -1)[:, unk].mean())
+
+    assert p_unknown(trained) > p_unknown(plain)  # it learnt the windows as _unknown_
