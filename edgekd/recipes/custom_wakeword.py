@@ -649,7 +649,9 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              + " (`report.json` holds every one).",
              f"- **Thresholds** ({'of the verifier' + chr(39) + 's score, ' if report.get('verifier') else ''}chosen at "
              f"{r.target_fa_per_hour} FA/h on held-out validation voices): "
-             + ", ".join(f"{k} {v['threshold']:.2f}" for k, v in report["per_label"].items()) + ".", "",
+             + ", ".join(f"{k} {v['threshold']:.2f}" for k, v in report["per_label"].items()) + ". On the test material they give "
+             + ", ".join(f"{k} FRR {100 * v['test_at_threshold']['frr']:.1f}% at {v['test_at_threshold']['fa_per_hour']:.2f} FA/h"
+                         for k, v in report["per_label"].items()) + "; `edgekd run --threshold` sets another.", "",
              "| label | FRR at 0.5 FA/h | at 1 | at 2 | at 5 | test negatives (h) |", "|---|---|---|---|---|---|"]
 
     def pct(v: float | None) -> str:
