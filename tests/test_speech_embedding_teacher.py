@@ -414,6 +414,8 @@ def test_extra_unknown_windows_join_the_main_heads_training_rows(tiny_kws_data, 
     assert more.clip[n:].tolist() == [first, first + 1, first + 2] * 2 and len(more.files) == len(emb_train.files) + 3
     assert all(f.startswith("window:") for f in more.files[-3:])
     assert with_unknown_windows(emb_train, np.zeros((0, 16000), np.float32)) is emb_train
+    with pytest.raises(ConfigError, match="N, samples"):
+        with_unknown_windows(emb_train, windows[0])
     cfg = TrainConfig(arch="speech-embedding", epochs=2, seed=0, threads=1, alpha=0.0, batch_size=16)
     with pytest.raises(ConfigError, match="folds 0"):
         train_embedding_teacher(tiny_kws_data.train, tiny_kws_data.validation, tiny_kws_data.test, tmp_path / "x.pt", cfg, folds=2,

@@ -71,15 +71,19 @@ def with_unknown_windows(fs: FeatureSet, audio: np.ndarray, repeat: int = 1, thr
 
     if UNKNOWN not in fs.labels:
         raise ConfigError(f"extra negative windows need an {UNKNOWN} label; this data has {', '.join(fs.labels)}")
-    if audio.ndim != 2 or not len(audio) or repeat < 1:
+    if audio.ndim != 2 or repeat < 1:
+        raise ConfigError(f"extra negative windows must be (N, samples) audio and repeat >= 1, got shape {audio.shape} and {repeat}")
+    if not len(audio):
         return fs
     emb = SpeechEmbedding(threads=threads)
     frames = np.concatenate([emb.frames(audio[i : i + 64]) for i in range(0, len(audio), 64)]).astype(fs.x.dtype)
     first = int(fs.clip.max()) + 1 if len(fs) else 0
     clip = first + np.arange(len(audio), dtype=fs.clip.dtype)
     names = tuple(f"window:{hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]}" for a in audio)
-    return FeatureSet(np.concatenate([fs.x, *[frames] * repeat]), np.concatenate([fs.y, *[np.full(len(audio), fs.labels.index(UNKNOWN), fs.y.dtype)] * repeat]),
-                      np.concatenate([fs.clip, *[clip] * repeat]), fs.labels, f"{fs.key}-windows{len(audio)}x{repeat}", tuple(fs.files) + names, fs.spec)
+    key = f"{fs.key}-windows{hashlib.sha256(''.join(names).encode()).hexdigest()[:12]}x{repeat}"
+    y = np.full(len(audio), fs.labels.index(UNKNOWN), fs.y.dtype)
+    return FeatureSet(np.concatenate([fs.x, *[frames] * repeat]), np.concatenate([fs.y, *[y] * repeat]), np.concatenate([fs.clip, *[clip] * repeat]),
+                      fs.labels, key, tuple(fs.files) + names, fs.spec)
 
 
 def train_embedding_teacher(
