@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,6 +150,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     _int8_draws_bench(out, tmp_path)
     _teacher_heads_bench(out, tmp_path)
     _cascade_bench(out, tmp_path)
+    _verifier_seeds_bench(out, tmp_path)
 
 
 def _cascade_bench(run: Path, tmp_path: Path) -> None:
@@ -224,6 +226,42 @@ def _teacher_heads_bench(run: Path, tmp_path: Path) -> None:
     assert head.stat().st_mtime_ns == Path(json.loads(out.read_text())["heads"][0]["teacher"]).stat().st_mtime_ns
     bad = bench(tmp_path, "--realdev", real, "--json", tmp_path / "x.json")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no report.json" in bad.stderr and not (tmp_path / "x.json").exists()
+
+
+def _verifier_seeds_bench(run: Path, tmp_path: Path) -> None:
+    """bench/verifier_seeds.py on the tiny run with a stand-in realdev layout: seed 0 is the recipe's own draw, seed 1
+    another head, each in a copy of the run's bundle (same student, gates and every); the run's bundle is untouched;
+    without real voices nothing is trained."""
+    from edgekd.runtime.manifest import ModelManifest
+    from edgekd.runtime.wav import load_audio
+    from tests.realdev_layout import fake_realdev
+
+    test = run / "data" / "eval" / "test"
+    real = fake_realdev(tmp_path / "vs", "computer", [load_audio(w, 16000) for w in sorted((test / "computer").glob("*.wav"))[:2]],
+                        load_audio(test / "negatives.wav", 16000))
+    out = tmp_path / "vs.json"
+
+    def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "bench" / "verifier_seeds.py"), *map(str, args)], capture_output=True, text=True,
+                              timeout=900, env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
+
+    before = (run / "bundle" / "manifest.json").read_bytes()
+    p = bench(run, "--seeds", "0", "1", "--realdev", real, "--work", tmp_path / "vs-work", "--json", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [row["seed"] for row in res["rows"]] == [0, 1] and set(res["summary"]) == {"real", "real_and_synthesized"}
+    assert all(set(row) >= {"real", "real_and_synthesized"} for row in res["rows"])
+    own, copies = ModelManifest.load(run / "bundle"), [ModelManifest.load(Path(row["bundle"])) for row in res["rows"]]
+    for m in copies:
+        assert m.verifier == own.verifier and m.files["model_stream.onnx"] == own.files["model_stream.onnx"]
+    from edgekd.train.checkpoint import Checkpoint
+
+    seeds = [Checkpoint.load(run / "verifier-seeds" / f"seed{k}" / "verifier.pt").config["seed"] for k in (0, 1)]
+    assert seeds == [Checkpoint.load(run / "verifier.pt").config["seed"] + k for k in (0, 1)]  # seed 0: the recipe's own draw
+    assert copies[1].files["verifier/head.onnx"] != copies[0].files["verifier/head.onnx"]
+    assert (run / "bundle" / "manifest.json").read_bytes() == before
+    nowhere = bench(run, "--realdev", tmp_path / "nowhere", "--json", tmp_path / "vs2.json")
+    assert nowhere.returncode == 0 and "absent" in nowhere.stdout and not (tmp_path / "vs2.json").exists()
 
 
 def _int8_draws_bench(run: Path, tmp_path: Path) -> None:
@@ -435,19 +473,21 @@ def test_running_speech_windows_hold_speech_and_an_older_material_folder_is_refu
     from edgekd.data.synth_wakeword import phrase_confusables
     from edgekd.recipes.custom_wakeword import MATERIAL_RULES, _material_key
 
-    before = PhraseRecipe(phrases=("computer",), confusable_clips=0)
+    # tiny evaluation material: a folder taken as it is makes its eval/
+    tiny: dict[str, Any] = {"positives": 1, "validation_minutes": 0.05, "test_minutes": 0.05, "engines": (("espeak", 1.0),)}
+    before = PhraseRecipe(phrases=("computer",), confusable_clips=0, **tiny)
     (old / "material.json").write_text(json.dumps({"rules": MATERIAL_RULES, "recipe": _material_key(before),
                                                    "confusables": list(phrase_confusables(("computer",)))}))
     with pytest.raises(ConfigError, match="holds 0 more clips of each confusable, this recipe 200; give --confusable-clips 0"):
-        make_phrase_material(old, PhraseRecipe(phrases=("computer",)), say=lambda s: None)
+        make_phrase_material(old, PhraseRecipe(phrases=("computer",), **tiny), say=lambda s: None)
     make_phrase_material(old, before, say=lambda s: None)  # taken as it is
     # a folder whose one-letter edits got the extra clips too (before they went to the confusables people say only)
-    edits_too = {k: v for k, v in _material_key(PhraseRecipe(phrases=("computer",))).items() if k != "confusable_clips_of"}
+    edits_too = {k: v for k, v in _material_key(PhraseRecipe(phrases=("computer",), **tiny)).items() if k != "confusable_clips_of"}
     (old / "material.json").write_text(json.dumps({"rules": MATERIAL_RULES, "recipe": edits_too,
                                                    "confusables": list(phrase_confusables(("computer",)))}))
     for asked in (None, 0, 3):  # whatever count is asked, the folder cannot be taken as it is
         with pytest.raises(ConfigError, match="holds more clips of the one-letter edits too .*give a new --out$"):
-            make_phrase_material(old, PhraseRecipe(phrases=("computer",), confusable_clips=asked), say=lambda s: None)
+            make_phrase_material(old, PhraseRecipe(phrases=("computer",), confusable_clips=asked, **tiny), say=lambda s: None)
 
 
 def test_a_target_no_threshold_reaches_is_one_clear_error() -> None:
