@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the verifier (default: RUN/teacher.pt); several: the mean of their posteriors (heads on one backbone)")
     ap.add_argument("--gates", type=float, nargs="+", default=[0.1, 0.15, 0.2, 0.3, 0.5], help="student scores that open the gate")
     ap.add_argument("--hold-ms", type=float, default=80.0,
-                    help="how long the gate stays open after the student's score reached it (default 80: only the hops at or over the gate)")
+                    help="how long the gate stays open after the student's score reached it (default 80: only the hops at or over the gate; "
+                         "a bundle with a longer stride, such as the recipe's 160 ms since 2026-12-05: give its stride, and the "
+                         "80 ms teacher grid then asks twice per student inference, which the built bundle does not)")
     ap.add_argument("--every", type=int, default=1,
                     help="ask the verifier at the first and every N-th hop while the gate stays open (the built bundles: 2)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)

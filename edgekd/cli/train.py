@@ -225,7 +225,9 @@ def wakeword_cmd(
                                                                        "windows: alone); default 0.7 with DATA, 0.8 with --phrase.")] = None,
     views: ViewsOpt = 2,
     baseline: Annotated[bool, typer.Option("--baseline", help="With DATA: also train the student on hard labels only (bundle-no_teacher/).")] = False,
-    stride_ms: Annotated[int, typer.Option(min=10, help="Run the student every this many ms (80: the teacher's hop; 160 halves the CPU).")] = 80,
+    stride_ms: Annotated[int | None, typer.Option(min=10, help="Run the student every this many ms (default 160 with --phrase: half the "
+                                                                 "CPU of 80, and the verifier's budget then buys a lower gate; 80 with "
+                                                                 "--teacher oww:NAME, the teacher's hop).")] = None,
     per_word: Annotated[int, typer.Option(min=1, help="--phrase: clips of each phrase (confusables and other words: twice that).")] = 1000,
     speech_windows: Annotated[Optional[int], typer.Option(min=1, help="--phrase: one-second windows of running speech among the "
                                                                       "_unknown_ clips (default: --per-word).")] = None,
@@ -278,9 +280,10 @@ def wakeword_cmd(
     openWakeWord head inherits its CC BY-NC-SA 4.0 licence."""
     from edgekd.core.errors import ConfigError
 
-    if stride_ms % 10:
+    if stride_ms is not None and stride_ms % 10:
         raise ConfigError("--stride-ms must be a multiple of 10")
     if phrase:
+        stride_ms = 160 if stride_ms is None else stride_ms
         if data is not None:
             raise ConfigError("give --phrase (material made from text) or DATA (with --teacher oww:NAME), not both")
         if teacher not in (None, "speech-embedding"):
@@ -296,6 +299,7 @@ def wakeword_cmd(
 
     alpha = 0.7 if alpha is None else alpha
     qat_epochs = 2 if qat_epochs is None else qat_epochs
+    stride_ms = 80 if stride_ms is None else stride_ms
     if epochs < 1 or qat_epochs < 0 or views < 1 or not 0.0 <= alpha <= 1.0:
         raise ConfigError("--epochs and --views must be >= 1, --qat-epochs >= 0, --alpha within [0, 1]")
     recipe = WakewordRecipe(arch=arch or "dscnn", epochs=epochs, qat_epochs=qat_epochs, alpha=alpha, views=views, threads=threads,
