@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,11 @@ from realdev_wakeword_seeds import POINTS, _line, _recipe, _stats  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seed_bundle(run: Path, r: Any, seed: int, gates: dict[str, float], every: int) -> Path:
-    """``RUN/verifier-seeds/seed<N>/bundle``: the run's bundle with a verifier head of training seed ``r.seed + seed``."""
+def seed_bundle(run: Path, r: Any, seed: int, gates: dict[str, float], every: int, kd: Callable[[], Any]) -> Path:
+    """``RUN/verifier-seeds/seed<N>/bundle``: the run's bundle with a verifier head of training seed ``r.seed + seed``;
+    ``kd()`` gives the run's clips and views (only the head's seed changes), asked only when a head is trained."""
     from edgekd.export.verifier import attach_verifier
-    from edgekd.recipes.custom_wakeword import _kws_data, _verifier_head
+    from edgekd.recipes.custom_wakeword import _verifier_head
 
     out = run / "verifier-seeds" / f"seed{seed}"
     bundle = out / "bundle"
@@ -42,8 +45,7 @@ def seed_bundle(run: Path, r: Any, seed: int, gates: dict[str, float], every: in
         return bundle
     out.mkdir(parents=True, exist_ok=True)
     rs = replace(r, seed=r.seed + seed)
-    kd = _kws_data(run / "data" / "clips", r, run / "cache")  # the run's clips and views: only the head's seed changes
-    head = _verifier_head(out, kd, run / "teacher.pt", rs, run / "cache", print, run / "bundle", {k: {"gate": g} for k, g in gates.items()},
+    head = _verifier_head(out, kd(), run / "teacher.pt", rs, run / "cache", print, run / "bundle", {k: {"gate": g} for k, g in gates.items()},
                           run / "data")
     partial = out / ".bundle.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -82,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     real = real_negatives(args.realdev, args.work / "real_negatives.wav")
     synth = [p for p in [args.run / "data" / "eval" / "test" / "negatives.wav"] if p.is_file()]
+    from edgekd.recipes.custom_wakeword import _kws_data
+
+    kd = functools.cache(lambda: _kws_data(args.run / "data" / "clips", r, args.run / "cache"))  # loaded once, for every seed
     rows = []
     for seed in args.seeds:
-        bundle = seed_bundle(args.run, r, seed, block["gates"], int(block["every"]))
+        bundle = seed_bundle(args.run, r, seed, block["gates"], int(block["every"]), kd)
         row: dict[str, Any] = {"seed": seed, "bundle": str(bundle)}
         for key, negs in (("real", [real]), ("real_and_synthesized", [real, *synth])):
             if key == "real_and_synthesized" and not synth:

@@ -317,8 +317,8 @@ def gate_open_windows(bundle: Path, audio: np.ndarray, gates: dict[str, float], 
     for label, gate in gates.items():
         t_ms, scores = we.bundle_scorer(det, label)(audio)
         for t in t_ms[verified_hops(scores >= gate, every)]:
-            end = min(audio.shape[0], int(round(t * det.manifest.sample_rate / 1000)))
-            if end >= n:
+            end = _window_end(float(t), det.manifest.sample_rate, audio.shape[0], n)
+            if end is not None:
                 ends.add(end)
     picked = sorted(ends)
     if len(picked) > limit:
@@ -409,6 +409,13 @@ def _export(ckpt: Path, bundle: Path, r: PhraseRecipe, golden: Path, int8: bool)
                        postprocess={"stride_ms": r.stride_ms, "smooth_ms": max(160, r.stride_ms)})
 
 
+def _window_end(t_ms: float, sample_rate: int, length: int, n: int) -> int | None:
+    """The sample at which the ``n``-sample window of an inference at ``t_ms`` ends (within ``length`` samples of
+    audio); None when less than ``n`` samples come before it."""
+    end = min(length, int(round(t_ms * sample_rate / 1000)))
+    return end if end >= n else None
+
+
 def mine_false_accepts(bundle: Path, audio: np.ndarray, labels: tuple[str, ...], threshold: float, out: Path,
                        window_s: float = 1.0) -> list[Path]:
     """Stream ``audio`` (speech without the phrases) through ``bundle``; every detection of a phrase label at
@@ -425,8 +432,8 @@ def mine_false_accepts(bundle: Path, audio: np.ndarray, labels: tuple[str, ...],
     for label in labels:
         t_ms, scores = we.bundle_scorer(det, label)(audio)
         for t in we.detections(t_ms, scores, threshold):
-            end = min(audio.shape[0], int(t * sr / 1000))
-            if end < n:
+            end = _window_end(float(t), sr, audio.shape[0], n)
+            if end is None:
                 continue
             path = out / f"mined_{label}_{len(written):05d}.wav"
             write_wav(path, audio[end - n : end], sr)
