@@ -65,5 +65,14 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
     open_ = np.array(p_a) >= 0.4
     assert verified_hops(open_, 2).nonzero()[0].tolist() == [1, 3, 5, 7, 9]
     assert verified_hops(open_, 1).tolist() == open_.tolist() and verified_hops(np.zeros(0, bool), 2).size == 0
+    # at most two calls per opening: the run 5-9 asks at 5 and 7 only; every 1 with a cap of 2: 1, 2, 5, 6
+    assert verified_hops(open_, 2, 2).nonzero()[0].tolist() == [1, 3, 5, 7]
+    assert verified_hops(open_, 1, 2).nonzero()[0].tolist() == [1, 2, 5, 6]
+    capped = KwsPostprocessor(labels, ("a", "b"), KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=0.95, refractory_ms=0),
+                              gates={"a": 0.4}, verifier_labels=labels, verify_every=1, verify_max_calls=2)
+    asked.clear()
+    for i, pa in enumerate(p_a):
+        capped.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, lambda i=i: asked.append(i) or np.array([0.5, 0.0, 0.5]))
+    assert asked == verified_hops(open_, 1, 2).nonzero()[0].tolist() and capped.verifier_calls == 4
     never = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.99, "b": 0.99}, verifier_labels=labels)
     assert all(never.update(np.array([0.9, 0.05, 0.05]), i * 100) is None for i in range(5)) and never.verifier_calls == 0

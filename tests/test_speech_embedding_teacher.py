@@ -379,6 +379,10 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
     assert res.exit_code == 2 and "second stage" in res.stderr and "Traceback" not in res.stderr
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["verifier"]["every"] == 2
+    for cap in (0, 1.5, "3"):  # a cap on the calls of one opening is a positive whole number, or absent
+        (bundle / "manifest.json").write_text(json.dumps({**manifest, "verifier": {**manifest["verifier"], "max_calls": cap}}))
+        with pytest.raises(BundleError, match=r"verifier.max_calls must be a positive integer"):
+            load_kws(bundle)
     manifest["verifier"]["gates"][kws[0]] = 1.5
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=r"verifier.gates\['.+'\] must be a number in \(0, 1\)"):

@@ -96,18 +96,18 @@ def pick_threshold(rows: list[dict[str, float]], target_fa_per_hour: float) -> d
     return min(ok, key=lambda r: (r["frr"], r["threshold"])) if ok else None
 
 
-def verifier_calls_per_hour(scores: np.ndarray, seconds: float, gate: float, every: int) -> float:
+def verifier_calls_per_hour(scores: np.ndarray, seconds: float, gate: float, every: int, max_calls: int | None = None) -> float:
     """How often a two-stage bundle would ask its verifier on a stream whose gate-side (smoothed) scores are ``scores``:
     the inferences ``verified_hops`` picks where the score reaches ``gate``, per hour of ``seconds`` of audio."""
     from edgekd.runtime.kws_post import verified_hops
 
-    return float(np.sum(verified_hops(np.asarray(scores) >= gate, every))) / (seconds / 3600.0)
+    return float(np.sum(verified_hops(np.asarray(scores) >= gate, every, max_calls))) / (seconds / 3600.0)
 
 
-def lowest_gate(scores: np.ndarray, seconds: float, budget: float, every: int) -> float | None:
+def lowest_gate(scores: np.ndarray, seconds: float, budget: float, every: int, max_calls: int | None = None) -> float | None:
     """The lowest gate of ``THRESHOLDS`` whose verifier calls (``verifier_calls_per_hour``) stay within ``budget`` per
     hour; None when none does."""
-    return next((g for g in THRESHOLDS if verifier_calls_per_hour(scores, seconds, g, every) <= budget), None)
+    return next((g for g in THRESHOLDS if verifier_calls_per_hour(scores, seconds, g, every, max_calls) <= budget), None)
 
 
 def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
@@ -173,7 +173,7 @@ def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -
             smoothed = np.sum(last[: min(len(times), n_smooth)], axis=0) / min(len(times), n_smooth)
             is_open = smoothed >= gates
             run[0] = run[0] + 1 if is_open.any() else 0
-            asked = run[0] > 0 and (run[0] - 1) % vb.every == 0
+            asked = run[0] > 0 and (run[0] - 1) % vb.every == 0 and (not vb.max_calls or (run[0] - 1) // vb.every < vb.max_calls)
             scores.append(float(s.verify_now()[v]) if asked and is_open[mine] else 0.0)
 
         s.on_inference = keep  # the post-processor's own verifier call at a hop reuses this one's answer (verify_now)

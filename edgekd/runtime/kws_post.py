@@ -79,11 +79,12 @@ class KwsPostprocessor:
     With ``gates`` (a bundle with a second stage, ``edgekd.runtime.verifier``) a keyword's smoothed posterior at or over
     its gate opens the gate; ``update``'s ``verify`` is then called once for the verifier's posteriors (in the order of
     ``verifier_labels``), and the keyword fires when its verified score reaches its threshold. Of consecutive
-    inferences with a gate open, the first and then every ``verify_every``-th asks (``verified_hops``). ``verifier_calls``
-    counts those calls (none during the refractory time)."""
+    inferences with a gate open, the first and then every ``verify_every``-th asks, at most ``verify_max_calls`` times
+    (None: no cap; ``verified_hops``). ``verifier_calls`` counts those calls (none during the refractory time)."""
 
     def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig,
-                 gates: dict[str, float] | None = None, verifier_labels: tuple[str, ...] = (), verify_every: int = 1) -> None:
+                 gates: dict[str, float] | None = None, verifier_labels: tuple[str, ...] = (), verify_every: int = 1,
+                 verify_max_calls: int | None = None) -> None:
         self.labels = labels
         self.cfg = cfg
         self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.intp)
@@ -99,6 +100,7 @@ class KwsPostprocessor:
             self._open = np.zeros(self._kw_idx.shape[0], dtype=bool)
         self.verifier_calls = 0
         self._every = max(1, int(verify_every))
+        self._last_ask = (int(verify_max_calls) - 1) * self._every if verify_max_calls else None  # the run position past which none asks
         self._open_run = 0
         self._n_smooth = max(1, round(cfg.smooth_ms / cfg.stride_ms) if cfg.smooth_ms else 1)
         # the last n_smooth keyword posteriors in a fixed ring
@@ -139,7 +141,8 @@ class KwsPostprocessor:
                 self._open_run = 0
                 return None
             self._open_run += 1  # consecutive inferences with a gate open; every ``verify_every``-th is verified
-            if refractory or (self._open_run - 1) % self._every:
+            k = self._open_run - 1
+            if refractory or k % self._every or (self._last_ask is not None and k > self._last_ask):
                 return None
             if verify is None:
                 raise ConfigError("this bundle has a verifier; give update() its verify callback")
@@ -157,10 +160,13 @@ class KwsPostprocessor:
         return Detection(label=self.labels[int(self._kw_idx[best])], score=float(smoothed[best]), t_ms=t_ms)
 
 
-def verified_hops(open_: np.ndarray, every: int) -> np.ndarray:
+def verified_hops(open_: np.ndarray, every: int, max_calls: int | None = None) -> np.ndarray:
     """Which inferences ask the verifier, given where a gate is open (bool per inference, in order): in each run of open
-    inferences the first and every ``every``-th after it (refractory time aside), as ``KwsPostprocessor`` asks."""
+    inferences the first and every ``every``-th after it, at most ``max_calls`` of them (refractory time aside), as
+    ``KwsPostprocessor`` asks."""
     o = np.asarray(open_, dtype=bool)
     i = np.arange(o.shape[0])
     last_closed = np.maximum.accumulate(np.where(o, -1, i)) if o.size else i
-    return o & ((i - last_closed - 1) % max(1, int(every)) == 0)
+    k, e = i - last_closed - 1, max(1, int(every))  # k: the position in the run of open inferences, from 0
+    asked = o & (k % e == 0)
+    return asked & (k // e < int(max_calls)) if max_calls else asked

@@ -128,6 +128,8 @@ def _check_verifier(v: dict[str, Any], task: Any, labels: list[str], bad: Any) -
     folder, gates, every = v.get("dir"), v.get("gates"), v.get("every", 1)
     if not _positive_int(every):
         raise bad("verifier.every must be a positive integer (verify every n-th inference of an opening)")
+    if "max_calls" in v and not _positive_int(v["max_calls"]):
+        raise bad("verifier.max_calls must be a positive integer (the most verifier calls of one opening), or absent for no cap")
     if not isinstance(folder, str) or not folder.strip():
         raise bad("verifier.dir must name the verifier folder inside the bundle")
     if not isinstance(gates, dict) or not gates:
@@ -144,19 +146,26 @@ class VerifierBlock:
     """The ``verifier`` block: a second stage (``edgekd.runtime.verifier``) in the folder ``dir`` of the bundle. A
     keyword's smoothed posterior at or over its ``gates`` entry opens the gate; the verifier then scores the last
     second, and the keyword fires when that score reaches the post-processing threshold. ``every`` > 1 asks it on
-    the first inference of an opening and every ``every``-th after it: fewer calls where the gate stays open."""
+    the first inference of an opening and every ``every``-th after it: fewer calls where the gate stays open.
+    ``max_calls`` caps the calls of one opening (None: no cap); an opening longer than that is decided by then."""
 
     dir: str
     gates: dict[str, float]
     every: int = 1  # of consecutive inferences with a gate open, the first and every ``every``-th ask the verifier
+    max_calls: int | None = None  # at most this many of them per opening
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerifierBlock:
         """From a block ``_check_verifier`` accepted."""
-        return cls(dir=str(d["dir"]), gates={str(k): float(v) for k, v in d["gates"].items()}, every=int(d.get("every", 1)))
+        cap = d.get("max_calls")
+        return cls(dir=str(d["dir"]), gates={str(k): float(v) for k, v in d["gates"].items()}, every=int(d.get("every", 1)),
+                   max_calls=None if cap is None else int(cap))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dir": self.dir, "gates": dict(self.gates), "every": self.every}
+        out: dict[str, Any] = {"dir": self.dir, "gates": dict(self.gates), "every": self.every}
+        if self.max_calls is not None:
+            out["max_calls"] = self.max_calls
+        return out
 
     def files(self) -> list[str]:
         return [f"{self.dir}/{name}" for name in VERIFIER_FILES]
