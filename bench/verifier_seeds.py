@@ -33,9 +33,10 @@ from realdev_wakeword_seeds import POINTS, _line, _recipe, _stats  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seed_bundle(run: Path, r: Any, seed: int, gates: dict[str, float], every: int, kd: Callable[[], Any]) -> Path:
-    """``RUN/verifier-seeds/seed<N>/bundle``: the run's bundle with a verifier head of training seed ``r.seed + seed``;
-    ``kd()`` gives the run's clips and views (only the head's seed changes), asked only when a head is trained."""
+def seed_bundle(run: Path, r: Any, seed: int, block: dict[str, Any], kd: Callable[[], Any]) -> Path:
+    """``RUN/verifier-seeds/seed<N>/bundle``: the run's bundle with a verifier head of training seed ``r.seed + seed``
+    behind the same verifier ``block`` (gates, every, max_calls) and trained on the same windows (the report's window
+    gates); ``kd()`` gives the run's clips and views (only the head's seed changes), asked only when a head is trained."""
     from edgekd.export.verifier import attach_verifier
     from edgekd.recipes.custom_wakeword import _verifier_head
 
@@ -45,12 +46,14 @@ def seed_bundle(run: Path, r: Any, seed: int, gates: dict[str, float], every: in
         return bundle
     out.mkdir(parents=True, exist_ok=True)
     rs = replace(r, seed=r.seed + seed)
-    head = _verifier_head(out, kd(), run / "teacher.pt", rs, run / "cache", print, run / "bundle", {k: {"gate": g} for k, g in gates.items()},
-                          run / "data")
+    chosen = json.loads((run / "report.json").read_text()).get("verifier", {}).get("gates", {})
+    gates = {k: {"gate": g, "window_gate": chosen.get(k, {}).get("window_gate", g)} for k, g in block["gates"].items()}
+    head = _verifier_head(out, kd(), run / "teacher.pt", rs, run / "cache", print, run / "bundle", gates, run / "data")
     partial = out / ".bundle.partial"
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(run / "bundle", partial)
-    attach_verifier(partial, head, gates, every=every, head=str(head), seed=rs.seed, made_by="bench/verifier_seeds.py")
+    attach_verifier(partial, head, block["gates"], every=int(block.get("every", 1)), max_calls=block.get("max_calls"), head=str(head),
+                    seed=rs.seed, made_by="bench/verifier_seeds.py")
     partial.rename(bundle)
     return bundle
 
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     kd = functools.cache(lambda: _kws_data(args.run / "data" / "clips", r, args.run / "cache"))  # loaded once, for every seed
     rows = []
     for seed in args.seeds:
-        bundle = seed_bundle(args.run, r, seed, block["gates"], int(block["every"]), kd)
+        bundle = seed_bundle(args.run, r, seed, block, kd)
         row: dict[str, Any] = {"seed": seed, "bundle": str(bundle)}
         for key, negs in (("real", [real]), ("real_and_synthesized", [real, *synth])):
             if key == "real_and_synthesized" and not synth:

@@ -371,6 +371,19 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
              "import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'librosa', 'scipy')))")
     np.save(tmp_path / "a.npy", audio)
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    # a cap on the calls of one opening: the stream asks exactly where the evaluation timeline has a verified score, and
+    # fewer times than without it (a threshold of 1 never fires, so no refractory time skips a call)
+    capped, calls = tmp_path / "capped", {}
+    shutil.copytree(bundle, capped)
+    for cap in (None, 1):
+        attach_verifier(capped, se_teacher[0], {k: 0.05 for k in kws}, every=1, max_calls=cap)
+        d = load_kws(capped, backend="onnx", postprocess={"threshold": 1.0, "thresholds": {}})
+        s = d.create_stream()
+        s.accept_waveform(audio)
+        asked = set().union(*(set(t[v > 0].tolist()) for t, v in (we.bundle_scorer(d, k)(audio) for k in kws)))
+        assert len(asked) == s.verifier_calls and d.verifier_block.max_calls == cap
+        calls[cap] = s.verifier_calls
+    assert 0 < calls[1] < calls[None]
     from typer.testing import CliRunner
 
     from edgekd.cli import app

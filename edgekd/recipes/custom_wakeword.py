@@ -61,6 +61,12 @@ VERIFY_MAX_CALLS = 3
 # "smart mirror" 10.6 / 9.5% (no windows) -> 10.6 / 9.5% (x1) -> 8.7 / 8.1% (x3); "view glass" 15.8 / 11.3% -> 14.3 /
 # 12.0% -> 12.3 / 13.8%
 VERIFIER_WINDOW_REPEAT = 3
+# those windows are cut at the gate a budget of this many calls per hour of validation speech gives (or the bundle's own
+# gate where lower), at every VERIFY_EVERY-th open inference with no cap: a bundle made for a smaller budget, whose higher
+# gate asks less often, keeps the hard negatives of the default one. Built (2026-12-05, alexa, budget 500, FRR at 0.5 /
+# 1 / 2 / 5 FA/h on the synthesized test): the head trained on its own gate's 152 windows 37 / 37 / 6 / 3%, the head
+# trained at the gate of budget 1000 behind the same gate 9 / 9 / 6 / 5%
+VERIFIER_WINDOW_BUDGET = 1000.0
 GATE_OPEN_WINDOWS_MAX = 5000  # a random choice of them beyond this
 
 
@@ -308,7 +314,7 @@ def _teacher(out: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say) -> Path
 
 
 def gate_open_windows(bundle: Path, audio: np.ndarray, gates: dict[str, float], every: int = VERIFY_EVERY, window_s: float = 1.0,
-                      limit: int = GATE_OPEN_WINDOWS_MAX, seed: int = 0, max_calls: int | None = VERIFY_MAX_CALLS) -> np.ndarray:
+                      limit: int = GATE_OPEN_WINDOWS_MAX, seed: int = 0, max_calls: int | None = None) -> np.ndarray:
     """The ``window_s`` of ``audio`` before every inference at which ``bundle``'s student (its verifier left out) would ask
     the verifier, given each label's gate (``verified_hops`` of its smoothed score; the refractory time aside):
     (N, samples) float32, at most ``limit`` (a random choice, in order)."""
@@ -334,9 +340,10 @@ def gate_open_windows(bundle: Path, audio: np.ndarray, gates: dict[str, float], 
 def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Path, say: Say, bundle: Path,
                    gates: dict[str, dict[str, float]], data: Path) -> Path:
     """Stage 6: the second stage's head, ``verifier.pt``: trained ``verifier_epochs`` on the clips (no cross-fitting
-    heads) and on the windows of ``mining.wav`` (the training voices' running speech) at which the gates would ask it,
-    each ``VERIFIER_WINDOW_REPEAT`` times as ``_unknown_``: the speech it is asked about. Without ``mining.wav``, the
-    teacher itself when it has as many epochs. Reused when made for the same gates."""
+    heads) and on the windows of ``mining.wav`` (the training voices' running speech) at which the gates would ask it
+    (each phrase's ``window_gate``: ``VERIFIER_WINDOW_BUDGET``), each ``VERIFIER_WINDOW_REPEAT`` times as ``_unknown_``:
+    the speech it is asked about. Without ``mining.wav``, the teacher itself when it has as many epochs. Reused when
+    made for the same window gates."""
     from edgekd.runtime.wav import load_audio
     from edgekd.train.checkpoint import Checkpoint
 
@@ -344,9 +351,8 @@ def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Pa
     if not wav.is_file() and r.verifier_epochs == r.teacher_epochs:
         return teacher
     path = out / "verifier.pt"
-    chosen = {k: float(v["gate"]) for k, v in gates.items()}
-    want = ({"source": wav.name, "gates": chosen, "every": VERIFY_EVERY, "max_calls": VERIFY_MAX_CALLS, "repeat": VERIFIER_WINDOW_REPEAT}
-            if wav.is_file() else None)
+    chosen = {k: float(v.get("window_gate", v["gate"])) for k, v in gates.items()}  # reports before window gates: the gate
+    want = {"source": wav.name, "gates": chosen, "every": VERIFY_EVERY, "repeat": VERIFIER_WINDOW_REPEAT} if wav.is_file() else None
     if path.is_file():
         made = Checkpoint.load(path).provenance.get("gate_open_windows")
         if (made and {k: v for k, v in made.items() if k != "windows"}) == want:
@@ -356,7 +362,7 @@ def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Pa
         path.unlink()
     windows = None
     if want is not None:
-        windows = gate_open_windows(bundle, load_audio(wav, 16000), chosen, VERIFY_EVERY, seed=r.seed)
+        windows = gate_open_windows(bundle, load_audio(wav, 16000), chosen, VERIFY_EVERY, seed=r.seed, max_calls=None)
         want["windows"] = len(windows)
         say(f"verifier: {len(windows)} windows of {wav.name} at which the gates ask it, as {UNKNOWN} x {VERIFIER_WINDOW_REPEAT}")
     return _embedding_head(path, kd, r, cache, say, epochs=r.verifier_epochs, folds=0, role="verifier", extra_unknown=windows,
@@ -487,9 +493,10 @@ def choose_gates(bundle: Path, r: PhraseRecipe, root: Path) -> dict[str, dict[st
         neg, seconds = we.score_files(scorer, [ev / "negatives.wav"], lambda p: wav_blocks(p, 16000), concatenate=True)
         scores = neg[""][1]
         gate = we.lowest_gate(scores, seconds, r.verifier_budget, VERIFY_EVERY, VERIFY_MAX_CALLS) or we.THRESHOLDS[-1]
+        window_gate = min(gate, we.lowest_gate(scores, seconds, VERIFIER_WINDOW_BUDGET, VERIFY_EVERY, VERIFY_MAX_CALLS) or gate)
         peaks = np.array([v.max() if v.size else 0.0 for _, v in (scorer(wav_blocks(w, 16000)) for w in wavs)])
         out[label] = {"gate": gate, "validation_calls_per_hour": we.verifier_calls_per_hour(scores, seconds, gate, VERIFY_EVERY, VERIFY_MAX_CALLS),
-                      "validation_positives_reaching": float(np.mean(peaks >= gate))}
+                      "validation_positives_reaching": float(np.mean(peaks >= gate)), "window_gate": window_gate}
     return out
 
 
