@@ -43,10 +43,11 @@ from realdev_wakeword import DEFAULT_REALDEV, Timeline, joined, real_negatives, 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def gated(student: Timeline, teacher: Timeline, gate: float, hold_ms: float, every: int = 1) -> tuple[Timeline, int, int]:
+def gated(student: Timeline, teacher: Timeline, gate: float, hold_ms: float, every: int = 1,
+          max_calls: int | None = None) -> tuple[Timeline, int, int]:
     """The cascade's timeline on the teacher's hops: the teacher's score where the student reached ``gate`` at a time in
     ``(t - hold_ms, t]``, else 0; how many hops asked the verifier (its calls: the first and every ``every``-th hop of
-    each opening, ``verified_hops``) and how many times the gate opened."""
+    each opening, at most ``max_calls`` of them, ``verified_hops``) and how many times the gate opened."""
     from edgekd.runtime.kws_post import verified_hops
 
     ts, vs = student
@@ -58,7 +59,7 @@ def gated(student: Timeline, teacher: Timeline, gate: float, hold_ms: float, eve
     last = np.where(i > 0, over[np.maximum(i - 1, 0)], -np.inf)
     open_ = tt - last < hold_ms
     opened = int(open_[0]) + int(np.sum(open_[1:] & ~open_[:-1])) if open_.size else 0
-    asked = verified_hops(open_, every)
+    asked = verified_hops(open_, every, max_calls)
     return (tt, np.where(asked, vt, 0.0)), int(asked.sum()), opened
 
 
@@ -99,7 +100,8 @@ def verifier_ms_per_hop(teacher: Path, rounds: int = 30) -> float:
 
 
 def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...] = (0.99, 0.98, 0.95, 0.9),
-                     budgets: tuple[float, ...] = (250.0, 500.0, 1000.0), every: int = 1) -> list[dict[str, Any]]:
+                     budgets: tuple[float, ...] = (250.0, 500.0, 1000.0), every: int = 1,
+                     max_calls: int | None = None) -> list[dict[str, Any]]:
     """Gates a recipe could pick without real voices, from the run's synthesized validation material: the student's
     score that ``keep`` of the validation positives reach (their peaks' quantile), and the lowest gate (0.01 steps)
     whose verifier calls stay within each of ``budgets`` per hour of the validation speech. Each with the share of
@@ -113,11 +115,11 @@ def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...]
 
     def pick(rule: str, g: float) -> dict[str, Any]:
         return {"rule": rule, "gate": g, "keep": float(np.mean(peaks >= g)),
-                "validation_calls_per_hour": we.verifier_calls_per_hour(neg, seconds, g, every)}
+                "validation_calls_per_hour": we.verifier_calls_per_hour(neg, seconds, g, every, max_calls)}
 
     out = [pick(f"val{100 * k:.0f}%", float(np.quantile(peaks, 1.0 - k))) for k in keep]
     for b in budgets:  # the recipe's rule (edgekd.recipes.custom_wakeword.choose_gates)
-        g = we.lowest_gate(neg, seconds, b, every)
+        g = we.lowest_gate(neg, seconds, b, every, max_calls)
         if g is not None:
             out.append(pick(f"budget{b:g}/h", g))
     return out
@@ -136,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                          "80 ms teacher grid then asks twice per student inference, which the built bundle does not)")
     ap.add_argument("--every", type=int, default=1,
                     help="ask the verifier at the first and every N-th hop while the gate stays open (the built bundles: 2)")
+    ap.add_argument("--max-calls", type=int, default=None, metavar="N",
+                    help="at most N verifier calls per opening (default: no cap; the recipe's bundles since 2026-12-05: 3)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword",
                     help="where the real negatives WAV and the teacher's backbone frames (teacher_frames/) are kept")
@@ -155,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         if not p.is_file():
             print(f"error: {what}: {p} is missing; give a finished `edgekd train wakeword --phrase` folder", file=sys.stderr)
             return 2
-    if any(not 0.0 < g < 1.0 for g in args.gates) or args.hold_ms <= 0 or args.every < 1:
-        print("error: --gates must lie in (0, 1), --hold-ms be > 0 and --every >= 1", file=sys.stderr)
+    if any(not 0.0 < g < 1.0 for g in args.gates) or args.hold_ms <= 0 or args.every < 1 or (args.max_calls is not None and args.max_calls < 1):
+        print("error: --gates must lie in (0, 1), --hold-ms be > 0, --every >= 1 and --max-calls >= 1", file=sys.stderr)
         return 2
     label = json.loads((args.run / "report.json").read_text())["labels"][0] if (args.run / "report.json").is_file() else None
     det = load_kws(bundle, backend="onnx", threads=1, verifier=False)  # the gate: a bundle's own second stage stays out
@@ -174,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, scorer in scorers.items():
         print(f"scoring with the {name} ...", flush=True)
         pos[name], neg[name] = stream_timelines(scorer, wavs, [real, synth])
-    picks = validation_gates(scorers["student"], args.run, label, every=args.every) if (args.run / "data" / "eval" / "validation" / label).is_dir() else []
+    has_val = (args.run / "data" / "eval" / "validation" / label).is_dir()
+    picks = validation_gates(scorers["student"], args.run, label, every=args.every, max_calls=args.max_calls) if has_val else []
     cost = verifier_ms_per_hop(teacher)  # more heads share the backbone: each adds well under a ms
     out: dict[str, Any] = {}
     for key, k in (("real_negatives_only", 1), ("real_and_synthesized_negatives", 2)):
@@ -186,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             table.append({"system": name, **we.frr_points(sw)})
         named = [(f"cascade gate {g:g}", g) for g in args.gates] + [(f"cascade {pk['rule']} {pk['gate']:.3f}", pk["gate"]) for pk in picks]
         for system, g in named:
-            p = {f: gated(pos["student"][f], pos["teacher"][f], g, args.hold_ms, args.every)[0] for f in pos["teacher"]}
-            n_tl, calls, opened = gated(neg_tl["student"][0], neg_tl["teacher"][0], g, args.hold_ms, args.every)
+            p = {f: gated(pos["student"][f], pos["teacher"][f], g, args.hold_ms, args.every, args.max_calls)[0] for f in pos["teacher"]}
+            n_tl, calls, opened = gated(neg_tl["student"][0], neg_tl["teacher"][0], g, args.hold_ms, args.every, args.max_calls)
             sw = we.sweep(p, rows, n_tl, seconds, we.THRESHOLDS)
             per_hour = calls / (seconds / 3600.0)
             table.append({"system": system, "gate": g, **we.frr_points(sw), "verifier_calls_per_hour": per_hour,
@@ -209,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/realdev_cascade.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out_json, {"what": "student bundle as a gate, speech-embedding teacher as the verifier, offline on the real dev streams",
                           "command": command, "date": datetime.date.today().isoformat(), "bundle": str(bundle), "teacher": " ".join(map(str, teachers)),
-                          "hold_ms": args.hold_ms, "every": args.every, "verifier_cpu_ms_per_call": cost, "label": label, **out, "validation_gates": picks,
+                          "hold_ms": args.hold_ms, "every": args.every, "max_calls": args.max_calls, "verifier_cpu_ms_per_call": cost, "label": label,
+                          **out, "validation_gates": picks,
                           "machine": machine_facts()})
     print(f"verifier: {cost:.1f} CPU ms per call (edgekd.runtime.verifier, one thread)\n-> {out_json}")
     return 0

@@ -310,6 +310,8 @@ def test_the_cascade_bench_gates_the_verifier_by_the_students_score() -> None:
     assert v.tolist() == [0.0] * 6 + [0.9] + [0.0] * 3 and (calls, opened) == (1, 1)
     (_, v), calls, opened = gated(student, teacher, 0.5, hold_ms=160.0, every=2)  # the first and every second open hop
     assert v.tolist() == [0.0, 0.9, 0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.0, 0.0] and (calls, opened) == (2, 2)
+    (_, v), calls, opened = gated(student, teacher, 0.5, hold_ms=240.0, max_calls=2)  # open hops 1-3 and 6-8: two calls each
+    assert v.tolist() == [0.0, 0.9, 0.9, 0.0, 0.0, 0.0, 0.9, 0.9, 0.0, 0.0] and (calls, opened) == (4, 2)
     (_, v), calls, opened = gated(student, teacher, 0.95, hold_ms=1000.0)
     assert not v.any() and (calls, opened) == (0, 0)
     (jt, jv), seconds = joined([((t, t / 1000), 0.8), ((t, t / 100), 2.0)])

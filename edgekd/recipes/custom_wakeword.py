@@ -658,12 +658,14 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              + ("The student carries no part of it and runs without it." if not report.get("verifier") else
                 f"A second head on the same backbone, trained {r.verifier_epochs} epoch(s) on the same clips"
                 + (f" and on the {report['verifier']['gate_open_windows']} one-second windows of the training voices' running speech "
-                   f"at which the gate asks it (as {UNKNOWN}, x{VERIFIER_WINDOW_REPEAT})" if report["verifier"].get("gate_open_windows") else "")
+                   "at which a gate of " + ", ".join(f"{k} {v.get('window_gate', v['gate']):.2f}" for k, v in report["verifier"]["gates"].items())
+                   + f" asks it (as {UNKNOWN}, x{VERIFIER_WINDOW_REPEAT})" if report["verifier"].get("gate_open_windows") else "")
                 + ", is the bundle's second stage "
                 "(`verifier/`: the two backbone files, unchanged, and that head): where the student's smoothed score reaches its gate ("
                 + ", ".join(f"{k} {v['gate']:.2f}" for k, v in report["verifier"]["gates"].items())
                 + f"; the lowest gate within {r.verifier_budget:g} verifier calls per hour of validation speech) it scores the last second "
-                "and decides; the backbone's Apache-2.0 licence note travels in `verifier/verifier.json`."),
+                f"and decides (at the first and every {VERIFY_EVERY}nd inference of an opening, at most {VERIFY_MAX_CALLS} times); "
+                "the backbone's Apache-2.0 licence note travels in `verifier/verifier.json`."),
              f"- **Student**: `{r.arch}`, distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
              f"false-accept mining {'on' if r.mining_minutes else 'off'}, "
              + (f"QAT int8 ({r.qat_epochs} epoch{'s' if r.qat_epochs > 1 else ''} of fine-tuning)" if r.qat_epochs
