@@ -256,11 +256,13 @@ def wakeword_cmd(
     verifier_budget: Annotated[float, typer.Option(callback=nonneg, help="--phrase: a head on the teacher's backbone becomes the "
                                                                          "bundle's second stage, asked where the student's score reaches "
                                                                          "a gate: the lowest gate with at most this many verifier calls "
-                                                                         "per hour of validation speech (0: no verifier, the student "
-                                                                         "alone).")] = 1000.0,
+                                                                         "per hour of validation speech (an opening asks at its 1st, 3rd "
+                                                                         "and 5th inference at most; smaller: a higher gate, less CPU; "
+                                                                         "0: no verifier, the student alone).")] = 1000.0,
     verifier_epochs: Annotated[int, typer.Option(min=1, help="--phrase: epochs of the verifier's head (a second head on the teacher's "
                                                              "backbone, trained on the clips and on the windows of the mining speech "
-                                                             "at which the gate asks it; with --mining-minutes 0, the teacher itself "
+                                                             "at which the gate of a 1000-call budget (or its own, if lower) asks it; with --mining-minutes 0, "
+                                                             "the teacher itself "
                                                              "when equal to --teacher-epochs).")] = 2,
     rooms: RoomsOpt = True,
     threads: ThreadsOpt = 2,
