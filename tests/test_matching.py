@@ -42,7 +42,7 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
     """Two stages: a keyword fires only when its gate is open and the verifier's score reaches the threshold; of a
     run of open inferences the first and every ``verify_every``-th ask (``verified_hops`` says which), none during the
     refractory time; a gate that never opens never asks."""
-    from edgekd.runtime.kws_post import verified_hops
+    from edgekd.runtime.kws_post import asks_verifier, verified_hops
 
     labels = ("a", "b", "_unknown_")
     cfg = KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=0.6, refractory_ms=1000)
@@ -74,5 +74,12 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
     for i, pa in enumerate(p_a):
         capped.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, lambda i=i: asked.append(i) or np.array([0.5, 0.0, 0.5]))
     assert asked == verified_hops(open_, 1, 2).nonzero()[0].tolist() and capped.verifier_calls == 4
+    o = np.random.default_rng(0).random(300) < 0.7  # the per-inference rule and the whole-timeline one agree
+    for every, cap in ((1, None), (2, None), (2, 3), (3, 1)):
+        run, want = 0, []
+        for x in o:
+            run = run + 1 if x else 0
+            want.append(bool(x) and asks_verifier(run - 1, every, cap))
+        assert verified_hops(o, every, cap).tolist() == want and sum(want) > 0
     never = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.99, "b": 0.99}, verifier_labels=labels)
     assert all(never.update(np.array([0.9, 0.05, 0.05]), i * 100) is None for i in range(5)) and never.verifier_calls == 0

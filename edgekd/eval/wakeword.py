@@ -151,7 +151,7 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
 def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -> Scorer:
     """``bundle_scorer`` of a two-stage bundle: the gates and the verified inferences decided per inference exactly as
     ``KwsPostprocessor`` decides them (any keyword's gate open counts towards the run of open inferences)."""
-    from edgekd.runtime.kws_post import softmax
+    from edgekd.runtime.kws_post import asks_verifier, softmax
 
     vb = detector.verifier_block
     kws = detector.manifest.keyword_labels
@@ -173,7 +173,7 @@ def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -
             smoothed = np.sum(last[: min(len(times), n_smooth)], axis=0) / min(len(times), n_smooth)
             is_open = smoothed >= gates
             run[0] = run[0] + 1 if is_open.any() else 0
-            asked = run[0] > 0 and (run[0] - 1) % vb.every == 0 and (not vb.max_calls or (run[0] - 1) // vb.every < vb.max_calls)
+            asked = run[0] > 0 and asks_verifier(run[0] - 1, vb.every, vb.max_calls)
             scores.append(float(s.verify_now()[v]) if asked and is_open[mine] else 0.0)
 
         s.on_inference = keep  # the post-processor's own verifier call at a hop reuses this one's answer (verify_now)

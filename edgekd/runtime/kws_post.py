@@ -11,7 +11,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 
-__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "softmax", "verified_hops"]
+__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "asks_verifier", "softmax", "verified_hops"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class KwsPostprocessor:
             self._open = np.zeros(self._kw_idx.shape[0], dtype=bool)
         self.verifier_calls = 0
         self._every = max(1, int(verify_every))
-        self._last_ask = (int(verify_max_calls) - 1) * self._every if verify_max_calls else None  # the run position past which none asks
+        self._max_calls = verify_max_calls
         self._open_run = 0
         self._n_smooth = max(1, round(cfg.smooth_ms / cfg.stride_ms) if cfg.smooth_ms else 1)
         # the last n_smooth keyword posteriors in a fixed ring
@@ -141,8 +141,7 @@ class KwsPostprocessor:
                 self._open_run = 0
                 return None
             self._open_run += 1  # consecutive inferences with a gate open; every ``verify_every``-th is verified
-            k = self._open_run - 1
-            if refractory or k % self._every or (self._last_ask is not None and k > self._last_ask):
+            if refractory or not asks_verifier(self._open_run - 1, self._every, self._max_calls):
                 return None
             if verify is None:
                 raise ConfigError("this bundle has a verifier; give update() its verify callback")
@@ -158,6 +157,13 @@ class KwsPostprocessor:
         best = int(np.argmax(np.where(over, smoothed, -1.0)))
         self._last_fire_ms = t_ms
         return Detection(label=self.labels[int(self._kw_idx[best])], score=float(smoothed[best]), t_ms=t_ms)
+
+
+def asks_verifier(k: int, every: int, max_calls: int | None = None) -> bool:
+    """Whether the ``k``-th inference (from 0) of a run of open inferences asks the verifier: the first and every
+    ``every``-th after it, at most ``max_calls`` of them (None: no cap). ``verified_hops`` is the same rule over a
+    whole timeline."""
+    return k % every == 0 and (not max_calls or k // every < max_calls)
 
 
 def verified_hops(open_: np.ndarray, every: int, max_calls: int | None = None) -> np.ndarray:
