@@ -88,7 +88,7 @@ def _student(run: Path, r: Any, seed: int, out: Path, transfer: Path, own_data: 
             and transfer == run / "data" / "transfer" and all(getattr(r, k) == v for k, v in own_data.items())):
         return own, made.metrics.get("test_accuracy_torch")
     if not out.is_file():  # the views stay the run's (its seed; more views add new ones after them); only the training seed changes
-        train_student(out, _kws_data(run / "data" / "clips", r, run / "cache"), run / "teacher.pt", transfer, replace(r, seed=seed), run / "cache",
+        train_student(out, _kws_data(run / "data" / "clips", r, run / "cache"), run / "teacher.pt", transfer, replace(r, train_seed=seed), run / "cache",
                       print, provenance={"recipe": "bench/realdev_wakeword_seeds.py", "run": str(run)})
     return out, Checkpoint.load(out).metrics.get("test_accuracy_torch")
 

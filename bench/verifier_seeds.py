@@ -34,18 +34,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def seed_bundle(run: Path, r: Any, seed: int, block: dict[str, Any], kd: Callable[[], Any]) -> Path:
-    """``RUN/verifier-seeds/seed<N>/bundle``: the run's bundle with a verifier head of training seed ``r.seed + seed``
+    """``RUN/verifier-seeds/seed<N>/bundle``: the run's bundle with a verifier head of training seed ``training_seed(r) + seed``
     behind the same verifier ``block`` (gates, every, max_calls) and trained on the same windows (the report's window
     gates); ``kd()`` gives the run's clips and views (only the head's seed changes), asked only when a head is trained."""
     from edgekd.export.verifier import attach_verifier
-    from edgekd.recipes.custom_wakeword import _verifier_head
+    from edgekd.recipes.custom_wakeword import _verifier_head, training_seed
 
     out = run / "verifier-seeds" / f"seed{seed}"
     bundle = out / "bundle"
     if (bundle / "manifest.json").is_file():
         return bundle
     out.mkdir(parents=True, exist_ok=True)
-    rs = replace(r, seed=r.seed + seed)
+    rs = replace(r, train_seed=training_seed(r) + seed)
     chosen = json.loads((run / "report.json").read_text()).get("verifier", {}).get("gates", {})
     gates = {k: {"gate": g, "window_gate": chosen.get(k, {}).get("window_gate", g)} for k, g in block["gates"].items()}
     head = _verifier_head(out, kd(), run / "teacher.pt", rs, run / "cache", print, run / "bundle", gates, run / "data")
@@ -53,7 +53,7 @@ def seed_bundle(run: Path, r: Any, seed: int, block: dict[str, Any], kd: Callabl
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(run / "bundle", partial)
     attach_verifier(partial, head, block["gates"], every=int(block.get("every", 1)), max_calls=block.get("max_calls"), head=str(head),
-                    seed=rs.seed, made_by="bench/verifier_seeds.py")
+                    seed=training_seed(rs), made_by="bench/verifier_seeds.py")
     partial.rename(bundle)
     return bundle
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     _teacher_heads_bench(out, tmp_path)
     _cascade_bench(out, tmp_path)
     _verifier_seeds_bench(out, tmp_path)
+    _draws_bench(out, tmp_path)
 
 
 def _cascade_bench(run: Path, tmp_path: Path) -> None:
@@ -264,6 +266,55 @@ def _verifier_seeds_bench(run: Path, tmp_path: Path) -> None:
     assert (run / "bundle" / "manifest.json").read_bytes() == before
     nowhere = bench(run, "--realdev", tmp_path / "nowhere", "--json", tmp_path / "vs2.json")
     assert nowhere.returncode == 0 and "absent" in nowhere.stdout and not (tmp_path / "vs2.json").exists()
+
+
+def _draws_bench(run: Path, tmp_path: Path) -> None:
+    """bench/wakeword_draws.py on the tiny run: a draw trains the whole recipe again with another training seed on
+    hard links of the run's material, without the run's mined windows (it mines its own), and both bundles are
+    measured; a second call reuses the draw; the run's own seed or a folder that is not a run is one line."""
+    from edgekd.recipes.custom_wakeword import training_seed
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.checkpoint import Checkpoint
+    from tests.realdev_layout import fake_realdev
+
+    test = run / "data" / "eval" / "test"
+    real = fake_realdev(tmp_path / "dr", "computer", [load_audio(w, 16000) for w in sorted((test / "computer").glob("*.wav"))[:2]],
+                        load_audio(test / "negatives.wav", 16000))
+    out = tmp_path / "draws.json"
+
+    def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "bench" / "wakeword_draws.py"), *map(str, args)], capture_output=True, text=True,
+                              timeout=900, env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
+
+    before = (run / "bundle" / "manifest.json").read_bytes()
+    p = bench(run, "--train-seeds", "3", "--realdev", real, "--work", tmp_path / "dr-work", "--json", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [row["train_seed"] for row in res["rows"]] == [0, 3] and set(res["summary"]) == {"real", "real_and_synthesized"}
+    assert all(set(row) >= {"real", "real_and_synthesized"} for row in res["rows"])
+    d = run / "draws" / "seed3"
+    report = json.loads((d / "report.json").read_text())
+    assert report["recipe"]["train_seed"] == 3 and report["material"] == json.loads((run / "report.json").read_text())["material"]
+    assert (d / "data" / "mining.wav").stat().st_ino == (run / "data" / "mining.wav").stat().st_ino  # the run's material, linked
+    for name in ("teacher.pt", "student.pt", "verifier.pt"):
+        assert Checkpoint.load(d / name).config["seed"] == 3 != Checkpoint.load(run / name).config["seed"]
+    mined = {f.stat().st_ino for f in (run / "data" / "clips" / "_mined_").glob("*.wav")}
+    assert not mined & {f.stat().st_ino for f in (d / "data" / "clips").rglob("*.wav")}  # its own mining, not the run's
+    assert training_seed(replace(_recipe_of(run), train_seed=3)) == 3 and training_seed(_recipe_of(run)) == 0
+    assert (run / "bundle" / "manifest.json").read_bytes() == before
+    stamp = (d / "bundle" / "manifest.json").stat().st_mtime_ns
+    assert bench(run, "--train-seeds", "3", "--realdev", real, "--work", tmp_path / "dr-work", "--json", out).returncode == 0
+    assert (d / "bundle" / "manifest.json").stat().st_mtime_ns == stamp
+    for args, message in (((run, "--train-seeds", "0"), "own draw"), ((tmp_path, "--train-seeds", "1"), "no bundle")):
+        bad = bench(*args, "--realdev", real, "--json", tmp_path / "z.json")
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr and not (tmp_path / "z.json").exists()
+
+
+def _recipe_of(run: Path) -> Any:
+    sys.path.insert(0, str(REPO / "bench"))
+    from realdev_wakeword_seeds import _recipe
+
+    return _recipe(run)
 
 
 def _int8_draws_bench(run: Path, tmp_path: Path) -> None:
@@ -433,6 +484,11 @@ def test_speech_windows_count_and_material_key() -> None:
     assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, confusable_clips=9))["confusable_clips"] == 9
     with pytest.raises(ConfigError, match="--confusable-clips"):
         check_recipe(PhraseRecipe(phrases=("computer",), confusable_clips=-1))
+    # another training draw (train_seed) trains on the same material: the key does not change, the seed does
+    assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, train_seed=5)) == _material_key(default)
+    assert _material_key(PhraseRecipe(phrases=("computer",), per_word=7, seed=5)) != _material_key(default)
+    with pytest.raises(ConfigError, match="seeds must be >= 0"):
+        check_recipe(PhraseRecipe(phrases=("computer",), train_seed=-1))
 
 
 def test_confusable_clips_add_clips_of_each_confusable_after_the_same_plan() -> None:

@@ -43,7 +43,7 @@ from edgekd.data import SILENCE, UNKNOWN
 
 __all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_gates", "confusable_clip_count", "choose_thresholds", "confusable_fire_rates",
            "gate_open_windows", "golden_clip", "phrase_labels",
-           "run_phrase_wakeword", "make_phrase_material", "make_eval_material", "mine_false_accepts"]
+           "run_phrase_wakeword", "training_seed", "make_phrase_material", "make_eval_material", "mine_false_accepts"]
 
 Say = Callable[[str], None]
 # the verifier asks on the first and every second inference while a gate stays open: offline on the real dev streams
@@ -131,7 +131,10 @@ class PhraseRecipe:
     # FRR at 2 FA/h of real and synthesized speech "smart mirror" 8.9 -> 8.9%, "view glass" 11.0 -> 7.8% (the same budget of
     # verifier calls buys a lower gate: 0.18 -> 0.13, 0.13 -> 0.10), and the student's CPU halves (README)
     stride_ms: int = 160
-    seed: int = 0
+    seed: int = 0  # the material's draw (voices, texts, rooms, streams) and, unless train_seed, the training's
+    # the training's draw alone (views, heads' and students' initialisation and batch order, the verifier's windows);
+    # None: seed. Not in the material's key, so another draw can train on the same data/ (bench/wakeword_draws.py)
+    train_seed: int | None = None
     threads: int = 2
     workers: int = 2
 
@@ -146,6 +149,11 @@ def phrase_labels(phrases: tuple[str, ...]) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ConfigError(f"--phrase given twice: {', '.join(phrases)}")
     return (*names, UNKNOWN, SILENCE)
+
+
+def training_seed(r: PhraseRecipe) -> int:
+    """The seed of the training draw: ``train_seed``, else ``seed``."""
+    return r.seed if r.train_seed is None else r.train_seed
 
 
 def _keywords(r: PhraseRecipe) -> tuple[str, ...]:
@@ -304,7 +312,7 @@ def _kws_data(clips: Path, r: PhraseRecipe, cache: Path) -> Any:
     if r.pitch_shift > 0 or r.slow_down > 0:
         augment = AugmentConfig(p_pitch=0.5 if r.pitch_shift > 0 else 0.0, pitch_st=(0.0, r.pitch_shift),
                                 p_stretch=0.5 if r.slow_down > 0 else 0.0, stretch=(1.0, 1.0 + r.slow_down))
-    return load_kws_data(clips, labels=phrase_labels(r.phrases), views=r.views, seed=r.seed, cache_dir=cache, workers=r.workers,
+    return load_kws_data(clips, labels=phrase_labels(r.phrases), views=r.views, seed=training_seed(r), cache_dir=cache, workers=r.workers,
                          rooms=r.rooms, augment=augment)
 
 
@@ -362,7 +370,7 @@ def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Pa
         path.unlink()
     windows = None
     if want is not None:
-        windows = gate_open_windows(bundle, load_audio(wav, 16000), chosen, VERIFY_EVERY, seed=r.seed, max_calls=None)
+        windows = gate_open_windows(bundle, load_audio(wav, 16000), chosen, VERIFY_EVERY, seed=training_seed(r), max_calls=None)
         want["windows"] = len(windows)
         say(f"verifier: {len(windows)} windows of {wav.name} at which the gates ask it, as {UNKNOWN} x {VERIFIER_WINDOW_REPEAT}")
     return _embedding_head(path, kd, r, cache, say, epochs=r.verifier_epochs, folds=0, role="verifier", extra_unknown=windows,
@@ -378,7 +386,7 @@ def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say,
     if path.is_file():
         say(f"reusing {path}")
         return path
-    cfg = TrainConfig(arch="speech-embedding", epochs=epochs, seed=r.seed, threads=r.threads, alpha=0.0, label_smoothing=0.1)
+    cfg = TrainConfig(arch="speech-embedding", epochs=epochs, seed=training_seed(r), threads=r.threads, alpha=0.0, label_smoothing=0.1)
     prov = {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases), **({"role": role} if role != "teacher" else {}),
             **(provenance or {})}
     ck = train_embedding_teacher(kd.train, kd.validation, kd.test, path, cfg, folds=folds, cache_dir=cache, provenance=prov,
@@ -395,7 +403,7 @@ def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe
     if path.is_file():
         say(f"reusing {path}")
         return path
-    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=r.seed, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd,
+    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=training_seed(r), threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd,
                       freq_warp=r.freq_warp, eq_db=r.eq_db, ema=r.ema, clean_negatives=bool(r.clean_negatives))
     ck = train_kws(kd, path, cfg, teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
                    extra_provenance=provenance or {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
@@ -593,7 +601,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
         student = _student(out / "student-mined.pt", kd, teacher, data / "transfer", r, cache, say)
     qat = out / "student-qat.pt"
     if not qat.is_file():
-        train_qat(kd, student, qat, teacher=[str(teacher)], epochs=r.qat_epochs, seed=r.seed, threads=r.threads, cache_dir=cache,
+        train_qat(kd, student, qat, teacher=[str(teacher)], epochs=r.qat_epochs, seed=training_seed(r), threads=r.threads, cache_dir=cache,
                   transfer=data / "transfer")
     bundle = out / "bundle"
     _export(qat, bundle, r, golden_clip(data, labels[0]), int8=True)
@@ -727,6 +735,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--mining-threshold must lie between 0 and 1 (a score)")
     if not (r.verifier_budget >= 0 and math.isfinite(r.verifier_budget)):
         raise ConfigError("--verifier-budget must be a number of calls per hour >= 0 (0: no verifier)")
+    if r.seed < 0 or (r.train_seed is not None and r.train_seed < 0):
+        raise ConfigError("seeds must be >= 0")
     if r.stride_ms < 10 or r.stride_ms % 10:
         raise ConfigError("--stride-ms must be a multiple of 10")
     from edgekd.train.catalog import CATALOG
