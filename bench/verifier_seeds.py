@@ -38,7 +38,7 @@ def seed_bundle(run: Path, r: Any, seed: int, block: dict[str, Any], kd: Callabl
     behind the same verifier ``block`` (gates, every, max_calls) and trained on the same windows (the report's window
     gates); ``kd()`` gives the run's clips and views (only the head's seed changes), asked only when a head is trained."""
     from edgekd.export.verifier import attach_verifier
-    from edgekd.recipes.custom_wakeword import _verifier_head, training_seed
+    from edgekd.recipes.custom_wakeword import _verifier_head, training_seed, window_gate
 
     out = run / "verifier-seeds" / f"seed{seed}"
     bundle = out / "bundle"
@@ -47,7 +47,7 @@ def seed_bundle(run: Path, r: Any, seed: int, block: dict[str, Any], kd: Callabl
     out.mkdir(parents=True, exist_ok=True)
     rs = replace(r, train_seed=training_seed(r) + seed)
     chosen = json.loads((run / "report.json").read_text()).get("verifier", {}).get("gates", {})
-    gates = {k: {"gate": g, "window_gate": chosen.get(k, {}).get("window_gate", g)} for k, g in block["gates"].items()}
+    gates = {k: {"gate": g, "window_gate": window_gate(chosen.get(k, {"gate": g}))} for k, g in block["gates"].items()}
     head = _verifier_head(out, kd(), run / "teacher.pt", rs, run / "cache", print, run / "bundle", gates, run / "data")
     partial = out / ".bundle.partial"
     shutil.rmtree(partial, ignore_errors=True)

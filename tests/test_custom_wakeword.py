@@ -155,6 +155,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     _cascade_bench(out, tmp_path)
     _verifier_seeds_bench(out, tmp_path)
     _draws_bench(out, tmp_path)
+    _window_gates(out)
 
 
 def _cascade_bench(run: Path, tmp_path: Path) -> None:
@@ -308,6 +309,19 @@ def _draws_bench(run: Path, tmp_path: Path) -> None:
     for args, message in (((run, "--train-seeds", "0"), "own draw"), ((tmp_path, "--train-seeds", "1"), "no bundle")):
         bad = bench(*args, "--realdev", real, "--json", tmp_path / "z.json")
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr and not (tmp_path / "z.json").exists()
+
+
+def _window_gates(run: Path) -> None:
+    """The verifier's windows are cut at the gate of the default budget (VERIFIER_WINDOW_BUDGET), or at the bundle's own
+    where that is lower: a smaller budget (a higher gate) keeps the default's windows, a larger one its own."""
+    from edgekd.recipes.custom_wakeword import VERIFIER_WINDOW_BUDGET, choose_gates, window_gate
+
+    r = _recipe_of(run)
+    at = {b: choose_gates(run / "bundle", replace(r, verifier_budget=b), run / "data")["computer"] for b in (1.0, VERIFIER_WINDOW_BUDGET, 1e6)}
+    default = at[VERIFIER_WINDOW_BUDGET]["gate"]
+    assert at[1.0]["gate"] >= default >= at[1e6]["gate"]
+    assert window_gate(at[1.0]) == min(at[1.0]["gate"], default) and window_gate(at[1e6]) == at[1e6]["gate"]
+    assert window_gate(at[VERIFIER_WINDOW_BUDGET]) == default and window_gate({"gate": 0.4}) == 0.4  # a report before window gates
 
 
 def _recipe_of(run: Path) -> Any:

@@ -42,7 +42,7 @@ from edgekd.core.errors import ConfigError
 from edgekd.data import SILENCE, UNKNOWN
 
 __all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "choose_gates", "confusable_clip_count", "choose_thresholds", "confusable_fire_rates",
-           "gate_open_windows", "golden_clip", "phrase_labels",
+           "gate_open_windows", "golden_clip", "window_gate", "phrase_labels",
            "run_phrase_wakeword", "training_seed", "make_phrase_material", "make_eval_material", "mine_false_accepts"]
 
 Say = Callable[[str], None]
@@ -359,7 +359,7 @@ def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Pa
     if not wav.is_file() and r.verifier_epochs == r.teacher_epochs:
         return teacher
     path = out / "verifier.pt"
-    chosen = {k: float(v.get("window_gate", v["gate"])) for k, v in gates.items()}  # reports before window gates: the gate
+    chosen = {k: window_gate(v) for k, v in gates.items()}
     want = {"source": wav.name, "gates": chosen, "every": VERIFY_EVERY, "repeat": VERIFIER_WINDOW_REPEAT} if wav.is_file() else None
     if path.is_file():
         made = Checkpoint.load(path).provenance.get("gate_open_windows")
@@ -501,10 +501,12 @@ def choose_gates(bundle: Path, r: PhraseRecipe, root: Path) -> dict[str, dict[st
         neg, seconds = we.score_files(scorer, [ev / "negatives.wav"], lambda p: wav_blocks(p, 16000), concatenate=True)
         scores = neg[""][1]
         gate = we.lowest_gate(scores, seconds, r.verifier_budget, VERIFY_EVERY, VERIFY_MAX_CALLS) or we.THRESHOLDS[-1]
-        window_gate = min(gate, we.lowest_gate(scores, seconds, VERIFIER_WINDOW_BUDGET, VERIFY_EVERY, VERIFY_MAX_CALLS) or gate)
+        windows_at = gate  # a budget of VERIFIER_WINDOW_BUDGET or more: its own gate is the lower
+        if r.verifier_budget < VERIFIER_WINDOW_BUDGET:
+            windows_at = min(gate, we.lowest_gate(scores, seconds, VERIFIER_WINDOW_BUDGET, VERIFY_EVERY, VERIFY_MAX_CALLS) or gate)
         peaks = np.array([v.max() if v.size else 0.0 for _, v in (scorer(wav_blocks(w, 16000)) for w in wavs)])
         out[label] = {"gate": gate, "validation_calls_per_hour": we.verifier_calls_per_hour(scores, seconds, gate, VERIFY_EVERY, VERIFY_MAX_CALLS),
-                      "validation_positives_reaching": float(np.mean(peaks >= gate)), "window_gate": window_gate}
+                      "validation_positives_reaching": float(np.mean(peaks >= gate)), "window_gate": windows_at}
     return out
 
 
@@ -515,6 +517,12 @@ def _gates(bundle: Path, r: PhraseRecipe, root: Path, say: Say) -> dict[str, dic
         say(f"{label}: verifier gate {g['gate']:.2f} ({g['validation_calls_per_hour']:.0f} calls per hour of validation speech; "
             f"{100 * g['validation_positives_reaching']:.0f}% of the validation positives reach it)")
     return gates
+
+
+def window_gate(chosen: dict[str, float]) -> float:
+    """The gate at which the verifier's windows of the mining speech are cut, from a phrase's entry of ``choose_gates``
+    (a report made before window gates has only ``gate``: that one)."""
+    return float(chosen.get("window_gate", chosen["gate"]))
 
 
 def _window_count(head: Path | None) -> int:
@@ -666,13 +674,13 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              + ("The student carries no part of it and runs without it." if not report.get("verifier") else
                 f"A second head on the same backbone, trained {r.verifier_epochs} epoch(s) on the same clips"
                 + (f" and on the {report['verifier']['gate_open_windows']} one-second windows of the training voices' running speech "
-                   "at which a gate of " + ", ".join(f"{k} {v.get('window_gate', v['gate']):.2f}" for k, v in report["verifier"]["gates"].items())
+                   "at which a gate of " + ", ".join(f"{k} {window_gate(v):.2f}" for k, v in report["verifier"]["gates"].items())
                    + f" asks it (as {UNKNOWN}, x{VERIFIER_WINDOW_REPEAT})" if report["verifier"].get("gate_open_windows") else "")
                 + ", is the bundle's second stage "
                 "(`verifier/`: the two backbone files, unchanged, and that head): where the student's smoothed score reaches its gate ("
                 + ", ".join(f"{k} {v['gate']:.2f}" for k, v in report["verifier"]["gates"].items())
                 + f"; the lowest gate within {r.verifier_budget:g} verifier calls per hour of validation speech) it scores the last second "
-                f"and decides (at the first and every {VERIFY_EVERY}nd inference of an opening, at most {VERIFY_MAX_CALLS} times); "
+                f"and decides (at an opening's first inference and then every {VERIFY_EVERY} inferences, at most {VERIFY_MAX_CALLS} times); "
                 "the backbone's Apache-2.0 licence note travels in `verifier/verifier.json`."),
              f"- **Student**: `{r.arch}`, distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
              f"false-accept mining {'on' if r.mining_minutes else 'off'}, "
