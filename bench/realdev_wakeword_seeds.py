@@ -106,6 +106,39 @@ def _line(name: str, r: dict[str, Any]) -> str:
     return f"{name} " + " / ".join("-" if r[p] is None else f"{100 * r[p]:.1f}%" for p in POINTS) + " at " + " / ".join(f"{fa:g}" for fa in FA_POINTS) + " FA/h"
 
 
+def dev_streams(realdev: Path, work: Path, run: Path, label: str) -> tuple[Path, Path, list[Path]] | None:
+    """The dev folder, the real negatives WAV (made once under ``work``) and RUN's synthesized test speech (when there)
+    for ``label``; None, said on stdout, when ``realdev`` lacks the phrase."""
+    dev = realdev / "wakeword_dev"
+    if not (dev / label).is_dir():
+        print(f"notice: {dev / label} is absent: no real-voice numbers for {label!r} (measurement only); nothing trained")
+        return None
+    real = real_negatives(realdev, work / "real_negatives.wav")
+    return dev, real, [p for p in [run / "data" / "eval" / "test" / "negatives.wav"] if p.is_file()]
+
+def yardstick_row(bundle: Path, label: str, dev: Path, real: Path, synth: list[Path], name: str) -> dict[str, Any]:
+    """FRR points of ``bundle`` on the real dev positives of ``label`` against the real negatives (``real``) and, when
+    ``synth`` is given, against them with that synthesized speech (``real_and_synthesized``); prints each as ``name``."""
+    row: dict[str, Any] = {}
+    for key, negs in (("real", [real]), ("real_and_synthesized", [real, *synth])):
+        if key == "real_and_synthesized" and not synth:
+            continue
+        res = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", negs)
+        row[key] = {p: res[p] for p in POINTS}
+        print(_line(f"{name} ({key}):", row[key]), flush=True)
+    return row
+
+
+def yardstick_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, std, min and max of every FRR point of ``yardstick_row`` rows over the rows; printed."""
+    summary = {key: _stats(rows, key) for key in ("real", "real_and_synthesized")}
+    for key, st in summary.items():
+        if any(v["mean"] is not None for v in st.values()):
+            print(f"{key}: mean " + " / ".join("-" if st[p]["mean"] is None else f"{100 * st[p]['mean']:.1f} +- {100 * st[p]['std']:.1f}%"
+                                               for p in POINTS))
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder")

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realdev_wakeword import DEFAULT_REALDEV, evaluate, real_negatives  # noqa: E402
-from realdev_wakeword_seeds import POINTS, _line, _recipe, _stats  # noqa: E402
+from realdev_wakeword import DEFAULT_REALDEV  # noqa: E402
+from realdev_wakeword_seeds import _recipe, dev_streams, yardstick_row, yardstick_summary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MINED = "_mined_"
@@ -88,28 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --train-seeds {own} is {args.run}'s own draw (measured anyway); give other seeds", file=sys.stderr)
         return 2
     label = r.phrases[0].replace(" ", "_")
-    dev = args.realdev / "wakeword_dev"
-    if not (dev / label).is_dir():
-        print(f"notice: {dev / label} is absent: no real-voice numbers for {label!r} (measurement only); nothing trained")
+    streams = dev_streams(args.realdev, args.work, args.run, label)
+    if streams is None:
         return 0
-    real = real_negatives(args.realdev, args.work / "real_negatives.wav")
-    synth = [p for p in [args.run / "data" / "eval" / "test" / "negatives.wav"] if p.is_file()]
+    dev, real, synth = streams
     rows = []
     for seed in [own, *args.train_seeds]:
         bundle = args.run / "bundle" if seed == own else draw(args.run, r, seed, args.threads)
-        row: dict[str, Any] = {"train_seed": seed, "bundle": str(bundle)}
-        for key, negs in (("real", [real]), ("real_and_synthesized", [real, *synth])):
-            if key == "real_and_synthesized" and not synth:
-                continue
-            res = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", negs)
-            row[key] = {p: res[p] for p in POINTS}
-            print(_line(f"train seed {seed} ({key}):", row[key]), flush=True)
-        rows.append(row)
-    summary = {key: _stats(rows, key) for key in ("real", "real_and_synthesized")}
-    for key, st in summary.items():
-        if any(v["mean"] is not None for v in st.values()):
-            print(f"{key}: mean " + " / ".join("-" if st[p]["mean"] is None else f"{100 * st[p]['mean']:.1f} +- {100 * st[p]['std']:.1f}%"
-                                               for p in POINTS))
+        rows.append({"train_seed": seed, "bundle": str(bundle), **yardstick_row(bundle, label, dev, real, synth, f"train seed {seed}")})
+    summary = yardstick_summary(rows)
     out = args.json or REPO / "bench" / "results" / f"wakeword_draws_{label}.json"
     command = " ".join(["python bench/wakeword_draws.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out, {"what": "the phrase recipe's training (teacher head, students, mining, int8, gates, verifier, threshold) drawn again "

@@ -233,22 +233,33 @@ def _teacher_heads_bench(run: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no report.json" in bad.stderr and not (tmp_path / "x.json").exists()
 
 
+def _stand_in_realdev(run: Path, where: Path) -> Path:
+    """A realdev layout for the tiny run: two of its test positives as the dev speakers, its test speech as real speech."""
+    from edgekd.runtime.wav import load_audio
+    from tests.realdev_layout import fake_realdev
+
+    test = run / "data" / "eval" / "test"
+    return fake_realdev(where, "computer", [load_audio(w, 16000) for w in sorted((test / "computer").glob("*.wav"))[:2]],
+                        load_audio(test / "negatives.wav", 16000))
+
+
+def _bench(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``python bench/<name>.py ARGS`` with the voice cache of the test session."""
+    return subprocess.run([sys.executable, str(REPO / "bench" / f"{name}.py"), *map(str, args)], capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
+
+
 def _verifier_seeds_bench(run: Path, tmp_path: Path) -> None:
     """bench/verifier_seeds.py on the tiny run with a stand-in realdev layout: seed 0 is the recipe's own draw, seed 1
     another head, each in a copy of the run's bundle (same student, gates and every); the run's bundle is untouched;
     without real voices nothing is trained."""
     from edgekd.runtime.manifest import ModelManifest
-    from edgekd.runtime.wav import load_audio
-    from tests.realdev_layout import fake_realdev
 
-    test = run / "data" / "eval" / "test"
-    real = fake_realdev(tmp_path / "vs", "computer", [load_audio(w, 16000) for w in sorted((test / "computer").glob("*.wav"))[:2]],
-                        load_audio(test / "negatives.wav", 16000))
+    real = _stand_in_realdev(run, tmp_path / "vs")
     out = tmp_path / "vs.json"
 
     def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(REPO / "bench" / "verifier_seeds.py"), *map(str, args)], capture_output=True, text=True,
-                              timeout=900, env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
+        return _bench("verifier_seeds", *args)
 
     before = (run / "bundle" / "manifest.json").read_bytes()
     p = bench(run, "--seeds", "0", "1", "--realdev", real, "--work", tmp_path / "vs-work", "--json", out)
@@ -274,18 +285,13 @@ def _draws_bench(run: Path, tmp_path: Path) -> None:
     hard links of the run's material, without the run's mined windows (it mines its own), and both bundles are
     measured; a second call reuses the draw; the run's own seed or a folder that is not a run is one line."""
     from edgekd.recipes.custom_wakeword import training_seed
-    from edgekd.runtime.wav import load_audio
     from edgekd.train.checkpoint import Checkpoint
-    from tests.realdev_layout import fake_realdev
 
-    test = run / "data" / "eval" / "test"
-    real = fake_realdev(tmp_path / "dr", "computer", [load_audio(w, 16000) for w in sorted((test / "computer").glob("*.wav"))[:2]],
-                        load_audio(test / "negatives.wav", 16000))
+    real = _stand_in_realdev(run, tmp_path / "dr")
     out = tmp_path / "draws.json"
 
     def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(REPO / "bench" / "wakeword_draws.py"), *map(str, args)], capture_output=True, text=True,
-                              timeout=900, env=dict(os.environ, EDGEKD_CACHE_DIR=os.environ.get("EDGEKD_CACHE_DIR", str(REPO / ".edgekd-cache"))))
+        return _bench("wakeword_draws", *args)
 
     before = (run / "bundle" / "manifest.json").read_bytes()
     p = bench(run, "--train-seeds", "3", "--realdev", real, "--work", tmp_path / "dr-work", "--json", out)
