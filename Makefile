@@ -102,10 +102,10 @@ realdev: install
 	$(PY) bench/realdev.py --realdev $(REALDEV)
 	$(PY) bench/realdev_wakeword.py --realdev $(REALDEV) $(foreach l,$(DEV_PHRASES),$(if $(wildcard runs/ww-$(l)/bundle/manifest.json),--bundle $(l)=runs/ww-$(l)/bundle))
 
-# wake-word bundles for the two real dev phrases, from text alone (about an hour each on 2 cores); `make realdev` scores them
+# wake-word bundles for the two real dev phrases, from text alone (2,000 clips a phrase: about 1.5-2 h each on 2 cores); `make realdev` scores them
 DEV_PHRASES := smart_mirror view_glass
 wakeword-dev: install
-	for l in $(DEV_PHRASES); do $(VENV)/bin/edgekd train wakeword --phrase "$${l/_/ }" --out runs/ww-$$l --per-word 1000 --positives 100 \
+	for l in $(DEV_PHRASES); do $(VENV)/bin/edgekd train wakeword --phrase "$${l/_/ }" --out runs/ww-$$l --per-word 2000 --positives 100 \
 	  --transfer-minutes 20 --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5 || exit 1; done
 	$(PY) bench/summarize.py
 

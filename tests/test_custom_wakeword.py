@@ -91,6 +91,12 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert again.stderr.count("reusing") >= 3 and "train dscnn-stream" not in again.stderr
     assert f"reusing {out / 'verifier.pt'}" in again.stderr and "training it again" not in again.stderr
     assert "made by other evaluation rules" in again.stderr
+    # a changed training setting never runs on the old stages: one line before any work, nothing rewritten
+    stamp = (out / "report.json").stat().st_mtime_ns
+    changed = ["2" if i and TINY[i - 1] == "--teacher-epochs" else a for i, a in enumerate(TINY)]
+    refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *changed, ok=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr and (out / "report.json").stat().st_mtime_ns == stamp
+    assert f"{out / 'teacher.pt'} was made with epochs 1 (this run asks 2): give a new --out" in refused.stderr.strip().splitlines()[-1]
     assert json.loads((out / "data" / "eval" / "eval.json").read_text()) == ev
     # the seed bench trains the shipped student again with another seed (the recipe's own seed reuses its student)
     seeds = tmp_path / "seeds.json"
