@@ -1,6 +1,7 @@
 """A wake word (or a small command set) from text alone: ``edgekd train wakeword --phrase "computer" --out OUT``.
 
-Stages, each saved under ``OUT`` and reused by a second run (delete a file or folder to redo it):
+Stages, each saved under ``OUT`` and reused by a second run (delete a file or folder to redo it; an ``OUT`` whose trained
+stages were made with other training settings is refused before any work, ``check_stages``):
 
 1. ``data/``: ``clips/`` (the phrases by the voice bank's engines; as ``_unknown_`` / ``_silence_``: confusables
    generated from each phrase's phonemes, other words, one-second windows of running speech (``_speech_/``), noise),
@@ -619,6 +620,7 @@ def check_stages(out: Path, r: PhraseRecipe) -> None:
         diff = [f"{k} {have[k]} (this run asks {asked[k]})" for k in asked if have[k] != asked[k]]
         if diff:
             raise ConfigError(f"{path} was made with {', '.join(diff)}: give a new --out (a stage is reused when its file exists)")
+
 
 def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = None, say: Say = print) -> dict[str, Any]:
     """Every stage (see the module docstring); returns the report also written to ``OUT/report.json``."""
