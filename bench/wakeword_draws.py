@@ -10,7 +10,7 @@ synthesized material, views aside, stays RUN's. Each bundle, RUN's own included 
 measured as it runs on the real dev streams of ``bench/realdev_wakeword.py`` (measurement only): FRR at 0.5 / 1 / 2 /
 5 FA/h against the real negatives (``real``) and against them with RUN's synthesized test speech
 (``real_and_synthesized``, the issue's yardstick), and the mean and std over the draws. A draw already made is reused.
-Writes ``bench/results/wakeword_draws_<label>.json``. About 1-1.5 h per draw on 2 cores (``--threads``). When
+Writes ``bench/results/realdev_wakeword_draws_<label>.json``. About 1-1.5 h per draw on 2 cores (``--threads``). When
 ``../shared/realdev`` lacks the phrase it says so and exits 0 before training anything.
 """
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (and workers) of the draws (default: RUN's)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword", help="where the real negatives WAV is kept")
-    ap.add_argument("--json", type=Path, default=None, help="default: bench/results/wakeword_draws_<label>.json")
+    ap.add_argument("--json", type=Path, default=None, help="default: bench/results/realdev_wakeword_draws_<label>.json")
     args = ap.parse_args(argv)
 
     from edgekd.bench.machine import machine_facts
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = args.run / "bundle" if seed == own else draw(args.run, r, seed, args.threads)
         rows.append({"train_seed": seed, "bundle": str(bundle), **yardstick_row(bundle, label, dev, real, synth, f"train seed {seed}")})
     summary = yardstick_summary(rows)
-    out = args.json or REPO / "bench" / "results" / f"wakeword_draws_{label}.json"
+    out = args.json or REPO / "bench" / "results" / f"realdev_wakeword_draws_{label}.json"
     command = " ".join(["python bench/wakeword_draws.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out, {"what": "the phrase recipe's training (teacher head, students, mining, int8, gates, verifier, threshold) drawn again "
                              "on the same synthesized material with other training seeds, each bundle measured as it runs on real dev "
