@@ -116,6 +116,7 @@ def dev_streams(realdev: Path, work: Path, run: Path, label: str) -> tuple[Path,
     real = real_negatives(realdev, work / "real_negatives.wav")
     return dev, real, [p for p in [run / "data" / "eval" / "test" / "negatives.wav"] if p.is_file()]
 
+
 def yardstick_row(bundle: Path, label: str, dev: Path, real: Path, synth: list[Path], name: str) -> dict[str, Any]:
     """FRR points of ``bundle`` on the real dev positives of ``label`` against the real negatives (``real``) and, when
     ``synth`` is given, against them with that synthesized speech (``real_and_synthesized``); prints each as ``name``."""
