@@ -299,6 +299,10 @@ def _draws_bench(run: Path, tmp_path: Path) -> None:
     def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
         return _bench("wakeword_draws", *args)
 
+    import shutil
+
+    planted = run / "data" / "clips" / "_mined_" / "planted.wav"  # a window the run's first student "fired on" (the tiny one fires on none)
+    shutil.copy(sorted((run / "data" / "eval" / "test" / "computer").glob("*.wav"))[0], planted)
     before = (run / "bundle" / "manifest.json").read_bytes()
     p = bench(run, "--train-seeds", "3", "--realdev", real, "--work", tmp_path / "dr-work", "--json", out)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -311,8 +315,9 @@ def _draws_bench(run: Path, tmp_path: Path) -> None:
     assert (d / "data" / "mining.wav").stat().st_ino == (run / "data" / "mining.wav").stat().st_ino  # the run's material, linked
     for name in ("teacher.pt", "student.pt", "verifier.pt"):
         assert Checkpoint.load(d / name).config["seed"] == 3 != Checkpoint.load(run / name).config["seed"]
-    mined = {f.stat().st_ino for f in (run / "data" / "clips" / "_mined_").glob("*.wav")}
-    assert not mined & {f.stat().st_ino for f in (d / "data" / "clips").rglob("*.wav")}  # its own mining, not the run's
+    linked = {f.stat().st_ino for f in (d / "data" / "clips").rglob("*.wav")}
+    assert planted.stat().st_ino not in linked and not list((d / "data" / "clips").rglob("planted.wav"))  # it mines on its own
+    planted.unlink()
     assert training_seed(replace(_recipe_of(run), train_seed=3)) == 3 and training_seed(_recipe_of(run)) == 0
     assert (run / "bundle" / "manifest.json").read_bytes() == before
     stamp = (d / "bundle" / "manifest.json").stat().st_mtime_ns
