@@ -114,7 +114,7 @@ class PhraseRecipe:
     # epochs of the teacher head the students learn from. 20 -> 2 (2026-12-05): the head overfits the synthesized voices
     # (its own FRR at 2 FA/h of real speech, "view glass", five seeds: 41.4 +- 15.4% at 20, 9.3 +- 1.9% at 2); end to end,
     # the same material's two-stage int8 bundles, FRR at 2 FA/h of real and synthesized speech: "smart mirror" 14.6% ->
-    # 9.2%, "view glass" 14.3% -> 7.8% (a second training draw: 14.0%) (README; bench/wakeword_draws.py)
+    # 9.2%, "view glass" 14.3% -> 7.8%; second training draws 6.8% and 14.0% (README; bench/wakeword_draws.py)
     teacher_epochs: int = 2
     # int8 fine-tuning epochs; 0: none, the ranges are observed over the training rows (train.pipeline.calibrate_ranges).
     # 2 -> 0, "smart mirror" int8 bundle: FRR at 2 FA/h of real + synthesized negatives 29.5% -> 17.6% (README)
