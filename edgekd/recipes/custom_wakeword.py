@@ -400,17 +400,22 @@ def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say,
     return path
 
 
+def _student_config(r: PhraseRecipe) -> Any:
+    """The ``TrainConfig`` both students are trained with (and ``check_stages`` holds a reused one to)."""
+    from edgekd.train.config import TrainConfig
+
+    return TrainConfig(arch=r.arch, epochs=r.epochs, seed=training_seed(r), threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd,
+                       freq_warp=r.freq_warp, eq_db=r.eq_db, ema=r.ema, clean_negatives=bool(r.clean_negatives))
+
+
 def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe, cache: Path, say: Say,
              provenance: dict[str, Any] | None = None) -> Path:
-    from edgekd.train.config import TrainConfig
     from edgekd.train.pipeline import train_kws
 
     if path.is_file():
         say(f"reusing {path}")
         return path
-    cfg = TrainConfig(arch=r.arch, epochs=r.epochs, seed=training_seed(r), threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd,
-                      freq_warp=r.freq_warp, eq_db=r.eq_db, ema=r.ema, clean_negatives=bool(r.clean_negatives))
-    ck = train_kws(kd, path, cfg, teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
+    ck = train_kws(kd, path, _student_config(r), teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
                    extra_provenance=provenance or {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
     say(f"{path.name}: test accuracy {ck.metrics['test_accuracy_torch']:.4f} on synthesized clips")
     return path
@@ -595,9 +600,8 @@ def choose_thresholds(validation: dict[str, dict[str, Any]], target_fa_per_hour:
 
 def _stage_settings(r: PhraseRecipe) -> dict[str, tuple[str, dict[str, Any]]]:
     """What each trained stage's checkpoint must have been made with (architecture, training settings) to be reused."""
-    seed = training_seed(r)
-    student = (r.arch, {"epochs": r.epochs, "seed": seed, "alpha": r.alpha, "feature_kd": r.feature_kd, "freq_warp": r.freq_warp,
-                        "eq_db": r.eq_db, "ema": r.ema, "clean_negatives": bool(r.clean_negatives)})
+    seed, cfg = training_seed(r), asdict(_student_config(r))
+    student = (r.arch, {k: cfg[k] for k in ("epochs", "seed", "alpha", "feature_kd", "freq_warp", "eq_db", "ema", "clean_negatives")})
     return {"teacher.pt": ("speech-embedding", {"epochs": r.teacher_epochs, "seed": seed, "folds": 2}),
             "student.pt": student, "student-mined.pt": student,
             "verifier.pt": ("speech-embedding", {"epochs": r.verifier_epochs, "seed": seed, "folds": 0})}
