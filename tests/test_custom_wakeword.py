@@ -97,6 +97,12 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *changed, ok=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr and (out / "report.json").stat().st_mtime_ns == stamp
     assert f"{out / 'teacher.pt'} was made with epochs 1 (this run asks 2): give a new --out" in refused.stderr.strip().splitlines()[-1]
+    fewer_qat = ["0" if i and TINY[i - 1] == "--qat-epochs" else a for i, a in enumerate(TINY)]  # the int8 stage is checked too
+    refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *fewer_qat, ok=False)
+    assert f"{out / 'student-qat.pt'} was made with epochs 1 (this run asks 0)" in refused.stderr.strip().splitlines()[-1]
+    refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY, "--train-seed", "3", ok=False)  # another draw
+    assert f"{out / 'teacher.pt'} was made with seed 0 (this run asks 3)" in refused.stderr.strip().splitlines()[-1]
+    assert (out / "report.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "data" / "eval" / "eval.json").read_text()) == ev
     # the seed bench trains the shipped student again with another seed (the recipe's own seed reuses its student)
     seeds = tmp_path / "seeds.json"

@@ -604,6 +604,7 @@ def _stage_settings(r: PhraseRecipe) -> dict[str, tuple[str, dict[str, Any]]]:
     student = (r.arch, {k: cfg[k] for k in ("epochs", "seed", "alpha", "feature_kd", "freq_warp", "eq_db", "ema", "clean_negatives")})
     return {"teacher.pt": ("speech-embedding", {"epochs": r.teacher_epochs, "seed": seed, "folds": 2}),
             "student.pt": student, "student-mined.pt": student,
+            "student-qat.pt": (r.arch, {"epochs": r.qat_epochs, "seed": seed}),
             "verifier.pt": ("speech-embedding", {"epochs": r.verifier_epochs, "seed": seed, "folds": 0})}
 
 
