@@ -29,21 +29,32 @@ DEFAULT_REALDEV = REPO.parent / "shared" / "realdev"
 
 
 def real_negatives(realdev: Path, out: Path, gap_s: float = 0.25) -> Path:
-    """Every gsc_v2_test_dev and fsdd clip at 16 kHz, back to back with ``gap_s`` of silence, as one WAV (made once)."""
-    from edgekd.core.fsutil import atomic_write
+    """Every gsc_v2_test_dev and fsdd clip at 16 kHz, back to back with ``gap_s`` of silence, as one WAV. Made once: kept
+    while ``out``'s sidecar (``<out>.json``) names the same clips (folder, names, sizes) and gap; made again otherwise, so a
+    WAV made from another layout (a test's stand-in) is never taken for the real speech."""
+    import hashlib
+    import json
+
+    from edgekd.core.fsutil import atomic_write, write_json
     from edgekd.runtime.wav import load_audio, write_wav
 
-    if out.is_file():
-        return out
     files = sorted((realdev / "gsc_v2_test_dev").glob("*/*.wav")) + sorted((realdev / "fsdd").glob("*.wav"))
     if not files:
         raise SystemExit(f"error: no clips under {realdev}/gsc_v2_test_dev or {realdev}/fsdd")
+    listing = "".join(f"{f.relative_to(realdev)}:{f.stat().st_size}\n" for f in files)
+    made_from = {"realdev": str(realdev.resolve()), "clips": len(files), "gap_s": gap_s,
+                 "listing_sha256": hashlib.sha256(listing.encode()).hexdigest()}
+    sidecar = out.with_name(out.name + ".json")
+    if out.is_file() and sidecar.is_file() and json.loads(sidecar.read_text()) == made_from:
+        return out
     gap = np.zeros(int(gap_s * 16000), np.float32)
     parts: list[np.ndarray] = []
     for f in files:
         parts += [load_audio(f, 16000), gap]
     out.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.unlink(missing_ok=True)  # the WAV is not vouched for until the new one is in place
     atomic_write(out, lambda tmp: write_wav(tmp, np.concatenate(parts), 16000))
+    write_json(sidecar, made_from)
     return out
 
 

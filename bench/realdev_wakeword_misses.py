@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fa-per-hour", type=float, default=2.0, help="the bundle's threshold: this many false accepts per hour of real negatives")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword", help="where the real negatives WAV is kept")
     args = ap.parse_args(argv)
 
     from edgekd.bench.machine import machine_facts
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (dev / label).is_dir():
         print(f"notice: {dev / label} is absent: no real utterances to break down (measurement only; nothing else needs them)")
         return 0
-    real = real_negatives(args.realdev, REPO / "runs" / "realdev_wakeword" / "real_negatives.wav")
+    real = real_negatives(args.realdev, args.work / "real_negatives.wav")
     sweep = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real])
     at = we.pick_threshold(sweep["sweep"], args.fa_per_hour)
     if at is None:

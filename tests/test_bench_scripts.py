@@ -98,6 +98,32 @@ def _fake_realdev(tmp_path: Path) -> Path:
     return fake_realdev(tmp_path, "yes", [clip, clip], clip)
 
 
+def test_the_real_negatives_wav_is_made_again_from_another_layout(tmp_path: Path) -> None:
+    """The real negatives WAV is kept only while it was made from the same clips: one made from a stand-in layout (a
+    test's) under the same name is made again from the layout asked for, never taken for it."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from realdev_wakeword import real_negatives
+
+    from edgekd.runtime.wav import load_audio
+    from tests.realdev_layout import fake_realdev
+
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 32000).astype(np.float32)
+    a, b = _fake_realdev(tmp_path / "a"), fake_realdev(tmp_path / "b", "yes", [noise], noise)
+    out = tmp_path / "work" / "real_negatives.wav"
+    first = load_audio(real_negatives(a, out), 16000)
+    stamp = out.stat().st_mtime_ns
+    assert real_negatives(a, out) == out and out.stat().st_mtime_ns == stamp  # the same layout: kept
+    other = load_audio(real_negatives(b, out), 16000)
+    assert np.array_equal(other, load_audio(real_negatives(b, tmp_path / "fresh.wav"), 16000)) and not np.array_equal(other, first)
+    stamp = out.stat().st_mtime_ns
+    assert real_negatives(b, out) == out and out.stat().st_mtime_ns == stamp
+    (tmp_path / "work" / "real_negatives.wav.json").unlink()  # a WAV nothing vouches for is made again too
+    real_negatives(b, out)
+    assert out.stat().st_mtime_ns != stamp and (tmp_path / "work" / "real_negatives.wav.json").is_file()
+
+
 def test_the_yardsticks_mean_posterior_of_bundles(tmp_path: Path) -> None:
     """The seed ensemble's scorer on the stand-in layout: its timeline is the mean of the bundles' own timelines, and a
     bundle averaged with itself gives exactly that bundle's sweep."""

@@ -420,7 +420,7 @@ def _misses_bench(run: Path, tmp_path: Path) -> None:
         return subprocess.run([sys.executable, str(REPO / "bench" / "realdev_wakeword_misses.py"), *map(str, args)],
                               capture_output=True, text=True, timeout=900)
 
-    p = bench(run, "--realdev", real, "--fa-per-hour", "100000", "--json", out)
+    p = bench(run, "--realdev", real, "--fa-per-hour", "100000", "--work", tmp_path / "misses-work", "--json", out)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["summary"]["utterances"] == 3 and sum(g["bundle"]["utterances"] for g in res["by_active_length"].values()) == 3
