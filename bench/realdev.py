@@ -27,15 +27,19 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def kws_bundles(root: Path) -> list[Path]:
-    """Bundles under ``root`` whose manifest says task kws (wake-word and SED bundles are scored elsewhere)."""
+def kws_bundles(root: Path, gsc: Path) -> list[Path]:
+    """Bundles under ``root`` whose manifest says task kws and whose keywords (labels but ``_unknown_`` / ``_silence_``)
+    are all folders of the Speech Commands layout ``gsc``. A wake word is a kws bundle too, but its phrase is not a
+    Speech Commands word: it is scored elsewhere (``bench/realdev_wakeword.py``), as are SED bundles."""
     out = []
     for m in sorted(root.glob("*/manifest.json")):
         try:
-            if json.loads(m.read_text()).get("task") == "kws":
-                out.append(m.parent)
+            d = json.loads(m.read_text())
         except (OSError, ValueError):
             continue
+        keywords = [lab for lab in d.get("labels", []) if not lab.startswith("_")]
+        if d.get("task") == "kws" and keywords and all((gsc / lab).is_dir() for lab in keywords):
+            out.append(m.parent)
     return out
 
 
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if not gsc.is_dir():
         print(f"realdev: {gsc} is absent; no real-speech numbers (nothing written)", file=sys.stderr)
         return 0
-    bundles = ([] if args.no_models else kws_bundles(REPO / "models")) + list(args.bundle)
+    bundles = ([] if args.no_models else kws_bundles(REPO / "models", gsc)) + list(args.bundle)
     if not bundles and not args.checkpoint:
         print("realdev: no KWS bundle to score", file=sys.stderr)
         return 2

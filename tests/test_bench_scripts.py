@@ -75,6 +75,17 @@ def test_realdev_on_a_speech_commands_layout(tiny_data: Path, tmp_path: Path) ->
     assert r["name"] == INT8.name and 0.0 <= r["accuracy"] <= 1.0 and r["n"] > 0
 
 
+def test_realdev_scores_the_speech_commands_bundles_of_models_not_the_wake_words(tiny_data: Path) -> None:
+    """models/ holds wake-word bundles (task kws, a phrase that is no Speech Commands word): the yardstick's list of
+    bundles leaves them out instead of failing on their labels."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from realdev import kws_bundles
+
+    picked = {b.name for b in kws_bundles(REPO / "models", tiny_data)}
+    assert INT8.name in picked and "alexa-dscnn-stream-64-kd-int8" not in picked and "sed10-causal-cnn-kd-int8" not in picked
+    assert (REPO / "models" / "alexa-dscnn-stream-64-kd-int8" / "manifest.json").is_file()
+
+
 def _random_speech_embedding_teacher(path: Path, labels: tuple[str, ...]) -> None:
     """A speech-embedding teacher checkpoint with an untrained head: what the yardstick reads, not what it scores."""
     torch = pytest.importorskip("torch", reason="training extra")
