@@ -101,6 +101,7 @@ sed: install
 realdev: install
 	$(PY) bench/realdev.py --realdev $(REALDEV)
 	$(PY) bench/realdev_wakeword.py --realdev $(REALDEV) $(foreach l,$(DEV_PHRASES),$(if $(wildcard runs/ww-$(l)/bundle/manifest.json),--bundle $(l)=runs/ww-$(l)/bundle))
+	$(PY) bench/summarize.py
 
 # wake-word bundles for the two real dev phrases, from text alone (2,000 clips a phrase: about 1.5-2 h each on 2 cores); `make realdev` scores them
 DEV_PHRASES := smart_mirror view_glass
