@@ -137,6 +137,17 @@ def test_student_needs_exactly_one_teacher_choice(tiny_data: Path, tmp_path: Pat
     _assert_one_line_error(_invoke("train", "student", "--data", tiny_data, "--out", tmp_path / "s.pt"), "--no-teacher")
 
 
+def test_student_augmentations_and_weight_average_reach_the_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    from edgekd.train.checkpoint import Checkpoint
+
+    out = tmp_path / "s.pt"
+    res = _invoke("train", "student", "--data", tiny_data, "--out", out, "--no-teacher", "--epochs", "1", "--views", "1", "--threads", "1",
+                  "--batch-size", "32", "--cache-dir", tmp_path / "cache", "--freq-warp", "0.1", "--eq-db", "3", "--ema", "0.9")
+    assert res.exit_code == 0, res.output
+    cfg = Checkpoint.load(out).config
+    assert (cfg["freq_warp"], cfg["eq_db"], cfg["ema"]) == (0.1, 3.0, 0.9)
+
+
 def test_export_bad_checkpoint_leaves_no_bundle(tmp_path: Path) -> None:
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     _assert_one_line_error(_invoke("export", "onnx", tmp_path / "bad.pt", "--out", tmp_path / "b"), "checkpoint")

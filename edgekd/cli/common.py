@@ -65,7 +65,7 @@ def check_writable(path: str | os.PathLike[str] | None, what: str = "output") ->
         raise ConfigError(f"{what} {p} is not writable ({e.strerror}); give a path you can write") from None
 
 
-def number(*, gt: float | None = None, ge: float | None = None, le: float | None = None) -> Callable[[Any], Any]:
+def number(*, gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None) -> Callable[[Any], Any]:
     """A typer callback that accepts a finite number within the bounds (``None`` passes): typer's own ``min=`` lets NaN
     through and knows no open bounds. A violation is a usage error (one line, exit 2)."""
 
@@ -78,6 +78,8 @@ def number(*, gt: float | None = None, ge: float | None = None, le: float | None
             raise typer.BadParameter(f"{value} must be > {gt:g}")
         if ge is not None and not value >= ge:
             raise typer.BadParameter(f"{value} must be >= {ge:g}")
+        if lt is not None and not value < lt:
+            raise typer.BadParameter(f"{value} must be < {lt:g}")
         if le is not None and not value <= le:
             raise typer.BadParameter(f"{value} must be <= {le:g}")
         return value

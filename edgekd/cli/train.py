@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import fraction, friendly_errors, nonneg, notice, positive, unit
+from edgekd.cli.common import fraction, friendly_errors, nonneg, notice, number, positive, unit
 from edgekd.train.catalog import arch_names
 
 if TYPE_CHECKING:
@@ -108,6 +108,15 @@ def student_cmd(
                                                                     "view (needs the oww extra; 0 = off).")] = 0.0,
     transfer: Annotated[Optional[Path], typer.Option(help="A transfer set from `edgekd data transfer`: unlabelled windows the "
                                                           "teacher labels, learnt with the distillation term only.")] = None,
+    freq_warp: Annotated[float, typer.Option(callback=number(ge=0.0, lt=0.5), help="Frequency warping of each training window: its mel "
+                                                                                   "axis scaled by a factor drawn from [1 - W, 1 + W], a "
+                                                                                   "vocal-tract change (0 = off).")] = 0.0,
+    eq_db: Annotated[float, typer.Option(callback=number(ge=0.0, le=20.0), help="Random smooth EQ of each training window: three "
+                                                                                "cosines across the mel bands, each within +-DB dB, "
+                                                                                "a microphone's colouring (0 = off).")] = 0.0,
+    ema: Annotated[float, typer.Option(callback=number(ge=0.0, lt=1.0), help="Decay of an exponential moving average of the weights, "
+                                                                             "validated and kept instead of the last iterate "
+                                                                             "(e.g. 0.999; 0 = off).")] = 0.0,
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
@@ -133,7 +142,8 @@ def student_cmd(
     if arch in CATALOG and CATALOG[arch].role != "student":
         raise ConfigError(f"{arch} is a teacher architecture; use `edgekd train teacher`")
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, batch_size=batch_size,
-                      alpha=alpha if distil else 0.0, temperature=temperature, feature_kd=feature_kd)
+                      alpha=alpha if distil else 0.0, temperature=temperature, feature_kd=feature_kd, freq_warp=freq_warp,
+                      eq_db=eq_db, ema=ema)
     if transfer is not None and not (transfer / "transfer_meta.json").is_file():
         raise ConfigError(f"--transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
     from edgekd.recipes.kws import train_student_run
