@@ -267,6 +267,27 @@ def test_kd_study_on_tiny_material(tiny_data: Path, tiny_checkpoint: Path, tmp_p
     assert "| dscnn | tiny |" in d["table_md"] and d["teacher_scores"][0]["teacher"] == "tiny"
 
 
+def test_kd_study_cells_with_training_options(tiny_data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A cell of hard labels with a training option beside the plain one, and an option on a teacher's cell: each
+    reaches its students' checkpoints and the table; an option of no known cell is refused before any training."""
+    out, work = tmp_path / "kd.json", tmp_path / "work"
+    common = ["--data", tiny_data, "--students", "dscnn", "--seeds", "0", "--epochs", "1", "--views", "1", "--jobs", "1",
+              "--threads", "1", "--cache-dir", tmp_path / "cache", "--work", work, "--out", out, "--realdev", tmp_path / "no-realdev"]
+    bad = subprocess.run([sys.executable, str(REPO / "bench" / "kd_study.py"), *map(str, common), "--teacher", f"tiny={tiny_checkpoint}",
+                          "--train-option", "tyni:ema=0.9"], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode != 0 and "--train-option 'tyni:ema=0.9'" in bad.stderr and not work.exists()
+    _bench("kd_study.py", *common, "--teacher", f"tiny={tiny_checkpoint}", "--teacher", "warped=none",
+           "--train-option", "warped:freq_warp=0.1", "--train-option", "tiny:ema=0.9")
+    d = json.loads(out.read_text())
+    assert sorted(r["teacher"] for r in d["runs"]) == ["none", "tiny", "warped"] and len(d["teacher_scores"]) == 1
+    from edgekd.train.checkpoint import Checkpoint
+
+    cfg = {c: Checkpoint.load(work / f"dscnn-{c}-s0.pt").config for c in ("none", "tiny", "warped")}
+    assert (cfg["warped"]["freq_warp"], cfg["warped"]["alpha"], cfg["warped"]["ema"]) == (0.1, 0.0, 0.0)
+    assert (cfg["tiny"]["ema"], cfg["tiny"]["freq_warp"]) == (0.9, 0.0) and cfg["none"]["freq_warp"] == cfg["none"]["ema"] == 0.0
+    assert "| dscnn | warped + warp 0.1 |" in d["table_md"] and "| dscnn | tiny + EMA 0.9 |" in d["table_md"]
+
+
 def test_voices_study_on_tiny_material(tiny_data: Path, tmp_path: Path) -> None:
     """One variant of the voice study on the tiny espeak-only set: subset by engine, train, score, table, JSON."""
     out = tmp_path / "voices.json"
