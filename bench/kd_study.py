@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling bench/realdev.py, also in spawned workers
 DEFAULT_REALDEV = REPO.parent / "shared" / "realdev" / "gsc_v2_test_dev"
 
 
@@ -158,7 +159,7 @@ def main() -> None:
 
 @functools.cache
 def _realdev_logits(path: str, realdev: Path) -> tuple:  # (logits, labels index) of one checkpoint on real-dev
-    from bench.realdev import checkpoint_logits
+    from realdev import checkpoint_logits
 
     return checkpoint_logits(Path(path), realdev)
 
@@ -199,7 +200,7 @@ def _one_run(a: dict, student: str, cell: str, teacher: list[str], feature_kd: f
            "steps": c.metrics["train_steps"], "test_accuracy": c.metrics["test_accuracy_torch"], "val_accuracy": c.metrics["val_accuracy"],
            "params": c.metrics["params"], "train_seconds": c.metrics["train_seconds"]}
     if realdev is not None:
-        from bench.realdev import checkpoint_logits
+        from realdev import checkpoint_logits
 
         logits, y = checkpoint_logits(ck, realdev)
         row["realdev_accuracy"] = float(np.mean(logits.argmax(-1) == y))

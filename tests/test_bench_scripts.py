@@ -270,9 +270,18 @@ def test_kd_study_on_tiny_material(tiny_data: Path, tiny_checkpoint: Path, tmp_p
 def test_kd_study_cells_with_training_options(tiny_data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     """A cell of hard labels with a training option beside the plain one, and an option on a teacher's cell: each
     reaches its students' checkpoints and the table; an option of no known cell is refused before any training."""
-    out, work = tmp_path / "kd.json", tmp_path / "work"
+    import shutil
+
+    out, work, real = tmp_path / "kd.json", tmp_path / "work", tmp_path / "realdev"
+    from edgekd.data import KWS12_KEYWORDS as KEYWORDS
+
+    labels = (*KEYWORDS, "_silence_")
+    for label in labels:  # a stand-in for the real speakers: one clip of each keyword and of silence (the real path of the scoring)
+        (real / label).mkdir(parents=True)
+        f = sorted((tiny_data / label).glob("*.wav"))[0]
+        shutil.copy(f, real / label / f.name)
     common = ["--data", tiny_data, "--students", "dscnn", "--seeds", "0", "--epochs", "1", "--views", "1", "--jobs", "1",
-              "--threads", "1", "--cache-dir", tmp_path / "cache", "--work", work, "--out", out, "--realdev", tmp_path / "no-realdev"]
+              "--threads", "1", "--cache-dir", tmp_path / "cache", "--work", work, "--out", out, "--realdev", real]
     bad = subprocess.run([sys.executable, str(REPO / "bench" / "kd_study.py"), *map(str, common), "--teacher", f"tiny={tiny_checkpoint}",
                           "--train-option", "tyni:ema=0.9"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "--train-option 'tyni:ema=0.9'" in bad.stderr and not work.exists()
@@ -286,6 +295,8 @@ def test_kd_study_cells_with_training_options(tiny_data: Path, tiny_checkpoint: 
     assert (cfg["warped"]["freq_warp"], cfg["warped"]["alpha"], cfg["warped"]["ema"]) == (0.1, 0.0, 0.0)
     assert (cfg["tiny"]["ema"], cfg["tiny"]["freq_warp"]) == (0.9, 0.0) and cfg["none"]["freq_warp"] == cfg["none"]["ema"] == 0.0
     assert "| dscnn | warped + warp 0.1 |" in d["table_md"] and "| dscnn | tiny + EMA 0.9 |" in d["table_md"]
+    scored = [r["realdev_accuracy"] for r in d["runs"]] + [d["teacher_scores"][0]["realdev_accuracy"]]
+    assert all(0.0 <= a <= 1.0 and abs(a * len(labels) - round(a * len(labels))) < 1e-9 for a in scored)  # of the 11 clips
 
 
 def test_voices_study_on_tiny_material(tiny_data: Path, tmp_path: Path) -> None:
