@@ -236,9 +236,13 @@ def _summary(args: argparse.Namespace, teachers: dict, fkd: dict, opts: dict, te
             rows.append(f"| {student} | {_label(cell, fkd, opts)} | {len(rs)} | {_ms(test)} | {_ms(real)} | {'' if gain is None else f'{gain:+.2f}'} |")
             table.append({"student": student, "teacher": cell, "feature_kd": fkd.get(cell, 0.0), **opts.get(cell, {}), "test": test, "realdev": real,
                           "realdev_gain_points": gain})
+    same: dict[tuple[str, ...], list[dict]] = {}  # cells of the same checkpoints (other options) share one row
     for t in teacher_rows:  # (a cell of hard labels has none)
+        same.setdefault(tuple(t["checkpoints"]), []).append(t)
+    for ts in same.values():
+        t = ts[0]
         rd = f"{100 * t['realdev_accuracy']:.2f}" if "realdev_accuracy" in t else "-"
-        rows.append(f"| (the teacher itself) | {t['teacher']} | 1 | {100 * t['test_accuracy']:.2f} | {rd} | |")
+        rows.append(f"| (the teacher itself) | {', '.join(x['teacher'] for x in ts)} | 1 | {100 * t['test_accuracy']:.2f} | {rd} | |")
     return {"study": "each student with each teacher and with none: same data (augmented views, rooms), same steps, KD T = 3, "
                      "alpha = 0.7; synth test = held-out voices of every engine; real-dev = real Speech Commands speakers "
                      "(measurement only)", "command": "python bench/kd_study.py " + " ".join(sys.argv[1:]),

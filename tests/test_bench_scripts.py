@@ -268,8 +268,9 @@ def test_kd_study_on_tiny_material(tiny_data: Path, tiny_checkpoint: Path, tmp_p
 
 
 def test_kd_study_cells_with_training_options(tiny_data: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
-    """A cell of hard labels with a training option beside the plain one, and an option on a teacher's cell: each
-    reaches its students' checkpoints and the table; an option of no known cell is refused before any training."""
+    """A cell of hard labels with a training option beside the plain one, and a teacher's cell twice, with and without
+    an option: each reaches its students' checkpoints and the table (the teacher scored in one row); an option of no
+    known cell is refused before any training."""
     import shutil
 
     out, work, real = tmp_path / "kd.json", tmp_path / "work", tmp_path / "realdev"
@@ -285,16 +286,18 @@ def test_kd_study_cells_with_training_options(tiny_data: Path, tiny_checkpoint: 
     bad = subprocess.run([sys.executable, str(REPO / "bench" / "kd_study.py"), *map(str, common), "--teacher", f"tiny={tiny_checkpoint}",
                           "--train-option", "tyni:ema=0.9"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "--train-option 'tyni:ema=0.9'" in bad.stderr and not work.exists()
-    _bench("kd_study.py", *common, "--teacher", f"tiny={tiny_checkpoint}", "--teacher", "warped=none",
-           "--train-option", "warped:freq_warp=0.1", "--train-option", "tiny:ema=0.9")
+    _bench("kd_study.py", *common, "--teacher", f"tiny={tiny_checkpoint}", "--teacher", f"tiny-ema={tiny_checkpoint}",
+           "--teacher", "warped=none", "--train-option", "warped:freq_warp=0.1", "--train-option", "tiny-ema:ema=0.9")
     d = json.loads(out.read_text())
-    assert sorted(r["teacher"] for r in d["runs"]) == ["none", "tiny", "warped"] and len(d["teacher_scores"]) == 1
+    assert sorted(r["teacher"] for r in d["runs"]) == ["none", "tiny", "tiny-ema", "warped"] and len(d["teacher_scores"]) == 2
     from edgekd.train.checkpoint import Checkpoint
 
-    cfg = {c: Checkpoint.load(work / f"dscnn-{c}-s0.pt").config for c in ("none", "tiny", "warped")}
+    cfg = {c: Checkpoint.load(work / f"dscnn-{c}-s0.pt").config for c in ("none", "tiny", "tiny-ema", "warped")}
     assert (cfg["warped"]["freq_warp"], cfg["warped"]["alpha"], cfg["warped"]["ema"]) == (0.1, 0.0, 0.0)
-    assert (cfg["tiny"]["ema"], cfg["tiny"]["freq_warp"]) == (0.9, 0.0) and cfg["none"]["freq_warp"] == cfg["none"]["ema"] == 0.0
-    assert "| dscnn | warped + warp 0.1 |" in d["table_md"] and "| dscnn | tiny + EMA 0.9 |" in d["table_md"]
+    assert (cfg["tiny-ema"]["ema"], cfg["tiny-ema"]["freq_warp"], cfg["tiny"]["ema"]) == (0.9, 0.0, 0.0)
+    assert cfg["none"]["freq_warp"] == cfg["none"]["ema"] == 0.0
+    assert "| dscnn | warped + warp 0.1 |" in d["table_md"] and "| dscnn | tiny-ema + EMA 0.9 |" in d["table_md"]
+    assert "| (the teacher itself) | tiny, tiny-ema |" in d["table_md"] and d["table_md"].count("(the teacher itself)") == 1  # one row
     scored = [r["realdev_accuracy"] for r in d["runs"]] + [d["teacher_scores"][0]["realdev_accuracy"]]
     assert all(0.0 <= a <= 1.0 and abs(a * len(labels) - round(a * len(labels))) < 1e-9 for a in scored)  # of the 11 clips
 
