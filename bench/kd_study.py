@@ -100,12 +100,15 @@ def _prepare_teachers(args: argparse.Namespace, teachers: dict[str, list[str]], 
         run_demo(REPO / "runs/demo", DemoConfig())
     kd = load_kws_data(args.data, views=args.views, cache_dir=args.cache_dir, rooms=True)
     teacher_rows = []
+    scores: dict[tuple[str, ...], dict] = {}  # cells of the same checkpoints (other options) are scored once
     for name, paths in teachers.items():
         if not paths:
             continue
-        for p in paths:
-            teacher_logits(kd.train, FrontendParams().to_dict(), teacher=p, cache_root=args.cache_dir, threads=2)
-        teacher_rows.append({"teacher": name, "checkpoints": paths, **_teacher_scores(paths, kd.test, realdev, args.cache_dir)})
+        if tuple(paths) not in scores:
+            for p in paths:
+                teacher_logits(kd.train, FrontendParams().to_dict(), teacher=p, cache_root=args.cache_dir, threads=2)
+            scores[tuple(paths)] = _teacher_scores(paths, kd.test, realdev, args.cache_dir)
+        teacher_rows.append({"teacher": name, "checkpoints": paths, **scores[tuple(paths)]})
         print(json.dumps(teacher_rows[-1]), flush=True)
     if any(fkd.values()):
         from edgekd.train.pipeline import embedding_targets

@@ -273,10 +273,10 @@ def test_kd_study_cells_with_training_options(tiny_data: Path, tiny_checkpoint: 
     known cell is refused before any training."""
     import shutil
 
-    out, work, real = tmp_path / "kd.json", tmp_path / "work", tmp_path / "realdev"
-    from edgekd.data import KWS12_KEYWORDS as KEYWORDS
+    from edgekd.data import KWS12_KEYWORDS
 
-    labels = (*KEYWORDS, "_silence_")
+    out, work, real = tmp_path / "kd.json", tmp_path / "work", tmp_path / "realdev"
+    labels = (*KWS12_KEYWORDS, "_silence_")
     for label in labels:  # a stand-in for the real speakers: one clip of each keyword and of silence (the real path of the scoring)
         (real / label).mkdir(parents=True)
         f = sorted((tiny_data / label).glob("*.wav"))[0]
