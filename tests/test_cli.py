@@ -137,15 +137,21 @@ def test_student_needs_exactly_one_teacher_choice(tiny_data: Path, tmp_path: Pat
     _assert_one_line_error(_invoke("train", "student", "--data", tiny_data, "--out", tmp_path / "s.pt"), "--no-teacher")
 
 
-def test_student_augmentations_and_weight_average_reach_the_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+def test_student_augmentations_weight_average_and_balance_reach_the_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    """The options reach the checkpoint's config; QAT of a label-balanced checkpoint keeps the balanced loss."""
     from edgekd.train.checkpoint import Checkpoint
 
     out = tmp_path / "s.pt"
     res = _invoke("train", "student", "--data", tiny_data, "--out", out, "--no-teacher", "--epochs", "1", "--views", "1", "--threads", "1",
-                  "--batch-size", "32", "--cache-dir", tmp_path / "cache", "--freq-warp", "0.1", "--eq-db", "3", "--ema", "0.9")
+                  "--batch-size", "32", "--cache-dir", tmp_path / "cache", "--freq-warp", "0.1", "--eq-db", "3", "--ema", "0.9",
+                  "--balance-labels")
     assert res.exit_code == 0, res.output
     cfg = Checkpoint.load(out).config
-    assert (cfg["freq_warp"], cfg["eq_db"], cfg["ema"]) == (0.1, 3.0, 0.9)
+    assert (cfg["freq_warp"], cfg["eq_db"], cfg["ema"], cfg["balance_labels"]) == (0.1, 3.0, 0.9, True)
+    res = _invoke("train", "qat", out, "--data", tiny_data, "--out", tmp_path / "q.pt", "--epochs", "1", "--views", "1", "--threads", "1",
+                  "--cache-dir", tmp_path / "cache")
+    assert res.exit_code == 0, res.output
+    assert Checkpoint.load(tmp_path / "q.pt").config["balance_labels"] is True
 
 
 def test_export_bad_checkpoint_leaves_no_bundle(tmp_path: Path) -> None:

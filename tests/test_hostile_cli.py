@@ -136,3 +136,19 @@ def test_progress_in_a_log_is_one_line_per_tenth() -> None:
     with Progress("work", 1000, "clip", delay=1e9, file=quiet) as bar:  # work shorter than the delay prints nothing
         bar.set(1000)
     assert quiet.getvalue() == ""
+
+
+def test_progress_in_a_log_is_never_silent_for_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow run (a tenth takes 5 minutes) still prints a line a minute, with the time left at its rate."""
+    import edgekd.core.progress as progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    log = io.StringIO()
+    with Progress("work", 100, "step", file=log) as bar:
+        for _ in range(20):  # 20 steps of 15 s: 300 s, two tenths
+            clock[0] += 15.0
+            bar.update(1)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 6, lines  # at 60, 120, 150 (a tenth), 210, 270 and 300 s (a tenth)
+    assert lines[0] == "work: 4% (4/100 step, 60 s, 0.0667 step/s, about 1440 s left)"

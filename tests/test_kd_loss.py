@@ -74,3 +74,43 @@ def test_known_negatives_drop_the_keyword_mass() -> None:
         p = _softmax([v / 3.0 for v in out[row].tolist()])
         assert sum(p[:2]) < 1e-4
         assert p[2] / p[3] == pytest.approx(math.exp((t[row, 2] - t[row, 3]).item() / 3.0), rel=1e-5)
+
+
+def test_label_log_prior_by_hand() -> None:
+    """Shares of the labelled rows (unlabelled transfer rows, -1, do not count; a label without rows counts as one)."""
+    from edgekd.train.distill import label_log_prior
+
+    got = label_log_prior(torch.tensor([0, 0, 0, 1, -1, 0, 1, -1]), 3).tolist()
+    assert got == pytest.approx([math.log(4 / 7), math.log(2 / 7), math.log(1 / 7)], rel=1e-6)
+
+
+def test_balanced_objective_is_the_loss_of_the_shifted_logits() -> None:
+    """With ``balance_labels`` the student's loss (KD and cross-entropy) is taken on its logits plus the training
+    labels' log prior; without it, on the logits as they are."""
+    import numpy as np
+
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.dist import DistContext
+    from edgekd.train.distill import label_log_prior
+    from edgekd.train.features import FeatureSet
+    from edgekd.train.kws_objective import KwsObjective
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 0, 0, 0, 0, 1, 2, 2], dtype=np.int64)
+    fs = FeatureSet(rng.standard_normal((8, 5, 4)).astype(np.float16), y, np.arange(8), ("a", "b", "_unknown_"), "k")
+    teacher = rng.standard_normal((8, 3)).astype(np.float32)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(20, 3))
+    rows = np.arange(8)
+    x = torch.from_numpy(fs.x.astype(np.float32))
+    with torch.no_grad():
+        z = net(x)
+    for balance in (False, True):
+        cfg = TrainConfig(specaugment=False, alpha=0.5, temperature=2.0, balance_labels=balance)
+        obj = KwsObjective(cfg, fs, None, teacher_logits=teacher)
+        obj.setup(net, np.random.default_rng(1), DistContext())
+        with torch.no_grad():
+            got = obj.loss(net, rows, np.random.default_rng(2), DistContext()).item()
+        shift = label_log_prior(torch.from_numpy(y), 3) if balance else torch.zeros(3)
+        want = kd_loss(z + shift, torch.from_numpy(teacher), torch.from_numpy(y), alpha=0.5, temperature=2.0).item()
+        assert got == pytest.approx(want, rel=1e-5)
+    assert shift[0] > shift[1]  # the frequent label's logit is raised inside the loss, so the model's own is not

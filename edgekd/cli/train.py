@@ -117,6 +117,11 @@ def student_cmd(
     ema: Annotated[float, typer.Option(callback=number(ge=0.0, lt=1.0), help="Decay of an exponential moving average of the weights, "
                                                                              "validated and kept instead of the last iterate "
                                                                              "(e.g. 0.999; 0 = off).")] = 0.0,
+    balance_labels: Annotated[bool, typer.Option("--balance-labels", help="Logit-adjusted loss: the model scores the labels as "
+                                                                          "if each had as many training clips (a set with 3x "
+                                                                          "more _unknown_ clips than clips per keyword otherwise "
+                                                                          "answers _unknown_ readily when in doubt). QAT of the "
+                                                                          "checkpoint keeps it.")] = False,
     epochs: EpochsOpt = 5,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
@@ -143,7 +148,7 @@ def student_cmd(
         raise ConfigError(f"{arch} is a teacher architecture; use `edgekd train teacher`")
     cfg = TrainConfig(arch=arch, epochs=epochs, lr=lr, seed=seed, threads=threads, batch_size=batch_size,
                       alpha=alpha if distil else 0.0, temperature=temperature, feature_kd=feature_kd, freq_warp=freq_warp,
-                      eq_db=eq_db, ema=ema)
+                      eq_db=eq_db, ema=ema, balance_labels=balance_labels)
     if transfer is not None and not (transfer / "transfer_meta.json").is_file():
         raise ConfigError(f"--transfer {transfer}: not a transfer set (no transfer_meta.json); make one with `edgekd data transfer`")
     from edgekd.recipes.kws import train_student_run

@@ -1,7 +1,8 @@
 """One progress display for every long command (device-safe: tqdm only when it is installed and stderr is a terminal).
 
 On a terminal: a tqdm bar that appears once the work has taken ``delay`` seconds. In a log (stderr not a terminal,
-e.g. ``make demo > log``): one line per 10% instead of a carriage-return storm, nothing for work under ``delay``.
+e.g. ``make demo > log``): one line per 10% instead of a carriage-return storm (and one at least every ``heartbeat``
+seconds, so a long run is never silent for long), nothing for work under ``delay``.
 ``EDGEKD_PROGRESS=off`` silences it, ``=lines`` forces the log form (also on a terminal).
 """
 
@@ -21,12 +22,14 @@ class Progress:
     ``progress(done, total)`` function for code that reports absolute counts."""
 
     def __init__(self, desc: str, total: int = 0, unit: str = "it", *, initial: int = 0, enabled: bool = True, delay: float = 1.0,
-                 file: IO[str] | None = None) -> None:
-        self.desc, self.total, self.unit, self.n, self.delay = desc, int(total), unit, int(initial), delay
+                 file: IO[str] | None = None, heartbeat: float = 60.0) -> None:
+        self.desc, self.total, self.unit, self.n, self.delay, self.heartbeat = desc, int(total), unit, int(initial), delay, heartbeat
         self._file = file if file is not None else sys.stderr
-        self._t0 = time.monotonic()
+        self._t0 = self._last_line = time.monotonic()
+        self._n0 = self.n  # the rate counts the work done in this process (a resumed run starts part-way)
         self._postfix = ""
         self._printed_decile = 0  # the first line is the first tenth done
+        self._printed_n: int | None = None  # the count of the last line printed
         self._bar: Any = None
         mode = os.environ.get("EDGEKD_PROGRESS", "auto").lower()
         self._on = enabled and mode != "off"
@@ -72,21 +75,24 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self._on and 0 < self._printed_decile < 10:
+        elif self._on and self._printed_n is not None and self._printed_n != self.n and self._printed_decile < 10:
             self._line(final=True)  # a log that showed the work going on also shows where it ended
 
     def _line(self, final: bool) -> None:
         if self.total <= 0:
             return
         decile = min(10, 10 * self.n // self.total)
-        elapsed = time.monotonic() - self._t0
-        if not final and (decile <= self._printed_decile or elapsed < self.delay):
+        now = time.monotonic()
+        elapsed = now - self._t0
+        due = decile > self._printed_decile or now - self._last_line >= self.heartbeat
+        if not final and (not due or elapsed < self.delay):
             return
-        self._printed_decile = decile
-        rate = self.n / elapsed if elapsed > 0 else 0.0
+        self._printed_decile, self._last_line, self._printed_n = decile, now, self.n
+        rate = (self.n - self._n0) / elapsed if elapsed > 0 else 0.0
+        left = f", about {(self.total - self.n) / rate:.0f} s left" if 0 < rate and self.n < self.total else ""
         extra = f", {self._postfix}" if self._postfix else ""
-        print(f"{self.desc}: {100 * self.n // self.total}% ({self.n}/{self.total} {self.unit}, {elapsed:.0f} s, {rate:.3g} {self.unit}/s{extra})",
-              file=self._file, flush=True)
+        print(f"{self.desc}: {100 * self.n // self.total}% ({self.n}/{self.total} {self.unit}, {elapsed:.0f} s, {rate:.3g} {self.unit}/s"
+              f"{left}{extra})", file=self._file, flush=True)
 
 
 def _isatty(f: IO[str]) -> bool:

@@ -27,6 +27,9 @@ class TrainConfig:
     # rows labelled _unknown_ / _silence_ (known to hold no keyword) take none of the teacher's keyword mass in KD
     # (distill.drop_keyword_mass); unlabelled transfer rows keep the teacher's targets as they are
     clean_negatives: bool = False
+    # logit-adjusted loss (distill.label_log_prior): the model's logits score the labels as if they were equally
+    # frequent in training, whatever the clip counts per label (QAT inherits it)
+    balance_labels: bool = False
     specaugment: bool = True
     time_masks: int = 2
     time_mask_frames: int = 10

@@ -1,12 +1,13 @@
 """Every distillation loss, pure functions: ``kd_loss`` (Hinton et al., 2015, one logit vector per window, softmax)
-and ``sed_kd_loss`` (its frame-level, multi-label form with sigmoids, for sound events)."""
+and ``sed_kd_loss`` (its frame-level, multi-label form with sigmoids, for sound events); ``label_log_prior``, the
+shift of logit-adjusted training (Menon et al., 2021)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kd_loss", "sed_kd_loss"]
+__all__ = ["drop_keyword_mass", "kd_loss", "label_log_prior", "sed_kd_loss"]
 
 
 def kd_loss(
@@ -34,6 +35,17 @@ def kd_loss(
     p_t = F.softmax(teacher_logits.detach() / t, dim=-1)
     kl = F.kl_div(log_p_s, p_t, reduction="batchmean")
     return alpha * t * t * kl + (1.0 - alpha) * ce
+
+
+def label_log_prior(targets: torch.Tensor, n_labels: int) -> torch.Tensor:
+    """``log`` of each label's share of the labelled rows (``targets >= 0``; a label without rows counts as one row).
+
+    Logit-adjusted training adds this vector to the student's logits inside the loss (cross-entropy and KD alike):
+    the loss then fits ``logits + log prior`` to the training labels, so the logits themselves score the labels as if
+    they were equally frequent. A set with three times as many ``_unknown_`` clips as clips of each keyword otherwise
+    teaches the model to answer ``_unknown_`` three times as readily when in doubt."""
+    counts = torch.bincount(targets[targets >= 0].long(), minlength=n_labels)[:n_labels].double().clamp(min=1.0)
+    return (counts / counts.sum()).log().float()
 
 
 def drop_keyword_mass(teacher_logits: torch.Tensor, targets: torch.Tensor, negative_ids: torch.Tensor, margin: float = 30.0) -> torch.Tensor:

@@ -13,7 +13,7 @@ from torch import nn
 from edgekd.data import SILENCE, UNKNOWN
 from edgekd.train.config import TrainConfig
 from edgekd.train.dist import DistContext, shard_rows
-from edgekd.train.distill import drop_keyword_mass, kd_loss
+from edgekd.train.distill import drop_keyword_mass, kd_loss, label_log_prior
 from edgekd.train.features import FeatureSet
 from edgekd.train.loop import Resume, Schedule, accuracy, fit
 from edgekd.train.mel_augment import EQ_TERMS, tilt_mels, warp_mels
@@ -92,6 +92,7 @@ class KwsObjective:
         self.fkd: FeatureDistiller | None = None
         self.ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.negative_ids = torch.tensor([i for i, lab in enumerate(train.labels) if lab in (UNKNOWN, SILENCE)], dtype=torch.long)
+        self.log_prior = label_log_prior(torch.from_numpy(np.asarray(train.y)), len(train.labels)) if cfg.balance_labels else None
 
     def setup(self, model: nn.Module | None, rng: np.random.Generator, d: DistContext) -> nn.Module:
         """Input statistics from 4,000 random rows (SpecAugment's fill; a fresh model's input normalisation)."""
@@ -102,6 +103,8 @@ class KwsObjective:
             model.norm.set_stats(self.mean, torch.from_numpy(stats.std(axis=(0, 1))))  # type: ignore[operator]
         model = model.to(d.device).to(memory_format=torch.channels_last)
         self.negative_ids = self.negative_ids.to(d.device)
+        if self.log_prior is not None:
+            self.log_prior = self.log_prior.to(d.device)
         if self.feature_targets is not None and self.cfg.feature_kd > 0:
             self.fkd = FeatureDistiller(model, self.feature_targets.shape[1], d.device)
         return model
@@ -127,6 +130,8 @@ class KwsObjective:
             x = _masked(x, self.mean, (masks[0][mine], masks[1][mine]))
         x, y = x.to(d.device), y.to(d.device)
         logits = net(x)
+        if self.log_prior is not None:
+            logits = logits + self.log_prior
         if self.teacher_logits is not None and cfg.alpha > 0:
             tl = torch.from_numpy(np.ascontiguousarray(self.teacher_logits[idx], dtype=np.float32)).to(d.device)
             if cfg.clean_negatives:
@@ -148,7 +153,8 @@ class KwsObjective:
 
     def fingerprint(self) -> dict[str, Any]:
         return {"arch": self.cfg.arch, "data": self.train.key, "alpha": self.cfg.alpha, "feature_kd": self.cfg.feature_kd,
-                **({"freq_warp": self.cfg.freq_warp} if self.cfg.freq_warp else {}), **({"eq_db": self.cfg.eq_db} if self.cfg.eq_db else {})}
+                **({"freq_warp": self.cfg.freq_warp} if self.cfg.freq_warp else {}), **({"eq_db": self.cfg.eq_db} if self.cfg.eq_db else {}),
+                **({"balance_labels": True} if self.cfg.balance_labels else {})}
 
     def state(self) -> dict[str, Any]:
         return {"torch_gen": self.gen.get_state(), "projection": self.fkd.proj.state_dict() if self.fkd is not None else None}

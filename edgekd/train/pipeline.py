@@ -325,7 +325,8 @@ def train_qat(
     cfg = TrainConfig(arch=src.arch, epochs=epochs, lr=lr, seed=seed, threads=threads,
                       alpha=float(src.config.get("alpha", 0.7)) if t_logits is not None else 0.0,
                       temperature=float(src.config.get("temperature", 3.0)), specaugment=False,
-                      clean_negatives=bool(src.config.get("clean_negatives", False)))
+                      clean_negatives=bool(src.config.get("clean_negatives", False)),
+                      balance_labels=bool(src.config.get("balance_labels", False)))
     train = data.train
     if transfer is not None:
         train, t_logits, _ = _with_transfer(data, train, t_logits, 1.0, cfg, teacher, transfer, cache_dir, d, progress, provenance)
