@@ -45,24 +45,23 @@ def _teachers(specs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-TRAIN_OPTIONS = {"freq_warp": (0.0, 0.5), "eq_db": (0.0, 20.0), "ema": (0.0, 1.0)}  # TrainConfig fields a cell may set, [lo, hi)
-
-
 def _train_options(specs: list[str], cells: list[str]) -> dict[str, dict[str, float]]:
-    """``NAME:KEY=VALUE`` strings as {cell: {key: value}}; a cell must be a teacher name, a key one of ``TRAIN_OPTIONS``."""
+    """``NAME:KEY=VALUE`` strings as {cell: {key: value}}; a cell must be a teacher name, a key one of ``TrainConfig``'s
+    ``OPTION_BOUNDS``."""
+    from edgekd.train.config import OPTION_BOUNDS
+
     out: dict[str, dict[str, float]] = {}
     for s in specs:
         cell, _, kv = s.partition(":")
         key, _, value = kv.partition("=")
-        if cell not in cells or key not in TRAIN_OPTIONS:
-            raise SystemExit(f"--train-option {s!r}: give NAME:KEY=VALUE with NAME one of {cells} and KEY one of {sorted(TRAIN_OPTIONS)}")
-        lo, hi = TRAIN_OPTIONS[key]
+        if cell not in cells or key not in OPTION_BOUNDS:
+            raise SystemExit(f"--train-option {s!r}: give NAME:KEY=VALUE with NAME one of {cells} and KEY one of {sorted(OPTION_BOUNDS)}")
         try:
             v = float(value)
         except ValueError:
             v = float("nan")
-        if not lo <= v < hi:
-            raise SystemExit(f"--train-option {s!r}: {key} must be a number in [{lo:g}, {hi:g})")
+        if not OPTION_BOUNDS[key].ok(v):
+            raise SystemExit(f"--train-option {s!r}: {key} must be a number in {OPTION_BOUNDS[key]}")
         out.setdefault(cell, {})[key] = v
     return out
 
@@ -73,7 +72,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--teacher", action="append", default=[], help="NAME=CKPT[,CKPT...] (repeatable; default: cnn=runs/demo/teacher.pt)")
     ap.add_argument("--feature-kd", action="append", default=[], help="NAME=WEIGHT: feature distillation in that teacher's cell")
     ap.add_argument("--train-option", action="append", default=[],
-                    help=f"NAME:KEY=VALUE: a training option of that teacher's cell, KEY one of {sorted(TRAIN_OPTIONS)}")
+                    help="NAME:KEY=VALUE: a training option of that teacher's cell, KEY one of freq_warp, eq_db, ema")
     ap.add_argument("--cache-dir", type=Path, default=REPO / "runs/demo/cache")
     ap.add_argument("--work", type=Path, default=REPO / "runs/kd-study")
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/kd_study.json")

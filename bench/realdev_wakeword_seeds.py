@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realdev_wakeword import DEFAULT_REALDEV, evaluate, evaluate_mean, real_negatives  # noqa: E402
 
 from edgekd.eval.wakeword import FA_POINTS  # noqa: E402
+from edgekd.train.config import OPTION_BOUNDS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # numeric training settings a seed may take instead of the run's own: recipe field (= option), valid when, in words;
@@ -47,9 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 SETTINGS: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("feature_kd", lambda v: v >= 0, ">= 0"),
     ("alpha", lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
-    ("freq_warp", lambda v: 0.0 <= v < 0.5, "in [0, 0.5)"),
-    ("eq_db", lambda v: 0.0 <= v <= 20.0, "in [0, 20]"),
-    ("ema", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    *((name, bound.ok, f"in {bound}") for name, bound in OPTION_BOUNDS.items()),  # freq_warp, eq_db, ema
     ("pitch_shift", lambda v: 0.0 <= v <= 12.0, "in [0, 12] semitones"),
     ("slow_down", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
     ("clean_negatives", lambda v: v in (0.0, 1.0), "0 or 1"),

@@ -94,3 +94,14 @@ def test_a_resumed_run_keeps_the_same_average(tmp_path: Path) -> None:
 def test_a_decay_outside_0_to_1_is_refused() -> None:
     with pytest.raises(ConfigError, match="weight-average decay"):
         fit(_Regression(), Schedule(epochs=1, batch_size=8, lr=0.05, weight_decay=0.0, ema=1.0), progress=False)
+
+
+@pytest.mark.parametrize(("field", "value"), [("freq_warp", 0.5), ("eq_db", 20.5), ("ema", 1.0), ("ema", float("nan")), ("eq_db", -1.0)])
+def test_a_training_option_outside_its_bounds_is_refused(field: str, value: float) -> None:
+    """TrainConfig checks the bounds every command and study reads (OPTION_BOUNDS); the edge values that are in pass."""
+    from edgekd.train.config import OPTION_BOUNDS, TrainConfig
+
+    with pytest.raises(ConfigError, match=f"{field} must be a number in"):
+        TrainConfig(**{field: value})
+    assert TrainConfig(eq_db=20.0, freq_warp=0.0).eq_db == 20.0
+    assert OPTION_BOUNDS["eq_db"].ok(20.0) and not OPTION_BOUNDS["freq_warp"].ok(0.5)

@@ -7,11 +7,14 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from edgekd.core.errors import ConfigError, EdgeKDError
+
+if TYPE_CHECKING:
+    from edgekd.train.config import Bound
 
 __all__ = ["friendly_errors", "notice", "EXIT_USER_ERROR", "check_writable", "number", "positive", "unit", "fraction", "nonneg"]
 
@@ -85,6 +88,11 @@ def number(*, gt: float | None = None, ge: float | None = None, lt: float | None
         return value
 
     return check
+
+
+def within(bound: Bound) -> Callable[[Any], Any]:
+    """``number`` for one of ``TrainConfig``'s ``OPTION_BOUNDS``."""
+    return number(ge=bound.lo, **({"le": bound.hi} if bound.hi_included else {"lt": bound.hi}))
 
 
 positive = number(gt=0.0)  # durations, rates, learning rates, temperatures

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from edgekd.cli.common import fraction, friendly_errors, nonneg, notice, number, positive, unit
+from edgekd.cli.common import fraction, friendly_errors, nonneg, notice, positive, unit, within
 from edgekd.train.catalog import arch_names
+from edgekd.train.config import OPTION_BOUNDS
 
 if TYPE_CHECKING:
     from edgekd.recipes.kws import KwsRun
@@ -108,13 +109,13 @@ def student_cmd(
                                                                     "view (needs the oww extra; 0 = off).")] = 0.0,
     transfer: Annotated[Optional[Path], typer.Option(help="A transfer set from `edgekd data transfer`: unlabelled windows the "
                                                           "teacher labels, learnt with the distillation term only.")] = None,
-    freq_warp: Annotated[float, typer.Option(callback=number(ge=0.0, lt=0.5), help="Frequency warping of each training window: its mel "
+    freq_warp: Annotated[float, typer.Option(callback=within(OPTION_BOUNDS["freq_warp"]), help="Frequency warping of each training window: its mel "
                                                                                    "axis scaled by a factor drawn from [1 - W, 1 + W], a "
                                                                                    "vocal-tract change (0 = off).")] = 0.0,
-    eq_db: Annotated[float, typer.Option(callback=number(ge=0.0, le=20.0), help="Random smooth EQ of each training window: three "
+    eq_db: Annotated[float, typer.Option(callback=within(OPTION_BOUNDS["eq_db"]), help="Random smooth EQ of each training window: three "
                                                                                 "cosines across the mel bands, each within +-DB dB, "
                                                                                 "a microphone's colouring (0 = off).")] = 0.0,
-    ema: Annotated[float, typer.Option(callback=number(ge=0.0, lt=1.0), help="Decay of an exponential moving average of the weights, "
+    ema: Annotated[float, typer.Option(callback=within(OPTION_BOUNDS["ema"]), help="Decay of an exponential moving average of the weights, "
                                                                              "validated and kept instead of the last iterate "
                                                                              "(e.g. 0.999; 0 = off).")] = 0.0,
     balance_labels: Annotated[bool, typer.Option("--balance-labels", help="Logit-adjusted loss: the model scores the labels as "

@@ -1,11 +1,34 @@
-"""``TrainConfig``: every hyper-parameter of one training run, typed, saved inside the checkpoint."""
+"""``TrainConfig``: every hyper-parameter of one training run, typed, saved inside the checkpoint; ``OPTION_BOUNDS``:
+the values its optional augmentations and weight average take (the commands' and the studies' checks read them)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["TrainConfig"]
+from edgekd.core.errors import ConfigError
+
+__all__ = ["OPTION_BOUNDS", "Bound", "TrainConfig"]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A finite number from ``lo`` (included) to ``hi`` (included when ``hi_included``)."""
+
+    lo: float
+    hi: float
+    hi_included: bool
+
+    def ok(self, value: float) -> bool:
+        return math.isfinite(value) and self.lo <= value and (value <= self.hi if self.hi_included else value < self.hi)
+
+    def __str__(self) -> str:
+        return f"[{self.lo:g}, {self.hi:g}{']' if self.hi_included else ')'}"
+
+
+# TrainConfig fields a command line or a study cell may set, and the values each takes
+OPTION_BOUNDS: dict[str, Bound] = {"freq_warp": Bound(0.0, 0.5, False), "eq_db": Bound(0.0, 20.0, True), "ema": Bound(0.0, 1.0, False)}
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,11 @@ class TrainConfig:
     time_mask_frames: int = 10
     freq_masks: int = 2
     freq_mask_bands: int = 5
+
+    def __post_init__(self) -> None:
+        for name, bound in OPTION_BOUNDS.items():
+            if not bound.ok(getattr(self, name)):
+                raise ConfigError(f"{name} must be a number in {bound}, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,6 +22,7 @@ from torch import nn
 
 from edgekd.core.errors import ConfigError
 from edgekd.core.fsutil import atomic_write
+from edgekd.train.config import OPTION_BOUNDS
 from edgekd.train.dist import DistContext
 
 __all__ = ["Schedule", "Objective", "Resume", "fit", "predict_logits", "accuracy"]
@@ -169,8 +170,8 @@ def _prepare(obj: Objective, sch: Schedule, model: nn.Module | None, d: DistCont
     total = steps_per_epoch * sch.epochs
     opt = torch.optim.AdamW(list(model.parameters()) + obj.extra_parameters(), lr=sch.lr, weight_decay=sch.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=sch.lr, total_steps=total, pct_start=0.15)
-    if not 0.0 <= sch.ema < 1.0:
-        raise ConfigError(f"the weight-average decay must be in [0, 1), got {sch.ema}")
+    if not OPTION_BOUNDS["ema"].ok(sch.ema):
+        raise ConfigError(f"the weight-average decay must be in {OPTION_BOUNDS['ema']}, got {sch.ema}")
     ema = copy.deepcopy(model) if sch.ema > 0 else None
     return _Run(model, opt, sched, rng, steps_per_epoch, total, ema=ema)
 
