@@ -188,3 +188,23 @@ def test_int8_without_fine_tuning_keeps_the_float_weights(tiny_kws_data, tiny_ch
     assert torch.allclose(got, want, atol=1e-4)
     man = export_onnx(tmp_path / "q.pt", tmp_path / "b", int8=True)
     assert man.quantization == "int8-qat"
+
+
+def test_qat_balances_a_plain_student_by_its_classifier_bias(tiny_kws_data, tiny_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``balanced_classifier``: the logits move by exactly minus the training labels' log prior (the tiny set has more
+    _unknown_ rows than rows per keyword); ``train_qat(balance_labels=True)`` starts from it and keeps the balanced loss."""
+    from edgekd.train.distill import label_log_prior
+    from edgekd.train.pipeline import balanced_classifier, train_qat
+
+    src = Checkpoint.load(tiny_checkpoint)
+    bal = balanced_classifier(src, tiny_kws_data.train)
+    prior = label_log_prior(torch.from_numpy(tiny_kws_data.train.y), len(src.labels))
+    assert prior.max() - prior.min() > 0.5
+    x = torch.from_numpy(tiny_kws_data.test.x[:8].astype(np.float32))
+    with torch.no_grad():
+        moved = bal.build()(x) - src.build()(x)
+    assert torch.allclose(moved, -prior.expand_as(moved), atol=1e-5)
+    assert bal.config["balance_labels"] is True and not src.config.get("balance_labels")
+    ck = train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "q.pt", epochs=0, threads=1, progress=False, balance_labels=True)
+    assert ck.config["balance_labels"] is True and ck.config["float_config"]["balance_labels"] is True
+    assert ck.provenance["balanced_after_training"] is True

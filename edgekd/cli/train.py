@@ -176,6 +176,10 @@ def qat_cmd(
     cache_dir: CacheOpt = Path(".edgekd-cache"),
     resume: ResumeOpt = False,
     save_every: SaveEveryOpt = 0,
+    balance_labels: Annotated[bool, typer.Option("--balance-labels", help="Score the labels as if equally frequent: a student "
+                                                                          "trained without --balance-labels gets the training "
+                                                                          "labels' log prior taken off its classifier's bias, "
+                                                                          "then fine-tunes with the logit-adjusted loss.")] = False,
 ) -> None:
     """Quantization-aware fine-tuning: BatchNorm folded, int8 per-channel weights, uint8 activations (EMA ranges).
     Runs unchanged under torchrun."""
@@ -183,7 +187,7 @@ def qat_cmd(
 
     _check_inputs(checkpoint=checkpoint, teacher=teacher)
     train_qat_run(_run(data, out, views, rooms, cache_dir, resume, save_every), checkpoint, teacher=teacher, teacher_cache=teacher_cache,
-                  epochs=epochs, lr=lr, seed=seed, threads=threads)
+                  epochs=epochs, lr=lr, seed=seed, threads=threads, balance_labels=balance_labels)
 
 
 @app.command("sed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -241,6 +241,28 @@ def _finish(ckpt: Checkpoint, out: str | os.PathLike[str], d: DistContext, state
     d.barrier()
 
 
+def balanced_classifier(src: Checkpoint, train: FeatureSet) -> Checkpoint:
+    """``src`` with the training labels' log prior (``distill.label_log_prior`` of ``train``) taken off its classifier's
+    bias, marked ``balance_labels``: post-hoc logit adjustment (Menon et al., 2021). Its logits then score the labels as
+    if they were equally frequent, and the logit-adjusted loss of further training sees the logits it was trained on."""
+    import torch
+    from torch import nn
+
+    from edgekd.train.distill import label_log_prior
+
+    model = src.build()
+    heads = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == len(src.labels)]
+    if not heads or f"{heads[-1]}.bias" not in src.state_dict:
+        raise ConfigError(f"{src.arch}: no classifier layer with a bias to balance; train the student with --balance-labels instead")
+    if list(train.labels) != list(src.labels):
+        raise ConfigError(f"the data's labels {list(train.labels)} are not the checkpoint's {list(src.labels)}")
+    key = f"{heads[-1]}.bias"
+    state = dict(src.state_dict)
+    state[key] = state[key] - label_log_prior(torch.from_numpy(np.asarray(train.y)), len(src.labels)).to(state[key].dtype)
+    return replace(src, state_dict=state, config=dict(src.config, balance_labels=True),
+                   provenance=dict(src.provenance, balanced_after_training=True))
+
+
 def _calibrated_qat_model(src: Checkpoint, data: KwsData, seed: int) -> Any:
     """The float model converted for QAT, its observers calibrated on up to 1,024 training rows (seeded)."""
     import torch
@@ -293,12 +315,15 @@ def train_qat(
     state: Resume | None = None,
     soft_targets: np.ndarray | None = None,
     transfer: str | os.PathLike[str] | None = None,
+    balance_labels: bool = False,
 ) -> Checkpoint:
     """Fine-tune a trained float student with fake int8 quantization; KD on cached teacher logits if given, or on
     ``soft_targets`` (teacher logits per training row computed elsewhere, as for ``train_kws``). ``transfer``: the
     transfer set the float student was distilled on, whose windows stay in the fine-tuning (distillation term only).
     ``epochs=0``: no fine-tuning, the float weights as they are; the int8 ranges are observed over every training row
-    (and transfer window) instead (``calibrate_ranges``)."""
+    (and transfer window) instead (``calibrate_ranges``). ``balance_labels``: a student trained on the label counts as
+    they are is balanced first (``balanced_classifier``) and fine-tuned with the logit-adjusted loss (a student trained
+    with ``TrainConfig.balance_labels`` keeps it anyway)."""
     from edgekd.train.kws_objective import train_model
     from edgekd.train.logit_cache import ensemble_logits
     from edgekd.train.loop import accuracy
@@ -307,6 +332,8 @@ def train_qat(
     src = Checkpoint.load(checkpoint)
     if src.config.get("qat"):
         raise ConfigError(f"{checkpoint}: already QAT-trained; give the float checkpoint")
+    if balance_labels and not src.config.get("balance_labels"):
+        src = balanced_classifier(src, data.train)
     model = _calibrated_qat_model(src, data, seed)
     t_logits = None
     provenance = dict(src.provenance, qat_from=Path(checkpoint).name)
