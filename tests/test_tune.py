@@ -57,3 +57,15 @@ def test_tune_write_refuses_too_little_data(shipped_bundle: Path, tiny_data: Pat
     res = CliRunner().invoke(app, ["tune", str(b), "--data", str(tiny_data), "--split", "all", "--write"])
     assert res.exit_code == 2 and "at least 10 per keyword" in res.stderr and "--force" in res.stderr, res.output
     assert (b / "manifest.json").read_bytes() == before
+
+
+def test_tune_at_a_fixed_stride(shipped_bundle: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """--stride-ms sweeps that stride only (smoothing and threshold still chosen); a stride off the frame hop is refused."""
+    out = tmp_path / "sweep.json"
+    res = CliRunner().invoke(app, ["tune", str(shipped_bundle), "--data", str(tiny_data), "--split", "all", "--stride-ms", "160", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    sweep = json.loads(out.read_text())
+    assert {r["stride_ms"] for r in sweep["sweep"]} == {160} and sweep["chosen"]["stride_ms"] == 160
+    assert {r["smooth_ms"] for r in sweep["sweep"]} == {200, 320, 160}
+    res = CliRunner().invoke(app, ["tune", str(shipped_bundle), "--data", str(tiny_data), "--split", "all", "--stride-ms", "155"])
+    assert res.exit_code != 0 and "multiple of the 10 ms frame hop" in res.output

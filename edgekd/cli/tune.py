@@ -24,6 +24,9 @@ def tune_cmd(
     write: Annotated[bool, typer.Option("--write", help="Store the chosen settings in the bundle (golden detections regenerated).")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the whole sweep here.")] = None,
     force: Annotated[bool, typer.Option("--force", help=f"--write even with fewer than {MIN_CLIPS_PER_LABEL} clips of a keyword.")] = False,
+    stride_ms: Annotated[Optional[int], typer.Option("--stride-ms", min=10, help="Sweep this stride only (a multiple of 10 ms): a CPU "
+                                                                                  "budget, one model call per stride; smoothing and "
+                                                                                  "threshold are still chosen.")] = None,
 ) -> None:
     """Sweep stride (40/80 ms; a streaming-state bundle: its hop, twice and four times it), smoothing window and threshold on a
     stream of the validation clips; pick the best recall minus false alarms per keyword clip (ties: cheaper stride,
@@ -54,7 +57,7 @@ def tune_cmd(
             raise ConfigError(f"only {few[0][0]} {split} clip(s) of {few[0][1]!r} (at least {MIN_CLIPS_PER_LABEL} per keyword to --write); "
                               "give more validation data, or --force")
     with Progress("tune", unit="setting") as bar:
-        res = sweep_postprocess(det, data, split=split, progress=bar.callback())
+        res = sweep_postprocess(det, data, split=split, progress=bar.callback(), stride_ms=stride_ms)
     if json_out is not None:
         write_json(json_out, {"chosen": res.postprocess(), "recall": res.recall, "false_alarms": res.false_alarms,
                               "keyword_clips": res.keyword_clips, "audio_seconds": res.audio_seconds, "sweep": res.table,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekd.core.errors import ConfigError
 from edgekd.data.speech_commands import SpeechCommands
 from edgekd.eval.matching import best_of, match, replay_best
 from edgekd.runtime.frontend import LogMelFrontend
@@ -81,10 +82,22 @@ def stream_posteriors(detector: KwsDetector, audio: np.ndarray, stride_ms: int, 
 
 def sweep_postprocess(detector: KwsDetector, data_dir: str | os.PathLike[str], *, strides_ms: tuple[int, ...] = (40, 80), refractory_ms: int = 1000,
                       smooth_ms: tuple[int, ...] = (40, 80, 120, 200, 320), thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.4, 0.96, 0.05), 2)),
-                      split: str = "validation", max_clips: int = 600, progress: Callable[[int, int], None] | None = None) -> TuneResult:
+                      split: str = "validation", max_clips: int = 600, progress: Callable[[int, int], None] | None = None,
+                      stride_ms: int | None = None) -> TuneResult:
+    """The best post-processing on a stream of ``split``'s clips. ``stride_ms``: sweep that stride only (the CPU budget a
+    user fixed: one model call per stride) instead of the default strides."""
     if detector.mode == "stream":  # a streaming-state model: one call per stride; the hop, twice or four times it
         hop_ms = detector.hop_ms or detector.postprocess.stride_ms
         strides_ms = (hop_ms, 2 * hop_ms, 4 * hop_ms) if detector.any_hop else (hop_ms,)
+    if stride_ms is not None:
+        p = detector.frontend_params
+        frame_ms = 1000 * p.hop_samples // p.sample_rate
+        if stride_ms <= 0 or stride_ms % frame_ms:
+            raise ConfigError(f"--stride-ms {stride_ms}: give a positive multiple of the {frame_ms} ms frame hop")
+        if detector.mode == "stream" and not detector.any_hop and stride_ms != strides_ms[0]:
+            raise ConfigError(f"--stride-ms {stride_ms}: this streaming bundle runs {strides_ms[0]} ms per call only")
+        strides_ms = (stride_ms,)
+        smooth_ms = tuple(sorted({*smooth_ms, stride_ms}))  # at least one smoothing window as long as the stride
     audio, truth = validation_stream(detector, data_dir, split, max_clips=max_clips)
     kw_names = detector.manifest.keyword_labels
     table, best = [], None
