@@ -138,7 +138,8 @@ def test_student_needs_exactly_one_teacher_choice(tiny_data: Path, tmp_path: Pat
 
 
 def test_student_augmentations_weight_average_and_balance_reach_the_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
-    """The options reach the checkpoint's config; QAT of a label-balanced checkpoint keeps the balanced loss."""
+    """The options reach the checkpoint's config; QAT of a label-balanced checkpoint keeps the balanced loss (here with
+    ``--epochs 0``, ranges calibrated without fine-tuning)."""
     from edgekd.train.checkpoint import Checkpoint
 
     out = tmp_path / "s.pt"
@@ -148,10 +149,11 @@ def test_student_augmentations_weight_average_and_balance_reach_the_checkpoint(t
     assert res.exit_code == 0, res.output
     cfg = Checkpoint.load(out).config
     assert (cfg["freq_warp"], cfg["eq_db"], cfg["ema"], cfg["balance_labels"]) == (0.1, 3.0, 0.9, True)
-    res = _invoke("train", "qat", out, "--data", tiny_data, "--out", tmp_path / "q.pt", "--epochs", "1", "--views", "1", "--threads", "1",
-                  "--cache-dir", tmp_path / "cache")
+    res = _invoke("train", "qat", out, "--data", tiny_data, "--out", tmp_path / "q.pt", "--epochs", "0", "--views", "1", "--threads", "1",
+                  "--cache-dir", tmp_path / "cache")  # 0 epochs: int8 ranges calibrated, no fine-tuning
     assert res.exit_code == 0, res.output
-    assert Checkpoint.load(tmp_path / "q.pt").config["balance_labels"] is True
+    q = Checkpoint.load(tmp_path / "q.pt").config
+    assert q["balance_labels"] is True and q["epochs"] == 0 and q["qat"] is True
 
 
 def test_export_bad_checkpoint_leaves_no_bundle(tmp_path: Path) -> None:

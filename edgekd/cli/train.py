@@ -167,7 +167,8 @@ def qat_cmd(
     teacher: Annotated[Optional[list[Path]], typer.Option(metavar="CKPT", help="Keep distilling from this teacher during QAT (cached logits); "
                                                               "repeat it for an ensemble, as in `train student`.")] = None,
     teacher_cache: TeacherCacheOpt = None,
-    epochs: EpochsOpt = 2,
+    epochs: Annotated[int, typer.Option(min=0, help="Fine-tuning epochs; 0 = none: the float weights as they are, the int8 "
+                                                    "ranges observed over every training row.")] = 2,
     lr: Annotated[float, typer.Option(callback=positive, help="Peak learning rate (lower than float training).")] = 5e-4,
     views: ViewsOpt = 3,
     rooms: RoomsOpt = True,
