@@ -197,7 +197,7 @@ def test_qat_balances_a_plain_student_by_its_classifier_bias(tiny_kws_data, tiny
     from edgekd.train.pipeline import balanced_classifier, train_qat
 
     src = Checkpoint.load(tiny_checkpoint)
-    bal = balanced_classifier(src, tiny_kws_data.train)
+    bal = balanced_classifier(src, tiny_kws_data.train.y, tiny_kws_data.train.labels)
     prior = label_log_prior(torch.from_numpy(tiny_kws_data.train.y), len(src.labels))
     assert prior.max() - prior.min() > 0.5
     x = torch.from_numpy(tiny_kws_data.test.x[:8].astype(np.float32))
@@ -208,3 +208,27 @@ def test_qat_balances_a_plain_student_by_its_classifier_bias(tiny_kws_data, tiny
     ck = train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "q.pt", epochs=0, threads=1, progress=False, balance_labels=True)
     assert ck.config["balance_labels"] is True and ck.config["float_config"]["balance_labels"] is True
     assert ck.provenance["balanced_after_training"] is True
+    with pytest.raises(ConfigError, match="a QAT checkpoint"):
+        balanced_classifier(ck, tiny_kws_data.train.y, tiny_kws_data.train.labels)
+
+
+def test_train_balance_command_moves_the_logits_by_the_clip_prior(tiny_kws_data, tiny_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``edgekd train balance``: the prior of the training clips (each clip has as many views, so the rows' prior is
+    the same); a file that is not a checkpoint is one line, and nothing is written."""
+    from typer.testing import CliRunner
+
+    from edgekd.cli import app
+    from edgekd.train.distill import label_log_prior
+
+    out = tmp_path / "bal.pt"
+    res = CliRunner().invoke(app, ["train", "balance", str(tiny_checkpoint), "--data", str(tiny_data), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    src, bal = Checkpoint.load(tiny_checkpoint), Checkpoint.load(out)
+    x = torch.from_numpy(tiny_kws_data.test.x[:4].astype(np.float32))
+    with torch.no_grad():
+        moved = bal.build()(x) - src.build()(x)
+    prior = label_log_prior(torch.from_numpy(tiny_kws_data.train.y), len(src.labels))
+    assert torch.allclose(moved, -prior.expand_as(moved), atol=1e-5) and bal.config["balance_labels"] is True
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    res = CliRunner().invoke(app, ["train", "balance", str(tmp_path / "bad.pt"), "--data", str(tiny_data), "--out", str(tmp_path / "b2.pt")])
+    assert res.exit_code == 2 and not (tmp_path / "b2.pt").exists()

@@ -191,6 +191,36 @@ def qat_cmd(
                   epochs=epochs, lr=lr, seed=seed, threads=threads, balance_labels=balance_labels)
 
 
+@app.command("balance")
+@friendly_errors
+def balance_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Trained float student checkpoint.")],
+    data: DataOpt,
+    out: OutOpt,
+) -> None:
+    """Score the labels as if equally frequent: the log of each label's share of the training clips of --data is taken
+    off the student's classifier bias (post-hoc logit adjustment; a set with 3x more _unknown_ clips than clips per
+    keyword otherwise answers _unknown_ readily when in doubt). No training; `train qat --balance-labels` does the same
+    before its fine-tuning."""
+    from edgekd.cli.common import check_writable
+    from edgekd.core.errors import ConfigError
+    from edgekd.data.speech_commands import SpeechCommands
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.pipeline import balanced_classifier
+
+    _check_inputs(checkpoint=checkpoint)
+    check_writable(out, "--out")
+    src = Checkpoint.load(checkpoint)
+    clips = SpeechCommands(data).clips(src.labels, "train")
+    y = [src.labels.index(c.label) for c in clips]
+    if not y:
+        raise ConfigError(f"{data}: no training clips to count the labels of")
+    bal = balanced_classifier(src, y, src.labels)
+    bal.save(out)
+    counts = {lab: y.count(i) for i, lab in enumerate(src.labels)}
+    notice(f"saved {out}: classifier bias balanced over {len(y)} training clips ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+
+
 @app.command("sed")
 @friendly_errors
 def sed_cmd(

@@ -241,24 +241,27 @@ def _finish(ckpt: Checkpoint, out: str | os.PathLike[str], d: DistContext, state
     d.barrier()
 
 
-def balanced_classifier(src: Checkpoint, train: FeatureSet) -> Checkpoint:
-    """``src`` with the training labels' log prior (``distill.label_log_prior`` of ``train``) taken off its classifier's
-    bias, marked ``balance_labels``: post-hoc logit adjustment (Menon et al., 2021). Its logits then score the labels as
-    if they were equally frequent, and the logit-adjusted loss of further training sees the logits it was trained on."""
+def balanced_classifier(src: Checkpoint, train_y: np.ndarray, labels: Sequence[str]) -> Checkpoint:
+    """``src`` with the training labels' log prior (``distill.label_log_prior`` of ``train_y``, indices into ``labels``:
+    the training rows, or the training clips when every clip has as many views) taken off its classifier's bias, marked
+    ``balance_labels``: post-hoc logit adjustment (Menon et al., 2021). Its logits then score the labels as if they were
+    equally frequent, and the logit-adjusted loss of further training sees the logits it was trained on."""
     import torch
     from torch import nn
 
     from edgekd.train.distill import label_log_prior
 
+    if src.is_qat:
+        raise ConfigError("a QAT checkpoint: balance the float checkpoint (or give train qat --balance-labels)")
     model = src.build()
     heads = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == len(src.labels)]
     if not heads or f"{heads[-1]}.bias" not in src.state_dict:
         raise ConfigError(f"{src.arch}: no classifier layer with a bias to balance; train the student with --balance-labels instead")
-    if list(train.labels) != list(src.labels):
-        raise ConfigError(f"the data's labels {list(train.labels)} are not the checkpoint's {list(src.labels)}")
+    if list(labels) != list(src.labels):
+        raise ConfigError(f"the data's labels {list(labels)} are not the checkpoint's {list(src.labels)}")
     key = f"{heads[-1]}.bias"
     state = dict(src.state_dict)
-    state[key] = state[key] - label_log_prior(torch.from_numpy(np.asarray(train.y)), len(src.labels)).to(state[key].dtype)
+    state[key] = state[key] - label_log_prior(torch.from_numpy(np.asarray(train_y, dtype=np.int64)), len(src.labels)).to(state[key].dtype)
     return replace(src, state_dict=state, config=dict(src.config, balance_labels=True),
                    provenance=dict(src.provenance, balanced_after_training=True))
 
@@ -333,7 +336,7 @@ def train_qat(
     if src.config.get("qat"):
         raise ConfigError(f"{checkpoint}: already QAT-trained; give the float checkpoint")
     if balance_labels and not src.config.get("balance_labels"):
-        src = balanced_classifier(src, data.train)
+        src = balanced_classifier(src, data.train.y, data.train.labels)
     model = _calibrated_qat_model(src, data, seed)
     t_logits = None
     provenance = dict(src.provenance, qat_from=Path(checkpoint).name)
