@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the shipped KWS bundles (models/kws12-dscnn-kd, -kd-int8, -stream-kd, -stream-kd-int8, -stream64-kd-int8) from the voice bank.
+# Rebuild the shipped KWS bundles (models/kws12-dscnn-kd, -kd-int8, -stream-kd, -stream-kd-int8, -stream64-kd-int8, -stream64-kd) from the voice bank.
 # About four hours on 2 cores (Kokoro synthesis and the 40-epoch default student are most of it; a rerun reuses the synthesis cache and every model).
 #   bash tools/reship_kws.sh            # then copy runs/vb/bundles/* into models/ and update the model cards
 set -euo pipefail
@@ -56,6 +56,13 @@ rm -rf "$B64"
 "$EDGEKD" tune "$B64" --data "$OUT/data" --write --stride-ms 320
 "$EDGEKD" export tflite "$OUT/dscnn-stream64-ens-int8.pt" --bundle "$B64" --int8 --calib "$OUT/data"
 "$EDGEKD" export tflite-stream "$B64" --calib "$OUT/data"
+# 3d. the same student in fp32 (models/kws12-dscnn-stream64-kd): balanced without quantization
+B64F="$OUT/bundles/kws12-dscnn-stream64-kd"
+[ -f "$OUT/dscnn-stream64-ens-bal.pt" ] || "$EDGEKD" train balance "$OUT/dscnn-stream64-ens.pt" --data "$OUT/data" --out "$OUT/dscnn-stream64-ens-bal.pt"
+rm -rf "$B64F"
+"$EDGEKD" export onnx "$OUT/dscnn-stream64-ens-bal.pt" --out "$B64F" --golden-wav "$OUT/keywords.wav" --stride-ms 80
+"$EDGEKD" tune "$B64F" --data "$OUT/data" --write --stride-ms 320
+"$EDGEKD" export tflite "$OUT/dscnn-stream64-ens-bal.pt" --bundle "$B64F"
 # 4. real speech (dev speakers) for all of them
 .venv/bin/python bench/realdev.py --no-models --bundle "$OUT/bundles/kws12-dscnn-kd" --bundle "$OUT/bundles/kws12-dscnn-kd-int8" \
-  --bundle "$B" --bundle "$B8" --bundle "$B64" --json "$OUT/realdev.json" || true
+  --bundle "$B" --bundle "$B8" --bundle "$B64" --bundle "$B64F" --json "$OUT/realdev.json" || true
