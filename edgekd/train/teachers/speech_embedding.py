@@ -20,7 +20,7 @@ from typing import Any
 from edgekd.runtime.embedding_backbone import BACKBONE_FILES, DIM, FRAMES, WINDOW_SAMPLES, EmbeddingBackbone
 from edgekd.runtime.manifest import sha256_file
 
-__all__ = ["SpeechEmbedding", "FRAMES", "DIM", "WINDOW_SAMPLES", "LICENCE_NOTE", "backbone_identity"]
+__all__ = ["SpeechEmbedding", "FRAMES", "DIM", "WINDOW_SAMPLES", "LICENCE_NOTE", "backbone_identity", "check_backbone"]
 
 LICENCE_NOTE = ("speech-embedding backbone: openwakeword==0.4.0's melspectrogram.onnx + embedding_model.onnx, a re-implementation of "
                 "Google's speech_embedding TFHub module (Apache-2.0 per the wheel's README; the wheel's CC BY-NC-SA 4.0 clause "
@@ -35,6 +35,20 @@ def backbone_identity(models_dir: Path | None = None) -> dict[str, Any]:
     d = models_dir or oww_models_dir()
     return {"name": "speech-embedding", "source": "openwakeword==0.4.0", "files": {f: sha256_file(d / f) for f in BACKBONE_FILES},
             "window_samples": WINDOW_SAMPLES, "frames": FRAMES, "dim": DIM, "licence": LICENCE_NOTE}
+
+
+def check_backbone(recorded: dict[str, Any] | None, where: str) -> None:
+    """Refuse (one line) a teacher whose recorded backbone files are not the installed ones: its head was trained on
+    other embeddings, so its scores would be silently wrong."""
+    from edgekd.core.errors import ConfigError
+
+    here = backbone_identity()["files"]
+    had = (recorded or {}).get("files") or {}
+    changed = [f for f in BACKBONE_FILES if had.get(f) != here[f]]
+    if changed:
+        f = changed[0]
+        raise ConfigError(f"{where}: trained on another speech-embedding backbone ({f}: sha256 {str(had.get(f))[:12]}... recorded, "
+                          f"{here[f][:12]}... installed); train the teacher again (`edgekd train teacher --backbone speech-embedding`)")
 
 
 class SpeechEmbedding(EmbeddingBackbone):
