@@ -54,7 +54,9 @@ def test_rootfs_has_no_host_libraries(rootfs: Rootfs) -> None:
 def test_selftest_and_run_on_pi4_and_pi5(rootfs: Rootfs) -> None:
     cpus = ("cortex-a72", "cortex-a76")
     with ThreadPoolExecutor(len(cpus)) as pool:
-        procs = list(pool.map(lambda cpu: rootfs.python(["/driver/driver.py", "/bundles"], cpu), cpus))
+        # a hang guard, not a speed goal: every bundle of models/ on both backends under qemu, two CPUs at once (nine
+        # bundles since 2026-12-06; 600 s was reached on a 2-core machine with other work running)
+        procs = list(pool.map(lambda cpu: rootfs.python(["/driver/driver.py", "/bundles"], cpu, timeout=1500), cpus))
     manifests = {p.parent.name: json.loads(p.read_text()) for p in sorted((REPO / "models").glob("*/manifest.json"))}
     bundles = sorted(manifests)
     backends = {b: 2 if m.get("tflite_file") else 1 for b, m in manifests.items()}
