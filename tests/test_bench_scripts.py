@@ -92,12 +92,13 @@ def _random_speech_embedding_teacher(path: Path, labels: tuple[str, ...]) -> Non
     pytest.importorskip("openwakeword", reason="oww extra: the speech-embedding backbone files")
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.models import build_model
+    from edgekd.train.teachers.speech_embedding import backbone_identity
 
     torch.manual_seed(0)
     kw = {"frames": 9, "hidden": 8, "folds": 0}
     Checkpoint(arch="speech-embedding", labels=labels, n_mels=96, frontend={}, window_frames=9,
                state_dict=build_model("speech-embedding", n_labels=len(labels), n_mels=96, **kw).state_dict(),
-               config={"arch_kwargs": kw}).save(path)
+               config={"arch_kwargs": kw}, provenance={"backbone": backbone_identity()}).save(path)  # as a trained teacher records it
 
 
 def _fake_realdev(tmp_path: Path) -> Path:
