@@ -31,10 +31,11 @@ def export_verifier(teacher: str | os.PathLike[str], out: str | os.PathLike[str]
     """Write the verifier folder ``out`` (which must not exist) for the speech-embedding teacher checkpoint ``teacher``."""
     from edgekd.core.units import CLIP_SAMPLES
     from edgekd.export.onnx import _torch_to_onnx
+    from edgekd.runtime.embedding_backbone import BACKBONE_FILES
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.teachers.embedding_teacher import ARCH
     from edgekd.train.teachers.oww import oww_models_dir
-    from edgekd.train.teachers.speech_embedding import DIM, FRAMES, LICENCE_NOTE, backbone_identity
+    from edgekd.train.teachers.speech_embedding import DIM, FRAMES, LICENCE_NOTE, check_backbone
 
     out = Path(out)
     if out.exists():
@@ -42,17 +43,15 @@ def export_verifier(teacher: str | os.PathLike[str], out: str | os.PathLike[str]
     ck = Checkpoint.load(teacher)
     if ck.arch != ARCH:
         raise ConfigError(f"{teacher}: a {ck.arch} checkpoint, not a speech-embedding teacher")
-    here = backbone_identity()["files"]
-    if ck.provenance.get("backbone", {}).get("files") != here:
-        raise ConfigError(f"{teacher}: trained on other backbone files than the installed openwakeword wheel's; install openwakeword==0.4.0")
+    check_backbone(ck.provenance.get("backbone"), str(teacher))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         _torch_to_onnx(ck.build().eval(), FRAMES, DIM, tmp / HEAD_FILE)  # the students' exporter: (batch, 9, 96) -> logits
         src = oww_models_dir()
-        for name in here:
+        for name in BACKBONE_FILES:
             shutil.copyfile(src / name, tmp / name)
-        files = {name: sha256_file(tmp / name) for name in (*here, HEAD_FILE)}
+        files = {name: sha256_file(tmp / name) for name in (*BACKBONE_FILES, HEAD_FILE)}
         meta = {"format": VERIFIER_FORMAT, "labels": list(ck.labels), "window_samples": CLIP_SAMPLES, "files": files,
                 "teacher_sha256": sha256_file(teacher), "licence": LICENCE_NOTE}
         (tmp / VERIFIER_META).write_text(json.dumps(meta, indent=1) + "\n")
