@@ -205,8 +205,15 @@ def test_qat_balances_a_plain_student_by_its_classifier_bias(tiny_kws_data, tiny
         moved = bal.build()(x) - src.build()(x)
     assert torch.allclose(moved, -prior.expand_as(moved), atol=1e-5)
     assert bal.config["balance_labels"] is True and not src.config.get("balance_labels")
+    # the accuracies of training are the unbalanced model's: renamed, never passed off as the balanced one's
+    assert "test_accuracy_torch" not in bal.metrics and "val_accuracy" not in bal.metrics
+    assert bal.metrics["test_accuracy_torch_before_balancing"] == src.metrics["test_accuracy_torch"]
+    assert bal.metrics["params"] == src.metrics["params"]
     ck = train_qat(tiny_kws_data, tiny_checkpoint, tmp_path / "q.pt", epochs=0, threads=1, progress=False, balance_labels=True)
     assert ck.config["balance_labels"] is True and ck.config["float_config"]["balance_labels"] is True
+    # its float score is the balanced float model's, scored on the test rows
+    want = float(np.mean(bal.build()(torch.from_numpy(tiny_kws_data.test.x.astype(np.float32))).argmax(-1).numpy() == tiny_kws_data.test.y))
+    assert ck.metrics["float_test_accuracy_torch"] == pytest.approx(want)
     assert ck.provenance["balanced_after_training"] is True
     with pytest.raises(ConfigError, match="a QAT checkpoint"):
         balanced_classifier(ck, tiny_kws_data.train.y, tiny_kws_data.train.labels)

@@ -1,68 +1,71 @@
 #!/usr/bin/env bash
-# Rebuild the shipped KWS bundles (models/kws12-dscnn-kd, -kd-int8, -stream-kd, -stream-kd-int8, -stream64-kd-int8, -stream64-kd) from the voice bank.
-# About four hours on 2 cores (Kokoro synthesis and the 40-epoch default student are most of it; a rerun reuses the synthesis cache and every model).
-#   bash tools/reship_kws.sh            # then copy runs/vb/bundles/* into models/ and update the model cards
+# Rebuild the shipped KWS bundles of models/ from the voice bank:
+#   kws12-dscnn-stream64-kd-int8 / -stream64-kd (the default and its float twin; streaming DS-CNN-64),
+#   kws12-dscnn-kd-int8 / -kd (whole-window DS-CNN), kws12-dscnn-stream-kd-int8 / -stream-kd (streaming, width 32); 40 epochs each.
+# Every pair: distilled from the mean of two teachers (the speech-embedding head, which has heard people through its
+# frozen backbone, and the CNN teacher; patience: bench/results/kd_epochs_probe.json, kd_rebuild_probe.json), then
+# balanced labels (the training labels' log prior taken off the classifier bias: the set has 3x more _unknown_ clips
+# than clips per keyword) and int8 by calibrating the ranges over every training row, no fine-tuning
+# (bench/results/kd_balance_probe.json); the float twin is the same student balanced without quantization.
+# About six hours on 2 cores from nothing (Kokoro synthesis and the students are most of it); a rerun reuses the
+# synthesis cache and every model file it finds.
+#   bash tools/reship_kws.sh                  # every step; then copy runs/vb/bundles/* into models/ and update the cards
+#   bash tools/reship_kws.sh window stream32  # only those steps (data teachers stream64 window stream32 realdev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/vb}
 EDGEKD=${EDGEKD:-.venv/bin/edgekd}
+THREADS=${THREADS:-2}
 export EDGEKD_CACHE_DIR=${EDGEKD_CACHE_DIR:-$PWD/.edgekd-cache}
 REALDEV=${REALDEV:-../shared/realdev/gsc_v2_test_dev}
-real=(); [ -d "$REALDEV" ] && real=(--realdev "$REALDEV")
-
-# 1. data: every installed engine of the voice bank, default weights (kokoro 3, piper 1, espeak 3, flite 1, festival 1)
-[ -f "$OUT/data/synth_meta.json" ] || "$EDGEKD" data synth-kws "$OUT/data" --per-word 1000 --unknown 3000 --silence 1000 --workers 2
-# 2. teacher, distilled + plain DS-CNN, QAT int8, PTQ, TFLite, tuning, evaluation (rooms on), real speech when present
-"$EDGEKD" demo --out "$OUT" "${real[@]}"
-# 3. the streaming-state student, distilled from the same teacher on the same cached features
-[ -f "$OUT/dscnn-stream-kd.pt" ] || "$EDGEKD" train student --data "$OUT/data" --teacher "$OUT/teacher.pt" --arch dscnn-stream \
-  --epochs 6 --cache-dir "$OUT/cache" --out "$OUT/dscnn-stream-kd.pt"
-B="$OUT/bundles/kws12-dscnn-stream-kd"
-rm -rf "$B"
-"$EDGEKD" export onnx "$OUT/dscnn-stream-kd.pt" --out "$B" --golden-wav "$OUT/keywords.wav" --stride-ms 80
-"$EDGEKD" tune "$B" --data "$OUT/data" --write
-"$EDGEKD" export tflite "$OUT/dscnn-stream-kd.pt" --bundle "$B"
-# QAT int8 of a streaming student: int8 whole window and int8 streaming-state graph, tuned, int8 TFLite
-ship_stream_int8() {  # FLOAT_CKPT QAT_CKPT BUNDLE [TEACHER ARGS...] (default: the CNN teacher)
-  local float="$1" qat="$2" bundle="$3"; shift 3
-  local teachers=("$@"); [ ${#teachers[@]} -gt 0 ] || teachers=(--teacher "$OUT/teacher.pt")
-  set -- "$float" "$qat" "$bundle"
-  [ -f "$2" ] || "$EDGEKD" train qat "$1" --data "$OUT/data" "${teachers[@]}" --cache-dir "$OUT/cache" --epochs 2 --out "$2"
-  rm -rf "$3"
-  "$EDGEKD" export onnx "$2" --int8 --out "$3" --golden-wav "$OUT/keywords.wav" --stride-ms 80
-  "$EDGEKD" tune "$3" --data "$OUT/data" --write
-  "$EDGEKD" export tflite "$2" --bundle "$3" --int8 --calib "$OUT/data"
-}
-# 3b. the width-32 streaming student in int8
-B8="$OUT/bundles/kws12-dscnn-stream-kd-int8"
-ship_stream_int8 "$OUT/dscnn-stream-kd.pt" "$OUT/dscnn-stream-kd-qat.pt" "$B8"
-# 3c. the default: the streaming DS-CNN at width 64, distilled from the mean of two teachers (the speech-embedding
-#     head, which has heard people through its frozen backbone, and the CNN teacher) for 40 epochs (patience:
-#     bench/results/kd_epochs_probe.json, kd_rebuild_probe.json); then int8 with balanced labels: the training labels'
-#     log prior taken off the classifier bias (the set has 3x more _unknown_ clips than clips per keyword) and the int8
-#     ranges calibrated over every training row, no fine-tuning (bench/results/kd_balance_probe.json); tuned at the
-#     320 ms stride (the CPU budget of the runtime-cost issue)
-#     (models/kws12-dscnn-stream64-kd-int8 was built this way on 2026-12-06: 88.44% on real speech; see its card)
+STEPS=("$@"); [ ${#STEPS[@]} -gt 0 ] || STEPS=(data teachers stream64 window stream32 realdev)
 SE="$OUT/se-teacher.pt"
-[ -f "$SE" ] || "$EDGEKD" train teacher --backbone speech-embedding --data "$OUT/data" --cache-dir "$OUT/cache" --epochs 20 --out "$SE"
 ENS=(--teacher "$SE" --teacher "$OUT/teacher.pt")
-[ -f "$OUT/dscnn-stream64-ens.pt" ] || "$EDGEKD" train student --data "$OUT/data" "${ENS[@]}" --arch dscnn-stream-64 \
-  --epochs 40 --threads 2 --cache-dir "$OUT/cache" --out "$OUT/dscnn-stream64-ens.pt"
-B64="$OUT/bundles/kws12-dscnn-stream64-kd-int8"
-[ -f "$OUT/dscnn-stream64-ens-int8.pt" ] || "$EDGEKD" train qat "$OUT/dscnn-stream64-ens.pt" --data "$OUT/data" --balance-labels \
-  --epochs 0 --cache-dir "$OUT/cache" --out "$OUT/dscnn-stream64-ens-int8.pt"
-rm -rf "$B64"
-"$EDGEKD" export onnx "$OUT/dscnn-stream64-ens-int8.pt" --int8 --out "$B64" --golden-wav "$OUT/keywords.wav" --stride-ms 80
-"$EDGEKD" tune "$B64" --data "$OUT/data" --write --stride-ms 320
-"$EDGEKD" export tflite "$OUT/dscnn-stream64-ens-int8.pt" --bundle "$B64" --int8 --calib "$OUT/data"
-"$EDGEKD" export tflite-stream "$B64" --calib "$OUT/data"
-# 3d. the same student in fp32 (models/kws12-dscnn-stream64-kd): balanced without quantization
-B64F="$OUT/bundles/kws12-dscnn-stream64-kd"
-[ -f "$OUT/dscnn-stream64-ens-bal.pt" ] || "$EDGEKD" train balance "$OUT/dscnn-stream64-ens.pt" --data "$OUT/data" --out "$OUT/dscnn-stream64-ens-bal.pt"
-rm -rf "$B64F"
-"$EDGEKD" export onnx "$OUT/dscnn-stream64-ens-bal.pt" --out "$B64F" --golden-wav "$OUT/keywords.wav" --stride-ms 80
-"$EDGEKD" tune "$B64F" --data "$OUT/data" --write --stride-ms 320
-"$EDGEKD" export tflite "$OUT/dscnn-stream64-ens-bal.pt" --bundle "$B64F"
-# 4. real speech (dev speakers) for all of them
-.venv/bin/python bench/realdev.py --no-models --bundle "$OUT/bundles/kws12-dscnn-kd" --bundle "$OUT/bundles/kws12-dscnn-kd-int8" \
-  --bundle "$B" --bundle "$B8" --bundle "$B64" --bundle "$B64F" --json "$OUT/realdev.json" || true
+
+# ARCH EPOCHS STEM BUNDLE_INT8 BUNDLE_FP32 [TUNE ARGS...]: distil, balance, int8 by calibration, export both bundles
+ship_pair() {
+  local arch="$1" epochs="$2" stem="$OUT/$3" b8="$OUT/bundles/$4" bf="$OUT/bundles/$5"; shift 5
+  local streaming=0; [[ "$arch" == dscnn-stream* ]] && streaming=1
+  [ -f "$stem.pt" ] || "$EDGEKD" train student --data "$OUT/data" "${ENS[@]}" --arch "$arch" \
+    --epochs "$epochs" --threads "$THREADS" --cache-dir "$OUT/cache" --out "$stem.pt"
+  [ -f "$stem-int8.pt" ] || "$EDGEKD" train qat "$stem.pt" --data "$OUT/data" --balance-labels --epochs 0 \
+    --threads "$THREADS" --cache-dir "$OUT/cache" --out "$stem-int8.pt"
+  rm -rf "$b8"
+  "$EDGEKD" export onnx "$stem-int8.pt" --int8 --out "$b8" --golden-wav "$OUT/keywords.wav" --stride-ms 80
+  "$EDGEKD" tune "$b8" --data "$OUT/data" --write "$@"
+  "$EDGEKD" export tflite "$stem-int8.pt" --bundle "$b8" --int8 --calib "$OUT/data"
+  [ $streaming = 0 ] || "$EDGEKD" export tflite-stream "$b8" --calib "$OUT/data"
+  [ -f "$stem-bal.pt" ] || "$EDGEKD" train balance "$stem.pt" --data "$OUT/data" --out "$stem-bal.pt"
+  rm -rf "$bf"
+  "$EDGEKD" export onnx "$stem-bal.pt" --out "$bf" --golden-wav "$OUT/keywords.wav" --stride-ms 80
+  "$EDGEKD" tune "$bf" --data "$OUT/data" --write "$@"
+  "$EDGEKD" export tflite "$stem-bal.pt" --bundle "$bf"
+}
+
+for step in "${STEPS[@]}"; do
+  case "$step" in
+    # 1. data: every installed engine of the voice bank, default weights (kokoro 3, piper 1, espeak 3, flite 1, festival 1)
+    data) [ -f "$OUT/data/synth_meta.json" ] || "$EDGEKD" data synth-kws "$OUT/data" --per-word 1000 --unknown 3000 \
+            --silence 1000 --workers 2 ;;
+    # 2. the CNN teacher (edgekd demo also trains its own students and writes keywords.wav, the golden stream) and the
+    #    speech-embedding teacher
+    teachers)
+      [ -f "$OUT/teacher.pt" ] && [ -f "$OUT/keywords.wav" ] || "$EDGEKD" demo --out "$OUT"
+      [ -f "$SE" ] || "$EDGEKD" train teacher --backbone speech-embedding --data "$OUT/data" --cache-dir "$OUT/cache" \
+        --epochs 20 --out "$SE" ;;
+    # 3. the default: streaming DS-CNN-64 (23,180 parameters), 40 epochs, tuned at the 320 ms stride (the CPU budget of
+    #    the runtime-cost issue); built this way on 2026-12-06: 88.44% on real speech (see its card)
+    stream64) ship_pair dscnn-stream-64 40 dscnn-stream64-ens kws12-dscnn-stream64-kd-int8 kws12-dscnn-stream64-kd --stride-ms 320 ;;
+    # 4. the whole-window DS-CNN (23,180 parameters; what `edgekd export c-array` makes firmware from), 40 epochs; tuned
+    #    at the 80 ms stride, as the builds before it (a free tune picks 40 ms for the int8 one: twice the CPU)
+    window) ship_pair dscnn 40 dscnn-ens kws12-dscnn-kd-int8 kws12-dscnn-kd --stride-ms 80 ;;
+    # 5. the small streaming DS-CNN (width 32), 40 epochs, tuned at the 80 ms stride (its hop), as the builds before it
+    stream32) ship_pair dscnn-stream 40 dscnn-stream-ens kws12-dscnn-stream-kd-int8 kws12-dscnn-stream-kd --stride-ms 80 ;;
+    # 6. real speech (dev speakers) for all of them, when present
+    realdev)
+      [ -d "$REALDEV" ] || { echo "no $REALDEV: real-speech step skipped"; continue; }
+      args=(); for b in "$OUT"/bundles/kws12-*; do args+=(--bundle "$b"); done
+      .venv/bin/python bench/realdev.py --no-models "${args[@]}" --json "$OUT/realdev.json" ;;
+    *) echo "unknown step '$step': use data teachers stream64 window stream32 realdev" >&2; exit 2 ;;
+  esac
+done

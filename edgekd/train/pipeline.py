@@ -262,7 +262,9 @@ def balanced_classifier(src: Checkpoint, train_y: np.ndarray, labels: Sequence[s
     key = f"{heads[-1]}.bias"
     state = dict(src.state_dict)
     state[key] = state[key] - label_log_prior(torch.from_numpy(np.asarray(train_y, dtype=np.int64)), len(src.labels)).to(state[key].dtype)
-    return replace(src, state_dict=state, config=dict(src.config, balance_labels=True),
+    # the accuracies measured in training are the unbalanced model's: kept under another name, not as this one's
+    metrics = {(f"{k}_before_balancing" if "accuracy" in k else k): v for k, v in src.metrics.items()}
+    return replace(src, state_dict=state, config=dict(src.config, balance_labels=True), metrics=metrics,
                    provenance=dict(src.provenance, balanced_after_training=True))
 
 
@@ -337,6 +339,9 @@ def train_qat(
         raise ConfigError(f"{checkpoint}: already QAT-trained; give the float checkpoint")
     if balance_labels and not src.config.get("balance_labels"):
         src = balanced_classifier(src, data.train.y, data.train.labels)
+    float_test = src.metrics.get("test_accuracy_torch")
+    if float_test is None:  # a balanced checkpoint: score the float model it is
+        float_test = accuracy(src.build(), data.test, dist)
     model = _calibrated_qat_model(src, data, seed)
     t_logits = None
     provenance = dict(src.provenance, qat_from=Path(checkpoint).name)
@@ -370,7 +375,7 @@ def train_qat(
         state_dict={k: v.contiguous() for k, v in model.state_dict().items()},
         config=dict(cfg.to_dict(), qat=True, qat_weight_bits=model.weight_bits, distilled=t_logits is not None, float_config=src.config),
         metrics=dict(src.metrics, val_accuracy=history["best_val_accuracy"], test_accuracy_torch=accuracy(model, data.test, d),
-                     float_test_accuracy_torch=src.metrics.get("test_accuracy_torch"), qat_train_seconds=history["train_seconds"],
+                     float_test_accuracy_torch=float_test, qat_train_seconds=history["train_seconds"],
                      qat_train_steps=history["steps"], qat_final_train_loss=history["final_loss"]),
         provenance=provenance,
     )
