@@ -121,7 +121,7 @@ kd-study: install
 	[ -f $(KD_RUN)/se-teacher.pt ] || $(VENV)/bin/edgekd train teacher --backbone speech-embedding --data $(KD_RUN)/data --cache-dir $(KD_RUN)/cache --epochs 20 --out $(KD_RUN)/se-teacher.pt
 	$(PY) bench/kd_study.py --data $(KD_RUN)/data --cache-dir $(KD_RUN)/cache --work runs/kd-study --out bench/results/kd_study.json \
 	  --teacher cnn=$(KD_RUN)/teacher.pt --teacher se=$(KD_RUN)/se-teacher.pt --teacher ens=$(KD_RUN)/se-teacher.pt,$(KD_RUN)/teacher.pt \
-	  --teacher ensf=$(KD_RUN)/se-teacher.pt,$(KD_RUN)/teacher.pt --feature-kd ensf=1.0 --epochs 4 $(KD_ARGS)
+	  --epochs 4 $(KD_ARGS)
 	$(PY) bench/summarize.py
 
 fuzz: install
