@@ -29,7 +29,11 @@ __all__ = ["StreamGraph", "read_stream_graph", "convert_stream_to_tflite", "add_
 
 TFLITE_STREAM_FILE = "model_stream.tflite"
 TFLITE_STREAM_INIT = "state_init_tflite.npz"
-STREAM_PARITY_STEPS = 4  # the TFLite step may differ from the ONNX step by this many output steps (measured: 1-3)
+# the TFLite step may differ from the ONNX step by this many output steps: its input is rounded twice (raw frames per
+# tensor, then after the per-mel normalisation) where ONNX rounds once. Over 2,800 hops of 200 real clips the shipped
+# graphs differ by at most 6 steps (99th percentile 4-5), with the same top label on 98.7-99.6% of hops
+# (bench/tflite_stream_parity.py, 2026-12-06); their golden windows alone gave 3-5, the previous builds 2-3.
+STREAM_PARITY_STEPS = 8
 
 QParams = tuple[float, int]  # uint8 scale and zero point of one activation
 
