@@ -73,6 +73,8 @@ def main() -> None:
 
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder; give --data (a Speech Commands layout)")
+    if args.clips < 1:
+        raise SystemExit("--clips: at least 1")
     if args.hop_ms <= 0 or args.hop_ms % 10:
         raise SystemExit("--hop-ms: a positive multiple of 10")
     labels = ModelManifest.load(args.bundles[0]).labels

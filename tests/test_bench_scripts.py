@@ -75,6 +75,23 @@ def test_realdev_on_a_speech_commands_layout(tiny_data: Path, tmp_path: Path) ->
     assert r["name"] == INT8.name and 0.0 <= r["accuracy"] <= 1.0 and r["n"] > 0
 
 
+def test_tflite_stream_parity_over_clips_the_export_never_saw(tiny_data: Path, tmp_path: Path) -> None:
+    """The LiteRT stream twins of the shipped int8 streaming bundles stay within the export's limit on clips other than
+    their golden windows, and agree with ONNX on the top label at nearly every hop; a bundle without a twin is refused."""
+    from edgekd.export.tflite_stream import STREAM_PARITY_STEPS
+
+    bundles = [REPO / "models" / "kws12-dscnn-stream-kd-int8", REPO / "models" / "kws12-dscnn-stream64-kd-int8"]
+    _bench("tflite_stream_parity.py", *bundles, "--data", tiny_data, "--clips", 12, "--json", tmp_path / "p.json")
+    rows = json.loads((tmp_path / "p.json").read_text())["rows"]
+    assert [r["bundle"] for r in rows] == [b.name for b in bundles]
+    for r in rows:
+        assert r["clips"] == 12 and r["hops"] >= 12 * 10
+        assert 0 < r["max_steps"] <= STREAM_PARITY_STEPS and r["top_label_agreement"] >= 0.95
+    bad = subprocess.run([sys.executable, str(REPO / "bench" / "tflite_stream_parity.py"), str(STREAM), "--data", str(tiny_data),
+                          "--json", str(tmp_path / "q.json")], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert bad.returncode != 0 and "no LiteRT streaming twin" in bad.stderr and not (tmp_path / "q.json").exists()
+
+
 def test_realdev_scores_the_speech_commands_bundles_of_models_not_the_wake_words(tiny_data: Path) -> None:
     """models/ holds wake-word bundles (task kws, a phrase that is no Speech Commands word): the yardstick's list of
     bundles leaves them out instead of failing on their labels."""
