@@ -92,6 +92,17 @@ def test_tflite_stream_parity_over_clips_the_export_never_saw(tiny_data: Path, t
     assert bad.returncode != 0 and "no LiteRT streaming twin" in bad.stderr and not (tmp_path / "q.json").exists()
 
 
+def test_se_finetune_probe_on_tiny_material(tiny_data: Path, tmp_path: Path) -> None:
+    """The backbone-fine-tuning probe: its torch port of the last layer equals the ONNX embedding (it refuses to run
+    otherwise), and both arms are scored."""
+    _bench("se_finetune_probe.py", "--data", tiny_data, "--realdev", tmp_path / "none", "--seeds", 0, "--epochs", 1,
+           "--json", tmp_path / "p.json")
+    d = json.loads((tmp_path / "p.json").read_text())
+    assert d["ported_conv_max_abs_diff"] < 1e-3
+    assert [r["arm"] for r in d["runs"]] == ["frozen", "last conv trained"]
+    assert all(0.0 <= r["validation_accuracy"] <= 1.0 and "realdev_accuracy" not in r for r in d["runs"])
+
+
 def test_realdev_scores_the_speech_commands_bundles_of_models_not_the_wake_words(tiny_data: Path) -> None:
     """models/ holds wake-word bundles (task kws, a phrase that is no Speech Commands word): the yardstick's list of
     bundles leaves them out instead of failing on their labels."""
