@@ -49,14 +49,10 @@ class PooledBackbone:
         self.outs = [m.graph.output[0].name, POOL_OUT]
 
     def __call__(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from edgekd.runtime.embedding_backbone import FRAMES, MEL_STEP, MEL_WINDOW
+        from edgekd.runtime.embedding_backbone import FRAMES
 
-        b = self.base
-        x = b.centred(audio)
-        mel = np.concatenate([b._run(b._mel, x[i : i + 1]).reshape(1, -1, 32) for i in range(x.shape[0])]) / 10.0 + 2.0
-        wins = np.stack([mel[:, s : s + MEL_WINDOW] for s in range(0, mel.shape[1] - MEL_WINDOW + 1, MEL_STEP)], axis=1)
-        emb, pooled = self.sess.run(self.outs, {self.sess.get_inputs()[0].name: wins.reshape(-1, MEL_WINDOW, 32, 1).astype(np.float32)})
-        n = x.shape[0]
+        emb, pooled = self.sess.run(self.outs, {self.sess.get_inputs()[0].name: self.base.mel_windows(audio)})
+        n = audio.shape[0]
         return pooled.reshape(n, FRAMES, 96, 3).astype(np.float32), emb.reshape(n, FRAMES, 96).astype(np.float32)
 
 

@@ -22,7 +22,7 @@ def measure(bundle: Path, clips: list, hop_ms: int) -> dict:  # type: ignore[typ
     """The parity numbers of one bundle over ``clips`` (``Clip`` objects of ``SpeechCommands``)."""
     import numpy as np
 
-    from edgekd.export.tflite_stream import _onnx_hops, read_stream_graph, state_names
+    from edgekd.export.tflite_stream import read_stream_graph, state_names, stream_logit_pairs
     from edgekd.runtime.backends.litert import LiteRTBackend
     from edgekd.runtime.backends.onnx import OnnxBackend
     from edgekd.runtime.detector import load_model
@@ -40,17 +40,11 @@ def measure(bundle: Path, clips: list, hop_ms: int) -> dict:  # type: ignore[typ
         init_t = {k: z[k] for k in z.files}
     onnx, lite = OnnxBackend(bundle / st.model_file), LiteRTBackend(bundle / st.tflite_model_file)
     det = load_model(bundle, backend="onnx")
-    hop = hop_ms // 10
-    stepper = lite.state_stepper("frames", (1, hop, sg.n_mels), names, "logits", init_t)
+    windows = (det.clip_features(c.load(m.sample_rate)) for c in clips)
     steps, agree = [], []
-    for c in clips:
-        window = det.clip_features(c.load(m.sample_rate))
-        stepper.reset()
-        for frames, _, want in _onnx_hops(onnx, names, init, window, hop):
-            stepper.frames[...] = frames
-            got = stepper.step()
-            steps.append(float(np.max(np.abs(got - want))) / sg.head_out[0])
-            agree.append(bool(got.argmax() == want.argmax()))
+    for got, want in stream_logit_pairs(lite, onnx, names, init, init_t, windows, hop_ms // 10):
+        steps.append(float(np.max(np.abs(got - want))) / sg.head_out[0])
+        agree.append(bool(got.argmax() == want.argmax()))
     s = np.asarray(steps)
     return {"bundle": bundle.name, "clips": len(clips), "hops": int(s.size), "hop_ms": hop_ms, "max_steps": float(s.max()),
             "p99_steps": float(np.percentile(s, 99)), "mean_steps": float(s.mean()), "top_label_agreement": float(np.mean(agree)),

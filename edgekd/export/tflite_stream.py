@@ -16,6 +16,7 @@ head); anything else is a clear error. TensorFlow is imported here and in ``expo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import numpy as np
 from edgekd.core.errors import ConfigError
 
 __all__ = ["StreamGraph", "read_stream_graph", "convert_stream_to_tflite", "add_tflite_stream_to_bundle", "TFLITE_STREAM_FILE",
-           "TFLITE_STREAM_INIT", "STREAM_PARITY_STEPS"]
+           "TFLITE_STREAM_INIT", "STREAM_PARITY_STEPS", "stream_logit_pairs"]
 
 TFLITE_STREAM_FILE = "model_stream.tflite"
 TFLITE_STREAM_INIT = "state_init_tflite.npz"
@@ -341,18 +342,25 @@ def write_tflite_stream(tmp: Path, manifest: Any, calibration: np.ndarray, *, ma
 
 
 
-def _max_steps_vs_onnx(lite: Any, onnx: Any, names: list[tuple[str, str]], init: dict[str, np.ndarray],
-                       init_tfl: dict[str, np.ndarray], windows: np.ndarray, hop: int, out_step: float) -> float:
-    """Largest logit difference, in output steps, between the TFLite step (through the runtime's own LiteRT stepper) and
-    the ONNX step over ``windows`` hop by hop."""
-    stepper = lite.state_stepper("frames", (1, hop, windows.shape[2]), names, "logits", init_tfl)
-    worst = 0.0
+def stream_logit_pairs(lite: Any, onnx: Any, names: list[tuple[str, str]], init: dict[str, np.ndarray],
+                       init_tfl: dict[str, np.ndarray], windows: Any, hop: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(TFLite logits, ONNX logits) of each hop over each of ``windows`` (``(T, mels)`` arrays), each window from the
+    initial states; the TFLite step runs through the runtime's own LiteRT stepper."""
+    stepper = None
     for w in windows:
+        if stepper is None:
+            stepper = lite.state_stepper("frames", (1, hop, w.shape[1]), names, "logits", init_tfl)
         stepper.reset()
         for frames, _, want in _onnx_hops(onnx, names, init, w, hop):
             stepper.frames[...] = frames
-            worst = max(worst, float(np.max(np.abs(stepper.step() - want))) / out_step)
-    return worst
+            yield stepper.step(), want
+
+
+def _max_steps_vs_onnx(lite: Any, onnx: Any, names: list[tuple[str, str]], init: dict[str, np.ndarray],
+                       init_tfl: dict[str, np.ndarray], windows: np.ndarray, hop: int, out_step: float) -> float:
+    """Largest logit difference, in output steps, between the TFLite step and the ONNX step over ``windows`` hop by hop."""
+    return max((float(np.max(np.abs(got - want))) / out_step
+                for got, want in stream_logit_pairs(lite, onnx, names, init, init_tfl, windows, hop)), default=0.0)
 
 
 def add_tflite_stream_to_bundle(bundle: str | Path, *, calibration: np.ndarray, calibration_source: str = "") -> Any:

@@ -50,7 +50,8 @@ class EmbeddingBackbone:
             out[:, k : k + s] = a
         return out * 32767.0
 
-    def frames(self, audio: np.ndarray) -> np.ndarray:
+    def mel_windows(self, audio: np.ndarray) -> np.ndarray:
+        """The embedding model's input for ``(N, S)`` clips: ``(N * FRAMES, 76, 32, 1)`` float32 mel windows."""
         x = self.centred(audio)
         # one clip per call: the mel model clips to 80 dB below the maximum of its whole input, batch included, so a
         # batch would make each clip's features depend on its neighbours
@@ -61,5 +62,8 @@ class EmbeddingBackbone:
         if wins.shape[1] != FRAMES:
             raise ConfigError(f"the speech embedding gave {wins.shape[1]} frames for a {WINDOW_SAMPLES}-sample window, expected {FRAMES}: "
                               f"is this openwakeword 0.4.0's melspectrogram.onnx?")
-        emb = self._run(self._emb, wins.reshape(-1, MEL_WINDOW, mel.shape[-1], 1).astype(np.float32))
-        return emb.reshape(x.shape[0], FRAMES, DIM).astype(np.float32)
+        return wins.reshape(-1, MEL_WINDOW, mel.shape[-1], 1).astype(np.float32)
+
+    def frames(self, audio: np.ndarray) -> np.ndarray:
+        n = np.atleast_2d(np.asarray(audio)).shape[0]
+        return self._run(self._emb, self.mel_windows(audio)).reshape(n, FRAMES, DIM).astype(np.float32)
