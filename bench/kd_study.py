@@ -31,7 +31,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling bench/realdev.py, also in spawned workers
 DEFAULT_REALDEV = REPO.parent / "shared" / "realdev" / "gsc_v2_test_dev"
 
 
@@ -161,7 +160,7 @@ def main() -> None:
 
 @functools.cache
 def _realdev_logits(path: str, realdev: Path) -> tuple:  # (logits, labels index) of one checkpoint on real-dev
-    from realdev import checkpoint_logits
+    from edgekd.train.evaluate import checkpoint_logits
 
     return checkpoint_logits(Path(path), realdev)
 
@@ -180,8 +179,9 @@ def _teacher_scores(paths: list[str], test, realdev: Path | None, cache_dir: Pat
         logits.append(t.logits(np.asarray(x)))
     out = {"test_accuracy": float(np.mean(np.mean(logits, axis=0).argmax(-1) == test.y))}
     if realdev is not None:
-        rl = [_realdev_logits(p, realdev) for p in paths]
-        out["realdev_accuracy"] = float(np.mean(np.mean([r[0] for r in rl], axis=0).argmax(-1) == rl[0][1]))
+        from edgekd.train.evaluate import ensemble_accuracy
+
+        out["realdev_accuracy"] = ensemble_accuracy([_realdev_logits(p, realdev) for p in paths], paths)
     return out
 
 
@@ -202,7 +202,7 @@ def _one_run(a: dict, student: str, cell: str, teacher: list[str], feature_kd: f
            "steps": c.metrics["train_steps"], "test_accuracy": c.metrics["test_accuracy_torch"], "val_accuracy": c.metrics["val_accuracy"],
            "params": c.metrics["params"], "train_seconds": c.metrics["train_seconds"]}
     if realdev is not None:
-        from realdev import checkpoint_logits
+        from edgekd.train.evaluate import checkpoint_logits
 
         logits, y = checkpoint_logits(ck, realdev)
         row["realdev_accuracy"] = float(np.mean(logits.argmax(-1) == y))

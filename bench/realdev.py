@@ -56,37 +56,11 @@ def evaluate_bundle(bundle: Path, gsc: Path, backend: str = "onnx") -> dict:
             "confusion": r["confusion"]}
 
 
-def checkpoint_logits(path: Path, gsc: Path) -> tuple:  # (logits (N, labels), labels index (N,))
-    """A checkpoint (a teacher, or a student before export) on the clips in torch: its own input features (log-mels,
-    or the speech embedding's frames for a speech-embedding teacher) of the 98-frame window, as in training."""
-    import numpy as np
-
-    from edgekd.core.units import WINDOW_FRAMES
-    from edgekd.data.augment import fit_to_length
-    from edgekd.data.speech_commands import SpeechCommands
-    from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
-    from edgekd.train.checkpoint import Checkpoint
-    from edgekd.train.loop import predict_logits
-
-    ck = Checkpoint.load(path)
-    clips = SpeechCommands(gsc).clips(ck.labels, "all")
-    params = FrontendParams.from_dict(ck.frontend)
-    n = (WINDOW_FRAMES - 1) * params.hop_samples + params.window_samples  # the training window's samples
-    audio = np.stack([fit_to_length(c.load(params.sample_rate), n) for c in clips])
-    if ck.config.get("input", "logmel") == "speech-embedding":
-        from edgekd.train.teachers.speech_embedding import SpeechEmbedding
-
-        x = SpeechEmbedding().frames(audio)
-    else:
-        fe = LogMelFrontend(params)
-        x = np.stack([fe.features(a) for a in audio])
-    return predict_logits(ck.build(), x), np.array([ck.labels.index(c.label) for c in clips])
-
-
 def evaluate_checkpoint(path: Path, gsc: Path) -> dict:
     import numpy as np
 
     from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.evaluate import checkpoint_logits
 
     labels = Checkpoint.load(path).labels
     logits, yy = checkpoint_logits(path, gsc)

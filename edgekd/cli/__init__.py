@@ -71,7 +71,9 @@ def models_cmd() -> None:
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for data, checkpoints, bundles and report.md.")] = Path("runs/demo"),
     per_word: Annotated[int, typer.Option(min=1, help="Synthesized utterances per keyword (twice as many _unknown_ words).")] = 400,
-    teacher_epochs: Annotated[int, typer.Option(min=1, help="Teacher epochs.")] = 4,
+    teacher_epochs: Annotated[int, typer.Option(min=1, help="CNN teacher epochs.")] = 4,
+    se_teacher_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the speech-embedding teacher's head (on the frozen "
+                                                               "backbone's cached frames: seconds each).")] = 20,
     student_epochs: Annotated[int, typer.Option(min=1, help="Student epochs.")] = 5,
     threads: Annotated[int, typer.Option(min=1, max=64, help="torch threads.")] = 2,
     engines: Annotated[Optional[str], typer.Option(help="Voice engines and weights for the data (default: every installed one, "
@@ -81,12 +83,14 @@ def demo_cmd(
     realdev: Annotated[Optional[Path], typer.Option(help="Also score the bundles on real speech in Speech Commands layout "
                                                          "(measurement only).")] = None,
 ) -> None:
-    """Run the whole path on synthesized data: data, teacher, distilled and plain students, export, eval, stream."""
+    """Run the whole path on synthesized data: data, two teachers (a CNN on log-mels and a head on the frozen speech
+    embedding, which has heard people; the latter needs the oww extra), a student distilled from both and one without
+    a teacher, export (fp32, QAT and PTQ int8, TFLite), eval, stream a WAV; --realdev adds real-speech accuracy."""
     from edgekd.cli.data import voice_options
     from edgekd.recipes.demo import DemoConfig, demo_engines, run_demo
 
     run_demo(out, DemoConfig(per_word=per_word, unknown=2 * per_word, silence=max(1, per_word * 4 // 5),
-                             teacher_epochs=teacher_epochs, student_epochs=student_epochs, threads=threads,
+                             teacher_epochs=teacher_epochs, se_teacher_epochs=se_teacher_epochs, student_epochs=student_epochs, threads=threads,
                              engines=voice_options(engines, None) if engines else demo_engines(), rooms=rooms,
                              realdev=str(realdev) if realdev else ""))
 

@@ -35,6 +35,7 @@ class DemoConfig:
     silence: int = 320
     views: int = 3
     teacher_epochs: int = 4
+    se_teacher_epochs: int = 20  # the head on the frozen speech embedding (seconds per epoch: the backbone runs once per view)
     student_epochs: int = 5
     student_arch: str = "dscnn"
     qat_epochs: int = 2
@@ -43,6 +44,11 @@ class DemoConfig:
     engines: tuple[tuple[str, float], ...] = ()  # the voice bank's engines and weights; () = every installed one
     rooms: bool = True  # training views through simulated rooms, real background recordings, clipping
     realdev: str = ""  # a folder of real speech in Speech Commands layout, for measurement only ("" = none)
+
+
+# What each bundle tag of the demo is, for the report.
+BUNDLE_NAMES = {"kd": "distilled student, fp32 bundle", "ce": "no-teacher student, fp32 bundle", "qat": "distilled student, QAT int8 bundle",
+                "ptq": "distilled student, PTQ int8 bundle"}
 
 
 def _say(msg: str) -> None:
@@ -59,8 +65,9 @@ def _data_line(data: Path) -> str:
             f"{counts.get('silence_total', '?')} _silence_")
 
 
-def _realdev(cfg: DemoConfig, bundles: dict[str, Path]) -> dict[str, float]:
-    """Accuracy of each bundle on real speech (dev speakers), when ``cfg.realdev`` holds it; measurement only."""
+def _realdev(cfg: DemoConfig, bundles: dict[str, Path], teachers: dict[str, list[Path]]) -> dict[str, float]:
+    """Accuracy of each teacher (torch; several = the mean of their logits) and bundle (runtime) on real speech (dev
+    speakers), when ``cfg.realdev`` holds it; measurement only."""
     if not cfg.realdev:
         return {}
     root = Path(cfg.realdev)
@@ -69,8 +76,13 @@ def _realdev(cfg: DemoConfig, bundles: dict[str, Path]) -> dict[str, float]:
         return {}
     from edgekd.eval.kws import evaluate_kws
     from edgekd.runtime.detector import load_kws
+    from edgekd.train.evaluate import checkpoint_logits, ensemble_accuracy
 
     out = {}
+    logits = {p: checkpoint_logits(p, root) for p in {p for ps in teachers.values() for p in ps}}
+    for tag, ps in teachers.items():
+        out[tag] = ensemble_accuracy([logits[p] for p in ps], ps)
+        _say(f"real speech (dev speakers), {tag}: {100 * out[tag]:.2f}%")
     for tag, b in bundles.items():
         out[tag] = evaluate_kws(load_kws(b), root, "all")["accuracy"]
         _say(f"real speech (dev speakers), {b.name}: {100 * out[tag]:.2f}%")
@@ -97,7 +109,7 @@ def _dataset(data: Path, cfg: DemoConfig) -> None:
                                        engines=cfg.engines), progress=bar.callback(), cache_dir=default_cache_dir())
 
 
-def _teacher(kd: Any, teacher: Path, cfg: DemoConfig, cache: Path) -> dict[str, Any]:
+def _cnn_teacher(kd: Any, teacher: Path, cfg: DemoConfig, cache: Path) -> dict[str, Any]:
     """Train the cnn-teacher (or reuse it); its row of the report."""
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.config import TrainConfig
@@ -107,14 +119,59 @@ def _teacher(kd: Any, teacher: Path, cfg: DemoConfig, cache: Path) -> dict[str, 
         _say(f"reusing teacher {teacher} (delete it to retrain)")
         tc = Checkpoint.load(teacher)
     else:
-        _say("training the teacher")
+        _say("training the CNN teacher")
         tc = train_kws(kd, teacher, TrainConfig(arch="cnn-teacher", epochs=cfg.teacher_epochs, threads=cfg.threads, seed=cfg.seed,
                                                 alpha=0.0, label_smoothing=0.1), cache_dir=cache)
     return {"accuracy": tc.metrics["test_accuracy_torch"], "params": tc.metrics["params"], "macs": tc.metrics["macs_per_inference"],
             "bytes": teacher.stat().st_size, "format": "torch checkpoint"}
 
 
-def _student(out: Path, kd: Any, data: Path, cache: Path, cfg: DemoConfig, teacher: Path | None, tag: str, stream_wav: Path,
+def _se_teacher(kd: Any, teacher: Path, cfg: DemoConfig, cache: Path, data: Path) -> dict[str, Any] | None:
+    """Train the speech-embedding teacher (or reuse it): a head, with 2 cross-fitting heads, on the frozen embedding
+    of the same augmented views; the backbone runs once per view and its frames are cached under ``cache``, so the
+    students never run it. Its row of the report, or None (with a notice) when the backbone is not installed."""
+    from edgekd.core.errors import ConfigError
+    from edgekd.train.checkpoint import Checkpoint
+    from edgekd.train.config import TrainConfig
+    from edgekd.train.teachers.embedding_teacher import train_embedding_teacher
+    from edgekd.train.teachers.oww import oww_models_dir
+    from edgekd.train.teachers.speech_embedding import BACKBONE_FILES
+
+    try:
+        backbone = oww_models_dir()
+    except ConfigError as e:
+        _say(f"no speech-embedding teacher ({e}); the student distils from the CNN teacher alone")
+        return None
+    if teacher.is_file():
+        _say(f"reusing teacher {teacher} (delete it to retrain)")
+        tc = Checkpoint.load(teacher)
+    else:
+        _say("training the speech-embedding teacher (a head on the frozen embedding; the backbone runs once per training view)")
+        cfg_t = TrainConfig(arch="speech-embedding", epochs=cfg.se_teacher_epochs, threads=cfg.threads, seed=cfg.seed, alpha=0.0,
+                            label_smoothing=0.1)
+        tc = train_embedding_teacher(kd.train, kd.validation, kd.test, teacher, cfg_t, folds=2, cache_dir=cache,
+                                     provenance={"data": str(data), "views": cfg.views, "rooms": cfg.rooms})
+    return {"accuracy": tc.metrics["test_accuracy_torch"], "params": tc.metrics["params"], "macs": tc.metrics["macs_per_inference"],
+            "bytes": teacher.stat().st_size + sum((backbone / f).stat().st_size for f in BACKBONE_FILES),
+            "format": "torch head + frozen ONNX speech embedding (params and MACs: the head's)"}
+
+
+def _ensemble_row(kd: Any, teachers: list[Path], rows: list[dict[str, Any]], cache: Path) -> dict[str, Any]:
+    """The teachers together as the student hears them: the mean of their logits on the test split."""
+    import numpy as np
+
+    from edgekd.train.teachers import TorchTeacher
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs
+
+    logits = []
+    for p in teachers:
+        t = TorchTeacher(p)
+        logits.append(t.logits(np.asarray(embedding_inputs(kd.test, cache_dir=cache).x if t.input == "speech-embedding" else kd.test.x)))
+    return {"accuracy": float(np.mean(np.mean(logits, axis=0).argmax(-1) == kd.test.y)), "params": sum(r["params"] for r in rows),
+            "macs": sum(r["macs"] for r in rows), "bytes": sum(r["bytes"] for r in rows), "format": "mean of the teachers' logits"}
+
+
+def _student(out: Path, kd: Any, data: Path, cache: Path, cfg: DemoConfig, teachers: list[Path], tag: str, stream_wav: Path,
              tuned: dict[str, Any] | None, timings: dict[str, float]) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
     """Train (or reuse) one student, export its bundle, choose post-processing on validation for the first one,
     evaluate it on the test split. Returns the bundle, its report row and the post-processing in force."""
@@ -133,9 +190,9 @@ def _student(out: Path, kd: Any, data: Path, cache: Path, cfg: DemoConfig, teach
         _say(f"reusing {ck} (delete it to retrain)")
         sc = Checkpoint.load(ck)
     else:
-        _say(f"training {cfg.student_arch} " + ("distilled from the teacher" if teacher else "without the teacher"))
+        _say(f"training {cfg.student_arch} " + (f"distilled from {_names(teachers)}" if teachers else "without a teacher"))
         sc = train_kws(kd, ck, TrainConfig(arch=cfg.student_arch, epochs=cfg.student_epochs, threads=cfg.threads, seed=cfg.seed,
-                                           alpha=0.7 if teacher else 0.0), teacher=teacher, cache_dir=cache)
+                                           alpha=0.7 if teachers else 0.0), teacher=teachers or None, cache_dir=cache)
     timings[f"student-{tag}"] = time.time() - t
     b = out / "bundles" / f"kws12-{cfg.student_arch}-{tag}"
     export_onnx(ck, b, golden_wav=stream_wav, postprocess=tuned)
@@ -155,6 +212,10 @@ def _student(out: Path, kd: Any, data: Path, cache: Path, cfg: DemoConfig, teach
     return b, row, tuned
 
 
+def _names(teachers: list[Path]) -> str:
+    return " + ".join({"se-teacher.pt": "the speech-embedding teacher", "teacher.pt": "the CNN teacher"}.get(p.name, p.name) for p in teachers)
+
+
 def _stream_detections(bundle: Path, wav: Path) -> list[dict[str, Any]]:
     """``edgekd run BUNDLE --wav WAV``: the detections, printed as JSON lines."""
     from edgekd.runtime.detector import load_kws
@@ -172,7 +233,7 @@ def _stream_detections(bundle: Path, wav: Path) -> list[dict[str, Any]]:
 
 
 def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
-    """The KWS chain end to end under ``out`` (data, teacher, students with and without it, bundles, tuning, int8,
+    """The KWS chain end to end under ``out`` (data, the CNN and speech-embedding teachers, students with and without them, bundles, tuning, int8,
     evaluation, a streamed WAV, real speech when present); finished steps are reused. Returns the report's path."""
     from edgekd.data.synth_kws import synth_keyword_stream
     from edgekd.runtime.wav import write_wav
@@ -180,7 +241,7 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
 
     t_start = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    data, cache, teacher = out / "data", out / "cache", out / "teacher.pt"
+    data, cache, teacher, se_teacher = out / "data", out / "cache", out / "teacher.pt", out / "se-teacher.pt"
     timings: dict[str, float] = {}
     t = time.time()
     _dataset(data, cfg)
@@ -190,8 +251,17 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     timings["features"] = time.time() - t
     _say(f"features: {len(kd.train)} training views, {len(kd.validation)} validation, {len(kd.test)} test clips")
     t = time.time()
-    results: dict[str, dict[str, Any]] = {"teacher (cnn-teacher)": _teacher(kd, teacher, cfg, cache)}
+    results: dict[str, dict[str, Any]] = {"teacher (cnn-teacher)": _cnn_teacher(kd, teacher, cfg, cache)}
     timings["teacher"] = time.time() - t
+    t = time.time()
+    teachers, teacher_tags = [teacher], {"teacher (cnn-teacher)": [teacher]}
+    se_row = _se_teacher(kd, se_teacher, cfg, cache, data)
+    if se_row is not None:
+        teachers = [se_teacher, teacher]
+        results["teacher (speech-embedding head)"] = se_row
+        results["both teachers (what the student distils from)"] = _ensemble_row(kd, teachers, list(results.values()), cache)
+        teacher_tags.update({"teacher (speech-embedding head)": [se_teacher], "both teachers (what the student distils from)": teachers})
+        timings["speech-embedding teacher"] = time.time() - t
 
     stream_wav = out / "keywords.wav"
     audio, truth = synth_keyword_stream(("yes", "stop", "go", "left", "no", "right"), seed=cfg.seed + 7)
@@ -199,15 +269,24 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     atomic_write_text(out / "keywords_truth.json", json.dumps(truth, indent=1) + "\n")
     bundles: dict[str, Path] = {}
     tuned: dict[str, Any] | None = None
+    student_tags = {"kd": f"{cfg.student_arch} distilled (KD from {'both teachers' if len(teachers) > 1 else 'the CNN teacher'})",
+                    "ce": f"{cfg.student_arch} no teacher"}
     for tag, use_teacher in (("kd", True), ("ce", False)):
-        bundles[tag], row, tuned = _student(out, kd, data, cache, cfg, teacher if use_teacher else None, tag, stream_wav, tuned, timings)
-        results[f"{cfg.student_arch} " + ("distilled (KD)" if use_teacher else "no teacher")] = row
+        bundles[tag], row, tuned = _student(out, kd, data, cache, cfg, teachers if use_teacher else [], tag, stream_wav, tuned, timings)
+        results[student_tags[tag]] = row
 
     t = time.time()
-    quant = _quantization(out, kd, data, teacher, stream_wav, out / f"{cfg.student_arch}-kd.pt", bundles, cfg, tuned)
+    quant = _quantization(out, kd, data, teachers, stream_wav, out / f"{cfg.student_arch}-kd.pt", bundles, cfg, tuned)
     timings["quantization"] = time.time() - t
     detections = _stream_detections(bundles["kd"], stream_wav)
-    real = _realdev(cfg, bundles)
+    t = time.time()
+    real = _realdev(cfg, bundles, teacher_tags)
+    if real:
+        timings["real speech"] = time.time() - t
+    for name, r in results.items():  # the real-speech column of the main table
+        tag = next((k for k, v in student_tags.items() if v == name), name)
+        if tag in real:
+            r["realdev_accuracy"] = real[tag]
     timings["total"] = time.time() - t_start
     report = _report(out, cfg, results, truth, detections, timings, quant, tuned, real, _data_line(data))
     _say(f"report: {report}")
@@ -215,7 +294,7 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     return report
 
 
-def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Path, float_ckpt: Path,
+def _quantization(out: Path, kd: Any, data: Path, teachers: list[Path], stream_wav: Path, float_ckpt: Path,
                   bundles: dict[str, Path], cfg: DemoConfig, postprocess: dict[str, Any] | None) -> dict[str, Any]:
     """QAT int8 and PTQ int8 bundles beside fp32, TFLite for each when the converter is installed; one table."""
     from edgekd.bench.latency import inference_latency_ms
@@ -236,7 +315,7 @@ def _quantization(out: Path, kd: Any, data: Path, teacher: Path, stream_wav: Pat
         _say(f"reusing {qat_ckpt} (delete it to retrain)")
     else:
         _say("quantization-aware training (int8) of the distilled student, KD still on")
-        train_qat(kd, float_ckpt, qat_ckpt, teacher=teacher, epochs=cfg.qat_epochs, threads=cfg.threads, cache_dir=out / "cache")
+        train_qat(kd, float_ckpt, qat_ckpt, teacher=teachers, epochs=cfg.qat_epochs, threads=cfg.threads, cache_dir=out / "cache")
     ck = Checkpoint.load(float_ckpt)
     calib = calibration_features(data, ck.frontend, ck.input_frames)
     bundles["qat"] = out / "bundles" / f"kws12-{cfg.student_arch}-kd-int8"
@@ -293,16 +372,20 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
         f"test split = voices never used in training; rooms in augmentation: {'yes' if cfg.rooms else 'no'}",
         f"- command: `edgekd demo --out {out}`",
         "",
-        "| model | test accuracy | params | MACs / inference | model bytes | format |",
-        "|---|---|---|---|---|---|",
+        "| model | test accuracy (synthesized) | real speech (dev) | params | MACs / inference | model bytes | format |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        lines.append(f"| {name} | {100 * r['accuracy']:.2f}% | {r['params']:,} | {r['macs'] / 1e6:.2f} M | {r['bytes']:,} | {r['format']} |")
+        rd = f"{100 * r['realdev_accuracy']:.2f}%" if "realdev_accuracy" in r else "-"
+        lines.append(f"| {name} | {100 * r['accuracy']:.2f}% | {rd} | {r['params']:,} | {r['macs'] / 1e6:.2f} M | {r['bytes']:,} | {r['format']} |")
     kd = next(v for k, v in results.items() if "distilled" in k)
     ce = next(v for k, v in results.items() if "no teacher" in k)
-    diff = 100 * (kd["accuracy"] - ce["accuracy"])
-    lines += ["", f"Distillation vs the same student without the teacher (one seed): {diff:+.2f} points. "
-              "See bench/README.md (`make kd-study`) for means over seeds.", "",
+    diff = f"{100 * (kd['accuracy'] - ce['accuracy']):+.2f} points on synthesized voices"
+    if "realdev_accuracy" in kd and "realdev_accuracy" in ce:
+        diff += f", {100 * (kd['realdev_accuracy'] - ce['realdev_accuracy']):+.2f} on real speech"
+    lines += ["", f"Distillation vs the same student without a teacher (one seed): {diff}. "
+              "See bench/README.md (`make kd-study`) for means over seeds. The speech-embedding teacher's backbone runs "
+              "once per training view (its frames and the teachers' logits are cached under cache/); the student never runs it.", "",
               "## int8: fp32 vs PTQ vs QAT (1 thread; latency = one 1 s window, p50)", "",
               "| variant | ORT accuracy | ORT bytes | ORT p50 ms | LiteRT accuracy | TFLite bytes | LiteRT p50 ms |",
               "|---|---|---|---|---|---|---|"]
@@ -311,8 +394,9 @@ def _report(out: Path, cfg: DemoConfig, results: dict[str, dict[str, Any]], trut
         lt = (f"{100 * li['accuracy']:.2f}% | {li['model_bytes']:,} | {li['latency_ms']['p50']:.3f}" if li else "- | - | -")
         lines.append(f"| {r['variant']} | {100 * o['accuracy']:.2f}% | {o['model_bytes']:,} | {o['latency_ms']['p50']:.3f} | {lt} |")
     if real:
-        lines += ["", "## Real speech (dev speakers)", "", f"Accuracy on {cfg.realdev} (measurement only, never trained on):", ""]
-        lines += [f"- {bundles_name}: {100 * acc:.2f}%" for bundles_name, acc in real.items()]
+        lines += ["", "## Real speech (dev speakers)", "", f"Accuracy on {cfg.realdev} (measurement only, never trained on; teachers in "
+                  "torch, bundles through the runtime):", ""]
+        lines += [f"- {BUNDLE_NAMES.get(tag, tag)}: {100 * acc:.2f}%" for tag, acc in real.items()]
     lines += ["", "(also in quantization.json, with machine facts)", "",
               "## Streaming a WAV through `edgekd run`", "",
               f"Post-processing chosen on the validation split (`edgekd tune`): {tuned}", "", "Spoken (held-out voices):", ""]
