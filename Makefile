@@ -26,7 +26,7 @@ REALDEV ?= ../shared/realdev
 .PHONY: help install apt-deps demo test lint kd-study bench clean wheelhouse wakeword sed kokoro realdev voices-study fuzz long-wav wakeword-dev
 
 help:
-	@echo "make demo      install, then run data -> teacher -> distilled student -> ONNX -> eval -> stream (runs/demo/report.md)"
+	@echo "make demo      install, then run data -> CNN + speech-embedding teachers -> students with and without them -> ONNX -> eval -> stream (runs/demo/report.md)"
 	@echo "               TASK=sed: the sound-event study (make sed); TASK=wakeword: the wake-word study (make wakeword)"
 	@echo "make test      install, then run the import contracts and the whole test suite"
 	@echo "make bench     cost of the shipped bundles (ORT/LiteRT) and the openWakeWord peer comparison (bench/results/<machine>/)"
