@@ -10,13 +10,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "kws12-dscnn-kd"
 
 
+# The tiny set, synthesized in a process of its own: espeak-ng carries state from one utterance to the next, so in
+# this process the clips would depend on what earlier tests made it say (edgekd/data/voices/espeak.py).
+TINY_SYNTH = ("import sys; from pathlib import Path; from edgekd.data.synth_kws import SynthKwsConfig, synth_kws; "
+              "synth_kws(Path(sys.argv[1]), SynthKwsConfig(per_word=8, unknown_total=16, silence_total=8, workers=1, "
+              "engines=(('espeak', 1.0),)))")
+
+
+def synth_tiny(out: Path) -> Path:
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", TINY_SYNTH, str(out)], check=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgekd.data.synth_kws import SynthKwsConfig, synth_kws
-
-    out = tmp_path_factory.mktemp("data") / "kws"
-    synth_kws(out, SynthKwsConfig(per_word=8, unknown_total=16, silence_total=8, workers=1, engines=(("espeak", 1.0),)))
-    return out
+    return synth_tiny(tmp_path_factory.mktemp("data") / "kws")
 
 
 @pytest.fixture(scope="session")

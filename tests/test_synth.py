@@ -33,3 +33,14 @@ def test_test_voices_never_appear_in_training(tiny_data: Path) -> None:
         expected = split_of_variant[variant]
         actual = "test" if rel in test else "validation" if rel in val else "train"
         assert expected == actual, rel
+
+
+def test_the_same_dataset_comes_out_of_another_run(tiny_data: Path, tmp_path: Path) -> None:
+    """espeak-ng's random generator is seeded per utterance: a second run writes the same audio byte for byte (unseeded,
+    about a tenth of these clips differed from run to run)."""
+    from tests.conftest import synth_tiny
+
+    again = synth_tiny(tmp_path / "again")
+    files = sorted(p.relative_to(tiny_data) for p in tiny_data.rglob("*.wav"))
+    assert len(files) >= 100 and files == sorted(p.relative_to(again) for p in again.rglob("*.wav"))
+    assert [f for f in files if (tiny_data / f).read_bytes() != (again / f).read_bytes()] == []
