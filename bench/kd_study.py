@@ -167,20 +167,10 @@ def _realdev_logits(path: str, realdev: Path) -> tuple:  # (logits, labels index
 
 def _teacher_scores(paths: list[str], test, realdev: Path | None, cache_dir: Path) -> dict:  # type: ignore[no-untyped-def]
     """A teacher's (or an ensemble's mean-logit) accuracy on the synthesized test split and on real-dev."""
-    import numpy as np
+    from edgekd.train.evaluate import ensemble_accuracy, feature_set_logits
 
-    from edgekd.train.teachers import TorchTeacher
-    from edgekd.train.teachers.embedding_teacher import embedding_inputs
-
-    logits = []
-    for p in paths:
-        t = TorchTeacher(p)
-        x = embedding_inputs(test, cache_dir=cache_dir).x if t.input == "speech-embedding" else test.x
-        logits.append(t.logits(np.asarray(x)))
-    out = {"test_accuracy": float(np.mean(np.mean(logits, axis=0).argmax(-1) == test.y))}
+    out = {"test_accuracy": ensemble_accuracy([(feature_set_logits(p, test, cache_dir=cache_dir), test.y) for p in paths], paths)}
     if realdev is not None:
-        from edgekd.train.evaluate import ensemble_accuracy
-
         out["realdev_accuracy"] = ensemble_accuracy([_realdev_logits(p, realdev) for p in paths], paths)
     return out
 

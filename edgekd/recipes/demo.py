@@ -158,17 +158,11 @@ def _se_teacher(kd: Any, teacher: Path, cfg: DemoConfig, cache: Path, data: Path
 
 def _ensemble_row(kd: Any, teachers: list[Path], rows: list[dict[str, Any]], cache: Path) -> dict[str, Any]:
     """The teachers together as the student hears them: the mean of their logits on the test split."""
-    import numpy as np
+    from edgekd.train.evaluate import ensemble_accuracy, feature_set_logits
 
-    from edgekd.train.teachers import TorchTeacher
-    from edgekd.train.teachers.embedding_teacher import embedding_inputs
-
-    logits = []
-    for p in teachers:
-        t = TorchTeacher(p)
-        logits.append(t.logits(np.asarray(embedding_inputs(kd.test, cache_dir=cache).x if t.input == "speech-embedding" else kd.test.x)))
-    return {"accuracy": float(np.mean(np.mean(logits, axis=0).argmax(-1) == kd.test.y)), "params": sum(r["params"] for r in rows),
-            "macs": sum(r["macs"] for r in rows), "bytes": sum(r["bytes"] for r in rows), "format": "mean of the teachers' logits"}
+    acc = ensemble_accuracy([(feature_set_logits(p, kd.test, cache_dir=cache), kd.test.y) for p in teachers], teachers)
+    return {"accuracy": acc, "params": sum(r["params"] for r in rows), "macs": sum(r["macs"] for r in rows),
+            "bytes": sum(r["bytes"] for r in rows), "format": "mean of the teachers' logits"}
 
 
 def _student(out: Path, kd: Any, data: Path, cache: Path, cfg: DemoConfig, teachers: list[Path], tag: str, stream_wav: Path,

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgekd.core.errors import ConfigError
+from edgekd.train.features import FeatureSet
 
-__all__ = ["checkpoint_logits", "checkpoint_accuracy", "ensemble_accuracy"]
+__all__ = ["checkpoint_logits", "checkpoint_accuracy", "ensemble_accuracy", "feature_set_logits"]
 
 
 def checkpoint_logits(path: str | os.PathLike[str], data_dir: str | os.PathLike[str],
@@ -44,6 +45,16 @@ def checkpoint_logits(path: str | os.PathLike[str], data_dir: str | os.PathLike[
         fe = LogMelFrontend(params)
         x = np.stack([fe.features(a) for a in audio])
     return predict_logits(ck.build(), x), np.array([ck.labels.index(c.label) for c in clips])
+
+
+def feature_set_logits(path: str | os.PathLike[str], fs: FeatureSet, *, cache_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """Logits of the checkpoint at ``path`` (its main head) on the rows of the log-mel feature set ``fs``; a
+    speech-embedding teacher reads the embedding frames of the same views (built, or read from ``cache_dir``)."""
+    from edgekd.train.teachers import TorchTeacher
+    from edgekd.train.teachers.embedding_teacher import embedding_inputs
+
+    t = TorchTeacher(path)
+    return t.logits(np.asarray(embedding_inputs(fs, cache_dir=cache_dir).x if t.input == "speech-embedding" else fs.x))
 
 
 def ensemble_accuracy(scored: Sequence[tuple[np.ndarray, np.ndarray]], names: Sequence[object] = ()) -> float:
