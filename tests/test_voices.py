@@ -164,3 +164,23 @@ def test_synthesis_cache_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     np.testing.assert_allclose(a, b, atol=1.0 / 32767)
     say("right", voice, 1.0, 1.0, cache)
     assert calls == [1]
+
+
+def test_two_workers_write_the_same_clips_from_run_to_run(tmp_path: Path) -> None:
+    """Each worker speaks a fixed share in order (an utterance always in the same one), espeak-ng and Piper are seeded,
+    a cache miss returns what a later hit will: a run with a cold cache, one with that cache warm and one with another
+    cold cache write the same audio."""
+    engines = [e for e in ("espeak", "piper") if get_engine(e).available() is None]
+    outs = []
+    for i, cache in enumerate(("a", "a", "b")):
+        out = tmp_path / f"data{i}"
+        res = runner.invoke(app, ["data", "synth-kws", str(out), "--per-word", "4", "--unknown", "8", "--silence", "2", "--workers", "2",
+                                  "--engines", ",".join(engines), "--cache-dir", str(tmp_path / cache)])
+        assert res.exit_code == 0, res.output
+        outs.append(out)
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*.wav"))
+    assert len(files) >= 40 and "piper" in engines, engines  # Piper (in the voices extra) is the engine with a noise generator
+    assert any(f.name.startswith("piper-") for f in files)
+    for other in outs[1:]:
+        assert sorted(p.relative_to(other) for p in other.rglob("*.wav")) == files
+        assert [f for f in files if (outs[0] / f).read_bytes() != (other / f).read_bytes()] == []

