@@ -143,6 +143,8 @@ def _render_share(jobs: list[_Job], out: str, cache_dir: str | None, messages: A
         messages.put(None)
     except ConfigError as e:
         messages.put(str(e))
+    except Exception as e:  # noqa: BLE001 - the parent says it in one line
+        messages.put(f"a synthesis worker failed: {type(e).__name__}: {e}")
 
 
 def _share_of(job: _Job, workers: int) -> int:
