@@ -364,7 +364,14 @@ def _write_all(out: Path, cfg: SynthKwsConfig, jobs: list[_Job], lists: dict[str
     # slow engines first (each worker's share keeps this order)
     order = sorted(jobs, key=lambda j: (j.voice.engine != "kokoro", j.voice.engine == "espeak"))
     if workers > 1:  # a fixed share per worker: the same data from every run with the same --workers
-        _render_parallel(order, workers, str(out), cache, progress)
+        # espeak-ng in processes of its own: Kokoro and Piper phonemize through the same library, which changes what
+        # espeak-ng then says (about 1% of its clips), and they do so only on a cache miss
+        espeak = [j for j in order if j.voice.engine == "espeak"]
+        for part in ([j for j in order if j.voice.engine != "espeak"], espeak):
+            if part:
+                base = done
+                _render_parallel(part, workers, str(out), cache, (lambda d, _t, b=base: progress(b + d, total)) if progress else None)
+                done += len(part)
     else:
         for job in order:
             _render(job)
