@@ -80,7 +80,7 @@ def demo_cmd(
                                                         "weighted kokoro:1,piper:1,espeak:3,flite:1,festival:1 to fit the time "
                                                         "budget; Kokoro is the slow one).")] = None,
     rooms: Annotated[bool, typer.Option(help="Simulated rooms, real background recordings and clipping in augmentation.")] = True,
-    realdev: Annotated[Optional[Path], typer.Option(help="Also score the bundles on real speech in Speech Commands layout "
+    realdev: Annotated[Optional[Path], typer.Option(help="Also score the teachers and bundles on real speech in Speech Commands layout "
                                                          "(measurement only).")] = None,
 ) -> None:
     """Run the whole path on synthesized data: data, two teachers (a CNN on log-mels and a head on the frozen speech
