@@ -277,8 +277,9 @@ def run_demo(out: Path, cfg: DemoConfig = DemoConfig()) -> Path:
     real = _realdev(cfg, bundles, teacher_tags)
     if real:
         timings["real speech"] = time.time() - t
+    tag_of = {v: k for k, v in student_tags.items()}  # a student's row name -> its bundle tag; a teacher's is its own
     for name, r in results.items():  # the real-speech column of the main table
-        tag = next((k for k, v in student_tags.items() if v == name), name)
+        tag = tag_of.get(name, name)
         if tag in real:
             r["realdev_accuracy"] = real[tag]
     timings["total"] = time.time() - t_start
