@@ -102,6 +102,8 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert f"{out / 'student-qat.pt'} was made with epochs 1 (this run asks 0)" in refused.stderr.strip().splitlines()[-1]
     refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY, "--train-seed", "3", ok=False)  # another draw
     assert f"{out / 'teacher.pt'} was made with seed 0 (this run asks 3)" in refused.stderr.strip().splitlines()[-1]
+    refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY, "--verifier-heads", "3", ok=False)
+    assert f"{out / 'verifier.pt'} was made with heads 1 (this run asks 3)" in refused.stderr.strip().splitlines()[-1]
     assert (out / "report.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "data" / "eval" / "eval.json").read_text()) == ev
     # the seed bench trains the shipped student again with another seed (the recipe's own seed reuses its student)
@@ -287,6 +289,14 @@ def _verifier_seeds_bench(run: Path, tmp_path: Path) -> None:
     seeds = [Checkpoint.load(run / "verifier-seeds" / f"seed{k}" / "verifier.pt").config["seed"] for k in (0, 1)]
     assert seeds == [Checkpoint.load(run / "verifier.pt").config["seed"] + k for k in (0, 1)]  # seed 0: the recipe's own draw
     assert copies[1].files["verifier/head.onnx"] != copies[0].files["verifier/head.onnx"]
+    # --heads 2: the ensemble of the two heads above, one verifier (its head.onnx answers with their mean logit)
+    p = bench(run, "--seeds", "0", "--heads", "2", "--realdev", real, "--work", tmp_path / "vs-work", "--json", out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ens = json.loads(out.read_text())["rows"][0]
+    assert ens["heads"] == 2 and ens["bundle"] == str(run / "verifier-seeds" / "heads2-seed0" / "bundle")
+    ck = Checkpoint.load(run / "verifier-seeds" / "heads2-seed0" / "verifier.pt")
+    assert (ck.config["heads"], ck.config["seed"]) == (2, seeds[0])
+    assert ModelManifest.load(Path(ens["bundle"])).files["verifier/head.onnx"] not in {m.files["verifier/head.onnx"] for m in copies}
     assert (run / "bundle" / "manifest.json").read_bytes() == before
     nowhere = bench(run, "--realdev", tmp_path / "nowhere", "--json", tmp_path / "vs2.json")
     assert nowhere.returncode == 0 and "absent" in nowhere.stdout and not (tmp_path / "vs2.json").exists()

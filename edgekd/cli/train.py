@@ -322,6 +322,9 @@ def wakeword_cmd(
                                                              "at which the gate of a 1000-call budget (or its own, if lower) asks it; with --mining-minutes 0, "
                                                              "the teacher itself "
                                                              "when equal to --teacher-epochs).")] = 2,
+    verifier_heads: Annotated[int, typer.Option(min=1, help="--phrase: the verifier's heads, trained on the same material from "
+                                                            "consecutive seeds; it answers with their mean logit (the backbone, "
+                                                            "most of a call's CPU, runs once whatever their number).")] = 1,
     train_seed: Annotated[Optional[int], typer.Option(min=0, help="--phrase: seed of the training draw (views, teacher head, "
                                                                   "students, int8 ranges, verifier) on the same material; default: "
                                                                   "the material's seed, 0. Another seed needs another --out.")] = None,
@@ -355,7 +358,7 @@ def wakeword_cmd(
         _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream-64", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
                          teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads,
                          alpha, feature_kd, speech_windows, phrase_windows, confusable_clips, mining_threshold, verifier_budget, verifier_epochs,
-                         train_seed)
+                         train_seed, verifier_heads)
         return
     if data is None or teacher is None:
         raise ConfigError("give --phrase TEXT (a wake word from text), or DATA with --teacher oww:NAME")
@@ -381,7 +384,7 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                      validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float | None,
                      feature_kd: float, speech_windows: int | None = None, phrase_windows: int = 0,
                      confusable_clips: int | None = None, mining_threshold: float = 0.5, verifier_budget: float = 1000.0,
-                     verifier_epochs: int = 2, train_seed: int | None = None) -> None:
+                     verifier_epochs: int = 2, train_seed: int | None = None, verifier_heads: int = 1) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword
@@ -394,6 +397,7 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                           feature_kd=feature_kd, teacher_epochs=teacher_epochs, views=views, rooms=rooms,
                           target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms, threads=threads, workers=threads,
                           verifier_budget=verifier_budget, verifier_epochs=verifier_epochs, train_seed=train_seed,
+                          verifier_heads=verifier_heads,
                           **({} if alpha is None else {"alpha": alpha}), **({} if qat_epochs is None else {"qat_epochs": qat_epochs}))
     check_recipe(recipe)
     check_writable(out / "report.json", "--out")

@@ -132,6 +132,9 @@ class PhraseRecipe:
     # Offline on "view glass" (2026-12-04/05) two-epoch heads verified better than the 20-epoch teacher: 17.9 +- 1.6%
     # against 21.1% FRR at 2 FA/h with synthesized speech, five seeds (README)
     verifier_epochs: int = 2
+    # the verifier's heads, trained on the same rows from seeds training_seed, +1, ...; it answers with their mean logit.
+    # The backbone runs once per call whatever their number (a head is ~0.2 M multiply-adds beside it)
+    verifier_heads: int = 1
     # the student runs every stride_ms; 80 -> 160 (2026-12-05, built pairs with the default budget, bench/realdev_wakeword.py):
     # FRR at 2 FA/h of real and synthesized speech "smart mirror" 8.9 -> 8.9%, "view glass" 11.0 -> 7.8% (the same budget of
     # verifier calls buys a lower gate: 0.18 -> 0.13, 0.13 -> 0.10), and the student's CPU halves (README)
@@ -361,7 +364,7 @@ def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Pa
     from edgekd.train.checkpoint import Checkpoint
 
     wav = data / "mining.wav"
-    if not wav.is_file() and r.verifier_epochs == r.teacher_epochs:
+    if not wav.is_file() and r.verifier_epochs == r.teacher_epochs and r.verifier_heads == 1:
         return teacher
     path = out / "verifier.pt"
     chosen = {k: window_gate(v) for k, v in gates.items()}
@@ -379,11 +382,11 @@ def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Pa
         want["windows"] = len(windows)
         say(f"verifier: {len(windows)} windows of {wav.name} at which the gates ask it, as {UNKNOWN} x {VERIFIER_WINDOW_REPEAT}")
     return _embedding_head(path, kd, r, cache, say, epochs=r.verifier_epochs, folds=0, role="verifier", extra_unknown=windows,
-                           provenance={"gate_open_windows": want})
+                           provenance={"gate_open_windows": want}, heads=r.verifier_heads)
 
 
 def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say, *, epochs: int, folds: int, role: str,
-                    extra_unknown: np.ndarray | None = None, provenance: dict[str, Any] | None = None) -> Path:
+                    extra_unknown: np.ndarray | None = None, provenance: dict[str, Any] | None = None, heads: int = 1) -> Path:
     """A head on the frozen speech embedding trained on the clips (and ``extra_unknown`` windows; reused when ``path`` exists)."""
     from edgekd.train.config import TrainConfig
     from edgekd.train.teachers.embedding_teacher import train_embedding_teacher
@@ -395,8 +398,9 @@ def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say,
     prov = {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases), **({"role": role} if role != "teacher" else {}),
             **(provenance or {})}
     ck = train_embedding_teacher(kd.train, kd.validation, kd.test, path, cfg, folds=folds, cache_dir=cache, provenance=prov,
-                                 extra_unknown=extra_unknown, extra_repeat=VERIFIER_WINDOW_REPEAT)
-    say(f"{role} ({epochs} epochs): test accuracy {ck.metrics.get('test_accuracy_torch', float('nan')):.4f} on synthesized clips -> {path}")
+                                 extra_unknown=extra_unknown, extra_repeat=VERIFIER_WINDOW_REPEAT, heads=heads)
+    many = f", {heads} heads" if heads > 1 else ""
+    say(f"{role} ({epochs} epochs{many}): test accuracy {ck.metrics.get('test_accuracy_torch', float('nan')):.4f} on synthesized clips -> {path}")
     return path
 
 
@@ -547,7 +551,7 @@ def _attach_verifier(bundle: Path, verifier: Path, gates: dict[str, dict[str, fl
     from edgekd.export.verifier import attach_verifier
 
     attach_verifier(bundle, verifier, {k: v["gate"] for k, v in gates.items()}, every=VERIFY_EVERY, max_calls=VERIFY_MAX_CALLS, head=verifier.name,
-                    epochs=r.verifier_epochs,
+                    epochs=r.verifier_epochs, heads=r.verifier_heads,
                     gate_rule=f"lowest gate within {r.verifier_budget:g} verifier calls per hour of eval/validation speech", chosen=gates)
 
 
@@ -605,7 +609,7 @@ def _stage_settings(r: PhraseRecipe) -> dict[str, tuple[str, dict[str, Any]]]:
     return {"teacher.pt": ("speech-embedding", {"epochs": r.teacher_epochs, "seed": seed, "folds": 2}),
             "student.pt": student, "student-mined.pt": student,
             "student-qat.pt": (r.arch, {"epochs": r.qat_epochs, "seed": seed}),
-            "verifier.pt": ("speech-embedding", {"epochs": r.verifier_epochs, "seed": seed, "folds": 0})}
+            "verifier.pt": ("speech-embedding", {"epochs": r.verifier_epochs, "seed": seed, "folds": 0, "heads": r.verifier_heads})}
 
 
 def check_stages(out: Path, r: PhraseRecipe) -> None:
@@ -614,7 +618,7 @@ def check_stages(out: Path, r: PhraseRecipe) -> None:
     from edgekd.train.checkpoint import Checkpoint
     from edgekd.train.config import TrainConfig
 
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    defaults = {**{f.name: f.default for f in fields(TrainConfig)}, "heads": 1}  # "heads": checkpoints before ensembles had one
     for name, (arch, want) in _stage_settings(r).items():
         path = out / name
         if not path.is_file():
@@ -680,7 +684,8 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
             + f" of {evaluation['confusable_clips']} held-out utterances (the most often fired confusables)")
     we.det_plot({f"{label} (test)": res["sweep"] for label, res in test.items()}, out / "det.png", r.target_fa_per_hour)
     report = {"recipe": asdict(r), "labels": list(labels), "bundle": str(bundle), "teacher": str(teacher), "per_label": per_label,
-              "verifier": {"head": str(verifier), "epochs": r.verifier_epochs, "budget_calls_per_hour": r.verifier_budget,
+              "verifier": {"head": str(verifier), "epochs": r.verifier_epochs, "heads": r.verifier_heads,
+                           "budget_calls_per_hour": r.verifier_budget,
                            "gate_open_windows": _window_count(verifier),
                            "gates": gates} if gates else None,
               "material": json.loads((data / "material.json").read_text()),
@@ -712,7 +717,8 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              "- **Teacher**: a head on the frozen speech embedding of openWakeWord 0.4.0 (`melspectrogram.onnx`, "
              "`embedding_model.onnx`: Google's speech embedding, Apache-2.0; no openWakeWord wake-word head is used). "
              + ("The student carries no part of it and runs without it." if not report.get("verifier") else
-                f"A second head on the same backbone, trained {r.verifier_epochs} epoch(s) on the same clips"
+                ("A second head" if r.verifier_heads == 1 else f"A second head ({r.verifier_heads} heads of consecutive seeds, their mean logit)")
+                + f" on the same backbone, trained {r.verifier_epochs} epoch(s) on the same clips"
                 + (f" and on the {report['verifier']['gate_open_windows']} one-second windows of the training voices' running speech "
                    "at which a gate of " + ", ".join(f"{k} {window_gate(v):.2f}" for k, v in report["verifier"]["gates"].items())
                    + f" asks it (as {UNKNOWN}, x{VERIFIER_WINDOW_REPEAT})" if report["verifier"].get("gate_open_windows") else "")
@@ -763,8 +769,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--target-fa-per-hour must be a positive number")
     if min(r.per_word, r.positives, r.epochs, r.teacher_epochs, r.views) < 1:
         raise ConfigError("--per-word, --positives, --epochs, --teacher-epochs and --views must be >= 1")
-    if r.verifier_epochs < 1:
-        raise ConfigError("--verifier-epochs must be >= 1")
+    if r.verifier_epochs < 1 or r.verifier_heads < 1:
+        raise ConfigError("--verifier-epochs and --verifier-heads must be >= 1")
     if r.qat_epochs < 0:
         raise ConfigError("--qat-epochs must be >= 0 (0: int8 without fine-tuning)")
     if r.phrase_windows < 0:

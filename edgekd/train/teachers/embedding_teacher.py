@@ -7,7 +7,9 @@ labels each training row of that data with the head that never saw its clip (k-f
 on its own training clips are nearly one-hot, which leaves a student little to learn); anything else gets the main
 head. The checkpoint stores the head config, the backbone files' sha256 and licence, and the training files' digest.
 ``extra_unknown`` adds audio windows that are not clip files (a wake-word verifier's gate-open windows of running
-speech) as ``_unknown_`` rows of the main head's training set, by their frames of the same backbone.
+speech) as ``_unknown_`` rows of the main head's training set, by their frames of the same backbone. ``heads`` > 1
+trains that many main heads on the same rows, from seeds ``cfg.seed``, ``cfg.seed + 1``, ...; the checkpoint's model
+answers with the mean of their logits (``EmbeddingHead`` members).
 """
 
 from __future__ import annotations
@@ -101,10 +103,12 @@ def train_embedding_teacher(
     provenance: dict[str, Any] | None = None,
     extra_unknown: np.ndarray | None = None,
     extra_repeat: int = 1,
+    heads: int = 1,
 ) -> Checkpoint:
     """Train the main head and ``folds`` cross-fitting heads on the embedding frames of the log-mel sets given;
     ``extra_unknown`` (N, samples): audio windows the main head also learns as ``_unknown_``, ``extra_repeat`` times each
-    (only without ``folds``: the cross-fitting heads label clip files)."""
+    (only without ``folds``: the cross-fitting heads label clip files); ``heads``: main heads of seeds ``cfg.seed + j``
+    whose mean logit the checkpoint answers with."""
     from edgekd.train.kws_objective import train_model
     from edgekd.train.loop import accuracy
     from edgekd.train.models.teachers.embedding_head import EmbeddingHead
@@ -113,6 +117,8 @@ def train_embedding_teacher(
 
     if folds == 1 or folds < 0:
         raise ConfigError(f"--folds must be 0 (no cross-fitting) or at least 2, got {folds}")
+    if heads < 1:
+        raise ConfigError(f"heads must be at least 1, got {heads}")
     d = dist or DistContext()
     if extra_unknown is not None and len(extra_unknown) and folds:
         raise ConfigError("extra negative windows are for a head without cross-fitting heads (folds 0)")
@@ -122,8 +128,12 @@ def train_embedding_teacher(
         etrain = with_unknown_windows(etrain, extra_unknown, extra_repeat, threads=max(1, cfg.threads))
     cfg = replace(cfg, arch=ARCH, specaugment=False)
     model, history = train_model(cfg, etrain, eval_, progress=progress, dist=d)
-    full = EmbeddingHead(len(train.labels), DIM, FRAMES, hidden=hidden, folds=folds)
+    full = EmbeddingHead(len(train.labels), DIM, FRAMES, hidden=hidden, folds=folds, members=heads - 1)
     state = dict(model.state_dict())
+    for j in range(1, heads):  # the ensemble's other members: the same rows, other draws
+        m, _ = train_model(replace(cfg, seed=cfg.seed + j), etrain, eval_, progress=progress, dist=d)
+        for k, v in m.state_dict().items():
+            state[f"members.{j - 1}.{0 if k.startswith('norm.') else 1}.{k.split('.', 1)[1]}"] = v
     fold_acc = []
     if folds:
         fold = fold_of(etrain, folds)
@@ -139,8 +149,9 @@ def train_embedding_teacher(
     ckpt = Checkpoint(
         arch=ARCH, labels=tuple(train.labels), n_mels=DIM, frontend=_frontend(), window_frames=FRAMES,
         state_dict={k: v.contiguous() for k, v in full.state_dict().items()},
-        config=dict(cfg.to_dict(), input=INPUT, folds=folds, arch_kwargs={"frames": FRAMES, "hidden": hidden, "folds": folds}),
-        metrics={"val_accuracy": history["best_val_accuracy"], "test_accuracy_torch": accuracy(model, etest, d),
+        config=dict(cfg.to_dict(), input=INPUT, folds=folds, heads=heads,
+                    arch_kwargs={"frames": FRAMES, "hidden": hidden, "folds": folds, "members": heads - 1}),
+        metrics={"val_accuracy": history["best_val_accuracy"], "test_accuracy_torch": accuracy(full.eval(), etest, d),
                  "crossfit_accuracy": fold_acc, "params": count_params(model),
                  "macs_per_inference": count_macs(model, (1, FRAMES, DIM)),  # the head's; the frozen backbone runs besides
                  "train_seconds": history["train_seconds"], "train_steps": history["steps"], "final_train_loss": history["final_loss"],
