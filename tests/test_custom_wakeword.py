@@ -297,6 +297,14 @@ def _verifier_seeds_bench(run: Path, tmp_path: Path) -> None:
     ck = Checkpoint.load(run / "verifier-seeds" / "heads2-seed0" / "verifier.pt")
     assert (ck.config["heads"], ck.config["seed"]) == (2, seeds[0])
     assert ModelManifest.load(Path(ens["bundle"])).files["verifier/head.onnx"] not in {m.files["verifier/head.onnx"] for m in copies}
+    # what the ensemble's verifier call costs beside one head's (interleaved in one process), and a bundle without one
+    cost = _bench("verifier_cost", run / "bundle", ens["bundle"], "--calls", "10", "--json", tmp_path / "cost.json")
+    assert cost.returncode == 0, cost.stderr[-3000:]
+    rows = json.loads((tmp_path / "cost.json").read_text())["rows"]
+    assert [r["bundle"] for r in rows] == [str(run / "bundle"), ens["bundle"]] and rows[0]["ratio_to_first"] == 1.0
+    assert all(r["median_cpu_ms"] > 0 for r in rows)
+    plain = _bench("verifier_cost", run / "data", "--calls", "10", "--json", tmp_path / "cost2.json")
+    assert plain.returncode == 2 and "not a bundle with a verifier" in plain.stderr and "Traceback" not in plain.stderr
     assert (run / "bundle" / "manifest.json").read_bytes() == before
     nowhere = bench(run, "--realdev", tmp_path / "nowhere", "--json", tmp_path / "vs2.json")
     assert nowhere.returncode == 0 and "absent" in nowhere.stdout and not (tmp_path / "vs2.json").exists()
