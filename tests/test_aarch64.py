@@ -1,9 +1,10 @@
 """The board runtime on emulated aarch64 (Raspberry Pi 4 = cortex-a72, Pi 5 = cortex-a76).
 
 Builds a Debian bookworm arm64 rootfs in a temporary folder, installs only the kit's wheel and its
-runtime dependencies (numpy, onnxruntime, ai-edge-litert, typer), and runs `edgekd selftest` and
-`edgekd run --wav` on every shipped bundle with both backends. Outputs must match the x86 golden files
-within each manifest's tolerances. Speed under emulation means nothing and is not looked at.
+runtime dependencies (numpy, onnxruntime, ai-edge-litert, typer), and runs `edgekd selftest` (hashes,
+golden output, golden WAV streamed) on every shipped bundle with both backends, and `edgekd run --wav`
+through the CLI on one bundle per task and backend. Outputs must match the x86 golden files within each
+manifest's tolerances. Speed under emulation means nothing and is not looked at.
 """
 
 import json
@@ -69,9 +70,14 @@ def test_selftest_and_run_on_pi4_and_pi5(rootfs: Rootfs) -> None:
         assert out["bench_fields_ok"], "edgekd bench did not produce a full result on aarch64"
         assert sorted({r["bundle"] for r in out["results"]}) == bundles
         assert len(out["results"]) == sum(backends.values())  # both backends wherever the bundle has a TFLite graph
+        ran = [(r["task"], r["backend"]) for r in out["results"] if r["run"]]  # the CLI once per task and backend
+        assert sorted(ran) == sorted({(r["task"], r["backend"]) for r in out["results"]})
         for r in out["results"]:
             where = f"{cpu} {r['bundle']} {r['backend']}"
             assert r["selftest_ok"], (where, r["selftest"])
+            assert any("golden stream" in line for line in r["selftest"]), where  # every bundle streamed its golden WAV
+            if not r["run"]:
+                continue
             assert r["run_exit"] == 0, where
             assert r["run_detections"] == r["expected_detections"], where
             assert len(r["run_detections"]) >= 3, where
