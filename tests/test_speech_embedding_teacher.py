@@ -520,6 +520,7 @@ def test_a_head_ensemble_is_the_mean_logit_of_its_draws_and_exports_as_one_verif
         np.testing.assert_allclose(ens.build()(x).numpy(), mean.numpy(), rtol=1e-5, atol=1e-5)
         assert not torch.allclose(single[0], single[1], atol=1e-3)  # two draws, not one head twice
     assert ens.config["heads"] == 2 and ens.config["arch_kwargs"]["members"] == 1
+    assert ens.metrics["params"] == 2 * singles[0].metrics["params"] and ens.metrics["macs_per_inference"] == 2 * singles[0].metrics["macs_per_inference"]
     rng = np.random.default_rng(1)
     audio = (0.1 * rng.standard_normal(16000)).astype(np.float32)
     v = Verifier(export_verifier(tmp_path / "ens.pt", tmp_path / "verifier"))

@@ -152,8 +152,8 @@ def train_embedding_teacher(
         config=dict(cfg.to_dict(), input=INPUT, folds=folds, heads=heads,
                     arch_kwargs={"frames": FRAMES, "hidden": hidden, "folds": folds, "members": heads - 1}),
         metrics={"val_accuracy": history["best_val_accuracy"], "test_accuracy_torch": accuracy(full.eval(), etest, d),
-                 "crossfit_accuracy": fold_acc, "params": count_params(model),
-                 "macs_per_inference": count_macs(model, (1, FRAMES, DIM)),  # the head's; the frozen backbone runs besides
+                 "crossfit_accuracy": fold_acc, "params": heads * count_params(model),  # what forward runs: every member
+                 "macs_per_inference": heads * count_macs(model, (1, FRAMES, DIM)),  # the heads'; the frozen backbone runs besides
                  "train_seconds": history["train_seconds"], "train_steps": history["steps"], "final_train_loss": history["final_loss"],
                  "processes": d.world_size},
         provenance=dict(provenance or {}, backbone=backbone_identity(), train_files_sha256=train.files_sha256, train_files=list(train.files),
