@@ -32,3 +32,69 @@ def test_single_process_paths_run_under_setsid_nohup(tmp_path: Path) -> None:
             break
         time.sleep(0.2)
     assert (tmp_path / "done").is_file() and int((tmp_path / "done").read_text()) > 0
+
+
+def test_spawn_imap_keeps_order_and_leaves_no_worker() -> None:
+    import multiprocessing
+
+    from edgekd.core.procutil import spawn_imap
+
+    assert list(spawn_imap(abs, [-3, 1, -2, 5, -8], 2, chunksize=2)) == [3, 1, 2, 5, 8]
+    assert multiprocessing.active_children() == []
+
+
+def test_spawn_imap_a_killed_worker_is_one_clear_error_not_a_hang() -> None:
+    """multiprocessing.Pool replaces a worker that dies and waits for its task forever; spawn_imap says so."""
+    import multiprocessing
+    import os
+
+    import pytest
+
+    from edgekd.core.errors import ConfigError
+    from edgekd.core.procutil import spawn_imap
+
+    with pytest.raises(ConfigError, match="worker process died"):
+        list(spawn_imap(os._exit, [3, 4], 2))
+    assert multiprocessing.active_children() == []
+
+
+def test_spawn_imap_stopped_early_stops_its_workers() -> None:
+    import multiprocessing
+    import time
+
+    from edgekd.core.procutil import spawn_imap
+
+    results = spawn_imap(time.sleep, [0.0] + [30.0] * 4, 2)
+    assert next(results) is None
+    results.close()
+    assert multiprocessing.active_children() == []
+
+
+def test_synthesis_workers_that_end_without_their_share_are_an_error() -> None:
+    """The synthesis parent waits for each worker's None: a worker that died, or ended without it, is one line."""
+    import os
+    from multiprocessing import get_context
+
+    import pytest
+
+    from edgekd.core.errors import ConfigError
+    from edgekd.data.synth_kws import _collect_shares
+
+    ctx = get_context("spawn")
+    for code, message in ((0, "ended without finishing its share"), (3, r"died \(exit code 3\)")):
+        messages = ctx.Queue()
+        procs = [ctx.Process(target=os._exit, args=(code,))]
+        procs[0].start()
+        with pytest.raises(ConfigError, match=message):
+            _collect_shares(messages, procs, 1, None)
+        procs[0].join()
+    messages = ctx.Queue()
+    procs = [ctx.Process(target=messages.put, args=(1,)), ctx.Process(target=messages.put, args=(None,))]
+    for p in procs:
+        p.start()
+    seen: list[int] = []
+    with pytest.raises(ConfigError, match="ended without"):  # one said its clip and None never came from it
+        _collect_shares(messages, procs, 1, lambda done, total: seen.append(done))
+    assert seen == [1]
+    for p in procs:
+        p.join()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
-__all__ = ["bounded_workers", "die_with_parent"]
+__all__ = ["bounded_workers", "die_with_parent", "spawn_imap"]
+
+_R = TypeVar("_R")
 
 
 def bounded_workers(requested: int, jobs: int) -> int:
@@ -34,3 +38,32 @@ def die_with_parent() -> None:
         return
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def spawn_imap(fn: Callable[[Any], _R], items: Iterable[Any], workers: int, *,
+               initializer: Callable[..., None] = die_with_parent, initargs: tuple[Any, ...] = (),
+               chunksize: int = 1) -> Iterator[_R]:
+    """``fn`` over ``items`` in ``workers`` spawned processes, results in order. A worker that dies (killed, out of
+    memory) raises ``ConfigError`` in one line instead of leaving the caller waiting forever for its task, as
+    ``multiprocessing.Pool`` does; when the caller stops early or fails, the workers are stopped with it.
+    ``initializer`` runs in each worker and should call ``die_with_parent``."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing import get_context
+
+    from edgekd.core.errors import ConfigError
+
+    ex = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=initializer, initargs=initargs)
+    try:
+        yield from ex.map(fn, items, chunksize=chunksize)
+    except BrokenProcessPool:
+        raise ConfigError("a worker process died (killed, or out of memory?); run again, with fewer workers "
+                          "or more memory") from None
+    finally:
+        procs = list((getattr(ex, "_processes", None) or {}).values())  # private, but the only handle on them
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join()

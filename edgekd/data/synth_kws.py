@@ -159,8 +159,6 @@ def _share_of(job: _Job, workers: int) -> int:
 def _render_parallel(order: list[_Job], workers: int, out: str, cache_dir: str | None,
                      progress: Callable[[int, int], None] | None) -> None:
     """``order`` over ``workers`` processes, each taking its share (``_share_of``) in order."""
-    import queue
-
     ctx = get_context("spawn")
     messages = ctx.Queue()
     with single_threaded_blas():
@@ -171,28 +169,43 @@ def _render_parallel(order: list[_Job], workers: int, out: str, cache_dir: str |
         for p in procs:
             p.start()
     try:
-        done = finished = 0
-        while finished < workers:
-            try:
-                msg = messages.get(timeout=2.0)
-            except queue.Empty:
-                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-                if dead:
-                    raise ConfigError(f"a synthesis worker died (exit code {dead[0]}); run again, or with --workers 1 to see why") from None
-                continue
-            if msg is None:
-                finished += 1
-            elif isinstance(msg, str):
-                raise ConfigError(msg)
-            else:
-                done += 1
-                if progress:
-                    progress(done, len(order))
+        _collect_shares(messages, procs, len(order), progress)
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
             p.join()
+
+
+def _collect_shares(messages: Any, procs: list[Any], total: int,
+                    progress: Callable[[int, int], None] | None) -> None:
+    """Read the workers' messages until each has said None; raise ``ConfigError`` on an error line, on a worker that
+    died, or on one that ended without its None (twice in a row quiet for 2 s, so a None still in the pipe counts)."""
+    import queue
+
+    done = finished = 0
+    quiet = 0
+    while finished < len(procs):
+        try:
+            msg = messages.get(timeout=2.0)
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise ConfigError(f"a synthesis worker died (exit code {dead[0]}); run again, or with --workers 1 to see why") from None
+            ended = sum(p.exitcode == 0 for p in procs)
+            quiet = quiet + 1 if ended > finished else 0
+            if quiet >= 2:
+                raise ConfigError("a synthesis worker ended without finishing its share; run again, or with --workers 1 to see why") from None
+            continue
+        quiet = 0
+        if msg is None:
+            finished += 1
+        elif isinstance(msg, str):
+            raise ConfigError(msg)
+        else:
+            done += 1
+            if progress:
+                progress(done, total)
 
 
 def say(job_text: str, voice: Voice, rate: float, pitch: float, cache: object | None = None) -> np.ndarray:

@@ -18,7 +18,6 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +152,10 @@ def _featurize_all(items: list[tuple[int, Any]], init: tuple[Any, ...], workers:
     chunks: list[np.ndarray] = []
     workers = bounded_workers(workers, len(items))
     if workers > 1:
-        with single_threaded_blas(), get_context("spawn").Pool(workers, initializer=_worker_init, initargs=init) as pool:
-            for k, arr in enumerate(pool.imap(_featurize, items, chunksize=64)):
+        from edgekd.core.procutil import spawn_imap
+
+        with single_threaded_blas():
+            for k, arr in enumerate(spawn_imap(_featurize, items, workers, initializer=_worker_init, initargs=init, chunksize=64)):
                 chunks.append(arr)
                 if progress:
                     progress(k + 1, len(items))

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -209,10 +208,10 @@ def build_logit_cache(
     elif n == 1:
         _score_shard_job(job(0))
     else:
-        from edgekd.core.procutil import die_with_parent
+        from edgekd.core.procutil import spawn_imap
 
-        with get_context("spawn").Pool(n, initializer=die_with_parent) as pool:
-            pool.map(_score_shard_job, [job(k) for k in range(n)])
+        for _ in spawn_imap(_score_shard_job, [job(k) for k in range(n)], n):
+            pass
     d.barrier()
     if d.is_main:
         teacher_block = {"sha256": sha, "name": Path(teacher).name, "labels": list(labels), "input": src.kind,

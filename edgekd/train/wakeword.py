@@ -15,7 +15,6 @@ soft-target cross-entropy against the teacher's score (for the phrase, the BCE t
 from __future__ import annotations
 
 from collections.abc import Callable
-from multiprocessing import get_context
 
 import numpy as np
 
@@ -62,13 +61,12 @@ def clip_targets(spec: str, clips: list[Clip], *, workers: int = 2, progress: Ca
     jobs = [(spec, c, i) for i, c in enumerate(clips)]
     out = np.zeros(len(jobs), dtype=np.float32)
     if workers > 1:
-        from edgekd.core.procutil import die_with_parent
+        from edgekd.core.procutil import spawn_imap
 
-        with get_context("spawn").Pool(workers, initializer=die_with_parent) as pool:
-            for i, p in enumerate(pool.imap(_score_clip, jobs, chunksize=16)):
-                out[i] = p
-                if progress:
-                    progress(i + 1, len(jobs))
+        for i, p in enumerate(spawn_imap(_score_clip, jobs, workers, chunksize=16)):
+            out[i] = p
+            if progress:
+                progress(i + 1, len(jobs))
     else:
         for i, job in enumerate(jobs):
             out[i] = _score_clip(job)
