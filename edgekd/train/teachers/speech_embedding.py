@@ -14,6 +14,7 @@ every checkpoint and model card that uses the backbone; nothing of the wheel is 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,14 @@ def backbone_identity(models_dir: Path | None = None) -> dict[str, Any]:
     from edgekd.train.teachers.oww import oww_models_dir
 
     d = models_dir or oww_models_dir()
-    return {"name": "speech-embedding", "source": "openwakeword==0.4.0", "files": {f: sha256_file(d / f) for f in BACKBONE_FILES},
+    return {"name": "speech-embedding", "source": "openwakeword==0.4.0", "files": dict(_file_hashes(str(d))),
             "window_samples": WINDOW_SAMPLES, "frames": FRAMES, "dim": DIM, "licence": LICENCE_NOTE}
+
+
+@functools.lru_cache(maxsize=4)
+def _file_hashes(folder: str) -> tuple[tuple[str, str], ...]:
+    """The backbone files' sha256 in ``folder``, once per process (every teacher check asks again)."""
+    return tuple((f, sha256_file(Path(folder) / f)) for f in BACKBONE_FILES)
 
 
 def check_backbone(recorded: dict[str, Any] | None, where: str) -> None:
