@@ -98,3 +98,18 @@ def test_synthesis_workers_that_end_without_their_share_are_an_error() -> None:
     assert seen == [1]
     for p in procs:
         p.join()
+
+
+def test_spawn_imap_a_failing_initializer_is_one_line(capfd) -> None:  # type: ignore[no-untyped-def]
+    """Not a traceback from the pool's logger and not 'a worker died': what the initializer said."""
+    import multiprocessing
+
+    import pytest
+
+    from edgekd.core.errors import ConfigError
+    from edgekd.core.procutil import spawn_imap
+
+    with pytest.raises(ConfigError, match=r"could not start: ValueError: invalid literal"):
+        list(spawn_imap(abs, [1, 2, 3], 2, initializer=int, initargs=("x",)))
+    assert "Traceback" not in capfd.readouterr().err
+    assert multiprocessing.active_children() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -53,9 +54,10 @@ def spawn_imap(fn: Callable[[Any], _R], items: Iterable[Any], workers: int, *,
 
     from edgekd.core.errors import ConfigError
 
-    ex = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=initializer, initargs=initargs)
+    ex = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_guarded_init,
+                             initargs=(initializer, initargs))
     try:
-        yield from ex.map(fn, items, chunksize=chunksize)
+        yield from ex.map(functools.partial(_guarded_call, fn), items, chunksize=chunksize)
     except BrokenProcessPool:
         raise ConfigError("a worker process died (killed, or out of memory?); run again, with fewer workers "
                           "or more memory") from None
@@ -67,3 +69,25 @@ def spawn_imap(fn: Callable[[Any], _R], items: Iterable[Any], workers: int, *,
                 p.terminate()
         for p in procs:
             p.join()
+
+
+_INIT_ERROR: list[str] = []  # in a spawn_imap worker: why its initializer failed
+
+
+def _guarded_init(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    """A failing initializer would print a traceback and break the pool as if the worker had been killed: keep its
+    error instead, for each task to raise as one line."""
+    from edgekd.core.errors import EdgeKDError
+
+    try:
+        initializer(*initargs)
+    except Exception as e:  # noqa: BLE001 - said in one line by every task of this worker
+        _INIT_ERROR.append(str(e) if isinstance(e, EdgeKDError) else f"a worker process could not start: {type(e).__name__}: {e}")
+
+
+def _guarded_call(fn: Callable[[Any], _R], item: Any) -> _R:
+    if _INIT_ERROR:
+        from edgekd.core.errors import ConfigError
+
+        raise ConfigError(_INIT_ERROR[0])
+    return fn(item)
