@@ -56,19 +56,18 @@ def spawn_imap(fn: Callable[[Any], _R], items: Iterable[Any], workers: int, *,
 
     ex = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_guarded_init,
                              initargs=(initializer, initargs))
+    finished = False
     try:
         yield from ex.map(functools.partial(_guarded_call, fn), items, chunksize=chunksize)
+        finished = True
     except BrokenProcessPool:
         raise ConfigError("a worker process died (killed, or out of memory?); run again, with fewer workers "
                           "or more memory") from None
     finally:
-        procs = list((getattr(ex, "_processes", None) or {}).values())  # private, but the only handle on them
-        ex.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join()
+        if not finished:  # stopped early or failed: kill the workers (private dict, the only handle on them); the
+            for p in list((getattr(ex, "_processes", None) or {}).values()):  # pool's own thread then reaps them
+                p.kill()
+        ex.shutdown(wait=True, cancel_futures=True)  # one thread reaps: two calling waitpid raced
 
 
 _INIT_ERROR: list[str] = []  # in a spawn_imap worker: why its initializer failed
