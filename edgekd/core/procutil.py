@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from edgekd.core.errors import ConfigError, EdgeKDError
+
 __all__ = ["bounded_workers", "die_with_parent", "spawn_imap"]
 
 _R = TypeVar("_R")
@@ -52,8 +54,6 @@ def spawn_imap(fn: Callable[[Any], _R], items: Iterable[Any], workers: int, *,
     from concurrent.futures.process import BrokenProcessPool
     from multiprocessing import get_context
 
-    from edgekd.core.errors import ConfigError
-
     ex = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_guarded_init,
                              initargs=(initializer, initargs))
     finished = False
@@ -76,8 +76,6 @@ _INIT_ERROR: list[str] = []  # in a spawn_imap worker: why its initializer faile
 def _guarded_init(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
     """A failing initializer would print a traceback and break the pool as if the worker had been killed: keep its
     error instead, for each task to raise as one line."""
-    from edgekd.core.errors import EdgeKDError
-
     try:
         initializer(*initargs)
     except Exception as e:  # noqa: BLE001 - said in one line by every task of this worker
@@ -86,7 +84,5 @@ def _guarded_init(initializer: Callable[..., None], initargs: tuple[Any, ...]) -
 
 def _guarded_call(fn: Callable[[Any], _R], item: Any) -> _R:
     if _INIT_ERROR:
-        from edgekd.core.errors import ConfigError
-
         raise ConfigError(_INIT_ERROR[0])
     return fn(item)

@@ -147,13 +147,11 @@ def _cache_key(data_dir: str | os.PathLike[str], clips: list[Any], labels: tuple
 def _featurize_all(items: list[tuple[int, Any]], init: tuple[Any, ...], workers: int,
                    progress: Callable[[int, int], None] | None) -> list[np.ndarray]:
     """Every clip's views, in order: in ``workers`` spawned processes (BLAS single-threaded) or in this one."""
-    from edgekd.core.procutil import bounded_workers
+    from edgekd.core.procutil import bounded_workers, spawn_imap
 
     chunks: list[np.ndarray] = []
     workers = bounded_workers(workers, len(items))
     if workers > 1:
-        from edgekd.core.procutil import spawn_imap
-
         with single_threaded_blas():
             for k, arr in enumerate(spawn_imap(_featurize, items, workers, initializer=_worker_init, initargs=init, chunksize=64)):
                 chunks.append(arr)
