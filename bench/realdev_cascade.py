@@ -18,7 +18,7 @@ and run by the device-side ``edgekd.runtime.verifier.Verifier``: backbone + head
 the verifier's CPU per audio second on those negatives: what the teacher would add to the student's cost. The gates a
 recipe could choose without real voices are printed too: the student's score that 99 / 98 / 95 / 90% of the run's
 synthesized validation positives reach (``valNN%``), and the lowest gate whose verifier calls stay within 250 / 500 /
-1,000 per hour of the validation speech (``budgetN/h``); the cascade is scored at each of them as well. Offline, on
+1,000 / 2,000 per hour of the validation speech (``budgetN/h``; ``--budgets`` gives others); the cascade is scored at each of them as well. Offline, on
 the teacher's hop grid: a pair bundle (``edgekd train wakeword --phrase`` with its default ``--verifier-budget``) is
 measured as it runs by ``bench/realdev_wakeword.py``; this bench compares gates and verifiers without building each.
 The gate is the bundle's student alone (a bundle's own verifier is left out). Prints a table; writes
@@ -100,7 +100,7 @@ def verifier_ms_per_hop(teacher: Path, rounds: int = 30) -> float:
 
 
 def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...] = (0.99, 0.98, 0.95, 0.9),
-                     budgets: tuple[float, ...] = (250.0, 500.0, 1000.0), every: int = 1,
+                     budgets: tuple[float, ...] = (250.0, 500.0, 1000.0, 2000.0), every: int = 1,
                      max_calls: int | None = None) -> list[dict[str, Any]]:
     """Gates a recipe could pick without real voices, from the run's synthesized validation material: the student's
     score that ``keep`` of the validation positives reach (their peaks' quantile), and the lowest gate (0.01 steps)
@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="ask the verifier at the first and every N-th hop while the gate stays open (the built bundles: 2)")
     ap.add_argument("--max-calls", type=int, default=None, metavar="N",
                     help="at most N verifier calls per opening (default: no cap; the recipe's bundles since 2026-12-05: 3)")
+    ap.add_argument("--budgets", type=float, nargs="+", default=[250.0, 500.0, 1000.0, 2000.0], metavar="CALLS",
+                    help="verifier calls per hour of validation speech: each budget's gate, as the recipe's --verifier-budget picks it, is scored too")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword",
                     help="where the real negatives WAV and the teacher's backbone frames (teacher_frames/) are kept")
@@ -159,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         if not p.is_file():
             print(f"error: {what}: {p} is missing; give a finished `edgekd train wakeword --phrase` folder", file=sys.stderr)
             return 2
-    if any(not 0.0 < g < 1.0 for g in args.gates) or args.hold_ms <= 0 or args.every < 1 or (args.max_calls is not None and args.max_calls < 1):
-        print("error: --gates must lie in (0, 1), --hold-ms be > 0, --every >= 1 and --max-calls >= 1", file=sys.stderr)
+    if (any(not 0.0 < g < 1.0 for g in args.gates) or any(b <= 0 for b in args.budgets) or args.hold_ms <= 0 or args.every < 1
+            or (args.max_calls is not None and args.max_calls < 1)):
+        print("error: --gates must lie in (0, 1), --budgets and --hold-ms be > 0, --every >= 1 and --max-calls >= 1", file=sys.stderr)
         return 2
     label = json.loads((args.run / "report.json").read_text())["labels"][0] if (args.run / "report.json").is_file() else None
     det = load_kws(bundle, backend="onnx", threads=1, verifier=False)  # the gate: a bundle's own second stage stays out
@@ -179,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scoring with the {name} ...", flush=True)
         pos[name], neg[name] = stream_timelines(scorer, wavs, [real, synth])
     has_val = (args.run / "data" / "eval" / "validation" / label).is_dir()
-    picks = validation_gates(scorers["student"], args.run, label, every=args.every, max_calls=args.max_calls) if has_val else []
+    picks = (validation_gates(scorers["student"], args.run, label, budgets=tuple(args.budgets), every=args.every, max_calls=args.max_calls)
+             if has_val else [])
     cost = verifier_ms_per_hop(teacher)  # more heads share the backbone: each adds well under a ms
     out: dict[str, Any] = {}
     for key, k in (("real_negatives_only", 1), ("real_and_synthesized_negatives", 2)):

@@ -417,3 +417,26 @@ def test_the_cascade_bench_gates_the_verifier_by_the_students_score() -> None:
     assert not v.any() and (calls, opened) == (0, 0)
     (jt, jv), seconds = joined([((t, t / 1000), 0.8), ((t, t / 100), 2.0)])
     assert seconds == 2.8 and jt.tolist() == [*t, *(t + 800.0)] and jv.tolist() == [*(t / 1000), *(t / 100)]
+
+
+def test_the_budget_bench_links_the_trained_stages_and_leaves_out_what_the_budget_changes(tmp_path: Path) -> None:
+    """``link_run`` (bench/verifier_budgets.py): the material and the trained stages are hard links of the run's files
+    (nothing copied), the bundle, report, DET plot, verifier head and earlier studies are left for the recipe to make
+    again; a finished copy is kept as it is."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from verifier_budgets import link_run
+
+    run = tmp_path / "run"
+    for rel in ("data/clips/smart_mirror/a.wav", "cache/f.npy", "mined/w.wav", "teacher.pt", "student-qat.pt",
+                "bundle/manifest.json", "report.json", "det.png", "verifier.pt", "draws/seed1/report.json"):
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text(rel)
+    out = run / "verifier-budgets" / "b2000"
+    link_run(run, out)
+    kept = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert kept == ["cache/f.npy", "data/clips/smart_mirror/a.wav", "mined/w.wav", "student-qat.pt", "teacher.pt"]
+    assert all((out / k).stat().st_ino == (run / k).stat().st_ino for k in kept)
+    assert not list(out.parent.glob(".*partial"))
+    (out / "teacher.pt").unlink()
+    link_run(run, out)  # made already: left as it is
+    assert not (out / "teacher.pt").exists()
