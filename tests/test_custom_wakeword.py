@@ -58,6 +58,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
 
     head = Checkpoint.load(out / "verifier.pt")
     assert head.config["epochs"] == 2 and head.config["folds"] == 0 and head.provenance["role"] == "verifier"
+    assert head.config["heads"] == report["verifier"]["heads"] == 3  # the default: three heads' mean logit
     windows = head.provenance["gate_open_windows"]  # it also learnt the mining speech's windows at which the gate asks it
     assert gate["window_gate"] <= gate["gate"]  # cut at the gate of the default budget, or the bundle's own where lower
     assert windows == {"source": "mining.wav", "gates": {"computer": gate["window_gate"]}, "every": 2, "repeat": 3,
@@ -70,6 +71,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert all(f"verifier/{f}" in manifest["files"] for f in ("head.onnx", "melspectrogram.onnx", "embedding_model.onnx", "verifier.json"))
     card = (bundle / "MODEL_CARD.md").read_text()
     assert card.startswith("# computer-dscnn-stream-64-kd-int8: wake word(s)") and "second stage" in card
+    assert "(3 heads of consecutive seeds, their mean logit)" in card
     assert "Apache-2.0" in card and "no openWakeWord wake-word head" in card
     assert "Settings other than the defaults" in card and "per_word 4" in card and "epochs 1" in card
     assert "QAT int8 (1 epoch of fine-tuning)" in card  # --qat-epochs 1: fine-tuned on the clips and the transfer windows
@@ -102,8 +104,8 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert f"{out / 'student-qat.pt'} was made with epochs 1 (this run asks 0)" in refused.stderr.strip().splitlines()[-1]
     refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY, "--train-seed", "3", ok=False)  # another draw
     assert f"{out / 'teacher.pt'} was made with seed 0 (this run asks 3)" in refused.stderr.strip().splitlines()[-1]
-    refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY, "--verifier-heads", "3", ok=False)
-    assert f"{out / 'verifier.pt'} was made with heads 1 (this run asks 3)" in refused.stderr.strip().splitlines()[-1]
+    refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY, "--verifier-heads", "1", ok=False)
+    assert f"{out / 'verifier.pt'} was made with heads 3 (this run asks 1)" in refused.stderr.strip().splitlines()[-1]
     assert (out / "report.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "data" / "eval" / "eval.json").read_text()) == ev
     # the seed bench trains the shipped student again with another seed (the recipe's own seed reuses its student)
@@ -459,7 +461,8 @@ def _misses_bench(run: Path, tmp_path: Path) -> None:
 def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     out = tmp_path / "lights"
     _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1",
-            "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1", "--mining-minutes", "0")  # int8 without fine-tuning: the default
+            "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1", "--verifier-heads", "1",
+            "--mining-minutes", "0")  # int8 without fine-tuning: the default
     report = json.loads((out / "report.json").read_text())
     assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"] and report["recipe"]["qat_epochs"] == 0
     assert report["recipe"]["feature_kd"] == 1.0
@@ -477,7 +480,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     assert set(report["per_label"]) == {"lights_on", "lights_off"}
     gates = json.loads((out / "bundle" / "manifest.json").read_text())["verifier"]["gates"]  # one gate per phrase
     assert set(gates) == {"lights_on", "lights_off"} and gates == {k: v["gate"] for k, v in report["verifier"]["gates"].items()}
-    # no mining speech (so no gate-open windows) and as many epochs: the teacher is the verifier
+    # no mining speech (so no gate-open windows), as many epochs and one head: the teacher is the verifier
     assert report["verifier"]["head"] == str(out / "teacher.pt") and not (out / "verifier.pt").exists()
     assert report["verifier"]["gate_open_windows"] == 0
     confusables = json.loads((out / "data" / "material.json").read_text())["confusables"]

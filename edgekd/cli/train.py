@@ -321,10 +321,10 @@ def wakeword_cmd(
                                                              "backbone, trained on the clips and on the windows of the mining speech "
                                                              "at which the gate of a 1000-call budget (or its own, if lower) asks it; with --mining-minutes 0, "
                                                              "the teacher itself "
-                                                             "when equal to --teacher-epochs).")] = 2,
+                                                             "when equal to --teacher-epochs and --verifier-heads is 1).")] = 2,
     verifier_heads: Annotated[int, typer.Option(min=1, help="--phrase: the verifier's heads, trained on the same material from "
                                                             "consecutive seeds; it answers with their mean logit (the backbone, "
-                                                            "most of a call's CPU, runs once whatever their number).")] = 1,
+                                                            "most of a call's CPU, runs once whatever their number).")] = 3,
     train_seed: Annotated[Optional[int], typer.Option(min=0, help="--phrase: seed of the training draw (views, teacher head, "
                                                                   "students, int8 ranges, verifier) on the same material; default: "
                                                                   "the material's seed, 0. Another seed needs another --out.")] = None,
@@ -384,7 +384,7 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                      validation_minutes: float, test_minutes: float, positives: int, rooms: bool, threads: int, alpha: float | None,
                      feature_kd: float, speech_windows: int | None = None, phrase_windows: int = 0,
                      confusable_clips: int | None = None, mining_threshold: float = 0.5, verifier_budget: float = 1000.0,
-                     verifier_epochs: int = 2, train_seed: int | None = None, verifier_heads: int = 1) -> None:
+                     verifier_epochs: int = 2, train_seed: int | None = None, verifier_heads: int = 3) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword

@@ -133,8 +133,11 @@ class PhraseRecipe:
     # against 21.1% FRR at 2 FA/h with synthesized speech, five seeds (README)
     verifier_epochs: int = 2
     # the verifier's heads, trained on the same rows from seeds training_seed, +1, ...; it answers with their mean logit.
-    # The backbone runs once per call whatever their number (a head is ~0.2 M multiply-adds beside it)
-    verifier_heads: int = 1
+    # The backbone runs once per call whatever their number (a head is ~0.2 M multiply-adds beside it; a call 1.013x).
+    # 1 -> 3 (2026-12-06, bench/verifier_seeds.py on two runs' students and gates): one head's draw spread 4.3-9.8% FRR at
+    # 2 FA/h of real and synthesized speech ("smart mirror"), 6.3-7.5% ("view glass"); three heads 4.6% and 6.8% / 6.3%,
+    # and better than the run's own head in every comparison (README)
+    verifier_heads: int = 3
     # the student runs every stride_ms; 80 -> 160 (2026-12-05, built pairs with the default budget, bench/realdev_wakeword.py):
     # FRR at 2 FA/h of real and synthesized speech "smart mirror" 8.9 -> 8.9%, "view glass" 11.0 -> 7.8% (the same budget of
     # verifier calls buys a lower gate: 0.18 -> 0.13, 0.13 -> 0.10), and the student's CPU halves (README)
@@ -358,8 +361,8 @@ def _verifier_head(out: Path, kd: Any, teacher: Path, r: PhraseRecipe, cache: Pa
     """Stage 6: the second stage's head, ``verifier.pt``: trained ``verifier_epochs`` on the clips (no cross-fitting
     heads) and on the windows of ``mining.wav`` (the training voices' running speech) at which the gates would ask it
     (each phrase's ``window_gate``: ``VERIFIER_WINDOW_BUDGET``), each ``VERIFIER_WINDOW_REPEAT`` times as ``_unknown_``:
-    the speech it is asked about. Without ``mining.wav``, the teacher itself when it has as many epochs. Reused when
-    made for the same window gates."""
+    the speech it is asked about. Without ``mining.wav``, the teacher itself when it has as many epochs and one head is
+    asked for. Reused when made for the same window gates."""
     from edgekd.runtime.wav import load_audio
     from edgekd.train.checkpoint import Checkpoint
 
