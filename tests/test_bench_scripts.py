@@ -421,8 +421,8 @@ def test_the_cascade_bench_gates_the_verifier_by_the_students_score() -> None:
 
 def test_the_budget_bench_links_the_trained_stages_and_leaves_out_what_the_budget_changes(tmp_path: Path) -> None:
     """``link_run`` (bench/verifier_budgets.py): the material and the trained stages are hard links of the run's files
-    (nothing copied), the bundle, report, DET plot, verifier head and earlier studies are left for the recipe to make
-    again; a finished copy is kept as it is."""
+    (nothing copied; the verifier head too, which the recipe trains again only where its windows change), the bundle,
+    report, DET plot and earlier studies are left for the recipe to make again; a finished copy is kept as it is."""
     sys.path.insert(0, str(REPO / "bench"))
     from verifier_budgets import link_run
 
@@ -434,7 +434,7 @@ def test_the_budget_bench_links_the_trained_stages_and_leaves_out_what_the_budge
     out = run / "verifier-budgets" / "b2000"
     link_run(run, out)
     kept = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert kept == ["cache/f.npy", "data/clips/smart_mirror/a.wav", "mined/w.wav", "student-qat.pt", "teacher.pt"]
+    assert kept == ["cache/f.npy", "data/clips/smart_mirror/a.wav", "mined/w.wav", "student-qat.pt", "teacher.pt", "verifier.pt"]
     assert all((out / k).stat().st_ino == (run / k).stat().st_ino for k in kept)
     assert not list(out.parent.glob(".*partial"))
     (out / "teacher.pt").unlink()
