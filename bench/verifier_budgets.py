@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or REPO / "bench" / "results" / f"verifier_budgets_{label}.json"
     command = " ".join(["python bench/verifier_budgets.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out, {"what": "a run's two-stage bundle made again with other verifier budgets (same material, teacher and students; "
-                             "gate, verifier head and threshold made again), each measured as it runs on real dev speakers",
+                             "gate and threshold made again, the verifier head where the budget changes its windows), each measured as it "
+                             "runs on real dev speakers",
                      "command": command, "date": datetime.date.today().isoformat(), "run": str(args.run), "rows": rows,
                      "machine": machine_facts()})
     print(f"-> {out}")
