@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realdev_wakeword import DEFAULT_REALDEV, Timeline, joined, real_negatives, stream_timelines  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+BUDGETS = (250.0, 500.0, 1000.0, 2000.0)  # verifier calls per hour of validation speech whose gates are scored (--budgets)
 
 
 def gated(student: Timeline, teacher: Timeline, gate: float, hold_ms: float, every: int = 1,
@@ -100,7 +101,7 @@ def verifier_ms_per_hop(teacher: Path, rounds: int = 30) -> float:
 
 
 def validation_gates(scorer: Any, run: Path, label: str, keep: tuple[float, ...] = (0.99, 0.98, 0.95, 0.9),
-                     budgets: tuple[float, ...] = (250.0, 500.0, 1000.0, 2000.0), every: int = 1,
+                     budgets: tuple[float, ...] = BUDGETS, every: int = 1,
                      max_calls: int | None = None) -> list[dict[str, Any]]:
     """Gates a recipe could pick without real voices, from the run's synthesized validation material: the student's
     score that ``keep`` of the validation positives reach (their peaks' quantile), and the lowest gate (0.01 steps)
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="ask the verifier at the first and every N-th hop while the gate stays open (the built bundles: 2)")
     ap.add_argument("--max-calls", type=int, default=None, metavar="N",
                     help="at most N verifier calls per opening (default: no cap; the recipe's bundles since 2026-12-05: 3)")
-    ap.add_argument("--budgets", type=float, nargs="+", default=[250.0, 500.0, 1000.0, 2000.0], metavar="CALLS",
+    ap.add_argument("--budgets", type=float, nargs="+", default=list(BUDGETS), metavar="CALLS",
                     help="verifier calls per hour of validation speech: each budget's gate, as the recipe's --verifier-budget picks it, is scored too")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword",
