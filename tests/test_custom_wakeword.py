@@ -98,14 +98,17 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     changed = ["2" if i and TINY[i - 1] == "--teacher-epochs" else a for i, a in enumerate(TINY)]
     refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *changed, ok=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr and (out / "report.json").stat().st_mtime_ns == stamp
-    assert f"{out / 'teacher.pt'} was made with epochs 1 (this run asks 2): give a new --out" in refused.stderr.strip().splitlines()[-1]
+    assert refused.stderr.strip().splitlines()[-1] == (f"error: {out / 'teacher.pt'} was made with epochs 1 (this run asks 2): give a new --out, "
+                                                       "or --teacher-epochs 1 reuses it (a stage is reused when its file exists)")
     fewer_qat = ["0" if i and TINY[i - 1] == "--qat-epochs" else a for i, a in enumerate(TINY)]  # the int8 stage is checked too
     refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *fewer_qat, ok=False)
     assert f"{out / 'student-qat.pt'} was made with epochs 1 (this run asks 0)" in refused.stderr.strip().splitlines()[-1]
     refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY, "--train-seed", "3", ok=False)  # another draw
     assert f"{out / 'teacher.pt'} was made with seed 0 (this run asks 3)" in refused.stderr.strip().splitlines()[-1]
     refused = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY, "--verifier-heads", "1", ok=False)
-    assert f"{out / 'verifier.pt'} was made with heads 3 (this run asks 1)" in refused.stderr.strip().splitlines()[-1]
+    assert refused.stderr.strip().splitlines()[-1].endswith(f"{out / 'verifier.pt'} was made with heads 3 (this run asks 1): give a new --out, "
+                                                            "or --verifier-heads 3 reuses it, or delete it to train the verifier head again "
+                                                            "on this run's other stages (a stage is reused when its file exists)")
     assert (out / "report.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "data" / "eval" / "eval.json").read_text()) == ev
     # the seed bench trains the shipped student again with another seed (the recipe's own seed reuses its student)
@@ -172,6 +175,22 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     _verifier_seeds_bench(out, tmp_path)
     _draws_bench(out, tmp_path)
     _window_gates(out)
+    _verifier_again(out)
+
+
+def _verifier_again(run: Path) -> None:
+    """What the refusal of a changed verifier setting offers: without ``verifier.pt`` only the verifier head is trained
+    again (every earlier stage reused), and the bundle, report and card follow it."""
+    from edgekd.train.checkpoint import Checkpoint
+
+    students = {p: p.stat().st_mtime_ns for p in run.glob("student*.pt")} | {run / "teacher.pt": (run / "teacher.pt").stat().st_mtime_ns}
+    (run / "verifier.pt").unlink()
+    again = _edgekd("train", "wakeword", "--phrase", "computer", "--out", run, *TINY, "--verifier-heads", "1")
+    assert "train dscnn-stream" not in again.stderr and f"reusing {run / 'teacher.pt'}" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in students} == students
+    report = json.loads((run / "report.json").read_text())
+    assert Checkpoint.load(run / "verifier.pt").config["heads"] == report["verifier"]["heads"] == 1
+    assert "verifier_heads 1" in (run / "bundle" / "MODEL_CARD.md").read_text()
 
 
 def _cascade_bench(run: Path, tmp_path: Path) -> None:

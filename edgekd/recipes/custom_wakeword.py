@@ -615,6 +615,14 @@ def _stage_settings(r: PhraseRecipe) -> dict[str, tuple[str, dict[str, Any]]]:
             "verifier.pt": ("speech-embedding", {"epochs": r.verifier_epochs, "seed": seed, "folds": 0, "heads": r.verifier_heads})}
 
 
+# the command-line option that sets each checked setting of a stage (the settings without one are the bench's)
+_STUDENT_OPTIONS = {"epochs": "--epochs", "seed": "--train-seed", "alpha": "--alpha", "feature_kd": "--feature-kd", "arch": "--arch"}
+_STAGE_OPTIONS = {"teacher.pt": {"epochs": "--teacher-epochs", "seed": "--train-seed"},
+                  "student.pt": _STUDENT_OPTIONS, "student-mined.pt": _STUDENT_OPTIONS,
+                  "student-qat.pt": {"epochs": "--qat-epochs", "seed": "--train-seed", "arch": "--arch"},
+                  "verifier.pt": {"epochs": "--verifier-epochs", "seed": "--train-seed", "heads": "--verifier-heads"}}
+
+
 def check_stages(out: Path, r: PhraseRecipe) -> None:
     """Refuse, in one line and before any work, an ``OUT`` whose trained stages were made with other settings than ``r``
     (a stage is reused because its file exists: a changed ``--teacher-epochs`` must not run on the old teacher)."""
@@ -629,9 +637,14 @@ def check_stages(out: Path, r: PhraseRecipe) -> None:
         ck = Checkpoint.load(path)
         have = {"arch": ck.arch, **{k: ck.config.get(k, defaults.get(k)) for k in want}}
         asked = {"arch": arch, **want}
-        diff = [f"{k} {have[k]} (this run asks {asked[k]})" for k in asked if have[k] != asked[k]]
-        if diff:
-            raise ConfigError(f"{path} was made with {', '.join(diff)}: give a new --out (a stage is reused when its file exists)")
+        changed = [k for k in asked if have[k] != asked[k]]
+        if changed:
+            diff = ", ".join(f"{k} {have[k]} (this run asks {asked[k]})" for k in changed)
+            keep = [f"{_STAGE_OPTIONS[name][k]} {have[k]}" for k in changed if k in _STAGE_OPTIONS[name]]
+            ways = ["give a new --out"] + ([" ".join(keep) + " reuses it"] if len(keep) == len(changed) else [])
+            if name == "verifier.pt":  # the last trained stage: nothing trained after it leans on it
+                ways.append("delete it to train the verifier head again on this run's other stages")
+            raise ConfigError(f"{path} was made with {diff}: {', or '.join(ways)} (a stage is reused when its file exists)")
 
 
 def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = None, say: Say = print) -> dict[str, Any]:
