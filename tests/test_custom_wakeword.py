@@ -34,12 +34,14 @@ def _edgekd(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[s
 @pytest.mark.slow
 def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_stage(tmp_path: Path) -> None:
     out = tmp_path / "computer"
-    _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY)
+    first = _edgekd("train", "wakeword", "--phrase", "computer", "--out", out, *TINY)
     report = json.loads((out / "report.json").read_text())
     assert report["labels"] == ["computer", "_unknown_", "_silence_"]
     row = report["per_label"]["computer"]
     assert 0.0 < row["threshold"] < 1.0 and row["negative_seconds"] == pytest.approx(18.0, abs=1.0)
     assert set(row) >= {"frr_at_0.5_fa_per_hour", "frr_at_2_fa_per_hour", "test_at_threshold"}
+    # 18 s of validation speech: one false accept is 200 FA/h, under the 1000 FA/h target, so no warning
+    assert row["validation_fa_per_hour_step"] == pytest.approx(200.0, rel=0.06) and "warning: one false accept" not in first.stderr
     material = json.loads((out / "data" / "material.json").read_text())
     assert material["confusables"] and "computer" not in material["confusables"]
     assert (out / "data" / "clips" / "_mined_").is_dir() and (out / "det.png").is_file()
@@ -633,6 +635,17 @@ def test_a_target_no_threshold_reaches_is_one_clear_error() -> None:
     assert choose_thresholds({"computer": {"chosen": sweep[1], "sweep": sweep}}, 25.0) == {"computer": 0.5}
     with pytest.raises(ConfigError, match=r"no threshold reaches 0.5 FA/h .*lowest is 21.00"):
         choose_thresholds({"computer": {"chosen": None, "sweep": sweep}}, 0.5)
+
+
+def test_a_validation_too_short_for_the_target_is_said() -> None:
+    from edgekd.recipes.custom_wakeword import validation_step, validation_warning
+
+    step = validation_step({"smart_mirror": {"negative_seconds": 1200.0}, "view_glass": {"negative_seconds": 1800.0}})
+    assert step == pytest.approx(3.0)  # 20 min: one false accept is 3 FA/h, the shorter validation decides
+    assert validation_warning(step, 0.5) == ("warning: one false accept on the validation speech is 3.0 FA/h, over the 0.5 FA/h "
+                                             "target, so the threshold is the one above every validation false accept (set by the "
+                                             "highest one); --validation-minutes 120 or more lets it count them")
+    assert "--validation-minutes 30 " in validation_warning(step, 2.0)
 
 
 def test_mining_keeps_the_windows_a_fixed_student_fires_on(tmp_path: Path) -> None:

@@ -305,7 +305,9 @@ def wakeword_cmd(
                                                                         "mining (0: no mining).")] = 20.0,
     mining_threshold: Annotated[float, typer.Option(help="--phrase: the first student's score at which a window of the mining speech "
                                                          "becomes a hard negative.")] = 0.5,
-    validation_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of validation speech for the threshold.")] = 20.0,
+    validation_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of validation speech for the threshold "
+                                                      "(one false accept in them is 60/minutes FA/h: 120 minutes count one at 0.5 FA/h; "
+                                                      "fewer set the threshold above every validation false accept, with a warning).")] = 20.0,
     test_minutes: Annotated[float, typer.Option(callback=positive, help="--phrase: minutes of test speech for the report.")] = 60.0,
     positives: Annotated[int, typer.Option(min=1, help="--phrase: validation and test positives per phrase.")] = 100,
     feature_kd: Annotated[float, typer.Option(callback=nonneg, help="--phrase: weight of feature distillation (the students' pooled "

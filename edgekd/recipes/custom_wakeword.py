@@ -605,6 +605,20 @@ def choose_thresholds(validation: dict[str, dict[str, Any]], target_fa_per_hour:
     return out
 
 
+def validation_step(validation: dict[str, dict[str, Any]]) -> float:
+    """FA/h of one false accept on the validation speech: the finest FA/h the threshold choice can tell apart."""
+    return 3600.0 / min(res["negative_seconds"] for res in validation.values())
+
+
+def validation_warning(step: float, target_fa_per_hour: float) -> str:
+    """The one line said when one validation false accept is already more than the target: the chosen threshold is then
+    the one above every validation false accept, set by the single highest-scoring event (a noisy choice)."""
+    minutes = math.ceil(60.0 / target_fa_per_hour)
+    return (f"warning: one false accept on the validation speech is {step:.1f} FA/h, over the {target_fa_per_hour:g} FA/h target, so "
+            f"the threshold is the one above every validation false accept (set by the highest one); --validation-minutes "
+            f"{minutes} or more lets it count them")
+
+
 def _stage_settings(r: PhraseRecipe) -> dict[str, tuple[str, dict[str, Any]]]:
     """What each trained stage's checkpoint must have been made with (architecture, training settings) to be reused."""
     seed, cfg = training_seed(r), asdict(_student_config(r))
@@ -678,7 +692,11 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
         gates = _gates(bundle, r, data, say)
         verifier = _verifier_head(out, kd, teacher, r, cache, say, bundle, gates, data)
         _attach_verifier(bundle, verifier, gates, r)
-    thresholds = choose_thresholds(_score(bundle, r, "validation", data, None), r.target_fa_per_hour)
+    validation = _score(bundle, r, "validation", data, None)
+    thresholds = choose_thresholds(validation, r.target_fa_per_hour)
+    step = validation_step(validation)
+    if step > r.target_fa_per_hour:
+        say(validation_warning(step, r.target_fa_per_hour))
     apply_postprocess(bundle, {"thresholds": thresholds}, wakeword_threshold={"target_fa_per_hour": r.target_fa_per_hour,
                                                                               "chosen_on": "eval/validation"})
     test = _score(bundle, r, "test", data, r.target_fa_per_hour)
@@ -688,7 +706,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
         thr = thresholds[label]
         row = min(res["sweep"], key=lambda x: abs(x["threshold"] - thr))
         per_label[label] = {"threshold": thr, "test_at_threshold": {k: row[k] for k in ("frr", "fa_per_hour", "hits", "positives")},
-                            **at, "negative_seconds": res["negative_seconds"]}
+                            **at, "negative_seconds": res["negative_seconds"], "validation_fa_per_hour_step": step}
         say(f"{label}: threshold {thr:.2f}; test FRR {100 * row['frr']:.1f}% at {row['fa_per_hour']:.2f} FA/h "
             f"({res['negative_seconds'] / 3600:.2f} h of negatives)")
     evaluation = json.loads((data / "eval" / "eval.json").read_text())
