@@ -67,7 +67,7 @@ def calls_per_hour(bundle: Path, label: str, wav: Path) -> float:
     det = load_kws(bundle, backend="onnx", threads=1, verifier=False)
     timelines, seconds = we.score_files(we.bundle_scorer(det, label), [wav], lambda p: wav_blocks(p, 16000), concatenate=True)
     return we.verifier_calls_per_hour(timelines[""][1], seconds, float(block["gates"][label]), int(block.get("every", 1)),
-                                      block.get("max_calls"))
+                                      block.get("max_calls"), int(block.get("hold", 0)))
 
 
 def budget_bundle(run: Path, r: Any, budget: float) -> Path:

@@ -52,7 +52,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert manifest["name"] == "computer-dscnn-stream-64-kd-int8" and manifest["quantization"] == "int8-qat" and manifest["streaming"]
     assert manifest["postprocess"]["thresholds"]["computer"] == row["threshold"]
     gate = report["verifier"]["gates"]["computer"]  # the teacher is the bundle's second stage, behind a gate chosen on validation
-    assert manifest["verifier"] == {"dir": "verifier", "gates": {"computer": gate["gate"]}, "every": 2, "max_calls": 3}
+    assert manifest["verifier"] == {"dir": "verifier", "gates": {"computer": gate["gate"]}, "every": 2, "max_calls": 3, "hold": 2}
     assert 0.0 < gate["gate"] < 1.0
     assert gate["validation_calls_per_hour"] <= 1000 or gate["gate"] == 0.99
     assert report["verifier"]["head"] == str(out / "verifier.pt") and report["verifier"]["epochs"] == 2  # its own 2-epoch head
@@ -63,7 +63,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert head.config["heads"] == report["verifier"]["heads"] == 3  # the default: three heads' mean logit
     windows = head.provenance["gate_open_windows"]  # it also learnt the mining speech's windows at which the gate asks it
     assert gate["window_gate"] <= gate["gate"]  # cut at the gate of the default budget, or the bundle's own where lower
-    assert windows == {"source": "mining.wav", "gates": {"computer": gate["window_gate"]}, "every": 2, "repeat": 3,
+    assert windows == {"source": "mining.wav", "gates": {"computer": gate["window_gate"]}, "every": 2, "repeat": 3, "hold": 2,
                        "windows": report["verifier"]["gate_open_windows"]}
     from edgekd.recipes.custom_wakeword import gate_open_windows
     from edgekd.runtime.wav import load_audio
@@ -671,11 +671,12 @@ def test_mining_keeps_the_windows_a_fixed_student_fires_on(tmp_path: Path) -> No
         np.testing.assert_allclose(load_audio(f, 16000), audio[end - 16000 : end], atol=1 / 32767)
 
 
-@pytest.mark.parametrize(("every", "cap"), [(1, None), (2, None), (1, 2), (2, 2)])
-def test_gate_open_windows_are_the_seconds_the_verifier_is_asked_about(every: int, cap: int | None) -> None:
+@pytest.mark.parametrize(("every", "cap", "hold"), [(1, None, 0), (2, None, 0), (1, 2, 0), (2, 2, 0), (2, 3, 2)])
+def test_gate_open_windows_are_the_seconds_the_verifier_is_asked_about(every: int, cap: int | None, hold: int) -> None:
     """The shipped two-stage alexa bundle's student alone, on its golden clip with a low gate: one window per inference
-    that would ask the verifier (the first of each open run, then every ``every``-th, at most ``cap`` of them), each the
-    second of audio before it; ``limit`` keeps a subset, in order."""
+    that would ask the verifier (the first of each open run, then every ``every``-th, at most ``cap`` of them; a run
+    lasting ``hold`` inferences after the score falls under the gate), each the second of audio before it; ``limit``
+    keeps a subset, in order."""
     from edgekd.eval import wakeword as we
     from edgekd.recipes.custom_wakeword import gate_open_windows
     from edgekd.runtime.detector import load_kws
@@ -685,19 +686,20 @@ def test_gate_open_windows_are_the_seconds_the_verifier_is_asked_about(every: in
     audio = load_audio(bundle / "golden" / "clip.wav", 16000)
     t, s = we.bundle_scorer(load_kws(bundle, backend="onnx", verifier=False), "alexa")(audio)
     gate = float(np.quantile(s, 0.6))  # open for 40% of the inferences, in runs
-    ends, run, uncapped = [], 0, 0
+    ends, run, uncapped, since = [], 0, 0, hold + 1
     for tm, v in zip(t, s, strict=True):
-        run = run + 1 if v >= gate else 0
+        since = 0 if v >= gate else since + 1
+        run = run + 1 if since <= hold else 0
         if run and (run - 1) % every == 0 and int(round(tm * 16)) >= 16000:
             uncapped += 1
             if cap is None or (run - 1) // every < cap:
                 ends.append(int(round(tm * 16)))
     assert len(ends) >= 3 and (every == 1 or uncapped < int(np.sum(s >= gate))) and (cap is None or len(ends) < uncapped)
-    windows = gate_open_windows(bundle, audio, {"alexa": gate}, every, max_calls=cap)
+    windows = gate_open_windows(bundle, audio, {"alexa": gate}, every, max_calls=cap, hold=hold)
     assert windows.shape == (len(ends), 16000) and windows.dtype == np.float32
     for w, end in zip(windows, ends, strict=True):
         np.testing.assert_array_equal(w, audio[end - 16000 : end])
-    some = gate_open_windows(bundle, audio, {"alexa": gate}, every, limit=2, seed=1, max_calls=cap)
+    some = gate_open_windows(bundle, audio, {"alexa": gate}, every, limit=2, seed=1, max_calls=cap, hold=hold)
     picked = [next(i for i, w in enumerate(windows) if np.array_equal(w, x)) for x in some]
     assert len(picked) == 2 and picked == sorted(set(picked))
-    assert gate_open_windows(bundle, audio, {"alexa": 0.999}, every, max_calls=cap).shape == (0, 16000)
+    assert gate_open_windows(bundle, audio, {"alexa": 0.999}, every, max_calls=cap, hold=hold).shape == (0, 16000)

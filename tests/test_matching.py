@@ -42,7 +42,7 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
     """Two stages: a keyword fires only when its gate is open and the verifier's score reaches the threshold; of a
     run of open inferences the first and every ``verify_every``-th ask (``verified_hops`` says which), none during the
     refractory time; a gate that never opens never asks."""
-    from edgekd.runtime.kws_post import asks_verifier, verified_hops
+    from edgekd.runtime.kws_post import asks_verifier, held_open, verified_hops
 
     labels = ("a", "b", "_unknown_")
     cfg = KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=0.6, refractory_ms=1000)
@@ -81,5 +81,25 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
             run = run + 1 if x else 0
             want.append(bool(x) and asks_verifier(run - 1, every, cap))
         assert verified_hops(o, every, cap).tolist() == want and sum(want) > 0
+    # a gate held open two inferences after the score falls under it: the runs 1-3 and 5-9 become one, 1-9; a score
+    # that opens the gate at inference 1 alone asks the verifier there and, held, again at 3, where it agrees
+    assert held_open(open_, 2).nonzero()[0].tolist() == list(range(1, 10)) and held_open(open_, 0).tolist() == open_.tolist()
+    assert held_open(np.array([False, True, False, False, False, False]), 2).nonzero()[0].tolist() == [1, 2, 3]
+    late = [0.1, 0.5, 0.1, 0.1, 0.1, 0.1]  # the score opens the gate at 1 only; the verifier agrees at 3
+    for hold, want in ((0, ([1], [])), (2, ([1, 3], [("a", 300, 0.9)]))):
+        held = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.4}, verifier_labels=labels, verify_every=2, verify_hold=hold)
+        asked.clear()
+        fired = [d for i, pa in enumerate(late)
+                 if (d := held.update(np.array([pa, 0.0, 1.0 - pa]), i * 100,
+                                      lambda i=i: asked.append(i) or np.array([0.9 if i == 3 else 0.1, 0.0, 0.1]))) is not None]
+        assert (asked, [(d.label, d.t_ms, round(d.score, 3)) for d in fired]) == want
+    for hold in (1, 2, 5):  # the per-inference rule and the whole-timeline one agree with a hold too
+        held = KwsPostprocessor(labels, ("a", "b"), KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=1.0, refractory_ms=0),
+                                gates={"a": 0.4}, verifier_labels=labels, verify_every=2, verify_max_calls=3, verify_hold=hold)
+        asked.clear()
+        sparse = np.random.default_rng(hold).random(300) < 0.2
+        for i, x in enumerate(sparse):
+            held.update(np.array([0.5 if x else 0.1, 0.0, 0.5]), i * 100, lambda i=i: asked.append(i) or np.array([0.5, 0.0, 0.5]))
+        assert asked == verified_hops(held_open(sparse, hold), 2, 3).nonzero()[0].tolist() and len(asked) > sparse.sum() // 3
     never = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.99, "b": 0.99}, verifier_labels=labels)
     assert all(never.update(np.array([0.9, 0.05, 0.05]), i * 100) is None for i in range(5)) and never.verifier_calls == 0

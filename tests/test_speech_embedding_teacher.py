@@ -327,6 +327,7 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
     from edgekd.eval import wakeword as we
     from edgekd.export.verifier import attach_verifier
     from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.kws_post import held_open
     from edgekd.runtime.manifest import ModelManifest
     from edgekd.runtime.selftest import selftest
     from edgekd.runtime.verifier import Verifier
@@ -376,15 +377,24 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
     # fewer times than without it (a threshold of 1 never fires, so no refractory time skips a call)
     capped, calls = tmp_path / "capped", {}
     shutil.copytree(bundle, capped)
-    for cap in (None, 1):
-        attach_verifier(capped, se_teacher[0], {k: 0.05 for k in kws}, every=1, max_calls=cap)
+    # and with a gate held open three inferences after its score falls: at a gate the score crosses often, one call per
+    # opening counts the openings, which the hold merges
+    t_s, s_s = we.bundle_scorer(load_kws(bundle, backend="onnx", verifier=False), kws[0])(audio)
+    def openings(over: np.ndarray) -> int:
+        return int(np.count_nonzero(np.diff(np.concatenate([[0], over.astype(int)])) == 1))
+
+    crossing = next(float(g) for g in np.quantile(s_s, np.linspace(0.2, 0.95, 31))
+                    if 0.0 < g < 1.0 and openings(held_open(s_s >= g, 3)) < openings(s_s >= g))
+    for cap, hold, gate in ((None, 0, 0.05), (1, 0, 0.05), (1, 0, crossing), (1, 3, crossing)):
+        attach_verifier(capped, se_teacher[0], {kws[0]: gate}, every=1, max_calls=cap, hold=hold)
         d = load_kws(capped, backend="onnx", postprocess={"threshold": 1.0, "thresholds": {}})
         s = d.create_stream()
         s.accept_waveform(audio)
-        asked = set().union(*(set(t[v > 0].tolist()) for t, v in (we.bundle_scorer(d, k)(audio) for k in kws)))
-        assert len(asked) == s.verifier_calls and d.verifier_block.max_calls == cap
-        calls[cap] = s.verifier_calls
-    assert 0 < calls[1] < calls[None]
+        t, v = we.bundle_scorer(d, kws[0])(audio)
+        assert np.count_nonzero(v > 0) == s.verifier_calls and (d.verifier_block.max_calls, d.verifier_block.hold) == (cap, hold)
+        calls[cap, hold, gate] = s.verifier_calls
+    opened, merged = openings(s_s >= crossing), openings(held_open(s_s >= crossing, 3))
+    assert 0 < calls[1, 0, 0.05] < calls[None, 0, 0.05] and calls[1, 0, crossing] == opened > merged == calls[1, 3, crossing], (calls, opened, merged)
     from typer.testing import CliRunner
 
     from edgekd.cli import app
@@ -396,6 +406,10 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
     for cap in (0, 1.5, "3"):  # a cap on the calls of one opening is a positive whole number, or absent
         (bundle / "manifest.json").write_text(json.dumps({**manifest, "verifier": {**manifest["verifier"], "max_calls": cap}}))
         with pytest.raises(BundleError, match=r"verifier.max_calls must be a positive integer"):
+            load_kws(bundle)
+    for hold in (-1, 1.5, "2", True):  # a hold is a whole number of inferences, 0 or more, or absent
+        (bundle / "manifest.json").write_text(json.dumps({**manifest, "verifier": {**manifest["verifier"], "hold": hold}}))
+        with pytest.raises(BundleError, match=r"verifier.hold must be a whole number >= 0"):
             load_kws(bundle)
     manifest["verifier"]["gates"][kws[0]] = 1.5
     (bundle / "manifest.json").write_text(json.dumps(manifest))

@@ -148,3 +148,17 @@ def test_write_threshold_stores_it_and_the_bundle_still_selftests(shipped_bundle
     assert man["postprocess"]["thresholds"]["yes"] == chosen
     st = subprocess.run([sys.executable, "-m", "edgekd", "selftest", str(bundle)], capture_output=True, text=True)
     assert st.returncode == 0, st.stdout + st.stderr
+
+
+def test_the_lowest_gate_within_a_budget_holds_for_every_gate_above_it() -> None:
+    """Calls per hour need not fall as the gate rises: a score alternating 0.5 / 0.7 keeps a gate at or under 0.5 open
+    throughout (one opening: three calls with a cap of three), while a gate in (0.5, 0.7] opens 1,800 times. The
+    chosen gate is the lowest whose calls and those of every gate above it stay within the budget."""
+    from edgekd.eval.wakeword import lowest_gate, verifier_calls_per_hour
+
+    scores, seconds = np.tile([0.5, 0.7], 1800), 3600.0
+    assert verifier_calls_per_hour(scores, seconds, 0.3, 2, 3) == 3.0 and verifier_calls_per_hour(scores, seconds, 0.6, 2, 3) == 1800.0
+    assert lowest_gate(scores, seconds, 100.0, 2, 3) == 0.71 and lowest_gate(scores, seconds, 2000.0, 2, 3) == 0.01
+    # a hold of one inference bridges the gaps: one opening again at 0.6, and none at all over 0.7
+    assert verifier_calls_per_hour(scores, seconds, 0.6, 2, 3, hold=1) == 3.0 and lowest_gate(scores, seconds, 100.0, 2, 3, 1) == 0.01
+    assert lowest_gate(np.full(100, 0.995), 3600.0, 0.5, 1) is None  # open at every gate of the grid: over any budget

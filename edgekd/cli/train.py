@@ -317,7 +317,8 @@ def wakeword_cmd(
                                                                          "bundle's second stage, asked where the student's score reaches "
                                                                          "a gate: the lowest gate with at most this many verifier calls "
                                                                          "per hour of validation speech (an opening asks at its 1st, 3rd "
-                                                                         "and 5th inference at most; smaller: a higher gate, less CPU; "
+                                                                         "and 5th inference at most and lasts two inferences after the "
+                                                                         "score falls under the gate; smaller: a higher gate, less CPU; "
                                                                          "0: no verifier, the student alone).")] = 1000.0,
     verifier_epochs: Annotated[int, typer.Option(min=1, help="--phrase: epochs of the verifier's head (a second head on the teacher's "
                                                              "backbone, trained on the clips and on the windows of the mining speech "

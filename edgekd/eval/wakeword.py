@@ -96,18 +96,27 @@ def pick_threshold(rows: list[dict[str, float]], target_fa_per_hour: float) -> d
     return min(ok, key=lambda r: (r["frr"], r["threshold"])) if ok else None
 
 
-def verifier_calls_per_hour(scores: np.ndarray, seconds: float, gate: float, every: int, max_calls: int | None = None) -> float:
+def verifier_calls_per_hour(scores: np.ndarray, seconds: float, gate: float, every: int, max_calls: int | None = None,
+                            hold: int = 0) -> float:
     """How often a two-stage bundle would ask its verifier on a stream whose gate-side (smoothed) scores are ``scores``:
-    the inferences ``verified_hops`` picks where the score reaches ``gate``, per hour of ``seconds`` of audio."""
-    from edgekd.runtime.kws_post import verified_hops
+    the inferences ``verified_hops`` picks where the gate is open (``held_open``: the score reaches ``gate``, and
+    ``hold`` inferences after), per hour of ``seconds`` of audio."""
+    from edgekd.runtime.kws_post import held_open, verified_hops
 
-    return float(np.sum(verified_hops(np.asarray(scores) >= gate, every, max_calls))) / (seconds / 3600.0)
+    return float(np.sum(verified_hops(held_open(np.asarray(scores) >= gate, hold), every, max_calls))) / (seconds / 3600.0)
 
 
-def lowest_gate(scores: np.ndarray, seconds: float, budget: float, every: int, max_calls: int | None = None) -> float | None:
+def lowest_gate(scores: np.ndarray, seconds: float, budget: float, every: int, max_calls: int | None = None,
+                hold: int = 0) -> float | None:
     """The lowest gate of ``THRESHOLDS`` whose verifier calls (``verifier_calls_per_hour``) stay within ``budget`` per
-    hour; None when none does."""
-    return next((g for g in THRESHOLDS if verifier_calls_per_hour(scores, seconds, g, every, max_calls) <= budget), None)
+    hour, and those of every gate above it; None when the highest does not. (Calls need not fall as the gate rises: a
+    low gate with a cap per opening or a hold merges openings into few long ones, and asks less.)"""
+    chosen = None
+    for g in reversed(THRESHOLDS):
+        if verifier_calls_per_hour(scores, seconds, g, every, max_calls, hold) > budget:
+            break
+        chosen = g
+    return chosen
 
 
 def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
@@ -149,9 +158,10 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
 
 
 def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -> Scorer:
-    """``bundle_scorer`` of a two-stage bundle: the gates and the verified inferences decided per inference exactly as
-    ``KwsPostprocessor`` decides them (any keyword's gate open counts towards the run of open inferences)."""
-    from edgekd.runtime.kws_post import asks_verifier, softmax
+    """``bundle_scorer`` of a two-stage bundle: the gates (held open ``hold`` inferences) and the verified inferences
+    decided per inference exactly as ``KwsPostprocessor`` decides them (any keyword's gate open counts towards the run
+    of open inferences)."""
+    from edgekd.runtime.kws_post import HOLD_NEVER, asks_verifier, softmax
 
     vb = detector.verifier_block
     kws = detector.manifest.keyword_labels
@@ -166,12 +176,14 @@ def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -
         scores: list[float] = []
         last = np.zeros((n_smooth, kw_idx.shape[0]))
         run = [0]
+        since = np.full(kw_idx.shape[0], HOLD_NEVER)  # inferences since each keyword's score was at or over its gate
 
         def keep(t_ms: int, out: np.ndarray) -> None:
             last[len(times) % n_smooth] = softmax(np.asarray(out, dtype=np.float64))[kw_idx]
             times.append(t_ms)
             smoothed = np.sum(last[: min(len(times), n_smooth)], axis=0) / min(len(times), n_smooth)
-            is_open = smoothed >= gates
+            since[:] = np.where(smoothed >= gates, 0, np.minimum(since + 1, HOLD_NEVER))
+            is_open = since <= vb.hold
             run[0] = run[0] + 1 if is_open.any() else 0
             asked = run[0] > 0 and asks_verifier(run[0] - 1, vb.every, vb.max_calls)
             scores.append(float(s.verify_now()[v]) if asked and is_open[mine] else 0.0)

@@ -80,11 +80,12 @@ class KwsPostprocessor:
     its gate opens the gate; ``update``'s ``verify`` is then called once for the verifier's posteriors (in the order of
     ``verifier_labels``), and the keyword fires when its verified score reaches its threshold. Of consecutive
     inferences with a gate open, the first and then every ``verify_every``-th asks, at most ``verify_max_calls`` times
-    (None: no cap; ``verified_hops``). ``verifier_calls`` counts those calls (none during the refractory time)."""
+    (None: no cap; ``verified_hops``). A gate stays open ``verify_hold`` inferences after the smoothed posterior falls
+    under it (``held_open``). ``verifier_calls`` counts those calls (none during the refractory time)."""
 
     def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig,
                  gates: dict[str, float] | None = None, verifier_labels: tuple[str, ...] = (), verify_every: int = 1,
-                 verify_max_calls: int | None = None) -> None:
+                 verify_max_calls: int | None = None, verify_hold: int = 0) -> None:
         self.labels = labels
         self.cfg = cfg
         self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.intp)
@@ -98,6 +99,9 @@ class KwsPostprocessor:
             self._v_idx = np.array([verifier_labels.index(k) for k in keyword_labels], dtype=np.intp)
             self._verified = np.zeros(self._kw_idx.shape[0], dtype=np.float64)
             self._open = np.zeros(self._kw_idx.shape[0], dtype=bool)
+            # inferences since each keyword's smoothed posterior was last at or over its gate (HOLD_NEVER: not yet)
+            self._since = np.full(self._kw_idx.shape[0], HOLD_NEVER, dtype=np.int64)
+        self._hold = max(0, int(verify_hold))
         self.verifier_calls = 0
         self._every = max(1, int(verify_every))
         self._max_calls = verify_max_calls
@@ -114,6 +118,8 @@ class KwsPostprocessor:
     def reset(self) -> None:
         self._ring[...] = 0.0
         self._open_run = 0
+        if self._gate is not None:
+            self._since[...] = HOLD_NEVER
         self._count = 0
         self._last_fire_ms = None
 
@@ -137,7 +143,11 @@ class KwsPostprocessor:
         np.divide(smoothed, n, out=smoothed)
         refractory = self._last_fire_ms is not None and t_ms - self._last_fire_ms < self.cfg.refractory_ms
         if self._gate is not None:
-            if not np.greater_equal(smoothed, self._gate, out=self._open).any():
+            since = self._since
+            np.add(since, 1, out=since)
+            np.minimum(since, HOLD_NEVER, out=since)
+            np.copyto(since, 0, where=np.greater_equal(smoothed, self._gate, out=self._open))
+            if not np.less_equal(since, self._hold, out=self._open).any():
                 self._open_run = 0
                 return None
             self._open_run += 1  # consecutive inferences with a gate open; every ``verify_every``-th is verified
@@ -157,6 +167,20 @@ class KwsPostprocessor:
         best = int(np.argmax(np.where(over, smoothed, -1.0)))
         self._last_fire_ms = t_ms
         return Detection(label=self.labels[int(self._kw_idx[best])], score=float(smoothed[best]), t_ms=t_ms)
+
+
+HOLD_NEVER = 1 << 30  # "never at or over its gate" for the hold counter
+
+
+def held_open(over: np.ndarray, hold: int) -> np.ndarray:
+    """Where a gate is open given where the score is at or over it (bool per inference, in order): there and for
+    ``hold`` inferences after each such inference, as ``KwsPostprocessor`` keeps it open."""
+    o = np.asarray(over, dtype=bool)
+    if hold <= 0 or not o.any():
+        return o
+    i = np.arange(o.shape[0])
+    last = np.maximum.accumulate(np.where(o, i, -HOLD_NEVER))
+    return i - last <= hold
 
 
 def asks_verifier(k: int, every: int, max_calls: int | None = None) -> bool:

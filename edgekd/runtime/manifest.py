@@ -130,6 +130,8 @@ def _check_verifier(v: dict[str, Any], task: Any, labels: list[str], bad: Any) -
         raise bad("verifier.every must be a positive integer (verify every n-th inference of an opening)")
     if "max_calls" in v and not _positive_int(v["max_calls"]):
         raise bad("verifier.max_calls must be a positive integer (the most verifier calls of one opening), or absent for no cap")
+    if "hold" in v and not (_positive_int(v["hold"]) or v["hold"] == 0 and type(v["hold"]) is int):
+        raise bad("verifier.hold must be a whole number >= 0 (inferences a gate stays open after the score falls under it)")
     if not isinstance(folder, str) or not folder.strip():
         raise bad("verifier.dir must name the verifier folder inside the bundle")
     if not isinstance(gates, dict) or not gates:
@@ -147,24 +149,29 @@ class VerifierBlock:
     keyword's smoothed posterior at or over its ``gates`` entry opens the gate; the verifier then scores the last
     second, and the keyword fires when that score reaches the post-processing threshold. ``every`` > 1 asks it on
     the first inference of an opening and every ``every``-th after it: fewer calls where the gate stays open.
-    ``max_calls`` caps the calls of one opening (None: no cap); an opening longer than that is decided by then."""
+    ``max_calls`` caps the calls of one opening (None: no cap); an opening longer than that is decided by then.
+    ``hold`` keeps a gate open for that many inferences after the score falls under it: the student's score tends to
+    peak while the phrase is still being said, before the verifier's last second holds all of it."""
 
     dir: str
     gates: dict[str, float]
     every: int = 1  # of consecutive inferences with a gate open, the first and every ``every``-th ask the verifier
     max_calls: int | None = None  # at most this many of them per opening
+    hold: int = 0  # inferences a gate stays open after the score falls under it
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerifierBlock:
         """From a block ``_check_verifier`` accepted."""
         cap = d.get("max_calls")
         return cls(dir=str(d["dir"]), gates={str(k): float(v) for k, v in d["gates"].items()}, every=int(d.get("every", 1)),
-                   max_calls=None if cap is None else int(cap))
+                   max_calls=None if cap is None else int(cap), hold=int(d.get("hold", 0)))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"dir": self.dir, "gates": dict(self.gates), "every": self.every}
         if self.max_calls is not None:
             out["max_calls"] = self.max_calls
+        if self.hold:
+            out["hold"] = self.hold
         return out
 
     def files(self) -> list[str]:
