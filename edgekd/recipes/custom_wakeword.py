@@ -58,9 +58,9 @@ VERIFY_EVERY = 2
 VERIFY_MAX_CALLS = 3
 # and a gate stays open two inferences (320 ms at the 160 ms stride) after the student's smoothed score falls under it:
 # the student's score often peaks while a slow speaker is still saying the phrase, before the verifier's last second holds
-# all of it. Offline on the real dev streams (2026-12-07, three built bundles with their verifiers, every verified score
-# computed; README), FRR at 2 FA/h of real negatives / with synthesized speech at the same gates: "smart mirror" second
-# training draw 9.8 / 11.4% -> 3.5 / 8.7%, its first 3.5 / 4.6% unchanged, "view glass" 5.8 / 7.8% -> 5.3 / 7.5%
+# all of it. Built (2026-12-07, three runs' verifiers trained again on the held windows, bench/realdev_wakeword.py;
+# README), FRR at 2 FA/h of real negatives / with synthesized speech: "smart mirror" second training draw 9.8 / 11.7% ->
+# 3.3 / 6.5%, its first draw 3.5 / 4.6% -> 5.1 / 7.6%, "view glass" 5.8 / 7.8% -> 5.3 / 7.5%
 VERIFY_HOLD = 2
 # the verifier also learns, as _unknown_, the windows of mining.wav at which the gates ask it, this many times each.
 # Built (2026-12-05, bench/realdev_wakeword.py, FRR at 2 FA/h of real and synthesized speech): "smart mirror" 10.8 ->
