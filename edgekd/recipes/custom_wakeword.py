@@ -19,7 +19,8 @@ stages were made with other training settings is refused before any work, ``chec
    fine-tunes N epochs with fake quantization first (on the clips and the transfer windows).
 6. With ``verifier_budget`` > 0 (the default): ``verifier.pt`` and ``bundle/verifier/``, a second stage. A phrase's gate is
    the lowest student score whose verifier calls stay within ``verifier_budget`` per hour of the validation speech; where the
-   student's smoothed score reaches it, the verifier scores the last second and decides (``edgekd.runtime.verifier``).
+   student's smoothed score reaches it (and ``VERIFY_HOLD`` inferences after), the verifier scores the last second and
+   decides (``edgekd.runtime.verifier``).
    The verifier is a head on the teacher's backbone trained ``verifier_epochs`` on the clips and on the windows of
    ``mining.wav`` at which the gates ask it (``gate_open_windows``), as ``_unknown_``.
 7. The threshold for each phrase at ``target_fa_per_hour`` on the validation material, written into the bundle;
@@ -69,8 +70,8 @@ VERIFY_HOLD = 2
 # 12.0% -> 12.3 / 13.8%
 VERIFIER_WINDOW_REPEAT = 3
 # those windows are cut at the gate a budget of this many calls per hour of validation speech gives (or the bundle's own
-# gate where lower), at every VERIFY_EVERY-th open inference with no cap: a bundle made for a smaller budget, whose higher
-# gate asks less often, keeps the hard negatives of the default one. Built (2026-12-05, alexa, budget 500, FRR at 0.5 /
+# gate where lower), at every VERIFY_EVERY-th open inference (held open VERIFY_HOLD) with no cap: a bundle made for a
+# smaller budget, whose higher gate asks less often, keeps the hard negatives of the default one. Built (2026-12-05, alexa, budget 500, FRR at 0.5 /
 # 1 / 2 / 5 FA/h on the synthesized test): the head trained on its own gate's 152 windows 37 / 37 / 6 / 3%, the head
 # trained at the gate of budget 1000 behind the same gate 9 / 9 / 6 / 5%
 VERIFIER_WINDOW_BUDGET = 1000.0
@@ -511,9 +512,10 @@ def _mine(out: Path, data: Path, student: Path, r: PhraseRecipe, say: Say) -> Pa
 
 
 def choose_gates(bundle: Path, r: PhraseRecipe, root: Path) -> dict[str, dict[str, float]]:
-    """Each phrase's gate: the lowest score (0.01 steps) at which the bundle's smoothed posterior on the validation
-    speech (``eval/validation/negatives.wav``) would ask the verifier (``VERIFY_EVERY``, at most ``VERIFY_MAX_CALLS`` per opening) at most ``verifier_budget``
-    times per hour; with the share of the validation positives whose peak reaches it and the calls per hour there."""
+    """Each phrase's gate: the lowest score (0.01 steps) at which, and at every score above which, the bundle's smoothed
+    posterior on the validation speech (``eval/validation/negatives.wav``) would ask the verifier (``VERIFY_EVERY``, at
+    most ``VERIFY_MAX_CALLS`` per opening, held open ``VERIFY_HOLD``; ``lowest_gate``) at most ``verifier_budget`` times
+    per hour; with the share of the validation positives whose peak reaches it and the calls per hour there."""
     from edgekd.eval import wakeword as we
     from edgekd.runtime.audio import wav_blocks
     from edgekd.runtime.detector import load_kws
@@ -770,7 +772,8 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
                 "(`verifier/`: the two backbone files, unchanged, and that head): where the student's smoothed score reaches its gate ("
                 + ", ".join(f"{k} {v['gate']:.2f}" for k, v in report["verifier"]["gates"].items())
                 + f"; the lowest gate within {r.verifier_budget:g} verifier calls per hour of validation speech) it scores the last second "
-                f"and decides (at an opening's first inference and then every {VERIFY_EVERY} inferences, at most {VERIFY_MAX_CALLS} times); "
+                f"and decides (at an opening's first inference and then every {VERIFY_EVERY} inferences, at most {VERIFY_MAX_CALLS} times; "
+                f"an opening lasts {VERIFY_HOLD} inferences after the score falls under the gate); "
                 "the backbone's Apache-2.0 licence note travels in `verifier/verifier.json`."),
              f"- **Student**: `{r.arch}`, distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
              f"false-accept mining {'on' if r.mining_minutes else 'off'}, "
