@@ -182,7 +182,7 @@ def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -
             last[len(times) % n_smooth] = softmax(np.asarray(out, dtype=np.float64))[kw_idx]
             times.append(t_ms)
             smoothed = np.sum(last[: min(len(times), n_smooth)], axis=0) / min(len(times), n_smooth)
-            since[:] = np.where(smoothed >= gates, 0, np.minimum(since + 1, HOLD_NEVER))
+            since[:] = np.where(smoothed >= gates, 0, since + 1)
             is_open = since <= vb.hold
             run[0] = run[0] + 1 if is_open.any() else 0
             asked = run[0] > 0 and asks_verifier(run[0] - 1, vb.every, vb.max_calls)

@@ -144,8 +144,7 @@ class KwsPostprocessor:
         refractory = self._last_fire_ms is not None and t_ms - self._last_fire_ms < self.cfg.refractory_ms
         if self._gate is not None:
             since = self._since
-            np.add(since, 1, out=since)
-            np.minimum(since, HOLD_NEVER, out=since)
+            np.add(since, 1, out=since)  # from HOLD_NEVER (2**30) an int64 never wraps
             np.copyto(since, 0, where=np.greater_equal(smoothed, self._gate, out=self._open))
             if not np.less_equal(since, self._hold, out=self._open).any():
                 self._open_run = 0

@@ -130,7 +130,7 @@ def _check_verifier(v: dict[str, Any], task: Any, labels: list[str], bad: Any) -
         raise bad("verifier.every must be a positive integer (verify every n-th inference of an opening)")
     if "max_calls" in v and not _positive_int(v["max_calls"]):
         raise bad("verifier.max_calls must be a positive integer (the most verifier calls of one opening), or absent for no cap")
-    if "hold" in v and not (_positive_int(v["hold"]) or v["hold"] == 0 and type(v["hold"]) is int):
+    if "hold" in v and (type(v["hold"]) is not int or v["hold"] < 0):
         raise bad("verifier.hold must be a whole number >= 0 (inferences a gate stays open after the score falls under it)")
     if not isinstance(folder, str) or not folder.strip():
         raise bad("verifier.dir must name the verifier folder inside the bundle")
