@@ -386,6 +386,13 @@ def _window_gates(run: Path) -> None:
     assert at[1.0]["gate"] >= default >= at[1e6]["gate"]
     assert window_gate(at[1.0]) == min(at[1.0]["gate"], default) and window_gate(at[1e6]) == at[1e6]["gate"]
     assert window_gate(at[VERIFIER_WINDOW_BUDGET]) == default and window_gate({"gate": 0.4}) == 0.4  # a report before window gates
+    # the gate never rises over the one gate_recall of the validation positives reach: with every positive asked for, a
+    # budget of one call an hour gives a gate no higher than the lowest peak, over the budget; recall 0 is the budget alone
+    assert at[1.0]["budget_gate"] >= at[1.0]["gate"] and at[1.0]["positives_reaching_budget_gate"] <= 1.0
+    full = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=1.0), run / "data")["computer"]
+    alone = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=0.0), run / "data")["computer"]
+    assert full["validation_positives_reaching"] == 1.0 and full["gate"] <= alone["gate"] == alone["budget_gate"] == full["budget_gate"]
+    assert window_gate(full) <= full["gate"]
 
 
 def _recipe_of(run: Path) -> Any:
@@ -517,6 +524,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     (["--phrase", "computer", "--feature-kd", "-1"], "--feature-kd"),
     (["--phrase", "computer", "--mining-threshold", "1.5"], "--mining-threshold"),
     (["--phrase", "computer", "--verifier-budget", "-1"], "--verifier-budget"),
+    (["--phrase", "computer", "--gate-recall", "1.5"], "--gate-recall"),
 ])
 def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)

@@ -162,3 +162,15 @@ def test_the_lowest_gate_within_a_budget_holds_for_every_gate_above_it() -> None
     # a hold of one inference bridges the gaps: one opening again at 0.6, and none at all over 0.7
     assert verifier_calls_per_hour(scores, seconds, 0.6, 2, 3, hold=1) == 3.0 and lowest_gate(scores, seconds, 100.0, 2, 3, 1) == 0.01
     assert lowest_gate(np.full(100, 0.995), 3600.0, 0.5, 1) is None  # open at every gate of the grid: over any budget
+
+
+def test_the_recall_gate_is_the_highest_that_the_share_of_positives_reach() -> None:
+    """Peaks 0.05, 0.10, ..., 1.00 (20 positives): 0.95 of them reach 0.10 and not 0.11; all of them 0.05; a share of 0
+    puts no bound (the grid's top) and no positive at all puts none either; a share no gate reaches gives the grid's
+    lowest."""
+    from edgekd.eval.wakeword import THRESHOLDS, recall_gate
+
+    peaks = np.arange(1, 21) * 0.05
+    assert recall_gate(peaks, 0.95) == 0.1 and recall_gate(peaks, 1.0) == 0.05 and recall_gate(peaks, 0.5) == 0.55
+    assert recall_gate(peaks, 0.0) == THRESHOLDS[-1] and recall_gate(np.zeros(0), 0.98) == THRESHOLDS[-1]
+    assert recall_gate(np.full(10, 0.001), 0.5) == THRESHOLDS[0]

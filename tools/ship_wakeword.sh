@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild a shipped wake-word bundle (models/<label>-dscnn-stream-64-kd-int8) from text alone, measure it beside the
 # bundle shipped now, and replace that one only when asked (--replace).
-# About 35-60 min per phrase on 2 cores with a warm voice cache (the two student trainings are most of it).
+# About 60-90 min per phrase on 2 cores (2,000 clips a phrase, as `make wakeword-dev`; the student trainings are most of it).
 #   bash tools/ship_wakeword.sh alexa                # stage runs/ww-alexa/ship/<name>, compare, leave models/ alone
 #   bash tools/ship_wakeword.sh --replace alexa      # the same, then copy the staged bundle into models/
 #   bash tools/ship_wakeword.sh computer --speech-windows 3000   # options after the phrase go to `edgekd train wakeword`
@@ -23,7 +23,7 @@ EDGEKD=${EDGEKD:-.venv/bin/edgekd}
 PY=${PY:-.venv/bin/python}
 export EDGEKD_CACHE_DIR=${EDGEKD_CACHE_DIR:-$PWD/.edgekd-cache}  # the voice bank's Kokoro model and synthesis cache
 OUT=runs/ww-$label
-"$EDGEKD" train wakeword --phrase "$phrase" --out "$OUT" --per-word 1000 --positives 100 --transfer-minutes 20 \
+"$EDGEKD" train wakeword --phrase "$phrase" --out "$OUT" --per-word 2000 --positives 100 --transfer-minutes 20 \
   --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5 "$@"
 "$EDGEKD" export tflite "$OUT/student-qat.pt" --bundle "$OUT/bundle" --int8 --calib "$OUT/data/clips"
 name=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['name'])" "$OUT/bundle/manifest.json")

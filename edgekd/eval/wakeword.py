@@ -28,7 +28,7 @@ from edgekd.core.errors import ConfigError
 from edgekd.data.annotations import Annotation, read_annotations
 from edgekd.eval.matching import DEBOUNCE_MS, HIT_TAIL_MS, fire, in_hit_window, moving_average
 
-__all__ = ["Annotation", "read_annotations", "detections", "count_hits", "count_false_accepts", "sweep", "pick_threshold",
+__all__ = ["Annotation", "read_annotations", "detections", "count_hits", "count_false_accepts", "sweep", "pick_threshold", "recall_gate",
            "Scorer", "AudioIn", "as_array", "score_files", "bundle_scorer", "lowest_gate",
            "verifier_calls_per_hour", "det_plot", "annotated_positives", "evaluate_stream",
            "DEBOUNCE_MS", "HIT_TAIL_MS", "THRESHOLDS"]
@@ -114,6 +114,18 @@ def lowest_gate(scores: np.ndarray, seconds: float, budget: float, every: int, m
     chosen = None
     for g in reversed(THRESHOLDS):
         if verifier_calls_per_hour(scores, seconds, g, every, max_calls, hold) > budget:
+            break
+        chosen = g
+    return chosen
+
+
+def recall_gate(peaks: np.ndarray, recall: float) -> float:
+    """The highest gate of ``THRESHOLDS`` that at least ``recall`` of the positives reach (``peaks``: each positive's
+    highest gate-side score); the lowest of ``THRESHOLDS`` when none does, the highest when ``recall`` is 0."""
+    p = np.asarray(peaks, dtype=np.float64)
+    chosen = THRESHOLDS[0]
+    for g in THRESHOLDS:
+        if p.size and float(np.mean(p >= g)) < recall:
             break
         chosen = g
     return chosen
