@@ -386,8 +386,8 @@ def _window_gates(run: Path) -> None:
     assert at[1.0]["gate"] >= default >= at[1e6]["gate"]
     assert window_gate(at[1.0]) == min(at[1.0]["gate"], default) and window_gate(at[1e6]) == at[1e6]["gate"]
     assert window_gate(at[VERIFIER_WINDOW_BUDGET]) == default and window_gate({"gate": 0.4}) == 0.4  # a report before window gates
-    # the gate never rises over the one gate_recall of the validation positives reach: with every positive asked for, a
-    # budget of one call an hour gives a gate no higher than the lowest peak, over the budget; recall 0 is the budget alone
+    # the gate never rises over the one gate_recall of the validation positives reach: with gate_recall 1, a budget of one
+    # call an hour gives a gate every validation positive reaches, over the budget; gate_recall 0 is the budget alone
     assert at[1.0]["budget_gate"] >= at[1.0]["gate"] and at[1.0]["positives_reaching_budget_gate"] <= 1.0
     full = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=1.0), run / "data")["computer"]
     alone = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=0.0), run / "data")["computer"]

@@ -138,8 +138,9 @@ class PhraseRecipe:
     verifier_budget: float = 1000.0
     # ... but the gate is never higher than the highest that this share of the validation positives' peak scores reach
     # (0: the budget alone). Added 2026-12-07: an "alexa" draw at --per-word 2000 got gate 0.21 from a budget of 500, which
-    # 88% of its validation positives reached; its synthesized test missed 24% at 2 FA/h there and 9% at 0.12, the gate
-    # 98% of them reach (the bundle shipped then: 10%), for about 2.5 times the verifier calls (README). It costs CPU
+    # 88% of its validation positives reached; its synthesized test missed 24% at 2 FA/h there and 13% at 0.12, the gate
+    # 98% of them reach, its verifier trained again (the bundle shipped then: 10%), for 2.5 times the verifier calls on
+    # the validation speech (README). It costs CPU
     # without bound for a weak student (the warning says how much); it does not help a draw whose real voices miss the
     # gate while every synthesized positive reaches it (the failing "smart mirror" draws, README)
     gate_recall: float = 0.98
