@@ -123,9 +123,11 @@ def recall_gate(peaks: np.ndarray, recall: float) -> float:
     """The highest gate of ``THRESHOLDS`` that at least ``recall`` of the positives reach (``peaks``: each positive's
     highest gate-side score); the lowest of ``THRESHOLDS`` when none does, the highest when ``recall`` is 0."""
     p = np.asarray(peaks, dtype=np.float64)
+    if not p.size:
+        return THRESHOLDS[-1]
     chosen = THRESHOLDS[0]
     for g in THRESHOLDS:
-        if p.size and float(np.mean(p >= g)) < recall:
+        if float(np.mean(p >= g)) < recall:
             break
         chosen = g
     return chosen

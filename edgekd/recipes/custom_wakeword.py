@@ -140,9 +140,8 @@ class PhraseRecipe:
     # (0: the budget alone). Added 2026-12-07: an "alexa" draw at --per-word 2000 got gate 0.21 from a budget of 500, which
     # 88% of its validation positives reached; its synthesized test missed 24% at 2 FA/h there and 13% at 0.12, the gate
     # 98% of them reach, its verifier trained again (the bundle shipped then: 10%), for 2.5 times the verifier calls on
-    # the validation speech (README). It costs CPU
-    # without bound for a weak student (the warning says how much); it does not help a draw whose real voices miss the
-    # gate while every synthesized positive reaches it (the failing "smart mirror" draws, README)
+    # the validation speech (README). It costs CPU without bound for a weak student (the warning says how much); it does
+    # not help a draw whose real voices miss the gate while every synthesized positive reaches it (README)
     gate_recall: float = 0.98
     # the verifier: a head on the same backbone trained this many epochs on the teacher's material and the gate-open
     # windows of mining.wav (``verifier.pt``; without mining.wav, the teacher itself when equal to teacher_epochs).
