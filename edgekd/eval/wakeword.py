@@ -121,7 +121,8 @@ def lowest_gate(scores: np.ndarray, seconds: float, budget: float, every: int, m
 
 def recall_gate(peaks: np.ndarray, recall: float) -> float:
     """The highest gate of ``THRESHOLDS`` that at least ``recall`` of the positives reach (``peaks``: each positive's
-    highest gate-side score); the lowest of ``THRESHOLDS`` when none does, the highest when ``recall`` is 0."""
+    highest gate-side score); the lowest of ``THRESHOLDS`` when none does, the highest when ``recall`` is 0 or there
+    are no positives."""
     p = np.asarray(peaks, dtype=np.float64)
     if not p.size:
         return THRESHOLDS[-1]
