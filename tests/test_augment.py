@@ -3,7 +3,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edgekd.data.augment import AugmentConfig, add_noise, augment_clip, colored_noise, fit_to_length, shift_pitch, stretch_tempo, warp_speed
+from edgekd.data.augment import AugmentConfig, add_noise, augment_clip, colored_noise, field_view, fit_to_length, shift_pitch, stretch_tempo, warp_speed
 
 
 def _speech_like(n: int = 16000) -> np.ndarray:
@@ -118,3 +118,32 @@ def test_feature_views_follow_the_augmentation(tiny_data, tmp_path) -> None:  # 
     assert default.key == plain.key and np.array_equal(default.x, plain.x)
     assert shifted.key != plain.key and shifted.x.shape == plain.x.shape and not np.allclose(shifted.x, plain.x)
     assert shifted.spec is not None and shifted.spec["augment"] == AugmentConfig(p_pitch=1.0)
+
+
+def _utterance() -> np.ndarray:
+    """3 s: silence, a voiced-like second from 1.0 to 2.0 s, silence."""
+    t = np.arange(48000) / 16000
+    x = np.zeros(48000, np.float32)
+    seg = slice(16000, 32000)
+    x[seg] = (0.3 * (np.sin(2 * np.pi * 180 * t[seg]) + 0.5 * np.sin(2 * np.pi * 720 * t[seg]) + 0.3 * np.sin(2 * np.pi * 1900 * t[seg]))
+              * np.hanning(16000)).astype(np.float32)
+    return x
+
+
+def measured_snr_db(y: np.ndarray) -> float:
+    """The speech second's power over the noise before it (0.1-0.9 s), as an SNR in dB."""
+    return float(10 * np.log10(np.mean(y[16000:32000] ** 2) / np.mean(y[1600:14400] ** 2) - 1.0))
+
+
+def test_field_view_keeps_length_and_timing_and_sets_the_snr_against_the_speech() -> None:
+    x = _utterance()
+    views = [field_view(x, 1.0, 2.0, np.random.default_rng(s), snr_db=(10.0, 10.0)) for s in range(12)]
+    assert all(v.shape == x.shape and v.dtype == np.float32 and np.max(np.abs(v)) <= 0.9 + 1e-6 for v in views)
+    assert len({v.tobytes() for v in views}) == 12
+    np.testing.assert_array_equal(views[3], field_view(x, 1.0, 2.0, np.random.default_rng(3), snr_db=(10.0, 10.0)))
+    # the noise level is set against the speech second, not the whole clip (two seconds of it silent): ~10 dB, not ~5
+    assert np.median([measured_snr_db(v) for v in views]) == pytest.approx(10.0, abs=1.5)
+    quiet = [measured_snr_db(field_view(x, 1.0, 2.0, np.random.default_rng(s), snr_db=(30.0, 30.0))) for s in range(12)]
+    assert np.median(quiet) == pytest.approx(30.0, abs=1.5)
+    # the room's synthetic reverb rings on after the speech and never before it
+    assert np.mean(views[0][32000:33600] ** 2) > 2 * np.mean(views[0][1600:14400] ** 2)

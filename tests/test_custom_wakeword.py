@@ -386,13 +386,36 @@ def _window_gates(run: Path) -> None:
     assert at[1.0]["gate"] >= default >= at[1e6]["gate"]
     assert window_gate(at[1.0]) == min(at[1.0]["gate"], default) and window_gate(at[1e6]) == at[1e6]["gate"]
     assert window_gate(at[VERIFIER_WINDOW_BUDGET]) == default and window_gate({"gate": 0.4}) == 0.4  # a report before window gates
-    # the gate never rises over the one gate_recall of the validation positives reach: with gate_recall 1, a budget of one
-    # call an hour gives a gate every validation positive reaches, over the budget; gate_recall 0 is the budget alone
+    # the gate never rises over the one gate_recall of the validation positives reach, each heard in gate_views field views:
+    # with gate_recall 1, a budget of one call an hour gives a gate every field view reaches, over the budget; gate_recall 0
+    # is the budget alone; gate_views 0 counts the clean positives
     assert at[1.0]["budget_gate"] >= at[1.0]["gate"] and at[1.0]["positives_reaching_budget_gate"] <= 1.0
+    assert r.gate_views == 4 and at[1.0]["field_views"] == 4
     full = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=1.0), run / "data")["computer"]
     alone = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=0.0), run / "data")["computer"]
-    assert full["validation_positives_reaching"] == 1.0 and full["gate"] <= alone["gate"] == alone["budget_gate"] == full["budget_gate"]
+    clean = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=1.0, gate_views=0), run / "data")["computer"]
+    assert full["field_views_reaching"] == 1.0 and full["gate"] <= alone["gate"] == alone["budget_gate"] == full["budget_gate"]
+    assert clean["validation_positives_reaching"] == 1.0 == clean["field_views_reaching"] and clean["gate"] <= alone["gate"]
     assert window_gate(full) <= full["gate"]
+    _field_peaks(run, r)
+
+
+def _field_peaks(run: Path, r: Any) -> None:
+    """The field views' peaks: gate_views per validation positive, drawn from the material's seed (the same for every
+    training draw), and the gate of recall 1 is the highest that the lowest of them reaches."""
+    from edgekd.eval import wakeword as we
+    from edgekd.recipes.custom_wakeword import choose_gates, field_peaks
+    from edgekd.runtime.detector import load_kws
+
+    ev = run / "data" / "eval" / "validation"
+    scorer = we.bundle_scorer(load_kws(run / "bundle", backend="onnx", verifier=False), "computer")
+    peaks = field_peaks(scorer, ev / "computer", ev / "computer.tsv", "computer", replace(r, gate_views=3))
+    assert peaks.shape == (3 * len(list((ev / "computer").glob("*.wav"))),) and np.all((peaks >= 0) & (peaks <= 1))
+    np.testing.assert_array_equal(peaks, field_peaks(scorer, ev / "computer", ev / "computer.tsv", "computer",
+                                                     replace(r, gate_views=3, train_seed=7)))
+    assert not np.array_equal(peaks, field_peaks(scorer, ev / "computer", ev / "computer.tsv", "computer", replace(r, gate_views=3, seed=1)))
+    g = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=1.0, gate_views=3), run / "data")["computer"]
+    assert g["gate"] == min(g["budget_gate"], we.recall_gate(peaks, 1.0))
 
 
 def _recipe_of(run: Path) -> Any:
@@ -525,6 +548,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     (["--phrase", "computer", "--mining-threshold", "1.5"], "--mining-threshold"),
     (["--phrase", "computer", "--verifier-budget", "-1"], "--verifier-budget"),
     (["--phrase", "computer", "--gate-recall", "1.5"], "--gate-recall"),
+    (["--phrase", "computer", "--gate-views", "-1"], "--gate-views"),
 ])
 def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)

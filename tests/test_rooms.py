@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekd.data.augment import augment_clip, room_response
-from edgekd.data.rooms import RoomConfig, background_recordings, rir_bank
+from edgekd.data.augment import augment_clip, field_view, room_response
+from edgekd.data.rooms import RirBank, RoomConfig, background_recordings, rir_bank
 
 pytest.importorskip("pyroomacoustics", reason="pyroomacoustics is not installed (the train extra)")
 
@@ -63,6 +63,18 @@ def test_augment_with_rooms_and_backgrounds_gives_valid_views(tmp_path: Path) ->
     assert len({v.tobytes() for v in views}) == 20
     # without a bank and recordings the old recipe is unchanged, draw for draw
     np.testing.assert_array_equal(augment_clip(x, np.random.default_rng(5)), augment_clip(x, np.random.default_rng(5), rirs=None, backgrounds=None))
+
+
+def test_field_view_loses_snr_with_the_room_distance(tmp_path: Path) -> None:
+    from tests.test_augment import _utterance, measured_snr_db
+
+    bank, x = rir_bank(SMALL, cache_dir=tmp_path), _utterance()
+    for k in range(len(bank)):
+        one = RirBank(bank.rirs[k : k + 1], bank.rt60_s[k : k + 1], bank.distance_m[k : k + 1])
+        want = 20.0 - 3.0 * max(0.0, float(np.log2(bank.distance_m[k] / 0.5)))  # 3 dB per doubling beyond 0.5 m
+        got = [measured_snr_db(field_view(x, 1.0, 2.0, np.random.default_rng(s), rirs=one, snr_db=(20.0, 20.0))) for s in range(6)]
+        assert np.median(got) == pytest.approx(want, abs=1.0), (k, float(bank.distance_m[k]))
+    assert float(np.max(bank.distance_m)) > 2.0  # the bank has a far room, so the rule above was tested
 
 
 def test_background_recordings_are_real_audio() -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from edgekd.data.rooms import RirBank
 
 __all__ = ["AugmentConfig", "augment_clip", "colored_noise", "fit_to_length", "add_noise", "warp_speed", "shift_pitch", "stretch_tempo",
-           "random_eq", "reverb", "room_response"]
+           "random_eq", "reverb", "room_response", "field_view"]
 
 
 @dataclass(frozen=True)
@@ -209,3 +209,33 @@ def augment_clip(
     if speech or peak > target:
         y = y * np.float32(target / peak)
     return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+def field_view(x: np.ndarray, onset_s: float, offset_s: float, rng: np.random.Generator, *, rirs: RirBank | None = None,
+               backgrounds: list[np.ndarray] | None = None, snr_db: tuple[float, float] = (5.0, 25.0), far_field_db_per_doubling: float = 3.0,
+               sample_rate: int = 16000) -> np.ndarray:
+    """An annotated utterance as a device in the field might hear it (same length and timing): a random microphone
+    (``random_eq``), a room (one of ``rirs``, else the synthetic ``reverb``), then noise (a real recording of
+    ``backgrounds`` or coloured noise) at an SNR drawn in ``snr_db`` against the speech between ``onset_s`` and
+    ``offset_s``, less ``far_field_db_per_doubling`` per doubling of the room's distance beyond 0.5 m."""
+    y = random_eq(x.astype(np.float32), rng, sample_rate)
+    drop_db = 0.0
+    if rirs is not None and len(rirs):
+        k = int(rng.integers(len(rirs)))
+        y = room_response(y, rirs.rirs[k])
+        drop_db = far_field_db_per_doubling * max(0.0, float(np.log2(rirs.distance_m[k] / 0.5)))
+    else:
+        y = reverb(y, rng, sample_rate)
+    speech = y[int(onset_s * sample_rate) : max(int(offset_s * sample_rate), int(onset_s * sample_rate) + 1)]
+    if backgrounds and rng.random() < 0.5:
+        b = backgrounds[int(rng.integers(len(backgrounds)))]
+        start = int(rng.integers(0, max(1, b.shape[0] - y.shape[0] + 1)))
+        noise = fit_to_length(b[start : start + y.shape[0]], y.shape[0], rng)
+    else:
+        noise = colored_noise(y.shape[0], float(rng.integers(0, 3)), rng)
+    ps = float(np.mean(speech * speech)) + 1e-10
+    pn = float(np.mean(noise * noise)) + 1e-10
+    snr = float(rng.uniform(*snr_db)) - drop_db
+    y = y + noise * np.float32(np.sqrt(ps / (pn * 10.0 ** (snr / 10.0))))
+    peak = float(np.max(np.abs(y)))
+    return (y / peak * np.float32(0.9) if peak > 0.9 else y).astype(np.float32)
