@@ -146,9 +146,10 @@ class PhraseRecipe:
     # ... and that share is of the validation positives as heard in the field: each through this many views of a held-out
     # simulated room, a random microphone and noise at 5-25 dB SNR (``data.augment.field_view``; 0: the clean positives,
     # the rule before). Added 2026-12-07: a "smart mirror" draw's clean validation positives all reached 0.28, so its gate
-    # stayed at the budget's 0.19, under which 10% of the real speakers' peaks fell (FRR 11.9% at 2 FA/h of real and
-    # synthesized speech); 98% of 4 field views reach 0.11-0.13 there. Offline on three draws' bundles at the gate of
-    # 3 views (bench/verifier_rules.py, heads as trained): 11.9 -> 9.2%, "view glass" 4.3 -> 5.8% and 9.5 -> 8.5% (README)
+    # stayed at the budget's 0.19, under which 10% of the real speakers' peaks fell. Built on three draws' trained stages
+    # (gate, verifier heads and threshold made again; bench/realdev_wakeword.py), FRR at 2 FA/h of real and synthesized
+    # speech: that draw 11.9 -> 3.5% (gate 0.11), "view glass" 4.3 -> 9.0% (0.09) and 9.5 -> 7.5% (0.09), for 1.6-2.6
+    # times the budget's verifier calls (README)
     gate_views: int = 4
     # the verifier: a head on the same backbone trained this many epochs on the teacher's material and the gate-open
     # windows of mining.wav (``verifier.pt``; without mining.wav, the teacher itself when equal to teacher_epochs).
