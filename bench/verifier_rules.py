@@ -7,8 +7,8 @@ RUN is a finished ``edgekd train wakeword --phrase`` folder whose bundle has a v
 ``GATE:EVERY:MAX_CALLS:HOLD`` (``-`` for no cap): the student's smoothed score at or over GATE opens the gate, which
 stays open HOLD inferences after the score falls under it (``held_open``); of each run of open inferences the first
 and every EVERY-th ask the verifier, at most MAX_CALLS of them (``verified_hops``). ``--budget-gates B --holds H ...``
-adds, per hold, the recipe's own rule at its budget: the gate ``choose_gates`` would pick for B verifier calls per
-hour of the run's validation speech, with the recipe's every and cap. Streams are those of
+adds, per hold, the recipe's own rule at its budget: the budget's gate of ``choose_gates`` for B verifier calls per
+hour of the run's validation speech (before its ceiling from the positives), with the recipe's every and cap. Streams are those of
 ``bench/realdev_wakeword.py`` (measurement only): each real dev utterance of the run's phrase from a fresh stream, the
 real negatives (gsc_v2_test_dev + fsdd back to back) and, for the issue's yardstick, the run's synthesized test
 speech after them, one stream as the yardstick streams them. The student is streamed once; the bundle's own verifier (``edgekd.runtime.verifier``, the

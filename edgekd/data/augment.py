@@ -227,6 +227,8 @@ def field_view(x: np.ndarray, onset_s: float, offset_s: float, rng: np.random.Ge
     else:
         y = reverb(y, rng, sample_rate)
     speech = y[int(onset_s * sample_rate) : max(int(offset_s * sample_rate), int(onset_s * sample_rate) + 1)]
+    if not np.any(speech):  # an annotation past the end or over silence: the level of the whole clip
+        speech = y
     if backgrounds and rng.random() < 0.5:
         b = backgrounds[int(rng.integers(len(backgrounds)))]
         start = int(rng.integers(0, max(1, b.shape[0] - y.shape[0] + 1)))
