@@ -19,8 +19,9 @@ stages were made with other training settings is refused before any work, ``chec
    fine-tunes N epochs with fake quantization first (on the clips and the transfer windows).
 6. With ``verifier_budget`` > 0 (the default): ``verifier.pt`` and ``bundle/verifier/``, a second stage. A phrase's gate is
    the lowest student score whose verifier calls stay within ``verifier_budget`` per hour of the validation speech, and at
-   most the highest that ``gate_recall`` of the validation positives reach (a weak student's budget gate would otherwise
-   drop positives before the verifier hears them; the budget is then exceeded, with a warning); where the
+   most the highest that ``gate_recall`` of the validation positives reach, each heard in ``gate_views`` field views
+   (rooms, microphones, noise: ``field_peaks``; a budget gate over it would drop positives before the verifier hears
+   them; the budget is then exceeded, with a warning); where the
    student's smoothed score reaches it (and ``VERIFY_HOLD`` inferences after), the verifier scores the last second and
    decides (``edgekd.runtime.verifier``).
    The verifier is a head on the teacher's backbone trained ``verifier_epochs`` on the clips and on the windows of
@@ -637,7 +638,7 @@ def _gate_rule(r: PhraseRecipe, speech: str) -> str:
     """The gate rule in words (the manifest's verifier block and the model card)."""
     return (f"the lowest gate within {r.verifier_budget:g} verifier calls per hour of {speech}"
             + (f", at most the highest that {100 * r.gate_recall:g}% of the validation positives reach" if r.gate_recall else "")
-            + (f" as heard in {r.gate_views} field views each (held-out rooms, microphones, noise at 5-25 dB SNR)"
+            + (f", each heard in {r.gate_views} field views (held-out rooms, microphones, noise at 5-25 dB SNR)"
                if r.gate_recall and r.gate_views else ""))
 
 
