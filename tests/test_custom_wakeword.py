@@ -409,11 +409,11 @@ def _field_peaks(run: Path, r: Any) -> None:
 
     ev = run / "data" / "eval" / "validation"
     scorer = we.bundle_scorer(load_kws(run / "bundle", backend="onnx", verifier=False), "computer")
-    peaks = field_peaks(scorer, ev / "computer", ev / "computer.tsv", "computer", replace(r, gate_views=3))
+    rows, wavs = we.annotated_positives(ev / "computer", ev / "computer.tsv", "computer")
+    peaks = field_peaks(scorer, rows, wavs, replace(r, gate_views=3))
     assert peaks.shape == (3 * len(list((ev / "computer").glob("*.wav"))),) and np.all((peaks >= 0) & (peaks <= 1))
-    np.testing.assert_array_equal(peaks, field_peaks(scorer, ev / "computer", ev / "computer.tsv", "computer",
-                                                     replace(r, gate_views=3, train_seed=7)))
-    assert not np.array_equal(peaks, field_peaks(scorer, ev / "computer", ev / "computer.tsv", "computer", replace(r, gate_views=3, seed=1)))
+    np.testing.assert_array_equal(peaks, field_peaks(scorer, rows, wavs, replace(r, gate_views=3, train_seed=7)))
+    assert not np.array_equal(peaks, field_peaks(scorer, rows, wavs, replace(r, gate_views=3, seed=1)))
     g = choose_gates(run / "bundle", replace(r, verifier_budget=1.0, gate_recall=1.0, gate_views=3), run / "data")["computer"]
     assert g["gate"] == min(g["budget_gate"], we.recall_gate(peaks, 1.0))
 

@@ -548,12 +548,12 @@ def choose_gates(bundle: Path, r: PhraseRecipe, root: Path) -> dict[str, dict[st
     out = {}
     for label in _keywords(r):
         scorer = we.bundle_scorer(det, label)
-        _, wavs = we.annotated_positives(ev / label, ev / f"{label}.tsv", label)
+        rows, wavs = we.annotated_positives(ev / label, ev / f"{label}.tsv", label)
         neg, seconds = we.score_files(scorer, [ev / "negatives.wav"], lambda p: wav_blocks(p, 16000), concatenate=True)
         scores = neg[""][1]
         rule = (VERIFY_EVERY, VERIFY_MAX_CALLS, VERIFY_HOLD)
         peaks = np.array([v.max() if v.size else 0.0 for _, v in (scorer(wav_blocks(w, 16000)) for w in wavs)])
-        heard = field_peaks(scorer, ev / label, ev / f"{label}.tsv", label, r) if r.gate_views else peaks
+        heard = field_peaks(scorer, rows, wavs, r) if r.gate_views else peaks
         budget_gate = we.lowest_gate(scores, seconds, r.verifier_budget, *rule) or we.THRESHOLDS[-1]
         gate = min(budget_gate, we.recall_gate(heard, r.gate_recall))
         windows_at = gate  # a budget of VERIFIER_WINDOW_BUDGET or more: its own gate is the lower
@@ -571,16 +571,15 @@ FIELD_ROOMS = 60  # held-out rooms of the field views (the training bank's seed 
 FIELD_SEED = 101
 
 
-def field_peaks(scorer: Any, folder: Path, tsv: Path, label: str, r: PhraseRecipe) -> np.ndarray:
+def field_peaks(scorer: Any, rows: list[Any], wavs: list[Path], r: PhraseRecipe) -> np.ndarray:
     """The peak score of each of ``r.gate_views`` field views (``data.augment.field_view``: held-out simulated rooms when
-    ``r.rooms``, else synthetic reverb; real background recordings where installed) of every annotated positive in
-    ``folder``; the views are drawn from the material's seed, the same for every training draw."""
+    ``r.rooms``, else synthetic reverb; real background recordings where installed) of every positive of ``wavs``,
+    annotated by ``rows`` (``eval.wakeword.annotated_positives``); the views are drawn from the material's seed, the same
+    for every training draw."""
     from edgekd.data.augment import field_view
     from edgekd.data.rooms import RoomConfig, background_recordings, rir_bank
-    from edgekd.eval import wakeword as we
     from edgekd.runtime.wav import load_audio
 
-    rows, wavs = we.annotated_positives(folder, tsv, label)
     first = {}
     for a in rows:  # a file's first utterance of the phrase sets the speech level
         first.setdefault(a.filename, a)
