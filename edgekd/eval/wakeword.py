@@ -192,6 +192,7 @@ def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -
         last = np.zeros((n_smooth, kw_idx.shape[0]))
         run = [0]
         since = np.full(kw_idx.shape[0], HOLD_NEVER)  # inferences since each keyword's score was at or over its gate
+        peak = np.zeros(kw_idx.shape[0])  # each keyword's highest smoothed score since its gate opened
 
         def keep(t_ms: int, out: np.ndarray) -> None:
             last[len(times) % n_smooth] = softmax(np.asarray(out, dtype=np.float64))[kw_idx]
@@ -199,9 +200,10 @@ def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -
             smoothed = np.sum(last[: min(len(times), n_smooth)], axis=0) / min(len(times), n_smooth)
             since[:] = np.where(smoothed >= gates, 0, since + 1)
             is_open = since <= vb.hold
+            peak[:] = np.where(is_open, np.maximum(peak, smoothed), 0.0)
             run[0] = run[0] + 1 if is_open.any() else 0
             asked = run[0] > 0 and asks_verifier(run[0] - 1, vb.every, vb.max_calls)
-            scores.append(float(s.verify_now()[v]) if asked and is_open[mine] else 0.0)
+            scores.append(float(s.verify_now()[v]) * float(peak[mine]) ** vb.peak_power if asked and is_open[mine] else 0.0)
 
         s.on_inference = keep  # the post-processor's own verifier call at a hop reuses this one's answer (verify_now)
         blocks = (audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)) if isinstance(audio, np.ndarray) else audio

@@ -23,7 +23,7 @@ stages were made with other training settings is refused before any work, ``chec
    (rooms, microphones, noise: ``field_peaks``; a budget gate over it would drop positives before the verifier hears
    them; the budget is then exceeded, with a warning); where the
    student's smoothed score reaches it (and ``VERIFY_HOLD`` inferences after), the verifier scores the last second and
-   decides (``edgekd.runtime.verifier``).
+   decides (``edgekd.runtime.verifier``), its posterior weighed by the opening's peak student score to ``peak_power``.
    The verifier is a head on the teacher's backbone trained ``verifier_epochs`` on the clips and on the windows of
    ``mining.wav`` at which the gates ask it (``gate_open_windows``), as ``_unknown_``.
 7. The threshold for each phrase at ``target_fa_per_hour`` on the validation material, written into the bundle;
@@ -45,6 +45,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 from edgekd.data import SILENCE, UNKNOWN
+from edgekd.runtime.manifest import MAX_PEAK_POWER
 
 __all__ = ["PhraseRecipe", "bundle_name", "check_recipe", "check_stages", "choose_gates", "confusable_clip_count", "choose_thresholds", "confusable_fire_rates",
            "gate_open_windows", "golden_clip", "window_gate", "phrase_labels",
@@ -154,6 +155,12 @@ class PhraseRecipe:
     # glass" 13.5 -> 14.3%. Five draws: mean 9.7 -> 8.8%, three -> four under 10%; at 0.5 FA/h 12.6% either way (README).
     # tools/ship_wakeword.sh passes 0: a shipped bundle's CPU bound
     gate_views: int = 4
+    # the verified score: the verifier's posterior times the opening's peak student score (its highest smoothed posterior
+    # since the gate opened) to this power (0: the verifier alone). Its false accepts on real speech were isolated words
+    # the student only just opened the gate for (real "right" at 0.09-0.10 for "view glass"). Chosen 2026-12-07 over 0,
+    # 0.25, 0.5 and 1 offline on the five field-view draws' verified inferences (a one-off script; then built with this
+    # option, README): FRR at 2 FA/h of real and synthesized speech 8.3 -> 6.8% mean, every draw under 10% (README)
+    peak_power: float = 0.25
     # the verifier: a head on the same backbone trained this many epochs on the teacher's material and the gate-open
     # windows of mining.wav (``verifier.pt``; without mining.wav, the teacher itself when equal to teacher_epochs).
     # Offline on "view glass" (2026-12-04/05) two-epoch heads verified better than the 20-epoch teacher: 17.9 +- 1.6%
@@ -629,6 +636,7 @@ def _attach_verifier(bundle: Path, verifier: Path, gates: dict[str, dict[str, fl
     from edgekd.export.verifier import attach_verifier
 
     attach_verifier(bundle, verifier, {k: v["gate"] for k, v in gates.items()}, every=VERIFY_EVERY, max_calls=VERIFY_MAX_CALLS, hold=VERIFY_HOLD,
+                    peak_power=r.peak_power,
                     head=verifier.name, epochs=r.verifier_epochs, heads=r.verifier_heads,
                     gate_rule=_gate_rule(r, "eval/validation speech"), chosen=gates)
 
@@ -802,7 +810,7 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
     we.det_plot({f"{label} (test)": res["sweep"] for label, res in test.items()}, out / "det.png", r.target_fa_per_hour)
     report = {"recipe": asdict(r), "labels": list(labels), "bundle": str(bundle), "teacher": str(teacher), "per_label": per_label,
               "verifier": {"head": str(verifier), "epochs": r.verifier_epochs, "heads": r.verifier_heads,
-                           "budget_calls_per_hour": r.verifier_budget,
+                           "budget_calls_per_hour": r.verifier_budget, "peak_power": r.peak_power,
                            "gate_open_windows": _window_count(verifier),
                            "gates": gates} if gates else None,
               "material": json.loads((data / "material.json").read_text()),
@@ -844,7 +852,9 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
                 + ", ".join(f"{k} {v['gate']:.2f}" for k, v in report["verifier"]["gates"].items())
                 + f"; {_gate_rule(r, 'validation speech')}) it scores the last second "
                 f"and decides (at an opening's first inference and then every {VERIFY_EVERY} inferences, at most {VERIFY_MAX_CALLS} times; "
-                f"an opening lasts {VERIFY_HOLD} inferences after the score falls under the gate); "
+                f"an opening lasts {VERIFY_HOLD} inferences after the score falls under the gate"
+                + (f"; the verified score is its posterior times the opening's peak student score to the power {r.peak_power:g}"
+                   if r.peak_power else "") + "); "
                 "the backbone's Apache-2.0 licence note travels in `verifier/verifier.json`."),
              f"- **Student**: `{r.arch}`, distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
              f"false-accept mining {'on' if r.mining_minutes else 'off'}, "
@@ -853,7 +863,7 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
              + ", streaming int8 graph.",
              "- **Settings other than the defaults**: " + (", ".join(f"{k} {v}" for k, v in _changed(r).items()) or "none")
              + " (`report.json` holds every one).",
-             f"- **Thresholds** ({'of the verifier' + chr(39) + 's score, ' if report.get('verifier') else ''}chosen at "
+             f"- **Thresholds** ({'of the verified score, ' if report.get('verifier') else ''}chosen at "
              f"{r.target_fa_per_hour} FA/h on held-out validation voices): "
              + ", ".join(f"{k} {v['threshold']:.2f}" for k, v in report["per_label"].items()) + ". On the test material they give "
              + ", ".join(f"{k} FRR {100 * v['test_at_threshold']['frr']:.1f}% at {v['test_at_threshold']['fa_per_hour']:.2f} FA/h"
@@ -909,6 +919,9 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--verifier-budget must be a number of calls per hour >= 0 (0: no verifier)")
     if not 0.0 <= r.gate_recall <= 1.0:
         raise ConfigError("--gate-recall must lie within [0, 1] (a share of the validation positives; 0: the budget alone)")
+    if not (0.0 <= r.peak_power <= MAX_PEAK_POWER):
+        raise ConfigError(f"--peak-power must be within [0, {MAX_PEAK_POWER:g}] (the weight of the student's peak score in the verified "
+                          "score; 0: the verifier's score alone)")
     if not 0 <= r.gate_views <= 64:
         raise ConfigError("--gate-views must be a whole number from 0 to 64 (views of each validation positive; 0: the clean ones)")
     if r.seed < 0 or (r.train_seed is not None and r.train_seed < 0):

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 
-__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "asks_verifier", "softmax", "verified_hops"]
+__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "asks_verifier", "opening_peaks", "softmax", "verified_hops"]
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,13 @@ class KwsPostprocessor:
     ``verifier_labels``), and the keyword fires when its verified score reaches its threshold. Of consecutive
     inferences with a gate open, the first and then every ``verify_every``-th asks, at most ``verify_max_calls`` times
     (None: no cap; ``verified_hops``). A gate stays open ``verify_hold`` inferences after the smoothed posterior falls
-    under it (``held_open``). ``verifier_calls`` counts those calls (none during the refractory time)."""
+    under it (``held_open``). ``verifier_calls`` counts those calls (none during the refractory time). With
+    ``verify_peak_power`` > 0 the verified score is the verifier's posterior times the opening's peak (the keyword's
+    highest smoothed posterior since its gate opened, ``opening_peaks``) to that power."""
 
     def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig,
                  gates: dict[str, float] | None = None, verifier_labels: tuple[str, ...] = (), verify_every: int = 1,
-                 verify_max_calls: int | None = None, verify_hold: int = 0) -> None:
+                 verify_max_calls: int | None = None, verify_hold: int = 0, verify_peak_power: float = 0.0) -> None:
         self.labels = labels
         self.cfg = cfg
         self._kw_idx = np.array([labels.index(k) for k in keyword_labels], dtype=np.intp)
@@ -101,6 +103,10 @@ class KwsPostprocessor:
             self._open = np.zeros(self._kw_idx.shape[0], dtype=bool)
             # inferences since each keyword's smoothed posterior was last at or over its gate (HOLD_NEVER: not yet)
             self._since = np.full(self._kw_idx.shape[0], HOLD_NEVER, dtype=np.int64)
+            # each keyword's highest smoothed posterior since its gate opened (0 while closed), and its weight
+            self._peak = np.zeros(self._kw_idx.shape[0], dtype=np.float64)
+            self._weight = np.ones(self._kw_idx.shape[0], dtype=np.float64)
+        self._peak_power = float(verify_peak_power)
         self._hold = max(0, int(verify_hold))
         self.verifier_calls = 0
         self._every = max(1, int(verify_every))
@@ -120,6 +126,7 @@ class KwsPostprocessor:
         self._open_run = 0
         if self._gate is not None:
             self._since[...] = HOLD_NEVER
+            self._peak[...] = 0.0
         self._count = 0
         self._last_fire_ms = None
 
@@ -146,7 +153,11 @@ class KwsPostprocessor:
             since = self._since
             np.add(since, 1, out=since)  # from HOLD_NEVER (2**30) an int64 never wraps
             np.copyto(since, 0, where=np.greater_equal(smoothed, self._gate, out=self._open))
-            if not np.less_equal(since, self._hold, out=self._open).any():
+            np.less_equal(since, self._hold, out=self._open)
+            peak = self._peak
+            np.maximum(peak, smoothed, out=peak)
+            np.multiply(peak, self._open, out=peak)  # a closed gate forgets its opening's peak
+            if not self._open.any():
                 self._open_run = 0
                 return None
             self._open_run += 1  # consecutive inferences with a gate open; every ``verify_every``-th is verified
@@ -156,6 +167,8 @@ class KwsPostprocessor:
                 raise ConfigError("this bundle has a verifier; give update() its verify callback")
             self.verifier_calls += 1
             smoothed = np.take(verify(), self._v_idx, out=self._verified)  # the verified score replaces the gate's
+            if self._peak_power:
+                np.multiply(smoothed, np.power(peak, self._peak_power, out=self._weight), out=smoothed)
             over = np.logical_and(self._open, np.greater_equal(smoothed, self._thr, out=self._over), out=self._over)
         else:
             if refractory:
@@ -180,6 +193,17 @@ def held_open(over: np.ndarray, hold: int) -> np.ndarray:
     i = np.arange(o.shape[0])
     last = np.maximum.accumulate(np.where(o, i, -HOLD_NEVER))
     return i - last <= hold
+
+
+def opening_peaks(scores: np.ndarray, open_: np.ndarray) -> np.ndarray:
+    """The highest of ``scores`` since the gate opened, per inference (0 where it is closed; ``open_``: where it is
+    open, ``held_open``), as ``KwsPostprocessor`` keeps it for ``verify_peak_power``."""
+    s, o = np.asarray(scores, dtype=np.float64), np.asarray(open_, dtype=bool)
+    out = np.zeros(s.shape[0])
+    edge = np.diff(np.concatenate([[False], o, [False]]).astype(np.int8))
+    for a, b in zip(np.flatnonzero(edge == 1), np.flatnonzero(edge == -1), strict=True):  # each run of open inferences
+        out[a:b] = np.maximum.accumulate(s[a:b])
+    return out
 
 
 def asks_verifier(k: int, every: int, max_calls: int | None = None) -> bool:

@@ -207,7 +207,8 @@ class KwsStream:
                                       gates=vb.gates if vb is not None else None, verifier_labels=verifier.labels if verifier else (),
                                       verify_every=vb.every if vb is not None else 1,
                                       verify_max_calls=vb.max_calls if vb is not None else None,
-                                      verify_hold=vb.hold if vb is not None else 0)
+                                      verify_hold=vb.hold if vb is not None else 0,
+                                      verify_peak_power=vb.peak_power if vb is not None else 0.0)
         self._verify = self.verify_now if verifier is not None else None
         # with a verifier: the last seconds of audio in a ring allocated once; every sample is written twice (at i and
         # i + n) so that any second of it is one contiguous slice. Chunks are fed in pieces of at most _piece samples,

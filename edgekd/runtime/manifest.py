@@ -115,6 +115,8 @@ def _check_streaming(st: dict[str, Any], task: Any, bad: Any) -> None:
             raise bad(f"streaming.states dtype must be one of {', '.join(STATE_DTYPES)}")
 
 
+MAX_PEAK_POWER = 4.0  # verifier.peak_power: beyond this the student's score, not the verifier, would decide
+
 # what a verifier folder holds (edgekd.runtime.verifier): its description, the head, the backbone's two files
 VERIFIER_FILES = ("verifier.json", "head.onnx", "melspectrogram.onnx", "embedding_model.onnx")
 
@@ -132,6 +134,9 @@ def _check_verifier(v: dict[str, Any], task: Any, labels: list[str], bad: Any) -
         raise bad("verifier.max_calls must be a positive integer (the most verifier calls of one opening), or absent for no cap")
     if "hold" in v and (type(v["hold"]) is not int or v["hold"] < 0):
         raise bad("verifier.hold must be a whole number >= 0 (inferences a gate stays open after the score falls under it)")
+    if "peak_power" in v and (not isinstance(v["peak_power"], (int, float)) or isinstance(v["peak_power"], bool)
+                              or not 0.0 <= float(v["peak_power"]) <= MAX_PEAK_POWER):
+        raise bad(f"verifier.peak_power must be a number in [0, {MAX_PEAK_POWER:g}] (the weight of the opening's peak student score)")
     if not isinstance(folder, str) or not folder.strip():
         raise bad("verifier.dir must name the verifier folder inside the bundle")
     if not isinstance(gates, dict) or not gates:
@@ -151,20 +156,24 @@ class VerifierBlock:
     the first inference of an opening and every ``every``-th after it: fewer calls where the gate stays open.
     ``max_calls`` caps the calls of one opening (None: no cap); an opening longer than that is decided by then.
     ``hold`` keeps a gate open for that many inferences after the score falls under it: the student's score tends to
-    peak while the phrase is still being said, before the verifier's last second holds all of it."""
+    peak while the phrase is still being said, before the verifier's last second holds all of it. ``peak_power`` > 0
+    weighs the two stages' evidence together: the verified score is the verifier's posterior times the opening's peak
+    (the highest smoothed posterior of the keyword since its gate opened) to that power; 0 is the verifier alone."""
 
     dir: str
     gates: dict[str, float]
     every: int = 1  # of consecutive inferences with a gate open, the first and every ``every``-th ask the verifier
     max_calls: int | None = None  # at most this many of them per opening
     hold: int = 0  # inferences a gate stays open after the score falls under it
+    peak_power: float = 0.0  # verified score = verifier posterior x (the opening's peak smoothed posterior) ** peak_power
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerifierBlock:
         """From a block ``_check_verifier`` accepted."""
         cap = d.get("max_calls")
         return cls(dir=str(d["dir"]), gates={str(k): float(v) for k, v in d["gates"].items()}, every=int(d.get("every", 1)),
-                   max_calls=None if cap is None else int(cap), hold=int(d.get("hold", 0)))
+                   max_calls=None if cap is None else int(cap), hold=int(d.get("hold", 0)),
+                   peak_power=float(d.get("peak_power", 0.0)))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"dir": self.dir, "gates": dict(self.gates), "every": self.every}
@@ -172,6 +181,8 @@ class VerifierBlock:
             out["max_calls"] = self.max_calls
         if self.hold:
             out["hold"] = self.hold
+        if self.peak_power:
+            out["peak_power"] = self.peak_power
         return out
 
     def files(self) -> list[str]:
