@@ -2,11 +2,14 @@
 
     python bench/verifier_rules.py runs/ww-smart_mirror --rules 0.08:2:3:0 0.08:2:3:2 0.08:1:-:0
     python bench/verifier_rules.py runs/ww-view_glass --budget-gates 1000 --holds 0 2
+    python bench/verifier_rules.py runs/ww-view_glass --rules 0.09:2:3:2 --peak-power 0 0.25 0.5 1
 
 RUN is a finished ``edgekd train wakeword --phrase`` folder whose bundle has a verifier. A rule is
 ``GATE:EVERY:MAX_CALLS:HOLD`` (``-`` for no cap): the student's smoothed score at or over GATE opens the gate, which
 stays open HOLD inferences after the score falls under it (``held_open``); of each run of open inferences the first
-and every EVERY-th ask the verifier, at most MAX_CALLS of them (``verified_hops``). ``--budget-gates B --holds H ...``
+and every EVERY-th ask the verifier, at most MAX_CALLS of them (``verified_hops``). The verified score is the
+verifier's posterior times the opening's peak student score (``opening_peaks``) to the bundle's ``peak_power``, or to
+each of ``--peak-power P ...`` (every rule with each). ``--budget-gates B --holds H ...``
 adds, per hold, the recipe's own rule at its budget: the budget's gate of ``choose_gates`` for B verifier calls per
 hour of the run's validation speech (before its ceiling from the positives), with the recipe's every and cap. Streams are those of
 ``bench/realdev_wakeword.py`` (measurement only): each real dev utterance of the run's phrase from a fresh stream, the
@@ -71,6 +74,18 @@ class AskedScores:
         return out
 
 
+def verified(asked: AskedScores, scores: np.ndarray, rule: Rule, peak_power: float) -> tuple[np.ndarray, np.ndarray]:
+    """Under ``rule``, over a stream whose student timeline is ``scores``: the verified score at each inference (0 where
+    the verifier is not asked) and where it is asked, as the runtime decides them (``KwsPostprocessor``)."""
+    from edgekd.runtime.kws_post import held_open, opening_peaks, verified_hops
+
+    g, e, c, h = rule
+    open_ = held_open(scores >= g, h)
+    mask = verified_hops(open_, e, c)
+    v = asked.at(mask)
+    return (v * opening_peaks(scores, open_) ** peak_power if peak_power else v), mask
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder whose bundle has a verifier")
@@ -78,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-gates", type=float, default=None, metavar="CALLS",
                     help="also the recipe's rule at this budget (calls per hour of the validation speech), per --holds")
     ap.add_argument("--holds", type=int, nargs="+", default=[0], help="holds for --budget-gates (default: 0)")
+    ap.add_argument("--peak-power", type=float, nargs="+", default=None, metavar="P",
+                    help="score every rule with each of these peak powers (the verified score is the verifier's posterior "
+                         "times the opening's peak student score to P); default: the bundle's own")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword", help="where the real negatives WAV is kept")
     ap.add_argument("--json", type=Path, default=None)
@@ -89,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.recipes.custom_wakeword import VERIFY_EVERY, VERIFY_MAX_CALLS
     from edgekd.runtime.audio import wav_blocks
     from edgekd.runtime.detector import load_kws
-    from edgekd.runtime.kws_post import held_open, verified_hops
     from edgekd.runtime.wav import load_audio
 
     bundle, synth = args.run / "bundle", args.run / "data" / "eval" / "test" / "negatives.wav"
@@ -109,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {bundle} has no verifier", file=sys.stderr)
         return 2
     student = we.bundle_scorer(load_kws(bundle, backend="onnx", threads=1, verifier=False), label)
+    powers = args.peak_power if args.peak_power is not None else [pair.verifier_block.peak_power]
+    if any(not 0.0 <= p <= 4.0 for p in powers):
+        print("error: --peak-power must be within [0, 4]", file=sys.stderr)
+        return 2
     rules: list[tuple[str, Rule]] = [(f"{g:g}:{e}:{'-' if c is None else c}:{h}", (g, e, c, h)) for g, e, c, h in args.rules]
     if args.budget_gates is not None:
         val = args.run / "data" / "eval" / "validation" / "negatives.wav"
@@ -127,16 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     real_s, both_s = real.shape[0] / 16000.0, audio["negatives"].shape[0] / 16000.0
     in_real = timelines["negatives"][0] <= 1000.0 * real_s  # the real negatives alone: the stream's first part
     table = []
-    for name, (g, e, c, h) in rules:
-        def scored(k: str, g: float = g, e: int = e, c: int | None = c, h: int = h) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-            t, s = timelines[k]
-            mask = verified_hops(held_open(s >= g, h), e, c)
-            return (t, asked[k].at(mask)), mask
+    for (name, (g, e, c, h)), pp in ((r, p) for r in rules for p in powers):
+        if len(powers) > 1 or args.peak_power is not None:
+            name = f"{name} peak^{pp:g}"
+
+        def scored(k: str, rule: Rule = (g, e, c, h), pp: float = pp) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+            v, mask = verified(asked[k], timelines[k][1], rule, pp)
+            return (timelines[k][0], v), mask
 
         pos = {k: scored(k)[0] for k in audio if k != "negatives"}
         (t_n, v_n), mask = scored("negatives")
         calls = int(mask[in_real].sum())  # the rule is causal: the stream's first part asks as the real negatives alone would
-        row: dict[str, Any] = {"rule": name, "gate": g, "every": e, "max_calls": c, "hold": h,
+        row: dict[str, Any] = {"rule": name, "gate": g, "every": e, "max_calls": c, "hold": h, "peak_power": pp,
                                "verifier_calls_per_hour_real": calls / (real_s / 3600.0)}
         for key, neg, total in (("real_negatives_only", (t_n[in_real], v_n[in_real]), real_s), ("real_and_synthesized_negatives", (t_n, v_n), both_s)):
             row[key] = we.frr_points(we.sweep(pos, rows, neg, total, we.THRESHOLDS))

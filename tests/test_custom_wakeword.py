@@ -529,7 +529,9 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     for student in students:  # each student regressed its features onto the teacher's embedding
         assert Checkpoint.load(student).provenance["feature_kd"]["weight"] == 1.0
     assert set(report["per_label"]) == {"lights_on", "lights_off"}
-    gates = json.loads((out / "bundle" / "manifest.json").read_text())["verifier"]["gates"]  # one gate per phrase
+    block = json.loads((out / "bundle" / "manifest.json").read_text())["verifier"]
+    gates = block["gates"]  # one gate per phrase
+    assert block["peak_power"] == report["verifier"]["peak_power"] == 0.25  # the default weighs the opening's peak
     assert set(gates) == {"lights_on", "lights_off"} and gates == {k: v["gate"] for k, v in report["verifier"]["gates"].items()}
     # no mining speech (so no gate-open windows), as many epochs and one head: the teacher is the verifier
     assert report["verifier"]["head"] == str(out / "teacher.pt") and not (out / "verifier.pt").exists()
@@ -549,11 +551,22 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     (["--phrase", "computer", "--verifier-budget", "-1"], "--verifier-budget"),
     (["--phrase", "computer", "--gate-recall", "1.5"], "--gate-recall"),
     (["--phrase", "computer", "--gate-views", "-1"], "--gate-views"),
+    (["--phrase", "computer", "--peak-power", "5"], "--peak-power"),
 ])
 def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)
     assert p.returncode != 0 and message in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_peak_power_out_of_range_is_refused_before_any_work() -> None:
+    from edgekd.core.errors import ConfigError
+    from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe
+
+    check_recipe(PhraseRecipe(phrases=("computer",), peak_power=0.0))  # 0: the verifier's posterior alone
+    for bad in (-0.5, 4.5, float("nan")):
+        with pytest.raises(ConfigError, match="--peak-power must be within"):
+            check_recipe(PhraseRecipe(phrases=("computer",), peak_power=bad))
 
 
 def test_evaluation_speech_confusables_leave_out_the_one_letter_edits() -> None:

@@ -1,6 +1,7 @@
 """The one definition of hit windows, smoothing, firing and matching (edgekd.eval.matching)."""
 
 import numpy as np
+import pytest
 
 from edgekd.eval.matching import HIT_TAIL_MS, fire, in_hit_window, match, moving_average
 from edgekd.runtime.kws_post import KwsPostprocessConfig, KwsPostprocessor
@@ -103,3 +104,37 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
         assert asked == verified_hops(held_open(sparse, hold), 2, 3).nonzero()[0].tolist() and len(asked) > sparse.sum() // 3
     never = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.99, "b": 0.99}, verifier_labels=labels)
     assert all(never.update(np.array([0.9, 0.05, 0.05]), i * 100) is None for i in range(5)) and never.verifier_calls == 0
+
+
+def test_a_verified_score_weighs_the_openings_peak_student_score() -> None:
+    """``verify_peak_power``: the verified score is the verifier's posterior times the keyword's highest smoothed
+    posterior since its gate opened (held open included), to that power; a closed gate forgets it; 0 is the verifier
+    alone. ``opening_peaks`` is the same peak over a whole timeline."""
+    from edgekd.runtime.kws_post import held_open, opening_peaks, verified_hops
+
+    labels = ("a", "b", "_unknown_")
+    p_a = [0.1, 0.5, 0.8, 0.45, 0.1, 0.1, 0.1, 0.6, 0.5, 0.1]  # gate 0.4 with a hold of 1: open 1-4 and 7-9
+    assert opening_peaks(np.array(p_a), held_open(np.array(p_a) >= 0.4, 1)).tolist() == [0, 0.5, 0.8, 0.8, 0.8, 0, 0, 0.6, 0.6, 0.6]
+    assert opening_peaks(np.array([0.3, 0.2]), np.array([True, True])).tolist() == [0.3, 0.3] and opening_peaks(np.zeros(0), np.zeros(0, bool)).size == 0
+    got = {}
+    for power in (0.0, 0.5, 2.0):
+        post = KwsPostprocessor(labels, ("a", "b"), KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=0.3, refractory_ms=0),
+                                gates={"a": 0.4}, verifier_labels=labels, verify_every=1, verify_hold=1, verify_peak_power=power)
+        got[power] = [(d.t_ms, d.score) for i, pa in enumerate(p_a)
+                      if (d := post.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, lambda: np.array([0.5, 0.0, 0.5]))) is not None]
+    assert got[0.0] == [(t, 0.5) for t in (100, 200, 300, 400, 700, 800, 900)]  # the verifier's posterior alone
+    assert got[0.5] == [(t, pytest.approx(0.5 * pk**0.5)) for t, pk in ((100, 0.5), (200, 0.8), (300, 0.8), (400, 0.8), (700, 0.6),
+                                                                        (800, 0.6), (900, 0.6))]
+    assert got[2.0] == [(200, pytest.approx(0.32)), (300, pytest.approx(0.32)), (400, pytest.approx(0.32))]  # 0.5 x 0.8**2; 0.5**3 < 0.3
+    rng = np.random.default_rng(3)  # the per-inference rule and the whole-timeline one agree
+    sc = np.clip(rng.random(400) * rng.random(400) * 1.6, 0, 0.99)
+    vs = rng.random(400)
+    post = KwsPostprocessor(labels, ("a", "b"), KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=1e-6, refractory_ms=0),
+                            gates={"a": 0.3}, verifier_labels=labels, verify_every=2, verify_max_calls=3, verify_hold=2, verify_peak_power=0.25)
+    fired = {i: d.score for i, x in enumerate(sc)  # every verified inference fires: its score is the verified score
+             if (d := post.update(np.array([x, 0.0, 1.0 - x]), i * 100, lambda i=i: np.array([vs[i], 0.0, 1.0 - vs[i]]))) is not None}
+    open_ = held_open(sc >= 0.3, 2)
+    asked = verified_hops(open_, 2, 3).nonzero()[0]
+    peaks = opening_peaks(sc, open_)
+    assert sorted(fired) == asked.tolist() and len(asked) > 20 and (peaks[open_] >= 0.3).all() and (peaks[~open_] == 0).all()
+    assert [fired[i] for i in asked] == pytest.approx((vs * peaks**0.25)[asked].tolist(), abs=1e-12)

@@ -424,6 +424,55 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
     assert "\n" not in str(e.value)
 
 
+def test_a_pair_weighing_the_peak_streams_as_its_timeline(se_teacher, tiny_bundle: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``attach_verifier(peak_power=)``: the stream's verified scores are the verifier's posterior times the opening's
+    peak student score to that power, as the evaluation timeline (``bundle_scorer``) has them, whatever the chunking; the
+    calls are those of the same bundle without it. A peak power out of [0, 4] is one line."""
+    import json
+    import shutil
+
+    from edgekd.core.errors import BundleError
+    from edgekd.data.synth_kws import synth_keyword_stream
+    from edgekd.eval import wakeword as we
+    from edgekd.export.verifier import attach_verifier
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.kws_post import held_open, opening_peaks
+    from edgekd.runtime.manifest import ModelManifest
+
+    kws = ModelManifest.load(tiny_bundle).keyword_labels
+    audio, _ = synth_keyword_stream(("yes", "no", "stop", "go", "left"), seed=5)
+    t_s, s_s = we.bundle_scorer(load_kws(tiny_bundle, backend="onnx"), kws[0])(audio)
+    gate = float(np.quantile(s_s, 0.7))
+    timelines, calls = {}, {}
+    for power in (0.0, 0.5):
+        b = tmp_path / f"p{power}"
+        shutil.copytree(tiny_bundle, b)
+        attach_verifier(b, se_teacher[0], {kws[0]: gate}, every=1, hold=2, peak_power=power)
+        d = load_kws(b, backend="onnx", postprocess={"threshold": 1.0, "thresholds": {}})  # never fires: no refractory time
+        s = d.create_stream()
+        s.accept_waveform(audio)
+        timelines[power], calls[power] = we.bundle_scorer(d, kws[0])(audio), s.verifier_calls
+    (t0, v0), (t1, v1) = timelines[0.0], timelines[0.5]
+    peaks = opening_peaks(s_s, held_open(s_s >= gate, 2))
+    assert np.array_equal(t0, t1) and np.array_equal(t0, t_s) and calls[0.0] == calls[0.5] == np.count_nonzero(v0) > 0
+    assert v1 == pytest.approx(v0 * peaks**0.5, abs=1e-9) and (v1[v0 > 0] < v0[v0 > 0]).all()
+    b = tmp_path / "p0.5"
+    assert json.loads((b / "manifest.json").read_text())["verifier"]["peak_power"] == 0.5
+    thr = round(float(np.quantile(v1[v1 > 0], 0.5)), 3)
+    det = load_kws(b, backend="onnx", postprocess={"threshold": thr, "thresholds": {}})
+    runs = []
+    for chunk in (160, 5000, audio.shape[0]):
+        s = det.create_stream()
+        runs.append([d.to_dict() for i in range(0, audio.shape[0], chunk) for d in s.accept_waveform(audio[i : i + chunk])])
+    assert runs[0] and all(r == runs[0] for r in runs[1:])
+    assert [d["score"] for d in runs[0]] == pytest.approx([float(v1[t1 == d["t_ms"]][0]) for d in runs[0]], abs=1e-4)  # to_dict keeps 4 decimals
+    manifest = json.loads((b / "manifest.json").read_text())
+    for bad in (-0.1, 4.5, "1", True, float("nan")):
+        (b / "manifest.json").write_text(json.dumps({**manifest, "verifier": {**manifest["verifier"], "peak_power": bad}}))
+        with pytest.raises(BundleError, match=r"verifier.peak_power must be a number in \[0, 4\]"):
+            load_kws(b)
+
+
 def test_extra_unknown_windows_join_the_main_heads_training_rows(tiny_kws_data, emb_train, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Audio windows that are not clip files become ``_unknown_`` rows (their backbone frames, ``repeat`` times, each
     window a source clip of its own); a head trained with them learns them, and cross-fitting heads refuse them."""

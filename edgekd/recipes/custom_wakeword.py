@@ -158,8 +158,9 @@ class PhraseRecipe:
     # the verified score: the verifier's posterior times the opening's peak student score (its highest smoothed posterior
     # since the gate opened) to this power (0: the verifier alone). Its false accepts on real speech were isolated words
     # the student only just opened the gate for (real "right" at 0.09-0.10 for "view glass"). Chosen 2026-12-07 over 0,
-    # 0.25, 0.5 and 1 offline on the five field-view draws' verified inferences (a one-off script; then built with this
-    # option, README): FRR at 2 FA/h of real and synthesized speech 8.3 -> 6.8% mean, every draw under 10% (README)
+    # 0.25, 0.5 and 1 offline on the five field-view draws' verified inferences (a one-off script), then built on them
+    # (bench/realdev_wakeword.py): FRR at 2 FA/h of real and synthesized speech 8.8 -> 6.9% mean, worst 14.3 -> 9.0%,
+    # every draw under 10%; at 0.5 FA/h 12.6 -> 11.0% (README)
     peak_power: float = 0.25
     # the verifier: a head on the same backbone trained this many epochs on the teacher's material and the gate-open
     # windows of mining.wav (``verifier.pt``; without mining.wav, the teacher itself when equal to teacher_epochs).
