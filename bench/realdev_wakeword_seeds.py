@@ -68,6 +68,8 @@ def _recipe(run: Path) -> Any:
     r = {k: v for k, v in json.loads(report.read_text())["recipe"].items() if k in known}
     r["phrases"] = tuple(r["phrases"])
     r.setdefault("confusable_clips", 0)  # a run made before the option has none
+    r.setdefault("gate_views", 0)  # nor field views in its gate's ceiling (2026-12-07)
+    r.setdefault("peak_power", 0.0)  # nor the opening's peak in its verified score (2026-12-07)
     if r.get("engines") is not None:
         r["engines"] = tuple(tuple(e) for e in r["engines"])
     return PhraseRecipe(**r)

@@ -57,7 +57,8 @@ def seed_bundle(run: Path, r: Any, seed: int, block: dict[str, Any], kd: Callabl
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(run / "bundle", partial)
     attach_verifier(partial, head, block["gates"], every=int(block.get("every", 1)), max_calls=block.get("max_calls"),
-                    hold=int(block.get("hold", 0)), head=str(head), seed=training_seed(rs), heads=heads, made_by="bench/verifier_seeds.py")
+                    hold=int(block.get("hold", 0)), peak_power=float(block.get("peak_power", 0.0)), head=str(head), seed=training_seed(rs),
+                    heads=heads, made_by="bench/verifier_seeds.py")
     partial.rename(bundle)
     return bundle
 
