@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from edgekd.cli.common import fraction, friendly_errors, nonneg, notice, positive, unit, within
+from edgekd.runtime.manifest import MAX_PEAK_POWER
 from edgekd.train.catalog import arch_names
 from edgekd.train.config import OPTION_BOUNDS
 
@@ -327,7 +328,7 @@ def wakeword_cmd(
                                                                "heard in this many field views (a held-out simulated room, a "
                                                                "random microphone, noise at 5-25 dB SNR); 0: the clean "
                                                                "positives as synthesized.")] = 4,
-    peak_power: Annotated[float, typer.Option(min=0.0, max=4.0, help="--phrase: the verified score is the verifier's posterior "
+    peak_power: Annotated[float, typer.Option(min=0.0, max=MAX_PEAK_POWER, help="--phrase: the verified score is the verifier's posterior "
                                                                      "times the opening's peak student score to this power "
                                                                      "(0: the verifier's posterior alone).")] = 0.25,
     verifier_epochs: Annotated[int, typer.Option(min=1, help="--phrase: epochs of the verifier's head (a second head on the teacher's "
