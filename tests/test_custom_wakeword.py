@@ -52,7 +52,8 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert manifest["name"] == "computer-dscnn-stream-64-kd-int8" and manifest["quantization"] == "int8-qat" and manifest["streaming"]
     assert manifest["postprocess"]["thresholds"]["computer"] == row["threshold"]
     gate = report["verifier"]["gates"]["computer"]  # the teacher is the bundle's second stage, behind a gate chosen on validation
-    assert manifest["verifier"] == {"dir": "verifier", "gates": {"computer": gate["gate"]}, "every": 2, "max_calls": 3, "hold": 2}
+    assert manifest["verifier"] == {"dir": "verifier", "gates": {"computer": gate["gate"]}, "every": 2, "max_calls": 3, "hold": 2,
+                                    "peak_power": 0.25}
     assert 0.0 < gate["gate"] < 1.0
     assert gate["validation_calls_per_hour"] <= 1000 or gate["gate"] == 0.99
     assert report["verifier"]["head"] == str(out / "verifier.pt") and report["verifier"]["epochs"] == 2  # its own 2-epoch head
