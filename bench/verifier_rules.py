@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.recipes.custom_wakeword import VERIFY_EVERY, VERIFY_MAX_CALLS
     from edgekd.runtime.audio import wav_blocks
     from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.manifest import MAX_PEAK_POWER
     from edgekd.runtime.wav import load_audio
 
     bundle, synth = args.run / "bundle", args.run / "data" / "eval" / "test" / "negatives.wav"
@@ -127,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     student = we.bundle_scorer(load_kws(bundle, backend="onnx", threads=1, verifier=False), label)
     powers = args.peak_power if args.peak_power is not None else [pair.verifier_block.peak_power]
-    if any(not 0.0 <= p <= 4.0 for p in powers):
-        print("error: --peak-power must be within [0, 4]", file=sys.stderr)
+    if any(not 0.0 <= p <= MAX_PEAK_POWER for p in powers):
+        print(f"error: --peak-power must be within [0, {MAX_PEAK_POWER:g}]", file=sys.stderr)
         return 2
     rules: list[tuple[str, Rule]] = [(f"{g:g}:{e}:{'-' if c is None else c}:{h}", (g, e, c, h)) for g, e, c, h in args.rules]
     if args.budget_gates is not None:
