@@ -154,9 +154,9 @@ class KwsPostprocessor:
             np.add(since, 1, out=since)  # from HOLD_NEVER (2**30) an int64 never wraps
             np.copyto(since, 0, where=np.greater_equal(smoothed, self._gate, out=self._open))
             np.less_equal(since, self._hold, out=self._open)
-            peak = self._peak
-            np.maximum(peak, smoothed, out=peak)
-            np.multiply(peak, self._open, out=peak)  # a closed gate forgets its opening's peak
+            if self._peak_power:  # kept only where it weighs: no work per inference otherwise
+                np.maximum(self._peak, smoothed, out=self._peak)
+                np.multiply(self._peak, self._open, out=self._peak)  # a closed gate forgets its opening's peak
             if not self._open.any():
                 self._open_run = 0
                 return None
@@ -168,7 +168,7 @@ class KwsPostprocessor:
             self.verifier_calls += 1
             smoothed = np.take(verify(), self._v_idx, out=self._verified)  # the verified score replaces the gate's
             if self._peak_power:
-                np.multiply(smoothed, np.power(peak, self._peak_power, out=self._weight), out=smoothed)
+                np.multiply(smoothed, np.power(self._peak, self._peak_power, out=self._weight), out=smoothed)
             over = np.logical_and(self._open, np.greater_equal(smoothed, self._thr, out=self._over), out=self._over)
         else:
             if refractory:
