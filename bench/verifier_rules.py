@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peak-power", type=float, nargs="+", default=None, metavar="P",
                     help="score every rule with each of these peak powers (the verified score is the verifier's posterior "
                          "times the opening's peak student score to P); default: the bundle's own")
+    ap.add_argument("--students", type=Path, nargs="+", default=[], metavar="RUN",
+                    help="other finished runs of the same phrase and material: the gate reads the mean of their students' "
+                         "smoothed scores and the run's own (a student ensemble; the run's verifier asks)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword", help="where the real negatives WAV is kept")
     ap.add_argument("--json", type=Path, default=None)
@@ -126,7 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     if pair.verifier is None:
         print(f"error: {bundle} has no verifier", file=sys.stderr)
         return 2
-    student = we.bundle_scorer(load_kws(bundle, backend="onnx", threads=1, verifier=False), label)
+    for other in args.students:
+        if not (other / "bundle" / "manifest.json").is_file() or json.loads((other / "report.json").read_text())["labels"][0] != label:
+            print(f"error: {other}: give a finished run of the same phrase ({label}) for --students", file=sys.stderr)
+            return 2
+    scorers = [we.bundle_scorer(load_kws(b, backend="onnx", threads=1, verifier=False), label)
+               for b in [bundle, *(o / "bundle" for o in args.students)]]
+
+    def student(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The run's student timeline, or the mean of the ensemble's (same stride: the same inference times)."""
+        lines = [s(x) for s in scorers]
+        if any(t.shape != lines[0][0].shape for t, _ in lines):
+            raise SystemExit(f"error: --students must share the run's stride ({[t.shape for t, _ in lines]}, {x.shape})")
+        return lines[0][0], np.mean([v for _, v in lines], axis=0)
     powers = args.peak_power if args.peak_power is not None else [pair.verifier_block.peak_power]
     if any(not 0.0 <= p <= MAX_PEAK_POWER for p in powers):
         print(f"error: --peak-power must be within [0, {MAX_PEAK_POWER:g}]", file=sys.stderr)
@@ -173,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/verifier_rules.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out, {"what": "a two-stage bundle's verifier asked by other rules (gate, every, max_calls, hold), offline on the real dev "
                              "streams; FRR at 0.5 / 1 / 2 / 5 FA/h", "command": command, "date": datetime.date.today().isoformat(),
-                     "bundle": str(bundle), "label": label, "rows": table, "machine": machine_facts()})
+                     "bundle": str(bundle),
+                     "students": [str(bundle), *(str(o / "bundle") for o in args.students)], "label": label, "rows": table, "machine": machine_facts()})
     print(f"-> {out}")
     return 0
 

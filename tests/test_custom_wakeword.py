@@ -514,7 +514,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     out = tmp_path / "lights"
     _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1",
             "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1", "--verifier-heads", "1",
-            "--mining-minutes", "0")  # int8 without fine-tuning: the default
+            "--mining-minutes", "0", "--students", "2")  # int8 without fine-tuning: the default
     report = json.loads((out / "report.json").read_text())
     assert report["labels"] == ["lights_on", "lights_off", "_unknown_", "_silence_"] and report["recipe"]["qat_epochs"] == 0
     assert report["recipe"]["feature_kd"] == 1.0
@@ -540,6 +540,27 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     confusables = json.loads((out / "data" / "material.json").read_text())["confusables"]
     assert "lights on" not in confusables and "lights off" not in confusables
     assert "PASS golden stream" in _edgekd("selftest", out / "bundle").stdout
+    # two students: the second trained alike from the next seed, both int8, merged; the gate reads their mean posterior
+    second = Checkpoint.load(out / "student-1.pt")
+    assert second.config["seed"] == Checkpoint.load(out / "student.pt").config["seed"] + 1 == 1
+    assert Checkpoint.load(out / "student-qat-1.pt").is_qat
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text())
+    members = [json.loads((out / "members" / f"m{k}" / "manifest.json").read_text()) for k in (0, 1)]
+    assert manifest["name"] == "lights_on-lights_off-dscnn-stream-64-kd-int8" and manifest["verifier"]["gates"] == gates
+    assert [e["bundle"] for e in manifest["provenance"]["ensemble"]] == [str(out / "members" / f"m{k}") for k in (0, 1)]
+    assert len(manifest["streaming"]["states"]) == sum(len(m["streaming"]["states"]) for m in members)
+    assert "- **Students**: 2 `dscnn-stream-64` (training seeds 0-1)" in (out / "bundle" / "MODEL_CARD.md").read_text()
+    from edgekd.core.errors import ConfigError
+    from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe
+
+    for bad in (0, 9):
+        with pytest.raises(ConfigError, match="--students must be a whole number from 1 to 8"):
+            check_recipe(PhraseRecipe(phrases=("computer",), students=bad))
+    # a rerun reuses the second student like any stage
+    again = _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1",
+                      "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1", "--verifier-heads", "1",
+                    "--mining-minutes", "0", "--students", "2")
+    assert f"reusing {out / 'student-1.pt'}" in again.stderr and "train dscnn-stream" not in again.stderr
 
 
 @pytest.mark.parametrize("args, message", [

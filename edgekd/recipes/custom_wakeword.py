@@ -16,7 +16,10 @@ stages were made with other training settings is refused before any work, ``chec
    training voices; the 1 s windows where it fires become ``_unknown_`` clips, and the student trains again.
 5. ``student-qat.pt`` and ``bundle/``: int8, exported as a streaming int8 bundle. By default (``qat_epochs`` 0) the
    student's own weights with int8 ranges observed over every training clip and transfer window; ``qat_epochs`` N
-   fine-tunes N epochs with fake quantization first (on the clips and the transfer windows).
+   fine-tunes N epochs with fake quantization first (on the clips and the transfer windows). With ``students`` K > 1,
+   K - 1 more students trained likewise on the same rows from the next seeds (``student-mined-1.pt``,
+   ``student-qat-1.pt``, ...), each exported to ``members/m<k>/`` and merged into ``bundle/`` (``export.ensemble``:
+   one graph, their mean posterior).
 6. With ``verifier_budget`` > 0 (the default): ``verifier.pt`` and ``bundle/verifier/``, a second stage. A phrase's gate is
    the lowest student score whose verifier calls stay within ``verifier_budget`` per hour of the validation speech, and at
    most the highest that ``gate_recall`` of the validation positives reach, each heard in ``gate_views`` field views
@@ -163,6 +166,11 @@ class PhraseRecipe:
     # every draw under 10%; at 0.5 FA/h 12.6 -> 11.0%. Two new draws: even at 2 FA/h, better at 0.5 on one; over the
     # seven 8.6 -> 7.3% at 2 FA/h, 12.4 -> 10.7% at 0.5, own thresholds 23.3 -> 18.2% of real speakers missed (README)
     peak_power: float = 0.25
+    # students in the bundle: the first as always, the others trained the same way on the same rows (mined windows
+    # included) from seeds training_seed + 1, + 2, ...; exported int8 each and merged into one graph whose output is
+    # their mean posterior (``export.ensemble``), which the gate reads. 1: one student (each one is a draw: real
+    # speakers one draw's gate misses, the next one reaches)
+    students: int = 1
     # the verifier: a head on the same backbone trained this many epochs on the teacher's material and the gate-open
     # windows of mining.wav (``verifier.pt``; without mining.wav, the teacher itself when equal to teacher_epochs).
     # Offline on "view glass" (2026-12-04/05) two-epoch heads verified better than the 20-epoch teacher: 17.9 +- 1.6%
@@ -446,22 +454,23 @@ def _embedding_head(path: Path, kd: Any, r: PhraseRecipe, cache: Path, say: Say,
     return path
 
 
-def _student_config(r: PhraseRecipe) -> Any:
-    """The ``TrainConfig`` both students are trained with (and ``check_stages`` holds a reused one to)."""
+def _student_config(r: PhraseRecipe, seed_offset: int = 0) -> Any:
+    """The ``TrainConfig`` both students are trained with (and ``check_stages`` holds a reused one to); the bundle's
+    ``k``-th student (``PhraseRecipe.students``) is trained from ``seed_offset`` k."""
     from edgekd.train.config import TrainConfig
 
-    return TrainConfig(arch=r.arch, epochs=r.epochs, seed=training_seed(r), threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd,
+    return TrainConfig(arch=r.arch, epochs=r.epochs, seed=training_seed(r) + seed_offset, threads=r.threads, alpha=r.alpha, feature_kd=r.feature_kd,
                        freq_warp=r.freq_warp, eq_db=r.eq_db, ema=r.ema, clean_negatives=bool(r.clean_negatives))
 
 
 def _student(path: Path, kd: Any, teacher: Path, transfer: Path, r: PhraseRecipe, cache: Path, say: Say,
-             provenance: dict[str, Any] | None = None) -> Path:
+             provenance: dict[str, Any] | None = None, seed_offset: int = 0) -> Path:
     from edgekd.train.pipeline import train_kws
 
     if path.is_file():
         say(f"reusing {path}")
         return path
-    ck = train_kws(kd, path, _student_config(r), teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
+    ck = train_kws(kd, path, _student_config(r, seed_offset), teacher=[str(teacher)], cache_dir=cache, transfer=transfer,
                    extra_provenance=provenance or {"recipe": "edgekd train wakeword --phrase", "phrases": list(r.phrases)})
     say(f"{path.name}: test accuracy {ck.metrics['test_accuracy_torch']:.4f} on synthesized clips")
     return path
@@ -716,10 +725,20 @@ def _stage_settings(r: PhraseRecipe) -> dict[str, tuple[str, dict[str, Any]]]:
     """What each trained stage's checkpoint must have been made with (architecture, training settings) to be reused."""
     seed, cfg = training_seed(r), asdict(_student_config(r))
     student = (r.arch, {k: cfg[k] for k in ("epochs", "seed", "alpha", "feature_kd", "freq_warp", "eq_db", "ema", "clean_negatives")})
-    return {"teacher.pt": ("speech-embedding", {"epochs": r.teacher_epochs, "seed": seed, "folds": 2}),
-            "student.pt": student, "student-mined.pt": student,
-            "student-qat.pt": (r.arch, {"epochs": r.qat_epochs, "seed": seed}),
-            "verifier.pt": ("speech-embedding", {"epochs": r.verifier_epochs, "seed": seed, "folds": 0, "heads": r.verifier_heads})}
+    stages = {"teacher.pt": ("speech-embedding", {"epochs": r.teacher_epochs, "seed": seed, "folds": 2}),
+              "student.pt": student, "student-mined.pt": student,
+              "student-qat.pt": (r.arch, {"epochs": r.qat_epochs, "seed": seed}),
+              "verifier.pt": ("speech-embedding", {"epochs": r.verifier_epochs, "seed": seed, "folds": 0, "heads": r.verifier_heads})}
+    for k in range(1, r.students):  # the other students: same settings, their own seeds
+        member = (r.arch, dict(student[1], seed=seed + k))
+        stages |= {member_path("student.pt", k): member, member_path("student-mined.pt", k): member,
+                   member_path("student-qat.pt", k): (r.arch, {"epochs": r.qat_epochs, "seed": seed + k})}
+    return stages
+
+
+def member_path(name: str, k: int) -> str:
+    """The file of the ``k``-th student's stage ``name`` (``student-mined.pt`` -> ``student-mined-1.pt``; 0: ``name``)."""
+    return name if k == 0 else f"{Path(name).stem}-{k}{Path(name).suffix}"
 
 
 # the command-line option that sets each checked setting of a stage (the settings without one are the bench's)
@@ -728,6 +747,11 @@ _STAGE_OPTIONS = {"teacher.pt": {"epochs": "--teacher-epochs", "seed": "--train-
                   "student.pt": _STUDENT_OPTIONS, "student-mined.pt": _STUDENT_OPTIONS,
                   "student-qat.pt": {"epochs": "--qat-epochs", "seed": "--train-seed", "arch": "--arch"},
                   "verifier.pt": {"epochs": "--verifier-epochs", "seed": "--train-seed", "heads": "--verifier-heads"}}
+
+
+def _options(name: str) -> dict[str, str]:
+    """The options of a stage's checked settings (a member's stage has its first student's)."""
+    return _STAGE_OPTIONS.get(name) or _STAGE_OPTIONS[name.rsplit("-", 1)[0] + ".pt"]
 
 
 def check_stages(out: Path, r: PhraseRecipe) -> None:
@@ -747,7 +771,8 @@ def check_stages(out: Path, r: PhraseRecipe) -> None:
         changed = [k for k in asked if have[k] != asked[k]]
         if changed:
             diff = ", ".join(f"{k} {have[k]} (this run asks {asked[k]})" for k in changed)
-            keep = [f"{_STAGE_OPTIONS[name][k]} {have[k]}" for k in changed if k in _STAGE_OPTIONS[name]]
+            keep = [f"{_options(name)[k]} {have[k]}" for k in changed
+                    if k in _options(name) and (k != "seed" or name in _STAGE_OPTIONS)]  # a member's seed follows --train-seed
             ways = ["give a new --out"] + ([" ".join(keep) + " reuses it"] if len(keep) == len(changed) else [])
             if name == "verifier.pt":  # the last trained stage: nothing trained after it leans on it
                 ways.append("delete it to train the verifier head again on this run's other stages")
@@ -774,12 +799,25 @@ def run_phrase_wakeword(out: Path, r: PhraseRecipe, *, cache_dir: Path | None = 
     if mined is not None and any(mined.glob("*.wav")):  # nothing mined: the first student stays
         kd = _kws_data(data / "clips", r, cache)
         student = _student(out / "student-mined.pt", kd, teacher, data / "transfer", r, cache, say)
-    qat = out / "student-qat.pt"
-    if not qat.is_file():
-        train_qat(kd, student, qat, teacher=[str(teacher)], epochs=r.qat_epochs, seed=training_seed(r), threads=r.threads, cache_dir=cache,
-                  transfer=data / "transfer")
+    members = [student] + [_student(out / member_path(student.name, k), kd, teacher, data / "transfer", r, cache, say, seed_offset=k)
+                           for k in range(1, r.students)]
+    qats = []
+    for k, member in enumerate(members):
+        qat = out / member_path("student-qat.pt", k)
+        if not qat.is_file():
+            train_qat(kd, member, qat, teacher=[str(teacher)], epochs=r.qat_epochs, seed=training_seed(r) + k, threads=r.threads,
+                      cache_dir=cache, transfer=data / "transfer")
+        qats.append(qat)
     bundle = out / "bundle"
-    _export(qat, bundle, r, golden_clip(data, labels[0]), int8=True)
+    if len(qats) == 1:
+        _export(qats[0], bundle, r, golden_clip(data, labels[0]), int8=True)
+    else:
+        from edgekd.export.ensemble import merge_students
+
+        for k, qat in enumerate(qats):
+            _export(qat, out / "members" / f"m{k}", r, golden_clip(data, labels[0]), int8=True)
+        merge_students([out / "members" / f"m{k}" for k in range(len(qats))], bundle, name=bundle_name(r))
+        say(f"{len(qats)} students merged into {bundle}: the gate reads their mean posterior")
     gates, verifier = {}, None
     if r.verifier_budget > 0:
         gates = _gates(bundle, r, data, say)
@@ -858,7 +896,9 @@ def _model_card(bundle: Path, r: PhraseRecipe, report: dict[str, Any], data: Pat
                 + (f"; the verified score is its posterior times the opening's peak student score to the power {r.peak_power:g}"
                    if r.peak_power else "") + "); "
                 "the backbone's Apache-2.0 licence note travels in `verifier/verifier.json`."),
-             f"- **Student**: `{r.arch}`, distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
+             (f"- **Students**: {r.students} `{r.arch}` (training seeds {training_seed(r)}-{training_seed(r) + r.students - 1}) "
+              "in one graph whose output is their mean posterior, each " if r.students > 1 else f"- **Student**: `{r.arch}`, ")
+             + f"distilled on the clips and {r.transfer_minutes:g} min of transfer windows, "
              f"false-accept mining {'on' if r.mining_minutes else 'off'}, "
              + (f"QAT int8 ({r.qat_epochs} epoch{'s' if r.qat_epochs > 1 else ''} of fine-tuning)" if r.qat_epochs
                 else "int8 without fine-tuning (ranges observed over the training rows)")
@@ -899,6 +939,8 @@ def check_recipe(r: PhraseRecipe) -> None:
         raise ConfigError("--target-fa-per-hour must be a positive number")
     if min(r.per_word, r.positives, r.epochs, r.teacher_epochs, r.views) < 1:
         raise ConfigError("--per-word, --positives, --epochs, --teacher-epochs and --views must be >= 1")
+    if not 1 <= r.students <= 8:
+        raise ConfigError("--students must be a whole number from 1 to 8 (students whose mean posterior the bundle's gate reads)")
     if r.verifier_epochs < 1 or r.verifier_heads < 1:
         raise ConfigError("--verifier-epochs and --verifier-heads must be >= 1")
     if r.qat_epochs < 0:
