@@ -138,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def student(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The run's student timeline, or the mean of the ensemble's (same stride: the same inference times)."""
+        if not isinstance(x, np.ndarray) and len(scorers) > 1:  # blocks of a file: each student streams them all
+            x = np.concatenate(list(x))
         lines = [s(x) for s in scorers]
         if any(t.shape != lines[0][0].shape for t, _ in lines):
-            raise SystemExit(f"error: --students must share the run's stride ({[t.shape for t, _ in lines]}, {x.shape})")
+            raise SystemExit("error: --students must share the run's stride")
         return lines[0][0], np.mean([v for _, v in lines], axis=0)
     powers = args.peak_power if args.peak_power is not None else [pair.verifier_block.peak_power]
     if any(not 0.0 <= p <= MAX_PEAK_POWER for p in powers):
