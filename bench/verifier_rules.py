@@ -3,13 +3,16 @@
     python bench/verifier_rules.py runs/ww-smart_mirror --rules 0.08:2:3:0 0.08:2:3:2 0.08:1:-:0
     python bench/verifier_rules.py runs/ww-view_glass --budget-gates 1000 --holds 0 2
     python bench/verifier_rules.py runs/ww-view_glass --rules 0.09:2:3:2 --peak-power 0 0.25 0.5 1
+    python bench/verifier_rules.py runs/ww-view_glass-s4 --students runs/ww-view_glass-s3 --rules 0.09:2:3:2
 
 RUN is a finished ``edgekd train wakeword --phrase`` folder whose bundle has a verifier. A rule is
 ``GATE:EVERY:MAX_CALLS:HOLD`` (``-`` for no cap): the student's smoothed score at or over GATE opens the gate, which
 stays open HOLD inferences after the score falls under it (``held_open``); of each run of open inferences the first
 and every EVERY-th ask the verifier, at most MAX_CALLS of them (``verified_hops``). The verified score is the
 verifier's posterior times the opening's peak student score (``opening_peaks``) to the bundle's ``peak_power``, or to
-each of ``--peak-power P ...`` (every rule with each). ``--budget-gates B --holds H ...``
+each of ``--peak-power P ...`` (every rule with each). ``--students RUN ...`` (other draws of the same phrase and
+material) makes the gate read the mean of their students' smoothed scores and the run's own, as a bundle of merged
+students would (``edgekd.export.ensemble``); the run's verifier asks. ``--budget-gates B --holds H ...``
 adds, per hold, the recipe's own rule at its budget: the budget's gate of ``choose_gates`` for B verifier calls per
 hour of the run's validation speech (before its ceiling from the positives), with the recipe's every and cap. Streams are those of
 ``bench/realdev_wakeword.py`` (measurement only): each real dev utterance of the run's phrase from a fresh stream, the
@@ -130,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {bundle} has no verifier", file=sys.stderr)
         return 2
     for other in args.students:
-        if not (other / "bundle" / "manifest.json").is_file() or json.loads((other / "report.json").read_text())["labels"][0] != label:
+        if (not (other / "bundle" / "manifest.json").is_file() or not (other / "report.json").is_file()
+                or json.loads((other / "report.json").read_text())["labels"][0] != label):
             print(f"error: {other}: give a finished run of the same phrase ({label}) for --students", file=sys.stderr)
             return 2
     scorers = [we.bundle_scorer(load_kws(b, backend="onnx", threads=1, verifier=False), label)

@@ -177,6 +177,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     _cascade_bench(out, tmp_path)
     _verifier_seeds_bench(out, tmp_path)
     _draws_bench(out, tmp_path)
+    _rules_bench(out, tmp_path)
     _window_gates(out)
     _verifier_again(out)
 
@@ -374,6 +375,29 @@ def _draws_bench(run: Path, tmp_path: Path) -> None:
     for args, message in (((run, "--train-seeds", "0"), "own draw"), ((tmp_path, "--train-seeds", "1"), "no bundle")):
         bad = bench(*args, "--realdev", real, "--json", tmp_path / "z.json")
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr and not (tmp_path / "z.json").exists()
+
+
+def _rules_bench(run: Path, tmp_path: Path) -> None:
+    """bench/verifier_rules.py on the tiny run, its own rules and the budget's gate: a gate on the mean of the run's
+    student and itself (``--students RUN``) scores every row as the run's student alone (the validation file streamed
+    by each student); another draw's student is taken and recorded; a folder that is not a run is one line."""
+    real, work = _stand_in_realdev(run, tmp_path / "vr"), tmp_path / "vr-work"
+
+    def rows(*args: str | Path) -> list[dict[str, Any]]:
+        out = tmp_path / "vr.json"
+        p = _bench("verifier_rules", run, "--rules", "0.05:2:3:2", "--budget-gates", "1000", "--holds", "2", *args, "--realdev", real,
+                   "--work", work, "--json", out)
+        assert p.returncode == 0, p.stderr[-3000:]
+        res = json.loads(out.read_text())
+        assert res["students"][0] == str(run / "bundle") and res["students"][1:] == [str(Path(a) / "bundle") for a in args[1:]]
+        return [{k: v for k, v in r.items() if k != "rule"} for r in res["rows"]]
+
+    alone = rows()
+    assert len(alone) == 2 and alone == rows("--students", run)
+    other = rows("--students", run / "draws" / "seed3")
+    assert len(other) == 2
+    bad = _bench("verifier_rules", run, "--rules", "0.05:2:3:2", "--students", tmp_path, "--realdev", real, "--json", tmp_path / "w.json")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--students" in bad.stderr and not (tmp_path / "w.json").exists()
 
 
 def _window_gates(run: Path) -> None:
