@@ -1,8 +1,9 @@
 """Several students of one task as one bundle: their graphs side by side, the output their mean posterior.
 
-Independent training draws of the same wake-word student differ most on real voices (bench/results: one draw's gate
-misses speakers the next reaches), and the mean of their posteriors reaches more of them than any one. The members'
-exported graphs (whole window and streaming, int8 as exported, each checked against torch then) are copied into one
+Independent training draws of the same wake-word student differ on real voices (one draw's gate misses speakers the
+next one reaches); their mean posterior is one student made of several (``edgekd train wakeword --students K``;
+measured on the dev phrases, README: two gained nothing over their members' average, three helped one phrase). The
+members' exported graphs (whole window and streaming, int8 as exported, each checked against torch then) are copied into one
 graph per kind with every name but the shared input prefixed ``m<k>/``; the new output is ``log(mean_k softmax(
 logits_k))``, whose softmax, what the runtime takes, is the members' mean posterior. Nothing in the runtime changes:
 the merged bundle has one ``model.onnx``, one ``model_stream.onnx`` whose states are all the members' states, one
