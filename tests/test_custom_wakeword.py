@@ -582,7 +582,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
             check_recipe(PhraseRecipe(phrases=("computer",), students=bad))
     # a rerun reuses the second student like any stage
     again = _edgekd("train", "wakeword", "--phrase", "lights on", "--phrase", "lights off", "--out", out, *TINY, "--feature-kd", "1",
-                      "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1", "--verifier-heads", "1",
+                    "--phrase-windows", "2", "--qat-epochs", "0", "--verifier-epochs", "1", "--verifier-heads", "1",
                     "--mining-minutes", "0", "--students", "2")
     assert f"reusing {out / 'student-1.pt'}" in again.stderr and "train dscnn-stream" not in again.stderr
 

@@ -3,7 +3,6 @@ whole window and streaming, at any chunking; the runtime takes the bundle as it 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +75,6 @@ def test_the_merged_whole_window_graph_is_the_members_mean_too(tiny_stream_int8_
     assert [s.input for s in m.kws_streaming.states] == [f"m{k}/{s.input}" for k in (0, 1) for s in members[k].kws_streaming.states]
     assert m.kws_streaming.graph_macs_per_hop == sum(p.kws_streaming.graph_macs_per_hop for p in members)
     assert [e["bundle"] for e in m.provenance["ensemble"]] == [str(tiny_stream_int8_bundle), str(second_member)]
-    assert json.loads((merged / "golden" / "detections.json").read_text()) is not None
 
 
 def test_the_merged_bundle_passes_selftest_and_a_changed_file_is_caught(merged: Path, tmp_path: Path) -> None:
