@@ -12,7 +12,6 @@ the merged bundle has one ``model.onnx``, one ``model_stream.onnx`` whose states
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -58,8 +57,8 @@ def _prefixed(graph: Any, prefix: str, shared: str) -> Any:
     return g
 
 
-def _merge_graphs(paths: Sequence[Path], shared: str, logits: str, out: Path) -> None:
-    """One graph from the member graphs at ``paths``: ``shared`` is everyone's input; output ``logits`` is the log of
+def _merge_graphs(paths: Sequence[Path], shared: str, logits: str) -> Any:
+    """One model from the member graphs at ``paths``: ``shared`` is everyone's input; output ``logits`` is the log of
     the members' mean posterior; every other input and output is the members', prefixed."""
     import onnx
     from onnx import TensorProto, helper
@@ -92,7 +91,7 @@ def _merge_graphs(paths: Sequence[Path], shared: str, logits: str, out: Path) ->
     merged = helper.make_model(g, opset_imports=list(models[0].opset_import), producer_name="edgekd")
     merged.ir_version = models[0].ir_version
     onnx.checker.check_model(merged)
-    onnx.save(merged, str(out))
+    return merged
 
 
 def _check_members(manifests: Sequence[ModelManifest], members: Sequence[Path]) -> None:
@@ -114,8 +113,10 @@ def merge_students(members: Sequence[str | os.PathLike[str]], out: str | os.Path
     """One bundle at ``out`` (replaced atomically) whose model is the mean posterior of the student bundles ``members``
     (two or more, same task, labels, frontend, window and quantization). The first member's post-processing, golden
     WAV and metadata are kept; a member's verifier is not (attach one to the merged bundle)."""
+    import onnx
+
     from edgekd.export.bundle import finalize_manifest, staging_dir, write_golden_detections
-    from edgekd.export.onnx import MANIFEST_METADATA_KEY
+    from edgekd.export.onnx import stamp_manifest
     from edgekd.runtime.backends.onnx import OnnxBackend
     from edgekd.runtime.manifest import KwsStreaming, StateSpec
 
@@ -130,7 +131,7 @@ def merge_students(members: Sequence[str | os.PathLike[str]], out: str | os.Path
     inp, outp = first.inputs[0].name, first.outputs[0].name
     st = first.kws_streaming
     with staging_dir(out) as tmp:
-        _merge_graphs([p / m.model_file for p, m in zip(paths, manifests, strict=True)], inp, outp, tmp / first.model_file)
+        whole = _merge_graphs([p / m.model_file for p, m in zip(paths, manifests, strict=True)], inp, outp)
         m = first.replace(name=name or f"{first.name}-x{len(paths)}", verifier={},
                           provenance=dict(first.provenance, ensemble=[{"bundle": str(p), "name": mm.name, "checkpoint": mm.provenance.get("checkpoint"),
                                                                        "model_sha256": mm.files.get(mm.model_file)}
@@ -141,8 +142,8 @@ def merge_students(members: Sequence[str | os.PathLike[str]], out: str | os.Path
                                    "macs_per_inference": sum(int(mm.metrics.get("macs_per_inference") or 0) for mm in manifests),
                                    "members": [mm.metrics for mm in manifests]})
         if st is not None:
-            _merge_graphs([p / mm.kws_streaming.model_file for p, mm in zip(paths, manifests, strict=True)],  # type: ignore[union-attr]
-                          st.frames_input, st.logits_output, tmp / st.model_file)
+            onnx.save(_merge_graphs([p / mm.kws_streaming.model_file for p, mm in zip(paths, manifests, strict=True)],  # type: ignore[union-attr]
+                                    st.frames_input, st.logits_output), str(tmp / st.model_file))
             init: dict[str, np.ndarray] = {}
             states: list[StateSpec] = []
             for k, (p, mm) in enumerate(zip(paths, manifests, strict=True)):
@@ -155,27 +156,17 @@ def merge_students(members: Sequence[str | os.PathLike[str]], out: str | os.Path
                                                  logits_output=st.logits_output, graph_macs_per_hop=sum(mm.kws_streaming.graph_macs_per_hop  # type: ignore[union-attr]
                                                                                                          for mm in manifests),
                                                  states=tuple(states)).to_dict())
-        _stamp(tmp / m.model_file, m, MANIFEST_METADATA_KEY)
+        stamp_manifest(whole, m)
+        onnx.save(whole, str(tmp / m.model_file))
         g = first.golden_block
         (tmp / "golden").mkdir()
         golden_in = np.load(paths[0] / g.input)
         np.save(tmp / g.input, golden_in)
-        np.save(tmp / g.output, OnnxBackend(tmp / m.model_file).run({inp: golden_in})[outp])
+        backend = OnnxBackend(tmp / m.model_file)
+        np.save(tmp / g.output, backend.run({inp: golden_in})[outp])
         if g.wav:
             shutil.copyfile(paths[0] / g.wav, tmp / g.wav)
             from edgekd.runtime.detector import streaming_backend
 
-            write_golden_detections(tmp, m, OnnxBackend(tmp / m.model_file), g.detections, step_backend=streaming_backend("onnx", tmp, m))
+            write_golden_detections(tmp, m, backend, g.detections, step_backend=streaming_backend("onnx", tmp, m))
         return finalize_manifest(tmp, m)
-
-
-def _stamp(model_path: Path, m: ModelManifest, key: str) -> None:
-    """The manifest in the merged graph's metadata, as every exported model.onnx carries it."""
-    import onnx
-
-    proto = onnx.load(str(model_path))
-    meta = m.to_dict()
-    meta.pop("files", None)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = key, json.dumps(meta, sort_keys=True)
-    onnx.save(proto, str(model_path))

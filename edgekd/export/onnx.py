@@ -120,14 +120,19 @@ def _write_model(model: Any, manifest: ModelManifest, tmp: Path, ptq_calibration
     else:
         _torch_to_onnx(model, T, M, model_path)
     proto = onnx.load(str(model_path))
+    stamp_manifest(proto, manifest)
+    onnx.save(proto, str(model_path))
+    return model_path
+
+
+def stamp_manifest(proto: Any, manifest: ModelManifest) -> None:
+    """Put the manifest (less its file hashes) in a bundle model's metadata, as every exported ``model.onnx`` carries it."""
     meta = manifest.to_dict()
     meta.pop("files", None)
     entry = proto.metadata_props.add()
     entry.key = MANIFEST_METADATA_KEY
     entry.value = json.dumps(meta, sort_keys=True)
     proto.producer_name = "edgekd"
-    onnx.save(proto, str(model_path))
-    return model_path
 
 
 def _golden_check(manifest: ModelManifest, model_path: Path, golden_in: np.ndarray, golden_torch: np.ndarray,
