@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give --rules G:E:C:H ... and/or --budget-gates CALLS", file=sys.stderr)
         return 2
     label = json.loads((args.run / "report.json").read_text())["labels"][0]
+    for other in args.students:
+        if (not (other / "bundle" / "manifest.json").is_file() or not (other / "report.json").is_file()
+                or json.loads((other / "report.json").read_text())["labels"][0] != label):
+            print(f"error: {other}: give a finished run of the same phrase ({label}) for --students", file=sys.stderr)
+            return 2
     dev = args.realdev / "wakeword_dev"
     if not (dev / label).is_dir():
         print(f"notice: {dev / label} is absent: no real-voice numbers (measurement only; nothing else needs it)")
@@ -132,11 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     if pair.verifier is None:
         print(f"error: {bundle} has no verifier", file=sys.stderr)
         return 2
-    for other in args.students:
-        if (not (other / "bundle" / "manifest.json").is_file() or not (other / "report.json").is_file()
-                or json.loads((other / "report.json").read_text())["labels"][0] != label):
-            print(f"error: {other}: give a finished run of the same phrase ({label}) for --students", file=sys.stderr)
-            return 2
     scorers = [we.bundle_scorer(load_kws(b, backend="onnx", threads=1, verifier=False), label)
                for b in [bundle, *(o / "bundle" for o in args.students)]]
 
