@@ -7,7 +7,8 @@ Positives: ../shared/realdev/wakeword_dev/<label>/*.wav with <label>.tsv (crowd-
 each streamed from a fresh stream. Negatives: every gsc_v2_test_dev and fsdd clip (real speech without the phrases,
 resampled to 16 kHz) streamed back to back with 0.25 s gaps, plus the synthesized running speech given with
 --synth-negatives (default: the recipe's own eval/test/negatives.wav beside the bundle). FRR at 0.5, 1, 2 and 5 FA/h
-and at the bundle's own threshold, on the real negatives alone and on both, to bench/results/realdev_wakeword.json.
+and at the bundle's own threshold, on the real negatives alone and on both, to bench/results/realdev_wakeword.json; for a
+two-stage bundle also its verifier calls per hour of those negatives (its CPU there).
 ``--teacher LABEL=runs/ww-smart_mirror/teacher.pt`` (``--teacher-window 1.5``: a 1.5 s view) also scores the recipe's speech-embedding teacher on the same
 streams, real and (its run's) synthesized (same counting; the last second every 80 ms, unsmoothed): where a student falls
 short of what its teacher knows, and whether the teacher itself reaches the issue's yardstick (~1 h per teacher).
@@ -69,14 +70,19 @@ def _sweep(scorer: Any, label: str, positives: Path, tsv: Path, negatives: list[
 
 
 def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: list[Path]) -> dict[str, Any]:
+    """``_sweep`` of one bundle, with its own threshold's point and, for a two-stage bundle, how often its runtime asks
+    the verifier per hour of the negatives (at its own thresholds; the negatives are the last stream scored)."""
     from edgekd.eval import wakeword as we
     from edgekd.runtime.detector import load_kws
 
     det = load_kws(bundle, backend="onnx", threads=1)
-    out = _sweep(we.bundle_scorer(det, label), label, positives, tsv, negatives)
+    calls: list[int] = []
+    out = _sweep(we.bundle_scorer(det, label, calls=calls), label, positives, tsv, negatives)
     thr = det.postprocess.threshold_for(label)
     own = min(out["sweep"], key=lambda r: abs(r["threshold"] - thr))
-    return {**out, "bundle_threshold": thr, "at_bundle_threshold": {k: own[k] for k in ("frr", "fa_per_hour", "hits", "positives")}}
+    per_hour = calls[-1] / out["negative_hours"] if getattr(det, "verifier", None) is not None and out["negative_hours"] > 0 else None
+    return {**out, "bundle_threshold": thr, "at_bundle_threshold": {k: own[k] for k in ("frr", "fa_per_hour", "hits", "positives")},
+            "verifier_calls_per_hour": per_hour}
 
 
 def mean_scorer(bundles: list[Path], label: str) -> Any:
@@ -204,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         if synth:
             row["real_and_synthesized_negatives"] = evaluate(bundle, label, dev / label, dev / f"{label}.tsv", [real, *synth])
         r = row["real_negatives_only"]
+        calls = "" if r["verifier_calls_per_hour"] is None else f"; {r['verifier_calls_per_hour']:.0f} verifier calls per hour of them"
         print(_frr_line(label, r, "bundle") + f"; at its own threshold {r['bundle_threshold']:.2f}: FRR "
-              f"{100 * r['at_bundle_threshold']['frr']:.1f}%, {r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h", flush=True)
+              f"{100 * r['at_bundle_threshold']['frr']:.1f}%, {r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h" + calls, flush=True)
         results.append(row)
     for spec in args.teacher:
         label, _, path = spec.partition("=")

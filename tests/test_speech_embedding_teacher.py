@@ -355,6 +355,10 @@ def test_a_bundle_with_a_verifier_streams_the_pair(se_teacher, tiny_bundle: Path
     assert all(r == runs[0] for r in runs[1:])
     found, calls = runs[0]
     assert found and 0 < calls <= s.inferences
+    counted: list[int] = []  # the scorer reports the runtime's own count at the bundle's thresholds
+    we.bundle_scorer(det, found[0]["label"], calls=counted)(audio)
+    we.bundle_scorer(alone_of := load_kws(bundle, backend="onnx", verifier=False), found[0]["label"], calls=counted)(audio)
+    assert counted == [calls, 0] and alone_of.verifier is None
     v = Verifier(bundle / "verifier")
     for d in found:
         t, scores = timelines[d["label"]]

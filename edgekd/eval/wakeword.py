@@ -134,10 +134,12 @@ def recall_gate(peaks: np.ndarray, recall: float) -> float:
     return chosen
 
 
-def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
+def bundle_scorer(detector: Any, label: str, chunk: int = 1280, calls: list[int] | None = None) -> Scorer:
     """A bundle's score timeline for ``label``: its posterior, smoothed exactly as the runtime's post-processing
     smooths it (same stride and window), at each inference's audio time. A bundle with a verifier (two stages) scores
-    what its runtime thresholds: the verifier's posterior where the smoothed posterior reaches the label's gate, else 0."""
+    what its runtime thresholds: the verifier's posterior where the smoothed posterior reaches the label's gate, else 0.
+    ``calls``: each scoring appends how often the runtime asked the verifier over that audio, at the bundle's own
+    thresholds (``KwsStream.verifier_calls``; 0 without a verifier): its CPU on that audio."""
     from edgekd.runtime.kws_post import softmax
 
     if label not in detector.labels:
@@ -146,7 +148,7 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
     pp = detector.postprocess
     n_smooth = max(1, round(pp.smooth_ms / pp.stride_ms) if pp.smooth_ms else 1)
     if getattr(detector, "verifier", None) is not None:
-        return _pair_scorer(detector, label, k, n_smooth, chunk)
+        return _pair_scorer(detector, label, k, n_smooth, chunk, calls)
 
     def score(audio: AudioIn) -> tuple[np.ndarray, np.ndarray]:
         s = detector.create_stream()
@@ -165,6 +167,8 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
             if logits:  # keep only this label's posterior: an hour of negatives stays a few MB
                 posts.append(softmax(np.asarray(logits, dtype=np.float64))[:, k])
                 logits.clear()
+        if calls is not None:
+            calls.append(0)
         if not posts:
             return np.zeros(0), np.zeros(0)
         return np.asarray(times, dtype=np.float64), moving_average(np.concatenate(posts), n_smooth)
@@ -172,7 +176,7 @@ def bundle_scorer(detector: Any, label: str, chunk: int = 1280) -> Scorer:
     return score
 
 
-def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -> Scorer:
+def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int, calls: list[int] | None) -> Scorer:
     """``bundle_scorer`` of a two-stage bundle: the gates (held open ``hold`` inferences) and the verified inferences
     decided per inference exactly as ``KwsPostprocessor`` decides them (any keyword's gate open counts towards the run
     of open inferences)."""
@@ -209,6 +213,8 @@ def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int) -
         blocks = (audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)) if isinstance(audio, np.ndarray) else audio
         for x in blocks:
             s.accept_waveform(x)
+        if calls is not None:
+            calls.append(s.verifier_calls)
         return np.asarray(times, dtype=np.float64), np.asarray(scores, dtype=np.float64)
 
     return score
