@@ -2,7 +2,8 @@
 
 Independent training draws of the same wake-word student differ on real voices (one draw's gate misses speakers the
 next one reaches); their mean posterior is one student made of several (``edgekd train wakeword --students K``;
-measured on the dev phrases, README: two gained nothing over their members' average, three helped one phrase). The
+measured on the dev phrases, README: two gained nothing over their members' average, three built from other draws
+helped one phrase, and the recipe's own three-student draws gained nothing on average). The
 members' exported graphs (whole window and streaming, int8 as exported, each checked against torch then) are copied into one
 graph per kind with every name but the shared input prefixed ``m<k>/``; the new output is ``log(mean_k softmax(
 logits_k))``, whose softmax, what the runtime takes, is the members' mean posterior. Nothing in the runtime changes:
