@@ -80,7 +80,7 @@ def evaluate(bundle: Path, label: str, positives: Path, tsv: Path, negatives: li
     out = _sweep(we.bundle_scorer(det, label, calls=calls), label, positives, tsv, negatives)
     thr = det.postprocess.threshold_for(label)
     own = min(out["sweep"], key=lambda r: abs(r["threshold"] - thr))
-    per_hour = calls[-1] / out["negative_hours"] if getattr(det, "verifier", None) is not None and out["negative_hours"] > 0 else None
+    per_hour = calls[-1] / out["negative_hours"] if det.verifier is not None and out["negative_hours"] > 0 else None
     return {**out, "bundle_threshold": thr, "at_bundle_threshold": {k: own[k] for k in ("frr", "fa_per_hour", "hits", "positives")},
             "verifier_calls_per_hour": per_hour}
 
