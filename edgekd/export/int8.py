@@ -22,7 +22,9 @@ __all__ = ["calibration_features", "export_qat_onnx", "fold_weight_quantization"
 def export_qat_onnx(model: Any, window_frames: int, n_mels: int, path: Path, input_name: str, output_name: str) -> None:
     import torch
 
-    with torch.no_grad():
+    from edgekd.export.quiet import quiet_torch_export
+
+    with torch.no_grad(), quiet_torch_export():
         torch.onnx.export(
             model,
             (torch.zeros(2, window_frames, n_mels),),

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 from edgekd.export.bundle import finalize_manifest, staging_dir
+from edgekd.export.quiet import quiet_torch_export
 from edgekd.export.verify import FP32_EXPORT_ATOL, FP32_GOLDEN_ATOL, INT8_GOLDEN_STEPS, KWS_INT8_EXPORT_STEPS, check_export, int8_atol, output_quant_step
 from edgekd.runtime.frontend import FrontendParams, LogMelFrontend
 from edgekd.runtime.kws_post import KwsPostprocessConfig
@@ -30,17 +31,18 @@ def _torch_to_onnx(model: Any, window_frames: int, n_mels: int, path: Path) -> N
 
     example = torch.zeros(2, window_frames, n_mels)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    prog = torch.onnx.export(
-        model,
-        (example,),
-        dynamo=True,
-        opset_version=18,
-        external_data=False,
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_shapes={"x": {0: batch}},
-        verbose=False,
-    )
+    with quiet_torch_export():
+        prog = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=18,
+            external_data=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"x": {0: batch}},
+            verbose=False,
+        )
     prog.save(str(path))
 
 
@@ -225,7 +227,7 @@ def _export_streaming(model: Any, tmp: Path, fp: FrontendParams, pp: KwsPostproc
     names_in = [f"state_{i}" for i in range(len(shapes))]
     names_out = [f"state_out_{i}" for i in range(len(shapes))]
     path = tmp / "model_stream.onnx"
-    with torch.no_grad():
+    with torch.no_grad(), quiet_torch_export():
         # any number of new frames per call (the hop below is only the default): the stride stays a run-time setting
         torch.onnx.export(step, (floor, *states), str(path), dynamo=False, opset_version=18,
                           input_names=["frames", *names_in], output_names=[OUTPUT_NAME, *names_out],
