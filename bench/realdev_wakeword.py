@@ -166,7 +166,8 @@ def _frr_line(label: str, r: dict[str, Any], what: str) -> str:
 
     return (f"{label} ({what}): FRR " + ", ".join(f"{100 * v:.1f}% at {fa:g}" if (v := r[f'frr_at_{fa:g}_fa_per_hour']) is not None
                                                   else f"- at {fa:g}" for fa in we.FA_POINTS)
-            + f" FA/h ({r['negative_hours']:.2f} h of real negatives, {r['positives']} real positives)")
+            + f" FA/h ({r['negative_hours']:.2f} h of {'negatives' if len(r['negatives']) > 1 else 'real negatives'}, "
+              f"{r['positives']} real positives)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         calls = "" if r["verifier_calls_per_hour"] is None else f"; {r['verifier_calls_per_hour']:.0f} verifier calls per hour of them"
         print(_frr_line(label, r, "bundle") + f"; at its own threshold {r['bundle_threshold']:.2f}: FRR "
               f"{100 * r['at_bundle_threshold']['frr']:.1f}%, {r['at_bundle_threshold']['fa_per_hour']:.2f} FA/h" + calls, flush=True)
+        if synth:  # the issue's yardstick: real speech and the run's synthesized running speech as negatives
+            print(_frr_line(label, row["real_and_synthesized_negatives"], "bundle, with synthesized speech"), flush=True)
         results.append(row)
     for spec in args.teacher:
         label, _, path = spec.partition("=")

@@ -229,6 +229,7 @@ def test_realdev_wakeword_on_a_fake_realdev_layout(tmp_path: Path) -> None:
     assert r["positives"] == 2 and r["negative_hours"] == pytest.approx((4 * 1.25) / 3600, rel=0.02)
     assert both["negative_hours"] == pytest.approx(r["negative_hours"] + 3 / 3600, rel=0.02)
     assert set(r) >= {"frr_at_0.5_fa_per_hour", "frr_at_5_fa_per_hour", "at_bundle_threshold"} and "yes (bundle): FRR" in proc.stdout
+    assert "yes (bundle, with synthesized speech): FRR" in proc.stdout and f"{both['negative_hours']:.2f} h of negatives," in proc.stdout
     assert r["verifier_calls_per_hour"] is None and "verifier calls" not in proc.stdout  # one stage: no verifier to count
     absent = _bench("realdev_wakeword.py", "--realdev", tmp_path / "nowhere", "--json", tmp_path / "n.json")
     assert "absent" in absent.stdout and not (tmp_path / "n.json").exists()
