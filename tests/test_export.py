@@ -80,7 +80,8 @@ def test_every_export_check_refuses_a_graph_beyond_its_tolerance() -> None:
     assert check_export(want + 100.0, want, None) == 100.0  # post-training quantization: measured, not matched
 
 
-def test_an_export_prints_none_of_torchs_empty_warnings(tiny_kws_data, tiny_stream_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_export_prints_none_of_torchs_empty_warnings(tiny_kws_data, tiny_stream_checkpoint: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     """A recipe's log stays readable: the dynamo exporter's torchvision lines, torch's pytree deprecation and the
     tracer's pad_to warning (edgekd.export.quiet) are not printed by a float export nor by an int8 one."""
     import logging
@@ -90,26 +91,17 @@ def test_an_export_prints_none_of_torchs_empty_warnings(tiny_kws_data, tiny_stre
     from edgekd.export.quiet import _REGISTRATION_LOGGER
     from edgekd.train.pipeline import train_qat
 
-    class Records(logging.Handler):
-        def __init__(self) -> None:
-            super().__init__(logging.DEBUG)
-            self.lines: list[str] = []
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.lines.append(record.getMessage())
-
     train_qat(tiny_kws_data, tiny_stream_checkpoint, tmp_path / "q.pt", epochs=1, threads=1, progress=False)
-    logged = Records()
-    log = logging.getLogger(_REGISTRATION_LOGGER)  # torch's own stderr handler sits above it: what reaches it is printed
-    log.addHandler(logged)
+    log = logging.getLogger(_REGISTRATION_LOGGER)  # torch's own stderr handler sits above it (no propagation to root)
+    log.addHandler(caplog.handler)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             export_onnx(tiny_stream_checkpoint, tmp_path / "fp32")
             export_onnx(tmp_path / "q.pt", tmp_path / "int8", int8=True)
     finally:
-        log.removeHandler(logged)
-    assert not [m for m in logged.lines if "torchvision" in m], logged.lines
+        log.removeHandler(caplog.handler)
+    assert not [m for m in caplog.messages if "torchvision" in m], caplog.messages
     shown = [f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, (torch.jit.TracerWarning, FutureWarning))]
     assert not shown, shown
     assert (tmp_path / "fp32" / "model_stream.onnx").is_file() and (tmp_path / "int8" / "model_stream.onnx").is_file()

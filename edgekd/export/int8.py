@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from edgekd.export.quiet import quiet_torch_export
+
 __all__ = ["calibration_features", "export_qat_onnx", "fold_weight_quantization", "optimized_op_counts", "ptq_quantize"]
 
 
 def export_qat_onnx(model: Any, window_frames: int, n_mels: int, path: Path, input_name: str, output_name: str) -> None:
     import torch
-
-    from edgekd.export.quiet import quiet_torch_export
 
     with torch.no_grad(), quiet_torch_export():
         torch.onnx.export(
