@@ -43,6 +43,7 @@ from realdev_wakeword import DEFAULT_REALDEV, real_negatives  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 Rule = tuple[float, int, "int | None", int]
+Lookback = tuple[tuple[int, ...], ...]
 
 
 def parse_rule(text: str) -> Rule:
@@ -62,22 +63,49 @@ class AskedScores:
 
     def __init__(self, verifier: Any, label: str, audio: np.ndarray, times_ms: np.ndarray) -> None:
         self.verifier, self.k, self.audio, self.times = verifier, verifier.labels.index(label), audio, times_ms
-        self.known: dict[int, float] = {}
+        self.known: dict[tuple[int, int], float] = {}
 
-    def at(self, asked: np.ndarray) -> np.ndarray:
+    def one(self, i: int, back_ms: int) -> float:
+        """The verifier's score of the second of audio that ends ``back_ms`` before inference ``i``."""
+        if (i, back_ms) not in self.known:
+            w = self.verifier.window_samples
+            end = int(round((self.times[i] - back_ms) * 16))  # the window's end in samples at 16 kHz
+            x = self.audio[max(0, end - w) : max(0, end)]
+            x = np.concatenate([np.zeros(w - x.shape[0], np.float32), x]) if x.shape[0] < w else x  # before the start: zeros
+            self.known[(i, back_ms)] = float(self.verifier.probs(x)[self.k])
+        return self.known[(i, back_ms)]
+
+    def at(self, asked: np.ndarray, lookback: Lookback = ((0,),), call: np.ndarray | None = None) -> np.ndarray:
+        """Scores where ``asked``; the ``c``-th call of an opening (``call``) takes the best of the windows ending
+        ``lookback[c]`` ms before it (the last entry for later calls)."""
         out = np.zeros(self.times.shape[0])
-        w = self.verifier.window_samples
         for i in np.flatnonzero(asked):
-            if i not in self.known:
-                end = int(round(self.times[i] * 16))  # the inference's audio time in samples at 16 kHz
-                x = self.audio[max(0, end - w) : end]
-                x = np.concatenate([np.zeros(w - x.shape[0], np.float32), x]) if x.shape[0] < w else x  # before the start: zeros
-                self.known[i] = float(self.verifier.probs(x)[self.k])
-            out[i] = self.known[i]
+            backs = lookback[min(int(call[i]) if call is not None else 0, len(lookback) - 1)]
+            out[i] = max(self.one(i, b) for b in backs)
         return out
 
 
-def verified(asked: AskedScores, scores: np.ndarray, rule: Rule, peak_power: float) -> tuple[np.ndarray, np.ndarray]:
+def parse_lookback(text: str) -> Lookback:
+    """``A,B,C``: the first call of an opening scores the second ending A ms before it, the second B, later calls C;
+    ``A|B`` at a call: the best of both windows (two verifier runs)."""
+    try:
+        out = tuple(tuple(int(b) for b in c.split("|")) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give ms per call, e.g. 480,0 or 0|320 (whole ms)") from None
+    if not out or any(b < 0 for c in out for b in c):
+        raise argparse.ArgumentTypeError(f"{text!r}: look-backs are ms >= 0")
+    return out
+
+
+def call_numbers(open_: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """Per inference, how many calls its run of open inferences made before it (the call's number from 0)."""
+    o, a = np.asarray(open_, dtype=bool), np.asarray(asked, dtype=bool)
+    c = np.cumsum(a) - a  # calls before each inference, over the whole stream
+    start = np.maximum.accumulate(np.where(o & ~np.concatenate([[False], o[:-1]]), np.arange(o.shape[0]), 0))
+    return c - np.concatenate([[0], np.cumsum(a)])[start]
+
+
+def verified(asked: AskedScores, scores: np.ndarray, rule: Rule, peak_power: float, lookback: Lookback = ((0,),)) -> tuple[np.ndarray, np.ndarray]:
     """Under ``rule``, over a stream whose student timeline is ``scores``: the verified score at each inference (0 where
     the verifier is not asked) and where it is asked, as the runtime decides them (``KwsPostprocessor``)."""
     from edgekd.runtime.kws_post import held_open, opening_peaks, verified_hops
@@ -85,7 +113,7 @@ def verified(asked: AskedScores, scores: np.ndarray, rule: Rule, peak_power: flo
     g, e, c, h = rule
     open_ = held_open(scores >= g, h)
     mask = verified_hops(open_, e, c)
-    v = asked.at(mask)
+    v = asked.at(mask, lookback, call_numbers(open_, mask))
     return (v * opening_peaks(scores, open_) ** peak_power if peak_power else v), mask
 
 
@@ -102,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--students", type=Path, nargs="+", default=[], metavar="RUN",
                     help="other finished runs of the same phrase and material: the gate reads the mean of their students' "
                          "smoothed scores and the run's own (a student ensemble; the run's verifier asks)")
+    ap.add_argument("--lookback", type=parse_lookback, nargs="+", default=None, metavar="MS,MS|MS",
+                    help="which seconds each call of an opening scores: ms before the call per call number (the last entry for "
+                         "later calls), A|B the better of two; every rule with each (default: the bundle's own, e.g. 0|320,0 "
+                         "for lookback_ms 320; 0: the second that ends at the call)")
     ap.add_argument("--realdev", type=Path, default=DEFAULT_REALDEV)
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "realdev_wakeword", help="where the real negatives WAV is kept")
     ap.add_argument("--json", type=Path, default=None)
@@ -113,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.recipes.custom_wakeword import VERIFY_EVERY, VERIFY_MAX_CALLS
     from edgekd.runtime.audio import wav_blocks
     from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.kws_post import held_open
     from edgekd.runtime.manifest import MAX_PEAK_POWER
     from edgekd.runtime.wav import load_audio
 
@@ -149,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("error: --students must share the run's stride")
         return lines[0][0], np.mean([v for _, v in lines], axis=0)
     powers = args.peak_power if args.peak_power is not None else [pair.verifier_block.peak_power]
+    own = pair.verifier_block.lookback_ms
+    lookbacks = args.lookback if args.lookback is not None else [((0, own), (0,)) if own else ((0,),)]
     if any(not 0.0 <= p <= MAX_PEAK_POWER for p in powers):
         print(f"error: --peak-power must be within [0, {MAX_PEAK_POWER:g}]", file=sys.stderr)
         return 2
@@ -170,25 +205,30 @@ def main(argv: list[str] | None = None) -> int:
     real_s, both_s = real.shape[0] / 16000.0, audio["negatives"].shape[0] / 16000.0
     in_real = timelines["negatives"][0] <= 1000.0 * real_s  # the real negatives alone: the stream's first part
     table = []
-    for (name, (g, e, c, h)), pp in ((r, p) for r in rules for p in powers):
+    for (name, (g, e, c, h)), pp, lb in ((r, p, b) for r in rules for p in powers for b in lookbacks):
         if len(powers) > 1 or args.peak_power is not None:
             name = f"{name} peak^{pp:g}"
+        if args.lookback is not None and lb != ((0,),):
+            name = f"{name} back " + ",".join("|".join(map(str, x)) for x in lb)
 
-        def scored(k: str, rule: Rule = (g, e, c, h), pp: float = pp) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-            v, mask = verified(asked[k], timelines[k][1], rule, pp)
+        def scored(k: str, rule: Rule = (g, e, c, h), pp: float = pp, lb: Lookback = lb) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+            v, mask = verified(asked[k], timelines[k][1], rule, pp, lb)
             return (timelines[k][0], v), mask
 
         pos = {k: scored(k)[0] for k in audio if k != "negatives"}
         (t_n, v_n), mask = scored("negatives")
         calls = int(mask[in_real].sum())  # the rule is causal: the stream's first part asks as the real negatives alone would
+        runs = int(sum(len(lb[min(int(n), len(lb) - 1)]) for n in call_numbers(held_open(timelines["negatives"][1] >= g, h), mask)[mask & in_real]))
         row: dict[str, Any] = {"rule": name, "gate": g, "every": e, "max_calls": c, "hold": h, "peak_power": pp,
+                               "lookback_ms": [list(x) for x in lb], "verifier_runs_per_hour_real": runs / (real_s / 3600.0),
                                "verifier_calls_per_hour_real": calls / (real_s / 3600.0)}
         for key, neg, total in (("real_negatives_only", (t_n[in_real], v_n[in_real]), real_s), ("real_and_synthesized_negatives", (t_n, v_n), both_s)):
             row[key] = we.frr_points(we.sweep(pos, rows, neg, total, we.THRESHOLDS))
         table.append(row)
         frr = {k: " / ".join("-" if (v := row[k][f"frr_at_{fa:g}_fa_per_hour"]) is None else f"{100 * v:.1f}" for fa in we.FA_POINTS)
                for k in ("real_negatives_only", "real_and_synthesized_negatives")}
-        print(f"  {name:<28} {row['verifier_calls_per_hour_real']:5.0f} calls/h real | real {frr['real_negatives_only']}% | "
+        runs = f" ({row['verifier_runs_per_hour_real']:.0f} runs)" if row["verifier_runs_per_hour_real"] != row["verifier_calls_per_hour_real"] else ""
+        print(f"  {name:<28} {row['verifier_calls_per_hour_real']:5.0f} calls/h real{runs} | real {frr['real_negatives_only']}% | "
               f"with synthesized speech {frr['real_and_synthesized_negatives']}%", flush=True)
     out = args.json or REPO / "bench" / "results" / f"verifier_rules_{label}.json"
     command = " ".join(["python bench/verifier_rules.py", *(sys.argv[1:] if argv is None else argv)])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from edgekd.cli.common import fraction, friendly_errors, nonneg, notice, positive, unit, within
-from edgekd.runtime.manifest import MAX_PEAK_POWER
+from edgekd.runtime.manifest import MAX_LOOKBACK_MS, MAX_PEAK_POWER
 from edgekd.train.catalog import arch_names
 from edgekd.train.config import OPTION_BOUNDS
 
@@ -331,6 +331,10 @@ def wakeword_cmd(
     peak_power: Annotated[float, typer.Option(min=0.0, max=MAX_PEAK_POWER, help="--phrase: the verified score is the verifier's posterior "
                                                                      "times the opening's peak student score to this power "
                                                                      "(0: the verifier's posterior alone).")] = 0.25,
+    verifier_lookback_ms: Annotated[int, typer.Option(min=0, max=MAX_LOOKBACK_MS, help="--phrase: an opening's first verifier call also "
+                                                                         "scores the second that ended this many ms before it "
+                                                                         "and keeps the higher score (one more verifier run per "
+                                                                         "opening; 0: the last second alone).")] = 320,
     students: Annotated[int, typer.Option(min=1, max=8, help="--phrase: students in the bundle, trained alike from consecutive "
                                                            "seeds and merged into one graph whose output is their mean "
                                                            "posterior (the gate reads it; each one more costs one student's "
@@ -376,7 +380,7 @@ def wakeword_cmd(
         _phrase_wakeword(out, tuple(phrase), arch or "dscnn-stream-64", epochs, qat_epochs, views, stride_ms, per_word, engines, target_fa_per_hour,
                          teacher_epochs, transfer_minutes, mining_minutes, validation_minutes, test_minutes, positives, rooms, threads,
                          alpha, feature_kd, speech_windows, phrase_windows, confusable_clips, mining_threshold, verifier_budget, verifier_epochs,
-                         train_seed, verifier_heads, gate_recall, gate_views, peak_power, students)
+                         train_seed, verifier_heads, gate_recall, gate_views, peak_power, students, verifier_lookback_ms)
         return
     if data is None or teacher is None:
         raise ConfigError("give --phrase TEXT (a wake word from text), or DATA with --teacher oww:NAME")
@@ -403,7 +407,8 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                      feature_kd: float, speech_windows: int | None = None, phrase_windows: int = 0,
                      confusable_clips: int | None = None, mining_threshold: float = 0.5, verifier_budget: float = 1000.0,
                      verifier_epochs: int = 2, train_seed: int | None = None, verifier_heads: int = 3,
-                     gate_recall: float = 0.98, gate_views: int = 4, peak_power: float = 0.25, students: int = 1) -> None:
+                     gate_recall: float = 0.98, gate_views: int = 4, peak_power: float = 0.25, students: int = 1,
+                     verifier_lookback_ms: int = 320) -> None:
     from edgekd.cli.common import check_writable
     from edgekd.cli.data import voice_options
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe, run_phrase_wakeword
@@ -417,7 +422,7 @@ def _phrase_wakeword(out: Path, phrases: tuple[str, ...], arch: str, epochs: int
                           target_fa_per_hour=target_fa_per_hour, stride_ms=stride_ms, threads=threads, workers=threads,
                           verifier_budget=verifier_budget, verifier_epochs=verifier_epochs, train_seed=train_seed,
                           verifier_heads=verifier_heads, gate_recall=gate_recall, gate_views=gate_views,
-                          peak_power=peak_power, students=students,
+                          peak_power=peak_power, students=students, verifier_lookback_ms=verifier_lookback_ms,
                           **({} if alpha is None else {"alpha": alpha}), **({} if qat_epochs is None else {"qat_epochs": qat_epochs}))
     check_recipe(recipe)
     check_writable(out / "report.json", "--out")

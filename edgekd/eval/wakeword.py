@@ -207,7 +207,8 @@ def _pair_scorer(detector: Any, label: str, k: int, n_smooth: int, chunk: int, c
             peak[:] = np.where(is_open, np.maximum(peak, smoothed), 0.0)
             run[0] = run[0] + 1 if is_open.any() else 0
             asked = run[0] > 0 and asks_verifier(run[0] - 1, vb.every, vb.max_calls)
-            scores.append(float(s.verify_now()[v]) * float(peak[mine]) ** vb.peak_power if asked and is_open[mine] else 0.0)
+            first = run[0] == 1  # the opening's first call also hears an earlier second (lookback_ms)
+            scores.append(float(s.verify_now(first)[v]) * float(peak[mine]) ** vb.peak_power if asked and is_open[mine] else 0.0)
 
         s.on_inference = keep  # the post-processor's own verifier call at a hop reuses this one's answer (verify_now)
         blocks = (audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)) if isinstance(audio, np.ndarray) else audio

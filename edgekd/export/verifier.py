@@ -63,12 +63,14 @@ def export_verifier(teacher: str | os.PathLike[str], out: str | os.PathLike[str]
 
 
 def attach_verifier(bundle: str | os.PathLike[str], teacher: str | os.PathLike[str], gates: dict[str, float], every: int = 1,
-                    max_calls: int | None = None, hold: int = 0, peak_power: float = 0.0, **extra_provenance: object) -> ModelManifest:
+                    max_calls: int | None = None, hold: int = 0, peak_power: float = 0.0, lookback_ms: int = 0,
+                    **extra_provenance: object) -> ModelManifest:
     """Give a KWS/wake-word bundle a second stage: ``teacher`` exported as its ``verifier/`` folder, ``gates`` (label ->
     smoothed posterior that opens the gate), ``every`` (verify the first and every ``every``-th inference of an
     opening), ``max_calls`` (at most that many per opening; None: no cap) and ``hold`` (inferences a gate stays open after
     the score falls under it) and ``peak_power`` (the verified score is the verifier's posterior times the opening's
-    peak smoothed posterior to this power; 0: the verifier's alone) in the manifest's verifier block; the
+    peak smoothed posterior to this power; 0: the verifier's alone) and ``lookback_ms`` (an opening's first call also
+    scores the second that ended this long before it; 0: the last second alone) in the manifest's verifier block; the
     post-processing thresholds then apply to the verified score. Golden detections are rewritten and every file rehashed; atomically (a failure
     leaves the bundle as it was). A bundle that has a verifier gets the new one in its place."""
     from edgekd.export.bundle import finalize_manifest, refresh_golden_detections, staging_dir
@@ -80,7 +82,7 @@ def attach_verifier(bundle: str | os.PathLike[str], teacher: str | os.PathLike[s
     if m.task == "sed":
         raise ConfigError(f"{root}: a sed bundle; a verifier is a second stage for keywords and wake words")
     block = VerifierBlock(dir=VERIFIER_DIR, gates={k: float(v) for k, v in gates.items()}, every=every, max_calls=max_calls, hold=hold,
-                          peak_power=float(peak_power))
+                          peak_power=float(peak_power), lookback_ms=int(lookback_ms))
     m = m.replace(verifier=block.to_dict(),
                   provenance=dict(m.provenance, verifier={"teacher_sha256": sha256_file(teacher), **extra_provenance}))
     ModelManifest.from_dict(m.to_dict())  # the block is checked before any work

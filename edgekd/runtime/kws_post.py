@@ -83,7 +83,8 @@ class KwsPostprocessor:
     (None: no cap; ``verified_hops``). A gate stays open ``verify_hold`` inferences after the smoothed posterior falls
     under it (``held_open``). ``verifier_calls`` counts those calls (none during the refractory time). With
     ``verify_peak_power`` > 0 the verified score is the verifier's posterior times the opening's peak (the keyword's
-    highest smoothed posterior since its gate opened, ``opening_peaks``) to that power."""
+    highest smoothed posterior since its gate opened, ``opening_peaks``) to that power. ``verify`` is given whether this
+    is the first call of the opening (the stream then also scores an earlier second: ``VerifierBlock.lookback_ms``)."""
 
     def __init__(self, labels: tuple[str, ...], keyword_labels: tuple[str, ...], cfg: KwsPostprocessConfig,
                  gates: dict[str, float] | None = None, verifier_labels: tuple[str, ...] = (), verify_every: int = 1,
@@ -130,7 +131,7 @@ class KwsPostprocessor:
         self._count = 0
         self._last_fire_ms = None
 
-    def update_logits(self, logits: np.ndarray, t_ms: int, verify: Callable[[], np.ndarray] | None = None) -> Detection | None:
+    def update_logits(self, logits: np.ndarray, t_ms: int, verify: Callable[[bool], np.ndarray] | None = None) -> Detection | None:
         """``update`` from raw model outputs: the softmax (float64, as ``softmax``) is computed in place."""
         p = self._probs
         np.copyto(p, logits)
@@ -139,9 +140,10 @@ class KwsPostprocessor:
         np.divide(p, p.sum(), out=p)
         return self.update(p, t_ms, verify)
 
-    def update(self, probs: np.ndarray, t_ms: int, verify: Callable[[], np.ndarray] | None = None) -> Detection | None:
-        """Add one posterior vector observed at ``t_ms``; return a detection if one fires (with gates: ``verify`` gives
-        the verifier's posteriors of this moment, asked only when a gate is open)."""
+    def update(self, probs: np.ndarray, t_ms: int, verify: Callable[[bool], np.ndarray] | None = None) -> Detection | None:
+        """Add one posterior vector observed at ``t_ms``; return a detection if one fires (with gates: ``verify(first)``
+        gives the verifier's posteriors of this moment, asked only when a gate is open; ``first``: the opening's first
+        call)."""
         np.take(probs, self._kw_idx, out=self._ring[self._count % self._n_smooth], mode="clip")
         self._count += 1
         n = min(self._count, self._n_smooth)
@@ -166,7 +168,7 @@ class KwsPostprocessor:
             if verify is None:
                 raise ConfigError("this bundle has a verifier; give update() its verify callback")
             self.verifier_calls += 1
-            smoothed = np.take(verify(), self._v_idx, out=self._verified)  # the verified score replaces the gate's
+            smoothed = np.take(verify(self._open_run == 1), self._v_idx, out=self._verified)  # the verified score replaces the gate's
             if self._peak_power:
                 np.multiply(smoothed, np.power(self._peak, self._peak_power, out=self._weight), out=smoothed)
             over = np.logical_and(self._open, np.greater_equal(smoothed, self._thr, out=self._over), out=self._over)

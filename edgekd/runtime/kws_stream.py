@@ -215,7 +215,8 @@ class KwsStream:
         # so the ring holds the verifier's window + a piece + what the frontend may still owe the model (stride, window)
         self._piece = 4000
         lag = 2 * (detector.stride_frames * p.hop_samples + p.window_samples)
-        self._audio_n = (verifier.window_samples + self._piece + lag) if verifier is not None else 0
+        self._lookback = int(round(vb.lookback_ms * p.sample_rate / 1000)) if vb is not None and verifier is not None else 0
+        self._audio_n = (verifier.window_samples + self._lookback + self._piece + lag) if verifier is not None else 0
         self._audio = np.zeros(2 * self._audio_n, dtype=np.float32)
         self.inferences = 0
         self.inference_ms: list[float] | None = None  # set to [] to record each inference's wall time (bench)
@@ -239,7 +240,7 @@ class KwsStream:
         self._samples = 0
         self._audio[...] = 0.0
         self._t_samples = 0
-        self._verified_at = -1
+        self._verified_at = (-1, False)
         self._verified = np.zeros(0)
         self._post.reset()
 
@@ -275,19 +276,25 @@ class KwsStream:
             self._audio[base + a : base + a + m] = x[:m]
             self._audio[base : base + x.shape[0] - m] = x[m:]
 
-    def verify_now(self) -> np.ndarray:
+    def verify_now(self, first: bool = False) -> np.ndarray:
         """The verifier's posteriors (its label order) of the second of audio that ends at the last inference: what the
-        post-processor asks when a gate opens; evaluation asks it too (``edgekd.eval.wakeword.bundle_scorer``)."""
+        post-processor asks when a gate opens; evaluation asks it too (``edgekd.eval.wakeword.bundle_scorer``). With
+        ``first`` (an opening's first call) and the bundle's ``lookback_ms``, per label the higher of that and the
+        second that ended ``lookback_ms`` earlier."""
         verifier = self.detector.verifier
         if verifier is None:
             raise ConfigError("this detector has no verifier")
         w, n = verifier.window_samples, self._audio_n
-        if self._samples - self._t_samples > n - w:  # cannot happen: the ring is sized for the frontend's lag
+        if self._samples - self._t_samples > n - w - self._lookback:  # cannot happen: the ring is sized for the frontend's lag
             raise RuntimeError("the audio ring no longer holds the verifier's window")
-        if self._verified_at != self._t_samples:  # asked once per inference, however many callers ask
+        key = (self._t_samples, bool(first and self._lookback))
+        if self._verified_at != key:  # asked once per inference, however many callers ask
             start = (self._t_samples - w) % n  # before the stream's start: zeros, as the ring began
             self._verified = verifier.probs(self._audio[start : start + w])
-            self._verified_at = self._t_samples
+            if key[1]:
+                earlier = (self._t_samples - self._lookback - w) % n
+                np.maximum(self._verified, verifier.probs(self._audio[earlier : earlier + w]), out=self._verified)
+            self._verified_at = key
         return self._verified
 
     def _accept(self, x: np.ndarray) -> list[Detection]:

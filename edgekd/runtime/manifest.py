@@ -116,6 +116,7 @@ def _check_streaming(st: dict[str, Any], task: Any, bad: Any) -> None:
 
 
 MAX_PEAK_POWER = 4.0  # verifier.peak_power: beyond this the student's score, not the verifier, would decide
+MAX_LOOKBACK_MS = 1000  # verifier.lookback_ms: a second that ended longer ago than this is another utterance
 
 # what a verifier folder holds (edgekd.runtime.verifier): its description, the head, the backbone's two files
 VERIFIER_FILES = ("verifier.json", "head.onnx", "melspectrogram.onnx", "embedding_model.onnx")
@@ -137,6 +138,9 @@ def _check_verifier(v: dict[str, Any], task: Any, labels: list[str], bad: Any) -
     if "peak_power" in v and (not isinstance(v["peak_power"], (int, float)) or isinstance(v["peak_power"], bool)
                               or not 0.0 <= float(v["peak_power"]) <= MAX_PEAK_POWER):
         raise bad(f"verifier.peak_power must be a number in [0, {MAX_PEAK_POWER:g}] (the weight of the opening's peak student score)")
+    if "lookback_ms" in v and (type(v["lookback_ms"]) is not int or not 0 <= v["lookback_ms"] <= MAX_LOOKBACK_MS):
+        raise bad(f"verifier.lookback_ms must be a whole number of ms in [0, {MAX_LOOKBACK_MS}] (how far back the first call of an "
+                  "opening also looks)")
     if not isinstance(folder, str) or not folder.strip():
         raise bad("verifier.dir must name the verifier folder inside the bundle")
     if not isinstance(gates, dict) or not gates:
@@ -158,7 +162,10 @@ class VerifierBlock:
     ``hold`` keeps a gate open for that many inferences after the score falls under it: the student's score tends to
     peak while the phrase is still being said, before the verifier's last second holds all of it. ``peak_power`` > 0
     weighs the two stages' evidence together: the verified score is the verifier's posterior times the opening's peak
-    (the highest smoothed posterior of the keyword since its gate opened) to that power; 0 is the verifier alone."""
+    (the highest smoothed posterior of the keyword since its gate opened) to that power; 0 is the verifier alone.
+    ``lookback_ms`` > 0: the first call of an opening also scores the second that ended that long before it and keeps,
+    per label, the higher posterior (two verifier runs): a gate that opens only after a slow or unusual speaker has
+    finished the phrase would otherwise leave its start outside every second the verifier hears."""
 
     dir: str
     gates: dict[str, float]
@@ -166,6 +173,7 @@ class VerifierBlock:
     max_calls: int | None = None  # at most this many of them per opening
     hold: int = 0  # inferences a gate stays open after the score falls under it
     peak_power: float = 0.0  # verified score = verifier posterior x (the opening's peak smoothed posterior) ** peak_power
+    lookback_ms: int = 0  # the first call of an opening also scores the second that ended this long before it
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerifierBlock:
@@ -173,7 +181,7 @@ class VerifierBlock:
         cap = d.get("max_calls")
         return cls(dir=str(d["dir"]), gates={str(k): float(v) for k, v in d["gates"].items()}, every=int(d.get("every", 1)),
                    max_calls=None if cap is None else int(cap), hold=int(d.get("hold", 0)),
-                   peak_power=float(d.get("peak_power", 0.0)))
+                   peak_power=float(d.get("peak_power", 0.0)), lookback_ms=int(d.get("lookback_ms", 0)))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"dir": self.dir, "gates": dict(self.gates), "every": self.every}
@@ -183,6 +191,8 @@ class VerifierBlock:
             out["hold"] = self.hold
         if self.peak_power:
             out["peak_power"] = self.peak_power
+        if self.lookback_ms:
+            out["lookback_ms"] = self.lookback_ms
         return out
 
     def files(self) -> list[str]:
