@@ -444,18 +444,18 @@ def test_the_budget_bench_links_the_trained_stages_and_leaves_out_what_the_budge
     assert not (out / "teacher.pt").exists()
 
 
-@pytest.mark.parametrize(("hold", "peak_power"), [(0, 0.0), (2, 0.0), (2, 0.5)])
-def test_the_rules_bench_scores_the_verifier_where_the_bundle_asks_it(tmp_path: Path, hold: int, peak_power: float) -> None:
+@pytest.mark.parametrize(("hold", "peak_power", "lookback"), [(0, 0.0, 0), (2, 0.0, 0), (2, 0.5, 0), (2, 0.25, 800)])
+def test_the_rules_bench_scores_the_verifier_where_the_bundle_asks_it(tmp_path: Path, hold: int, peak_power: float, lookback: int) -> None:
     """``verified`` (bench/verifier_rules.py) under a bundle's own rule gives the pair scorer's timeline (the verified
     score where the runtime asks, 0 elsewhere), on the shipped two-stage alexa bundle, held open or not, weighing the
-    opening's peak or not; a bad rule is refused in one line."""
+    opening's peak or not, its first calls looking back or not; a bad rule or look-back is refused in one line."""
     import argparse
     import shutil
 
     import numpy as np
 
     sys.path.insert(0, str(REPO / "bench"))
-    from verifier_rules import AskedScores, parse_rule, verified
+    from verifier_rules import AskedScores, parse_lookback, parse_rule, verified
 
     from edgekd.eval import wakeword as we
     from edgekd.runtime.detector import load_kws
@@ -470,17 +470,25 @@ def test_the_rules_bench_scores_the_verifier_where_the_bundle_asks_it(tmp_path: 
     t_s, s = we.bundle_scorer(load_kws(bundle, backend="onnx", verifier=False), "alexa")(audio)
     gate = float(np.quantile(s, 0.7))  # open in runs on the golden clip
     (bundle / "manifest.json").write_text(json.dumps({**m.to_dict(), "verifier": {**m.to_dict()["verifier"], "gates": {"alexa": gate}, "hold": hold,
-                                                                                 "peak_power": peak_power}}))
+                                                                                 "peak_power": peak_power, "lookback_ms": lookback}}))
     pair = load_kws(bundle, backend="onnx", postprocess={"threshold": 1.0, "thresholds": {}})
     t, v = we.bundle_scorer(pair, "alexa")(audio)
     vb = pair.verifier_block
     asked = AskedScores(pair.verifier, "alexa", audio, t_s)
-    got, mask = verified(asked, s, (gate, vb.every, vb.max_calls, hold), vb.peak_power)
-    assert vb.peak_power == peak_power and np.array_equal(mask, verified_hops(held_open(s >= gate, hold), vb.every, vb.max_calls))
+    own = parse_lookback(f"0|{lookback},0" if lookback else "0")
+    got, mask = verified(asked, s, (gate, vb.every, vb.max_calls, hold), vb.peak_power, own)
+    assert vb.peak_power == peak_power and vb.lookback_ms == lookback and np.array_equal(mask, verified_hops(held_open(s >= gate, hold), vb.every, vb.max_calls))
     assert np.array_equal(t, t_s) and mask.sum() >= 2 and np.array_equal(got > 0, v > 0)
     np.testing.assert_allclose(got, v, atol=1e-6)
-    if peak_power:  # the peak weighs: under the verifier's posterior alone
+    if peak_power and not lookback:  # the peak weighs: under the verifier's posterior alone
         assert (got[mask] < asked.at(mask)[mask]).all()
+    if lookback:  # the first calls heard an earlier second too, and it raised some of them (on this clip at 800 ms, not at 160-640)
+        plain, _ = verified(asked, s, (gate, vb.every, vb.max_calls, hold), vb.peak_power)
+        assert (got >= plain).all() and (got > plain).any()
+    assert parse_lookback("0|320,0") == ((0, 320), (0,))
+    for bad in ("-5", "a,0", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="ms"):
+            parse_lookback(bad)
     assert parse_rule("0.08:2:-:2") == (0.08, 2, None, 2)
     for bad in ("0.08:2:3", "1.5:2:3:0", "0.1:0:3:0", "0.1:2:3:-1"):
         with pytest.raises(argparse.ArgumentTypeError, match="GATE"):

@@ -762,12 +762,14 @@ def test_mining_keeps_the_windows_a_fixed_student_fires_on(tmp_path: Path) -> No
         np.testing.assert_allclose(load_audio(f, 16000), audio[end - 16000 : end], atol=1 / 32767)
 
 
-@pytest.mark.parametrize(("every", "cap", "hold"), [(1, None, 0), (2, None, 0), (1, 2, 0), (2, 2, 0), (2, 3, 2)])
-def test_gate_open_windows_are_the_seconds_the_verifier_is_asked_about(every: int, cap: int | None, hold: int) -> None:
+@pytest.mark.parametrize(("every", "cap", "hold", "lookback"), [(1, None, 0, 0), (2, None, 0, 0), (1, 2, 0, 0), (2, 2, 0, 0), (2, 3, 2, 0),
+                                                           (2, 3, 2, 320)])
+def test_gate_open_windows_are_the_seconds_the_verifier_is_asked_about(every: int, cap: int | None, hold: int, lookback: int) -> None:
     """The shipped two-stage alexa bundle's student alone, on its golden clip with a low gate: one window per inference
     that would ask the verifier (the first of each open run, then every ``every``-th, at most ``cap`` of them; a run
-    lasting ``hold`` inferences after the score falls under the gate), each the second of audio before it; ``limit``
-    keeps a subset, in order."""
+    lasting ``hold`` inferences after the score falls under the gate), each the second of audio before it, and with
+    ``lookback`` the second that ends that many ms before each run's first inference too; ``limit`` keeps a subset,
+    in order."""
     from edgekd.eval import wakeword as we
     from edgekd.recipes.custom_wakeword import gate_open_windows
     from edgekd.runtime.detector import load_kws
@@ -777,7 +779,7 @@ def test_gate_open_windows_are_the_seconds_the_verifier_is_asked_about(every: in
     audio = load_audio(bundle / "golden" / "clip.wav", 16000)
     t, s = we.bundle_scorer(load_kws(bundle, backend="onnx", verifier=False), "alexa")(audio)
     gate = float(np.quantile(s, 0.6))  # open for 40% of the inferences, in runs
-    ends, run, uncapped, since = [], 0, 0, hold + 1
+    ends, earlier, run, uncapped, since = [], [], 0, 0, hold + 1
     for tm, v in zip(t, s, strict=True):
         since = 0 if v >= gate else since + 1
         run = run + 1 if since <= hold else 0
@@ -785,12 +787,16 @@ def test_gate_open_windows_are_the_seconds_the_verifier_is_asked_about(every: in
             uncapped += 1
             if cap is None or (run - 1) // every < cap:
                 ends.append(int(round(tm * 16)))
+        if run == 1 and lookback and int(round((tm - lookback) * 16)) >= 16000:
+            earlier.append(int(round((tm - lookback) * 16)))
     assert len(ends) >= 3 and (every == 1 or uncapped < int(np.sum(s >= gate))) and (cap is None or len(ends) < uncapped)
-    windows = gate_open_windows(bundle, audio, {"alexa": gate}, every, max_calls=cap, hold=hold)
+    assert bool(earlier) == bool(lookback) and (not lookback or not set(earlier) <= set(ends))  # windows no call ends at
+    ends = sorted(set(ends) | set(earlier))
+    windows = gate_open_windows(bundle, audio, {"alexa": gate}, every, max_calls=cap, hold=hold, lookback_ms=lookback)
     assert windows.shape == (len(ends), 16000) and windows.dtype == np.float32
     for w, end in zip(windows, ends, strict=True):
         np.testing.assert_array_equal(w, audio[end - 16000 : end])
-    some = gate_open_windows(bundle, audio, {"alexa": gate}, every, limit=2, seed=1, max_calls=cap, hold=hold)
+    some = gate_open_windows(bundle, audio, {"alexa": gate}, every, limit=2, seed=1, max_calls=cap, hold=hold, lookback_ms=lookback)
     picked = [next(i for i, w in enumerate(windows) if np.array_equal(w, x)) for x in some]
     assert len(picked) == 2 and picked == sorted(set(picked))
     assert gate_open_windows(bundle, audio, {"alexa": 0.999}, every, max_calls=cap, hold=hold).shape == (0, 16000)

@@ -51,17 +51,20 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
     verified = [0.1] * 10
     verified[7] = 0.9  # the verifier agrees only at inference 7
     asked: list[int] = []
+    firsts: list[bool] = []  # whether each call was its opening's first (the stream then also hears an earlier second)
     post = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.4, "b": 0.99}, verifier_labels=("b", "a", "_unknown_"), verify_every=2)
     fired = []
     for i, pa in enumerate(p_a):
-        def verify(i: int = i) -> np.ndarray:
+        def verify(first: bool, i: int = i) -> np.ndarray:
             asked.append(i)
+            firsts.append(first)
             return np.array([0.0, verified[i], 1.0 - verified[i]])
 
         d = post.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, verify)
         if d is not None:
             fired.append((d.label, d.t_ms, round(d.score, 3)))
     assert asked == [1, 3, 5, 7] and post.verifier_calls == 4  # runs 1-3 and 5-9: their 1st and 3rd; 9 is refractory
+    assert firsts == [True, False, True, False]
     assert fired == [("a", 700, 0.9)]
     open_ = np.array(p_a) >= 0.4
     assert verified_hops(open_, 2).nonzero()[0].tolist() == [1, 3, 5, 7, 9]
@@ -73,7 +76,7 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
                               gates={"a": 0.4}, verifier_labels=labels, verify_every=1, verify_max_calls=2)
     asked.clear()
     for i, pa in enumerate(p_a):
-        capped.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, lambda i=i: asked.append(i) or np.array([0.5, 0.0, 0.5]))
+        capped.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, lambda first, i=i: asked.append(i) or np.array([0.5, 0.0, 0.5]))
     assert asked == verified_hops(open_, 1, 2).nonzero()[0].tolist() and capped.verifier_calls == 4
     o = np.random.default_rng(0).random(300) < 0.7  # the per-inference rule and the whole-timeline one agree
     for every, cap in ((1, None), (2, None), (2, 3), (3, 1)):
@@ -92,7 +95,7 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
         asked.clear()
         fired = [d for i, pa in enumerate(late)
                  if (d := held.update(np.array([pa, 0.0, 1.0 - pa]), i * 100,
-                                      lambda i=i: asked.append(i) or np.array([0.9 if i == 3 else 0.1, 0.0, 0.1]))) is not None]
+                                      lambda first, i=i: asked.append(i) or np.array([0.9 if i == 3 else 0.1, 0.0, 0.1]))) is not None]
         assert (asked, [(d.label, d.t_ms, round(d.score, 3)) for d in fired]) == want
     for hold in (1, 2, 5):  # the per-inference rule and the whole-timeline one agree with a hold too
         held = KwsPostprocessor(labels, ("a", "b"), KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=1.0, refractory_ms=0),
@@ -100,7 +103,7 @@ def test_a_gated_postprocessor_asks_the_verifier_on_the_first_and_every_nth_open
         asked.clear()
         sparse = np.random.default_rng(hold).random(300) < 0.2
         for i, x in enumerate(sparse):
-            held.update(np.array([0.5 if x else 0.1, 0.0, 0.5]), i * 100, lambda i=i: asked.append(i) or np.array([0.5, 0.0, 0.5]))
+            held.update(np.array([0.5 if x else 0.1, 0.0, 0.5]), i * 100, lambda first, i=i: asked.append(i) or np.array([0.5, 0.0, 0.5]))
         assert asked == verified_hops(held_open(sparse, hold), 2, 3).nonzero()[0].tolist() and len(asked) > sparse.sum() // 3
     never = KwsPostprocessor(labels, ("a", "b"), cfg, gates={"a": 0.99, "b": 0.99}, verifier_labels=labels)
     assert all(never.update(np.array([0.9, 0.05, 0.05]), i * 100) is None for i in range(5)) and never.verifier_calls == 0
@@ -121,7 +124,7 @@ def test_a_verified_score_weighs_the_openings_peak_student_score() -> None:
         post = KwsPostprocessor(labels, ("a", "b"), KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=0.3, refractory_ms=0),
                                 gates={"a": 0.4}, verifier_labels=labels, verify_every=1, verify_hold=1, verify_peak_power=power)
         got[power] = [(d.t_ms, d.score) for i, pa in enumerate(p_a)
-                      if (d := post.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, lambda: np.array([0.5, 0.0, 0.5]))) is not None]
+                      if (d := post.update(np.array([pa, 0.0, 1.0 - pa]), i * 100, lambda first: np.array([0.5, 0.0, 0.5]))) is not None]
     assert got[0.0] == [(t, 0.5) for t in (100, 200, 300, 400, 700, 800, 900)]  # the verifier's posterior alone
     assert got[0.5] == [(t, pytest.approx(0.5 * pk**0.5)) for t, pk in ((100, 0.5), (200, 0.8), (300, 0.8), (400, 0.8), (700, 0.6),
                                                                         (800, 0.6), (900, 0.6))]
@@ -132,7 +135,7 @@ def test_a_verified_score_weighs_the_openings_peak_student_score() -> None:
     post = KwsPostprocessor(labels, ("a", "b"), KwsPostprocessConfig(stride_ms=100, smooth_ms=0, threshold=1e-6, refractory_ms=0),
                             gates={"a": 0.3}, verifier_labels=labels, verify_every=2, verify_max_calls=3, verify_hold=2, verify_peak_power=0.25)
     fired = {i: d.score for i, x in enumerate(sc)  # every verified inference fires: its score is the verified score
-             if (d := post.update(np.array([x, 0.0, 1.0 - x]), i * 100, lambda i=i: np.array([vs[i], 0.0, 1.0 - vs[i]]))) is not None}
+             if (d := post.update(np.array([x, 0.0, 1.0 - x]), i * 100, lambda first, i=i: np.array([vs[i], 0.0, 1.0 - vs[i]]))) is not None}
     open_ = held_open(sc >= 0.3, 2)
     asked = verified_hops(open_, 2, 3).nonzero()[0]
     peaks = opening_peaks(sc, open_)

@@ -563,6 +563,63 @@ def test_a_teacher_whose_backbone_files_changed_is_refused(se_teacher, tiny_data
     assert "embedding_model.onnx" in p.stderr and "another speech-embedding backbone" in p.stderr and not out.exists()
 
 
+def test_an_openings_first_call_also_hears_the_second_before_it(se_teacher, tiny_bundle: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``lookback_ms``: the verifier's answer at an opening's first call is, per label, the higher posterior of the
+    second that ends at the inference and the second that ended ``lookback_ms`` before it (zeros before the stream's
+    start); later calls hear the last second alone. The evaluation timeline (``bundle_scorer``) hears it too, and the
+    stream's detections do not depend on the chunking and equal that timeline's. A look-back out of range is one line;
+    a bundle without one keeps its manifest as before."""
+    import shutil
+
+    from edgekd.core.errors import BundleError
+    from edgekd.data.synth_kws import synth_keyword_stream
+    from edgekd.eval import wakeword as we
+    from edgekd.export.verifier import attach_verifier
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.manifest import ModelManifest
+    from edgekd.runtime.verifier import Verifier
+
+    audio, _ = synth_keyword_stream(("yes", "no", "stop", "go", "left"), seed=5)
+    kws = ModelManifest.load(tiny_bundle).keyword_labels
+    made = {}
+    for back in (0, 320):
+        bundle = tmp_path / f"pair{back}"
+        shutil.copytree(tiny_bundle, bundle)
+        attach_verifier(bundle, se_teacher[0], {k: 0.05 for k in kws}, every=2, max_calls=3, hold=2, lookback_ms=back)
+        made[back] = bundle
+    with pytest.raises(BundleError, match="verifier.lookback_ms must be a whole number of ms in"):
+        attach_verifier(made[0], se_teacher[0], {k: 0.05 for k in kws}, lookback_ms=5000)
+    assert ModelManifest.load(made[320]).verifier_block.lookback_ms == 320 and ModelManifest.load(made[0]).verifier_block.lookback_ms == 0
+    assert "lookback_ms" not in ModelManifest.load(made[0]).to_dict()["verifier"]  # a bundle without it reads as before
+    det = load_kws(made[320], backend="onnx")
+    v = Verifier(made[320] / "verifier")
+    padded = np.concatenate([np.zeros(16000, np.float32), audio])  # the ring starts as zeros
+    s = det.create_stream()
+    seen: list[tuple[int, np.ndarray, np.ndarray]] = []
+    s.on_inference = lambda t_ms, out: seen.append((t_ms, s.verify_now(True).copy(), s.verify_now(False).copy()))
+    s.accept_waveform(audio)
+    assert len(seen) > 20
+    for t_ms, first, later in seen[:: max(1, len(seen) // 12)]:
+        end = 16000 + int(t_ms * 16)  # in padded
+        last, earlier = v.probs(padded[end - 16000 : end]), v.probs(padded[end - 5120 - 16000 : end - 5120])
+        np.testing.assert_allclose(later, last, atol=1e-5)
+        np.testing.assert_allclose(first, np.maximum(last, earlier), atol=1e-5)
+    assert any(not np.allclose(f, x) for _, f, x in seen)
+    timelines = {b: {k: we.bundle_scorer(load_kws(made[b], backend="onnx"), k)(audio) for k in kws} for b in made}
+    assert any(not np.array_equal(timelines[0][k][1], timelines[320][k][1]) for k in kws)  # the evaluation hears it too
+    top = max(float(x.max()) for _, x in timelines[320].values())
+    thr = round(0.8 * top, 3)
+    det = load_kws(made[320], backend="onnx", postprocess={"threshold": thr, "thresholds": {}})
+    runs = []
+    for chunk in (160, 1000, 5000, audio.shape[0]):
+        st = det.create_stream()
+        runs.append([d.to_dict() for i in range(0, audio.shape[0], chunk) for d in st.accept_waveform(audio[i : i + chunk])])
+    assert runs[0] and all(r == runs[0] for r in runs[1:])
+    for d in runs[0]:
+        t, scores = timelines[320][d["label"]]
+        assert d["score"] == pytest.approx(scores[t == d["t_ms"]][0], abs=1e-4) and d["score"] >= thr
+
+
 def test_a_head_ensemble_is_the_mean_logit_of_its_draws_and_exports_as_one_verifier(tiny_kws_data, emb_train,
                                                                                      tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """``heads=2`` trains the main head from seeds s and s+1 on the same rows: the checkpoint's model answers with
