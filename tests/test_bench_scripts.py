@@ -477,7 +477,8 @@ def test_the_rules_bench_scores_the_verifier_where_the_bundle_asks_it(tmp_path: 
     asked = AskedScores(pair.verifier, "alexa", audio, t_s)
     own = parse_lookback(f"0|{lookback},0" if lookback else "0")
     got, mask = verified(asked, s, (gate, vb.every, vb.max_calls, hold), vb.peak_power, own)
-    assert vb.peak_power == peak_power and vb.lookback_ms == lookback and np.array_equal(mask, verified_hops(held_open(s >= gate, hold), vb.every, vb.max_calls))
+    assert vb.peak_power == peak_power and vb.lookback_ms == lookback
+    assert np.array_equal(mask, verified_hops(held_open(s >= gate, hold), vb.every, vb.max_calls))
     assert np.array_equal(t, t_s) and mask.sum() >= 2 and np.array_equal(got > 0, v > 0)
     np.testing.assert_allclose(got, v, atol=1e-6)
     if peak_power and not lookback:  # the peak weighs: under the verifier's posterior alone
