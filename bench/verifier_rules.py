@@ -3,6 +3,7 @@
     python bench/verifier_rules.py runs/ww-smart_mirror --rules 0.08:2:3:0 0.08:2:3:2 0.08:1:-:0
     python bench/verifier_rules.py runs/ww-view_glass --budget-gates 1000 --holds 0 2
     python bench/verifier_rules.py runs/ww-view_glass --rules 0.09:2:3:2 --peak-power 0 0.25 0.5 1
+    python bench/verifier_rules.py runs/ww-view_glass --rules 0.1:2:3:2 --lookback 0 '0|320,0' '0|480,0'
     python bench/verifier_rules.py runs/ww-view_glass-s4 --students runs/ww-view_glass-s3 --rules 0.09:2:3:2
 
 RUN is a finished ``edgekd train wakeword --phrase`` folder whose bundle has a verifier. A rule is
@@ -10,7 +11,9 @@ RUN is a finished ``edgekd train wakeword --phrase`` folder whose bundle has a v
 stays open HOLD inferences after the score falls under it (``held_open``); of each run of open inferences the first
 and every EVERY-th ask the verifier, at most MAX_CALLS of them (``verified_hops``). The verified score is the
 verifier's posterior times the opening's peak student score (``opening_peaks``) to the bundle's ``peak_power``, or to
-each of ``--peak-power P ...`` (every rule with each). ``--students RUN ...`` (other draws of the same phrase and
+each of ``--peak-power P ...`` (every rule with each). ``--lookback A,B|C ...`` says which seconds each call of an
+opening scores, in ms before the call per call number (the last entry for later calls; ``A|B``: the better of two, as
+the runtime's first call with ``lookback_ms``); default the bundle's own. ``--students RUN ...`` (other draws of the same phrase and
 material) makes the gate read the mean of their students' smoothed scores and the run's own, as a bundle of merged
 students would (``edgekd.export.ensemble``); the run's verifier asks. ``--budget-gates B --holds H ...``
 adds, per hold, the recipe's own rule at its budget: the budget's gate of ``choose_gates`` for B verifier calls per
@@ -21,7 +24,8 @@ speech after them, one stream as the yardstick streams them. The student is stre
 second of audio that ends at the inference, as the runtime asks it) scores each asked inference once, whatever
 the rules asking it. The refractory time applies in the sweep, as for every wake-word number. Under the bundle's
 own rule this gives what ``bench/realdev_wakeword.py`` measures streaming the bundle (checked: the same FRR at 0.5 /
-1 / 2 / 5 FA/h on the real negatives). Prints one line per rule (verifier calls per hour of the real negatives, FRR at
+1 / 2 / 5 FA/h on the real negatives). Prints one line per rule (verifier calls per hour of the real negatives, with the verifier's runs where a first
+call hears two seconds, FRR at
 0.5 / 1 / 2 / 5 FA/h against them and with the synthesized speech); writes ``bench/results/verifier_rules_<label>.json``.
 The verifier heads stay as trained: the recipe trains its heads on the windows its own rule asks about. A few
 minutes per run on 2 cores.
