@@ -53,7 +53,7 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     assert manifest["postprocess"]["thresholds"]["computer"] == row["threshold"]
     gate = report["verifier"]["gates"]["computer"]  # the teacher is the bundle's second stage, behind a gate chosen on validation
     assert manifest["verifier"] == {"dir": "verifier", "gates": {"computer": gate["gate"]}, "every": 2, "max_calls": 3, "hold": 2,
-                                    "peak_power": 0.25}
+                                    "peak_power": 0.25, "lookback_ms": 320}  # an opening's first call also hears the second before
     assert 0.0 < gate["gate"] < 1.0
     assert gate["validation_calls_per_hour"] <= 1000 or gate["gate"] == 0.99
     assert report["verifier"]["head"] == str(out / "verifier.pt") and report["verifier"]["epochs"] == 2  # its own 2-epoch head
@@ -65,12 +65,13 @@ def test_a_phrase_from_text_gives_a_streaming_bundle_and_a_rerun_reuses_every_st
     windows = head.provenance["gate_open_windows"]  # it also learnt the mining speech's windows at which the gate asks it
     assert gate["window_gate"] <= gate["gate"]  # cut at the gate of the default budget, or the bundle's own where lower
     assert windows == {"source": "mining.wav", "gates": {"computer": gate["window_gate"]}, "every": 2, "repeat": 3, "hold": 2,
-                       "windows": report["verifier"]["gate_open_windows"]}
+                       "lookback_ms": 320, "windows": report["verifier"]["gate_open_windows"]}
     from edgekd.recipes.custom_wakeword import gate_open_windows
     from edgekd.runtime.wav import load_audio
 
     mining = load_audio(out / "data" / "mining.wav", 16000)
-    assert windows["windows"] == len(gate_open_windows(bundle, mining, {"computer": gate["window_gate"]}, 2))
+    assert windows["windows"] == len(gate_open_windows(bundle, mining, {"computer": gate["window_gate"]}, 2, lookback_ms=320))
+    assert report["verifier"]["lookback_ms"] == 320 and "ended 320 ms before it" in (bundle / "MODEL_CARD.md").read_text()
     assert all(f"verifier/{f}" in manifest["files"] for f in ("head.onnx", "melspectrogram.onnx", "embedding_model.onnx", "verifier.json"))
     card = (bundle / "MODEL_CARD.md").read_text()
     assert card.startswith("# computer-dscnn-stream-64-kd-int8: wake word(s)") and "second stage" in card
@@ -598,6 +599,7 @@ def test_a_two_phrase_command_set(tmp_path: Path) -> None:
     (["--phrase", "computer", "--gate-recall", "1.5"], "--gate-recall"),
     (["--phrase", "computer", "--gate-views", "-1"], "--gate-views"),
     (["--phrase", "computer", "--peak-power", "5"], "--peak-power"),
+    (["--phrase", "computer", "--verifier-lookback-ms", "-1"], "--verifier-lookback-ms"),
 ])
 def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     p = _edgekd("train", "wakeword", *args, "--out", tmp_path / "o", ok=False)
@@ -605,7 +607,7 @@ def test_bad_phrases_are_one_clear_line_before_any_work(tmp_path: Path, args: li
     assert not (tmp_path / "o").exists()
 
 
-def test_a_peak_power_out_of_range_is_refused_before_any_work() -> None:
+def test_a_peak_power_or_lookback_out_of_range_is_refused_before_any_work() -> None:
     from edgekd.core.errors import ConfigError
     from edgekd.recipes.custom_wakeword import PhraseRecipe, check_recipe
 
@@ -613,6 +615,10 @@ def test_a_peak_power_out_of_range_is_refused_before_any_work() -> None:
     for bad in (-0.5, 4.5, float("nan")):
         with pytest.raises(ConfigError, match="--peak-power must be within"):
             check_recipe(PhraseRecipe(phrases=("computer",), peak_power=bad))
+    check_recipe(PhraseRecipe(phrases=("computer",), verifier_lookback_ms=0))  # 0: the last second alone
+    for bad_ms in (-1, 1001):
+        with pytest.raises(ConfigError, match="--verifier-lookback-ms must be a whole number from 0 to 1000"):
+            check_recipe(PhraseRecipe(phrases=("computer",), verifier_lookback_ms=bad_ms))
 
 
 def test_evaluation_speech_confusables_leave_out_the_one_letter_edits() -> None:
