@@ -70,6 +70,7 @@ def _recipe(run: Path) -> Any:
     r.setdefault("confusable_clips", 0)  # a run made before the option has none
     r.setdefault("gate_views", 0)  # nor field views in its gate's ceiling (2026-12-07)
     r.setdefault("peak_power", 0.0)  # nor the opening's peak in its verified score (2026-12-07)
+    r.setdefault("verifier_lookback_ms", 0)  # nor a look-back at an opening's first verifier call (2026-12-08)
     if r.get("engines") is not None:
         r["engines"] = tuple(tuple(e) for e in r["engines"])
     return PhraseRecipe(**r)

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def seed_bundle(run: Path, r: Any, seed: int, block: dict[str, Any], kd: Callable[[], Any], heads: int = 1) -> Path:
     """``RUN/verifier-seeds/seed<N>/bundle``: the run's bundle with a verifier head of training seed ``training_seed(r) + seed``
-    behind the same verifier ``block`` (gates, every, max_calls, hold) and trained on the same windows (the report's window
+    behind the same verifier ``block`` (gates, every, max_calls, hold, peak_power, lookback_ms) and trained on the same windows (the report's window
     gates); ``kd()`` gives the run's clips and views (only the head's seed changes), asked only when a head is trained."""
     from edgekd.export.verifier import attach_verifier
     from edgekd.recipes.custom_wakeword import _verifier_head, training_seed, window_gate
@@ -57,7 +57,8 @@ def seed_bundle(run: Path, r: Any, seed: int, block: dict[str, Any], kd: Callabl
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(run / "bundle", partial)
     attach_verifier(partial, head, block["gates"], every=int(block.get("every", 1)), max_calls=block.get("max_calls"),
-                    hold=int(block.get("hold", 0)), peak_power=float(block.get("peak_power", 0.0)), head=str(head), seed=training_seed(rs),
+                    hold=int(block.get("hold", 0)), peak_power=float(block.get("peak_power", 0.0)),
+                    lookback_ms=int(block.get("lookback_ms", 0)), head=str(head), seed=training_seed(rs),
                     heads=heads, made_by="bench/verifier_seeds.py")
     partial.rename(bundle)
     return bundle
