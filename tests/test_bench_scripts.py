@@ -375,6 +375,38 @@ def test_wakeword_study_on_tiny_material(tmp_path: Path) -> None:
     assert d["positives"] == 6 and d["negative_hours"] > 0
 
 
+def test_the_timing_bench_finds_where_a_phrase_ends() -> None:
+    """``phrase_end_ms`` (bench/verifier_timing.py): the end of the last 10 ms frame within 30 dB of the loudest, so a
+    quiet tail 40 dB down does not count and a louder one does; ``utterance`` on the shipped two-stage alexa bundle's
+    golden clip: the gate opens after the stream's start and the verifier's best second ends within the stream."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from verifier_timing import phrase_end_ms, utterance
+
+    from edgekd.eval import wakeword as we
+    from edgekd.runtime.detector import load_kws
+    from edgekd.runtime.wav import load_audio
+
+    sr = 16000
+    x = np.zeros(sr, np.float32)
+    x[3200:11200] = np.sin(2 * np.pi * 440.0 * np.arange(8000) / sr)  # 0.2-0.7 s
+    x[11200:14400] = 0.01 * np.sin(2 * np.pi * 440.0 * np.arange(3200) / sr)  # -40 dB to 0.9 s
+    assert phrase_end_ms(x, sr) == 700.0
+    x[11200:14400] *= 10.0  # -20 dB: part of the phrase
+    assert phrase_end_ms(x, sr) == 900.0
+    bundle = REPO / "models" / "alexa-dscnn-stream-64-kd-int8"
+    audio = load_audio(bundle / "golden" / "clip.wav", 16000)
+    det = load_kws(bundle, backend="onnx")
+    t, s = we.bundle_scorer(load_kws(bundle, backend="onnx", verifier=False), "alexa")(audio)
+    gate = float(np.quantile(s, 0.9))
+    row = utterance(we.bundle_scorer(det, "alexa"), we.bundle_scorer(load_kws(bundle, backend="onnx", verifier=False), "alexa"),
+                    det.verifier, det.verifier.labels.index("alexa"), gate, audio)
+    # 1 s of silence before the clip: the same moment within one stride (the student's inference grid moves with it)
+    assert abs(row["gate_opens_ms"] - (1000.0 + float(t[s >= gate][0]))) <= 160.0
+    assert 1000.0 <= row["best_end_ms"] <= 2000.0 + 1000.0 * audio.shape[0] / sr and 0.0 <= row["verified"] <= 1.0 and 0.0 < row["best"] <= 1.0
+
+
 def test_the_misses_bench_pitch_of_a_voice() -> None:
     """``pitch_hz`` (bench/realdev_wakeword_misses.py): a pulse train at f0 through a formant-like resonance reads f0
     within 2% (men's 110 Hz and women's 220 Hz alike, not an octave off), and silence or white noise is unvoiced."""
