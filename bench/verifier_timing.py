@@ -55,6 +55,10 @@ def _median(values: list[float]) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def _when(ms: float | None) -> str:
+    return "-" if ms is None else f"{abs(ms):.0f} ms {'after' if ms >= 0 else 'before'}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a finished `edgekd train wakeword --phrase` folder whose bundle has a verifier")
@@ -102,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                          "best_second_over_0.5": sum(r["best"] > 0.5 for r in group)}
         g = summary[name]
         print(f"{name}: {g['utterances']} utterances ({g['gate_opened']} opened the gate); the gate opened a median "
-              f"{g['median_gate_opens_after_end_ms']} ms after the phrase's end, the verifier's best second ended "
-              f"{g['median_best_second_ends_after_end_ms']} ms after it and scored over 0.5 for {g['best_second_over_0.5']}")
+              f"{_when(g['median_gate_opens_after_end_ms'])} the phrase's end, the verifier's best second ended "
+              f"{_when(g['median_best_second_ends_after_end_ms'])} it and scored over 0.5 for {g['best_second_over_0.5']}")
     out = args.json or REPO / "bench" / "results" / f"verifier_timing_{label}.json"
     command = " ".join(["python bench/verifier_timing.py", *(sys.argv[1:] if argv is None else argv)])
     write_json(out, {"what": "when a two-stage bundle's gate opens on real dev speakers, against the phrase's end and the verifier's best "

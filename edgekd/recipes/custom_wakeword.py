@@ -188,9 +188,9 @@ class PhraseRecipe:
     stride_ms: int = 160
     # the first call of an opening also scores the second that ended this long before it (the higher posterior counts;
     # one more verifier run per opening; 0: the last second alone). Real speakers the student scores low open the gate
-    # only after they have finished the phrase: on "view glass" (train seed 5) the 37 real utterances the verifier
-    # rejected opened it a median 510 ms after the phrase's end, while the verifier's best second ended at it; calls
-    # then hear the phrase's end alone. Offline on nine default draws' bundles (2026-12-08, bench/verifier_rules.py
+    # only after they have finished the phrase: on "view glass" (train seed 5) 37 of the 39 real utterances the verifier
+    # turned down opened it, a median 500 ms after the phrase's end, while the verifier's best second ended at it
+    # (bench/verifier_timing.py); calls then hear the phrase's end alone. Offline on nine default draws' bundles (2026-12-08, bench/verifier_rules.py
     # --lookback 0 '0|320,0'; README), FRR at 2 FA/h of real and synthesized speech: "view glass" 9.5 -> 5.0%, 6.8 ->
     # 6.8, 6.5 -> 5.8, 9.0 -> 9.0, 11.3 -> 10.8, 13.3 -> 11.3; "smart mirror" 8.7, 5.7, 8.4 unchanged; 1.4 times the runs.
     # Built on the eleven default draws (heads trained again on the new windows): mean 8.4 -> 7.7%, at 0.5 FA/h 12.6 ->
