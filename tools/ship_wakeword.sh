@@ -24,9 +24,11 @@ PY=${PY:-.venv/bin/python}
 export EDGEKD_CACHE_DIR=${EDGEKD_CACHE_DIR:-$PWD/.edgekd-cache}  # the voice bank's Kokoro model and synthesis cache
 OUT=runs/ww-$label
 # --gate-views 0: a shipped bundle keeps 1/10 of openWakeWord's CPU, and the field views' ceiling would put the gate
-# under the budget's (1.6-2.6 times the verifier calls on the dev phrases, README); an option given after the phrase wins
+# under the budget's (1.6-2.6 times the verifier calls on the dev phrases, README); --verifier-lookback-ms 0 likewise
+# (its second run at each opening's first call costs ~1.2 times the CPU, README); an option given after the phrase wins
 "$EDGEKD" train wakeword --phrase "$phrase" --out "$OUT" --per-word 2000 --positives 100 --transfer-minutes 20 \
-  --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5 --gate-views 0 "$@"
+  --validation-minutes 20 --test-minutes 30 --mining-minutes 20 --target-fa-per-hour 0.5 --gate-views 0 \
+  --verifier-lookback-ms 0 "$@"
 "$EDGEKD" export tflite "$OUT/student-qat.pt" --bundle "$OUT/bundle" --int8 --calib "$OUT/data/clips"
 name=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['name'])" "$OUT/bundle/manifest.json")
 STAGE="$OUT/ship"
