@@ -101,18 +101,10 @@ def parse_lookback(text: str) -> Lookback:
     return out
 
 
-def call_numbers(open_: np.ndarray, asked: np.ndarray) -> np.ndarray:
-    """Per inference, how many calls its run of open inferences made before it (the call's number from 0)."""
-    o, a = np.asarray(open_, dtype=bool), np.asarray(asked, dtype=bool)
-    c = np.cumsum(a) - a  # calls before each inference, over the whole stream
-    start = np.maximum.accumulate(np.where(o & ~np.concatenate([[False], o[:-1]]), np.arange(o.shape[0]), 0))
-    return c - np.concatenate([[0], np.cumsum(a)])[start]
-
-
 def verified(asked: AskedScores, scores: np.ndarray, rule: Rule, peak_power: float, lookback: Lookback = ((0,),)) -> tuple[np.ndarray, np.ndarray]:
     """Under ``rule``, over a stream whose student timeline is ``scores``: the verified score at each inference (0 where
     the verifier is not asked) and where it is asked, as the runtime decides them (``KwsPostprocessor``)."""
-    from edgekd.runtime.kws_post import held_open, opening_peaks, verified_hops
+    from edgekd.runtime.kws_post import call_numbers, held_open, opening_peaks, verified_hops
 
     g, e, c, h = rule
     open_ = held_open(scores >= g, h)
@@ -149,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.recipes.custom_wakeword import VERIFY_EVERY, VERIFY_MAX_CALLS
     from edgekd.runtime.audio import wav_blocks
     from edgekd.runtime.detector import load_kws
-    from edgekd.runtime.kws_post import held_open
+    from edgekd.runtime.kws_post import call_numbers, held_open
     from edgekd.runtime.manifest import MAX_PEAK_POWER
     from edgekd.runtime.wav import load_audio
 

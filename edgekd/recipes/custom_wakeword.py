@@ -396,7 +396,7 @@ def gate_open_windows(bundle: Path, audio: np.ndarray, gates: dict[str, float], 
     order)."""
     from edgekd.eval import wakeword as we
     from edgekd.runtime.detector import load_kws
-    from edgekd.runtime.kws_post import held_open, verified_hops
+    from edgekd.runtime.kws_post import call_numbers, held_open, verified_hops
 
     det = load_kws(bundle, backend="onnx", verifier=False)
     n = int(window_s * det.manifest.sample_rate)
@@ -404,9 +404,9 @@ def gate_open_windows(bundle: Path, audio: np.ndarray, gates: dict[str, float], 
     for label, gate in gates.items():
         t_ms, scores = we.bundle_scorer(det, label)(audio)
         open_ = held_open(scores >= gate, hold)
-        first = open_ & ~np.concatenate([[False], open_[:-1]])  # an opening's first inference: its first call
-        asked = [float(t) for t in t_ms[verified_hops(open_, every, max_calls)]]
-        for t in asked + ([float(t) - lookback_ms for t in t_ms[first]] if lookback_ms else []):
+        asked = verified_hops(open_, every, max_calls)
+        first = asked & (call_numbers(open_, asked) == 0)  # each opening's first call, which also looks back
+        for t in [float(t) for t in t_ms[asked]] + ([float(t) - lookback_ms for t in t_ms[first]] if lookback_ms else []):
             end = _window_end(t, det.manifest.sample_rate, audio.shape[0], n)
             if end is not None:
                 ends.add(end)

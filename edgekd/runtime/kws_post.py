@@ -11,7 +11,7 @@ import numpy as np
 
 from edgekd.core.errors import ConfigError
 
-__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "asks_verifier", "opening_peaks", "softmax", "verified_hops"]
+__all__ = ["Detection", "KwsPostprocessConfig", "KwsPostprocessor", "asks_verifier", "call_numbers", "opening_peaks", "softmax", "verified_hops"]
 
 
 @dataclass(frozen=True)
@@ -225,3 +225,12 @@ def verified_hops(open_: np.ndarray, every: int, max_calls: int | None = None) -
     k, e = i - last_closed - 1, max(1, int(every))  # k: the position in the run of open inferences, from 0
     asked = o & (k % e == 0)
     return asked & (k // e < int(max_calls)) if max_calls else asked
+
+
+def call_numbers(open_: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """Per inference, how many calls its run of open inferences made before it (``asked``: ``verified_hops``): 0 at an
+    opening's first call, the one ``KwsPostprocessor`` tells its ``verify`` is first (``VerifierBlock.lookback_ms``)."""
+    o, a = np.asarray(open_, dtype=bool), np.asarray(asked, dtype=bool)
+    c = np.cumsum(a) - a  # calls before each inference, over the whole stream
+    start = np.maximum.accumulate(np.where(o & ~np.concatenate([[False], o[:-1]]), np.arange(o.shape[0]), 0))
+    return c - np.concatenate([[0], np.cumsum(a)])[start]
